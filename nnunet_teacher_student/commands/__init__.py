@@ -1,0 +1,1 @@
+"""One module per ``nnts`` subcommand; each defines ``register(subparsers)``."""

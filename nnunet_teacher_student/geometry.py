@@ -1,0 +1,131 @@
+"""Image geometry (size, spacing, origin, direction) and atomic SimpleITK image I/O."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+
+class InputError(ValueError):
+    """Bad user input: the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Voxel grid of an image, in SimpleITK order: size and spacing are (x, y, z)."""
+
+    size: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+
+    @classmethod
+    def of(cls, image: sitk.Image) -> "Geometry":
+        return cls(
+            tuple(int(s) for s in image.GetSize()),
+            tuple(float(s) for s in image.GetSpacing()),
+            tuple(float(s) for s in image.GetOrigin()),
+            tuple(float(d) for d in image.GetDirection()),
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Geometry":
+        try:
+            g = cls(tuple(int(v) for v in d["size"]), tuple(float(v) for v in d["spacing"]),
+                    tuple(float(v) for v in d["origin"]), tuple(float(v) for v in d["direction"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"geometry is incomplete or malformed ({e!r}): {d!r}") from e
+        if len(g.size) != 3 or len(g.spacing) != 3 or len(g.origin) != 3 or len(g.direction) != 9:
+            raise InputError(f"geometry must be 3-D (size/spacing/origin of 3, direction of 9): {d!r}")
+        return g
+
+    def to_dict(self) -> dict:
+        return {"size": list(self.size), "spacing": list(self.spacing),
+                "origin": list(self.origin), "direction": list(self.direction)}
+
+    @property
+    def array_shape(self) -> tuple[int, int, int]:
+        """Shape of the numpy array SimpleITK gives for this grid: (z, y, x)."""
+        return self.size[::-1]
+
+    def matches(self, other: "Geometry", tol: float = 1e-3) -> bool:
+        return (self.size == other.size
+                and np.allclose(self.spacing, other.spacing, rtol=tol, atol=tol)
+                and np.allclose(self.origin, other.origin, rtol=tol, atol=tol * 10)
+                and np.allclose(self.direction, other.direction, atol=tol))
+
+    def require_match(self, other: "Geometry", what: str) -> None:
+        """Raise InputError naming ``what`` when the two grids differ."""
+        if not self.matches(other):
+            raise InputError(f"{what}: geometry mismatch: expected {self.to_dict()}, got {other.to_dict()}")
+
+    def apply_to(self, image: sitk.Image) -> sitk.Image:
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(self.direction)
+        return image
+
+
+def array_to_image(array: np.ndarray, geometry: Geometry) -> sitk.Image:
+    """A (z, y, x) array as an image on ``geometry``."""
+    if tuple(array.shape) != geometry.array_shape:
+        raise InputError(f"array shape {array.shape} does not match geometry {geometry.array_shape}")
+    return geometry.apply_to(sitk.GetImageFromArray(array))
+
+
+def read_image(path: str | os.PathLike) -> sitk.Image:
+    """Read an image file, turning SimpleITK's errors into one that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+        raise InputError(f"{path}: cannot read image ({first})") from e
+    if image.GetDimension() != 3:
+        raise InputError(f"{path}: expected a 3-D image, got {image.GetDimension()}-D")
+    return image
+
+
+def _tmp_sibling(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=".tmp" + "".join(path.suffixes),
+                               dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_image_atomic(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
+    """Write to a temporary file beside ``path`` and rename: readers never see a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        sitk.WriteImage(image, str(tmp), useCompression=compress)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> None:
+    """Atomic counterpart of ``Path.write_text``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def spacing_zyx(geometry: Geometry) -> Sequence[float]:
+    """Spacing in numpy (z, y, x) order."""
+    return geometry.spacing[::-1]
