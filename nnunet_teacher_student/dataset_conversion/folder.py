@@ -1,0 +1,193 @@
+"""Any folder of CTs with masks (-> nnU-Net raw dataset) or with boxes (-> weak set).
+
+CTs: ``SRC/<case>.nii.gz|.nii|.nrrd|.nhdr|.mha|.mhd`` or ``SRC/<case>/`` holding one DICOM series.
+Masks: ``MASKS/<case>.<same suffixes>`` (0/1), on the CT's voxels (the same grid, possibly stored
+with permuted/flipped axes). Boxes: ``BOXES/<case>.json`` (our BoxSet format, on the CT's grid)
+or ``BOXES/<case>.csv`` with a header ``slice,xmin,ymin,xmax,ymax[,label]`` (voxel indices of the
+CT as read, bounds inclusive). Files are matched by case id; unmatched CTs are reported.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from ..boxes import Box, BoxError, BoxSet
+from ..geometry import Geometry, InputError, read_image
+from .dicom_series import read_ct_series, scan_dicom_tree
+from .masks import binary_mask, mask_on_ct
+from .outputs import StrongOutput, WeakOutput, prepare_strong_output, prepare_weak_output
+from .runner import CaseResult, Summary, TaskReport, run_tasks
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+BOX_SUFFIXES = (".json", ".csv")
+CSV_COLUMNS = ("slice", "xmin", "ymin", "xmax", "ymax")
+
+
+def _case_of(path: Path, suffixes: tuple[str, ...]) -> str | None:
+    for suffix in suffixes:
+        if path.name.lower().endswith(suffix):
+            return path.name[: -len(suffix)]
+    return None
+
+
+def _index(folder: Path, suffixes: tuple[str, ...], dirs: bool = False) -> dict[str, Path]:
+    """case id -> file (or DICOM folder when ``dirs``) in ``folder``; two files for one case is an error."""
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        case = p.name if (dirs and p.is_dir()) else (_case_of(p, suffixes) if p.is_file() else None)
+        if case is None:
+            continue
+        if case in found:
+            raise InputError(f"{folder}: two inputs for case {case!r}: {found[case].name} and {p.name}")
+        found[case] = p
+    return found
+
+
+def read_ct(path: Path) -> sitk.Image:
+    """A CT file, or the one DICOM series of a folder."""
+    if path.is_file():
+        return read_image(path)
+    series, problems = scan_dicom_tree(path)
+    images = [s for s in series.values() if s.modality not in ("RTSTRUCT", "SEG", "SR", "PR", "REG", "KO")]
+    if len(images) != 1:
+        extra = f"; unreadable: {problems[:3]}" if problems else ""
+        raise InputError(f"{path}: expected one DICOM image series, found {len(images)}{extra}")
+    if problems:
+        raise InputError(f"{path}: {problems[0]}")
+    return read_ct_series(images[0]).image
+
+
+def read_csv_boxes(path: Path, shape_zyx: tuple[int, int, int]) -> list[Box]:
+    """Boxes of a CSV with a header ``slice,xmin,ymin,xmax,ymax[,label]``, validated against the CT."""
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip().lower() for h in (reader.fieldnames or [])]
+            missing = [c for c in CSV_COLUMNS if c not in header]
+            if missing:
+                raise BoxError(f"{path}: CSV header {reader.fieldnames} lacks column(s) {missing}")
+            boxes = []
+            for line, row in enumerate(reader, start=2):
+                row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+                try:
+                    box = Box(*(int(row[c]) for c in CSV_COLUMNS), label=row.get("label") or None)
+                except ValueError as e:
+                    raise BoxError(f"{path}, line {line}: not whole numbers: {row}") from e
+                box.validate(shape_zyx, f"{path}, line {line}")
+                boxes.append(box)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise BoxError(f"{path}: unreadable CSV ({e})") from e
+    return boxes
+
+
+def read_boxes(path: Path, ct: sitk.Image) -> BoxSet:
+    """A BoxSet on ``ct``'s grid from our JSON or a CSV."""
+    if path.suffix.lower() == ".csv":
+        return BoxSet(Geometry.of(ct), read_csv_boxes(path, ct.GetSize()[::-1]))
+    boxset = BoxSet.load(path)
+    boxset.check_against(ct, f"{path} (boxes) vs its CT")
+    return boxset
+
+
+def convert_mask_case(case: str, image: str, mask: str, out: StrongOutput, dataset: str, patient: str,
+                      any_nonzero: bool = False) -> TaskReport:
+    record = out.done(case)
+    if record is not None:
+        return TaskReport([CaseResult(case, "resumed", info=record)])
+    ct = read_ct(Path(image))
+    arr = binary_mask(mask_on_ct(read_image(mask), ct, f"mask {mask}"), str(mask), any_nonzero)
+    if not arr.any():
+        return TaskReport([CaseResult(case, "skipped", f"{mask}: empty mask")])
+    info = {"patient": patient, "dataset": dataset, "source": image, "label_file": mask,
+            "tumour_voxels": int(arr.sum())}
+    out.write(case, ct, arr, info)
+    return TaskReport([CaseResult(case, "converted", info=info)])
+
+
+def convert_box_case(case: str, image: str, boxes: str, out: WeakOutput, dataset: str, patient: str) -> TaskReport:
+    record = out.done(case)
+    if record is not None:
+        return TaskReport([CaseResult(case, "resumed", info=record)])
+    ct = read_ct(Path(image))
+    boxset = read_boxes(Path(boxes), ct)
+    if not boxset.boxes:
+        return TaskReport([CaseResult(case, "skipped", f"{boxes}: no boxes")])
+    info = {"patient": patient, "dataset": dataset, "source": image, "box_file": boxes,
+            "n_boxes": len(boxset.boxes), "classes": sorted({b.label for b in boxset.boxes if b.label})}
+    out.write(case, ct, boxset, info)
+    return TaskReport([CaseResult(case, "converted", info=info)])
+
+
+def read_patient_map(path: str | os.PathLike | None) -> dict[str, str]:
+    """``case,patient`` CSV (header required) -> mapping; without a file every case is its own patient."""
+    if path is None:
+        return {}
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path}: unreadable patient map ({e})") from e
+    if rows and not {"case", "patient"} <= set(rows[0]):
+        raise InputError(f"{path}: the patient map needs a header 'case,patient'")
+    return {r["case"].strip(): r["patient"].strip() for r in rows}
+
+
+def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str | Path | None = None,
+                   out: str | None = None, dataset_id: int | None = None, name: str | None = None,
+                   source_name: str | None = None, patient_map: str | None = None, any_nonzero: bool = False,
+                   num_processes: int = 1, overwrite: bool = False, seed: int = 0,
+                   test_fraction: float = 0.15) -> tuple[Summary, StrongOutput | WeakOutput]:
+    """Masks -> raw dataset ``dataset_id`` (under ``out`` or $nnUNet_raw); boxes -> weak set ``out``."""
+    if (masks is None) == (boxes is None):
+        raise InputError("give either --masks (strong output) or --boxes (weak output)")
+    src = Path(src)
+    images = {**_index(src, IMAGE_SUFFIXES, dirs=True)}
+    if not images:
+        raise InputError(f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders")
+    labels = _index(Path(masks), IMAGE_SUFFIXES) if masks is not None else _index(Path(boxes), BOX_SUFFIXES)
+    dataset = source_name or f"folder:{src.resolve().name}"
+    patients = read_patient_map(patient_map)
+    unknown = sorted(set(patients) - set(images))
+    options = {"converter": "folder", "source": str(src.resolve()), "labels": str(Path(masks or boxes).resolve()),
+               "dataset": dataset, "any_nonzero": any_nonzero, "seed": seed, "test_fraction": test_fraction}
+    if masks is not None:
+        if dataset_id is None:
+            raise InputError("--masks needs a dataset id (-d ID)")
+        name = name or "".join(c if c.isalnum() or c in "-_" else "_" for c in src.resolve().name)
+        output: StrongOutput | WeakOutput = prepare_strong_output(out, dataset_id, name, options, overwrite)
+    else:
+        if out is None:
+            raise InputError("--boxes needs an output folder (-o WEAK_DIR)")
+        output = prepare_weak_output(out, options, overwrite)
+    tasks, reports = [], []
+    for case, image in sorted(images.items()):
+        if case not in labels:
+            reports.append(TaskReport([CaseResult(case, "skipped", f"no {'mask' if masks else 'box file'} "
+                                                                    f"named {case}.* in {masks or boxes}")]))
+            continue
+        kwargs = {"case": case, "image": str(image), "out": output, "dataset": dataset,
+                  "patient": patients.get(case, case)}
+        if masks is not None:
+            tasks.append((case, {**kwargs, "mask": str(labels[case]), "any_nonzero": any_nonzero}))
+        else:
+            tasks.append((case, {**kwargs, "boxes": str(labels[case])}))
+    orphans = sorted(set(labels) - set(images))
+    notes = [f"label file(s) without a CT: {orphans[:20]}"] if orphans else []
+    if unknown:
+        notes.append(f"patient map names unknown case(s): {unknown[:20]}")
+    worker = convert_mask_case if masks is not None else convert_box_case
+    reports += run_tasks(worker, tasks, num_processes, desc="folder")
+    reports.append(TaskReport(notes=notes))
+    summary = Summary("folder", str(src), str(output.root), reports)
+    if isinstance(output, StrongOutput):
+        output.finish(summary, output.root.name.split("_", 1)[1], seed, test_fraction)
+    else:
+        output.finish(summary, seed, test_fraction)
+    return summary, output

@@ -1,0 +1,244 @@
+"""Evaluate a folder of predicted masks against a folder of ground-truth masks and write
+``per_case.csv``, ``lesions.csv``, ``summary.json`` and ``summary.md``."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..geometry import Geometry, InputError, read_image, spacing_zyx, write_text_atomic
+from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
+from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+CASE_COLUMNS = ("case", "dataset", "dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd",
+                "n_gt_lesions", "n_pred_components", "tp", "fn", "fp", "tp_pred", "gt_volume_ml",
+                "pred_volume_ml", "missing_prediction", "pred_file", "gt_file")
+LESION_COLUMNS = ("case", "dataset", "mask", "id", "voxels", "volume_ml", "overlap_fraction", "positive")
+
+
+def case_files(folder: str | os.PathLike, what: str) -> dict[str, Path]:
+    """Map case id (file name minus ``.nii.gz``/``.nii``) to path; hidden files are skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: {what} folder does not exist")
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        suffix = next((s for s in NIFTI_SUFFIXES if p.name.endswith(s)), None)
+        if suffix is None or p.name.startswith(".") or not p.is_file():
+            continue
+        case = p.name[: -len(suffix)]
+        if case in out:
+            raise InputError(f"{p}: case {case!r} appears twice in the {what} folder ({out[case].name})")
+        out[case] = p
+    if not out:
+        raise InputError(f"{folder}: no NIfTI (.nii.gz/.nii) files in the {what} folder")
+    return out
+
+
+def pair_cases(pred: Mapping[str, Path], gt: Mapping[str, Path]) -> tuple[dict[str, Path | None], list[str]]:
+    """GT case -> prediction path (None when missing), and the predictions matching no GT case.
+    A prediction named ``<case>_0000`` (nnU-Net's channel suffix) is accepted for ``<case>``."""
+    pairs: dict[str, Path | None] = {}
+    used: set[str] = set()
+    for case in gt:
+        key = case if case in pred else (f"{case}_0000" if f"{case}_0000" in pred else None)
+        pairs[case] = pred[key] if key else None
+        if key:
+            used.add(key)
+    return pairs, sorted(set(pred) - used)
+
+
+def load_manifest(manifest: str | os.PathLike | Mapping | None) -> dict[str, str]:
+    """case -> source-dataset name, from a JSON file or dict: ``{case: {"dataset"|"site": name}}``,
+    ``{case: name}``, or either wrapped as ``{"cases": {...}}``."""
+    if manifest is None:
+        return {}
+    where = "manifest"
+    if not isinstance(manifest, Mapping):
+        where = str(manifest)
+        path = Path(manifest)
+        if not path.is_file():
+            raise InputError(f"{path}: manifest file does not exist")
+        try:
+            manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{path}: manifest is not valid JSON ({e})") from e
+    if isinstance(manifest, Mapping) and isinstance(manifest.get("cases"), Mapping):
+        manifest = manifest["cases"]
+    if not isinstance(manifest, Mapping):
+        raise InputError(f"{where}: manifest must be a JSON object mapping case -> {{\"dataset\": name}}")
+    out = {}
+    for case, entry in manifest.items():
+        if isinstance(entry, str):
+            out[str(case)] = entry
+        elif isinstance(entry, Mapping) and isinstance(entry.get("dataset", entry.get("site")), str):
+            out[str(case)] = entry.get("dataset", entry.get("site"))
+        else:
+            raise InputError(f"{where}: case {case!r} has no \"dataset\" or \"site\" name: {entry!r}")
+    return out
+
+
+def _header(path: Path) -> Geometry:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise InputError(f"{path}: cannot read image header ({str(e).strip().splitlines()[-1:]})") from e
+    if reader.GetDimension() != 3:
+        raise InputError(f"{path}: expected a 3-D image, got {reader.GetDimension()}-D")
+    return Geometry(tuple(int(s) for s in reader.GetSize()), tuple(float(s) for s in reader.GetSpacing()),
+                    tuple(float(s) for s in reader.GetOrigin()), tuple(float(d) for d in reader.GetDirection()))
+
+
+def _mask_array(path: Path) -> np.ndarray:
+    arr = sitk.GetArrayFromImage(read_image(path))
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+        raise InputError(f"{path}: has non-integer values; expected a label map, not probabilities")
+    return arr
+
+
+def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                     manifest: str | os.PathLike | Mapping | None = None, *, label: int | None = None,
+                     gt_label: int | None = None, allow_missing: bool = False,
+                     overlap: float = OVERLAP_THRESHOLD, nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+                     progress: bool = True) -> dict:
+    """Score every GT case against its prediction. Returns ``{"settings", "rules", "cases",
+    "summary", "missing_predictions", "unmatched_predictions"}``; ``rules`` states the metric
+    definitions (see :func:`~.metrics.rules`).
+
+    Raises InputError (naming the file) for unreadable files, geometry mismatches, missing
+    predictions (unless ``allow_missing``: then scored as empty) and cases absent from the manifest."""
+    if not 0 < overlap <= 1:
+        raise InputError(f"overlap threshold must be in (0, 1], got {overlap}")
+    if not nsd_tolerance_mm > 0:
+        raise InputError(f"NSD tolerance must be > 0 mm, got {nsd_tolerance_mm}")
+    gt_files = case_files(gt_dir, "ground-truth")
+    pairs, unmatched = pair_cases(case_files(pred_dir, "prediction"), gt_files)
+    missing = [c for c, p in pairs.items() if p is None]
+    if missing and not allow_missing:
+        raise InputError(f"{pred_dir}: no prediction for {len(missing)} ground-truth case(s): "
+                         f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} "
+                         "(use --allow-missing to score them as empty predictions)")
+    groups = load_manifest(manifest)
+    if manifest is not None:
+        absent = [c for c in pairs if c not in groups]
+        if absent:
+            raise InputError(f"{manifest if not isinstance(manifest, Mapping) else 'manifest'}: no dataset "
+                             f"for case(s) {', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}")
+    geometries = {}
+    for case, pred_path in pairs.items():  # headers first: fail before any long computation
+        geometries[case] = _header(gt_files[case])
+        if pred_path is not None:
+            geometries[case].require_match(_header(pred_path),
+                                           f"{pred_path} (prediction for ground truth {gt_files[case]})")
+
+    from tqdm import tqdm
+
+    cases = []
+    for case, pred_path in tqdm(pairs.items(), desc="evaluate", unit="case", disable=not progress):
+        gt = _mask_array(gt_files[case])
+        pred = _mask_array(pred_path) if pred_path is not None else np.zeros_like(gt)
+        metrics = case_metrics(pred, gt, spacing_zyx(geometries[case]), label=label, gt_label=gt_label,
+                               overlap=overlap, nsd_tolerance_mm=nsd_tolerance_mm)
+        cases.append({"case": case, "dataset": groups.get(case, OVERALL), **metrics,
+                      "missing_prediction": pred_path is None,
+                      "pred_file": str(pred_path) if pred_path else "", "gt_file": str(gt_files[case])})
+    return {
+        "settings": {"pred_dir": str(pred_dir), "gt_dir": str(gt_dir),
+                     "manifest": None if manifest is None or isinstance(manifest, Mapping) else str(manifest),
+                     "label": label, "gt_label": gt_label if gt_label is not None else label,
+                     "overlap_threshold": overlap, "nsd_tolerance_mm": nsd_tolerance_mm,
+                     "hd_percentile": 95, "connectivity": 26, "allow_missing": allow_missing},
+        "rules": rules(overlap, nsd_tolerance_mm),
+        "cases": cases,
+        "summary": summarize(cases),
+        "missing_predictions": missing,
+        "unmatched_predictions": unmatched,
+    }
+
+
+def _json_safe(obj):
+    """NaN/inf -> null (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def summary_markdown(result: Mapping, name: str = "prediction") -> str:
+    """The summary.md text: paper-style table, surface/volume table, pooled lesion counts, rules."""
+    s = result["settings"]
+    summary = result["summary"]
+    n = len(result["cases"])
+    lines = [f"# Evaluation: {name}", "",
+             f"Predictions `{s['pred_dir']}` against ground truth `{s['gt_dir']}`: {n} case(s), "
+             f"datasets: {', '.join(summary['datasets'])}.", ""]
+    if result.get("missing_predictions"):
+        lines += [f"Missing predictions scored as empty: {', '.join(result['missing_predictions'])}.", ""]
+    if result.get("unmatched_predictions"):
+        lines += [f"Predictions without ground truth (ignored): {', '.join(result['unmatched_predictions'])}.", ""]
+    lines += ["## Segmentation and detection (as the paper's Tables 3 and 5, in %)", "",
+              "Cells are mean ± std over cases; \"(n=k)\" means the metric was undefined for the other cases.", "",
+              markdown_table({name: result}, PAPER_METRICS, bold_best=False),
+              f"## Surface distance (NSD at {s['nsd_tolerance_mm']:g} mm, in %) and volume", "",
+              markdown_table({name: result}, ("hd95_mm", "nsd", "gt_volume_ml", "pred_volume_ml"), bold_best=False),
+              "## Lesion counts (summed over cases)", "",
+              "| Dataset | Cases | GT lesions | TP | FN | FP | Pooled recall | Pooled precision |",
+              "|---|---|---|---|---|---|---|---|"]
+    groups = list(summary["datasets"].items())
+    if list(summary["datasets"]) != [OVERALL]:
+        groups.append((OVERALL, summary["overall"]))
+    for dataset, g in groups:
+        pooled = g["pooled"]
+        recall = "n/a" if pooled["recall"] is None or math.isnan(pooled["recall"]) else f"{100 * pooled['recall']:.2f}"
+        prec = ("n/a" if pooled["precision"] is None or math.isnan(pooled["precision"])
+                else f"{100 * pooled['precision']:.2f}")
+        lines.append(f"| {dataset} | {g['n_cases']} | {pooled['tp'] + pooled['fn']} | {pooled['tp']} | "
+                     f"{pooled['fn']} | {pooled['fp']} | {recall} | {prec} |")
+    lines += ["", "## Rules", "", result["rules"]]
+    return "\n".join(lines)
+
+
+def write_outputs(result: Mapping, out_dir: str | os.PathLike, name: str = "prediction") -> list[Path]:
+    """Write per_case.csv, lesions.csv, summary.json and summary.md (each atomically)."""
+    out = Path(out_dir)
+    lesion_rows = []
+    for c in result["cases"]:
+        for kind, key in (("gt", "gt_lesions"), ("pred", "pred_components")):
+            lesion_rows += [{"case": c["case"], "dataset": c["dataset"], "mask": kind, **lesion} for lesion in c[key]]
+    texts = {
+        "per_case.csv": _csv(list(result["cases"]), CASE_COLUMNS),
+        "lesions.csv": _csv(lesion_rows, LESION_COLUMNS),
+        "summary.json": json.dumps(_json_safe({"name": name, **result}), indent=1) + "\n",
+        "summary.md": summary_markdown(result, name),
+    }
+    paths = []
+    for filename, text in texts.items():
+        write_text_atomic(text, out / filename)
+        paths.append(out / filename)
+    return paths
+
+
+__all__ = ["evaluate_folders", "write_outputs", "summary_markdown", "load_manifest", "case_files",
+           "pair_cases"]

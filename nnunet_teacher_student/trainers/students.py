@@ -1,0 +1,75 @@
+"""Student trainers: fully automatic (CT in, mask out).
+
+- ``nnUNetTrainerSOStudent``: single output, PReLU strided-conv U-Net, Dice loss, otherwise nnU-Net.
+- ``nnUNetTrainerDOStudent``: dual output (shared encoder, tumour and box decoders) trained on the
+  DO dataset's regions ``box = (1, 2)``, ``tumor = (2,)`` with sigmoid outputs and Dice on both.
+- ``_Paper`` variants and ``nnUNetTrainerBaseline_Paper`` (SO paper network on strong data only).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
+from .networks import DualDecoderUNet, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
+from .sampling import SizeBalancedSamplingMixin
+
+
+class _StudentBase(SizeBalancedSamplingMixin, DiceLossMixin, nnUNetTrainerNNTS):
+    max_stages: int | None = None  # None: the planned topology
+
+    @classmethod
+    def _student_kwargs(cls, configuration_manager) -> dict:
+        kwargs = resolve_arch_kwargs(configuration_manager.network_arch_init_kwargs,
+                                     configuration_manager.network_arch_init_kwargs_req_import)
+        return with_prelu(truncate_stages(kwargs, cls.max_stages))
+
+
+class nnUNetTrainerSOStudent(_StudentBase):
+    """Single-output student on the SO dataset (labels background/tumor)."""
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        return plain_unet(cls._student_kwargs(configuration_manager), num_input_channels, num_output_channels,
+                          enable_deep_supervision)
+
+
+class nnUNetTrainerDOStudent(_StudentBase):
+    """Dual-output student on the DO dataset; ``nnUNetv2_predict`` writes label 2 for tumour, 1 for box."""
+
+    def initialize(self):
+        if not self.label_manager.has_regions or self.label_manager.num_segmentation_heads != 2:
+            raise RuntimeError(
+                f"{type(self).__name__} needs the DO student dataset (regions box=[1, 2], tumor=2); dataset "
+                f"{self.plans_manager.dataset_name} has labels {self.dataset_json.get('labels')}. "
+                "Create it with `nnts make-student-dataset --form do`.")
+        super().initialize()
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        if num_output_channels != 2:
+            raise RuntimeError(f"the DO network has 2 outputs (box, tumour regions), asked for {num_output_channels}")
+        return DualDecoderUNet(num_input_channels, enable_deep_supervision, **cls._student_kwargs(configuration_manager))
+
+
+class _PaperStudent(PaperSetupMixin):
+    max_stages = 5  # 4 down-samplings
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self._paper_init()
+
+
+class nnUNetTrainerSOStudent_Paper(_PaperStudent, nnUNetTrainerSOStudent):
+    """SO student with the paper's setup (4 down-samplings, Adam 1e-4, batch 1 x 8, Dice, early stopping)."""
+
+
+class nnUNetTrainerDOStudent_Paper(_PaperStudent, nnUNetTrainerDOStudent):
+    """DO student with the paper's setup."""
+
+
+class nnUNetTrainerBaseline_Paper(nnUNetTrainerSOStudent_Paper):
+    """The paper's baseline: the SO paper network, to be trained on the strong dataset only."""

@@ -1,0 +1,111 @@
+"""Teacher trainers: box-guided (CT + box channel) and point-guided (CT only, the paper's ablation).
+
+Both train on the same teacher dataset (``_0000`` CT, ``_0001`` box mask, see
+``nnts make-teacher-dataset``), so their comparison is fair; the point teacher ignores the box
+channel. Patches always contain tumour: nnU-Net's foreground oversampling is set to 100 %, which
+centres each patch on a random tumour voxel.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
+from .networks import BinarizedInput, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
+from .transforms import protect_guidance_channels
+
+BOX_CHANNEL = 1
+
+
+class SelectChannels(nn.Module):
+    """Feed only ``channels`` of the input to ``net`` (the point teacher never sees the box)."""
+
+    def __init__(self, net: nn.Module, channels: tuple[int, ...]):
+        super().__init__()
+        self.net = net
+        self.channels = list(channels)
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.net.decoder
+
+    def forward(self, x: torch.Tensor):
+        return self.net(x[:, self.channels])
+
+
+class _TeacherBase(nnUNetTrainerNNTS):
+    """Patches always hold tumour; the network may be swapped by :attr:`paper_network`."""
+
+    paper_network = False  # PReLU + truncated stages
+    max_stages: int | None = None
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.oversample_foreground_percent = 1.0
+
+    @classmethod
+    def _core_network(cls, configuration_manager, num_input_channels: int, num_output_channels: int,
+                      enable_deep_supervision: bool) -> nn.Module:
+        kwargs = resolve_arch_kwargs(configuration_manager.network_arch_init_kwargs,
+                                     configuration_manager.network_arch_init_kwargs_req_import)
+        if cls.paper_network:
+            kwargs = with_prelu(truncate_stages(kwargs, cls.max_stages))
+        return plain_unet(kwargs, num_input_channels, num_output_channels, enable_deep_supervision)
+
+
+class nnUNetTrainerBoxTeacher(_TeacherBase):
+    """Box-guided teacher: input CT + binary box channel; the box stays binary and aligned with the
+    CT through augmentation (same spatial transform, re-binarised, no intensity change) and at
+    inference (the network thresholds its box input channel)."""
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        net = cls._core_network(configuration_manager, num_input_channels, num_output_channels,
+                                enable_deep_supervision)
+        return BinarizedInput(net, (BOX_CHANNEL,))
+
+    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
+                                foreground_labels=None, regions=None, ignore_label=None):
+        pipeline = super().get_training_transforms(
+            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+            use_mask_for_norm, is_cascaded, foreground_labels, regions, ignore_label)
+        return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL])
+
+    def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,
+                                  regions=None, ignore_label=None):
+        pipeline = super().get_validation_transforms(deep_supervision_scales, is_cascaded, foreground_labels,
+                                                     regions, ignore_label)
+        return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL])
+
+
+class nnUNetTrainerPointTeacher(_TeacherBase):
+    """Point-guided teacher (ablation): sees the CT channel only, trained on tumour-centred patches;
+    at inference its region is centred on the box centre, without the box extent."""
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        return SelectChannels(cls._core_network(configuration_manager, 1, num_output_channels,
+                                                enable_deep_supervision), (0,))
+
+
+class _PaperTeacher(PaperSetupMixin, DiceLossMixin):
+    paper_network = True
+    max_stages = 4  # 3 down-samplings
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self._paper_init()
+        self._paper_patch_size(self.max_stages)
+
+
+class nnUNetTrainerBoxTeacher_Paper(_PaperTeacher, nnUNetTrainerBoxTeacher):
+    """Box teacher with the paper's setup (3 down-samplings, PReLU, Dice, Adam 1e-4, batch 1 x 8, early stopping)."""
+
+
+class nnUNetTrainerPointTeacher_Paper(_PaperTeacher, nnUNetTrainerPointTeacher):
+    """Point teacher with the paper's setup."""

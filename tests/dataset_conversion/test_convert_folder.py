@@ -1,0 +1,88 @@
+"""Folder converter: NIfTI/NRRD/DICOM CTs with masks or boxes, matched by case id, in any orientation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnunet_teacher_student import cli
+from nnunet_teacher_student.boxes import Box, BoxSet
+from nnunet_teacher_student.dataset_conversion.folder import convert_folder
+from nnunet_teacher_student.geometry import Geometry
+from nnunet_teacher_student.weak_set import WeakSet
+
+PERMUTED = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0)
+
+
+def _image(arr, direction=None, spacing=(0.9, 0.7, 3.0)):
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing(spacing)
+    img.SetOrigin((4.0, -8.0, 12.0))
+    if direction:
+        img.SetDirection(direction)
+    return img
+
+
+def test_masks_in_any_orientation_to_raw_dataset(tmp_path, build):
+    src, masks = tmp_path / "cts", tmp_path / "masks"
+    src.mkdir(), masks.mkdir()
+    ct, mask = build.blob_volume(shape=(8, 20, 22), centre=(4, 9, 11), radius=(2, 4, 5))
+    sitk.WriteImage(_image(ct, PERMUTED), str(src / "a.nii.gz"))
+    sitk.WriteImage(sitk.DICOMOrient(_image(mask, PERMUTED), "RAS"), str(masks / "a.nii.gz"))  # same voxels
+    sitk.WriteImage(_image(ct), str(src / "b.nrrd"))
+    sitk.WriteImage(_image(mask, spacing=(0.9, 0.7, 2.0)), str(masks / "b.nrrd"))  # another grid
+    build.write_series(src / "c", ct, spacing=(0.9, 0.7, 3.0), iop=(0, 1, 0, 1, 0, 0))  # DICOM folder
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(src / "c")))
+    mask_c = sitk.GetImageFromArray(mask)
+    mask_c.CopyInformation(reader.Execute())
+    sitk.WriteImage(mask_c, str(masks / "c.nii.gz"))
+    sitk.WriteImage(_image(ct), str(src / "d.mha"))
+    (tmp_path / "patients.csv").write_text("case,patient\na,p1\nc,p1\nd,p2\n")
+    summary, out = convert_folder(src, masks=masks, out=str(tmp_path / "raw"), dataset_id=9, name="Mine",
+                                  patient_map=str(tmp_path / "patients.csv"))
+    converted = [r.case for r in summary.cases("converted")]
+    skipped = summary.to_dict()["skipped"]
+    assert converted == ["a", "c"]
+    assert "geometry differs" in skipped["b"]
+    assert "no mask named d.*" in skipped["d"]
+    lab = sitk.ReadImage(str(out.label_path("a")))
+    assert np.allclose(lab.GetDirection(), PERMUTED)
+    assert (sitk.GetArrayFromImage(lab) == mask).all()
+    assert json.loads((out.root / "manifest.json").read_text())["cases"]["a"]["patient"] == "p1"
+    ct_c = sitk.GetArrayFromImage(sitk.ReadImage(str(out.image_path("c"))))
+    lab_c = sitk.GetArrayFromImage(sitk.ReadImage(str(out.label_path("c"))))
+    assert (ct_c[lab_c > 0] == 40).all() and (lab_c == mask).all()
+    manifest = json.loads((out.root / "manifest.json").read_text())["cases"]
+    assert manifest["a"]["split"] == manifest["c"]["split"]  # one patient, one side of the split
+    assert json.loads((out.root / "dataset.json").read_text())["numTraining"] == 2
+
+
+def test_boxes_csv_and_json_to_weak_set(tmp_path, build):
+    src, boxes = tmp_path / "cts", tmp_path / "boxes"
+    src.mkdir(), boxes.mkdir()
+    ct, _ = build.blob_volume(shape=(8, 20, 22))
+    sitk.WriteImage(_image(ct, PERMUTED), str(src / "a.nii.gz"))
+    (boxes / "a.csv").write_text("slice,xmin,ymin,xmax,ymax,label\n3,2,4,10,12,A\n5,0,0,1,1,\n")
+    sitk.WriteImage(_image(ct), str(src / "b.nii.gz"))
+    BoxSet(Geometry.of(_image(ct)), [Box(2, 1, 1, 5, 5, label="G")]).save(boxes / "b.json")
+    sitk.WriteImage(_image(ct), str(src / "c.nii.gz"))
+    BoxSet(Geometry.of(_image(ct, PERMUTED)), [Box(2, 1, 1, 5, 5)]).save(boxes / "c.json")  # other grid
+    sitk.WriteImage(_image(ct), str(src / "d.nii.gz"))
+    (boxes / "d.csv").write_text("slice,xmin,ymin,xmax\n3,2,4,10\n")
+    sitk.WriteImage(_image(ct), str(src / "e.nii.gz"))
+    (boxes / "e.csv").write_text("slice,xmin,ymin,xmax,ymax\n30,2,4,10,12\n")
+    rc = cli.main(["convert", "folder", str(src), "--boxes", str(boxes), "-o", str(tmp_path / "weak")])
+    assert rc == 0
+    summary = json.loads((tmp_path / "weak" / "conversion_summary.json").read_text())
+    assert summary["converted"] == ["a", "b"]
+    assert "geometry mismatch" in summary["skipped"]["c"]
+    assert "lacks column(s) ['ymax']" in summary["skipped"]["d"]
+    assert "outside the image" in summary["skipped"]["e"]
+    weak = WeakSet(tmp_path / "weak")
+    image, boxset = weak.read_case("a")
+    assert np.allclose(image.GetDirection(), PERMUTED)
+    assert [(b.as_tuple(), b.label) for b in sorted(boxset.boxes)] == [((3, 2, 4, 10, 12), "A"), ((5, 0, 0, 1, 1), None)]
+    assert weak.read_case("b")[1].boxes[0].label == "G"
+    assert weak.metadata()["a"]["dataset"] == "folder:cts"
