@@ -62,7 +62,7 @@ class CropBox:
     @classmethod
     def from_dict(cls, d: dict) -> "CropBox":
         try:
-            return cls(d["start"], d["stop"], d["shape"], str(d.get("name", "lungs")))
+            return cls(d["start"], d["stop"], d["shape"], str(d.get("name") or "lungs"))
         except (KeyError, TypeError) as e:
             raise InputError(f"crop box is incomplete or malformed ({e!r}): {d!r}") from e
 

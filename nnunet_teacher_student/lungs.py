@@ -1,8 +1,9 @@
 """Lung masks for cropping: lungmask R231 when its weights are on disk, else a classical HU method.
 
 The result is the *lung region* that cropping uses, not a strict parenchyma segmentation: each lung
-is closed by its 3-D convex hull, so tumours at the pleura (which a threshold or a network may leave
-outside the lung) stay inside. Labels follow lungmask: 1 = right lung, 2 = left lung.
+is closed by its 3-D convex hull and completed with the mirror image of the other lung, so tumours at
+the pleura (which a threshold or a network may leave outside the lung) stay inside; see
+:func:`lung_region`. Labels follow lungmask: 1 = right lung, 2 = left lung.
 
 lungmask is imported lazily and under ``warnings.catch_warnings`` because importing
 ``lungmask.mask`` runs ``warnings.filterwarnings("ignore", category=UserWarning)`` process-wide.
@@ -40,9 +41,9 @@ Method = Literal["auto", "lungmask", "classical"]
 class LungMaskResult:
     """Lung region of a CT; all arrays are uint8 ``[z, y, x]`` on the CT's voxel grid.
 
-    ``mask``: 1 inside the region cropping uses (each lung closed by its convex hull).
+    ``mask``: 1 inside the region cropping uses (see :func:`lung_region`).
     ``labels``: the same region split into 1 = right lung, 2 = left lung.
-    ``raw_labels``: the lung segmentation before hull/fill (what the method itself found).
+    ``raw_labels``: the lung segmentation before hull/mirror/growth (what the method itself found).
     ``method``: ``"lungmask-R231"`` or ``"classical"``; ``message`` says why and what was found.
     """
 
@@ -163,9 +164,9 @@ def _airway_seed(inside_air: np.ndarray, body: np.ndarray) -> tuple[int, np.ndar
         xs = np.nonzero(body[z].any(axis=0))[0]
         centre, width, body_area = (xs[0] + xs[-1]) / 2, xs[-1] - xs[0] + 1, body[z].sum()
         areas = np.bincount(comps.ravel(), minlength=n + 1)
+        centres = ndimage.center_of_mass(inside_air[z], comps, range(1, n + 1))
         best = None
-        for i in range(1, n + 1):
-            cx = np.nonzero(comps == i)[1].mean()
+        for i, (_, cx) in enumerate(centres, start=1):
             if 0.0002 * body_area <= areas[i] <= 0.025 * body_area and abs(cx - centre) <= 0.2 * width:
                 if best is None or areas[i] > areas[best]:
                     best = i
@@ -201,6 +202,16 @@ def find_airways(inside_air: np.ndarray, body: np.ndarray) -> tuple[np.ndarray |
 def _split_joined(component: np.ndarray) -> np.ndarray | None:
     """Split lungs joined at a thin junction: erode in-plane until two large parts appear, then give
     every voxel to the nearest part. ``None`` if erosion never separates them."""
+    box = ndimage.find_objects(component.astype(np.uint8))[0]
+    out = np.zeros(component.shape, np.uint8)
+    split = _split_in_box(component[box])
+    if split is None:
+        return None
+    out[box] = split
+    return out
+
+
+def _split_in_box(component: np.ndarray) -> np.ndarray | None:
     eroded = component.copy()
     for _ in range(12):
         eroded = ndimage.binary_erosion(eroded, structure=_INPLANE)
@@ -226,11 +237,12 @@ def _z_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return max(0, inter) / (zb[-1] - zb[0] + 1)
 
 
-def classical_lung_labels(hu: np.ndarray) -> tuple[np.ndarray, str]:
+def classical_lung_labels(hu: np.ndarray, body_and_air: tuple[np.ndarray, np.ndarray] | None = None
+                          ) -> tuple[np.ndarray, str]:
     """Lungs of an LPS-oriented HU volume by thresholding: air inside the body minus the airways; the
     largest component and, if it lies beside it, the second (joined lungs are split). Labels: 1 = right
-    (low x), 2 = left."""
-    body, inside_air = body_and_inside_air(hu)
+    (low x), 2 = left. ``body_and_air``: :func:`body_and_inside_air` of ``hu`` if already computed."""
+    body, inside_air = body_and_air if body_and_air is not None else body_and_inside_air(hu)
     airway, airway_msg = find_airways(inside_air, body)
     lungs = inside_air
     if airway is not None:  # also drop the airway wall's partial-volume rim
@@ -318,10 +330,19 @@ def convex_hull_3d(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def lung_region(raw_labels: np.ndarray) -> np.ndarray:
-    """Each lung closed by its 3-D convex hull, so that tumours at the pleura, which push into the lung
-    and leave a bay in a threshold (or network) mask, stay inside. Returns labels 1/2 on the same grid;
-    where the two hulls overlap (mediastinum) a voxel goes to the lung on its side."""
+def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: bool = True) -> np.ndarray:
+    """The region cropping uses, from lung labels (1 right, 2 left) of an LPS-oriented volume:
+
+    1. each lung closed by its 3-D convex hull: a tumour at the pleura pushes into the lung and leaves
+       a bay in a threshold (or network) mask; the hull closes the bay;
+    2. (``mirror``, both lungs present) each side also gets the other lung's region mirrored about the
+       midline between the lungs' outer walls: a large tumour that *is* a lung's outer wall or apex is
+       outside any hull of that lung's air, but the other lung shows where the chest wall is;
+    3. grown by one voxel in-plane, since an air threshold stops half a voxel short of the pleura.
+
+    Additions stay inside ``body`` (if given) and never take the other lung's voxels; where the two
+    hulls overlap (mediastinum) a voxel goes to the lung on its side.
+    """
     hulls: dict[int, tuple[tuple[slice, ...], np.ndarray]] = {}
     for label in (RIGHT, LEFT):
         lung = raw_labels == label
@@ -339,6 +360,22 @@ def lung_region(raw_labels: np.ndarray) -> np.ndarray:
         else:
             view[hull] = label
     out[raw_labels > 0] = raw_labels[raw_labels > 0]  # a lung's own voxels keep its label
+    free = (out == 0) if body is None else (out == 0) & body
+    if mirror and len(hulls) == 2:
+        xs = np.nonzero(out.any(axis=(0, 1)))[0]
+        mid = (xs[0] + xs[-1]) / 2
+        nx = out.shape[2]
+        src = np.round(2 * mid - np.arange(nx)).astype(int)
+        valid = (src >= 0) & (src < nx)
+        mirrored = np.zeros_like(out)
+        mirrored[:, :, valid] = out[:, :, src[valid]]
+        x = np.arange(nx)[None, None, :]
+        out[free & (mirrored == LEFT) & (x < mid)] = RIGHT
+        out[free & (mirrored == RIGHT) & (x >= mid)] = LEFT
+        free &= out == 0
+    for label in hulls:
+        out[ndimage.binary_dilation(out == label, structure=_INPLANE) & free] = label
+        free &= out == 0
     return out
 
 
@@ -387,21 +424,23 @@ def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: 
         raise InputError(f"lungmask requested but {why}; lungmask weights are never downloaded")
 
     raw, name, message = None, "", ""
+    body_and_air = body_and_inside_air(hu)
+    body = body_and_air[0]
     if path is not None:
         raw = lungmask_labels(ct_lps, path, force_cpu=force_cpu, progress=progress)
-        body_centre = float(np.nonzero(body_and_inside_air(hu)[0].any(axis=(0, 1)))[0].mean())
+        body_centre = float(np.nonzero(body.any(axis=(0, 1)))[0].mean())
         raw = _order_right_left([raw == RIGHT, raw == LEFT], hu.shape, body_centre)
         name, message = "lungmask-R231", f"lungmask R231 with {why}"
         if not raw.any() and method == "auto":
             why = f"lungmask found no lung (with {why})"
             raw = None
     if raw is None:
-        raw, detail = classical_lung_labels(hu)
+        raw, detail = classical_lung_labels(hu, body_and_air)
         name, message = "classical", f"classical HU-threshold lung mask, because {why}; {detail}"
 
-    region = lung_region(raw)
+    region = lung_region(raw, body)
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
-    volumes = ", ".join(f"{LUNG_NAMES[k]} lung {np.count_nonzero(region == k) * voxel_ml:.0f} mL"
+    volumes = ", ".join(f"{LUNG_NAMES[k]} lung region {np.count_nonzero(region == k) * voxel_ml:.1f} mL"
                         for k in (RIGHT, LEFT) if (region == k).any())
     message += f"; {volumes or 'no lung found'}"
     labels = _from_lps(region, ct_lps, orient)

@@ -336,8 +336,14 @@ def _build_case(job: dict) -> dict:
     from .weak_set import WeakSet
 
     t0 = time.perf_counter()
-    case = generate_case(job["seed"], job["site"], config=PhantomConfig(**job["config"]),
-                         min_tumours=job["min_tumours"])
+    seed = job["seed"]
+    for attempt in range(1, 9):   # a tumour that fits nowhere is dropped: redraw until enough remain
+        case = generate_case(seed, job["site"], config=PhantomConfig(**job["config"]), min_tumours=job["min_tumours"])
+        if case.info["n_tumours"] >= job["min_tumours"]:
+            break
+        seed = _case_seed(job["seed"], attempt)
+    else:
+        raise RuntimeError(f"{job['case']}: could not place {job['min_tumours']} tumour(s) in 8 draws")
     t_gen = time.perf_counter() - t0
     cid, split = job["case"], job["split"]
     stage_raw, stage_out = Path(job["stage_raw"]), Path(job["stage_out"])
@@ -346,7 +352,7 @@ def _build_case(job: dict) -> dict:
         write_image_atomic(case.ct, stage_raw / "imagesTr" / f"{cid}_0000.nii.gz")
     elif split == "weak":
         mask = sitk.GetArrayFromImage(case.label)
-        boxes = boxes_from_mask(mask, jitter=job["jitter"], seed=job["seed"], label="tumor")
+        boxes = boxes_from_mask(mask, jitter=job["jitter"], seed=seed, label="tumor")
         WeakSet(stage_out / "weak").write_case(cid, case.ct, BoxSet(Geometry.of(case.ct), boxes), label=case.label)
     else:
         write_image_atomic(case.label, stage_out / "test" / "labels" / f"{cid}.nii.gz")
@@ -354,7 +360,7 @@ def _build_case(job: dict) -> dict:
     write_image_atomic(case.lungs, stage_out / "lungs" / f"{cid}.nii.gz")
     info = case.info
     return {
-        "case": cid, "split": split, "site": info["site"], "patient": job["patient"], "seed": job["seed"],
+        "case": cid, "split": split, "site": info["site"], "patient": job["patient"], "seed": seed,
         "spacing": info["spacing"], "size": info["size"], "n_tumours": info["n_tumours"],
         "tumour_volumes_ml": [t["volume_ml"] for t in info["tumours"]], "tumours": info["tumours"],
         "noise_hu": info["noise_hu"], "_seconds_generate": t_gen,
@@ -394,7 +400,7 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
     raw = _resolve_raw(raw_dir)
     out = Path(out_dir)
     target = raw / f"Dataset{dataset_id:03d}_{dataset_name}"
-    clash = [p for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p != target] if raw.is_dir() else []
+    clash = [p for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p != target] if raw.is_dir() else []
     if clash:
         raise InputError(f"{clash[0]}: another dataset already uses id {dataset_id}; remove it or choose another id")
     existing = ([target] if target.exists() else []) + [out / n for n in OUT_ITEMS if (out / n).exists()]

@@ -133,8 +133,9 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
     """Find a centre for each tumour of ``diameters`` (real mm) and rasterise it; shrink it when
     nothing fits. ``nominal`` are the site draws, kept for the record.
 
-    central: pleural distance >= 1.25 radius (>= 0.9 if none); juxtapleural: 0.35-0.75 radius, so
-    the lung clips it; vessel: centre about one radius from a pulmonary vessel, which runs into it."""
+    central: a voxel of lung left around it if possible, else pleural distance >= 1.25 (0.9) radius;
+    juxtapleural: pleural distance 0.35-0.75 radius, so the lung clips it; vessel: centre about one
+    radius from a pulmonary vessel, which runs into it."""
     dist = ndimage.distance_transform_edt(lung, sampling=grid.step)
     taken = np.zeros(grid.shape, bool)
     placed: list[PlacedTumour] = []
@@ -150,9 +151,11 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
                     centre = _near_vessel(rng, grid, dist, vessels, r, zmargin, placed)
                 if centre is None:
                     actual = "juxtapleural" if where == "juxtapleural" else "central"
-                    tiers = [(0.35, 0.75)] if actual == "juxtapleural" else [(1.25, np.inf), (0.9, np.inf)]
+                    clear = 1.1 * r + 0.8 * step.max()   # one voxel of lung left around it
+                    tiers = ([(0.35 * r, 0.75 * r)] if actual == "juxtapleural"
+                             else [(clear, np.inf), (1.25 * r, np.inf), (0.9 * r, np.inf)])
                     for lo, hi in tiers:
-                        cand = _candidates(dist, lo * r, hi * r, zmargin, grid, placed, r)
+                        cand = _candidates(dist, lo, hi, zmargin, grid, placed, r)
                         if len(cand):
                             centre = grid.point_of(tuple(cand[rng.integers(len(cand))]))
                             centre = centre + rng.uniform(-0.5, 0.5, 3) * step[::-1]

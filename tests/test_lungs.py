@@ -31,7 +31,8 @@ def synthetic_chest(size_xyz=(112, 96, 40), spacing=(3.2, 3.2, 5.0), direction=I
 
     Body ellipse (40 HU) in air (-1000); two lung ellipsoids (-850; right lung at -x); a trachea (-1000)
     from the top of the volume down to two bronchi entering the lungs; a tumour sphere (30 HU) inside
-    the right lung touching its lateral (or medial) wall, i.e. a juxtapleural tumour.
+    the right lung touching its lateral (or medial) wall, i.e. a juxtapleural tumour, or ("apex") a large
+    mass filling the right lung's apex.
     """
     ref = sitk.Image([int(s) for s in size_xyz], sitk.sitkInt16)
     ref.SetSpacing(spacing)
@@ -48,8 +49,11 @@ def synthetic_chest(size_xyz=(112, 96, 40), spacing=(3.2, 3.2, 5.0), direction=I
     trachea = (_segment_distance(p, (0, -20, 300), (0, -20, 25)) < 10) & body
     bronchi = (_segment_distance(p, (0, -20, 25), (-45, 0, 5)) < 6) | (_segment_distance(p, (0, -20, 25), (45, 0, 5)) < 6)
     r = 18.0
-    centre = [-(cx + 50) + r, 10, 0] if tumour_side == "lateral" else [-(cx - 50) - r, 10, 0]
-    tumour = np.linalg.norm(p - np.array(centre), axis=-1) < r
+    if tumour_side == "apex":  # a large mass filling the lung's apex: a sphere on it, clipped to the lung
+        tumour = (np.linalg.norm(p - np.array([-cx, 10, 80]), axis=-1) < 35) & right
+    else:
+        centre = [-(cx + 50) + r, 10, 0] if tumour_side == "lateral" else [-(cx - 50) - r, 10, 0]
+        tumour = np.linalg.norm(p - np.array(centre), axis=-1) < r
     hu = np.full(x.shape, -1000.0)
     hu[body] = 40
     hu[right | left] = -850
@@ -87,12 +91,27 @@ def test_classical_region_keeps_juxtapleural_tumour(direction, tumour_side, no_e
     assert (result.raw_labels > 0)[truth["tumour"]].mean() < 0.1
     assert result.mask[truth["tumour"]].mean() > 0.97
     assert result.labels[truth["tumour"]].max() == lungs.RIGHT
-    # both lungs, labelled right (patient's right, -x) = 1 and left = 2 whatever the direction matrix
-    assert dice(result.labels == lungs.RIGHT, truth["right"]) > 0.95
-    assert dice(result.labels == lungs.LEFT, truth["left"]) > 0.95
+    # both lungs, labelled right (patient's right, -x) = 1 and left = 2 whatever the direction matrix;
+    # the region is a little larger than the lungs (hull, plus one 3.2 mm voxel to reach the pleura)
+    for label, lung in ((lungs.RIGHT, truth["right"]), (lungs.LEFT, truth["left"])):
+        region = result.labels == label
+        assert region[lung].mean() > 0.99
+        assert dice(region, lung) > 0.9
     assert not result.mask[~truth["body"]].any()  # air outside the body removed
-    assert result.mask[truth["trachea"]].mean() < 0.05  # trachea removed
+    assert result.mask[truth["trachea"]].mean() < 0.1  # trachea removed
     assert "airways removed" in result.message
+
+
+def test_mass_filling_the_apex_is_recovered_from_the_other_side(no_env_weights):
+    ct, truth = synthetic_chest(tumour_side="apex")
+    result = lungs.lung_mask(ct)
+    tumour = truth["tumour"]
+    assert (result.raw_labels > 0)[tumour].mean() < 0.1
+    hull_only = lungs.lung_region(result.raw_labels, mirror=False)  # identity direction: LPS = array order
+    assert (hull_only > 0)[tumour].mean() < 0.8  # no hull of the remaining air reaches the apex
+    assert result.mask[tumour].mean() > 0.99  # the mirrored left lung does
+    assert set(np.unique(result.labels[tumour])) == {lungs.RIGHT}
+    assert not result.mask[~truth["body"]].any()
 
 
 def test_joined_lungs_are_split(no_env_weights):
@@ -101,6 +120,8 @@ def test_joined_lungs_are_split(no_env_weights):
     assert "joined lungs" in result.message
     assert dice(result.labels == lungs.RIGHT, truth["right"] & ~truth["left"]) > 0.9
     assert dice(result.labels == lungs.LEFT, truth["left"] & ~truth["right"]) > 0.9
+    # they do touch: one component at the threshold
+    assert dice(result.raw_labels > 0, truth["right"] | truth["left"]) > 0.9
 
 
 def test_rejects_ct_not_in_hu(no_env_weights):
@@ -223,3 +244,39 @@ def test_per_lung_crops_contain_lungs_and_tumour_and_map_back(no_env_weights):
         expected = np.full(lung.shape, -1000, np.int16)
         expected[box.slices] = sitk.GetArrayFromImage(ct)[box.slices]
         np.testing.assert_array_equal(sitk.GetArrayFromImage(back), expected)
+
+
+def test_phantom_juxtapleural_tumours_stay_inside_region_and_crops(no_env_weights):
+    """Juxtapleural tumours of the project's phantom: the threshold leaves them out, the region keeps
+    (nearly all of) them and the per-lung crop boxes keep all of them."""
+    phantom = pytest.importorskip("nnunet_teacher_student.phantom")
+    from scipy import ndimage
+
+    in_raw = in_region = in_boxes = total = 0
+    for seed in range(12):
+        case = phantom.generate_case(seed, "nsclc", n_tumours=3)
+        if not any(t["placement"] == "juxtapleural" for t in case.info["tumours"]):
+            continue
+        result = lungs.lung_mask(case.ct, method="classical")
+        boxes = lung_crop_boxes(result.labels, spacing_zyx(Geometry.of(case.ct)), margin_mm=10, per_lung=True)
+        assert len(boxes) == 2
+        inside_boxes = np.zeros(result.mask.shape, bool)
+        for box in boxes:
+            inside_boxes[box.slices] = True
+        components, n = ndimage.label(sitk.GetArrayFromImage(case.label) > 0)
+        for i in range(1, n + 1):
+            tumour = components == i
+            centre = np.argwhere(tumour).mean(axis=0)
+            info = min(case.info["tumours"], key=lambda t: np.linalg.norm(np.subtract(t["center_zyx"], centre)))
+            if info["placement"] != "juxtapleural":
+                continue
+            total += tumour.sum()
+            in_raw += (result.raw_labels > 0)[tumour].sum()
+            in_region += result.mask[tumour].sum()
+            in_boxes += inside_boxes[tumour].sum()
+        if total > 1500:
+            break
+    assert total > 500
+    assert in_raw / total < 0.5  # what lung-mask cropping without closing would keep
+    assert in_region / total > 0.97
+    assert in_boxes == total

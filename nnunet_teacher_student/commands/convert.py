@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
+DESCRIPTION = "Public datasets or your own folders -> nnU-Net raw data (masks) or a weak set (boxes)."
 RESUME_HELP = """\
 Output and resuming: masks go to an nnU-Net raw dataset $nnUNet_raw/DatasetIII_Name (or under -o),
 boxes to a weak set folder (images/, boxes/, boxmasks/). Each finished case leaves a record in
@@ -15,6 +17,10 @@ OUT/manifest.json (each case's patient, source dataset and split).
 """
 
 
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=95)
+
+
 def _common(p: argparse.ArgumentParser, strong: bool) -> None:
     if strong:
         p.add_argument("-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999)")
@@ -25,27 +31,40 @@ def _common(p: argparse.ArgumentParser, strong: bool) -> None:
     p.add_argument("--test-fraction", type=float, default=0.15, help="fraction of cases in the test split (0.15)")
 
 
+MSD_DESC = "Task06_Lung folder (imagesTr/, labelsTr/, dataset.json) -> nnU-Net raw dataset."
+NSCLC_DESC = (
+    "SRC/LUNG1-xxx/<study>/<series>/*.dcm (CT + RTSTRUCT and/or DICOM-SEG) -> nnU-Net raw dataset. The tumour is "
+    "the union of the RTSTRUCT ROIs (or SEG segments) whose name fully matches --roi-pattern (case-insensitive); "
+    "SEG segments of type 'Neoplasm, Primary' are taken when no label matches. Patients without one are reported "
+    "and skipped.")
+LPCD_DESC = (
+    "SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm with ANNOTATIONS/XNNNN/<SOPInstanceUID>.xml -> weak set. Keeps CT "
+    "series (no PET, no fused PET/CT) forming one regular stack whose z-extent lies in [--min-cm, --max-cm], as "
+    "the paper did; reports the counts, unmatched and malformed annotation files.")
+FOLDER_DESC = (
+    "SRC holds CTs (<case>.nii.gz/.nii/.nrrd/.mha or <case>/ DICOM series folders). With --masks DIR "
+    "(<case>.nii.gz..., 0/1 on the CT's voxels) it writes nnU-Net raw dataset -d ID (under -o or $nnUNet_raw); "
+    "with --boxes DIR (<case>.json in our box format, or <case>.csv with header slice,xmin,ymin,xmax,ymax[,label], "
+    "voxel indices, bounds inclusive) it writes the weak set -o OUT.")
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("convert", help="convert public datasets or folders of CTs",
-                                   description=__doc__, epilog=RESUME_HELP,
+                                   description=DESCRIPTION, epilog=RESUME_HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
-    fmt = argparse.RawDescriptionHelpFormatter
 
-    p = sub.add_parser("msd-lung", help="MSD Task06_Lung -> raw dataset", epilog=RESUME_HELP, formatter_class=fmt,
-                       description="Task06_Lung folder (imagesTr/, labelsTr/, dataset.json) -> nnU-Net raw dataset.")
+    def add(name: str, help_: str, description: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=_wrap(description), epilog=RESUME_HELP,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("msd-lung", "MSD Task06_Lung -> raw dataset", MSD_DESC)
     p.add_argument("src", help="the Task06_Lung folder")
     p.add_argument("--name", default="MSDLung", help="dataset name (default MSDLung)")
     _common(p, strong=True)
     p.set_defaults(func=_msd)
 
-    p = sub.add_parser("nsclc-radiomics", help="NSCLC-Radiomics (TCIA) -> raw dataset", epilog=RESUME_HELP,
-                       formatter_class=fmt,
-                       description="SRC/LUNG1-xxx/<study>/<series>/*.dcm (CT + RTSTRUCT and/or DICOM-SEG) -> nnU-Net "
-                                   "raw dataset. The tumour is the union of the RTSTRUCT ROIs (or SEG segments) whose "
-                                   "name fully matches --roi-pattern (case-insensitive); SEG segments of type "
-                                   "'Neoplasm, Primary' are taken when no label matches. Patients without one are "
-                                   "reported and skipped.")
+    p = add("nsclc-radiomics", "NSCLC-Radiomics (TCIA) -> raw dataset", NSCLC_DESC)
     p.add_argument("src", help="the collection folder holding the LUNG1-xxx patient folders")
     p.add_argument("--name", default="NSCLCRadiomics", help="dataset name (default NSCLCRadiomics)")
     p.add_argument("--label-source", choices=["auto", "rtstruct", "seg"], default="auto",
@@ -57,12 +76,7 @@ def register(subparsers) -> None:
     _common(p, strong=True)
     p.set_defaults(func=_nsclc)
 
-    p = sub.add_parser("lung-pet-ct-dx", help="Lung-PET-CT-Dx (TCIA) + VOC boxes -> weak set", epilog=RESUME_HELP,
-                       formatter_class=fmt,
-                       description="SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm with ANNOTATIONS/XNNNN/<SOPInstanceUID>.xml "
-                                   "-> weak set. Keeps CT series (no PET, no fused PET/CT) forming one regular stack "
-                                   "whose z-extent lies in [--min-cm, --max-cm], as the paper did; reports the counts, "
-                                   "unmatched and malformed annotation files.")
+    p = add("lung-pet-ct-dx", "Lung-PET-CT-Dx (TCIA) + VOC boxes -> weak set", LPCD_DESC)
     p.add_argument("src", help="the collection folder holding the Lung_Dx-XNNNN patient folders")
     p.add_argument("annotations", help="the Annotation folder (one sub-folder per patient)")
     p.add_argument("-o", "--out", required=True, help="weak set folder to write")
@@ -71,13 +85,7 @@ def register(subparsers) -> None:
     _common(p, strong=False)
     p.set_defaults(func=_lung_pet_ct_dx)
 
-    p = sub.add_parser("folder", help="your own CTs with masks (-> raw dataset) or boxes (-> weak set)",
-                       epilog=RESUME_HELP, formatter_class=fmt,
-                       description="SRC holds CTs (<case>.nii.gz/.nii/.nrrd/.mha or <case>/ DICOM series folders). "
-                                   "With --masks DIR (<case>.nii.gz..., 0/1 on the CT's voxels) it writes nnU-Net raw "
-                                   "dataset -d ID (under -o or $nnUNet_raw); with --boxes DIR (<case>.json in our box "
-                                   "format, or <case>.csv with header slice,xmin,ymin,xmax,ymax[,label], voxel indices, "
-                                   "bounds inclusive) it writes the weak set -o OUT.")
+    p = add("folder", "your own CTs with masks (-> raw dataset) or boxes (-> weak set)", FOLDER_DESC)
     p.add_argument("src", help="folder of CTs")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--masks", help="folder of tumour masks, matched by case id")

@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "lungs", help="lung region (for cropping) of a CT",
         description="Write the lung region that cropping uses (1 = right lung, 2 = left lung; each lung closed "
-                    "by its per-slice hull so tumours at the pleura stay inside), on the CT's voxel grid. "
+                    "by its 3-D convex hull and completed with the other lung's mirror image, so tumours at the "
+                    "pleura stay inside), on the CT's voxel grid. "
                     "Uses lungmask R231 when local weights are given (--lungmask-weights or "
                     "NNTS_LUNGMASK_WEIGHTS), else a classical HU-threshold method; says which.")
     p.add_argument("-i", "--input", required=True, type=Path, help="CT image in Hounsfield units (e.g. .nii.gz)")
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=("auto", "lungmask", "classical"), default="auto",
                    help="auto: lungmask if weights are available, else classical (default)")
     p.add_argument("--raw", action="store_true",
-                   help="write the lung segmentation before the hull/fill instead of the cropping region")
+                   help="write the lung segmentation before hull/mirror/growth instead of the cropping region")
     p.add_argument("--binary", action="store_true", help="write 0/1 instead of right/left labels")
     p.add_argument("--margin-mm", type=float, default=10.0, help="margin of the reported crop boxes (default 10)")
     p.add_argument("--boxes-json", type=Path, default=None,

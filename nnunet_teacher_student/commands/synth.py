@@ -46,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=None,
                    help="anatomy scale factor (default: the preset's; size limits follow it)")
     p.add_argument("--sites", default="mixed",
-                   help=f"site per case: mixed (round-robin), paper (strong msd+nsclc, weak lpcd), or one of "
-                        f"msd, nsclc, lpcd (default: mixed)")
+                   help="site per case: mixed (round-robin), paper (strong msd+nsclc, weak lpcd), or one of "
+                        "msd, nsclc, lpcd (default: mixed)")
     p.add_argument("--jitter", type=int, default=2, help="box edge jitter in voxels (default: 2)")
     p.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--raw", type=Path, default=None, help="nnU-Net raw folder (default: $nnUNet_raw)")

@@ -80,6 +80,13 @@ def _contours_of(ds: pydicom.Dataset, numbers: list[str]) -> list[np.ndarray]:
     return out
 
 
+def _referenced_images(ds: pydicom.Dataset, numbers: list[str]) -> set[str]:
+    """SOPInstanceUIDs the contours of the given ROIs refer to."""
+    return {str(img.ReferencedSOPInstanceUID)
+            for rc in ds.get("ROIContourSequence", []) if str(rc.get("ReferencedROINumber")) in numbers
+            for c in rc.get("ContourSequence", []) for img in c.get("ContourImageSequence", [])}
+
+
 def rasterise_contours(contours: list[np.ndarray], image: sitk.Image, what: str) -> np.ndarray:
     """Fill planar contours (patient mm) into a ``[z, y, x]`` mask on ``image``'s grid.
 
@@ -121,19 +128,19 @@ def rtstruct_mask(info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_P
     numbers = [num for num, _ in rois]
     if not _contours_of(info.ds, numbers):
         raise InputError(f"{info.path}: ROI(s) {names} have no contours")
+    foreign = _referenced_images(info.ds, numbers) - set(ct.sop_uids)
+    if foreign:
+        raise InputError(f"{info.path}: does not fit the CT series {ct.files[0].parent}: its contours refer to "
+                         f"{len(foreign)} image(s) that are not slices of it (e.g. {sorted(foreign)[0]})")
     if use_rt_utils and _rt_utils_fits(ct, info.ds, numbers):
-        from rt_utils import RTStruct, RTStructBuilder
+        from rt_utils import image_helper
 
-        try:
-            RTStructBuilder.validate_rtstruct(info.ds)
-            RTStructBuilder.validate_rtstruct_series_references(info.ds, ct.headers)
-        except Exception as e:  # noqa: BLE001 - rt-utils raises bare Exception
-            raise InputError(f"{info.path}: does not fit the CT series: {e}") from e
-        rt = RTStruct(ct.headers, info.ds)  # slices in SimpleITK order: mask[:, :, z] is slice z
         mask = np.zeros(ct.image.GetSize()[::-1], np.uint8)
-        for name in names:
-            m = rt.get_roi_mask_by_name(name)  # (rows, columns, slices) for square slices
-            mask |= np.moveaxis(m, 2, 0).astype(np.uint8)
+        for rc in info.ds.ROIContourSequence:  # per ROI number: duplicated ROI names are all taken
+            if str(rc.get("ReferencedROINumber")) in numbers and rc.get("ContourSequence"):
+                # slices given in SimpleITK order, so m[:, :, z] is slice z; (rows, columns) for square slices
+                m = image_helper.create_series_mask_from_contour_sequence(ct.headers, rc.ContourSequence)
+                mask |= np.moveaxis(m, 2, 0).astype(np.uint8)
     else:
         mask = rasterise_contours(_contours_of(info.ds, numbers), ct.image, str(info.path))
     return mask, names

@@ -148,7 +148,7 @@ def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str 
     if (masks is None) == (boxes is None):
         raise InputError("give either --masks (strong output) or --boxes (weak output)")
     src = Path(src)
-    images = {**_index(src, IMAGE_SUFFIXES, dirs=True)}
+    images = _index(src, IMAGE_SUFFIXES, dirs=True)
     if not images:
         raise InputError(f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders")
     labels = _index(Path(masks), IMAGE_SUFFIXES) if masks is not None else _index(Path(boxes), BOX_SUFFIXES)
@@ -187,7 +187,7 @@ def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str 
     reports.append(TaskReport(notes=notes))
     summary = Summary("folder", str(src), str(output.root), reports)
     if isinstance(output, StrongOutput):
-        output.finish(summary, output.root.name.split("_", 1)[1], seed, test_fraction)
+        output.finish(summary, name, seed, test_fraction)
     else:
         output.finish(summary, seed, test_fraction)
     return summary, output

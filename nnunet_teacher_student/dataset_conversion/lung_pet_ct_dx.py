@@ -102,7 +102,8 @@ def _boxes_for(ct, matched: dict[str, VocFile]) -> tuple[list[Box], list[str]]:
     for uid, vf in sorted(matched.items()):
         z = z_of[uid]
         h = ct.headers[z]
-        if (vf.width is not None and vf.width != int(h.Columns)) or (vf.height is not None and vf.height != int(h.Rows)):
+        given = [(a, int(b)) for a, b in ((vf.width, h.Columns), (vf.height, h.Rows)) if a is not None]
+        if any(a != b for a, b in given):
             rejected.append(f"{vf.path.name}: annotated image size {vf.width}x{vf.height} differs from the slice "
                             f"({h.Columns}x{h.Rows})")
             continue
@@ -213,5 +214,9 @@ def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: st
                        "min_cm": min_cm, "max_cm": max_cm}) for p in patients]
     reports = run_tasks(convert_patient, tasks, num_processes, desc=DATASET)
     summary = Summary(DATASET, str(src), str(out.root), reports)
+    c = summary.counts
+    summary.headline.append(f"selection: {c.get('series found', 0)} images (series) found, "
+                            f"{c.get('kept (CT in range)', 0)} kept (CT, one regular stack, z-extent in "
+                            f"[{min_cm:g}, {max_cm:g}] cm); the paper kept 665 of 1295")
     out.finish(summary, seed, test_fraction)
     return summary, out

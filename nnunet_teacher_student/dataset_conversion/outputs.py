@@ -28,11 +28,11 @@ import SimpleITK as sitk
 from ..boxes import BoxSet
 from ..geometry import Geometry, InputError, array_to_image, write_image_atomic, write_text_atomic
 from ..weak_set import WeakSet
-from .runner import Summary
-from .splits import build_manifest, write_manifest
+from .runner import SUMMARY_NAME, Summary
+from .splits import build_manifest, check_test_fraction, write_manifest
 
 RECORDS = ".nnts_convert"
-SUMMARY = "conversion_summary.json"
+SUMMARY = SUMMARY_NAME
 MANIFEST = "manifest.json"
 IMAGE_SUFFIX = ".nii.gz"
 
@@ -94,6 +94,7 @@ class _Output:
 
 def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> None:
     """Apply the resume rule of the module docstring to ``root``."""
+    check_test_fraction(options.get("test_fraction", 0.15))
     run_file = root / RECORDS / "run.json"
     ours = run_file.is_file()
     if root.exists() and not root.is_dir():

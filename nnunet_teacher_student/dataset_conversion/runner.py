@@ -20,6 +20,7 @@ from tqdm import tqdm
 from ..geometry import InputError, write_text_atomic
 
 Status = Literal["converted", "resumed", "skipped"]
+SUMMARY_NAME = "conversion_summary.json"
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Summary:
     output: str
     reports: list[TaskReport]
     extra: dict[str, Any] = field(default_factory=dict)
+    headline: list[str] = field(default_factory=list)  # converter-specific lines printed first
 
     @property
     def results(self) -> list[CaseResult]:
@@ -122,15 +124,15 @@ class Summary:
     def write(self, path: str | Path) -> None:
         write_text_atomic(json.dumps(self.to_dict(), indent=1), path)
 
-    def text(self) -> str:
+    def text(self, max_lines: int = 50) -> str:
+        """Human-readable summary; long lists of skips and notes are cut (the JSON has them all)."""
         conv, res, skip = self.cases("converted"), self.cases("resumed"), self.cases("skipped")
-        lines = [f"{self.converter}: {self.source} -> {self.output}",
+        lines = [f"{self.converter}: {self.source} -> {self.output}", *(f"  {h}" for h in self.headline),
                  f"  {len(conv)} converted, {len(res)} already done (resumed), {len(skip)} skipped"]
-        for key, n in self.counts.items():
-            lines.append(f"  {key}: {n}")
-        for r in skip:
-            lines.append(f"  skipped {r.case}: {r.reason}")
-        for note in self.notes:
-            lines.append(f"  note: {note}")
+        lines += [f"  {key}: {n}" for key, n in self.counts.items()]
+        for kind, items in (("skipped", [f"{r.case}: {r.reason}" for r in skip]), ("note", self.notes)):
+            lines += [f"  {kind} {item}" if kind == "skipped" else f"  note: {item}" for item in items[:max_lines]]
+            if len(items) > max_lines:
+                lines.append(f"  ... {len(items) - max_lines} more {kind} lines in {SUMMARY_NAME}")
         return "\n".join(lines)
 

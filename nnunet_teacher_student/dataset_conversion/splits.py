@@ -29,8 +29,7 @@ def patient_split(cases: dict[str, str], test_fraction: float = TEST_FRACTION, s
     test set while that brings the number of test *cases* closer to ``round(test_fraction * n)``.
     The result depends only on the set of (case, patient) pairs, the fraction and the seed.
     """
-    if not 0 <= test_fraction < 1:
-        raise InputError(f"test fraction must be in [0, 1), got {test_fraction}")
+    check_test_fraction(test_fraction)
     by_patient: dict[str, list[str]] = {}
     for case, patient in sorted(cases.items()):
         by_patient.setdefault(str(patient), []).append(case)
@@ -47,6 +46,11 @@ def patient_split(cases: dict[str, str], test_fraction: float = TEST_FRACTION, s
             test.add(patients[i])
             n_test += size
     return {case: ("test" if str(cases[case]) in test else "train") for case in cases}
+
+
+def check_test_fraction(test_fraction: float) -> None:
+    if not 0 <= test_fraction < 1:
+        raise InputError(f"test fraction must be in [0, 1), got {test_fraction}")
 
 
 def build_manifest(records: dict[str, dict], seed: int = 0, test_fraction: float = TEST_FRACTION) -> dict:

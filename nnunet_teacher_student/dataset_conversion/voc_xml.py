@@ -77,7 +77,7 @@ def parse_voc(path: str | os.PathLike, max_bytes: int = 1_000_000) -> VocFile:
         bb = obj.find("bndbox")
         if bb is None:
             raise VocError(f"{path}: an <object> without <bndbox>")
-        box = VocBox(name, _int(bb, "xmin", path), _int(bb, "ymin", path), _int(bb, "xmax", path), _int(bb, "ymax", path))
+        box = VocBox(name, *(_int(bb, tag, path) for tag in ("xmin", "ymin", "xmax", "ymax")))
         if box.xmin > box.xmax or box.ymin > box.ymax:
             raise VocError(f"{path}: inverted box {box}")
         boxes.append(box)

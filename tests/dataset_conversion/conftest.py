@@ -10,9 +10,10 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-SAMPLE = Path("/work/shared/data/lung-pet-ct-dx-sample")
-if not SAMPLE.is_dir():  # CI lays shared/ beside the clone
-    SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "lung-pet-ct-dx-sample"
+# shared/ lies beside the repository (CI lays a copy beside its clone)
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "lung-pet-ct-dx-sample"
+if not SAMPLE.is_dir():
+    SAMPLE = Path("/work/shared/data/lung-pet-ct-dx-sample")
 
 
 def write_series(folder: Path, volume: np.ndarray, spacing=(0.8, 0.8, 2.5), origin=(-30.0, -20.0, -100.0),

@@ -83,6 +83,7 @@ def test_boxes_csv_and_json_to_weak_set(tmp_path, build):
     weak = WeakSet(tmp_path / "weak")
     image, boxset = weak.read_case("a")
     assert np.allclose(image.GetDirection(), PERMUTED)
-    assert [(b.as_tuple(), b.label) for b in sorted(boxset.boxes)] == [((3, 2, 4, 10, 12), "A"), ((5, 0, 0, 1, 1), None)]
+    assert [(b.as_tuple(), b.label) for b in sorted(boxset.boxes)] == [((3, 2, 4, 10, 12), "A"),
+                                                                       ((5, 0, 0, 1, 1), None)]
     assert weak.read_case("b")[1].boxes[0].label == "G"
     assert weak.metadata()["a"]["dataset"] == "folder:cts"

@@ -30,6 +30,7 @@ def test_real_sample_via_cli(sample, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert rc == 0
     assert "8 annotation file(s) match no slice of a kept series" in printed
+    assert "selection: 1 images (series) found, 1 kept" in printed
     summary = json.loads((out / "conversion_summary.json").read_text())
     assert summary["converted"] == ["Lung_Dx-A0002_3"]
     assert summary["counts"]["annotation files matched"] == 10
@@ -67,6 +68,8 @@ def _collection(tmp_path, build):
     a = ann / "A0001"
     build.write_voc(a / f"{flipped[5].SOPInstanceUID}.xml", [("G", 30, 10, 41, 19)], 64, 64)
     build.write_voc(a / f"{flipped[7].SOPInstanceUID}.xml", [("G", 0, 0, 3, 3)], 64, 64)
+    build.write_voc(a / f"{flipped[8].SOPInstanceUID}.xml", [("G", 0, 0, 3, 3)], 512, 512)  # wrong image size
+    build.write_voc(a / f"{flipped[9].SOPInstanceUID}.xml", [("G", 60, 0, 64, 3)], 64, 64)  # beyond column 63
     build.write_voc(a / f"{pet[2].SOPInstanceUID}.xml", [("G", 1, 1, 5, 5)], 64, 64)
     build.write_voc(a / "1.2.3.4.5.xml", [("G", 1, 1, 5, 5)], 64, 64)
     (a / "1.2.3.4.6.xml").write_text("<annotation><object><name>A</name><bndbox><xmin>1")
@@ -87,6 +90,9 @@ def test_selection_counts_bad_xml_and_box_placement(tmp_path, build):
     assert counts["kept (CT in range)"] == 2 and counts["kept without annotations"] == 1
     assert counts["annotation files malformed"] == 3 and counts["annotation files unmatched"] == 2
     assert [r.case for r in summary.cases("converted")] == ["Lung_Dx-A0001_2"]
+    assert counts["boxes rejected"] == 2
+    rejected = " ".join(n for n in summary.notes if "box rejected" in n)
+    assert "512x512 differs from the slice (64x64)" in rejected and "(9, 60, 0, 64, 3) outside the image" in rejected
     assert "no annotation matches" in summary.to_dict()["skipped"]["Lung_Dx-B0002_2"]
     unmatched = {u["file"].rsplit("/", 1)[1]: u["reason"]
                  for u in summary.to_dict()["unmatched_annotations"]["Lung_Dx-A0001"]}
@@ -125,6 +131,9 @@ def test_resume_and_overwrite(tmp_path, build):
     meta = json.loads((out / "cases.json").read_text())
     assert sorted(meta) == ["Lung_Dx-A0001_2", "Lung_Dx-E0002_2", "Lung_Dx-G0003_2"]
     assert BoxSet.load(out / "boxes" / "Lung_Dx-E0002_2.json").boxes[0].label == "E"
+    with pytest.raises(InputError, match="test fraction"):
+        convert_lung_pet_ct_dx(src, ann, tmp_path / "elsewhere", test_fraction=1.5)
+    assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(InputError, match="other options"):
         (out / "cases.json").unlink()
         convert_lung_pet_ct_dx(src, ann, out, min_cm=10)

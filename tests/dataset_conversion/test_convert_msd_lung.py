@@ -70,6 +70,9 @@ def test_convert_task06(task06, tmp_path, capsys):
     assert (sitk.GetArrayFromImage(lab2) == mask).all()  # realigned onto the CT's voxels
     dataset = json.loads((root / "dataset.json").read_text())
     assert dataset["numTraining"] == 2 and dataset["labels"]["tumor"] == 1
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    verify_dataset_integrity(str(root), num_processes=1)  # nnU-Net accepts the dataset as it is
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["cases"]["lung_001"] == {"patient": "lung_001", "dataset": "msd-lung", "split": "train",
                                              "source": str(src / "imagesTr" / "lung_001.nii.gz")}

@@ -44,7 +44,8 @@ def test_manifest_round_trip_and_merging(tmp_path):
     assert load_manifest(tmp_path / "m1.json") == json.loads(json.dumps(m1))
     merged = merge_manifests([m1, m2])
     assert len(merged["cases"]) == 40
-    assert len(cases_in_split(merged, "test", "msd-lung")) == 3 and len(cases_in_split(merged, "test")) == 5  # 3 + 2 (pairs: 2 is as close to 3 as 4)
+    assert len(cases_in_split(merged, "test", "msd-lung")) == 3
+    assert len(cases_in_split(merged, "test")) == 5  # 3 + 2 (patients in pairs: 2 is as close to 3 as 4)
     with pytest.raises(InputError, match="appears in two manifests"):
         merge_manifests([m1, m1])
     m1["cases"]["lung_1"]["patient"] = m1["cases"]["lung_2"]["patient"] = "same"

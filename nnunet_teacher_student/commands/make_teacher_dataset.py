@@ -1,0 +1,38 @@
+"""``nnts make-teacher-dataset``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..teacher_dataset import make_teacher_dataset
+
+    exclude = set()
+    if args.manifest:
+        m = json.loads(Path(args.manifest).read_text())
+        m = m.get("cases", m)
+        exclude = {c for c, v in m.items() if isinstance(v, dict) and v.get("split") == "test"}
+    out = make_teacher_dataset(args.strong, args.d, args.name, args.jitter, args.seed, args.box_mode, args.weak,
+                               exclude, args.overwrite)
+    print(f"wrote {out} (test cases excluded: {len(exclude)})")
+    print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
+          f"nnUNetv2_train {args.d} 3d_fullres 0 -tr nnUNetTrainerBoxTeacher")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("make-teacher-dataset", help="CT + box-mask teacher dataset from a strong dataset",
+                       description="Write an nnU-Net raw dataset with channels CT (_0000) and box mask (_0001, "
+                                   "boxes derived from each case's own mask), and the weak cases in imagesWeak/.")
+    p.add_argument("--strong", required=True, help="strong raw dataset id or folder name")
+    p.add_argument("-d", type=int, required=True, help="id of the new teacher dataset")
+    p.add_argument("--name", default="Teacher", help="name of the new dataset (default: Teacher)")
+    p.add_argument("--weak", help="weak set folder (images/, boxes/) to add as imagesWeak/")
+    p.add_argument("--jitter", type=int, default=0, help="box edge jitter in voxels (seeded)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
+    p.add_argument("--manifest", help="manifest whose split=test cases are excluded")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id/name")
+    p.set_defaults(func=run)

@@ -1,0 +1,63 @@
+"""Teacher datasets: CT (``_0000``) + box mask (``_0001``) derived from each strong case's own mask.
+
+Weak cases (CT + boxes) go to ``imagesWeak/`` of the same dataset in the same two-channel form:
+the input folder for ``nnUNetv2_predict`` / ``nnts pseudo-label``. Test cases never enter.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from .boxes import BoxMode, boxes_from_mask, box_mask
+from .geometry import Geometry, InputError, read_image
+from .raw_dataset import (find_raw_dataset, link_or_copy, staged_dataset, training_cases, write_dataset_json,
+                          write_mask, IMAGE_SUFFIX)
+from .weak_set import WeakSet
+
+TEACHER_CHANNELS = {"0": "CT", "1": "noNorm"}
+WEAK_FOLDER = "imagesWeak"
+
+
+def read_label(path: Path, ct: sitk.Image) -> np.ndarray:
+    """A binary tumour mask on the CT's grid, or an error naming the file."""
+    label = read_image(path)
+    Geometry.of(ct).require_match(Geometry.of(label), str(path))
+    arr = sitk.GetArrayFromImage(label)
+    values = np.unique(arr)
+    if not np.isin(values, (0, 1)).all():
+        raise InputError(f"{path}: tumour labels must be 0/1, found values {values[:10].tolist()}")
+    return arr.astype(np.uint8)
+
+
+def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: int = 0, seed: int = 0,
+                         mode: BoxMode = "lesion", weak_dir: str | Path | None = None,
+                         exclude: set[str] | frozenset[str] = frozenset(), overwrite: bool = False) -> Path:
+    """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder."""
+    src = find_raw_dataset(strong)
+    cases = [c for c in training_cases(src) if c not in exclude]
+    if not cases:
+        raise InputError(f"{src}: no training cases left to build a teacher dataset")
+    weak = WeakSet(Path(weak_dir)) if weak_dir else None
+    weak_cases = weak.case_ids() if weak else []
+    with staged_dataset(dataset_id, name, overwrite) as out:
+        for i, case in enumerate(tqdm(cases, desc="teacher dataset (strong)", unit="case")):
+            ct_path = src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
+            ct = read_image(ct_path)
+            label = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
+            boxes = boxes_from_mask(label, mode=mode, jitter=jitter, seed=seed * 100003 + i)
+            link_or_copy(ct_path, out / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
+            write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / f"{case}_0001{IMAGE_SUFFIX}")
+            link_or_copy(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", out / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
+        for case in tqdm(weak_cases, desc="teacher dataset (weak)", unit="case"):
+            if case in exclude:
+                continue
+            ct, boxset = weak.read_case(case)
+            link_or_copy(weak.image_path(case), out / WEAK_FOLDER / f"{case}_0000{IMAGE_SUFFIX}")
+            write_mask(boxset.mask(), ct, out / WEAK_FOLDER / f"{case}_0001{IMAGE_SUFFIX}")
+        write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(cases),
+                           name=name, description=f"teacher dataset from {src.name}: CT + box mask "
+                           f"(mode {mode}, jitter {jitter}, seed {seed})", nnts_source=src.name)
+    return find_raw_dataset(dataset_id)
