@@ -15,6 +15,7 @@ import numpy as np
 
 from .cropping import CropBox
 from .geometry import InputError
+from .plans import ensure_ext_trainer_path
 
 
 def resolve_device(name: str):
@@ -46,6 +47,7 @@ class RegionPredictor:
                  step_size: float = 0.5, verbose: bool = False):
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+        ensure_ext_trainer_path()
         folder = Path(model_folder)
         if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file():
             raise InputError(f"{folder}: not an nnU-Net model folder (needs plans.json, dataset.json, fold_X/)")

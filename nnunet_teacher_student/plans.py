@@ -9,6 +9,20 @@ from pathlib import Path
 from .geometry import InputError, write_text_atomic
 
 
+def ext_trainer_dir() -> Path:
+    """Folder holding only the module that re-exports our trainers (for ``nnUNet_extTrainer``)."""
+    return Path(__file__).resolve().parent / "nnunet_ext"
+
+
+def ensure_ext_trainer_path() -> None:
+    """Add our trainer folder to ``nnUNet_extTrainer`` in this process, so nnU-Net's predictor
+    finds our trainers even when the user did not export it."""
+    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    ext = str(ext_trainer_dir())
+    if ext not in current:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join(current + [ext])
+
+
 def nnunet_dir(name: str) -> Path:
     """The folder an nnU-Net environment variable points at; a clear error when unset."""
     value = os.environ.get(name)

@@ -6,12 +6,9 @@ import os
 import shlex
 from pathlib import Path
 
+from ..plans import ext_trainer_dir
+
 NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
-
-
-def ext_trainer_dir() -> Path:
-    """Folder holding only the module that re-exports our trainers (for ``nnUNet_extTrainer``)."""
-    return Path(__file__).resolve().parent.parent / "nnunet_ext"
 
 
 def export_lines(base: Path | None = None) -> list[str]:

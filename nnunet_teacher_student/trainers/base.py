@@ -3,7 +3,8 @@
 Budgets: nnU-Net's defaults (1000 epochs x 250 iterations) stay unless these environment
 variables are set, so the literal ``nnUNetv2_train`` command can run a short experiment:
 ``NNTS_EPOCHS``, ``NNTS_ITERATIONS`` (per epoch), ``NNTS_VAL_ITERATIONS``, ``NNTS_PATIENCE``
-(early-stopping patience of the ``_Paper`` trainers, in epochs).
+(early-stopping patience of the ``_Paper`` trainers, in epochs) and ``NNTS_NO_MIRRORING=1``
+(no mirroring augmentation and no test-time mirroring, 8x faster validation on a CPU).
 """
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         self.num_val_iterations_per_epoch = _env_int("NNTS_VAL_ITERATIONS") or self.num_val_iterations_per_epoch
         if self.num_epochs < self.save_every:
             self.save_every = max(1, self.num_epochs)
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        if os.environ.get("NNTS_NO_MIRRORING", "").lower() in ("1", "true", "yes"):
+            mirror_axes = None
+            self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch, mirror_axes
 
 
 class IgnoreAwareDiceLoss(nn.Module):

@@ -1,0 +1,124 @@
+"""Session fixtures: a tiny phantom study in a temp folder with its own nnU-Net folders, planned and
+preprocessed, with a small plans configuration (patch 16x32x32, 3 stages, 8-32 features), and
+helpers that run nnU-Net's literal commands in subprocesses."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMALL_CONFIG = "3d_small"
+STRONG_ID, TEACHER_ID = 501, 502
+
+
+def nnunet_command(name: str) -> str:
+    """Path of an nnU-Net console script of this environment."""
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+@pytest.fixture(scope="session")
+def nnunet_env(tmp_path_factory):
+    """nnU-Net folders in a temp dir, exported in this process (restored afterwards)."""
+    from nnunet_teacher_student.plans import ext_trainer_dir
+
+    base = tmp_path_factory.mktemp("nnunet")
+    env = {
+        "nnUNet_raw": str(base / "raw"), "nnUNet_preprocessed": str(base / "preprocessed"),
+        "nnUNet_results": str(base / "results"), "nnUNet_extTrainer": str(ext_trainer_dir()),
+        "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1",
+        "NNTS_EPOCHS": "2", "NNTS_ITERATIONS": "3", "NNTS_VAL_ITERATIONS": "2", "NNTS_NO_MIRRORING": "1",
+    }
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        Path(env[k]).mkdir()
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield base
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run_nnunet(args: list[str], timeout: int = 600, training: bool = False) -> subprocess.CompletedProcess:
+    """Run an nnU-Net (or nnts) console command; fail the test with its output on error."""
+    env = dict(os.environ)
+    if training:
+        env["nnUNet_n_proc_DA"] = "0"  # planning breaks on 0, training on a CPU wants it
+    cmd = [nnunet_command(args[0])] + args[1:]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def plan_and_preprocess(*dataset_ids: int) -> None:
+    """nnU-Net's own planning + preprocessing (3d_fullres), then our small configuration."""
+    from nnunet_teacher_student.plans import add_small_configuration
+
+    ids = [str(i) for i in dataset_ids]
+    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-np", "1",
+                "--verify_dataset_integrity"])
+    for i in dataset_ids:
+        add_small_configuration(i, SMALL_CONFIG)
+
+
+def train(dataset_id: int, trainer: str, fold: int = 0) -> Path:
+    """``nnUNetv2_train DATASET 3d_small FOLD -tr TRAINER -device cpu``; returns the model folder."""
+    from nnunet_teacher_student.plans import dataset_folder_name
+
+    run_nnunet(["nnUNetv2_train", str(dataset_id), SMALL_CONFIG, str(fold), "-tr", trainer, "-device", "cpu"],
+               training=True)
+    name = dataset_folder_name(dataset_id, Path(os.environ["nnUNet_results"]))
+    folder = Path(os.environ["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{SMALL_CONFIG}"
+    assert (folder / f"fold_{fold}" / "checkpoint_final.pth").is_file()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def phantom_study(nnunet_env):
+    """Tiny phantom study: strong dataset 501 (6 cases), weak set (4), test set (2), manifest."""
+    from nnunet_teacher_student.phantom import write_phantom_datasets
+
+    out = nnunet_env / "phantom"
+    write_phantom_datasets(out, STRONG_ID, n_strong=6, n_weak=4, n_test=2, seed=7, preset="tiny",
+                           raw_dir=os.environ["nnUNet_raw"], progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def teacher_dataset(phantom_study):
+    """Teacher dataset 502 (CT + box channel) with the weak cases in imagesWeak/, preprocessed."""
+    from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
+
+    folder = make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", jitter=1, seed=0,
+                                  weak_dir=phantom_study / "weak")
+    plan_and_preprocess(TEACHER_ID)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def box_teacher_model(teacher_dataset) -> Path:
+    """A box teacher trained by the literal ``nnUNetv2_train`` command (2 tiny epochs)."""
+    return train(TEACHER_ID, "nnUNetTrainerBoxTeacher")
+
+
+@pytest.fixture(scope="session")
+def strong_dataset(phantom_study) -> Path:
+    """The strong phantom dataset 501, planned and preprocessed."""
+    from nnunet_teacher_student.raw_dataset import find_raw_dataset
+
+    plan_and_preprocess(STRONG_ID)
+    return find_raw_dataset(STRONG_ID)
+
+
+@pytest.fixture(scope="session")
+def strong_model(strong_dataset) -> Path:
+    """A plain nnU-Net model (nnUNetTrainerNNTS = nnUNetTrainer + budget) trained on 501."""
+    return train(STRONG_ID, "nnUNetTrainerNNTS")
