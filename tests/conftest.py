@@ -97,7 +97,7 @@ def teacher_dataset(phantom_study):
     """Teacher dataset 502 (CT + box channel) with the weak cases in imagesWeak/, preprocessed."""
     from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
 
-    folder = make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", jitter=1, seed=0,
+    folder = make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", jitter=0, seed=0,
                                   weak_dir=phantom_study / "weak")
     plan_and_preprocess(TEACHER_ID)
     return folder

@@ -1,0 +1,74 @@
+"""``nnts predict``: binary tumour masks (and a JSON report per case) for CTs, with any trained model."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _fold(value: str) -> int | str:
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fold must be an integer or 'all', got {value!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict", help="tumour masks for CTs (lung crop -> nnU-Net -> paste back)",
+        description="Predict lung tumours: lung mask -> crop to the lungs -> nnU-Net's predictor -> paste back "
+                    "into the CT's geometry -> drop lesions outside the dilated lung mask. Writes a binary uint8 "
+                    "tumour mask with exactly the CT's geometry and a JSON report (lesions with volume in mL and "
+                    "centroid, lung-mask method, timings). Works with every nnts trainer and plain nnU-Net models. "
+                    "A folder input is a batch: cases whose outputs exist are skipped (resumable).")
+    p.add_argument("-i", "--input", required=True, type=Path,
+                   help="CT: a NIfTI/NRRD/MHA file, a DICOM series folder, or a folder of either (batch)")
+    p.add_argument("-o", "--output", required=True, type=Path,
+                   help="a mask file name (.nii.gz, .nrrd, ...; one case) or a folder receiving <case>.nii.gz "
+                        "and <case>.json")
+    p.add_argument("-m", "--model", required=True, type=Path,
+                   help="trained model folder (.../TRAINER__PLANS__CONFIG, holding plans.json and fold_X/)")
+    p.add_argument("-f", "--folds", nargs="+", type=_fold, default=None,
+                   help="folds to ensemble (default: every fold_X with the checkpoint)")
+    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
+    p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
+                   help="auto: cuda if available, else cpu (default)")
+    p.add_argument("--no-lung-crop", action="store_true", help="predict the whole volume instead of the lung box")
+    p.add_argument("--per-lung", action="store_true",
+                   help="one crop per lung (as the paper); overlaps merged by maximum probability")
+    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write <case>_probability.nii.gz (float32 tumour probability, 0 outside the crops)")
+    p.add_argument("--lungmask-weights", type=Path, default=None,
+                   help="lungmask R231 state dict (.pth); default: $NNTS_LUNGMASK_WEIGHTS, else classical lung mask")
+    p.add_argument("--lung-method", choices=("auto", "lungmask", "classical"), default="auto")
+    p.add_argument("--margin-mm", type=float, default=10.0, help="margin around the lungs of the crop (default 10)")
+    p.add_argument("--lung-dilation-mm", type=float, default=5.0,
+                   help="keep lesions with a voxel within this distance of the lung region (default 5)")
+    p.add_argument("--keep-outside-lungs", action="store_true", help="do not drop lesions outside the lungs")
+    p.add_argument("--label", type=int, default=None,
+                   help="tumour label of a label model (default: the label named tumour, else the highest)")
+    p.add_argument("--step-size", type=float, default=0.5, help="sliding-window step as a fraction of the patch")
+    p.add_argument("--overwrite", action="store_true", help="predict cases whose outputs exist again")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..geometry import InputError
+    from ..predict import predict_path
+
+    if args.margin_mm < 0 or args.lung_dilation_mm < 0:
+        raise InputError("--margin-mm and --lung-dilation-mm must be >= 0")
+    if not 0 < args.step_size <= 1:
+        raise InputError(f"--step-size must be in (0, 1], got {args.step_size}")
+    summary = predict_path(args.input, args.output, args.model, folds=args.folds, device=args.device,
+                           lung_crop=not args.no_lung_crop, tta=not args.disable_tta, checkpoint=args.checkpoint,
+                           per_lung=args.per_lung, margin_mm=args.margin_mm,
+                           lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
+                           lung_weights=args.lungmask_weights, lung_method=args.lung_method,
+                           save_probabilities=args.save_probabilities, label=args.label,
+                           step_size=args.step_size, overwrite=args.overwrite)
+    skipped = f", skipped {len(summary.skipped)} already done" if summary.skipped else ""
+    print(f"predicted {len(summary.predicted)} case(s){skipped}; output: {args.output}")
+    return 0

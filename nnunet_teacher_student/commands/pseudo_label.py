@@ -1,0 +1,84 @@
+"""``nnts pseudo-label``: a trained teacher over a weak set -> one pseudo mask per case + QC table."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .teacher_predict import _fold
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "pseudo-label", help="pseudo masks for a weak set with a trained teacher (+ QC table)",
+        description="Run a trained teacher (box-region inference) over every case of a weak set and write "
+                    "OUT/<case>.nii.gz on the CT's grid, OUT/provenance.json (teacher checkpoint hashes), a QC "
+                    "table OUT/qc.csv + qc.json (volume, lesions, box fill, probability and entropy in the boxes, "
+                    "empty boxed slices, DSC against true masks where the weak set has labels/) and "
+                    "OUT/excluded.json. Resumable (finished cases are skipped; files are renamed into place "
+                    "when complete) and shardable with --num-parts/--part-id like nnUNetv2_predict.",
+        epilog="SLURM array: nnts pseudo-label ... --num-parts $SLURM_ARRAY_TASK_COUNT "
+               "--part-id $SLURM_ARRAY_TASK_ID; rerun any part afterwards to refresh the QC table.")
+    p.add_argument("-i", "--input", required=True, type=Path, help="weak set folder (images/, boxes/)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output folder of the pseudo masks")
+    p.add_argument("-m", "--model", required=True, type=Path,
+                   help="trained teacher model folder (.../TRAINER__PLANS__CONFIG with plans.json and fold_X/)")
+    p.add_argument("-f", "--folds", nargs="+", type=_fold, default=[0], help="folds to ensemble (default 0)")
+    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
+    p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
+                   help="auto: cuda if available, else cpu (default)")
+    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
+    p.add_argument("--num-parts", type=int, default=1, help="split the cases into this many parts (default 1)")
+    p.add_argument("--part-id", type=int, default=0, help="which part this run does: 0..num-parts-1")
+    p.add_argument("--box-margin-mm", type=float, default=2.0,
+                   help="in-plane dilation of the boxes that bounds the mask (default 2 mm)")
+    p.add_argument("--mode", choices=("box", "point"), default=None,
+                   help="teacher kind (default: from the trainer name in the model folder)")
+    p.add_argument("--min-box-fill", type=float, default=None, metavar="F",
+                   help="QC filter: mean fraction of the boxes covered by the mask must be >= F")
+    p.add_argument("--max-entropy", type=float, default=None, metavar="H",
+                   help="QC filter: mean binary entropy (bits) of the teacher inside the boxes must be <= H")
+    p.add_argument("--max-empty-slices", type=int, default=None, metavar="N",
+                   help="QC filter: at most N boxed slices without tumour")
+    p.add_argument("--min-volume-ml", type=float, default=None, metavar="ML",
+                   help="QC filter: pseudo-mask volume must be >= ML")
+    p.add_argument("--filter-mode", choices=("flag", "drop"), default="flag",
+                   help="flag: mark failing cases in the QC table; drop: also list them in excluded.json so "
+                        "that make-student-dataset leaves them out (default flag)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="predict this part's cases again; replaces the outputs of another teacher")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..geometry import InputError
+    from ..pseudo_labels import pseudo_label
+
+    if args.box_margin_mm < 0:
+        raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
+    filters = {"min_box_fill": args.min_box_fill, "max_entropy": args.max_entropy,
+               "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml}
+    s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
+                     not args.disable_tta, args.num_parts, args.part_id, args.box_margin_mm, args.mode,
+                     filters, args.filter_mode, args.overwrite, progress=not args.quiet)
+    qc = s["qc"]
+    print(f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
+          f"skipped {s['skipped']} finished; {_fmt(s['seconds_per_case'], 2)} s/case, "
+          f"{s['seconds_total']:.1f} s in all")
+    state = "complete" if s["complete"] else f"{s['missing']} case(s) still missing (other parts?)"
+    print(f"QC over {qc['cases']}/{s['cases_total']} case(s) ({state}): mean volume {_fmt(qc['mean_volume_ml'])} mL, "
+          f"box fill {_fmt(qc['mean_box_fill_mean'])}, probability in boxes {_fmt(qc['mean_probability_in_boxes'])}, "
+          f"entropy {_fmt(qc['mean_entropy_in_boxes'])} bits, empty boxed slices "
+          f"{_fmt(qc['mean_empty_boxed_slices'], 1)}, DSC vs truth {_fmt(qc['mean_dice_vs_truth'])} "
+          f"({qc['cases_with_truth']} case(s) with truth)")
+    for name, n in s["removed_by_filter"].items():
+        verb = "dropped" if s["filter_mode"] == "drop" else "flagged"
+        print(f"filter {name}: {verb} {n} case(s)")
+    if s["removed_by_filter"]:
+        print(f"{s['failing_any_filter']} case(s) fail some filter; excluded from student datasets: {s['excluded']}")
+    print(f"wrote {args.output}/<case>.nii.gz, qc.csv, qc.json, excluded.json, provenance.json")
+    return 0

@@ -1,0 +1,137 @@
+"""Paper-like scenarios (``nnts make-scenario``) and the student datasets built from them."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import STRONG_ID
+
+from nnunet_teacher_student import cli
+from nnunet_teacher_student.boxes import BoxSet
+from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.raw_dataset import find_raw_dataset, training_cases
+from nnunet_teacher_student.scenario import choose_strong, make_scenario
+from nnunet_teacher_student.weak_set import WeakSet
+
+SCENARIO_ID, STUDENT_ID = 541, 542  # ids of this file in the session's nnUNet_raw
+
+
+@pytest.fixture(scope="module")
+def grouped_manifest(phantom_study, tmp_path_factory):
+    """The phantom manifest with strong cases 1+2 and 3+4 as two scans of one patient each."""
+    m = json.loads((phantom_study / "manifest.json").read_text())
+    m["phantom_0002"]["patient"] = m["phantom_0001"]["patient"]
+    m["phantom_0004"]["patient"] = m["phantom_0003"]["patient"]
+    path = tmp_path_factory.mktemp("manifest") / "manifest.json"
+    path.write_text(json.dumps(m))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scenario(phantom_study, grouped_manifest, tmp_path_factory):
+    weak = tmp_path_factory.mktemp("scenario") / "weak"
+    record = make_scenario(STRONG_ID, weak, 3, SCENARIO_ID, "Scenario", seed=1, jitter=0,
+                           manifest=grouped_manifest, size_balance=True, progress=False)
+    return record, weak
+
+
+def test_choose_strong_keeps_patients_whole_and_is_seeded():
+    cases = [f"c{i}" for i in range(10)]
+    patients = {"c0": "p0", "c1": "p0", "c2": "p1", "c3": "p1", "c4": "p1"}
+    for seed in range(20):
+        chosen = choose_strong(cases, 4, patients, seed)
+        assert len(chosen) == 4 and chosen == choose_strong(cases, 4, patients, seed)
+        for group in ({"c0", "c1"}, {"c2", "c3", "c4"}):
+            assert len(group & set(chosen)) in (0, len(group))
+    assert len({tuple(choose_strong(cases, 4, patients, s)) for s in range(20)}) > 1
+
+
+def test_scenario_splits_pool_and_keeps_truth(scenario, phantom_study):
+    record, weak_dir = scenario
+    pool = training_cases(find_raw_dataset(STRONG_ID))
+    strong = training_cases(find_raw_dataset(SCENARIO_ID))
+    weak = WeakSet(weak_dir)
+    assert record["strong_count"] == len(strong) == 3 and strong == record["strong_cases"]
+    assert sorted(strong + weak.case_ids()) == pool and not set(strong) & set(weak.case_ids())
+    test_cases = {p.name[:-7] for p in (phantom_study / "test" / "images").glob("*.nii.gz")}
+    assert set(record["test_cases_excluded"]) == test_cases and not test_cases & set(pool)
+    # patients 1+2 and 3+4 are never split between strong and weak
+    for a, b in (("phantom_0001", "phantom_0002"), ("phantom_0003", "phantom_0004")):
+        assert (a in strong) == (b in strong)
+    ds = json.loads((find_raw_dataset(SCENARIO_ID) / "dataset.json").read_text())
+    assert ds["numTraining"] == 3 and ds["nnts_scenario"]["size_balance"] is True
+    assert json.loads((weak_dir / "scenario.json").read_text())["weak_cases"] == weak.case_ids()
+    src = find_raw_dataset(STRONG_ID)
+    for case in weak.case_ids():  # jitter 0: the boxes are the tight boxes of the true mask
+        ct, boxset = weak.read_case(case)
+        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(weak.label_path(case))))
+        original = sitk.GetArrayFromImage(sitk.ReadImage(str(src / "labelsTr" / f"{case}.nii.gz")))
+        assert np.array_equal(truth, original)
+        bmask = boxset.mask()
+        assert not (truth & ~bmask.astype(bool)).any()
+        assert np.array_equal(bmask.any(axis=(1, 2)), truth.any(axis=(1, 2)))
+        assert np.array_equal(weak.read_boxmask(case)[0], bmask)
+
+
+def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path):
+    records = []
+    for i, seed in enumerate((5, 5, 6)):
+        out = tmp_path / f"w{i}"
+        records.append(make_scenario(STRONG_ID, out, 2, 543 + i, f"Jitter{i}", seed=seed, jitter=2, progress=False))
+    boxes = [{c: BoxSet.load(tmp_path / f"w{i}" / "boxes" / f"{c}.json").boxes for c in r["weak_cases"]}
+             for i, r in enumerate(records)]
+    assert records[0]["strong_cases"] == records[1]["strong_cases"] and boxes[0] == boxes[1]
+    assert records[0]["strong_cases"] != records[2]["strong_cases"] or boxes[0] != boxes[2]
+    with pytest.raises(InputError, match="exists"):  # the weak set folder
+        make_scenario(STRONG_ID, tmp_path / "w0", 2, 546, "Jitter9", progress=False)
+    with pytest.raises(InputError, match="exists"):  # the dataset id
+        make_scenario(STRONG_ID, tmp_path / "w9", 2, 543, "Other", progress=False)
+    assert not (tmp_path / "w9").exists() and not list(tmp_path.glob(".*staging*"))
+    with pytest.raises(InputError, match="strong-count"):
+        make_scenario(STRONG_ID, tmp_path / "w8", 6, 547, "TooMany", progress=False)
+    # --overwrite replaces both
+    make_scenario(STRONG_ID, tmp_path / "w0", 3, 543, "Jitter0", seed=5, overwrite=True, progress=False)
+    assert len(training_cases(find_raw_dataset(543))) == 3 and len(WeakSet(tmp_path / "w0").case_ids()) == 3
+
+
+def test_make_scenario_cli(phantom_study, tmp_path, capsys):
+    out = tmp_path / "weak"
+    assert cli.main(["make-scenario", "--strong", str(STRONG_ID), "-d", "548", "--name", "ScenarioCli",
+                     "--strong-count", "4", "-o", str(out), "--seed", "3", "--quiet"]) == 0
+    assert "strong: 4 case(s)" in capsys.readouterr().out
+    assert len(WeakSet(out).case_ids()) == 2
+    assert cli.main(["make-scenario", "--strong", str(STRONG_ID), "-d", "548", "--name", "ScenarioCli",
+                     "--strong-count", "4", "-o", str(out), "--quiet"]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err
+
+
+def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
+    """DO student dataset (true masks standing in for pseudo masks): passes nnU-Net's integrity check,
+    validation folds hold strong cases only, patients never straddle folds, overwrite is refused."""
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    from nnunet_teacher_student.student_dataset import make_student_dataset
+
+    record, weak_dir = scenario
+    folder = make_student_dataset(SCENARIO_ID, STUDENT_ID, "ScenarioDO", "do", weak_dir, weak_dir / "labels",
+                                  grouped_manifest, n_folds=2, size_balance=True)
+    verify_dataset_integrity(str(folder), num_processes=1)
+    ds = json.loads((folder / "dataset.json").read_text())
+    weak_cases, strong_cases = set(record["weak_cases"]), set(record["strong_cases"])
+    assert {c for c, v in ds["nnts_provenance"].items() if v["kind"] == "pseudo"} == weak_cases
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{sorted(weak_cases)[0]}.nii.gz")))
+    assert set(np.unique(label)) <= {0, 1, 2} and (label == 2).any() and (label == 1).any()
+    splits = json.loads((folder / "splits_final.json").read_text())
+    patients = {c: v["patient"] for c, v in json.loads(grouped_manifest.read_text()).items()}
+    assert len(splits) == 2
+    for split in splits:
+        assert not set(split["val"]) & weak_cases and weak_cases <= set(split["train"])
+        assert not set(split["val"]) & set(split["train"])
+        assert not {patients[c] for c in split["val"]} & {patients[c] for c in split["train"]}
+    assert sorted(c for s in splits for c in s["val"]) == sorted(strong_cases)
+    with pytest.raises(InputError, match="--overwrite"):
+        make_student_dataset(SCENARIO_ID, STUDENT_ID, "ScenarioDO", "do", weak_dir, weak_dir / "labels",
+                             grouped_manifest, n_folds=2)
