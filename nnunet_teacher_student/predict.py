@@ -95,16 +95,34 @@ def near_mask(mask: np.ndarray, spacing_zyx: Sequence[float], distance_mm: float
 def drop_outside_lungs(mask: np.ndarray, lungs: np.ndarray, spacing_zyx: Sequence[float],
                        dilation_mm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep the lesions (26-connected components of ``mask``) with at least one voxel within
-    ``dilation_mm`` of ``lungs``; a kept lesion is kept whole.
+    ``dilation_mm`` of ``lungs`` (i.e. touching :func:`near_mask`); a kept lesion is kept whole.
+
+    Decided per lesion on its bounding box grown by the distance (which holds every lung voxel that
+    close): a lesion overlapping the lungs is kept at once, else a distance transform of that box
+    decides. Exact, and far lighter than a distance transform of the whole lung region.
 
     Returns (kept mask uint8, component labels of ``mask``, ids of the dropped components)."""
     comps, n = cc3d.connected_components(mask > 0, connectivity=26, return_N=True)
     if n == 0:
         return np.zeros(mask.shape, np.uint8), comps, np.zeros(0, int)
-    near = near_mask(lungs > 0, spacing_zyx, dilation_mm)
-    inside = np.unique(comps[near & (comps > 0)])
-    dropped = np.setdiff1d(np.arange(1, n + 1), inside)
-    return np.isin(comps, inside).astype(np.uint8), comps, dropped
+    lungs = lungs > 0
+    sampling = [float(s) for s in spacing_zyx]
+    grow = [int(math.ceil(dilation_mm / s)) for s in sampling]
+    keep = np.zeros(n + 1, bool)
+    for i, sl in enumerate(ndimage.find_objects(comps), start=1):
+        if sl is None:
+            continue
+        box = tuple(slice(max(0, s.start - g), min(size, s.stop + g)) for s, g, size in zip(sl, grow, mask.shape))
+        lung_box = lungs[box]
+        if not lung_box.any():
+            continue
+        lesion = comps[box] == i
+        if (lesion & lung_box).any():
+            keep[i] = True
+            continue
+        dist = ndimage.distance_transform_edt(~lung_box, sampling=sampling)
+        keep[i] = bool((dist[lesion] <= dilation_mm).any())
+    return keep[comps].astype(np.uint8), comps, np.flatnonzero(~keep[1:]) + 1
 
 
 def describe_lesions(mask: np.ndarray, ct: sitk.Image, probability: np.ndarray | None = None,
@@ -209,9 +227,11 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     if lung_dilation_mm is not None and lungs.found:
         kept, comps, dropped_ids = drop_outside_lungs(mask, lungs.mask, spacing, lung_dilation_mm)
         if dropped_ids.size:
-            dropped = describe_lesions(np.isin(comps, dropped_ids), ct, probability)
+            dropped = describe_lesions(mask & ~kept.astype(bool), ct, probability)
+        del comps
         mask = kept
     mask = mask.astype(np.uint8)
+    t_drop = time.perf_counter()
     lesions = describe_lesions(mask, ct, probability, lungs.labels)
     t_post = time.perf_counter()
 
@@ -230,7 +250,8 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         "merge": MERGE_RULE if len(boxes) > 1 else None,
         "tumour_label": value, "model": info, "geometry": geometry.to_dict(),
         "timings_s": {"lung_mask": round(t_lungs - t0, 3), "predict": round(t_pred - t_lungs, 3),
-                      "postprocess": round(t_post - t_pred, 3), "total": round(t_post - t0, 3)},
+                      "drop_outside_lungs": round(t_drop - t_pred, 3), "describe": round(t_post - t_drop, 3),
+                      "total": round(t_post - t0, 3)},
         "warnings": warnings,
     }
     return CasePrediction(mask, probability if save_probabilities else None, report)

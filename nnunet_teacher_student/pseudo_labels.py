@@ -112,17 +112,22 @@ def _check_provenance(out: Path, prov: dict, cases: Sequence[str], overwrite: bo
     write_text_atomic(json.dumps(prov, indent=1), path)
 
 
-def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str, float | None] | None = None,
-                 filter_mode: str = "flag") -> dict:
-    """QC table of the finished ``cases`` with filter flags; in ``drop`` mode the failing cases go
-    to ``excluded.json`` (else it lists none). Idempotent; returns the ``qc.json`` document."""
+def _check_filters(filters: Mapping[str, float | None] | None, filter_mode: str) -> dict[str, float]:
     if filter_mode not in ("flag", "drop"):
         raise InputError(f"--filter-mode must be flag or drop, got {filter_mode!r}")
-    out = Path(out_dir)
     filters = {k: v for k, v in (filters or {}).items() if v is not None}
     unknown = sorted(set(filters) - set(FILTERS))
     if unknown:
         raise InputError(f"unknown QC filter(s) {unknown} (known: {', '.join(FILTERS)})")
+    return filters
+
+
+def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str, float | None] | None = None,
+                 filter_mode: str = "flag") -> dict:
+    """QC table of the finished ``cases`` with filter flags; in ``drop`` mode the failing cases go
+    to ``excluded.json`` (else it lists none). Idempotent; returns the ``qc.json`` document."""
+    filters = _check_filters(filters, filter_mode)
+    out = Path(out_dir)
     records, missing = [], []
     for case in sorted(cases):
         if not _is_finished(out, case):
@@ -157,8 +162,7 @@ def pseudo_label(model_folder: str | Path, weak_dir: str | Path, out_dir: str | 
     resolved = out.resolve()
     if resolved in {p.resolve() for p in (weak.images, weak.boxes, weak.boxmasks, weak.labels)}:
         raise InputError(f"{out}: output folder is a folder of the weak set itself; choose another one")
-    if filter_mode not in ("flag", "drop"):
-        raise InputError(f"--filter-mode must be flag or drop, got {filter_mode!r}")
+    _check_filters(filters, filter_mode)
     mode = mode or teacher_mode(model_folder)
     prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
     prov["weak_dir"] = str(Path(weak_dir).resolve())
