@@ -26,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .cropping import CropBox, lung_crop_boxes
+from .cropping import CropBox, crop_image, lung_crop_boxes
 from .geometry import Geometry, InputError, array_to_image, read_image, write_image_atomic, write_text_atomic
 from .inference import RegionPredictor
 
@@ -210,17 +210,16 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     if info["trained_on_lung_crops"] and boxes[0].name == "full":
         warnings.append("the model was trained on lung crops but predicted the whole volume")
 
-    channels = sitk.GetArrayFromImage(ct).astype(np.float32)[None]
     value, channel = tumour_label(predictor.predictor.label_manager, predictor.predictor.dataset_json.get("labels"),
                                   label)
     mask = np.zeros(shape, bool)
     probability = np.zeros(shape, np.float32)
-    for box in boxes:
-        seg, _, probs = predictor.predict_array(box.crop_array(channels), spacing)
+    for box in boxes:  # crop the image, not a full-size array copy of it
+        channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
+        seg, _, probs = predictor.predict_array(channels, spacing)
         mask[box.slices] |= seg == value
         np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
-        del seg, probs
-    del channels
+        del channels, seg, probs
     t_pred = time.perf_counter()
 
     dropped: list[dict] = []

@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SMALL_CONFIG = "3d_small"
-STRONG_ID, TEACHER_ID = 501, 502
+STRONG_ID, TEACHER_ID, SO_ID, DO_ID = 501, 502, 503, 504
 
 
 def nnunet_command(name: str) -> str:
@@ -93,14 +93,32 @@ def phantom_study(nnunet_env):
 
 
 @pytest.fixture(scope="session")
-def teacher_dataset(phantom_study):
-    """Teacher dataset 502 (CT + box channel) with the weak cases in imagesWeak/, preprocessed."""
+def planned_datasets(phantom_study) -> dict[int, Path]:
+    """All derived phantom datasets, planned and preprocessed by one nnU-Net call (a process start
+    costs seconds): 501 strong, 502 teacher (CT + box channel, weak cases in imagesWeak/), 503 SO and
+    504 DO student datasets from the strong cases' true masks."""
+    from nnunet_teacher_student.raw_dataset import find_raw_dataset
+    from nnunet_teacher_student.student_dataset import make_student_dataset
     from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
 
-    folder = make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", jitter=0, seed=0,
-                                  weak_dir=phantom_study / "weak")
-    plan_and_preprocess(TEACHER_ID)
-    return folder
+    make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", jitter=0, seed=0, weak_dir=phantom_study / "weak")
+    manifest = phantom_study / "manifest.json"
+    make_student_dataset(STRONG_ID, SO_ID, "PhantomSO", "so", manifest=manifest, n_folds=3)
+    make_student_dataset(STRONG_ID, DO_ID, "PhantomDO", "do", manifest=manifest, n_folds=3)
+    ids = (STRONG_ID, TEACHER_ID, SO_ID, DO_ID)
+    plan_and_preprocess(*ids)
+    return {i: find_raw_dataset(i) for i in ids}
+
+
+@pytest.fixture(scope="session")
+def teacher_dataset(planned_datasets) -> Path:
+    return planned_datasets[TEACHER_ID]
+
+
+@pytest.fixture(scope="session")
+def student_datasets(planned_datasets, phantom_study) -> Path:
+    """SO (503) and DO (504) datasets are ready; returns the phantom study folder."""
+    return phantom_study
 
 
 @pytest.fixture(scope="session")
@@ -110,12 +128,9 @@ def box_teacher_model(teacher_dataset) -> Path:
 
 
 @pytest.fixture(scope="session")
-def strong_dataset(phantom_study) -> Path:
+def strong_dataset(planned_datasets) -> Path:
     """The strong phantom dataset 501, planned and preprocessed."""
-    from nnunet_teacher_student.raw_dataset import find_raw_dataset
-
-    plan_and_preprocess(STRONG_ID)
-    return find_raw_dataset(STRONG_ID)
+    return planned_datasets[STRONG_ID]
 
 
 @pytest.fixture(scope="session")

@@ -8,24 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import SMALL_CONFIG, STRONG_ID, TEACHER_ID, plan_and_preprocess, run_nnunet, train
+from conftest import DO_ID, SMALL_CONFIG, SO_ID, TEACHER_ID, run_nnunet, train
 
 pytestmark = pytest.mark.slow
-SO_ID, DO_ID = 503, 504
-
-
-@pytest.fixture(scope="session")
-def student_datasets(phantom_study):
-    """SO and DO student datasets from the strong phantom cases (true masks only), preprocessed."""
-    from nnunet_teacher_student.student_dataset import make_student_dataset
-
-    manifest = phantom_study / "manifest.json"
-    make_student_dataset(STRONG_ID, SO_ID, "PhantomSO", "so", manifest=manifest, n_folds=3)
-    make_student_dataset(STRONG_ID, DO_ID, "PhantomDO", "do", manifest=manifest, n_folds=3)
-    plan_and_preprocess(SO_ID, DO_ID)
-    return phantom_study
-
-
 def _student_inputs(phantom_study: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "in"
     folder.mkdir()
@@ -48,27 +33,54 @@ def _predict(dataset_id: int, trainer: str, inputs: Path, out: Path) -> list[np.
     return arrays
 
 
-@pytest.mark.parametrize("trainer, form", [
-    ("nnUNetTrainerSOStudent", "so"), ("nnUNetTrainerDOStudent", "do"), ("nnUNetTrainerSOStudent_Paper", "so"),
-    ("nnUNetTrainerDOStudent_Paper", "do"), ("nnUNetTrainerBaseline_Paper", "so"),
-])
-def test_students_train_and_predict(student_datasets, tmp_path, trainer, form):
+@pytest.mark.parametrize("trainer, form", [("nnUNetTrainerSOStudent", "so"), ("nnUNetTrainerDOStudent", "do")])
+def test_students_train_and_predict_with_literal_commands(student_datasets, tmp_path, trainer, form):
     dataset_id = DO_ID if form == "do" else SO_ID
     model = train(dataset_id, trainer)
+    assert list((model / "fold_0" / "validation").glob("*.nii.gz")), "nnUNetv2_train's final validation predicts"
     arrays = _predict(dataset_id, trainer, _student_inputs(student_datasets, tmp_path), tmp_path / "out")
     allowed = {0, 1, 2} if form == "do" else {0, 1}
     assert all(set(np.unique(a)) <= allowed for a in arrays)
-    log = next((model / "fold_0").glob("training_log_*.txt")).read_text()
-    if trainer.endswith("_Paper"):
-        assert "Current learning rate: 0.0001" in log  # Adam at 1e-4, constant
 
 
-@pytest.mark.parametrize("trainer", ["nnUNetTrainerPointTeacher", "nnUNetTrainerBoxTeacher_Paper",
-                                     "nnUNetTrainerPointTeacher_Paper"])
-def test_other_teachers_train_and_predict(teacher_dataset, tmp_path, trainer):
-    train(TEACHER_ID, trainer)
-    arrays = _predict(TEACHER_ID, trainer, teacher_dataset / "imagesWeak", tmp_path / "out")
+def test_point_teacher_trains_and_predicts_with_literal_commands(teacher_dataset, tmp_path):
+    train(TEACHER_ID, "nnUNetTrainerPointTeacher")
+    arrays = _predict(TEACHER_ID, "nnUNetTrainerPointTeacher", teacher_dataset / "imagesWeak", tmp_path / "out")
     assert all(set(np.unique(a)) <= {0, 1} for a in arrays)
+
+
+@pytest.mark.parametrize("trainer, dataset_id", [
+    ("nnUNetTrainerSOStudent_Paper", SO_ID), ("nnUNetTrainerDOStudent_Paper", DO_ID),
+    ("nnUNetTrainerBaseline_Paper", SO_ID), ("nnUNetTrainerBoxTeacher_Paper", TEACHER_ID),
+    ("nnUNetTrainerPointTeacher_Paper", TEACHER_ID),
+])
+def test_paper_variants_train_checkpoint_and_predict(student_datasets, teacher_dataset, monkeypatch, trainer,
+                                                     dataset_id):
+    """In-process (the literal command path is the same class; this saves a process start per variant):
+    nnU-Net's run_training, then the checkpoint through nnUNetPredictor."""
+    import json
+
+    import torch
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.plans import nnunet_dir
+
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    pre = next(nnunet_dir("nnUNet_preprocessed").glob(f"Dataset{dataset_id}_*"))
+    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False
+    cls = recursive_find_trainer_class_by_name(trainer)
+    t = cls(plans, SMALL_CONFIG, 0, json.loads((pre / "dataset.json").read_text()), device=torch.device("cpu"))
+    assert (t.initial_lr, t.enable_deep_supervision, t.paper_accumulation_steps) == (1e-4, False, 8)
+    t.run_training()
+    assert t.batch_size == 1 and isinstance(t.optimizer, torch.optim.Adam)
+    assert any(isinstance(m, torch.nn.PReLU) for m in t.network.modules())
+    predictor = RegionPredictor(t.output_folder_base, folds=(0,), tta=False)
+    n_channels = len(t.dataset_json["channel_names"])
+    seg, prob, _ = predictor.predict_array(np.random.default_rng(0).normal(-700, 200, (n_channels, 20, 40, 40))
+                                           .astype(np.float32), (1.5, 0.8, 0.8))
+    assert seg.shape == (20, 40, 40) and np.isfinite(prob).all()
 
 
 def test_do_checkpoint_reloads_into_nnunet_predictor(student_datasets, tmp_path):

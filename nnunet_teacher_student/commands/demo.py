@@ -1,0 +1,228 @@
+"""``nnts demo``: the whole teacher-student method on synthetic phantoms, in one command.
+
+Generates the scarce scenario (few strong cases, more weak cases with boxes only, a held-out test
+set), then runs the same steps as ``nnts pipeline``: teacher dataset, plan, box teacher, pseudo-labels
+with QC, SO/DO students and the strong-only baseline, test predictions, evaluation, and a report
+folder. Everything lives under the output folder (its own nnU-Net folders), and reruns resume.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
+STRONG_NAME = "PhantomLung"
+SETTINGS_FILE = "nnts_demo.json"
+NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+@dataclass
+class DemoSettings:
+    """What a demo run does; two runs with equal settings may share (resume) an output folder."""
+
+    mode: str                       # quick | default | gpu
+    preset: str
+    n_strong: int
+    n_weak: int
+    n_test: int
+    seed: int
+    device: str
+    configuration: str
+    small: dict | None
+    epochs: int
+    iterations: int
+    val_iterations: int
+    no_mirroring: bool
+    sites: str = "mixed"
+    extra: dict = field(default_factory=dict)
+
+
+def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None) -> DemoSettings:
+    """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
+    (reduced ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
+    if quick:
+        s = DemoSettings("quick", "tiny", 6, 6, 2, seed, device, "3d_fullres",
+                         {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2},
+                         epochs=1, iterations=2, val_iterations=1, no_mirroring=True)
+    elif device == "cpu":
+        s = DemoSettings("default", "default", 8, 32, 10, seed, device, "3d_fullres",
+                         {"name": "3d_small", "patch_size": (24, 64, 64), "features": (16, 32, 64, 128),
+                          "batch_size": 2},
+                         epochs=8, iterations=25, val_iterations=5, no_mirroring=True)
+    else:
+        s = DemoSettings("gpu", "default", 8, 32, 10, seed, device, "3d_fullres", None,
+                         epochs=50, iterations=100, val_iterations=20, no_mirroring=False)
+    if epochs is not None:
+        s.epochs = epochs
+    if iterations is not None:
+        s.iterations = iterations
+    return s
+
+
+def _pipeline_config(settings: DemoSettings, out: Path):
+    from ..orchestration import Budget, PipelineConfig, SmallConfig
+
+    ph = out / "phantom"
+    small = SmallConfig(**{**settings.small, "patch_size": tuple(settings.small["patch_size"]),
+                           "features": tuple(settings.small["features"])}) if settings.small else None
+    return PipelineConfig(
+        work_dir=out, strong=DATASET_IDS["strong"], weak_dir=ph / "weak",
+        dataset_ids={k: v for k, v in DATASET_IDS.items() if k != "strong"},
+        dataset_names={"teacher": "PhantomTeacher", "so": "PhantomStudentSO", "do": "PhantomStudentDO",
+                       "baseline": "PhantomBaseline"},
+        test_images=ph / "test" / "images", test_labels=ph / "test" / "labels", manifest=ph / "manifest.json",
+        weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=(0,),
+        device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,
+                                              settings.no_mirroring),
+        seed=settings.seed, tta=not settings.no_mirroring, lung_crop=True)
+
+
+def _prepare_folder(out: Path, settings: DemoSettings, overwrite: bool) -> None:
+    """Create/resume/replace the output folder; refuse to mix runs or to delete a foreign folder."""
+    from ..geometry import InputError, write_text_atomic
+
+    marker = out / SETTINGS_FILE
+    wanted = json.loads(json.dumps(asdict(settings)))
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not marker.is_file():
+            raise InputError(f"{out}: exists and is not an nnts demo folder (no {SETTINGS_FILE}); "
+                             "choose another -o folder (--overwrite only replaces earlier demo folders)")
+        try:
+            old = json.loads(marker.read_text()).get("settings")
+        except json.JSONDecodeError:
+            old = None
+        if overwrite:
+            print(f"nnts demo: --overwrite: removing the earlier demo in {out}", flush=True)
+            shutil.rmtree(out)
+        elif old != wanted:
+            diff = sorted(k for k in wanted if (old or {}).get(k) != wanted[k])
+            raise InputError(f"{out}: holds a demo run with other settings (differs in {', '.join(diff)}); "
+                             "pass --overwrite to replace it or choose another -o folder")
+        else:
+            print(f"nnts demo: resuming the run in {out} (finished steps are skipped)", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        write_text_atomic(json.dumps({"settings": wanted, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1),
+                          marker)
+
+
+def _export_lines(out: Path) -> list[str]:
+    from ..plans import ext_trainer_dir
+
+    lines = [f"export {k}={shlex.quote(str(out / k))}" for k in NNUNET_DIRS]
+    return lines + [f"export nnUNet_extTrainer={shlex.quote(str(ext_trainer_dir()))}"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..geometry import InputError
+    from ..orchestration import Layout, Step, method_steps, raw_done, resolve_device, run_steps
+
+    if args.epochs is not None and args.epochs < 1 or args.iterations is not None and args.iterations < 1:
+        raise InputError("--epochs and --iterations must be >= 1")
+    out = Path(args.output).resolve()
+    device = resolve_device(args.device)
+    settings = demo_settings(args.quick, device, args.seed, args.epochs, args.iterations)
+    _prepare_folder(out, settings, args.overwrite)
+    for k in NNUNET_DIRS:
+        if os.environ.get(k) and Path(os.environ[k]).resolve() != (out / k):
+            print(f"nnts demo: note: using {out / k} instead of your {k} (the demo keeps to its folder)")
+        os.environ[k] = str(out / k)
+        (out / k).mkdir(exist_ok=True)
+    from ..plans import ensure_ext_trainer_path
+
+    ensure_ext_trainer_path()
+    exports = _export_lines(out)
+    print("nnts demo: nnU-Net folders of this run (to continue with nnU-Net's commands):")
+    print("\n".join(f"  {line}" for line in exports), flush=True)
+    print(f"nnts demo: mode {settings.mode}, device {device}, configuration "
+          f"{settings.small['name'] if settings.small else settings.configuration}, "
+          f"{settings.epochs} epoch(s) x {settings.iterations} iterations per model; "
+          f"phantoms: {settings.n_strong} strong, {settings.n_weak} weak, {settings.n_test} test "
+          f"({settings.preset} preset)", flush=True)
+
+    cfg = _pipeline_config(settings, out)
+    layout = Layout(out)
+    ph = out / "phantom"
+
+    def synth() -> None:
+        from ..phantom import write_phantom_datasets
+
+        write_phantom_datasets(ph, DATASET_IDS["strong"], settings.n_strong, settings.n_weak, settings.n_test,
+                               seed=settings.seed, preset=settings.preset, raw_dir=out / "nnUNet_raw",
+                               dataset_name=STRONG_NAME, sites=settings.sites, overwrite=True)
+
+    synth_step = Step(
+        "generate phantoms (scarce scenario)",
+        f"nnts synth -o {shlex.quote(str(ph))} -d {DATASET_IDS['strong']} --name {STRONG_NAME} "
+        f"--strong {settings.n_strong} --weak {settings.n_weak} --test {settings.n_test} --seed {settings.seed} "
+        f"--preset {settings.preset} --sites {settings.sites}",
+        synth, lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]))
+    steps = [synth_step] + method_steps(cfg, layout)
+    report_dir = out / "report"
+    steps.append(Step("report (tables, figures, timings)", f"# written by nnts demo: {report_dir / 'report.md'}",
+                      lambda: None, lambda: False))
+    t0 = time.perf_counter()
+    timings = run_steps(steps[:-1], layout.timings)
+    report = _write_report(out, cfg, layout, settings, timings, [s.command for s in steps[:-1]], exports)
+    wall = time.perf_counter() - t0
+    print(f"nnts demo: done in {wall / 60:.1f} min; report: {report}")
+    print(f"nnts demo: open {report} (figures beside it); nnU-Net folders under {out}")
+    return 0
+
+
+def _write_report(out: Path, cfg, layout, settings: DemoSettings, timings: list[dict], commands: list[str],
+                  exports: list[str]) -> Path:
+    from ..orchestration import MODEL_NAMES, load_results, model_folder
+    from ..report import write_report
+
+    print("[report] tables and figures", flush=True)
+    results = load_results(layout, ["teacher", "baseline", "so", "do"])
+    qc = json.loads((layout.pseudo / "qc.json").read_text()).get("cases", []) \
+        if (layout.pseudo / "qc.json").is_file() else []
+    conf = cfg.train_configuration
+    intro = (f"`nnts demo{' --quick' if settings.mode == 'quick' else ''}`: the box teacher -> pseudo-label -> "
+             f"student method on synthetic lung CT phantoms ({settings.preset} preset, seed {settings.seed}): "
+             f"{settings.n_strong} strong cases (tumour masks), {settings.n_weak} weak cases (axial boxes only), "
+             f"{settings.n_test} held-out test cases. Device {settings.device}, nnU-Net configuration `{conf}`, "
+             f"{settings.epochs} epoch(s) x {settings.iterations} iterations per model, fold 0. The baseline is "
+             "plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same budget; the students "
+             "train on the strong cases plus the teacher's pseudo-labels of the weak cases.")
+    roles = [r for r in ("baseline", "so", "do") if r in cfg.train]
+    return write_report(
+        out / "report", title="nnts demo: teacher-student lung tumour segmentation on phantoms", intro=intro,
+        settings={"demo": json.loads(json.dumps(asdict(settings))), "pipeline": cfg.summary()}, timings=timings,
+        results=results, teacher_name=MODEL_NAMES["teacher"], baseline_name=MODEL_NAMES["baseline"],
+        student_names=[MODEL_NAMES[r] for r in ("so", "do")], qc=qc, test_images=cfg.test_images,
+        test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
+        weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo,
+        model_folders={r: model_folder(cfg, r) for r in ("teacher", *roles)}, fold=cfg.folds[0],
+        commands=commands, continue_lines=exports, quick=settings.mode == "quick")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo", help="the whole method on synthetic phantoms, with a report",
+        description="Generate phantom data (few strong, more weak cases, a test set), plan and preprocess, train "
+                    "the box teacher, pseudo-label the weak set (with QC), build and train the SO and DO students "
+                    "and the strong-only baseline, predict and evaluate the test set, and write OUT/report/report.md "
+                    "with tables and figures. Default: about 20 minutes on a 2-core CPU (a GPU is used when present); "
+                    "--quick: a one-minute smoke run. Everything stays under OUT (its own nnU-Net folders); "
+                    "a rerun with the same settings resumes where it stopped.")
+    p.add_argument("-o", "--output", type=Path, default=Path("nnts_demo"), help="output folder (default: ./nnts_demo)")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run (~1 minute): checks the steps, measures nothing")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 8 on a CPU, 50 on a GPU)")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training iterations per epoch (default: 25 on a CPU, 100 on a GPU)")
+    p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: cuda if available, else cpu (default)")
+    p.add_argument("--seed", type=int, default=0, help="phantom and split seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in OUT")
+    p.set_defaults(func=run)

@@ -1,0 +1,609 @@
+"""The teacher-student method as a list of resumable steps, shared by ``nnts demo`` and ``nnts pipeline``.
+
+A :class:`Step` has a name, the equivalent shell command (printed, so users can run it by hand), a
+``done()`` check on its outputs and a ``run()``. :func:`run_steps` prints ``[stage k/n] name`` and the
+command, skips finished steps (so an interrupted run resumes), times the others and keeps the timings
+in ``timings.json``. nnU-Net's own commands run as subprocesses whose progress lines (epochs, losses,
+pseudo Dice) are streamed; their full output goes to ``logs/``.
+
+:func:`method_steps` builds the method from a :class:`PipelineConfig`: teacher dataset -> plan ->
+train the box teacher -> pseudo-label the weak set (QC) -> SO/DO student and strong-only baseline
+datasets -> plan -> train -> predict the test set -> evaluate.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .geometry import InputError, write_text_atomic
+from .plans import dataset_folder_name, ext_trainer_dir
+
+ROLES = ("teacher", "so", "do", "baseline")
+STUDENT_ROLES = ("so", "do", "baseline")
+DEFAULT_TRAINERS = {"teacher": "nnUNetTrainerBoxTeacher", "so": "nnUNetTrainerSOStudent",
+                    "do": "nnUNetTrainerDOStudent", "baseline": "nnUNetTrainerNNTS"}
+MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (strong only)",
+               "teacher": "Box teacher (pseudo-labels)"}
+BASE_CONFIGURATION = "3d_fullres"
+PLANS = "nnUNetPlans"
+# nnU-Net output lines worth showing live (the rest goes to the log file)
+PROGRESS_LINE = re.compile(r"Epoch \d+|train_loss|val_loss|Pseudo dice|Epoch time|Yayy|best ema|"
+                           r"Fingerprint extraction|Experiment planning|Preprocessing dataset|Configuration: |"
+                           r"predicting |Validation complete|Mean Validation Dice|Traceback|Error|error:",
+                           re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- steps
+@dataclass
+class Step:
+    """One stage: ``command`` is the equivalent shell command shown to the user."""
+
+    name: str
+    command: str
+    run: Callable[[], Any]
+    done: Callable[[], bool] = lambda: False
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=sys.stdout) -> list[dict]:
+    """Run the unfinished steps in order; returns ``[{name, command, status, seconds}]``.
+
+    ``timings_file`` keeps the seconds of steps finished by an earlier (interrupted) run. A step whose
+    ``done()`` is still false after ``run()`` is an error: its outputs are incomplete."""
+    old = {r["name"]: r for r in _load_json(timings_file).get("steps", [])} if timings_file else {}
+    records: list[dict] = []
+    n = len(steps)
+
+    def save() -> None:
+        if timings_file:
+            rest = [{"name": s.name, "command": s.command, "status": "pending", "seconds": None}
+                    for s in steps[len(records):]]
+            write_text_atomic(json.dumps({"steps": records + rest}, indent=1), timings_file)
+
+    for k, step in enumerate(steps, 1):
+        if step.done():
+            prev = old.get(step.name, {})
+            print(f"[stage {k}/{n}] {step.name}: done already, skipped", file=out, flush=True)
+            print(f"  $ {step.command}", file=out, flush=True)
+            records.append({"name": step.name, "command": step.command, "status": "skipped (outputs exist)",
+                            "seconds": prev.get("seconds")})
+            save()
+            continue
+        print(f"[stage {k}/{n}] {step.name}", file=out, flush=True)
+        print(f"  $ {step.command}", file=out, flush=True)
+        t0 = time.perf_counter()
+        step.run()
+        seconds = time.perf_counter() - t0
+        if not step.done():
+            raise InputError(f"step '{step.name}' finished but its outputs are incomplete (command: {step.command})")
+        print(f"  ... {step.name}: {seconds:.1f} s", file=out, flush=True)
+        records.append({"name": step.name, "command": step.command, "status": "ran", "seconds": seconds})
+        save()
+    return records
+
+
+def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | None = None,
+                show: re.Pattern | None = PROGRESS_LINE, out=sys.stdout) -> None:
+    """Run a command, streaming the lines matching ``show`` (indented) and logging all output.
+    A non-zero exit raises :class:`InputError` with the last lines and the log's path; Ctrl-C stops
+    the child too."""
+    tail: deque[str] = deque(maxlen=30)
+    log = None
+    if log_file:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_file, "a")
+        log.write(f"\n$ {shlex.join(args)}\n")
+    try:
+        proc = subprocess.Popen(list(args), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+    except FileNotFoundError as e:
+        raise InputError(f"{args[0]}: command not found (is nnU-Net installed in this environment?)") from e
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if not line:
+                continue
+            tail.append(line)
+            if log:
+                log.write(line + "\n")
+            if show is not None and show.search(line):
+                print(f"    {line.strip()}", file=out, flush=True)
+        rc = proc.wait()
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        raise
+    finally:
+        if log:
+            log.close()
+    if rc != 0:
+        where = f"; full log: {log_file}" if log_file else ""
+        raise InputError(f"`{shlex.join(args)}` failed with exit code {rc}{where}; last output:\n" + "\n".join(tail))
+
+
+def nnunet_command(name: str) -> str:
+    """An nnU-Net console script of this Python environment (else found on PATH)."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.exists() else name
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass
+class Budget:
+    """Training budget, passed to our trainers as ``NNTS_*`` variables (None: nnU-Net's default)."""
+
+    epochs: int | None = None
+    iterations: int | None = None
+    val_iterations: int | None = None
+    no_mirroring: bool = False
+
+    def env(self) -> dict[str, str]:
+        out = {}
+        for key, value in (("NNTS_EPOCHS", self.epochs), ("NNTS_ITERATIONS", self.iterations),
+                           ("NNTS_VAL_ITERATIONS", self.val_iterations)):
+            if value is not None:
+                out[key] = str(int(value))
+        if self.no_mirroring:
+            out["NNTS_NO_MIRRORING"] = "1"
+        return out
+
+    def shell(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.env().items())
+
+
+@dataclass
+class SmallConfig:
+    """A reduced nnU-Net configuration added to every dataset's plans (see ``plans.add_small_configuration``)."""
+
+    name: str = "3d_small"
+    patch_size: tuple[int, int, int] = (16, 32, 32)
+    features: tuple[int, ...] = (8, 16, 32)
+    batch_size: int = 2
+
+
+@dataclass
+class PipelineConfig:
+    """Everything the method's steps need. Paths are absolute after :func:`load_config`."""
+
+    work_dir: Path
+    strong: int
+    weak_dir: Path
+    dataset_ids: dict[str, int]
+    dataset_names: dict[str, str] = field(default_factory=lambda: {
+        "teacher": "Teacher", "so": "StudentSO", "do": "StudentDO", "baseline": "BaselineStrongOnly"})
+    test_images: Path | None = None
+    test_labels: Path | None = None
+    manifest: Path | None = None
+    weak_labels: Path | None = None            # true masks of the weak cases (phantoms): teacher evaluation
+    configuration: str = BASE_CONFIGURATION
+    small: SmallConfig | None = None            # set: add this reduced configuration and train it
+    folds: tuple[int, ...] = (0,)
+    device: str = "cpu"
+    trainers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TRAINERS))
+    train: tuple[str, ...] = ("so", "do", "baseline")   # which student-side models to build and train
+    budget: Budget = field(default_factory=Budget)
+    n_folds: int = 5
+    seed: int = 0
+    jitter: int = 0
+    box_margin_mm: float = 2.0
+    tta: bool = True
+    filters: dict[str, float] = field(default_factory=dict)
+    filter_mode: str = "flag"
+    lung_crop: bool = True
+    num_processes: int = 1
+
+    def names_clash(self) -> bool:
+        return len(set(self.dataset_names.values())) != len(self.dataset_names)
+
+    @property
+    def train_configuration(self) -> str:
+        return self.small.name if self.small else self.configuration
+
+    def summary(self) -> dict:
+        d = asdict(self)
+        return json.loads(json.dumps(d, default=str))
+
+
+def nnunet_env(cfg: PipelineConfig, training: bool = False) -> dict[str, str]:
+    """The environment for nnU-Net's commands: current env + our trainers + budget; on a CPU one
+    preprocessing worker and no data-augmentation workers (spawning workers on 2 cores is ~10x slower)."""
+    env = dict(os.environ)
+    current = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if str(ext_trainer_dir()) not in current:
+        env["nnUNet_extTrainer"] = os.pathsep.join(current + [str(ext_trainer_dir())])
+    env.update(cfg.budget.env())
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if cfg.device == "cpu":
+        env.setdefault("nnUNet_def_n_proc", str(cfg.num_processes))
+        env.setdefault("OMP_NUM_THREADS", "1")
+        if training:
+            env["nnUNet_n_proc_DA"] = "0"  # planning breaks on 0; training on a CPU wants it
+    return env
+
+
+def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]]:
+    """Read a pipeline TOML file; returns the config and the nnU-Net folders it sets (``[paths]``).
+    Relative paths are relative to the file's folder."""
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid TOML ({e})") from e
+    base = path.resolve().parent
+
+    def p(value: Any, key: str) -> Path | None:
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise InputError(f"{path}: {key} must be a path string, got {value!r}")
+        q = Path(os.path.expandvars(os.path.expanduser(value)))
+        return q if q.is_absolute() else base / q
+
+    known = {"paths", "data", "datasets", "train", "pseudo_label", "predict", "small"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise InputError(f"{path}: unknown section(s) {unknown} (known: {sorted(known)})")
+    paths, data = doc.get("paths", {}), doc.get("data", {})
+    ids, train = doc.get("datasets", {}), doc.get("train", {})
+    pl, pred = doc.get("pseudo_label", {}), doc.get("predict", {})
+    for key in ("strong", "weak"):
+        if key not in data:
+            raise InputError(f"{path}: [data] needs '{key}' (strong: nnU-Net dataset id; weak: weak-set folder)")
+    strong = data["strong"]
+    if not isinstance(strong, int):
+        raise InputError(f"{path}: [data] strong must be an nnU-Net dataset id (integer), got {strong!r}")
+    dataset_ids = {}
+    for role in ROLES:
+        value = ids.get(role)
+        if not isinstance(value, int) or not 1 <= value <= 999:
+            raise InputError(f"{path}: [datasets] {role} must be a new nnU-Net dataset id in 1..999, got {value!r}")
+        dataset_ids[role] = value
+    all_ids = [strong, *dataset_ids.values()]
+    if len(set(all_ids)) != len(all_ids):
+        raise InputError(f"{path}: dataset ids must all differ, got strong={strong} and {dataset_ids}")
+    trainers = dict(DEFAULT_TRAINERS)
+    trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
+    models = tuple(train.get("models", ("so", "do", "baseline")))
+    bad = [m for m in models if m not in STUDENT_ROLES]
+    if bad:
+        raise InputError(f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {bad}")
+    small = None
+    if "small" in doc:
+        s = doc["small"]
+        small = SmallConfig(name=s.get("name", "3d_small"), patch_size=tuple(s.get("patch_size", (16, 32, 32))),
+                            features=tuple(s.get("features", (8, 16, 32))), batch_size=int(s.get("batch_size", 2)))
+        if len(small.patch_size) != 3 or not small.features:
+            raise InputError(f"{path}: [small] patch_size needs 3 numbers and features at least one")
+    device = str(train.get("device", "auto"))
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise InputError(f"{path}: [train] device must be auto, cpu, cuda or mps, got {device!r}")
+    folds = train.get("folds", [0])
+    folds = tuple(folds if isinstance(folds, list) else [folds])
+    if not all(isinstance(f, int) and f >= 0 for f in folds):
+        raise InputError(f"{path}: [train] folds must be a list of fold numbers, got {folds!r}")
+    budget = Budget(train.get("epochs"), train.get("iterations"), train.get("val_iterations"),
+                    bool(train.get("no_mirroring", False)))
+    cfg = PipelineConfig(
+        work_dir=p(paths.get("work_dir", "nnts_pipeline"), "work_dir"), strong=strong,
+        weak_dir=p(data["weak"], "weak"), dataset_ids=dataset_ids,
+        test_images=p(data.get("test_images"), "test_images"), test_labels=p(data.get("test_labels"), "test_labels"),
+        manifest=p(data.get("manifest"), "manifest"), weak_labels=p(data.get("weak_labels"), "weak_labels"),
+        configuration=str(train.get("configuration", BASE_CONFIGURATION)), small=small, folds=folds,
+        device=resolve_device(device), trainers=trainers, train=models, budget=budget,
+        n_folds=int(train.get("n_folds", 5)), seed=int(train.get("seed", 0)), jitter=int(train.get("jitter", 0)),
+        box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
+        filters={k: pl[k] for k in ("min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml") if k in pl},
+        filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
+        num_processes=int(train.get("num_processes", 1)))
+    if cfg.names_clash():
+        raise InputError(f"{path}: dataset names must differ")
+    folders = {k: str(p(paths[k], k)) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in paths}
+    return cfg, folders
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --------------------------------------------------------------------------- folders and checks
+def nnunet_root(name: str) -> Path:
+    value = os.environ.get(name)
+    if not value:
+        raise InputError(f"environment variable {name} is not set (run: eval \"$(nnts env)\")")
+    return Path(value)
+
+
+def dataset_dir(kind: str, dataset_id: int) -> Path | None:
+    """``$nnUNet_<kind>/DatasetXXX_Name`` of an id, or None."""
+    root = nnunet_root(f"nnUNet_{kind}")
+    name = dataset_folder_name(dataset_id, root)
+    return root / name if name else None
+
+
+def raw_done(dataset_id: int) -> bool:
+    folder = dataset_dir("raw", dataset_id)
+    return folder is not None and (folder / "dataset.json").is_file()
+
+
+def preprocessed_done(dataset_id: int, configuration: str) -> bool:
+    """Plans hold ``configuration`` and the base configuration's data folder has every training case."""
+    raw, pre = dataset_dir("raw", dataset_id), dataset_dir("preprocessed", dataset_id)
+    if raw is None or pre is None:
+        return False
+    plans = _load_json(pre / f"{PLANS}.json")
+    if configuration not in plans.get("configurations", {}):
+        return False
+    n_train = _load_json(raw / "dataset.json").get("numTraining")
+    data = pre / f"{PLANS}_{BASE_CONFIGURATION}"
+    return bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
+
+
+def model_folder(cfg: PipelineConfig, role: str) -> Path:
+    """``$nnUNet_results/DatasetXXX_Name/TRAINER__nnUNetPlans__CONFIG`` of a role's model."""
+    ds = dataset_folder_name(cfg.dataset_ids[role], nnunet_root("nnUNet_raw")) or \
+        f"Dataset{cfg.dataset_ids[role]:03d}_{cfg.dataset_names[role]}"
+    return nnunet_root("nnUNet_results") / ds / f"{cfg.trainers[role]}__{PLANS}__{cfg.train_configuration}"
+
+
+def trained(cfg: PipelineConfig, role: str) -> bool:
+    folder = model_folder(cfg, role)
+    return all((folder / f"fold_{f}" / "checkpoint_final.pth").is_file() for f in cfg.folds)
+
+
+def image_cases(folder: Path) -> list[str]:
+    """Case names of the CT files in a folder (``_0000`` channel suffix dropped, as ``nnts predict`` does)."""
+    from .predict import _case_name, image_suffix
+
+    return sorted(_case_name(p) for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and image_suffix(p))
+
+
+def predictions_done(images: Path, out: Path) -> bool:
+    if not out.is_dir():
+        return False
+    return all((out / f"{c}.nii.gz").is_file() and (out / f"{c}.json").is_file() for c in image_cases(images))
+
+
+def pseudo_done(out: Path) -> bool:
+    qc = _load_json(out / "qc.json")
+    return bool(qc) and qc.get("complete") is True
+
+
+def student_dataset_current(cfg: PipelineConfig, role: str, pseudo_dir: Path) -> bool:
+    """The student dataset exists and was built from the current pseudo-labels' teacher."""
+    folder = dataset_dir("raw", cfg.dataset_ids[role])
+    if folder is None or not (folder / "dataset.json").is_file():
+        return False
+    if role == "baseline":
+        return True
+    made_by = (_load_json(folder / "dataset.json").get("nnts_teacher") or {}).get("checkpoint_sha256")
+    return made_by is not None and made_by == _load_json(pseudo_dir / "provenance.json").get("checkpoint_sha256")
+
+
+# --------------------------------------------------------------------------- the method
+@dataclass
+class Layout:
+    """Where the non-nnU-Net outputs go, under the work folder."""
+
+    work: Path
+
+    @property
+    def pseudo(self) -> Path:
+        return self.work / "pseudo_labels"
+
+    def predictions(self, role: str) -> Path:
+        return self.work / "predictions" / role
+
+    def evaluation(self, role: str) -> Path:
+        return self.work / "evaluation" / role
+
+    @property
+    def logs(self) -> Path:
+        return self.work / "logs"
+
+    @property
+    def timings(self) -> Path:
+        return self.work / "timings.json"
+
+
+def _plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
+    ids = [cfg.dataset_ids[r] for r in roles]
+    conf = cfg.train_configuration
+    cmd = (f"nnUNetv2_plan_and_preprocess -d {' '.join(map(str, ids))} -c {BASE_CONFIGURATION} "
+           f"-np {cfg.num_processes} --verify_dataset_integrity")
+    if cfg.small:
+        s = cfg.small
+        cmd += "".join(
+            f" && python -c 'from nnunet_teacher_student.plans import add_small_configuration as a; "
+            f"a({i}, \"{s.name}\", {tuple(s.patch_size)}, {tuple(s.features)}, {s.batch_size})'" for i in ids)
+
+    def done() -> bool:
+        return all(preprocessed_done(i, conf) for i in ids)
+
+    def run() -> None:
+        from .plans import add_small_configuration
+
+        todo = [i for i in ids if not preprocessed_done(i, BASE_CONFIGURATION)]
+        if todo:
+            run_command([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", *map(str, todo), "-c",
+                         BASE_CONFIGURATION, "-np", str(cfg.num_processes), "--verify_dataset_integrity"],
+                        nnunet_env(cfg), layout.logs / f"plan_{'_'.join(map(str, todo))}.log")
+        if cfg.small:
+            for i in ids:
+                add_small_configuration(i, cfg.small.name, tuple(cfg.small.patch_size), tuple(cfg.small.features),
+                                        cfg.small.batch_size)
+
+    return Step(f"plan and preprocess ({what})", cmd, run, done)
+
+
+def _train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
+    did, conf, trainer = cfg.dataset_ids[role], cfg.train_configuration, cfg.trainers[role]
+    budget = cfg.budget.shell()
+    cmds = [f"{budget + ' ' if budget else ''}nnUNetv2_train {did} {conf} {f} -tr {trainer} -device {cfg.device}"
+            for f in cfg.folds]
+
+    def run() -> None:
+        for f in cfg.folds:
+            fold_dir = model_folder(cfg, role) / f"fold_{f}"
+            if (fold_dir / "checkpoint_final.pth").is_file():
+                continue
+            args = [nnunet_command("nnUNetv2_train"), str(did), conf, str(f), "-tr", trainer, "-device", cfg.device]
+            if (fold_dir / "checkpoint_latest.pth").is_file():
+                args.append("--c")  # resume an interrupted training
+            print(f"  training {MODEL_NAMES.get(role, role)}: dataset {did}, fold {f} "
+                  f"(log: {layout.logs / f'train_{role}_fold{f}.log'})", flush=True)
+            run_command(args, nnunet_env(cfg, training=True), layout.logs / f"train_{role}_fold{f}.log")
+
+    return Step(f"train {MODEL_NAMES.get(role, role).lower()} ({trainer})", " && ".join(cmds), run,
+                lambda: trained(cfg, role))
+
+
+def _folds_arg(cfg: PipelineConfig) -> str:
+    return " ".join(map(str, cfg.folds))
+
+
+def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
+    """The method's steps, from the strong dataset and the weak set to the evaluation of the test set."""
+    from .student_dataset import make_student_dataset
+    from .teacher_dataset import make_teacher_dataset
+
+    ids, names = cfg.dataset_ids, cfg.dataset_names
+    q = shlex.quote
+    manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
+    steps: list[Step] = []
+
+    steps.append(Step(
+        "teacher dataset (CT + box channel)",
+        f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
+        f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg}",
+        lambda: make_teacher_dataset(cfg.strong, ids["teacher"], names["teacher"], jitter=cfg.jitter, seed=cfg.seed,
+                                     weak_dir=cfg.weak_dir, exclude=_test_cases(cfg), overwrite=True),
+        lambda: raw_done(ids["teacher"])))
+    steps.append(_plan_step(cfg, layout, ["teacher"], "teacher"))
+    steps.append(_train_step(cfg, layout, "teacher"))
+
+    def pseudo() -> None:
+        from .pseudo_labels import pseudo_label
+
+        pseudo_label(model_folder(cfg, "teacher"), cfg.weak_dir, layout.pseudo, folds=cfg.folds, device=cfg.device,
+                     tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
+                     overwrite=True)
+
+    filt = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.filters.items())
+    steps.append(Step(
+        "pseudo-label the weak set (with QC)",
+        f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(layout.pseudo))} -m {q(str(model_folder(cfg, 'teacher')))} "
+        f"-f {_folds_arg(cfg)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
+        f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
+        pseudo, lambda: pseudo_done(layout.pseudo)))
+
+    def student(role: str) -> Callable[[], None]:
+        def run() -> None:
+            excluded = set(_load_json(layout.pseudo / "excluded.json").get("excluded", {}))
+            kw = {} if role == "baseline" else {"weak_dir": cfg.weak_dir, "pseudo_dir": layout.pseudo}
+            make_student_dataset(cfg.strong, ids[role], names[role], "do" if role == "do" else "so",
+                                 manifest=cfg.manifest, n_folds=cfg.n_folds, seed=cfg.seed,
+                                 exclude=excluded, overwrite=True, **kw)
+        return run
+
+    for role in cfg.train:
+        src = "" if role == "baseline" else f" --weak {q(str(cfg.weak_dir))} --pseudo {q(str(layout.pseudo))}"
+        what = {"so": "SO student dataset (strong + pseudo-labels)", "do": "DO student dataset (box + tumour regions)",
+                "baseline": "baseline dataset (strong cases only, SO form)"}[role]
+        steps.append(Step(
+            what, f"nnts make-student-dataset --strong {cfg.strong} -d {ids[role]} --name {names[role]} "
+                  f"--form {'do' if role == 'do' else 'so'}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}",
+            student(role), (lambda r=role: student_dataset_current(cfg, r, layout.pseudo))))
+    steps.append(_plan_step(cfg, layout, list(cfg.train), "students and baseline"))
+    for role in cfg.train:
+        steps.append(_train_step(cfg, layout, role))
+
+    if cfg.test_images:
+        for role in cfg.train:
+            steps.append(_predict_step(cfg, layout, role))
+        if cfg.test_labels:
+            for role in cfg.train:
+                steps.append(_evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels))
+    if cfg.weak_labels:
+        steps.append(_evaluate_step(cfg, layout, "teacher", layout.pseudo, cfg.weak_labels))
+    return steps
+
+
+def _test_cases(cfg: PipelineConfig) -> set[str]:
+    from .student_dataset import load_manifest_cases
+
+    return {c for c, v in load_manifest_cases(cfg.manifest).items() if v.get("split") == "test"}
+
+
+def _predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
+    out = layout.predictions(role)
+
+    def run() -> None:
+        from .predict import predict_path
+
+        predict_path(cfg.test_images, out, model_folder(cfg, role), folds=cfg.folds, device=cfg.device,
+                     lung_crop=cfg.lung_crop, tta=cfg.tta)
+
+    cmd = (f"nnts predict -i {shlex.quote(str(cfg.test_images))} -o {shlex.quote(str(out))} "
+           f"-m {shlex.quote(str(model_folder(cfg, role)))} -f {_folds_arg(cfg)} -device {cfg.device}"
+           f"{'' if cfg.tta else ' --disable-tta'}{'' if cfg.lung_crop else ' --no-lung-crop'}")
+    return Step(f"predict the test set ({MODEL_NAMES[role]})", cmd, run,
+                lambda: predictions_done(cfg.test_images, out))
+
+
+def _evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:
+    out = layout.evaluation(role)
+    name = MODEL_NAMES[role]
+
+    def run() -> None:
+        from .evaluation import evaluate_folders, write_outputs
+
+        result = evaluate_folders(pred, gt, cfg.manifest, progress=False)
+        write_outputs(result, out, name)
+
+    def done() -> bool:
+        summary = out / "summary.json"
+        return summary.is_file() and summary.stat().st_mtime >= max(
+            (p.stat().st_mtime for p in pred.glob("*.nii.gz")), default=0)
+
+    cmd = (f"nnts evaluate --pred {shlex.quote(str(pred))} --gt {shlex.quote(str(gt))} -o {shlex.quote(str(out))}"
+           + (f" --manifest {shlex.quote(str(cfg.manifest))}" if cfg.manifest else "") + f" --name {shlex.quote(name)}")
+    what = "pseudo-labels vs true weak masks" if role == "teacher" else "test set"
+    return Step(f"evaluate {name} ({what})", cmd, run, done)
+
+
+def load_results(layout: Layout, roles: Sequence[str]) -> dict[str, dict]:
+    """``{model name: evaluation summary.json}`` of the roles that have one."""
+    out = {}
+    for role in roles:
+        doc = _load_json(layout.evaluation(role) / "summary.json")
+        if doc:
+            out[MODEL_NAMES[role]] = doc
+    return out

@@ -1,0 +1,402 @@
+"""The run report of ``nnts demo`` / ``nnts pipeline``: ``report.md`` with the paper-style tables,
+settings and timings, and PNG figures (matplotlib, Agg backend):
+
+- ``test_cases.png``: axial slices of test CTs with the true mask and each model's prediction;
+- ``weak_cases.png``: weak CTs with their boxes, the teacher's pseudo-label and (phantoms) the true mask;
+- ``dsc_per_model.png``: DSC per model (bars: mean, dots: cases);
+- ``pseudo_dsc_vs_box_fill.png``: pseudo-label DSC against how much of its boxes it fills;
+- ``training_<model>.png``: nnU-Net's own training curves (copied from the model folders).
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from .evaluation import markdown_table
+from .evaluation.aggregate import OVERALL
+from .geometry import write_text_atomic
+
+WINDOW_HU = (-1000.0, 400.0)
+FILL_BINS = (0.0, 0.3, 0.5, 0.7, 1.0001)
+COLOURS = {"truth": "#00d000", "prediction": "#ff3030", "box": "#ffd400", "pseudo": "#30a0ff"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _array(path: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def best_slice(mask: np.ndarray) -> int:
+    """Axial slice with the most foreground (the middle slice of an empty mask)."""
+    area = mask.reshape(mask.shape[0], -1).sum(axis=1)
+    return int(area.argmax()) if area.any() else mask.shape[0] // 2
+
+
+def _show_ct(ax, ct_slice: np.ndarray, aspect: float) -> None:
+    ax.imshow(ct_slice, cmap="gray", vmin=WINDOW_HU[0], vmax=WINDOW_HU[1], aspect=aspect, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _contour(ax, mask: np.ndarray, colour: str, fill: bool = False) -> None:
+    if mask.any():
+        if fill:
+            ax.imshow(np.ma.masked_where(mask == 0, mask), cmap="autumn", alpha=0.35, interpolation="nearest")
+        ax.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=1.2)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 0, b > 0
+    s = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / s) if s else 1.0
+
+
+def _aspect(path: Path) -> float:
+    sp = sitk.ReadImage(str(path)).GetSpacing()
+    return sp[1] / sp[0]
+
+
+def _ct_path(images: Path, case: str) -> Path:
+    for name in (f"{case}_0000.nii.gz", f"{case}.nii.gz"):
+        if (images / name).is_file():
+            return images / name
+    raise FileNotFoundError(f"{images}: no CT for case {case}")
+
+
+def _crop_box(*masks: np.ndarray, margin: int = 12) -> tuple[slice, slice]:
+    """In-plane window around the union of masks (whole slice when empty)."""
+    union = np.zeros_like(masks[0], dtype=bool)
+    for m in masks:
+        union |= m > 0
+    if not union.any():
+        return slice(None), slice(None)
+    ys, xs = np.nonzero(union)
+    h, w = union.shape
+    size = max(ys.max() - ys.min(), xs.max() - xs.min()) + 2 * margin
+    cy, cx = (ys.max() + ys.min()) // 2, (xs.max() + xs.min()) // 2
+    y0, x0 = max(0, cy - size // 2), max(0, cx - size // 2)
+    return slice(y0, min(h, y0 + size)), slice(x0, min(w, x0 + size))
+
+
+def figure_test_cases(images: Path, labels: Path, predictions: Mapping[str, Path], out: Path,
+                      cases: Sequence[str] | None = None, n_cases: int = 3) -> Path | None:
+    """Rows: test cases; columns: CT with the true mask, then each model's prediction (red) over the
+    true mask (green contour), cropped around the tumour, with the case's DSC."""
+    plt = _plt()
+    all_cases = sorted(p.name[:-7] for p in labels.glob("*.nii.gz"))
+    cases = list(cases or _pick_cases(labels, all_cases, n_cases))
+    if not cases:
+        return None
+    cols = 1 + len(predictions)
+    fig, axes = plt.subplots(len(cases), cols, figsize=(2.6 * cols, 2.7 * len(cases)), squeeze=False)
+    for r, case in enumerate(cases):
+        ct_path = _ct_path(images, case)
+        ct, gt = _array(ct_path), _array(labels / f"{case}.nii.gz")
+        z = best_slice(gt)
+        preds = {name: _array(folder / f"{case}.nii.gz") for name, folder in predictions.items()
+                 if (folder / f"{case}.nii.gz").is_file()}
+        win = _crop_box(gt[z], *(p[z] for p in preds.values()))
+        aspect = _aspect(ct_path)
+        ax = axes[r][0]
+        _show_ct(ax, ct[z][win], aspect)
+        _contour(ax, gt[z][win], COLOURS["truth"])
+        ax.set_title(f"{case} z={z}\ntruth", fontsize=8)
+        for c, name in enumerate(predictions, 1):
+            ax = axes[r][c]
+            _show_ct(ax, ct[z][win], aspect)
+            if name in preds:
+                _contour(ax, preds[name][z][win], COLOURS["prediction"], fill=True)
+                title = f"{name}\nDSC {100 * _dice(preds[name], gt):.1f} (3-D)"
+            else:
+                title = f"{name}\n(no prediction)"
+            _contour(ax, gt[z][win], COLOURS["truth"])
+            ax.set_title(title, fontsize=8)
+    fig.suptitle("Test cases: truth (green contour), prediction (red)", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _pick_cases(labels: Path, cases: Sequence[str], n: int) -> list[str]:
+    """Up to ``n`` cases with a tumour, spread over tumour sizes (largest, median, smallest)."""
+    sizes = {c: int((_array(labels / f"{c}.nii.gz") > 0).sum()) for c in cases}
+    with_tumour = sorted((c for c in cases if sizes[c] > 0), key=lambda c: -sizes[c])
+    if len(with_tumour) <= n:
+        return with_tumour or list(cases[:n])
+    idx = np.unique(np.linspace(0, len(with_tumour) - 1, n).round().astype(int))
+    return [with_tumour[i] for i in idx]
+
+
+def figure_weak_cases(weak_dir: Path, pseudo_dir: Path, out: Path, qc: Sequence[Mapping] = (),
+                      n_cases: int = 4) -> Path | None:
+    """Weak cases: CT with boxes (yellow), the teacher's pseudo-label (blue) and the true mask
+    (green contour, when known), on the slice with the largest box."""
+    from matplotlib.patches import Rectangle
+
+    from .weak_set import WeakSet
+
+    plt = _plt()
+    weak = WeakSet(weak_dir)
+    done = [c for c in weak.case_ids() if (pseudo_dir / f"{c}.nii.gz").is_file()]
+    if not done:
+        return None
+    dsc = {r["case"]: r.get("dice_vs_truth") for r in qc}
+    ranked = sorted(done, key=lambda c: (dsc.get(c) is None, -(dsc.get(c) or 0)))
+    idx = np.unique(np.linspace(0, len(ranked) - 1, min(n_cases, len(ranked))).round().astype(int))
+    cases = [ranked[i] for i in idx]  # best to worst pseudo-label
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.0 * len(cases), 3.3), squeeze=False)
+    for ax, case in zip(axes[0], cases):
+        ct_img, boxset = weak.read_case(case)
+        ct = sitk.GetArrayFromImage(ct_img)
+        pseudo = _array(pseudo_dir / f"{case}.nii.gz")
+        truth = _array(weak.label_path(case)) if weak.has_labels(case) else None
+        areas = {}
+        for b in boxset.boxes:
+            areas[b.slice] = areas.get(b.slice, 0) + (b.ymax - b.ymin + 1) * (b.xmax - b.xmin + 1)
+        z = max(areas, key=areas.get) if areas else best_slice(pseudo)
+        boxes_here = [b for b in boxset.boxes if b.slice == z]
+        box_mask = np.zeros(ct.shape[1:], np.uint8)
+        for b in boxes_here:
+            box_mask[b.ymin:b.ymax + 1, b.xmin:b.xmax + 1] = 1
+        win = _crop_box(box_mask, pseudo[z], margin=14)
+        _show_ct(ax, ct[z][win], ct_img.GetSpacing()[1] / ct_img.GetSpacing()[0])
+        y0, x0 = win[0].start or 0, win[1].start or 0
+        for b in boxes_here:
+            ax.add_patch(Rectangle((b.xmin - x0 - 0.5, b.ymin - y0 - 0.5), b.xmax - b.xmin + 1, b.ymax - b.ymin + 1,
+                                   fill=False, edgecolor=COLOURS["box"], linewidth=1.2, linestyle="--"))
+        _contour(ax, pseudo[z][win], COLOURS["pseudo"])
+        if truth is not None:
+            _contour(ax, truth[z][win], COLOURS["truth"])
+        d = dsc.get(case)
+        ax.set_title(f"{case} z={z}" + (f"\npseudo-label DSC {100 * d:.1f}" if d is not None else ""), fontsize=8)
+    fig.suptitle("Weak cases: box (yellow), pseudo-label (blue), truth (green)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _overall_cases(doc: Mapping) -> list[float]:
+    return [c["dsc"] for c in doc.get("cases", []) if c.get("dsc") is not None and not _isnan(c["dsc"])]
+
+
+def _isnan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def figure_dsc_bars(results: Mapping[str, Mapping], out: Path, teacher: str | None = None) -> Path | None:
+    """Mean DSC per model (bar, ± std) with one dot per case; the teacher's bar (weak set) hatched."""
+    plt = _plt()
+    names = [n for n in results if _overall_cases(results[n])]
+    if not names:
+        return None
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(names), 3.6))
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(names):
+        vals = 100 * np.asarray(_overall_cases(results[name]))
+        ax.bar(i, vals.mean(), yerr=vals.std(), capsize=4, color="#9ecae1" if name != teacher else "#fdd0a2",
+               edgecolor="black", hatch="//" if name == teacher else None)
+        ax.scatter(i + rng.uniform(-0.2, 0.2, vals.size), vals, s=10, color="black", zorder=3)
+        ax.text(i, 2, f"{vals.mean():.1f}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([n.replace(" (", "\n(") for n in names], fontsize=8)
+    ax.set_ylabel("DSC (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("DSC per model (test set; hatched: pseudo-labels on the weak set)" if teacher in names
+                 else "DSC per model (test set)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def figure_fill_vs_dsc(qc: Sequence[Mapping], out: Path) -> Path | None:
+    """Scatter: pseudo-label DSC (vs the true mask) against its mean box fill."""
+    pts = [(r["box_fill_mean"], r["dice_vs_truth"]) for r in qc
+           if r.get("box_fill_mean") is not None and r.get("dice_vs_truth") is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    x, y = (100 * np.asarray(v) for v in zip(*pts))
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    ax.scatter(x, y, s=18, color="#3182bd")
+    if len(pts) >= 3 and np.std(x) > 0 and np.std(y) > 0:
+        r = float(np.corrcoef(x, y)[0, 1])
+        ax.set_title(f"Pseudo-labels: DSC vs box fill (r = {r:.2f}, n = {len(pts)})", fontsize=9)
+    else:
+        ax.set_title(f"Pseudo-labels: DSC vs box fill (n = {len(pts)})", fontsize=9)
+    ax.set_xlabel("mean fraction of each box filled by the pseudo-label (%)")
+    ax.set_ylabel("pseudo-label DSC vs true mask (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+# --------------------------------------------------------------------------- tables and text
+def fill_table(qc: Sequence[Mapping]) -> str:
+    """Pseudo-label DSC per box-fill bin (Markdown)."""
+    rows = [(r["box_fill_mean"], r["dice_vs_truth"]) for r in qc
+            if r.get("box_fill_mean") is not None and r.get("dice_vs_truth") is not None]
+    if not rows:
+        return "_No pseudo-label has both a box fill and a true mask._\n"
+    lines = ["| Box fill | Cases | Pseudo-label DSC (%) |", "|---|---|---|"]
+    for lo, hi in zip(FILL_BINS[:-1], FILL_BINS[1:]):
+        vals = [d for f, d in rows if lo <= f < hi]
+        label = f"{100 * lo:.0f}–{min(100, 100 * hi):.0f} %"
+        cell = f"{100 * np.mean(vals):.2f} ± {100 * np.std(vals):.2f}" if vals else "–"
+        lines.append(f"| {label} | {len(vals)} | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
+    """Per-case DSC differences student - baseline on the same cases (Wilcoxon signed-rank when n >= 6)."""
+    a = {c["case"]: c["dsc"] for c in student.get("cases", []) if c.get("dsc") is not None}
+    b = {c["case"]: c["dsc"] for c in baseline.get("cases", []) if c.get("dsc") is not None}
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    diff = np.array([a[c] - b[c] for c in common])
+    out = {"n": len(common), "mean_diff": float(diff.mean()), "better": int((diff > 1e-9).sum()),
+           "worse": int((diff < -1e-9).sum()), "p": None}
+    if len(common) >= 6 and np.any(np.abs(diff) > 1e-9):
+        from scipy.stats import wilcoxon
+
+        out["p"] = float(wilcoxon(diff).pvalue)
+    return out
+
+
+def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequence[str], quick: bool,
+                   teacher_doc: Mapping | None) -> str:
+    """Plain sentences on what the numbers show and do not show."""
+    lines = []
+    if quick:
+        lines.append("**This was a `--quick` smoke run** (tiny phantoms, one or two epochs of a few iterations): "
+                     "it checks that every step works end to end. Its numbers measure nothing about the method.")
+    if teacher_doc:
+        d = teacher_doc["summary"]["overall"]["dsc"]
+        if d.get("n"):
+            lines.append(f"The box teacher's pseudo-labels reach a mean DSC of {100 * d['mean']:.1f} % "
+                         f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks, which the phantom "
+                         "generator knows and a real weak set does not.")
+    if baseline in results:
+        for s in students:
+            if s not in results:
+                continue
+            cmp_ = paired_comparison(results[s], results[baseline])
+            if not cmp_:
+                continue
+            p = f"; Wilcoxon signed-rank p = {cmp_['p']:.2g}" if cmp_["p"] is not None else \
+                " (too few cases for a test)"
+            verdict = ("a difference this run cannot tell from chance" if cmp_["p"] is None or cmp_["p"] >= 0.05
+                       else "a difference unlikely to be chance on these cases")
+            lines.append(f"{s} vs {baseline}: {100 * cmp_['mean_diff']:+.1f} DSC points on average over "
+                         f"{cmp_['n']} test cases (better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
+                         f"{verdict}.")
+    lines.append("These are synthetic phantoms with a short training budget, one fold and one seed; a real "
+                 "comparison needs real data, the full budget and several folds/seeds. "
+                 "The tables report what was measured here, nothing more." if quick is False else
+                 "Run `nnts demo` without `--quick` for a run long enough to show an effect, if there is one.")
+    return "\n\n".join(lines)
+
+
+def copy_training_curves(model_folders: Mapping[str, Path], out_dir: Path, fold: int) -> dict[str, Path]:
+    """Copy nnU-Net's ``progress.png`` of each model (fold ``fold``) as ``training_<key>.png``."""
+    out = {}
+    for key, folder in model_folders.items():
+        src = folder / f"fold_{fold}" / "progress.png"
+        if src.is_file():
+            dst = out_dir / f"training_{key}.png"
+            shutil.copyfile(src, dst)
+            out[key] = dst
+    return out
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def timings_table(timings: Sequence[Mapping]) -> str:
+    lines = ["| # | Step | Time | Status |", "|---|---|---|---|"]
+    for k, t in enumerate(timings, 1):
+        lines.append(f"| {k} | {t['name']} | {_fmt_seconds(t.get('seconds'))} | {t.get('status', '')} |")
+    total = sum(t["seconds"] for t in timings if t.get("seconds"))
+    lines.append(f"| | **total** | **{_fmt_seconds(total)}** | |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, timings: Sequence[Mapping],
+                 results: Mapping[str, Mapping], teacher_name: str, baseline_name: str, student_names: Sequence[str],
+                 qc: Sequence[Mapping], test_images: Path | None, test_labels: Path | None,
+                 prediction_dirs: Mapping[str, Path], weak_dir: Path | None, pseudo_dir: Path | None,
+                 model_folders: Mapping[str, Path], fold: int, commands: Sequence[str], continue_lines: Sequence[str],
+                 quick: bool = False) -> Path:
+    """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs: dict[str, Path | None] = {}
+    if test_images and test_labels and test_labels.is_dir():
+        figs["test"] = figure_test_cases(test_images, test_labels, prediction_dirs, out_dir / "test_cases.png")
+    if weak_dir and pseudo_dir and pseudo_dir.is_dir():
+        figs["weak"] = figure_weak_cases(weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc)
+    figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
+    figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
+    curves = copy_training_curves(model_folders, out_dir, fold)
+
+    teacher_doc = results.get(teacher_name)
+    models = {n: results[n] for n in [baseline_name, *student_names] if n in results}
+    md = [f"# {title}", "", intro, "", "## What this run shows", "",
+          honest_summary(results, baseline_name, student_names, quick, teacher_doc), ""]
+    md += ["## Teacher: pseudo-labels of the weak set against the true masks (as the paper's Tables 2/4, %)", ""]
+    if teacher_doc:
+        md += ["Cells are mean ± std over weak cases, per source site and overall.", "",
+               markdown_table({teacher_name: teacher_doc}, bold_best=False), "",
+               "Pseudo-label DSC by how much of its boxes the pseudo-label fills (QC `box_fill_mean`):", "",
+               fill_table(qc)]
+    else:
+        md += ["_Not evaluated: the weak set has no true masks (real data), see the QC table "
+               f"`{pseudo_dir / 'qc.csv' if pseudo_dir else 'qc.csv'}` instead._", ""]
+    md += ["## Students vs the strong-only baseline on the held-out test set (as the paper's Tables 3/5, %)", ""]
+    if models:
+        md += ["Cells are mean ± std over test cases; best mean in bold.", "", markdown_table(models), ""]
+    else:
+        md += ["_No test-set evaluation (no test images or labels given)._", ""]
+    md += ["## Figures", ""]
+    captions = {"test": "Test cases: true mask (green) and each model's prediction (red), DSC of the whole case.",
+                "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green).",
+                "bars": "DSC per model: bar = mean, whisker = std, dots = cases.",
+                "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
+                        "cannot have."}
+    for key, caption in captions.items():
+        if figs.get(key):
+            md += [f"![{caption}]({figs[key].name})", "", f"_{caption}_", ""]
+    for key, path in curves.items():
+        md += [f"![nnU-Net training curves: {key}]({path.name})", "", f"_nnU-Net's training curves ({key})._", ""]
+    md += ["## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", "",
+           "## Timings", "", timings_table(timings), "",
+           "## Continue with nnU-Net's own commands", "",
+           "Every dataset, plan, preprocessed array and model is in nnU-Net's folders:", "", "```bash",
+           *continue_lines, "```", "", "The steps of this run, as commands you can run by hand:", "", "```bash",
+           *commands, "```", ""]
+    path = out_dir / "report.md"
+    write_text_atomic("\n".join(md), path)
+    return path
