@@ -9,23 +9,16 @@ import sys
 from .geometry import InputError
 
 COMMAND_MODULES = [
-    "env", "synth", "boxes", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label",
-    "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "benchmark", "demo", "pipeline",
+    "env", "synth", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label",
+    "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline",
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnts", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="nnts", description="Teacher-student lung tumour segmentation from mixed supervision (an nnU-Net v2 plugin).")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        module_name = f"{__package__}.commands.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:  # command not implemented yet
-            if e.name == module_name:
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"{__package__}.commands.{name}").register(sub)
     return parser
 
 

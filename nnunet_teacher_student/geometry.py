@@ -94,9 +94,13 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
 
 
 def _tmp_sibling(path: Path) -> Path:
+    """A new hidden temp file beside ``path`` with the permissions a plain create would give (umask)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=".tmp" + "".join(path.suffixes),
                                dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return Path(tmp)
 
 

@@ -17,6 +17,8 @@ from .geometry import InputError
 from .plans import nnunet_dir
 
 IMAGE_SUFFIX = ".nii.gz"
+# dataset.json key: {case: repeats} for size-balanced sampling (read by the student trainers)
+SAMPLING_WEIGHTS_KEY = "nnts_sampling_weights"
 
 
 def raw_dataset_path(dataset_id: int, name: str) -> Path:

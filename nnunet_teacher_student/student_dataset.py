@@ -27,9 +27,9 @@ from .boxes import boxes_from_mask, box_mask
 from .cropping import CropBox, crop_image, lung_crop_boxes
 from .geometry import Geometry, InputError, read_image, write_text_atomic
 from .plans import nnunet_dir
-from .raw_dataset import IMAGE_SUFFIX, find_raw_dataset, link_or_copy, staged_dataset, training_cases, write_dataset_json
+from .raw_dataset import (IMAGE_SUFFIX, SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset,
+                          training_cases, write_dataset_json)
 from .teacher_dataset import read_label
-from .trainers.sampling import SAMPLING_WEIGHTS_KEY
 from .weak_set import WeakSet
 
 Form = Literal["so", "do"]
@@ -159,6 +159,9 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
     if pseudo_root is not None:
         prov = pseudo_root / PROVENANCE_FILE
         teacher = json.loads(prov.read_text()) if prov.is_file() else {}
+    excluded_file = pseudo_root / "excluded.json" if pseudo_root else None
+    if excluded_file is not None and excluded_file.is_file():  # cases dropped by pseudo-label QC filters
+        exclude |= set(json.loads(excluded_file.read_text()).get("excluded", {}))
     weak_cases = [c for c in (weak.case_ids() if weak else []) if c not in exclude]
     missing = [c for c in weak_cases if not (pseudo_root / f"{c}{IMAGE_SUFFIX}").is_file()] if pseudo_root else []
     if missing:

@@ -46,7 +46,7 @@ def nnunet_env(tmp_path_factory):
             os.environ[k] = v
 
 
-def run_nnunet(args: list[str], timeout: int = 600, training: bool = False) -> subprocess.CompletedProcess:
+def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False) -> subprocess.CompletedProcess:
     """Run an nnU-Net (or nnts) console command; fail the test with its output on error."""
     env = dict(os.environ)
     if training:
@@ -63,7 +63,7 @@ def plan_and_preprocess(*dataset_ids: int) -> None:
     from nnunet_teacher_student.plans import add_small_configuration
 
     ids = [str(i) for i in dataset_ids]
-    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-np", "1",
+    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-npfp", "1", "-np", "1",
                 "--verify_dataset_integrity"])
     for i in dataset_ids:
         add_small_configuration(i, SMALL_CONFIG)

@@ -104,12 +104,17 @@ def test_aggregate_drop_mode_writes_excluded(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ with a teacher
+def _mask_files(folder: Path) -> list[Path]:
+    """Finished masks: ``*.nii.gz`` without the hidden temporary files (``.<case>.*.tmp.nii.gz``)."""
+    return sorted(p for p in folder.glob("*.nii.gz") if not p.name.startswith("."))
+
+
 def _masks(folder: Path) -> dict[str, sitk.Image]:
-    return {p.name: sitk.ReadImage(str(p)) for p in sorted(folder.glob("*.nii.gz"))}
+    return {p.name: sitk.ReadImage(str(p)) for p in _mask_files(folder)}
 
 
 def _visible_files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
 
 
 def _hidden_files(folder: Path) -> list[Path]:
@@ -181,13 +186,14 @@ def test_kill_and_resume_equals_uninterrupted(reference, weak_dir, box_teacher_m
     with open(tmp_path / "killed.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
-        while proc.poll() is None and not list(out.glob("*.nii.gz")) and time.monotonic() < deadline:
+        while proc.poll() is None and not _mask_files(out) and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
-    finished = list((out / "qc").glob("*.json")) if (out / "qc").is_dir() else []
-    assert 1 <= len(list(out.glob("*.nii.gz"))) and len(finished) < len(_masks(ref)), "killed too late"
-    for p in out.glob("*.nii.gz"):  # whatever is visible is complete
+    finished = [p for p in (out / "qc").glob("*.json") if not p.name.startswith(".")] \
+        if (out / "qc").is_dir() else []
+    assert 1 <= len(_mask_files(out)) and len(finished) < len(_masks(ref)), "killed too late"
+    for p in _mask_files(out):  # whatever is visible is complete
         sitk.GetArrayFromImage(sitk.ReadImage(str(p)))
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]

@@ -11,6 +11,8 @@ import SimpleITK as sitk
 from conftest import DO_ID, SMALL_CONFIG, SO_ID, TEACHER_ID, run_nnunet, train
 
 pytestmark = pytest.mark.slow
+
+
 def _student_inputs(phantom_study: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "in"
     folder.mkdir()
