@@ -33,6 +33,7 @@ import platform
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -165,9 +166,27 @@ def memory_child(args) -> dict:
         reset = True
     except OSError:
         reset = False
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:  # resident memory over time, to tell which stage holds the peak
+        while not stop.is_set():
+            samples.append((time.perf_counter(), _status_kb("VmRSS") or 0))
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
+    sampler.start()
     result = predict_case(predictor, ct, per_lung=args.per_lung)
     wall = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    by_stage, start = {}, t0
+    for stage in ("lung_mask", "predict", "drop_outside_lungs", "describe"):
+        end = start + result.report["timings_s"][stage]
+        in_stage = [kb for t, kb in samples if start <= t <= end]
+        by_stage[stage] = round(max(in_stage) / 2**20, 3) if in_stage else None
+        start = end
     return {"volume_xyz": list(args.memory_volume), "spacing_xyz": [round(s, 4) for s in spacing],
             "predicted_fraction": result.report["predicted_fraction"], "timings_s": result.report["timings_s"],
             "lung_method": result.report["lung_mask"]["method"], "wall_s": round(wall, 2),
@@ -177,6 +196,7 @@ def memory_child(args) -> dict:
                                                   for c in result.report["crops"]) * args.spacing_factor ** 3),
             "rss_before_predict_gb": round((rss_before or 0) / 2**20, 3),
             "peak_predict_case_gb": round(_status_kb("VmHWM") / 2**20, 3) if reset else None,
+            "sampled_peak_rss_by_stage_gb": by_stage,
             "peak_process_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)}
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import REPO, STRONG_ID
+from nnts_testlib import REPO, STRONG_ID
 
 from nnunet_teacher_student.boxes import Box, BoxSet, box_mask
 from nnunet_teacher_student.geometry import Geometry, InputError

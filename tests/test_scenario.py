@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import STRONG_ID
+from nnts_testlib import STRONG_ID
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.boxes import BoxSet

@@ -10,7 +10,7 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from conftest import SMALL_CONFIG
+from nnts_testlib import SMALL_CONFIG
 from nnunet_teacher_student.trainers import nnUNetTrainerBoxTeacher
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import SMALL_CONFIG, TEACHER_ID, run_nnunet
+from nnts_testlib import SMALL_CONFIG, TEACHER_ID, run_nnunet
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import DO_ID, SMALL_CONFIG, SO_ID, TEACHER_ID, run_nnunet, train
+from nnts_testlib import DO_ID, SMALL_CONFIG, SO_ID, TEACHER_ID, run_nnunet, train
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,55 @@
+"""Helpers shared by the tests: run nnU-Net's literal commands in subprocesses, plan datasets, train."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMALL_CONFIG = "3d_small"
+STRONG_ID, TEACHER_ID, SO_ID, DO_ID = 501, 502, 503, 504
+
+
+def nnunet_command(name: str) -> str:
+    """Path of an nnU-Net console script of this environment."""
+    path = BIN / name
+    return str(path) if path.exists() else name
+
+
+def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False) -> subprocess.CompletedProcess:
+    """Run an nnU-Net (or nnts) console command; fail the test with its output on error."""
+    env = dict(os.environ)
+    if training:
+        env["nnUNet_n_proc_DA"] = "0"  # planning breaks on 0, training on a CPU wants it
+    cmd = [nnunet_command(args[0])] + args[1:]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def plan_and_preprocess(*dataset_ids: int) -> None:
+    """nnU-Net's own planning + preprocessing (3d_fullres), then our small configuration."""
+    from nnunet_teacher_student.plans import add_small_configuration
+
+    ids = [str(i) for i in dataset_ids]
+    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-npfp", "1", "-np", "1",
+                "--verify_dataset_integrity"])
+    for i in dataset_ids:
+        add_small_configuration(i, SMALL_CONFIG)
+
+
+def train(dataset_id: int, trainer: str, fold: int = 0) -> Path:
+    """``nnUNetv2_train DATASET 3d_small FOLD -tr TRAINER -device cpu``; returns the model folder."""
+    from nnunet_teacher_student.plans import dataset_folder_name
+
+    run_nnunet(["nnUNetv2_train", str(dataset_id), SMALL_CONFIG, str(fold), "-tr", trainer, "-device", "cpu"],
+               training=True)
+    name = dataset_folder_name(dataset_id, Path(os.environ["nnUNet_results"]))
+    folder = Path(os.environ["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{SMALL_CONFIG}"
+    assert (folder / f"fold_{fold}" / "checkpoint_final.pth").is_file()
+    return folder

@@ -1,0 +1,256 @@
+"""``nnts demo`` / ``nnts pipeline``: the step runner, the config file, the report pieces, and (slow) the
+whole method end to end with ``nnts demo --quick``."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.orchestration import (Budget, Step, load_config, run_command, run_steps)
+from nnunet_teacher_student.report import fill_table, honest_summary, paired_comparison
+
+REPO = Path(__file__).resolve().parents[1]
+NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in NNUNET_VARS and not k.startswith("NNTS_")}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def _nnts(*args: str, timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nnunet_teacher_student.cli", *args], env=_clean_env(),
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+# --------------------------------------------------------------------------- step runner
+def test_run_steps_skips_done_steps_keeps_timings_and_checks_outputs(tmp_path, capsys):
+    marker = tmp_path / "made.txt"
+    calls = []
+    steps = [Step("already there", "echo a", lambda: calls.append("a"), lambda: True),
+             Step("make file", f"touch {marker}", lambda: (calls.append("b"), marker.write_text("x")),
+                  marker.is_file)]
+    timings = tmp_path / "timings.json"
+    records = run_steps(steps, timings)
+    out = capsys.readouterr().out
+    assert calls == ["b"]
+    assert "[stage 1/2] already there: done already, skipped" in out and "[stage 2/2] make file" in out
+    assert f"$ touch {marker}" in out
+    assert [r["status"] for r in records] == ["done in an earlier run", "ran"]
+    ran_seconds = records[1]["seconds"]
+    assert ran_seconds >= 0
+    # a second run skips both and keeps the first run's time of the step it ran
+    again = run_steps(steps, timings)
+    assert calls == ["b"]
+    assert again[1]["seconds"] == ran_seconds
+    assert json.loads(timings.read_text())["steps"][1]["seconds"] == ran_seconds
+
+    broken = Step("claims success", "true", lambda: None, lambda: False)
+    with pytest.raises(InputError, match="outputs are incomplete"):
+        run_steps([broken])
+
+
+def test_run_command_streams_progress_lines_logs_everything_and_reports_failures(tmp_path, capsys):
+    log = tmp_path / "logs" / "x.log"
+    script = "print('Epoch 3'); print('noise'); print('train_loss -0.5')"
+    run_command([sys.executable, "-c", script], os.environ, log)
+    shown = capsys.readouterr().out
+    assert "Epoch 3" in shown and "train_loss -0.5" in shown and "noise" not in shown
+    assert "noise" in log.read_text()
+    with pytest.raises(InputError, match=r"exit code 3.*\n.*last words"):
+        run_command([sys.executable, "-c", "import sys; print('last words'); sys.exit(3)"], os.environ, log)
+
+
+def test_budget_env_names_only_what_is_set():
+    assert Budget(epochs=5, no_mirroring=True).env() == {"NNTS_EPOCHS": "5", "NNTS_NO_MIRRORING": "1"}
+    assert Budget().env() == {}
+
+
+# --------------------------------------------------------------------------- pipeline config
+def test_example_config_loads_with_paths_relative_to_the_file():
+    cfg, folders = load_config(REPO / "examples" / "pipeline.toml")
+    assert cfg.strong == 501 and cfg.dataset_ids == {"teacher": 502, "so": 503, "do": 504, "baseline": 505}
+    assert cfg.weak_dir == REPO / "examples" / "data" / "weak"
+    assert cfg.work_dir == REPO / "examples" / "nnts_pipeline"
+    assert cfg.trainers["teacher"] == "nnUNetTrainerBoxTeacher" and cfg.folds == (0,)
+    assert cfg.device in ("cpu", "cuda") and folders == {}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[data]\nweak = 'w'\n", "needs 'strong'"),
+    ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\ndo = 4\nbaseline = 2\n", "must all differ"),
+    ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\n", "do must be a new"),
+    ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\ndo = 4\nbaseline = 5\n[train]\n"
+     "models = ['teacher']\n", "models may name"),
+    ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\n[train]\nmodels = ['so']\ndevice = 'tpu'\n",
+     "device must be"),
+    ("[oops]\n", "unknown section"),
+    ("[data\n", "not valid TOML"),
+])
+def test_bad_configs_name_the_file_and_the_problem(tmp_path, body, message):
+    path = tmp_path / "p.toml"
+    path.write_text(body)
+    with pytest.raises(InputError, match=message) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+
+
+def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
+    from nnunet_teacher_student.phantom import write_phantom_datasets
+
+    raw = tmp_path / "raw"
+    write_phantom_datasets(tmp_path / "ph", 501, n_strong=2, n_weak=1, n_test=1, seed=1, preset="tiny", raw_dir=raw,
+                           progress=False)
+    config = tmp_path / "p.toml"
+    config.write_text(textwrap.dedent(f"""
+        [paths]
+        work_dir = "work"
+        nnUNet_raw = "raw"
+        nnUNet_preprocessed = "pre"
+        nnUNet_results = "res"
+        [data]
+        strong = 501
+        weak = "ph/weak"
+        test_images = "ph/test/images"
+        test_labels = "ph/test/labels"
+        manifest = "ph/manifest.json"
+        [datasets]
+        teacher = 502
+        so = 503
+        do = 504
+        baseline = 505
+        [train]
+        device = "cpu"
+        epochs = 3
+        """))
+    proc = _nnts("pipeline", str(config), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"export nnUNet_raw={raw}" in out
+    assert "[stage 1/" in out and "teacher dataset" in out and ": to do" in out and ": done" not in out
+    assert "nnts make-teacher-dataset --strong 501 -d 502" in out
+    assert "nnUNetv2_plan_and_preprocess -d 502 -c 3d_fullres" in out
+    assert "NNTS_EPOCHS=3 nnUNet_n_proc_DA=0 nnUNetv2_train 502 3d_fullres 0 -tr nnUNetTrainerBoxTeacher -device cpu" in out
+    assert "nnts pseudo-label -i" in out and "nnts make-student-dataset --strong 501 -d 504" in out
+    assert "--form do" in out and "nnts predict -i" in out and "nnts evaluate --pred" in out
+    assert not (tmp_path / "work").exists()  # a dry run writes nothing
+
+    bad = _nnts("pipeline", str(tmp_path / "missing.toml"))
+    assert bad.returncode == 1 and "missing.toml: config file not found" in bad.stderr
+
+
+# --------------------------------------------------------------------------- demo folder guard
+def test_demo_refuses_a_foreign_folder_even_with_overwrite(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    proc = _nnts("demo", "--quick", "-o", str(tmp_path), "--overwrite", "-device", "cpu")
+    assert proc.returncode == 1 and "is not an nnts demo folder" in proc.stderr
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_demo_refuses_to_mix_runs_with_other_settings(tmp_path):
+    from dataclasses import asdict
+
+    from nnunet_teacher_student.commands.demo import SETTINGS_FILE, demo_settings
+
+    other = asdict(demo_settings(True, "cpu", seed=5, epochs=None, iterations=None))
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({"settings": json.loads(json.dumps(other))}))
+    proc = _nnts("demo", "--quick", "-o", str(tmp_path), "-device", "cpu")
+    assert proc.returncode == 1 and "other settings (differs in seed)" in proc.stderr
+
+
+# --------------------------------------------------------------------------- report pieces
+def _result(dscs: dict[str, float]) -> dict:
+    return {"cases": [{"case": c, "dsc": d} for c, d in dscs.items()]}
+
+
+def test_paired_comparison_and_the_honest_summary():
+    base = _result({f"c{i}": 0.5 for i in range(8)})
+    better = _result({f"c{i}": 0.5 + (0.1 if i < 7 else -0.05) for i in range(8)})
+    cmp_ = paired_comparison(better, base)
+    assert cmp_["n"] == 8 and cmp_["better"] == 7 and cmp_["worse"] == 1
+    assert cmp_["mean_diff"] == pytest.approx((0.7 - 0.05) / 8)
+    assert 0 < cmp_["p"] < 0.05
+    text = honest_summary({"B": base, "S": better}, "B", ["S"], quick=False, teacher_doc=None)
+    assert "S vs B: +8.1 DSC points" in text and "better on 7, worse on 1" in text
+    assert "unlikely to be chance" in text
+    few = honest_summary({"B": _result({"a": 0.5}), "S": _result({"a": 0.6})}, "B", ["S"], quick=True,
+                         teacher_doc=None)
+    assert "too few cases for a test" in few and "cannot tell from chance" in few and "smoke run" in few
+
+
+def test_fill_table_bins_pseudo_label_dsc_by_box_fill():
+    qc = [{"box_fill_mean": 0.1, "dice_vs_truth": 0.2}, {"box_fill_mean": 0.6, "dice_vs_truth": 0.8},
+          {"box_fill_mean": 0.65, "dice_vs_truth": 0.6}, {"box_fill_mean": 0.9, "dice_vs_truth": None}]
+    table = fill_table(qc)
+    assert "| 0–30 % | 1 | 20.00 ± 0.00 |" in table
+    assert "| 50–70 % | 2 | 70.00 ± 10.00 |" in table
+    assert "| 70–100 % | 0 | – |" in table
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    t0 = time.perf_counter()
+    proc = _nnts("demo", "--quick", "-o", str(out), "-device", "cpu", timeout=1800)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    log = proc.stdout
+    # progress: stages, the nnU-Net commands, epochs
+    assert "[stage 1/" in log and "nnUNetv2_train 901 3d_small 0 -tr nnUNetTrainerBoxTeacher" in log
+    assert "Epoch 0" in log and "export nnUNet_results=" in log
+
+    # every model trained by nnU-Net, in nnU-Net's own folders
+    results = out / "nnUNet_results"
+    for ds, trainer in (("Dataset901_PhantomTeacher", "nnUNetTrainerBoxTeacher"),
+                        ("Dataset902_PhantomStudentSO", "nnUNetTrainerSOStudent"),
+                        ("Dataset903_PhantomStudentDO", "nnUNetTrainerDOStudent"),
+                        ("Dataset904_PhantomBaseline", "nnUNetTrainerNNTS")):
+        assert (results / ds / f"{trainer}__nnUNetPlans__3d_small" / "fold_0" / "checkpoint_final.pth").is_file()
+    # pseudo-labels with QC, predictions of all test cases, evaluations
+    qc = json.loads((out / "pseudo_labels" / "qc.json").read_text())
+    assert qc["complete"] and len(qc["cases"]) == 6 and all(c["dice_vs_truth"] is not None for c in qc["cases"])
+    for role in ("so", "do", "baseline"):
+        assert len(list((out / "predictions" / role).glob("*.nii.gz"))) == 2
+        summary = json.loads((out / "evaluation" / role / "summary.json").read_text())
+        assert len(summary["cases"]) == 2 and all(0 <= c["dsc"] <= 1 for c in summary["cases"])
+
+    report = out / "report" / "report.md"
+    text = report.read_text()
+    for table_header in ("Teacher: pseudo-labels", "Students vs the strong-only baseline", "| Dataset | Model | DSC"):
+        assert table_header in text
+    for model in ("Box teacher (pseudo-labels)", "SO student", "DO student", "Baseline (strong only)"):
+        assert f"| {model} |" in text
+    assert "smoke run" in text and "## Timings" in text and "## Settings" in text
+    for png in ("test_cases.png", "weak_cases.png", "dsc_per_model.png", "pseudo_dsc_vs_box_fill.png",
+                "training_teacher.png"):
+        path = out / "report" / png
+        assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert f"]({png})" in text
+    print(f"nnts demo --quick: {seconds:.0f} s")
+
+    # a rerun resumes: every step is skipped, the report is rewritten
+    again = _nnts("demo", "--quick", "-o", str(out), "-device", "cpu", timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in again.stdout and "Epoch" not in again.stdout
+    n_steps = again.stdout.count("[stage ")
+    assert again.stdout.count("done already, skipped") == n_steps
+
+
+def test_budget_scales_only_the_training_epochs():
+    from nnunet_teacher_student.commands.demo import DEFAULT_MINUTES, budget_epochs, demo_settings
+
+    default = demo_settings(False, "cpu", 0, None, None).epochs
+    assert budget_epochs(default, DEFAULT_MINUTES) == default
+    assert budget_epochs(default, 2 * DEFAULT_MINUTES) > 2 * default  # the fixed overhead is not doubled
+    assert budget_epochs(default, 1) == 1
+    assert demo_settings(False, "cpu", 0, None, None, budget_minutes=60).epochs == budget_epochs(default, 60)
+    assert demo_settings(False, "cpu", 0, epochs=3, iterations=None).epochs == 3
