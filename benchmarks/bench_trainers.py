@@ -41,15 +41,15 @@ def setup(work: Path, args) -> None:
         (work / k).mkdir(parents=True, exist_ok=True)
     os.environ.update(nnUNet_raw=str(work / "raw"), nnUNet_preprocessed=str(work / "preprocessed"),
                       nnUNet_results=str(work / "results"), nnUNet_extTrainer=str(ext_trainer_dir()))
-    if not (work / "phantom" / "manifest.json").is_file():
+    if not list((work / "preprocessed").glob(f"Dataset{IDS['do']}_*/nnUNetPlans.json")):
         write_phantom_datasets(work / "phantom", IDS["strong"], n_strong=args.cases, n_weak=0, n_test=0,
-                               seed=0, preset=args.preset, raw_dir=work / "raw")
-        make_teacher_dataset(IDS["strong"], IDS["teacher"], "BenchTeacher")
-        make_student_dataset(IDS["strong"], IDS["so"], "BenchSO", "so")
-        make_student_dataset(IDS["strong"], IDS["do"], "BenchDO", "do")
+                               seed=0, preset=args.preset, raw_dir=work / "raw", overwrite=True)
+        make_teacher_dataset(IDS["strong"], IDS["teacher"], "BenchTeacher", overwrite=True)
+        make_student_dataset(IDS["strong"], IDS["so"], "BenchSO", "so", overwrite=True)
+        make_student_dataset(IDS["strong"], IDS["do"], "BenchDO", "do", overwrite=True)
         ids = [str(IDS[k]) for k in ("teacher", "so", "do")]
         subprocess.run([str(Path(sys.executable).parent / "nnUNetv2_plan_and_preprocess"), "-d", *ids, "-c",
-                        "3d_fullres", "-np", str(args.np)], check=True)
+                        "3d_fullres", "-npfp", str(args.np), "-np", str(args.np)], check=True)
     for k in ("teacher", "so", "do"):
         add_small_configuration(IDS[k], CONFIG, tuple(args.patch), tuple(args.features), args.batch_size)
 
@@ -131,8 +131,8 @@ def main() -> int:
                    help="also time one inference per student on a volume of this size (voxels)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    os.environ.setdefault("nnUNet_n_proc_DA", "0")
     setup(args.work, args)
+    os.environ.setdefault("nnUNet_n_proc_DA", "0")  # after planning: nnU-Net's planning breaks on 0
     results = {"date": date.today().isoformat(), "machine": platform.node(), "device": args.device,
                "command": " ".join(sys.argv), "patch": args.patch, "features": args.features,
                "batch_size": args.batch_size, "iterations": args.iterations, "seconds_per_iteration": {}}

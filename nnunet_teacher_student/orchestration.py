@@ -60,11 +60,21 @@ def _load_json(path: Path) -> dict:
         return {}
 
 
-def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=sys.stdout) -> list[dict]:
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children, nnU-Net's workers included:
+    unlike wall time, it does not grow when other jobs share the machine."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None) -> list[dict]:
     """Run the unfinished steps in order; returns ``[{name, command, status, seconds}]``.
 
     ``timings_file`` keeps the seconds of steps finished by an earlier (interrupted) run. A step whose
     ``done()`` is still false after ``run()`` is an error: its outputs are incomplete."""
+    out = out or sys.stdout
     old = {r["name"]: r for r in _load_json(timings_file).get("steps", [])} if timings_file else {}
     records: list[dict] = []
     n = len(steps)
@@ -80,37 +90,40 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=sys.s
             prev = old.get(step.name, {})
             print(f"[stage {k}/{n}] {step.name}: done already, skipped", file=out, flush=True)
             print(f"  $ {step.command}", file=out, flush=True)
-            records.append({"name": step.name, "command": step.command, "status": "skipped (outputs exist)",
-                            "seconds": prev.get("seconds")})
+            records.append({"name": step.name, "command": step.command, "status": "done in an earlier run",
+                            "seconds": prev.get("seconds"), "cpu_seconds": prev.get("cpu_seconds")})
             save()
             continue
         print(f"[stage {k}/{n}] {step.name}", file=out, flush=True)
         print(f"  $ {step.command}", file=out, flush=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         step.run()
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         if not step.done():
             raise InputError(f"step '{step.name}' finished but its outputs are incomplete (command: {step.command})")
-        print(f"  ... {step.name}: {seconds:.1f} s", file=out, flush=True)
-        records.append({"name": step.name, "command": step.command, "status": "ran", "seconds": seconds})
+        print(f"  ... {step.name}: {seconds:.1f} s (CPU {cpu:.1f} s)", file=out, flush=True)
+        records.append({"name": step.name, "command": step.command, "status": "ran", "seconds": seconds,
+                        "cpu_seconds": cpu})
         save()
     return records
 
 
 def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | None = None,
-                show: re.Pattern | None = PROGRESS_LINE, out=sys.stdout) -> None:
+                show: re.Pattern | None = PROGRESS_LINE, out=None) -> None:
     """Run a command, streaming the lines matching ``show`` (indented) and logging all output.
     A non-zero exit raises :class:`InputError` with the last lines and the log's path; Ctrl-C stops
     the child too."""
+    out = out or sys.stdout
     tail: deque[str] = deque(maxlen=30)
     log = None
     if log_file:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_file, "a")
+        log = open(log_file, "a", buffering=1)  # line-buffered: a killed run keeps its log
         log.write(f"\n$ {shlex.join(args)}\n")
     try:
+        # own process group: stopping the step also stops the workers nnU-Net spawns
         proc = subprocess.Popen(list(args), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1)
+                                text=True, bufsize=1, start_new_session=True)
     except FileNotFoundError as e:
         raise InputError(f"{args[0]}: command not found (is nnU-Net installed in this environment?)") from e
     try:
@@ -125,11 +138,7 @@ def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | No
                 print(f"    {line.strip()}", file=out, flush=True)
         rc = proc.wait()
     except BaseException:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_group(proc)
         raise
     finally:
         if log:
@@ -137,6 +146,35 @@ def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | No
     if rc != 0:
         where = f"; full log: {log_file}" if log_file else ""
         raise InputError(f"`{shlex.join(args)}` failed with exit code {rc}{where}; last output:\n" + "\n".join(tail))
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the child's process group, SIGKILL after 10 s."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            os.killpg(proc.pid, signal.SIGKILL)  # leftover workers of a finished child
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        return
+
+
+def stop_children_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so :func:`run_command` stops its child before exiting."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def nnunet_command(name: str) -> str:
@@ -242,7 +280,10 @@ def nnunet_env(cfg: PipelineConfig, training: bool = False) -> dict[str, str]:
 def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]]:
     """Read a pipeline TOML file; returns the config and the nnU-Net folders it sets (``[paths]``).
     Relative paths are relative to the file's folder."""
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as a package
+        import tomli as tomllib
 
     path = Path(path)
     if not path.is_file():
@@ -274,8 +315,12 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
     strong = data["strong"]
     if not isinstance(strong, int):
         raise InputError(f"{path}: [data] strong must be an nnU-Net dataset id (integer), got {strong!r}")
+    models = tuple(train.get("models", ("so", "do", "baseline")))
+    bad = [m for m in models if m not in STUDENT_ROLES]
+    if bad or not models:
+        raise InputError(f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {list(models)}")
     dataset_ids = {}
-    for role in ROLES:
+    for role in ("teacher", *models):
         value = ids.get(role)
         if not isinstance(value, int) or not 1 <= value <= 999:
             raise InputError(f"{path}: [datasets] {role} must be a new nnU-Net dataset id in 1..999, got {value!r}")
@@ -285,10 +330,6 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         raise InputError(f"{path}: dataset ids must all differ, got strong={strong} and {dataset_ids}")
     trainers = dict(DEFAULT_TRAINERS)
     trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
-    models = tuple(train.get("models", ("so", "do", "baseline")))
-    bad = [m for m in models if m not in STUDENT_ROLES]
-    if bad:
-        raise InputError(f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {bad}")
     small = None
     if "small" in doc:
         s = doc["small"]
@@ -362,7 +403,16 @@ def preprocessed_done(dataset_id: int, configuration: str) -> bool:
         return False
     n_train = _load_json(raw / "dataset.json").get("numTraining")
     data = pre / f"{PLANS}_{BASE_CONFIGURATION}"
-    return bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
+    return (bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
+            and newer(pre / "dataset.json", raw / "dataset.json"))  # planning copies dataset.json
+
+
+def newer(path: Path, *than: Path) -> bool:
+    """``path`` exists and is at least as recent as every existing file of ``than`` (as make does)."""
+    if not path.is_file():
+        return False
+    t = path.stat().st_mtime
+    return all(t >= p.stat().st_mtime for p in than if p.is_file())
 
 
 def model_folder(cfg: PipelineConfig, role: str) -> Path:
@@ -373,27 +423,73 @@ def model_folder(cfg: PipelineConfig, role: str) -> Path:
 
 
 def trained(cfg: PipelineConfig, role: str) -> bool:
+    """Every fold has its final checkpoint, newer than the dataset's plans (else the model is stale)."""
     folder = model_folder(cfg, role)
-    return all((folder / f"fold_{f}" / "checkpoint_final.pth").is_file() for f in cfg.folds)
+    pre = dataset_dir("preprocessed", cfg.dataset_ids[role])
+    plans = [pre / f"{PLANS}.json"] if pre else []
+    return all(newer(folder / f"fold_{f}" / "checkpoint_final.pth", *plans) for f in cfg.folds)
+
+
+def checkpoints(cfg: PipelineConfig, role: str) -> list[Path]:
+    return [model_folder(cfg, role) / f"fold_{f}" / "checkpoint_final.pth" for f in cfg.folds]
+
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")  # those nnts predict reads
 
 
 def image_cases(folder: Path) -> list[str]:
-    """Case names of the CT files in a folder (``_0000`` channel suffix dropped, as ``nnts predict`` does)."""
-    from .predict import _case_name, image_suffix
+    """Case names of the CT files in a folder (``_0000`` channel suffix dropped, as ``nnts predict`` does).
+    Written out here so that checking a step does not import torch (as ``predict`` does)."""
+    names = []
+    for p in folder.iterdir():
+        suffix = next((s for s in IMAGE_SUFFIXES if p.name.lower().endswith(s)), None)
+        if p.is_file() and not p.name.startswith(".") and suffix:
+            stem = p.name[: -len(suffix)]
+            names.append(stem[:-5] if stem.endswith("_0000") else stem)
+    return sorted(names)
 
-    return sorted(_case_name(p) for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and image_suffix(p))
 
-
-def predictions_done(images: Path, out: Path) -> bool:
+def predictions_done(images: Path, out: Path, models: Sequence[Path] = ()) -> bool:
+    """Every case has its mask and report, made after the model's checkpoints."""
     if not out.is_dir():
         return False
-    return all((out / f"{c}.nii.gz").is_file() and (out / f"{c}.json").is_file() for c in image_cases(images))
+    return all(newer(out / f"{c}.json", *models) and (out / f"{c}.nii.gz").is_file() for c in image_cases(images))
 
 
-def pseudo_done(out: Path) -> bool:
+def stale_outputs(folder: Path, models: Sequence[Path]) -> bool:
+    """Some output in ``folder`` is older than a model checkpoint (the model was retrained since)."""
+    if not folder.is_dir():
+        return False
+    return any(not newer(p, *models) for p in folder.glob("*.json"))
+
+
+def pseudo_done(out: Path, teacher: Sequence[Path] = ()) -> bool:
+    """The QC table says every weak case is finished, and the pseudo-labels came from these checkpoints."""
     qc = _load_json(out / "qc.json")
-    return bool(qc) and qc.get("complete") is True
+    return bool(qc) and qc.get("complete") is True and not pseudo_stale(out, teacher)
+
+
+def pseudo_stale(out: Path, teacher: Sequence[Path]) -> bool:
+    """Pseudo-labels in ``out`` were made by other teacher checkpoints than ``teacher``."""
+    prov = _load_json(out / "provenance.json")
+    if not prov or not teacher:
+        return False
+    if not all(p.is_file() for p in teacher):
+        return True
+    per_fold = prov.get("checkpoint_sha256_per_fold", {})
+    return sorted(per_fold.values()) != sorted(_sha256(p) for p in teacher)
+
+
+def _sha256(path: Path) -> str:
+    """SHA-256 of a file, as ``nnts pseudo-label`` records it (hashlib here: importing that module
+    would import torch just to check a step)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def student_dataset_current(cfg: PipelineConfig, role: str, pseudo_dir: Path) -> bool:
@@ -437,7 +533,7 @@ def _plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: 
     ids = [cfg.dataset_ids[r] for r in roles]
     conf = cfg.train_configuration
     cmd = (f"nnUNetv2_plan_and_preprocess -d {' '.join(map(str, ids))} -c {BASE_CONFIGURATION} "
-           f"-np {cfg.num_processes} --verify_dataset_integrity")
+           f"-np {cfg.num_processes} -npfp {cfg.num_processes} --verify_dataset_integrity")
     if cfg.small:
         s = cfg.small
         cmd += "".join(
@@ -450,13 +546,15 @@ def _plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: 
     def run() -> None:
         from .plans import add_small_configuration
 
-        todo = [i for i in ids if not preprocessed_done(i, BASE_CONFIGURATION)]
-        if todo:
-            run_command([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", *map(str, todo), "-c",
-                         BASE_CONFIGURATION, "-np", str(cfg.num_processes), "--verify_dataset_integrity"],
-                        nnunet_env(cfg), layout.logs / f"plan_{'_'.join(map(str, todo))}.log")
+        todo = [i for i in ids if not preprocessed_done(i, conf)]
+        base_todo = [i for i in todo if not preprocessed_done(i, BASE_CONFIGURATION)]
+        if base_todo:
+            run_command([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", *map(str, base_todo), "-c",
+                         BASE_CONFIGURATION, "-np", str(cfg.num_processes), "-npfp", str(cfg.num_processes),
+                         "--verify_dataset_integrity"],
+                        nnunet_env(cfg), layout.logs / f"plan_{'_'.join(map(str, base_todo))}.log")
         if cfg.small:
-            for i in ids:
+            for i in todo:  # only these: rewriting the plans makes the models trained on them stale
                 add_small_configuration(i, cfg.small.name, tuple(cfg.small.patch_size), tuple(cfg.small.features),
                                         cfg.small.batch_size)
 
@@ -465,7 +563,8 @@ def _plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: 
 
 def _train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     did, conf, trainer = cfg.dataset_ids[role], cfg.train_configuration, cfg.trainers[role]
-    budget = cfg.budget.shell()
+    budget = cfg.budget.shell() + (" nnUNet_n_proc_DA=0" if cfg.device == "cpu" else "")
+    budget = budget.strip()
     cmds = [f"{budget + ' ' if budget else ''}nnUNetv2_train {did} {conf} {f} -tr {trainer} -device {cfg.device}"
             for f in cfg.folds]
 
@@ -490,10 +589,8 @@ def _folds_arg(cfg: PipelineConfig) -> str:
 
 
 def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
-    """The method's steps, from the strong dataset and the weak set to the evaluation of the test set."""
-    from .student_dataset import make_student_dataset
-    from .teacher_dataset import make_teacher_dataset
-
+    """The method's steps, from the strong dataset and the weak set to the evaluation of the test set.
+    Heavy modules are imported inside the steps: listing and checking steps stays fast."""
     ids, names = cfg.dataset_ids, cfg.dataset_names
     q = shlex.quote
     manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
@@ -503,8 +600,7 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
         "teacher dataset (CT + box channel)",
         f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
         f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg}",
-        lambda: make_teacher_dataset(cfg.strong, ids["teacher"], names["teacher"], jitter=cfg.jitter, seed=cfg.seed,
-                                     weak_dir=cfg.weak_dir, exclude=_test_cases(cfg), overwrite=True),
+        lambda: _make_teacher_dataset(cfg),
         lambda: raw_done(ids["teacher"])))
     steps.append(_plan_step(cfg, layout, ["teacher"], "teacher"))
     steps.append(_train_step(cfg, layout, "teacher"))
@@ -512,9 +608,12 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     def pseudo() -> None:
         from .pseudo_labels import pseudo_label
 
+        stale = pseudo_stale(layout.pseudo, checkpoints(cfg, "teacher"))
+        if stale:
+            print(f"  the teacher was retrained: replacing the pseudo-labels in {layout.pseudo}", flush=True)
         pseudo_label(model_folder(cfg, "teacher"), cfg.weak_dir, layout.pseudo, folds=cfg.folds, device=cfg.device,
                      tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
-                     overwrite=True)
+                     overwrite=stale)
 
     filt = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.filters.items())
     steps.append(Step(
@@ -522,10 +621,12 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
         f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(layout.pseudo))} -m {q(str(model_folder(cfg, 'teacher')))} "
         f"-f {_folds_arg(cfg)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
         f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
-        pseudo, lambda: pseudo_done(layout.pseudo)))
+        pseudo, lambda: pseudo_done(layout.pseudo, checkpoints(cfg, "teacher"))))
 
     def student(role: str) -> Callable[[], None]:
         def run() -> None:
+            from .student_dataset import make_student_dataset
+
             excluded = set(_load_json(layout.pseudo / "excluded.json").get("excluded", {}))
             kw = {} if role == "baseline" else {"weak_dir": cfg.weak_dir, "pseudo_dir": layout.pseudo}
             make_student_dataset(cfg.strong, ids[role], names[role], "do" if role == "do" else "so",
@@ -556,10 +657,13 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     return steps
 
 
-def _test_cases(cfg: PipelineConfig) -> set[str]:
+def _make_teacher_dataset(cfg: PipelineConfig) -> None:
     from .student_dataset import load_manifest_cases
+    from .teacher_dataset import make_teacher_dataset
 
-    return {c for c, v in load_manifest_cases(cfg.manifest).items() if v.get("split") == "test"}
+    test = {c for c, v in load_manifest_cases(cfg.manifest).items() if v.get("split") == "test"}
+    make_teacher_dataset(cfg.strong, cfg.dataset_ids["teacher"], cfg.dataset_names["teacher"], jitter=cfg.jitter,
+                         seed=cfg.seed, weak_dir=cfg.weak_dir, exclude=test, overwrite=True)
 
 
 def _predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
@@ -569,13 +673,13 @@ def _predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         from .predict import predict_path
 
         predict_path(cfg.test_images, out, model_folder(cfg, role), folds=cfg.folds, device=cfg.device,
-                     lung_crop=cfg.lung_crop, tta=cfg.tta)
+                     lung_crop=cfg.lung_crop, tta=cfg.tta, overwrite=stale_outputs(out, checkpoints(cfg, role)))
 
     cmd = (f"nnts predict -i {shlex.quote(str(cfg.test_images))} -o {shlex.quote(str(out))} "
            f"-m {shlex.quote(str(model_folder(cfg, role)))} -f {_folds_arg(cfg)} -device {cfg.device}"
            f"{'' if cfg.tta else ' --disable-tta'}{'' if cfg.lung_crop else ' --no-lung-crop'}")
     return Step(f"predict the test set ({MODEL_NAMES[role]})", cmd, run,
-                lambda: predictions_done(cfg.test_images, out))
+                lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)))
 
 
 def _evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:

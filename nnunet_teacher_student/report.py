@@ -19,7 +19,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from .evaluation import markdown_table
-from .evaluation.aggregate import OVERALL
 from .geometry import write_text_atomic
 
 WINDOW_HU = (-1000.0, 400.0)
@@ -213,7 +212,7 @@ def figure_dsc_bars(results: Mapping[str, Mapping], out: Path, teacher: str | No
         ax.bar(i, vals.mean(), yerr=vals.std(), capsize=4, color="#9ecae1" if name != teacher else "#fdd0a2",
                edgecolor="black", hatch="//" if name == teacher else None)
         ax.scatter(i + rng.uniform(-0.2, 0.2, vals.size), vals, s=10, color="black", zorder=3)
-        ax.text(i, 2, f"{vals.mean():.1f}", ha="center", fontsize=8)
+        ax.text(i + 0.3, min(vals.mean() + 2, 95), f"{vals.mean():.1f}", ha="left", fontsize=8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([n.replace(" (", "\n(") for n in names], fontsize=8)
     ax.set_ylabel("DSC (%)")
@@ -284,9 +283,14 @@ def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
     return out
 
 
+PHANTOM_CAVEAT = ("These are synthetic phantoms with a short training budget, one fold and one seed; a real "
+                  "comparison needs real data, the full budget and several folds/seeds. The tables report what was "
+                  "measured here, nothing more.")
+
+
 def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequence[str], quick: bool,
-                   teacher_doc: Mapping | None) -> str:
-    """Plain sentences on what the numbers show and do not show."""
+                   teacher_doc: Mapping | None, caveat: str = PHANTOM_CAVEAT) -> str:
+    """Plain sentences on what the numbers show and do not show; ``caveat`` ends them."""
     lines = []
     if quick:
         lines.append("**This was a `--quick` smoke run** (tiny phantoms, one or two epochs of a few iterations): "
@@ -295,8 +299,8 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
         d = teacher_doc["summary"]["overall"]["dsc"]
         if d.get("n"):
             lines.append(f"The box teacher's pseudo-labels reach a mean DSC of {100 * d['mean']:.1f} % "
-                         f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks, which the phantom "
-                         "generator knows and a real weak set does not.")
+                         f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks of the weak cases "
+                         "(known for phantoms and scenarios only; on a real weak set, see the QC table).")
     if baseline in results:
         for s in students:
             if s not in results:
@@ -305,15 +309,13 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
             if not cmp_:
                 continue
             p = f"; Wilcoxon signed-rank p = {cmp_['p']:.2g}" if cmp_["p"] is not None else \
-                " (too few cases for a test)"
+                "; too few cases for a test"
             verdict = ("a difference this run cannot tell from chance" if cmp_["p"] is None or cmp_["p"] >= 0.05
                        else "a difference unlikely to be chance on these cases")
             lines.append(f"{s} vs {baseline}: {100 * cmp_['mean_diff']:+.1f} DSC points on average over "
                          f"{cmp_['n']} test cases (better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
                          f"{verdict}.")
-    lines.append("These are synthetic phantoms with a short training budget, one fold and one seed; a real "
-                 "comparison needs real data, the full budget and several folds/seeds. "
-                 "The tables report what was measured here, nothing more." if quick is False else
+    lines.append(caveat if not quick else
                  "Run `nnts demo` without `--quick` for a run long enough to show an effect, if there is one.")
     return "\n\n".join(lines)
 
@@ -337,11 +339,17 @@ def _fmt_seconds(s: float | None) -> str:
 
 
 def timings_table(timings: Sequence[Mapping]) -> str:
-    lines = ["| # | Step | Time | Status |", "|---|---|---|---|"]
+    """Wall time and CPU time (this process + nnU-Net's subprocesses) per step."""
+    lines = ["| # | Step | Wall time | CPU time | Status |", "|---|---|---|---|---|"]
     for k, t in enumerate(timings, 1):
-        lines.append(f"| {k} | {t['name']} | {_fmt_seconds(t.get('seconds'))} | {t.get('status', '')} |")
+        lines.append(f"| {k} | {t['name']} | {_fmt_seconds(t.get('seconds'))} | "
+                     f"{_fmt_seconds(t.get('cpu_seconds'))} | {t.get('status', '')} |")
     total = sum(t["seconds"] for t in timings if t.get("seconds"))
-    lines.append(f"| | **total** | **{_fmt_seconds(total)}** | |")
+    cpu = sum(t["cpu_seconds"] for t in timings if t.get("cpu_seconds"))
+    lines.append(f"| | **total (all runs)** | **{_fmt_seconds(total)}** | **{_fmt_seconds(cpu)}** | |")
+    lines += ["", "Wall time grows when other jobs share the machine; CPU time (user + system, summed over "
+              "cores) does not, and on an otherwise idle machine with C cores the wall time is roughly "
+              "between CPU time / C and CPU time."]
     return "\n".join(lines) + "\n"
 
 
@@ -350,7 +358,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
                  qc: Sequence[Mapping], test_images: Path | None, test_labels: Path | None,
                  prediction_dirs: Mapping[str, Path], weak_dir: Path | None, pseudo_dir: Path | None,
                  model_folders: Mapping[str, Path], fold: int, commands: Sequence[str], continue_lines: Sequence[str],
-                 quick: bool = False) -> Path:
+                 quick: bool = False, caveat: str = PHANTOM_CAVEAT) -> Path:
     """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figs: dict[str, Path | None] = {}
@@ -365,7 +373,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
     teacher_doc = results.get(teacher_name)
     models = {n: results[n] for n in [baseline_name, *student_names] if n in results}
     md = [f"# {title}", "", intro, "", "## What this run shows", "",
-          honest_summary(results, baseline_name, student_names, quick, teacher_doc), ""]
+          honest_summary(results, baseline_name, student_names, quick, teacher_doc, caveat), ""]
     md += ["## Teacher: pseudo-labels of the weak set against the true masks (as the paper's Tables 2/4, %)", ""]
     if teacher_doc:
         md += ["Cells are mean ± std over weak cases, per source site and overall.", "",
@@ -391,7 +399,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
             md += [f"![{caption}]({figs[key].name})", "", f"_{caption}_", ""]
     for key, path in curves.items():
         md += [f"![nnU-Net training curves: {key}]({path.name})", "", f"_nnU-Net's training curves ({key})._", ""]
-    md += ["## Settings", "", "```json", json.dumps(settings, indent=1, default=str), "```", "",
+    md += ["## Settings", "", settings_table(settings), "",
            "## Timings", "", timings_table(timings), "",
            "## Continue with nnU-Net's own commands", "",
            "Every dataset, plan, preprocessed array and model is in nnU-Net's folders:", "", "```bash",
@@ -399,4 +407,45 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
            *commands, "```", ""]
     path = out_dir / "report.md"
     write_text_atomic("\n".join(md), path)
+    path.chmod(0o644)  # a document to share, not a secret
     return path
+
+
+def _flatten(d: Mapping, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v and len(v) > 0 and not all(isinstance(x, (int, float, str)) for x in v.values()):
+            rows += _flatten(v, key + ".")
+        else:
+            rows.append((key, v))
+    return rows
+
+
+def settings_table(settings: Mapping) -> str:
+    """Settings as a two-column Markdown table (nested keys joined with dots, lists inline)."""
+    lines = ["| Setting | Value |", "|---|---|"]
+    for key, value in _flatten(json.loads(json.dumps(settings, default=str))):
+        text = json.dumps(value) if not isinstance(value, str) else value
+        lines.append(f"| `{key}` | {text.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, timings: Sequence[Mapping],
+                     commands: Sequence[str], continue_lines: Sequence[str], quick: bool = False,
+                     caveat: str = PHANTOM_CAVEAT) -> Path:
+    """The report of a :class:`~.orchestration.PipelineConfig` run, into ``<work>/report``."""
+    from .orchestration import MODEL_NAMES, load_results, model_folder
+
+    results = load_results(layout, ["teacher", "baseline", "so", "do"])
+    qc_file = layout.pseudo / "qc.json"
+    qc = json.loads(qc_file.read_text()).get("cases", []) if qc_file.is_file() else []
+    roles = [r for r in ("baseline", "so", "do") if r in cfg.train]
+    return write_report(
+        layout.work / "report", title=title, intro=intro, settings=settings, timings=timings, results=results,
+        teacher_name=MODEL_NAMES["teacher"], baseline_name=MODEL_NAMES["baseline"],
+        student_names=[MODEL_NAMES[r] for r in ("so", "do")], qc=qc, test_images=cfg.test_images,
+        test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
+        weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo,
+        model_folders={r: model_folder(cfg, r) for r in ("teacher", *roles)}, fold=cfg.folds[0],
+        commands=commands, continue_lines=continue_lines, quick=quick, caveat=caveat)

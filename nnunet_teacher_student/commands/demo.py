@@ -13,9 +13,11 @@ import os
 import shlex
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
+OVERHEAD_MINUTES = 7.0      # estimated time of everything but the training epochs (planning, inference, ...)
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
 STRONG_NAME = "PhantomLung"
 SETTINGS_FILE = "nnts_demo.json"
@@ -40,10 +42,16 @@ class DemoSettings:
     val_iterations: int
     no_mirroring: bool
     sites: str = "mixed"
-    extra: dict = field(default_factory=dict)
 
 
-def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None) -> DemoSettings:
+def budget_epochs(default_epochs: int, minutes: float) -> int:
+    """Epochs for a time budget: the training share of the default run scaled to ``minutes`` (an estimate)."""
+    share = (minutes - OVERHEAD_MINUTES) / (DEFAULT_MINUTES - OVERHEAD_MINUTES)
+    return max(1, int(default_epochs * share))
+
+
+def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None,
+                  budget_minutes: float | None = None) -> DemoSettings:
     """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
     (reduced ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
     if quick:
@@ -52,12 +60,14 @@ def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, itera
                          epochs=1, iterations=2, val_iterations=1, no_mirroring=True)
     elif device == "cpu":
         s = DemoSettings("default", "default", 8, 32, 10, seed, device, "3d_fullres",
-                         {"name": "3d_small", "patch_size": (24, 64, 64), "features": (16, 32, 64, 128),
+                         {"name": "3d_small", "patch_size": (16, 48, 48), "features": (8, 16, 32, 64),
                           "batch_size": 2},
-                         epochs=8, iterations=25, val_iterations=5, no_mirroring=True)
+                         epochs=6, iterations=12, val_iterations=2, no_mirroring=True)
     else:
         s = DemoSettings("gpu", "default", 8, 32, 10, seed, device, "3d_fullres", None,
                          epochs=50, iterations=100, val_iterations=20, no_mirroring=False)
+    if budget_minutes is not None and not quick:
+        s.epochs = budget_epochs(s.epochs, budget_minutes)
     if epochs is not None:
         s.epochs = epochs
     if iterations is not None:
@@ -102,7 +112,7 @@ def _prepare_folder(out: Path, settings: DemoSettings, overwrite: bool) -> None:
         if overwrite:
             print(f"nnts demo: --overwrite: removing the earlier demo in {out}", flush=True)
             shutil.rmtree(out)
-        elif old != wanted:
+        elif any((old or {}).get(k) != v for k, v in wanted.items()):
             diff = sorted(k for k in wanted if (old or {}).get(k) != wanted[k])
             raise InputError(f"{out}: holds a demo run with other settings (differs in {', '.join(diff)}); "
                              "pass --overwrite to replace it or choose another -o folder")
@@ -123,13 +133,17 @@ def _export_lines(out: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
-    from ..orchestration import Layout, Step, method_steps, raw_done, resolve_device, run_steps
+    from ..orchestration import (Layout, Step, method_steps, raw_done, resolve_device, run_steps,
+                                 stop_children_on_sigterm)
 
     if args.epochs is not None and args.epochs < 1 or args.iterations is not None and args.iterations < 1:
         raise InputError("--epochs and --iterations must be >= 1")
+    if args.budget is not None and (args.budget <= 0 or args.quick or args.epochs is not None):
+        raise InputError("--budget takes minutes > 0 and goes without --quick and --epochs")
+    stop_children_on_sigterm()
     out = Path(args.output).resolve()
     device = resolve_device(args.device)
-    settings = demo_settings(args.quick, device, args.seed, args.epochs, args.iterations)
+    settings = demo_settings(args.quick, device, args.seed, args.epochs, args.iterations, args.budget)
     _prepare_folder(out, settings, args.overwrite)
     for k in NNUNET_DIRS:
         if os.environ.get(k) and Path(os.environ[k]).resolve() != (out / k):
@@ -139,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from ..plans import ensure_ext_trainer_path
 
     ensure_ext_trainer_path()
+    os.environ.setdefault("nnUNet_compile", "f")  # compiling costs more than these short trainings gain
     exports = _export_lines(out)
     print("nnts demo: nnU-Net folders of this run (to continue with nnU-Net's commands):")
     print("\n".join(f"  {line}" for line in exports), flush=True)
@@ -180,30 +195,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(out: Path, cfg, layout, settings: DemoSettings, timings: list[dict], commands: list[str],
                   exports: list[str]) -> Path:
-    from ..orchestration import MODEL_NAMES, load_results, model_folder
-    from ..report import write_report
+    from ..report import write_run_report
 
     print("[report] tables and figures", flush=True)
-    results = load_results(layout, ["teacher", "baseline", "so", "do"])
-    qc = json.loads((layout.pseudo / "qc.json").read_text()).get("cases", []) \
-        if (layout.pseudo / "qc.json").is_file() else []
-    conf = cfg.train_configuration
     intro = (f"`nnts demo{' --quick' if settings.mode == 'quick' else ''}`: the box teacher -> pseudo-label -> "
              f"student method on synthetic lung CT phantoms ({settings.preset} preset, seed {settings.seed}): "
              f"{settings.n_strong} strong cases (tumour masks), {settings.n_weak} weak cases (axial boxes only), "
-             f"{settings.n_test} held-out test cases. Device {settings.device}, nnU-Net configuration `{conf}`, "
-             f"{settings.epochs} epoch(s) x {settings.iterations} iterations per model, fold 0. The baseline is "
-             "plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same budget; the students "
-             "train on the strong cases plus the teacher's pseudo-labels of the weak cases.")
-    roles = [r for r in ("baseline", "so", "do") if r in cfg.train]
-    return write_report(
-        out / "report", title="nnts demo: teacher-student lung tumour segmentation on phantoms", intro=intro,
+             f"{settings.n_test} held-out test cases. Device {settings.device}, nnU-Net configuration "
+             f"`{cfg.train_configuration}`, {settings.epochs} epoch(s) x {settings.iterations} iterations per model, "
+             "fold 0. The baseline is plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same "
+             "budget; the students train on the strong cases plus the teacher's pseudo-labels of the weak cases.")
+    return write_run_report(
+        cfg, layout, title="nnts demo: teacher-student lung tumour segmentation on phantoms", intro=intro,
         settings={"demo": json.loads(json.dumps(asdict(settings))), "pipeline": cfg.summary()}, timings=timings,
-        results=results, teacher_name=MODEL_NAMES["teacher"], baseline_name=MODEL_NAMES["baseline"],
-        student_names=[MODEL_NAMES[r] for r in ("so", "do")], qc=qc, test_images=cfg.test_images,
-        test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
-        weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo,
-        model_folders={r: model_folder(cfg, r) for r in ("teacher", *roles)}, fold=cfg.folds[0],
         commands=commands, continue_lines=exports, quick=settings.mode == "quick")
 
 
@@ -214,13 +218,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "the box teacher, pseudo-label the weak set (with QC), build and train the SO and DO students "
                     "and the strong-only baseline, predict and evaluate the test set, and write OUT/report/report.md "
                     "with tables and figures. Default: about 20 minutes on a 2-core CPU (a GPU is used when present); "
-                    "--quick: a one-minute smoke run. Everything stays under OUT (its own nnU-Net folders); "
+                    "--quick: a smoke run of a few minutes. Everything stays under OUT (its own nnU-Net folders); "
                     "a rerun with the same settings resumes where it stopped.")
     p.add_argument("-o", "--output", type=Path, default=Path("nnts_demo"), help="output folder (default: ./nnts_demo)")
-    p.add_argument("--quick", action="store_true", help="tiny smoke run (~1 minute): checks the steps, measures nothing")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 8 on a CPU, 50 on a GPU)")
+    p.add_argument("--quick", action="store_true", help="tiny smoke run (a few minutes): checks every step, measures nothing")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 6 on a CPU, 50 on a GPU)")
+    p.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                   help=f"scale the training epochs to about this many minutes in all (default run: "
+                        f"{DEFAULT_MINUTES:g}; an estimate, the report states the measured times)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations per epoch (default: 25 on a CPU, 100 on a GPU)")
+                   help="training iterations per epoch (default: 12 on a CPU, 100 on a GPU)")
     p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda if available, else cpu (default)")
     p.add_argument("--seed", type=int, default=0, help="phantom and split seed (default 0)")
