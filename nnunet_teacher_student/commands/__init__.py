@@ -1,1 +1,27 @@
-"""One module per ``nnts`` subcommand; each defines ``register(subparsers)``."""
+"""One module per ``nnts`` subcommand; each defines ``register(subparsers)``. Shared option sets live here."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def fold(value: str) -> int | str:
+    """An nnU-Net fold: an integer or ``all``."""
+    if value == "all":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fold must be an integer or 'all', got {value!r}") from None
+
+
+def add_model_arguments(p: argparse.ArgumentParser, what: str = "trained model",
+                        default_folds: list | None = None, folds_help: str = "folds to ensemble (default 0)") -> None:
+    """``-m``, ``-f``, ``-chk``, ``-device`` and ``--disable-tta`` as nnU-Net's predict spells them."""
+    p.add_argument("-m", "--model", required=True, type=Path,
+                   help=f"{what} folder (.../TRAINER__PLANS__CONFIG with plans.json and fold_X/)")
+    p.add_argument("-f", "--folds", nargs="+", type=fold, default=default_folds, help=folds_help)
+    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
+    p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
+                   help="auto: cuda if available, else cpu (default)")
+    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")

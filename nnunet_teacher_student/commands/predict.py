@@ -4,14 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _fold(value: str) -> int | str:
-    if value == "all":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fold must be an integer or 'all', got {value!r}") from None
+from . import add_model_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,17 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, type=Path,
                    help="a mask file name (.nii.gz, .nrrd, ...; one case) or a folder receiving <case>.nii.gz "
                         "and <case>.json")
-    p.add_argument("-m", "--model", required=True, type=Path,
-                   help="trained model folder (.../TRAINER__PLANS__CONFIG, holding plans.json and fold_X/)")
-    p.add_argument("-f", "--folds", nargs="+", type=_fold, default=None,
-                   help="folds to ensemble (default: every fold_X with the checkpoint)")
-    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
-    p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
-                   help="auto: cuda if available, else cpu (default)")
+    add_model_arguments(p, "trained model", None, "folds to ensemble (default: every fold_X with the checkpoint)")
     p.add_argument("--no-lung-crop", action="store_true", help="predict the whole volume instead of the lung box")
     p.add_argument("--per-lung", action="store_true",
                    help="one crop per lung (as the paper); overlaps merged by maximum probability")
-    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write <case>_probability.nii.gz (float32 tumour probability, 0 outside the crops)")
     p.add_argument("--lungmask-weights", type=Path, default=None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .teacher_predict import _fold
+from . import add_model_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,13 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "--part-id $SLURM_ARRAY_TASK_ID; rerun any part afterwards to refresh the QC table.")
     p.add_argument("-i", "--input", required=True, type=Path, help="weak set folder (images/, boxes/)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder of the pseudo masks")
-    p.add_argument("-m", "--model", required=True, type=Path,
-                   help="trained teacher model folder (.../TRAINER__PLANS__CONFIG with plans.json and fold_X/)")
-    p.add_argument("-f", "--folds", nargs="+", type=_fold, default=[0], help="folds to ensemble (default 0)")
-    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
-    p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
-                   help="auto: cuda if available, else cpu (default)")
-    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
+    add_model_arguments(p, "trained teacher model", [0])
     p.add_argument("--num-parts", type=int, default=1, help="split the cases into this many parts (default 1)")
     p.add_argument("--part-id", type=int, default=0, help="which part this run does: 0..num-parts-1")
     p.add_argument("--box-margin-mm", type=float, default=2.0,

@@ -6,14 +6,7 @@ import json
 import time
 from pathlib import Path
 
-
-def _fold(value: str) -> int | str:
-    if value == "all":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"fold must be an integer or 'all', got {value!r}") from None
+from . import add_model_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,13 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-b", "--boxes", required=True, type=Path,
                    help="boxes of this CT: an nnts box file (.json) or a box-mask image (0/1, CT geometry)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output mask file (.nii.gz, ...)")
-    p.add_argument("-m", "--model", required=True, type=Path,
-                   help="trained teacher model folder (.../TRAINER__PLANS__CONFIG with plans.json and fold_X/)")
-    p.add_argument("-f", "--folds", nargs="+", type=_fold, default=[0], help="folds to ensemble (default 0)")
-    p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")
-    p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
-                   help="auto: cuda if available, else cpu (default)")
-    p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
+    add_model_arguments(p, "trained teacher model", [0])
     p.add_argument("--box-margin-mm", type=float, default=2.0,
                    help="in-plane dilation of the boxes that bounds the mask (default 2 mm)")
     p.add_argument("--full-volume", action="store_true",
