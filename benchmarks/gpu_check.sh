@@ -12,7 +12,7 @@ PATCH=${PATCH:-"64 128 128"}
 FEATURES=${FEATURES:-"32 64 128 256 320"}
 ITER=${ITER:-20}
 PY=${PYTHON:-python3}
-if ! "$PY" -c "import nnunet_teacher_student" 2>/dev/null; then
+if ! (cd / && "$PY" -c "import nnunet_teacher_student") 2>/dev/null; then
   "$PY" -m pip install -q -e . >/dev/null
 fi
 export nnUNet_def_n_proc=${nnUNet_def_n_proc:-4}
