@@ -101,7 +101,8 @@ def time_inference(name: str, dataset: str, device: str, size_xyz) -> float:
     trainer.set_deep_supervision_enabled(False)
     predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=True, device=torch.device(device),
                                 perform_everything_on_device=device == "cuda", allow_tqdm=False)
-    predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager, None,
+    predictor.manual_initialization(trainer.network, trainer.plans_manager, trainer.configuration_manager,
+                                    [trainer.network.state_dict()],
                                     trainer.dataset_json, type(trainer).__name__, (0, 1, 2))
     rng = np.random.default_rng(0)
     n_channels = len(trainer.dataset_json["channel_names"])
