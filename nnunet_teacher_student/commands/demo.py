@@ -133,13 +133,14 @@ def _export_lines(out: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
-    from ..orchestration import (Layout, Step, method_steps, raw_done, resolve_device, run_steps,
+    from ..orchestration import (Layout, Step, calm_openmp, method_steps, raw_done, resolve_device, run_steps,
                                  stop_children_on_sigterm)
 
     if args.epochs is not None and args.epochs < 1 or args.iterations is not None and args.iterations < 1:
         raise InputError("--epochs and --iterations must be >= 1")
     if args.budget is not None and (args.budget <= 0 or args.quick or args.epochs is not None):
         raise InputError("--budget takes minutes > 0 and goes without --quick and --epochs")
+    calm_openmp()
     stop_children_on_sigterm()
     out = Path(args.output).resolve()
     device = resolve_device(args.device)

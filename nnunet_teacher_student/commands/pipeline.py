@@ -16,10 +16,11 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
-    from ..orchestration import Layout, load_config, method_steps, run_steps, stop_children_on_sigterm
+    from ..orchestration import Layout, calm_openmp, load_config, method_steps, run_steps, stop_children_on_sigterm
     from ..plans import ensure_ext_trainer_path, ext_trainer_dir
     from ..weak_set import is_weak_set
 
+    calm_openmp()
     cfg, folders = load_config(args.config)
     os.environ.update(folders)
     missing = [k for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(k)]
