@@ -301,6 +301,17 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
             lines.append(f"The box teacher's pseudo-labels reach a mean DSC of {100 * d['mean']:.1f} % "
                          f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks of the weak cases "
                          "(known for phantoms and scenarios only; on a real weak set, see the QC table).")
+    if teacher_doc:
+        d = teacher_doc["summary"]["overall"]["dsc"]
+        if d.get("n") and d["mean"] < 0.05:
+            lines.append("**The teacher failed**: its pseudo-labels are (nearly) empty, so the students learned "
+                         "from empty masks on the weak cases; train longer (`--epochs`) before reading the "
+                         "student tables.")
+    empty = sorted({c["case"] for doc in results.values() if doc is not teacher_doc for c in doc.get("cases", [])
+                    if c.get("gt_volume_ml") == 0})
+    if empty:
+        lines.append(f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): an empty prediction scores "
+                     "DSC 100 % there and anything else 0 %, which moves the means a lot on few cases.")
     if baseline in results:
         for s in students:
             if s not in results:

@@ -254,3 +254,11 @@ def test_budget_scales_only_the_training_epochs():
     assert budget_epochs(default, 1) == 1
     assert demo_settings(False, "cpu", 0, None, None, budget_minutes=60).epochs == budget_epochs(default, 60)
     assert demo_settings(False, "cpu", 0, epochs=3, iterations=None).epochs == 3
+
+
+def test_honest_summary_flags_a_failed_teacher_and_tumour_free_test_cases():
+    teacher = {"summary": {"overall": {"dsc": {"mean": 0.0, "std": 0.0, "n": 4}}}, "cases": []}
+    base = {"cases": [{"case": "a", "dsc": 1.0, "gt_volume_ml": 0.0}, {"case": "b", "dsc": 0.1, "gt_volume_ml": 2.0}]}
+    text = honest_summary({"T": teacher, "B": base}, "B", [], quick=False, teacher_doc=teacher)
+    assert "The teacher failed" in text
+    assert "1 test case(s) have no tumour (a)" in text

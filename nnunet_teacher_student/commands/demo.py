@@ -62,7 +62,7 @@ def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, itera
         s = DemoSettings("default", "default", 8, 32, 10, seed, device, "3d_fullres",
                          {"name": "3d_small", "patch_size": (16, 48, 48), "features": (8, 16, 32, 64),
                           "batch_size": 2},
-                         epochs=6, iterations=12, val_iterations=2, no_mirroring=True)
+                         epochs=20, iterations=15, val_iterations=3, no_mirroring=True)
     else:
         s = DemoSettings("gpu", "default", 8, 32, 10, seed, device, "3d_fullres", None,
                          epochs=50, iterations=100, val_iterations=20, no_mirroring=False)
@@ -223,12 +223,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "a rerun with the same settings resumes where it stopped.")
     p.add_argument("-o", "--output", type=Path, default=Path("nnts_demo"), help="output folder (default: ./nnts_demo)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (a few minutes): checks every step, measures nothing")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 6 on a CPU, 50 on a GPU)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 20 on a CPU, 50 on a GPU)")
     p.add_argument("--budget", type=float, default=None, metavar="MINUTES",
                    help=f"scale the training epochs to about this many minutes in all (default run: "
                         f"{DEFAULT_MINUTES:g}; an estimate, the report states the measured times)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations per epoch (default: 12 on a CPU, 100 on a GPU)")
+                   help="training iterations per epoch (default: 15 on a CPU, 100 on a GPU)")
     p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda if available, else cpu (default)")
     p.add_argument("--seed", type=int, default=0, help="phantom and split seed (default 0)")
