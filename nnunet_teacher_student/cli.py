@@ -10,7 +10,7 @@ from .geometry import InputError
 
 COMMAND_MODULES = [
     "env", "synth", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label",
-    "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline",
+    "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline", "benchmark",
 ]
 
 

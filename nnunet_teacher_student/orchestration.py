@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from .checksums import file_sha256
 from .geometry import InputError, write_text_atomic
 from .plans import dataset_folder_name, ext_trainer_dir
 
@@ -32,7 +33,11 @@ STUDENT_ROLES = ("so", "do", "baseline")
 DEFAULT_TRAINERS = {"teacher": "nnUNetTrainerBoxTeacher", "so": "nnUNetTrainerSOStudent",
                     "do": "nnUNetTrainerDOStudent", "baseline": "nnUNetTrainerNNTS"}
 MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (strong only)",
-               "teacher": "Box teacher (pseudo-labels)"}
+               "teacher": "Box teacher (pseudo-labels)",
+               # the benchmark's other models (nnts benchmark)
+               "point_teacher": "Point teacher (pseudo-labels)", "so_paper": "SO student (_Paper)",
+               "do_paper": "DO student (_Paper)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
+               "upper": "Upper bound (true masks for all)"}
 BASE_CONFIGURATION = "3d_fullres"
 PLANS = "nnUNetPlans"
 # nnU-Net output lines worth showing live (the rest goes to the log file)
@@ -53,7 +58,7 @@ class Step:
     done: Callable[[], bool] = lambda: False
 
 
-def _load_json(path: Path) -> dict:
+def load_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text()) if path.is_file() else {}
     except json.JSONDecodeError:
@@ -75,7 +80,7 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None)
     ``timings_file`` keeps the seconds of steps finished by an earlier (interrupted) run. A step whose
     ``done()`` is still false after ``run()`` is an error: its outputs are incomplete."""
     out = out or sys.stdout
-    old = {r["name"]: r for r in _load_json(timings_file).get("steps", [])} if timings_file else {}
+    old = {r["name"]: r for r in load_json(timings_file).get("steps", [])} if timings_file else {}
     records: list[dict] = []
     n = len(steps)
 
@@ -406,10 +411,10 @@ def preprocessed_done(dataset_id: int, configuration: str) -> bool:
     raw, pre = dataset_dir("raw", dataset_id), dataset_dir("preprocessed", dataset_id)
     if raw is None or pre is None:
         return False
-    plans = _load_json(pre / f"{PLANS}.json")
+    plans = load_json(pre / f"{PLANS}.json")
     if configuration not in plans.get("configurations", {}):
         return False
-    n_train = _load_json(raw / "dataset.json").get("numTraining")
+    n_train = load_json(raw / "dataset.json").get("numTraining")
     data = pre / f"{PLANS}_{BASE_CONFIGURATION}"
     return (bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
             and newer(pre / "dataset.json", raw / "dataset.json"))  # planning copies dataset.json
@@ -473,31 +478,19 @@ def stale_outputs(folder: Path, models: Sequence[Path]) -> bool:
 
 def pseudo_done(out: Path, teacher: Sequence[Path] = ()) -> bool:
     """The QC table says every weak case is finished, and the pseudo-labels came from these checkpoints."""
-    qc = _load_json(out / "qc.json")
+    qc = load_json(out / "qc.json")
     return bool(qc) and qc.get("complete") is True and not pseudo_stale(out, teacher)
 
 
 def pseudo_stale(out: Path, teacher: Sequence[Path]) -> bool:
     """Pseudo-labels in ``out`` were made by other teacher checkpoints than ``teacher``."""
-    prov = _load_json(out / "provenance.json")
+    prov = load_json(out / "provenance.json")
     if not prov or not teacher:
         return False
     if not all(p.is_file() for p in teacher):
         return True
     per_fold = prov.get("checkpoint_sha256_per_fold", {})
-    return sorted(per_fold.values()) != sorted(_sha256(p) for p in teacher)
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file, as ``nnts pseudo-label`` records it (hashlib here: importing that module
-    would import torch just to check a step)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sorted(per_fold.values()) != sorted(file_sha256(p) for p in teacher)
 
 
 def student_dataset_current(cfg: PipelineConfig, role: str, pseudo_dir: Path) -> bool:
@@ -507,8 +500,8 @@ def student_dataset_current(cfg: PipelineConfig, role: str, pseudo_dir: Path) ->
         return False
     if role == "baseline":
         return True
-    made_by = (_load_json(folder / "dataset.json").get("nnts_teacher") or {}).get("checkpoint_sha256")
-    return made_by is not None and made_by == _load_json(pseudo_dir / "provenance.json").get("checkpoint_sha256")
+    made_by = (load_json(folder / "dataset.json").get("nnts_teacher") or {}).get("checkpoint_sha256")
+    return made_by is not None and made_by == load_json(pseudo_dir / "provenance.json").get("checkpoint_sha256")
 
 
 # --------------------------------------------------------------------------- the method
@@ -537,7 +530,7 @@ class Layout:
         return self.work / "timings.json"
 
 
-def _plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
+def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
     ids = [cfg.dataset_ids[r] for r in roles]
     conf = cfg.train_configuration
     cmd = (f"nnUNetv2_plan_and_preprocess -d {' '.join(map(str, ids))} -c {BASE_CONFIGURATION} "
@@ -569,7 +562,7 @@ def _plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: 
     return Step(f"plan and preprocess ({what})", cmd, run, done)
 
 
-def _train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
+def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     did, conf, trainer = cfg.dataset_ids[role], cfg.train_configuration, cfg.trainers[role]
     budget = cfg.budget.shell() + (" nnUNet_n_proc_DA=0" if cfg.device == "cpu" else "")
     budget = budget.strip()
@@ -596,6 +589,67 @@ def _folds_arg(cfg: PipelineConfig) -> str:
     return " ".join(map(str, cfg.folds))
 
 
+def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None) -> Step:
+    """Pseudo-label the weak set with the teacher of ``role`` into ``out`` (default: ``layout.pseudo``);
+    the teacher's trainer decides box or point mode. Pseudo-labels of a retrained teacher are replaced."""
+    out = out or layout.pseudo
+    q = shlex.quote
+
+    def run() -> None:
+        from .pseudo_labels import pseudo_label
+
+        stale = pseudo_stale(out, checkpoints(cfg, role))
+        if stale:
+            print(f"  the teacher was retrained: replacing the pseudo-labels in {out}", flush=True)
+        pseudo_label(model_folder(cfg, role), cfg.weak_dir, out, folds=cfg.folds, device=cfg.device,
+                     tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
+                     overwrite=stale)
+
+    filt = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.filters.items())
+    name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
+        f"pseudo-label the weak set ({MODEL_NAMES.get(role, role)})"
+    return Step(
+        name,
+        f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(out))} -m {q(str(model_folder(cfg, role)))} "
+        f"-f {_folds_arg(cfg)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
+        f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
+        run, lambda: pseudo_done(out, checkpoints(cfg, role)))
+
+
+#: role -> (dataset form, where the weak cases' labels come from, step title)
+STUDENT_DATASETS = {
+    "so": ("so", "pseudo", "SO student dataset (strong + pseudo-labels)"),
+    "do": ("do", "pseudo", "DO student dataset (box + tumour regions)"),
+    "baseline": ("so", None, "baseline dataset (strong cases only, SO form)"),
+    "ignore": ("ignore", "boxes", "ignore-label dataset (strong + weak boxes as nnU-Net's ignore label)"),
+    "upper": ("so", "truth", "upper-bound dataset (strong + weak cases with their true masks)"),
+}
+
+
+def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
+    """Build the nnU-Net raw dataset of a student-side role (see :data:`STUDENT_DATASETS`)."""
+    form, weak_labels, what = STUDENT_DATASETS[role]
+    ids, names, q = cfg.dataset_ids, cfg.dataset_names, shlex.quote
+    pseudo = {"pseudo": layout.pseudo, "truth": cfg.weak_dir / "labels"}.get(weak_labels)
+
+    def run() -> None:
+        from .student_dataset import make_student_dataset
+
+        excluded = set(load_json(layout.pseudo / "excluded.json").get("excluded", {})) if weak_labels == "pseudo" \
+            else set()
+        kw = {"weak_dir": cfg.weak_dir, "pseudo_dir": pseudo} if weak_labels else {}
+        make_student_dataset(cfg.strong, ids[role], names[role], form, manifest=cfg.manifest, n_folds=cfg.n_folds,
+                             seed=cfg.seed, exclude=excluded, overwrite=True, **kw)
+
+    src = f" --weak {q(str(cfg.weak_dir))}" if weak_labels else ""
+    src += f" --pseudo {q(str(pseudo))}" if pseudo else ""
+    manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
+    done = (lambda: student_dataset_current(cfg, role, layout.pseudo)) if weak_labels == "pseudo" else \
+        (lambda: raw_done(ids[role]))
+    return Step(what, f"nnts make-student-dataset --strong {cfg.strong} -d {ids[role]} --name {names[role]} "
+                      f"--form {form}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}", run, done)
+
+
 def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     """The method's steps, from the strong dataset and the weak set to the evaluation of the test set.
     Heavy modules are imported inside the steps: listing and checking steps stays fast."""
@@ -608,64 +662,31 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
         "teacher dataset (CT + box channel)",
         f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
         f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg}",
-        lambda: _make_teacher_dataset(cfg),
+        lambda: build_teacher_dataset(cfg),
         lambda: raw_done(ids["teacher"])))
-    steps.append(_plan_step(cfg, layout, ["teacher"], "teacher"))
-    steps.append(_train_step(cfg, layout, "teacher"))
+    steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
+    steps.append(train_step(cfg, layout, "teacher"))
 
-    def pseudo() -> None:
-        from .pseudo_labels import pseudo_label
-
-        stale = pseudo_stale(layout.pseudo, checkpoints(cfg, "teacher"))
-        if stale:
-            print(f"  the teacher was retrained: replacing the pseudo-labels in {layout.pseudo}", flush=True)
-        pseudo_label(model_folder(cfg, "teacher"), cfg.weak_dir, layout.pseudo, folds=cfg.folds, device=cfg.device,
-                     tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
-                     overwrite=stale)
-
-    filt = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.filters.items())
-    steps.append(Step(
-        "pseudo-label the weak set (with QC)",
-        f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(layout.pseudo))} -m {q(str(model_folder(cfg, 'teacher')))} "
-        f"-f {_folds_arg(cfg)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
-        f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
-        pseudo, lambda: pseudo_done(layout.pseudo, checkpoints(cfg, "teacher"))))
-
-    def student(role: str) -> Callable[[], None]:
-        def run() -> None:
-            from .student_dataset import make_student_dataset
-
-            excluded = set(_load_json(layout.pseudo / "excluded.json").get("excluded", {}))
-            kw = {} if role == "baseline" else {"weak_dir": cfg.weak_dir, "pseudo_dir": layout.pseudo}
-            make_student_dataset(cfg.strong, ids[role], names[role], "do" if role == "do" else "so",
-                                 manifest=cfg.manifest, n_folds=cfg.n_folds, seed=cfg.seed,
-                                 exclude=excluded, overwrite=True, **kw)
-        return run
+    steps.append(pseudo_step(cfg, layout))
 
     for role in cfg.train:
-        src = "" if role == "baseline" else f" --weak {q(str(cfg.weak_dir))} --pseudo {q(str(layout.pseudo))}"
-        what = {"so": "SO student dataset (strong + pseudo-labels)", "do": "DO student dataset (box + tumour regions)",
-                "baseline": "baseline dataset (strong cases only, SO form)"}[role]
-        steps.append(Step(
-            what, f"nnts make-student-dataset --strong {cfg.strong} -d {ids[role]} --name {names[role]} "
-                  f"--form {'do' if role == 'do' else 'so'}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}",
-            student(role), (lambda r=role: student_dataset_current(cfg, r, layout.pseudo))))
-    steps.append(_plan_step(cfg, layout, list(cfg.train), "students and baseline"))
+        steps.append(student_dataset_step(cfg, layout, role))
+    steps.append(plan_step(cfg, layout, list(cfg.train), "students and baseline"))
     for role in cfg.train:
-        steps.append(_train_step(cfg, layout, role))
+        steps.append(train_step(cfg, layout, role))
 
     if cfg.test_images:
         for role in cfg.train:
-            steps.append(_predict_step(cfg, layout, role))
+            steps.append(predict_step(cfg, layout, role))
         if cfg.test_labels:
             for role in cfg.train:
-                steps.append(_evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels))
+                steps.append(evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels))
     if cfg.weak_labels:
-        steps.append(_evaluate_step(cfg, layout, "teacher", layout.pseudo, cfg.weak_labels))
+        steps.append(evaluate_step(cfg, layout, "teacher", layout.pseudo, cfg.weak_labels))
     return steps
 
 
-def _make_teacher_dataset(cfg: PipelineConfig) -> None:
+def build_teacher_dataset(cfg: PipelineConfig) -> None:
     from .student_dataset import load_manifest_cases
     from .teacher_dataset import make_teacher_dataset
 
@@ -674,7 +695,7 @@ def _make_teacher_dataset(cfg: PipelineConfig) -> None:
                          seed=cfg.seed, weak_dir=cfg.weak_dir, exclude=test, overwrite=True)
 
 
-def _predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
+def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     out = layout.predictions(role)
 
     def run() -> None:
@@ -690,7 +711,7 @@ def _predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
                 lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)))
 
 
-def _evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:
+def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:
     out = layout.evaluation(role)
     name = MODEL_NAMES[role]
 
@@ -707,7 +728,7 @@ def _evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, g
 
     cmd = (f"nnts evaluate --pred {shlex.quote(str(pred))} --gt {shlex.quote(str(gt))} -o {shlex.quote(str(out))}"
            + (f" --manifest {shlex.quote(str(cfg.manifest))}" if cfg.manifest else "") + f" --name {shlex.quote(name)}")
-    what = "pseudo-labels vs true weak masks" if role == "teacher" else "test set"
+    what = "pseudo-labels vs true weak masks" if gt == cfg.weak_labels else "test set"
     return Step(f"evaluate {name} ({what})", cmd, run, done)
 
 
@@ -715,7 +736,7 @@ def load_results(layout: Layout, roles: Sequence[str]) -> dict[str, dict]:
     """``{model name: evaluation summary.json}`` of the roles that have one."""
     out = {}
     for role in roles:
-        doc = _load_json(layout.evaluation(role) / "summary.json")
+        doc = load_json(layout.evaluation(role) / "summary.json")
         if doc:
             out[MODEL_NAMES[role]] = doc
     return out

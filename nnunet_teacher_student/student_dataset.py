@@ -4,7 +4,12 @@ Forms:
 - ``so``: labels ``{"background": 0, "tumor": 1}``;
 - ``do``: region labels for the dual-output student, voxels 0 background, 1 box without tumour,
   2 tumour; ``"labels": {"background": 0, "box": [1, 2], "tumor": 2}``, ``regions_class_order [1, 2]``;
-  boxes of strong cases are derived from their true masks.
+  boxes of strong cases are derived from their true masks;
+- ``ignore``: nnU-Net's own answer to boxes, no teacher: strong cases keep their masks, weak cases are
+  background outside their boxes and nnU-Net's ignore label (2) inside them.
+
+Giving the weak set's own ``labels/`` folder as the pseudo masks builds the upper bound (true masks
+for every case); provenance then says ``weak-true`` instead of ``pseudo``.
 
 ``splits_final.json`` (written to the preprocessed folder, where nnU-Net reads it, and beside the raw
 dataset): validation folds hold strong cases only, grouped by patient; pseudo-labelled cases are in
@@ -14,7 +19,6 @@ every training fold; test cases are never in the dataset. ``dataset.json`` carri
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Literal
@@ -24,6 +28,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from .boxes import boxes_from_mask, box_mask
+from .checksums import file_sha256  # noqa: F401  (re-exported: pseudo_labels and tests use it here)
 from .cropping import CropBox, crop_image, lung_crop_boxes
 from .geometry import Geometry, InputError, read_image, write_text_atomic
 from .plans import nnunet_dir
@@ -32,17 +37,11 @@ from .raw_dataset import (IMAGE_SUFFIX, SAMPLING_WEIGHTS_KEY, find_raw_dataset, 
 from .teacher_dataset import read_label
 from .weak_set import WeakSet
 
-Form = Literal["so", "do"]
+Form = Literal["so", "do", "ignore"]
 PROVENANCE_FILE = "provenance.json"  # written by nnts pseudo-label beside the pseudo masks
-LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2}}
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
+          "ignore": {"background": 0, "tumor": 1, "ignore": 2}}
+IGNORE_VALUE = 2
 
 
 def load_manifest_cases(path: str | Path | None) -> dict[str, dict]:
@@ -102,6 +101,15 @@ def _do_label(tumour: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.maximum(boxes.astype(np.uint8), 2 * (tumour > 0).astype(np.uint8))
 
 
+def _label(form: Form, tumour: np.ndarray | None, boxes: np.ndarray | None) -> np.ndarray:
+    """The label array of a case: ``tumour`` is None for a weak case of the ``ignore`` form."""
+    if form == "do":
+        return _do_label(tumour, boxes)
+    if form == "ignore" and tumour is None:
+        return np.where(boxes > 0, IGNORE_VALUE, 0).astype(np.uint8)
+    return (tumour > 0).astype(np.uint8)
+
+
 def _volume_ml(mask: np.ndarray, image: sitk.Image) -> float:
     return float(mask.sum() * np.prod(image.GetSpacing()) / 1000.0)
 
@@ -114,8 +122,9 @@ class _CaseWriter:
         self.lung_weights, self.margin_mm = lung_weights, margin_mm
         self.crops: dict[str, dict] = {}
 
-    def write(self, case: str, ct_path: Path, ct: sitk.Image, tumour: np.ndarray, boxes: np.ndarray) -> None:
-        label = _do_label(tumour, boxes) if self.form == "do" else (tumour > 0).astype(np.uint8)
+    def write(self, case: str, ct_path: Path, ct: sitk.Image, tumour: np.ndarray | None,
+              boxes: np.ndarray | None) -> None:
+        label = _label(self.form, tumour, boxes)
         label_img = sitk.GetImageFromArray(label)
         label_img.CopyInformation(ct)
         img_dst = self.out / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
@@ -126,7 +135,7 @@ class _CaseWriter:
 
             lungs = lung_mask(ct, weights=self.lung_weights)
             region = lungs.mask.copy()
-            region[tumour > 0] = 1  # never crop a tumour away, whatever the lung mask says
+            region[label > 0] = 1  # never crop a tumour (or a box) away, whatever the lung mask says
             box = lung_crop_boxes(region, Geometry.of(ct).spacing[::-1], self.margin_mm)[0]
             self.crops[case] = {"box": box.to_dict(), "geometry": Geometry.of(ct).to_dict(),
                                 "lung_method": lungs.method}
@@ -144,10 +153,14 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
                          size_balance: bool = False, crop: str | None = None, lung_weights: str | None = None,
                          crop_margin_mm: float = 10.0, exclude: set[str] | frozenset[str] = frozenset(),
                          overwrite: bool = False) -> Path:
-    """Write the student dataset; without ``pseudo_dir`` it holds strong cases only (the baseline)."""
+    """Write the student dataset; without ``pseudo_dir`` it holds strong cases only (the baseline), except
+    for the ``ignore`` form, which takes the weak set's boxes and no pseudo masks."""
     if form not in LABELS:
-        raise InputError(f"unknown student dataset form {form!r} (so or do)")
-    if (weak_dir is None) != (pseudo_dir is None):
+        raise InputError(f"unknown student dataset form {form!r} (so, do or ignore)")
+    if form == "ignore":
+        if weak_dir is None or pseudo_dir is not None:
+            raise InputError("the ignore form needs --weak (its boxes become the ignore label) and no --pseudo")
+    elif (weak_dir is None) != (pseudo_dir is None):
         raise InputError("give both --weak and --pseudo (pseudo masks of that weak set), or neither")
     src = find_raw_dataset(strong)
     meta = load_manifest_cases(manifest)
@@ -164,6 +177,7 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
         exclude |= set(json.loads(excluded_file.read_text()).get("excluded", {}))
     weak_cases = [c for c in (weak.case_ids() if weak else []) if c not in exclude]
     missing = [c for c in weak_cases if not (pseudo_root / f"{c}{IMAGE_SUFFIX}").is_file()] if pseudo_root else []
+    true_labels = pseudo_root is not None and weak is not None and pseudo_root.resolve() == weak.labels.resolve()
     if missing:
         raise InputError(f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)")
     clash = sorted(set(strong_cases) & set(weak_cases))
@@ -181,13 +195,14 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
             writer.write(case, ct_path, ct, tumour, boxes)
             provenance[case] = {"kind": "strong", "source": meta.get(case, {}).get("site", src.name)}
             volumes[case] = _volume_ml(tumour, ct)
-        for case in tqdm(weak_cases, desc=f"student dataset ({form}, pseudo)", unit="case"):
+        for case in tqdm(weak_cases, desc=f"student dataset ({form}, weak)", unit="case"):
             ct, boxset = weak.read_case(case)
-            tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct)
-            writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form == "do" else None)
-            provenance[case] = {"kind": "pseudo", "source": meta.get(case, {}).get("site", weak.root.name),
+            tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
+            writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form != "so" else None)
+            kind = "weak-true" if true_labels else "weak-boxes-ignored" if form == "ignore" else "pseudo"
+            provenance[case] = {"kind": kind, "source": meta.get(case, {}).get("site", weak.root.name),
                                 "teacher": teacher.get("checkpoint_sha256")}
-            volumes[case] = _volume_ml(tumour, ct)
+            volumes[case] = _volume_ml(tumour if tumour is not None else boxset.mask(), ct)
         extra = {"name": name, "nnts_form": form, "nnts_provenance": provenance,
                  "nnts_teacher": teacher or None}
         if form == "do":

@@ -121,7 +121,8 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
     weak_cases, strong_cases = set(record["weak_cases"]), set(record["strong_cases"])
-    assert {c for c, v in ds["nnts_provenance"].items() if v["kind"] == "pseudo"} == weak_cases
+    # the weak set's own labels/ as pseudo masks: the upper bound, marked as such
+    assert {c for c, v in ds["nnts_provenance"].items() if v["kind"] == "weak-true"} == weak_cases
     label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{sorted(weak_cases)[0]}.nii.gz")))
     assert set(np.unique(label)) <= {0, 1, 2} and (label == 2).any() and (label == 1).any()
     splits = json.loads((folder / "splits_final.json").read_text())
@@ -135,3 +136,33 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
     with pytest.raises(InputError, match="--overwrite"):
         make_student_dataset(SCENARIO_ID, STUDENT_ID, "ScenarioDO", "do", weak_dir, weak_dir / "labels",
                              grouped_manifest, n_folds=2)
+
+
+def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
+    """nnU-Net's own answer to boxes: weak cases are 0 outside their boxes and the ignore label (2)
+    inside; strong cases keep their masks; nnU-Net accepts the dataset and sees an ignore label."""
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+    from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+    from nnunet_teacher_student.student_dataset import make_student_dataset
+
+    record, weak_dir = scenario
+    folder = make_student_dataset(SCENARIO_ID, 551, "ScenarioIgnore", "ignore", weak_dir, None, grouped_manifest,
+                                  n_folds=2)
+    verify_dataset_integrity(str(folder), num_processes=1)
+    ds = json.loads((folder / "dataset.json").read_text())
+    manager = LabelManager(ds["labels"], regions_class_order=None)
+    assert manager.has_ignore_label and manager.ignore_label == 2
+    weak = WeakSet(weak_dir)
+    for case in record["weak_cases"]:
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz")))
+        boxes = weak.read_case(case)[1].mask()
+        assert set(np.unique(label)) == {0, 2} and np.array_equal(label == 2, boxes > 0)
+        assert ds["nnts_provenance"][case]["kind"] == "weak-boxes-ignored"
+    for case in record["strong_cases"]:
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz")))
+        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(find_raw_dataset(SCENARIO_ID) / "labelsTr" /
+                                                          f"{case}.nii.gz")))
+        assert np.array_equal(label, truth)
+    with pytest.raises(InputError, match="ignore form needs --weak"):
+        make_student_dataset(SCENARIO_ID, 552, "ScenarioIgnore2", "ignore", weak_dir, weak_dir / "labels")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +19,6 @@ OVERHEAD_MINUTES = 7.0      # estimated time of everything but the training epoc
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
 STRONG_NAME = "PhantomLung"
 SETTINGS_FILE = "nnts_demo.json"
-NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
 @dataclass
@@ -93,48 +90,11 @@ def _pipeline_config(settings: DemoSettings, out: Path):
         seed=settings.seed, tta=not settings.no_mirroring, lung_crop=True)
 
 
-def _prepare_folder(out: Path, settings: DemoSettings, overwrite: bool) -> None:
-    """Create/resume/replace the output folder; refuse to mix runs or to delete a foreign folder."""
-    from ..geometry import InputError, write_text_atomic
-
-    marker = out / SETTINGS_FILE
-    wanted = json.loads(json.dumps(asdict(settings)))
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not marker.is_file():
-            raise InputError(f"{out}: exists and is not an nnts demo folder (no {SETTINGS_FILE}); "
-                             "choose another -o folder (--overwrite only replaces earlier demo folders)")
-        try:
-            old = json.loads(marker.read_text()).get("settings")
-        except json.JSONDecodeError:
-            old = None
-        if overwrite:
-            print(f"nnts demo: --overwrite: removing the earlier demo in {out}", flush=True)
-            shutil.rmtree(out)
-        elif any((old or {}).get(k) != v for k, v in wanted.items()):
-            diff = sorted(k for k in wanted if (old or {}).get(k) != wanted[k])
-            raise InputError(f"{out}: holds a demo run with other settings (differs in {', '.join(diff)}); "
-                             "pass --overwrite to replace it or choose another -o folder")
-        else:
-            print(f"nnts demo: resuming the run in {out} (finished steps are skipped)", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    if not marker.is_file():
-        write_text_atomic(json.dumps({"settings": wanted, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1),
-                          marker)
-
-
-def _export_lines(out: Path) -> list[str]:
-    from ..plans import ext_trainer_dir
-
-    lines = [f"export {k}={shlex.quote(str(out / k))}" for k in NNUNET_DIRS]
-    return lines + [f"export nnUNet_extTrainer={shlex.quote(str(ext_trainer_dir()))}"]
-
-
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
     from ..orchestration import (Layout, Step, calm_openmp, method_steps, raw_done, resolve_device, run_steps,
                                  stop_children_on_sigterm)
+    from ..workspace import prepare_run_folder, use_own_nnunet_folders
 
     if args.epochs is not None and args.epochs < 1 or args.iterations is not None and args.iterations < 1:
         raise InputError("--epochs and --iterations must be >= 1")
@@ -145,17 +105,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     device = resolve_device(args.device)
     settings = demo_settings(args.quick, device, args.seed, args.epochs, args.iterations, args.budget)
-    _prepare_folder(out, settings, args.overwrite)
-    for k in NNUNET_DIRS:
-        if os.environ.get(k) and Path(os.environ[k]).resolve() != (out / k):
-            print(f"nnts demo: note: using {out / k} instead of your {k} (the demo keeps to its folder)")
-        os.environ[k] = str(out / k)
-        (out / k).mkdir(exist_ok=True)
-    from ..plans import ensure_ext_trainer_path
-
-    ensure_ext_trainer_path()
-    os.environ.setdefault("nnUNet_compile", "f")  # compiling costs more than these short trainings gain
-    exports = _export_lines(out)
+    prepare_run_folder(out, asdict(settings), SETTINGS_FILE, "nnts demo", args.overwrite)
+    exports = use_own_nnunet_folders(out, "nnts demo")
     print("nnts demo: nnU-Net folders of this run (to continue with nnU-Net's commands):")
     print("\n".join(f"  {line}" for line in exports), flush=True)
     print(f"nnts demo: mode {settings.mode}, device {device}, configuration "

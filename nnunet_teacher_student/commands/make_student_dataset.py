@@ -10,7 +10,7 @@ def run(args: argparse.Namespace) -> int:
     out = make_student_dataset(args.strong, args.d, args.name, args.form, args.weak, args.pseudo, args.manifest,
                                args.folds, args.seed, args.size_balance, args.crop, args.lungmask_weights,
                                args.crop_margin_mm, overwrite=args.overwrite)
-    trainer = "nnUNetTrainerDOStudent" if args.form == "do" else "nnUNetTrainerSOStudent"
+    trainer = {"do": "nnUNetTrainerDOStudent", "so": "nnUNetTrainerSOStudent", "ignore": "nnUNetTrainer"}[args.form]
     print(f"wrote {out}")
     print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
           f"nnUNetv2_train {args.d} 3d_fullres 0 -tr {trainer}")
@@ -21,12 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-student-dataset", help="strong + pseudo-labelled weak cases as a student dataset",
                        description="Write an nnU-Net raw dataset for the SO or DO student from the strong dataset "
                                    "(true masks) and a weak set with its pseudo masks; without --weak/--pseudo, "
-                                   "strong cases only (the baseline). Writes splits_final.json with strong-only "
-                                   "validation folds.")
+                                   "strong cases only (the baseline). --form ignore needs --weak only: weak cases "
+                                   "are background outside their boxes and nnU-Net's ignore label inside (no "
+                                   "teacher); --pseudo WEAK/labels (true masks) gives the upper bound. Writes "
+                                   "splits_final.json with strong-only validation folds.")
     p.add_argument("--strong", required=True, help="strong raw dataset id or folder name")
     p.add_argument("-d", type=int, required=True, help="id of the new dataset")
     p.add_argument("--name", required=True, help="name of the new dataset")
-    p.add_argument("--form", choices=("so", "do"), default="so", help="so: tumour labels; do: box/tumour regions")
+    p.add_argument("--form", choices=("so", "do", "ignore"), default="so",
+                   help="so: tumour labels; do: box/tumour regions; ignore: boxes as nnU-Net's ignore label")
     p.add_argument("--weak", help="weak set folder (images/, boxes/)")
     p.add_argument("--pseudo", help="folder of pseudo masks <case>.nii.gz from nnts pseudo-label")
     p.add_argument("--manifest", help="manifest (patients for the folds; split=test cases are left out)")

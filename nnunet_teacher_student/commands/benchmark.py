@@ -1,0 +1,182 @@
+"""``nnts benchmark``: the teacher-student method against plain nnU-Net on phantoms, scenarios x seeds."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+SETTINGS_FILE = "nnts_benchmark.json"
+
+
+def _scenarios(values: list[str] | None) -> dict[str, int] | None:
+    from ..geometry import InputError
+
+    if not values:
+        return None
+    out = {}
+    for v in values:
+        name, _, n = v.partition("=")
+        if not n.isdigit():
+            raise InputError(f"--scenarios takes NAME=STRONG_COUNT items (e.g. scarce=4 vast=12), got {v!r}")
+        out[name] = int(n)
+    return out
+
+
+def settings_from_args(args: argparse.Namespace, device: str):
+    """The benchmark's settings: a preset (quick, or the default CPU/GPU budget) with the user's overrides."""
+    from ..benchmark import default_settings, quick_settings
+
+    s = quick_settings(device) if args.quick else default_settings(device)
+    if device != "cpu" and not args.quick:  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
+        s.small, s.epochs, s.iterations, s.val_iterations, s.no_mirroring = None, 50, 100, 20, False
+    for key, value in (("scenarios", _scenarios(args.scenarios)), ("seeds", args.seeds), ("pool", args.pool),
+                       ("n_test", args.test), ("preset", args.preset), ("data_seed", args.data_seed),
+                       ("jitter", args.jitter), ("models", args.models), ("epochs", args.epochs),
+                       ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
+        if value is not None:
+            setattr(s, key, value)
+    s.check()
+    return s
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict)
+    from ..geometry import InputError
+    from ..orchestration import Layout, calm_openmp, resolve_device, run_steps, stop_children_on_sigterm
+    from ..workspace import prepare_run_folder, use_own_nnunet_folders
+
+    if any(v is not None and v < 1 for v in (args.epochs, args.iterations, args.val_iterations)):
+        raise InputError("--epochs, --iterations and --val-iterations must be >= 1")
+    calm_openmp()
+    stop_children_on_sigterm()
+    out = Path(args.output).resolve()
+    settings = settings_from_args(args, resolve_device(args.device))
+    if not args.report_only:
+        prepare_run_folder(out, settings_dict(settings), SETTINGS_FILE, "nnts benchmark", args.overwrite)
+    elif not (out / SETTINGS_FILE).is_file():
+        raise InputError(f"{out}: no benchmark here ({SETTINGS_FILE} missing); run it first")
+    else:
+        settings = _stored_settings(out)
+    exports = use_own_nnunet_folders(out, "nnts benchmark")
+    runs = settings.runs()
+    print(f"nnts benchmark: {len(runs)} run(s) = scenarios {settings.scenarios} x seeds {settings.seeds}; "
+          f"models {', '.join(settings.models)}; {settings.epochs} epoch(s) x {settings.iterations} iterations per "
+          f"model on {settings.small['name'] if settings.small else '3d_fullres'}, device {settings.device}",
+          flush=True)
+    t0 = time.perf_counter()
+    if not args.report_only:
+        run_steps([pool_step(settings, out)], out / "timings_pool.json")
+        for k, (scenario, seed) in enumerate(runs):
+            print(f"=== run {k + 1}/{len(runs)}: scenario {scenario} ({settings.scenarios[scenario]} strong), "
+                  f"seed {seed} ===", flush=True)
+            cfg = run_config(settings, out, k, scenario, seed)
+            run_steps(run_steps_for(settings, cfg, scenario), Layout(run_dir(out, scenario, seed)).timings)
+    records = load_run_results(out, settings)
+    report = write_benchmark_report(out, settings, records, time.perf_counter() - t0, exports)
+    print(f"nnts benchmark: report: {report}")
+    return 0
+
+
+def _stored_settings(out: Path):
+    from ..benchmark import BenchmarkSettings
+
+    return BenchmarkSettings(**json.loads((out / SETTINGS_FILE).read_text())["settings"])
+
+
+def _wall_seconds(out: Path) -> float:
+    """Seconds of every finished step of every run (an interrupted and resumed benchmark included)."""
+    total = 0.0
+    for path in [out / "timings_pool.json", *sorted((out / "runs").glob("*/timings.json"))]:
+        if path.is_file():
+            total += sum(s.get("seconds") or 0.0 for s in json.loads(path.read_text()).get("steps", []))
+    return total
+
+
+def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now: float, exports: list[str]) -> Path:
+    """``OUT/report/``: report.md, results.csv (one row per run and model), summary.json, dsc_vs_strong.png."""
+    from ..benchmark import STUDENTS, TEACHERS, TEST_MODELS
+    from ..benchmark_report import aggregate, csv_text, figure_dsc_vs_strong, goal_check, goal_text, markdown_table
+    from ..geometry import write_text_atomic
+
+    report = out / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    rows = aggregate(records)
+    scarce = min(settings.scenarios, key=settings.scenarios.get)
+    goal = goal_check(rows, scarce)
+    fig = figure_dsc_vs_strong(rows, report / "dsc_vs_strong.png")
+    wall = _wall_seconds(out)
+    write_text_atomic(csv_text(records), report / "results.csv")
+    write_text_atomic(json.dumps({"settings": asdict(settings), "rows": rows, "goal": goal, "records": records,
+                                  "wall_seconds_steps": wall}, indent=1, default=str), report / "summary.json")
+    s = settings
+    lines = [
+        "# nnts benchmark: teacher-student vs plain nnU-Net on phantoms", "",
+        f"Scenarios (strong cases of a pool of {s.pool}; the rest are weak, boxes with jitter {s.jitter} voxels): "
+        + ", ".join(f"**{k}** {v} strong / {s.pool - v} weak" for k, v in s.scenarios.items())
+        + f". Seeds {s.seeds} (which pool cases are strong, the box jitter; training itself is not seeded). "
+        f"The same {s.n_test} held-out test cases for every model ({s.preset} phantom preset, data seed "
+        f"{s.data_seed}). Budget per model: {s.epochs} epoch(s) x {s.iterations} iterations "
+        f"({s.val_iterations} validation iterations), configuration "
+        f"`{s.small['name'] if s.small else '3d_fullres'}`"
+        + (f" (patch {s.small['patch_size']}, features {s.small['features']}, batch {s.small['batch_size']})"
+           if s.small else "")
+        + f", fold {s.folds}, device {s.device}, {'no ' if s.no_mirroring else ''}mirroring. "
+        f"Wall time of all steps: {wall / 60:.1f} min.", "",
+        "Cells: mean over seeds of each run's mean over cases, ± the sample std across seeds; DSC also "
+        "with the 95 % confidence interval of the mean (t distribution). Baseline, ignore label and upper "
+        "bound train `nnUNetTrainerNNTS` (nnU-Net's default trainer with our budget variables); the students "
+        "train on the box teacher's pseudo-labels.", "",
+        "## Goal (scarce scenario)", "", goal_text(goal), "",
+        "## Test set: students and nnU-Net", "", markdown_table(rows, TEST_MODELS), "",
+        "## Teachers: pseudo-labels of the weak cases vs their true masks (cf. the paper's Tables 2 and 4)", "",
+        markdown_table(rows, TEACHERS), "",
+    ]
+    if fig:
+        lines += ["## DSC against the number of strong cases", "", "![DSC vs strong cases](dsc_vs_strong.png)", ""]
+    missing = [(r, m) for r in s.runs() for m in s.models
+               if not any(x["scenario"] == r[0] and x["seed"] == r[1] and x["model"] == m for x in records)]
+    if missing:
+        lines += [f"**Incomplete**: {len(missing)} (run, model) result(s) missing, e.g. {missing[:3]}; rerun the "
+                  "same command to resume.", ""]
+    best = goal.get("best_student") or {}
+    lines += ["## Reading it", "",
+              "Phantom tumours, tiny budgets and few test cases: differences of a few DSC points are within the "
+              "seed-to-seed spread shown by the confidence intervals. "
+              f"Students compared: {', '.join(m for m in STUDENTS if m in s.models)}"
+              + (f"; the best was {best.get('name')}." if best else "."), "",
+              "## Reproduce", "", "```", f"nnts benchmark -o {out} ...   # settings in {SETTINGS_FILE}", *exports,
+              "```", ""]
+    write_text_atomic("\n".join(lines), report / "report.md")
+    return report / "report.md"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "benchmark", help="the method vs plain nnU-Net on phantoms: scenarios x seeds, with a report",
+        description="On phantom data: for each scenario (a number of strong cases out of a pool; the rest weak) "
+                    "and seed, train the box and point teachers, the SO/DO students (defaults and _Paper), the "
+                    "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
+                    "bound; evaluate on one shared test set; report mean, std and 95 %% CI across seeds, the goal "
+                    "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
+                    "a CPU (see BENCHMARKS.md for measured times); --quick is a smoke run.")
+    p.add_argument("-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny phantoms, 2 seeds, 1 epoch per model")
+    p.add_argument("--scenarios", nargs="+", metavar="NAME=N",
+                   help="scenarios as name=strong count (default: scarce=4 vast=12; the smallest is the goal's)")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2)")
+    p.add_argument("--pool", type=int, help="cases that are strong or weak (default 24)")
+    p.add_argument("--test", type=int, help="held-out test cases (default 10)")
+    p.add_argument("--preset", choices=("default", "tiny"), help="phantom size preset (default: default)")
+    p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
+    p.add_argument("--jitter", type=int, help="box jitter of the weak cases in voxels (default 2)")
+    p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher baseline ignore so do so_paper "
+                                               "do_paper upper (default: all)")
+    p.add_argument("--epochs", type=int, help="epochs per model (default 20 on a CPU, 50 on a GPU)")
+    p.add_argument("--iterations", type=int, help="iterations per epoch (default 15 on a CPU, 100 on a GPU)")
+    p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
+    p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier benchmark in OUT")
+    p.set_defaults(func=run)
