@@ -661,7 +661,7 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     steps.append(Step(
         "teacher dataset (CT + box channel)",
         f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
-        f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg}",
+        f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg} --folds {cfg.n_folds}",
         lambda: build_teacher_dataset(cfg),
         lambda: raw_done(ids["teacher"])))
     steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
@@ -687,12 +687,11 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
 
 
 def build_teacher_dataset(cfg: PipelineConfig) -> None:
-    from .student_dataset import load_manifest_cases
     from .teacher_dataset import make_teacher_dataset
 
-    test = {c for c, v in load_manifest_cases(cfg.manifest).items() if v.get("split") == "test"}
     make_teacher_dataset(cfg.strong, cfg.dataset_ids["teacher"], cfg.dataset_names["teacher"], jitter=cfg.jitter,
-                         seed=cfg.seed, weak_dir=cfg.weak_dir, exclude=test, overwrite=True)
+                         seed=cfg.seed, weak_dir=cfg.weak_dir, overwrite=True, manifest=cfg.manifest,
+                         n_folds=cfg.n_folds)
 
 
 def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:

@@ -59,7 +59,7 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                   size_balance: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
     """Write the new strong dataset ``Dataset{new_strong_id}_{name}`` and the weak set ``out_dir``;
     returns the scenario record (also written to ``out_dir/scenario.json``)."""
-    from .student_dataset import load_manifest_cases  # imported here: it pulls in torch via the trainers
+    from .folds import load_manifest_cases
 
     src = find_raw_dataset(strong)
     meta = load_manifest_cases(manifest)

@@ -29,9 +29,9 @@ from tqdm import tqdm
 
 from .boxes import boxes_from_mask, box_mask
 from .checksums import file_sha256  # noqa: F401  (re-exported: pseudo_labels and tests use it here)
+from .folds import install_splits, load_manifest_cases, make_splits, patient_folds, write_splits  # noqa: F401
 from .cropping import CropBox, crop_image, lung_crop_boxes
-from .geometry import Geometry, InputError, read_image, write_text_atomic
-from .plans import nnunet_dir
+from .geometry import Geometry, InputError, read_image
 from .raw_dataset import (IMAGE_SUFFIX, SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset,
                           training_cases, write_dataset_json)
 from .teacher_dataset import read_label
@@ -42,46 +42,6 @@ PROVENANCE_FILE = "provenance.json"  # written by nnts pseudo-label beside the p
 LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
           "ignore": {"background": 0, "tumor": 1, "ignore": 2}}
 IGNORE_VALUE = 2
-
-
-def load_manifest_cases(path: str | Path | None) -> dict[str, dict]:
-    """``{case: info}`` of a manifest (phantom or converter), ``{}`` without one."""
-    if not path:
-        return {}
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: manifest not found")
-    try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{p}: not valid JSON ({e})") from e
-    cases = d.get("cases", d)
-    return {k: v for k, v in cases.items() if isinstance(v, dict)}
-
-
-def patient_folds(cases: list[str], patients: dict[str, str], n_folds: int = 5, seed: int = 0) -> list[list[str]]:
-    """Cases split into ``n_folds`` validation folds, never splitting a patient across folds."""
-    groups: dict[str, list[str]] = {}
-    for c in cases:
-        groups.setdefault(patients.get(c, c), []).append(c)
-    order = sorted(groups)
-    np.random.default_rng(seed).shuffle(order)
-    n_folds = max(1, min(n_folds, len(order)))
-    folds: list[list[str]] = [[] for _ in range(n_folds)]
-    for i, patient in enumerate(order):
-        folds[i % n_folds].extend(sorted(groups[patient]))
-    return folds
-
-
-def make_splits(strong: list[str], pseudo: list[str], patients: dict[str, str], n_folds: int = 5,
-                seed: int = 0) -> list[dict[str, list[str]]]:
-    """nnU-Net splits: validation = strong cases of one fold; training = other strong + all pseudo."""
-    folds = patient_folds(strong, patients, n_folds, seed)
-    splits = []
-    for k, val in enumerate(folds):
-        train = [c for j, f in enumerate(folds) if j != k for c in f] + list(pseudo)
-        splits.append({"train": sorted(train), "val": sorted(val)})
-    return splits
 
 
 def size_balance_weights(volumes_ml: dict[str, float], n_bins: int = 4) -> dict[str, int]:
@@ -212,14 +172,9 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
         if size_balance:
             extra[SAMPLING_WEIGHTS_KEY] = size_balance_weights(volumes)
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
-        splits = make_splits(strong_cases, weak_cases, patients, n_folds, seed)
-        (out / "splits_final.json").write_text(json.dumps(splits, indent=1))
+        write_splits(out, make_splits(strong_cases, weak_cases, patients, n_folds, seed))
         write_dataset_json(out, {"0": "CT"}, LABELS[form], len(strong_cases) + len(weak_cases), **extra)
-    folder = find_raw_dataset(dataset_id)
-    pre = nnunet_dir("nnUNet_preprocessed") / folder.name
-    pre.mkdir(parents=True, exist_ok=True)
-    write_text_atomic((folder / "splits_final.json").read_text(), pre / "splits_final.json")
-    return folder
+    return install_splits(dataset_id)
 
 
 def crop_of(dataset_json: dict, case: str) -> tuple[CropBox, Geometry] | None:

@@ -34,9 +34,15 @@ def read_label(path: Path, ct: sitk.Image) -> np.ndarray:
 
 def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: int = 0, seed: int = 0,
                          mode: BoxMode = "lesion", weak_dir: str | Path | None = None,
-                         exclude: set[str] | frozenset[str] = frozenset(), overwrite: bool = False) -> Path:
-    """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder."""
+                         exclude: set[str] | frozenset[str] = frozenset(), overwrite: bool = False,
+                         manifest: str | Path | None = None, n_folds: int = 5) -> Path:
+    """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder.
+    The manifest's test cases are left out and its patients keep the folds (``splits_final.json``)."""
+    from .folds import install_splits, load_manifest_cases, make_splits, write_splits
+
     src = find_raw_dataset(strong)
+    meta = load_manifest_cases(manifest)
+    exclude = set(exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
     cases = [c for c in training_cases(src) if c not in exclude]
     if not cases:
         raise InputError(f"{src}: no training cases left to build a teacher dataset")
@@ -57,7 +63,9 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
             ct, boxset = weak.read_case(case)
             link_or_copy(weak.image_path(case), out / WEAK_FOLDER / f"{case}_0000{IMAGE_SUFFIX}")
             write_mask(boxset.mask(), ct, out / WEAK_FOLDER / f"{case}_0001{IMAGE_SUFFIX}")
+        patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
+        write_splits(out, make_splits(cases, [], patients, n_folds, seed))
         write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(cases),
                            name=name, description=f"teacher dataset from {src.name}: CT + box mask "
                            f"(mode {mode}, jitter {jitter}, seed {seed})", nnts_source=src.name)
-    return find_raw_dataset(dataset_id)
+    return install_splits(dataset_id)

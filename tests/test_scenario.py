@@ -166,3 +166,25 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
         assert np.array_equal(label, truth)
     with pytest.raises(InputError, match="ignore form needs --weak"):
         make_student_dataset(SCENARIO_ID, 552, "ScenarioIgnore2", "ignore", weak_dir, weak_dir / "labels")
+
+
+def test_teacher_dataset_brings_patient_grouped_folds(scenario, grouped_manifest):
+    """nnU-Net's own 5-fold split fails below 5 cases and ignores patients: the teacher dataset writes
+    its own ``splits_final.json`` (raw and preprocessed folders), test cases left out."""
+    from nnunet_teacher_student.folds import make_splits
+    from nnunet_teacher_student.plans import nnunet_dir
+    from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
+
+    record, weak_dir = scenario
+    folder = make_teacher_dataset(SCENARIO_ID, 553, "ScenarioTeacher", weak_dir=weak_dir, manifest=grouped_manifest)
+    splits = json.loads((folder / "splits_final.json").read_text())
+    assert json.loads((nnunet_dir("nnUNet_preprocessed") / folder.name / "splits_final.json").read_text()) == splits
+    patients = {c: v["patient"] for c, v in json.loads(grouped_manifest.read_text()).items()}
+    strong = set(record["strong_cases"])
+    assert sorted(c for s in splits for c in s["val"]) == sorted(strong)
+    for split in splits:
+        assert set(split["train"]) | set(split["val"]) == strong and split["train"]
+        assert not {patients[c] for c in split["val"]} & {patients[c] for c in split["train"]}
+    assert len(splits) == len({patients[c] for c in strong})  # fewer patients than 5: one fold each
+    one = make_splits(["a"], ["w"], {}, 5)
+    assert one == [{"train": ["a", "w"], "val": ["a"]}]  # a lone patient validates on itself

@@ -2,21 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
     from ..teacher_dataset import make_teacher_dataset
 
-    exclude = set()
-    if args.manifest:
-        m = json.loads(Path(args.manifest).read_text())
-        m = m.get("cases", m)
-        exclude = {c for c, v in m.items() if isinstance(v, dict) and v.get("split") == "test"}
+    from ..folds import load_manifest_cases
+
+    n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
     out = make_teacher_dataset(args.strong, args.d, args.name, args.jitter, args.seed, args.box_mode, args.weak,
-                               exclude, args.overwrite)
-    print(f"wrote {out} (test cases excluded: {len(exclude)})")
+                               overwrite=args.overwrite, manifest=args.manifest, n_folds=args.folds)
+    print(f"wrote {out} (test cases excluded: {n_test}; folds: {out / 'splits_final.json'})")
     print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
           f"nnUNetv2_train {args.d} 3d_fullres 0 -tr nnUNetTrainerBoxTeacher")
     return 0
@@ -33,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jitter", type=int, default=0, help="box edge jitter in voxels (seeded)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
-    p.add_argument("--manifest", help="manifest whose split=test cases are excluded")
+    p.add_argument("--manifest", help="manifest: split=test cases are excluded, patients keep folds together")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (fewer when fewer patients)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id/name")
     p.set_defaults(func=run)
