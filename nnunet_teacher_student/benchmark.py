@@ -22,7 +22,7 @@ from pathlib import Path
 from .geometry import InputError
 from .orchestration import (MODEL_NAMES, Budget, Layout, PipelineConfig, SmallConfig, Step, build_teacher_dataset,
                             evaluate_step, plan_step, predict_step, pseudo_step, raw_done, student_dataset_step,
-                            train_step)
+                            train_step, train_step_name)
 
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
@@ -90,7 +90,7 @@ class BenchmarkSettings:
         return [(name, seed) for name in self.scenarios for seed in self.seeds]
 
     def budget(self) -> Budget:
-        return Budget(self.epochs, self.iterations, self.val_iterations, self.no_mirroring)
+        return Budget(self.epochs, self.iterations, self.val_iterations, self.no_mirroring, skip_validation=True)
 
 
 def quick_settings(device: str) -> BenchmarkSettings:
@@ -226,7 +226,7 @@ def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
                    "n_cases": overall.get("n_cases")}
             for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
                 rec[metric] = overall.get(metric, {}).get("mean")
-            step = f"train {MODEL_NAMES[model].lower()} ({MODELS[model][1]})"  # orchestration.train_step's name
+            step = train_step_name(model, MODELS[model][1])
             rec["train_seconds"] = next((s.get("seconds") for s in timings.get("steps", []) if s["name"] == step),
                                         None)
             records.append(rec)

@@ -205,6 +205,7 @@ class Budget:
     iterations: int | None = None
     val_iterations: int | None = None
     no_mirroring: bool = False
+    skip_validation: bool = False   # skip nnU-Net's final validation (the test set is scored instead)
 
     def env(self) -> dict[str, str]:
         out = {}
@@ -214,6 +215,8 @@ class Budget:
                 out[key] = str(int(value))
         if self.no_mirroring:
             out["NNTS_NO_MIRRORING"] = "1"
+        if self.skip_validation:
+            out["NNTS_SKIP_VALIDATION"] = "1"
         return out
 
     def shell(self) -> str:
@@ -358,7 +361,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
     if not all(isinstance(f, int) and f >= 0 for f in folds):
         raise InputError(f"{path}: [train] folds must be a list of fold numbers, got {folds!r}")
     budget = Budget(train.get("epochs"), train.get("iterations"), train.get("val_iterations"),
-                    bool(train.get("no_mirroring", False)))
+                    bool(train.get("no_mirroring", False)), bool(train.get("skip_validation", False)))
     cfg = PipelineConfig(
         work_dir=p(paths.get("work_dir", "nnts_pipeline"), "work_dir"), strong=strong,
         weak_dir=p(data["weak"], "weak"), dataset_ids=dataset_ids,
@@ -562,6 +565,11 @@ def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: s
     return Step(f"plan and preprocess ({what})", cmd, run, done)
 
 
+def train_step_name(role: str, trainer: str) -> str:
+    """The name of a training step (keys its seconds in ``timings.json``)."""
+    return f"train {MODEL_NAMES.get(role, role)} ({trainer})"
+
+
 def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     did, conf, trainer = cfg.dataset_ids[role], cfg.train_configuration, cfg.trainers[role]
     budget = cfg.budget.shell() + (" nnUNet_n_proc_DA=0" if cfg.device == "cpu" else "")
@@ -581,7 +589,7 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
                   f"(log: {layout.logs / f'train_{role}_fold{f}.log'})", flush=True)
             run_command(args, nnunet_env(cfg, training=True), layout.logs / f"train_{role}_fold{f}.log")
 
-    return Step(f"train {MODEL_NAMES.get(role, role).lower()} ({trainer})", " && ".join(cmds), run,
+    return Step(train_step_name(role, trainer), " && ".join(cmds), run,
                 lambda: trained(cfg, role))
 
 

@@ -15,7 +15,8 @@ from .geometry import InputError, write_text_atomic
 NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
-def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str, overwrite: bool) -> None:
+def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str, overwrite: bool,
+                       command: str | None = None) -> None:
     """Create, resume or (``overwrite``) replace ``out``. A non-empty folder without ``marker_name`` is
     refused, and so is a folder whose marker holds other settings unless ``overwrite``."""
     marker = out / marker_name
@@ -41,8 +42,8 @@ def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str
             print(f"{tool}: resuming the run in {out} (finished steps are skipped)", flush=True)
     out.mkdir(parents=True, exist_ok=True)
     if not marker.is_file():
-        write_text_atomic(json.dumps({"settings": wanted, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1),
-                          marker)
+        doc = {"settings": wanted, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command}
+        write_text_atomic(json.dumps(doc, indent=1), marker)
 
 
 def use_own_nnunet_folders(out: Path, tool: str) -> list[str]:

@@ -78,7 +78,7 @@ def student_datasets(planned_datasets, phantom_study) -> Path:
 @pytest.fixture(scope="session")
 def box_teacher_model(teacher_dataset) -> Path:
     """A box teacher trained by the literal ``nnUNetv2_train`` command (2 tiny epochs)."""
-    return train(TEACHER_ID, "nnUNetTrainerBoxTeacher")
+    return train(TEACHER_ID, "nnUNetTrainerBoxTeacher", validate=False)
 
 
 @pytest.fixture(scope="session")
@@ -90,4 +90,4 @@ def strong_dataset(planned_datasets) -> Path:
 @pytest.fixture(scope="session")
 def strong_model(strong_dataset) -> Path:
     """A plain nnU-Net model (nnUNetTrainerNNTS = nnUNetTrainer + budget) trained on 501."""
-    return train(STRONG_ID, "nnUNetTrainerNNTS")
+    return train(STRONG_ID, "nnUNetTrainerNNTS", validate=False)

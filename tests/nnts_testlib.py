@@ -20,9 +20,10 @@ def nnunet_command(name: str) -> str:
     return str(path) if path.exists() else name
 
 
-def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False) -> subprocess.CompletedProcess:
+def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False,
+               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run an nnU-Net (or nnts) console command; fail the test with its output on error."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     if training:
         env["nnUNet_n_proc_DA"] = "0"  # planning breaks on 0, training on a CPU wants it
     cmd = [nnunet_command(args[0])] + args[1:]
@@ -43,12 +44,13 @@ def plan_and_preprocess(*dataset_ids: int) -> None:
         add_small_configuration(i, SMALL_CONFIG)
 
 
-def train(dataset_id: int, trainer: str, fold: int = 0) -> Path:
-    """``nnUNetv2_train DATASET 3d_small FOLD -tr TRAINER -device cpu``; returns the model folder."""
+def train(dataset_id: int, trainer: str, fold: int = 0, validate: bool = True) -> Path:
+    """``nnUNetv2_train DATASET 3d_small FOLD -tr TRAINER -device cpu``; returns the model folder.
+    ``validate=False`` skips nnU-Net's final validation (``NNTS_SKIP_VALIDATION=1``)."""
     from nnunet_teacher_student.plans import dataset_folder_name
 
     run_nnunet(["nnUNetv2_train", str(dataset_id), SMALL_CONFIG, str(fold), "-tr", trainer, "-device", "cpu"],
-               training=True)
+               training=True, extra_env=None if validate else {"NNTS_SKIP_VALIDATION": "1"})
     name = dataset_folder_name(dataset_id, Path(os.environ["nnUNet_results"]))
     folder = Path(os.environ["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{SMALL_CONFIG}"
     assert (folder / f"fold_{fold}" / "checkpoint_final.pth").is_file()

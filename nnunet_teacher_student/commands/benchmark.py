@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -27,6 +29,7 @@ def _scenarios(values: list[str] | None) -> dict[str, int] | None:
 def settings_from_args(args: argparse.Namespace, device: str):
     """The benchmark's settings: a preset (quick, or the default CPU/GPU budget) with the user's overrides."""
     from ..benchmark import default_settings, quick_settings
+    from ..geometry import InputError
 
     s = quick_settings(device) if args.quick else default_settings(device)
     if device != "cpu" and not args.quick:  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
@@ -37,6 +40,12 @@ def settings_from_args(args: argparse.Namespace, device: str):
                        ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
         if value is not None:
             setattr(s, key, value)
+    if (args.patch or args.features) and s.small is None:
+        raise InputError("--patch/--features shape the reduced CPU configuration; on a GPU nnU-Net's 3d_fullres runs")
+    if args.patch:
+        s.small = {**s.small, "patch_size": list(args.patch)}
+    if args.features:
+        s.small = {**s.small, "features": list(args.features)}
     s.check()
     return s
 
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     settings = settings_from_args(args, resolve_device(args.device))
     if not args.report_only:
-        prepare_run_folder(out, settings_dict(settings), SETTINGS_FILE, "nnts benchmark", args.overwrite)
+        prepare_run_folder(out, settings_dict(settings), SETTINGS_FILE, "nnts benchmark", args.overwrite,
+                           command="nnts " + shlex.join(sys.argv[1:]))
     elif not (out / SETTINGS_FILE).is_file():
         raise InputError(f"{out}: no benchmark here ({SETTINGS_FILE} missing); run it first")
     else:
@@ -83,6 +93,12 @@ def _stored_settings(out: Path):
     from ..benchmark import BenchmarkSettings
 
     return BenchmarkSettings(**json.loads((out / SETTINGS_FILE).read_text())["settings"])
+
+
+def _command(out: Path) -> str:
+    """The command that started the benchmark (from its marker), else a pointer to the settings."""
+    doc = json.loads((out / SETTINGS_FILE).read_text()) if (out / SETTINGS_FILE).is_file() else {}
+    return doc.get("command") or f"nnts benchmark -o {out} ...   # settings in {out / SETTINGS_FILE}"
 
 
 def _wall_seconds(out: Path) -> float:
@@ -146,8 +162,7 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
               "seed-to-seed spread shown by the confidence intervals. "
               f"Students compared: {', '.join(m for m in STUDENTS if m in s.models)}"
               + (f"; the best was {best.get('name')}." if best else "."), "",
-              "## Reproduce", "", "```", f"nnts benchmark -o {out} ...   # settings in {SETTINGS_FILE}", *exports,
-              "```", ""]
+              "## Reproduce", "", "```", _command(out), *exports, "```", ""]
     write_text_atomic("\n".join(lines), report / "report.md")
     return report / "report.md"
 
@@ -176,6 +191,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="epochs per model (default 20 on a CPU, 50 on a GPU)")
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 15 on a CPU, 100 on a GPU)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
+    p.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),
+                   help="patch of the reduced CPU configuration 3d_small (default 16 48 48)")
+    p.add_argument("--features", type=int, nargs="+", help="features per stage of 3d_small (default 8 16 32 64)")
     p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier benchmark in OUT")

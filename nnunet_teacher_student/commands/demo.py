@@ -86,7 +86,7 @@ def _pipeline_config(settings: DemoSettings, out: Path):
         test_images=ph / "test" / "images", test_labels=ph / "test" / "labels", manifest=ph / "manifest.json",
         weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=(0,),
         device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,
-                                              settings.no_mirroring),
+                                              settings.no_mirroring, skip_validation=True),
         seed=settings.seed, tta=not settings.no_mirroring, lung_crop=True)
 
 

@@ -30,6 +30,10 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from e
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
 class nnUNetTrainerNNTS(nnUNetTrainer):
     """nnU-Net's default trainer plus the ``NNTS_*`` budget variables: the fair baseline for our
     comparisons (same budget as our trainers, nothing else changed)."""
@@ -43,9 +47,19 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         if self.num_epochs < self.save_every:
             self.save_every = max(1, self.num_epochs)
 
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        """nnU-Net's final validation, unless ``NNTS_SKIP_VALIDATION=1``: it starts a spawned export worker
+        (10-15 s of imports on a small CPU), a large share of a short training run, and workflows that
+        score a separate test set (``nnts demo``/``benchmark``) do not read it."""
+        if _env_flag("NNTS_SKIP_VALIDATION"):
+            self.print_to_log_file("NNTS_SKIP_VALIDATION=1: nnU-Net's final validation skipped "
+                                   "(run `nnUNetv2_train ... --val` to do it later)")
+            return
+        super().perform_actual_validation(save_probabilities)
+
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        if os.environ.get("NNTS_NO_MIRRORING", "").lower() in ("1", "true", "yes"):
+        if _env_flag("NNTS_NO_MIRRORING"):
             mirror_axes = None
             self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch, mirror_axes

@@ -46,7 +46,11 @@ def test_students_train_and_predict_with_literal_commands(student_datasets, tmp_
 
 
 def test_point_teacher_trains_and_predicts_with_literal_commands(teacher_dataset, tmp_path):
-    train(TEACHER_ID, "nnUNetTrainerPointTeacher")
+    model = train(TEACHER_ID, "nnUNetTrainerPointTeacher", validate=False)
+    # NNTS_SKIP_VALIDATION=1: no final validation, and the training log says so
+    assert not (model / "fold_0" / "validation").exists()
+    log = "".join(p.read_text() for p in (model / "fold_0").glob("training_log_*.txt"))
+    assert "final validation skipped" in log
     arrays = _predict(TEACHER_ID, "nnUNetTrainerPointTeacher", teacher_dataset / "imagesWeak", tmp_path / "out")
     assert all(set(np.unique(a)) <= {0, 1} for a in arrays)
 
