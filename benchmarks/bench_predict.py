@@ -25,11 +25,8 @@ resetting it through ``/proc/self/clear_refs``, Linux).
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -42,6 +39,9 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import emit, run_meta  # noqa: E402
 
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
 from nnunet_teacher_student.geometry import Geometry, read_image  # noqa: E402
@@ -237,20 +237,13 @@ def main() -> None:
     if args.memory_child:
         print(json.dumps(memory_child(args)))
         return
-    meta = {"date": datetime.date.today().isoformat(), "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s)",
-            "torch_threads": __import__("torch").get_num_threads(), "device": args.device, "tta": args.tta,
-            "model": str(args.model), "step_size": args.step_size}
+    meta = run_meta(device=args.device, tta=args.tta, model=str(args.model), step_size=args.step_size)
     if args.memory_volume:
         report = {**meta, "memory": bench_memory(args)}
     else:
         report = {**meta, "size": args.size, "fov_pad": args.fov_pad, "repeats": args.repeats,
                   "speed": bench_speed(args)}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,7 @@ against the true mask.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +28,9 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import emit, run_meta  # noqa: E402
 
 from nnunet_teacher_student.boxes import boxes_from_mask  # noqa: E402
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
@@ -126,18 +126,8 @@ def main() -> None:
     p.add_argument("--step-size", type=float, default=0.5)
     p.add_argument("--out", type=Path, default=None, help="write the report as JSON")
     args = p.parse_args()
-    import torch
-
-    report = {"date": datetime.date.today().isoformat(),
-              "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s)",
-              "torch_threads": torch.get_num_threads(), "device": args.device, "tta": args.tta,
-              "model": str(args.model), "step_size": args.step_size, "bench": bench(args)}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(run_meta(device=args.device, tta=args.tta, model=str(args.model), step_size=args.step_size,
+                  bench=bench(args)), args.out)
 
 
 if __name__ == "__main__":
