@@ -72,6 +72,7 @@ def test_run_command_streams_progress_lines_logs_everything_and_reports_failures
 def test_budget_env_names_only_what_is_set():
     assert Budget(epochs=5, no_mirroring=True).env() == {"NNTS_EPOCHS": "5", "NNTS_NO_MIRRORING": "1"}
     assert Budget().env() == {}
+    assert Budget(iterations=7, skip_validation=True).env() == {"NNTS_ITERATIONS": "7", "NNTS_SKIP_VALIDATION": "1"}
 
 
 # --------------------------------------------------------------------------- pipeline config

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
-OVERHEAD_MINUTES = 7.0      # estimated time of everything but the training epochs (planning, inference, ...)
+OVERHEAD_MINUTES = 4.0      # measured time of everything but the training epochs (planning, inference, ...)
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
 STRONG_NAME = "PhantomLung"
 SETTINGS_FILE = "nnts_demo.json"
@@ -39,6 +39,7 @@ class DemoSettings:
     val_iterations: int
     no_mirroring: bool
     sites: str = "mixed"
+    jitter: int = 2         # box jitter (voxels) of the weak boxes and of the teacher's training boxes
 
 
 def budget_epochs(default_epochs: int, minutes: float) -> int:
@@ -47,22 +48,29 @@ def budget_epochs(default_epochs: int, minutes: float) -> int:
     return max(1, int(default_epochs * share))
 
 
+#: the reduced CPU configuration per phantom preset (tiny phantoms are 32-48 voxels in-plane)
+CPU_SMALL = {"default": {"name": "3d_small", "patch_size": (16, 48, 48), "features": (8, 16, 32, 64), "batch_size": 2},
+             "tiny": {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2}}
+
+
 def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None,
-                  budget_minutes: float | None = None) -> DemoSettings:
+                  budget_minutes: float | None = None, preset: str | None = None) -> DemoSettings:
     """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
     (reduced ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
     if quick:
         s = DemoSettings("quick", "tiny", 6, 6, 2, seed, device, "3d_fullres",
                          {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2},
                          epochs=1, iterations=2, val_iterations=1, no_mirroring=True)
-    elif device == "cpu":
-        s = DemoSettings("default", "default", 8, 32, 10, seed, device, "3d_fullres",
-                         {"name": "3d_small", "patch_size": (16, 48, 48), "features": (8, 16, 32, 64),
-                          "batch_size": 2},
-                         epochs=20, iterations=15, val_iterations=3, no_mirroring=True)
+    elif device == "cpu":  # tiny phantoms: 1000 iterations per model fit; 300 on the default preset did not learn
+        s = DemoSettings("default", "tiny", 8, 32, 10, seed, device, "3d_fullres", dict(CPU_SMALL["tiny"]),
+                         epochs=10, iterations=100, val_iterations=3, no_mirroring=True)
     else:
         s = DemoSettings("gpu", "default", 8, 32, 10, seed, device, "3d_fullres", None,
                          epochs=50, iterations=100, val_iterations=20, no_mirroring=False)
+    if preset is not None and not quick:
+        s.preset = preset
+        if s.small is not None:
+            s.small = dict(CPU_SMALL[preset])
     if budget_minutes is not None and not quick:
         s.epochs = budget_epochs(s.epochs, budget_minutes)
     if epochs is not None:
@@ -87,7 +95,7 @@ def _pipeline_config(settings: DemoSettings, out: Path):
         weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=(0,),
         device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,
                                               settings.no_mirroring, skip_validation=True),
-        seed=settings.seed, tta=not settings.no_mirroring, lung_crop=True)
+        seed=settings.seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     stop_children_on_sigterm()
     out = Path(args.output).resolve()
     device = resolve_device(args.device)
-    settings = demo_settings(args.quick, device, args.seed, args.epochs, args.iterations, args.budget)
+    settings = demo_settings(args.quick, device, args.seed, args.epochs, args.iterations, args.budget, args.preset)
     prepare_run_folder(out, asdict(settings), SETTINGS_FILE, "nnts demo", args.overwrite)
     exports = use_own_nnunet_folders(out, "nnts demo")
     print("nnts demo: nnU-Net folders of this run (to continue with nnU-Net's commands):")
@@ -124,13 +132,14 @@ def run(args: argparse.Namespace) -> int:
 
         write_phantom_datasets(ph, DATASET_IDS["strong"], settings.n_strong, settings.n_weak, settings.n_test,
                                seed=settings.seed, preset=settings.preset, raw_dir=out / "nnUNet_raw",
-                               dataset_name=STRONG_NAME, sites=settings.sites, overwrite=True)
+                               dataset_name=STRONG_NAME, sites=settings.sites, jitter=settings.jitter,
+                               overwrite=True)
 
     synth_step = Step(
         "generate phantoms (scarce scenario)",
         f"nnts synth -o {shlex.quote(str(ph))} -d {DATASET_IDS['strong']} --name {STRONG_NAME} "
         f"--strong {settings.n_strong} --weak {settings.n_weak} --test {settings.n_test} --seed {settings.seed} "
-        f"--preset {settings.preset} --sites {settings.sites}",
+        f"--preset {settings.preset} --sites {settings.sites} --jitter {settings.jitter}",
         synth, lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]))
     steps = [synth_step] + method_steps(cfg, layout)
     report_dir = out / "report"
@@ -174,14 +183,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "a rerun with the same settings resumes where it stopped.")
     p.add_argument("-o", "--output", type=Path, default=Path("nnts_demo"), help="output folder (default: ./nnts_demo)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (a few minutes): checks every step, measures nothing")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 20 on a CPU, 50 on a GPU)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 10 on a CPU, 50 on a GPU)")
     p.add_argument("--budget", type=float, default=None, metavar="MINUTES",
                    help=f"scale the training epochs to about this many minutes in all (default run: "
                         f"{DEFAULT_MINUTES:g}; an estimate, the report states the measured times)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations per epoch (default: 15 on a CPU, 100 on a GPU)")
+                   help="training iterations per epoch (default: 100 on a CPU and on a GPU)")
     p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cuda if available, else cpu (default)")
     p.add_argument("--seed", type=int, default=0, help="phantom and split seed (default 0)")
+    p.add_argument("--preset", choices=tuple(CPU_SMALL), default=None,
+                   help="phantom size preset (CPU default: tiny, with a 16x32x32 patch; default: larger "
+                        "phantoms, a 16x48x48 patch, about 3x slower per iteration)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in OUT")
     p.set_defaults(func=run)
