@@ -64,8 +64,8 @@ def _pct(stats: Mapping, ci: bool = False) -> str:
     cell = f"{100 * stats['mean']:.1f}"
     if stats["n"] > 1:
         cell += f" ± {100 * stats['std']:.1f}"
-        if ci:
-            cell += f" [{100 * stats['low']:.1f}, {100 * stats['high']:.1f}]"
+        if ci:  # a DSC lies in [0, 100]: the t interval is clipped to it
+            cell += f" [{100 * max(stats['low'], 0.0):.1f}, {100 * min(stats['high'], 1.0):.1f}]"
     return cell
 
 
@@ -105,6 +105,12 @@ def goal_check(rows: Sequence[Mapping], scenario: str) -> dict:
         checks["above the ignore-label answer"] = {"value": 100 * (d - by["ignore"]), "ok": d > by["ignore"]}
     result["checks"] = checks
     result["met"] = bool(checks) and len(checks) == 3 and all(c["ok"] for c in checks.values())
+    # an upper bound below the baseline did not train within the budget: comparing with it says nothing
+    result["warnings"] = [
+        f"the upper bound ({100 * by['upper']:.1f} %) scored below the {MODEL_NAMES[m]} ({100 * by[m]:.1f} %): "
+        "with true masks for every case it should be the best model, so it did not converge within this "
+        "budget and the comparisons with it are not meaningful"
+        for m in ("baseline",) if "upper" in by and m in by and by["upper"] < by[m]]
     return result
 
 
@@ -121,6 +127,7 @@ def goal_text(goal: Mapping) -> str:
     if missing:
         lines.append(f"- {missing} of the 3 comparisons could not be made (model not in this benchmark)")
     lines.append(f"Overall: {'**met**' if goal['met'] else '**not met**'}.")
+    lines += [f"**Caution**: {w}." for w in goal.get("warnings", [])]
     return "\n".join(lines)
 
 

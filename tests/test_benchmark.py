@@ -60,6 +60,12 @@ def test_goal_check_met_and_not_met():
     assert g["checks"]["10 DSC points above the baseline"]["ok"] is False         # +7 points
     assert g["checks"]["above the ignore-label answer"]["ok"] is False
 
+    assert g["warnings"] == [] and "Caution" not in goal_text(g)
+
+    untrained = goal_check(aggregate(_records({"baseline": [0.3], "so": [0.5], "upper": [0.1]})), "scarce")
+    assert untrained["checks"]["within 0.95x of the upper bound"]["ok"] is True
+    assert len(untrained["warnings"]) == 1 and "did not converge" in goal_text(untrained)
+
     partial = goal_check(aggregate(_records({"so": [0.5]})), "scarce")
     assert partial["met"] is False and "3 of the 3 comparisons could not be made" in goal_text(partial)
     assert goal_check(aggregate(_records({"baseline": [0.5]})), "scarce")["best_student"] is None
@@ -75,7 +81,7 @@ def test_aggregate_orders_by_strong_count_and_tables_show_ci():
     table = markdown_table(rows, ["so"])
     assert "Baseline" not in table and table.count("| SO student |") == 2
     # 0.45 ± 0.0707 -> CI half-width t(0.975, 1) * 0.0707 / sqrt(2) = 12.706 * 0.05 = 0.635
-    assert "45.0 ± 7.1 [-18.5, 108.5]" in table
+    assert "45.0 ± 7.1 [0.0, 100.0]" in table  # the t interval (-18.5, 108.5) clipped to what a DSC can be
 
 
 def test_settings_are_checked():

@@ -141,7 +141,7 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
         + f", fold {s.folds}, device {s.device}, {'no ' if s.no_mirroring else ''}mirroring. "
         f"Wall time of all steps: {wall / 60:.1f} min.", "",
         "Cells: mean over seeds of each run's mean over cases, ± the sample std across seeds; DSC also "
-        "with the 95 % confidence interval of the mean (t distribution). Baseline, ignore label and upper "
+        "with the 95 % confidence interval of the mean (t distribution, clipped to [0, 100]). Baseline, ignore label and upper "
         "bound train `nnUNetTrainerNNTS` (nnU-Net's default trainer with our budget variables); the students "
         "train on the box teacher's pseudo-labels.", "",
         "## Goal (scarce scenario)", "", goal_text(goal), "",
