@@ -181,3 +181,13 @@ def test_quick_benchmark_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "b" / "report" / "summary.json").read_text())
     assert len(summary["records"]) == 2 * 2 * len(MODELS)
+
+
+def test_only_selects_runs_and_names_the_valid_ones():
+    from nnunet_teacher_student.commands.benchmark import _only_runs
+
+    runs = default_settings("cpu").runs()
+    assert _only_runs(None, runs) is None
+    assert _only_runs(["vast:2", "scarce:0"], runs) == {("vast", 2), ("scarce", 0)}
+    with pytest.raises(InputError, match=r"--only vast:7: not a run of this benchmark \(runs: scarce:0"):
+        _only_runs(["vast:7"], runs)

@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if not args.report_only:
         run_steps([pool_step(settings, out)], out / "timings_pool.json")
+        only = _only_runs(args.only, runs)
         for k, (scenario, seed) in enumerate(runs):
+            if only is not None and (scenario, seed) not in only:
+                continue
             print(f"=== run {k + 1}/{len(runs)}: scenario {scenario} ({settings.scenarios[scenario]} strong), "
                   f"seed {seed} ===", flush=True)
             cfg = run_config(settings, out, k, scenario, seed)
@@ -87,6 +90,23 @@ def run(args: argparse.Namespace) -> int:
     report = write_benchmark_report(out, settings, records, time.perf_counter() - t0, exports)
     print(f"nnts benchmark: report: {report}")
     return 0
+
+
+def _only_runs(items: list[str] | None, runs: list[tuple[str, int]]) -> set[tuple[str, int]] | None:
+    """``--only scarce:0 vast:2``: the runs this process works on (None: all). Separate processes may
+    work on separate runs of one benchmark folder at the same time (each run has its own datasets)."""
+    from ..geometry import InputError
+
+    if not items:
+        return None
+    out = set()
+    for item in items:
+        name, _, seed = item.partition(":")
+        if not seed.lstrip("-").isdigit() or (name, int(seed)) not in runs:
+            raise InputError(f"--only {item}: not a run of this benchmark (runs: "
+                             f"{' '.join(f'{a}:{b}' for a, b in runs)})")
+        out.add((name, int(seed)))
+    return out
 
 
 def _stored_settings(out: Path):
@@ -196,5 +216,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--features", type=int, nargs="+", help="features per stage of 3d_small (default 8 16 32 64)")
     p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
+    p.add_argument("--only", nargs="+", metavar="SCENARIO:SEED",
+                   help="work on these runs only (e.g. two processes on two GPUs: --only scarce:0 and "
+                        "--only vast:0); the report covers every finished run")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier benchmark in OUT")
     p.set_defaults(func=run)
