@@ -20,9 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .geometry import InputError
-from .orchestration import (MODEL_NAMES, Budget, Layout, PipelineConfig, SmallConfig, Step, build_teacher_dataset,
-                            evaluate_step, plan_step, predict_step, pseudo_step, raw_done, student_dataset_step,
-                            train_step, train_step_name)
+from .orchestration import (MODEL_NAMES, Budget, Layout, PipelineConfig, SmallConfig, Step,                             evaluate_step, plan_step, predict_step, pseudo_step, raw_done, student_dataset_step,
+                            teacher_dataset_step, train_step, train_step_name)
 
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
@@ -143,8 +142,6 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
 
 def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
     """Write the phantom pool once: ``pool`` strong-able cases (dataset ``POOL_ID``) and the test set."""
-    from .orchestration import raw_done
-
     pool = pool_paths(out)
 
     def run() -> None:
@@ -181,10 +178,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
                   scenario_run, lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file())]
     teachers = [m for m in TEACHERS if m in models]
     if teachers:
-        steps.append(Step("teacher dataset (CT + box channel)",
-                          f"nnts make-teacher-dataset --strong {cfg.strong} -d {cfg.dataset_ids['teacher']} "
-                          f"--name {cfg.dataset_names['teacher']} --weak {weak} --manifest {cfg.manifest}",
-                          lambda: build_teacher_dataset(cfg), lambda: raw_done(cfg.dataset_ids["teacher"])))
+        steps.append(teacher_dataset_step(cfg))
         steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
         for m in teachers:
             steps.append(train_step(cfg, layout, m))

@@ -658,20 +658,23 @@ def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step
                       f"--form {form}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}", run, done)
 
 
-def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
-    """The method's steps, from the strong dataset and the weak set to the evaluation of the test set.
-    Heavy modules are imported inside the steps: listing and checking steps stays fast."""
-    ids, names = cfg.dataset_ids, cfg.dataset_names
-    q = shlex.quote
+def teacher_dataset_step(cfg: PipelineConfig) -> Step:
+    """Build the teacher dataset (CT + box channel) of ``cfg`` from its strong dataset and weak set."""
+    ids, names, q = cfg.dataset_ids, cfg.dataset_names, shlex.quote
     manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
-    steps: list[Step] = []
-
-    steps.append(Step(
+    return Step(
         "teacher dataset (CT + box channel)",
         f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
         f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg} --folds {cfg.n_folds}",
-        lambda: build_teacher_dataset(cfg),
-        lambda: raw_done(ids["teacher"])))
+        lambda: build_teacher_dataset(cfg), lambda: raw_done(ids["teacher"]))
+
+
+def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
+    """The method's steps, from the strong dataset and the weak set to the evaluation of the test set.
+    Heavy modules are imported inside the steps: listing and checking steps stays fast."""
+    steps: list[Step] = []
+
+    steps.append(teacher_dataset_step(cfg))
     steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
     steps.append(train_step(cfg, layout, "teacher"))
 

@@ -49,7 +49,7 @@ def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str
 def use_own_nnunet_folders(out: Path, tool: str) -> list[str]:
     """Point nnU-Net's folder variables (for this process and its children) at ``out/nnUNet_*``, make
     our trainers findable, and return the ``export`` lines a user needs to continue by hand."""
-    from .plans import ensure_ext_trainer_path, ext_trainer_dir
+    from .plans import ensure_ext_trainer_path
 
     for k in NNUNET_DIRS:
         if os.environ.get(k) and Path(os.environ[k]).resolve() != (out / k):
@@ -58,5 +58,12 @@ def use_own_nnunet_folders(out: Path, tool: str) -> list[str]:
         (out / k).mkdir(exist_ok=True)
     ensure_ext_trainer_path()
     os.environ.setdefault("nnUNet_compile", "f")  # compiling costs more than these short trainings gain
-    lines = [f"export {k}={shlex.quote(str(out / k))}" for k in NNUNET_DIRS]
+    return export_lines()
+
+
+def export_lines() -> list[str]:
+    """``export`` lines of nnU-Net's folder variables (as set now) and of our trainers' folder."""
+    from .plans import ext_trainer_dir
+
+    lines = [f"export {k}={shlex.quote(os.environ[k])}" for k in NNUNET_DIRS]
     return lines + [f"export nnUNet_extTrainer={shlex.quote(str(ext_trainer_dir()))}"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import time
 from pathlib import Path
 
@@ -17,13 +16,14 @@ from pathlib import Path
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
     from ..orchestration import Layout, calm_openmp, load_config, method_steps, run_steps, stop_children_on_sigterm
-    from ..plans import ensure_ext_trainer_path, ext_trainer_dir
+    from ..plans import ensure_ext_trainer_path
+    from ..workspace import NNUNET_DIRS, export_lines
     from ..weak_set import is_weak_set
 
     calm_openmp()
     cfg, folders = load_config(args.config)
     os.environ.update(folders)
-    missing = [k for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not os.environ.get(k)]
+    missing = [k for k in NNUNET_DIRS if not os.environ.get(k)]
     if missing:
         raise InputError(f"{args.config}: {', '.join(missing)} not set: export them (eval \"$(nnts env)\") or "
                          "name them in the config's [paths] section")
@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
     ensure_ext_trainer_path()
     layout = Layout(cfg.work_dir)
     steps = method_steps(cfg, layout)
-    exports = [f"export {k}={shlex.quote(os.environ[k])}" for k in ("nnUNet_raw", "nnUNet_preprocessed",
-                                                                     "nnUNet_results")]
-    exports.append(f"export nnUNet_extTrainer={shlex.quote(str(ext_trainer_dir()))}")
+    exports = export_lines()
     if args.dry_run:
         print("\n".join(exports))
         for k, step in enumerate(steps, 1):
