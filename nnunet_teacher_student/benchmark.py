@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .geometry import InputError
-from .orchestration import (MODEL_NAMES, Budget, Layout, PipelineConfig, SmallConfig, Step,                             evaluate_step, plan_step, predict_step, pseudo_step, raw_done, student_dataset_step,
+from .orchestration import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS, MODEL_NAMES,
+                            Budget, Layout, PipelineConfig, SmallConfig, Step, evaluate_step, plan_step, predict_step, pseudo_step, raw_done, student_dataset_step,
                             teacher_dataset_step, train_step, train_step_name)
 
 POOL_ID = 100
@@ -62,8 +63,7 @@ class BenchmarkSettings:
     iterations: int
     val_iterations: int
     no_mirroring: bool
-    small: dict | None = field(default_factory=lambda: {"name": "3d_small", "patch_size": [16, 48, 48],
-                                                        "features": [8, 16, 32, 64], "batch_size": 2})
+    small: dict | None = field(default_factory=lambda: cpu_small(CPU_PRESET))
     folds: list[int] = field(default_factory=lambda: [0])
 
     def check(self) -> None:
@@ -99,11 +99,16 @@ def quick_settings(device: str) -> BenchmarkSettings:
                                              "features": [8, 16, 32], "batch_size": 2})
 
 
+def cpu_small(preset: str) -> dict:
+    """The reduced CPU configuration ``3d_small`` for a phantom preset, JSON-ready."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in CPU_SMALL[preset].items()}
+
+
 def default_settings(device: str) -> BenchmarkSettings:
     """Paper-like shapes at phantom scale: scarce (4 strong of 24) and vast (12 of 24), three seeds; the
-    demo's per-model CPU budget (20 epochs x 15 iterations on the reduced ``3d_small`` configuration)."""
-    return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, "default", 0, 2, list(DEFAULT_MODELS),
-                             device, 20, 15, 3, True)
+    demo's per-model CPU budget (tiny phantoms, 10 epochs x 100 iterations on the reduced ``3d_small``)."""
+    return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, CPU_PRESET, 0, 2, list(DEFAULT_MODELS),
+                             device, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS, True)
 
 
 def run_dir(out: Path, scenario: str, seed: int) -> Path:

@@ -233,6 +233,14 @@ class SmallConfig:
     batch_size: int = 2
 
 
+#: the reduced CPU configuration per phantom preset (tiny phantoms are 32-48 voxels in-plane)
+CPU_SMALL = {"default": {"name": "3d_small", "patch_size": (16, 48, 48), "features": (8, 16, 32, 64), "batch_size": 2},
+             "tiny": {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2}}
+#: the CPU budget per model of the demo and the benchmark: on tiny phantoms 1000 iterations let every model
+#: learn (demo, BENCHMARKS.md); 300 iterations on the default preset did not
+CPU_PRESET, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS = "tiny", 10, 100, 3
+
+
 @dataclass
 class PipelineConfig:
     """Everything the method's steps need. Paths are absolute after :func:`load_config`."""

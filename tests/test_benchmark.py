@@ -191,3 +191,29 @@ def test_only_selects_runs_and_names_the_valid_ones():
     assert _only_runs(["vast:2", "scarce:0"], runs) == {("vast", 2), ("scarce", 0)}
     with pytest.raises(InputError, match=r"--only vast:7: not a run of this benchmark \(runs: scarce:0"):
         _only_runs(["vast:7"], runs)
+
+
+def test_cpu_defaults_are_the_demos_and_presets_choose_the_patch():
+    """One measured CPU budget for demo and benchmark; ``--preset`` picks its own reduced configuration
+    unless ``--patch``/``--features`` say otherwise; a GPU runs nnU-Net's 3d_fullres on the default preset."""
+    import argparse
+
+    from nnunet_teacher_student.commands import benchmark as cmd
+    from nnunet_teacher_student.commands.demo import demo_settings
+
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+
+    def settings(*argv: str, device: str = "cpu"):
+        return cmd.settings_from_args(parser.parse_args(["benchmark", *argv]), device)
+
+    demo, bench = demo_settings(False, "cpu", 0, None, None), settings()
+    assert (bench.preset, bench.epochs, bench.iterations, bench.val_iterations) == \
+        (demo.preset, demo.epochs, demo.iterations, demo.val_iterations) == ("tiny", 10, 100, 3)
+    assert bench.small["patch_size"] == list(demo.small["patch_size"]) == [16, 32, 32]
+    assert settings("--preset", "default").small["patch_size"] == [16, 48, 48]
+    custom = settings("--preset", "default", "--patch", "8", "32", "32", "--features", "4", "8")
+    assert custom.small["patch_size"] == [8, 32, 32] and custom.small["features"] == [4, 8]
+    gpu = settings(device="cuda")
+    assert gpu.small is None and gpu.preset == "default" and gpu.epochs == 50
+    json.dumps(bench.__dict__)  # the settings file stays JSON

@@ -111,7 +111,7 @@ def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
     write_phantom_datasets(tmp_path / "ph", 501, n_strong=2, n_weak=1, n_test=1, seed=1, preset="tiny", raw_dir=raw,
                            progress=False)
     config = tmp_path / "p.toml"
-    config.write_text(textwrap.dedent(f"""
+    config.write_text(textwrap.dedent("""
         [paths]
         work_dir = "work"
         nnUNet_raw = "raw"

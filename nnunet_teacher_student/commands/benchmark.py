@@ -28,18 +28,21 @@ def _scenarios(values: list[str] | None) -> dict[str, int] | None:
 
 def settings_from_args(args: argparse.Namespace, device: str):
     """The benchmark's settings: a preset (quick, or the default CPU/GPU budget) with the user's overrides."""
-    from ..benchmark import default_settings, quick_settings
+    from ..benchmark import cpu_small, default_settings, quick_settings
     from ..geometry import InputError
 
     s = quick_settings(device) if args.quick else default_settings(device)
     if device != "cpu" and not args.quick:  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
         s.small, s.epochs, s.iterations, s.val_iterations, s.no_mirroring = None, 50, 100, 20, False
+        s.preset = "default"
     for key, value in (("scenarios", _scenarios(args.scenarios)), ("seeds", args.seeds), ("pool", args.pool),
                        ("n_test", args.test), ("preset", args.preset), ("data_seed", args.data_seed),
                        ("jitter", args.jitter), ("models", args.models), ("epochs", args.epochs),
                        ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
         if value is not None:
             setattr(s, key, value)
+    if args.preset and s.small is not None and not args.quick:
+        s.small = cpu_small(args.preset)
     if (args.patch or args.features) and s.small is None:
         raise InputError("--patch/--features shape the reduced CPU configuration; on a GPU nnU-Net's 3d_fullres runs")
     if args.patch:
@@ -203,17 +206,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2)")
     p.add_argument("--pool", type=int, help="cases that are strong or weak (default 24)")
     p.add_argument("--test", type=int, help="held-out test cases (default 10)")
-    p.add_argument("--preset", choices=("default", "tiny"), help="phantom size preset (default: default)")
+    p.add_argument("--preset", choices=("default", "tiny"), help="phantom size preset (CPU default: tiny, with a 16x32x32 patch; default: larger phantoms, "
+                        "a 16x48x48 patch, about 3x slower per iteration; GPU default: default)")
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
     p.add_argument("--jitter", type=int, help="box jitter of the weak cases in voxels (default 2)")
     p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher baseline ignore so do so_paper "
                                                "do_paper upper (default: all)")
-    p.add_argument("--epochs", type=int, help="epochs per model (default 20 on a CPU, 50 on a GPU)")
-    p.add_argument("--iterations", type=int, help="iterations per epoch (default 15 on a CPU, 100 on a GPU)")
+    p.add_argument("--epochs", type=int, help="epochs per model (default 10 on a CPU, 50 on a GPU)")
+    p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
     p.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),
-                   help="patch of the reduced CPU configuration 3d_small (default 16 48 48)")
-    p.add_argument("--features", type=int, nargs="+", help="features per stage of 3d_small (default 8 16 32 64)")
+                   help="patch of the reduced CPU configuration 3d_small (default: the preset's)")
+    p.add_argument("--features", type=int, nargs="+", help="features per stage of 3d_small (default: the preset's)")
     p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
     p.add_argument("--only", nargs="+", metavar="SCENARIO:SEED",

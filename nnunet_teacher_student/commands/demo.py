@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..orchestration import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
+
 DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
 OVERHEAD_MINUTES = 4.0      # measured time of everything but the training epochs (planning, inference, ...)
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
@@ -48,11 +50,6 @@ def budget_epochs(default_epochs: int, minutes: float) -> int:
     return max(1, int(default_epochs * share))
 
 
-#: the reduced CPU configuration per phantom preset (tiny phantoms are 32-48 voxels in-plane)
-CPU_SMALL = {"default": {"name": "3d_small", "patch_size": (16, 48, 48), "features": (8, 16, 32, 64), "batch_size": 2},
-             "tiny": {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2}}
-
-
 def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None,
                   budget_minutes: float | None = None, preset: str | None = None) -> DemoSettings:
     """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
@@ -62,8 +59,9 @@ def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, itera
                          {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2},
                          epochs=1, iterations=2, val_iterations=1, no_mirroring=True)
     elif device == "cpu":  # tiny phantoms: 1000 iterations per model fit; 300 on the default preset did not learn
-        s = DemoSettings("default", "tiny", 8, 32, 10, seed, device, "3d_fullres", dict(CPU_SMALL["tiny"]),
-                         epochs=10, iterations=100, val_iterations=3, no_mirroring=True)
+        s = DemoSettings("default", CPU_PRESET, 8, 32, 10, seed, device, "3d_fullres", dict(CPU_SMALL[CPU_PRESET]),
+                         epochs=CPU_EPOCHS, iterations=CPU_ITERATIONS, val_iterations=CPU_VAL_ITERATIONS,
+                         no_mirroring=True)
     else:
         s = DemoSettings("gpu", "default", 8, 32, 10, seed, device, "3d_fullres", None,
                          epochs=50, iterations=100, val_iterations=20, no_mirroring=False)
