@@ -8,7 +8,8 @@ realistic-size phantom (untrained weights: inference time does not depend on the
 Builds a phantom study (``nnts synth``), the SO/DO student datasets and a teacher dataset, plans
 and preprocesses them with nnU-Net, adds a configuration with the given patch/features, then times
 ``train_step`` (forward, loss, backward, optimiser step) on the same pre-loaded augmented batches for
-every trainer. Prints a table and writes ``results.json``.
+every trainer, in interleaved rounds (ratio per round, median over rounds). Prints a table and writes
+``results.json``.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -69,26 +71,48 @@ def make_trainer(name: str, dataset: str, device):
     return trainer
 
 
-def time_training(name: str, dataset: str, device: str, iterations: int, warmup: int) -> float:
-    """Seconds per train_step on pre-loaded batches (data loading excluded: it is nnU-Net's, the same)."""
-    import torch
+class TimedTrainer:
+    """One trainer, initialised, with a few pre-loaded augmented batches (data loading is nnU-Net's for
+    every trainer, so it is left out of the timing)."""
 
-    trainer = make_trainer(name, dataset, device)
-    trainer.on_train_start()  # dataloaders, optimiser, logging
-    batches = [next(trainer.dataloader_train) for _ in range(min(iterations, 8))]
-    trainer.network.train()
-    for i in range(warmup):
-        trainer.train_step(batches[i % len(batches)])
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(iterations):
-        trainer.train_step(batches[i % len(batches)])
-    if device == "cuda":
-        torch.cuda.synchronize()
-    elapsed = (time.perf_counter() - t0) / iterations
-    trainer.on_train_end()
-    return elapsed
+    def __init__(self, name: str, dataset: str, device: str, n_batches: int):
+        self.name, self.device = name, device
+        self.trainer = make_trainer(name, dataset, device)
+        self.trainer.on_train_start()  # dataloaders, optimiser, logging
+        self.batches = [next(self.trainer.dataloader_train) for _ in range(n_batches)]
+        self.trainer.network.train()
+        self.done = 0
+        self.seconds: list[float] = []  # per round: seconds per iteration
+
+    def steps(self, n: int) -> float:
+        """Run ``n`` train steps (forward, loss, backward, optimiser); return the seconds per step."""
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.trainer.train_step(self.batches[self.done % len(self.batches)])
+            self.done += 1
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) / n
+
+
+def time_training(names: list[str], device: str, iterations: int, warmup: int, rounds: int) -> dict[str, list[float]]:
+    """Seconds per train step of every trainer, timed in interleaved rounds (each round runs every trainer
+    for ``iterations // rounds`` steps) so that a change of load on the machine reaches all trainers alike
+    (timing them one after another made the ratios drift with the load). Returns per-round figures."""
+    timed = [TimedTrainer(n, TRAINERS[n], device, min(iterations, 8)) for n in names]
+    for t in timed:
+        t.steps(warmup)
+    per_round = max(1, iterations // rounds)
+    for _ in range(rounds):
+        for t in timed:
+            t.seconds.append(t.steps(per_round))
+    for t in timed:
+        t.trainer.on_train_end()
+    return {t.name: t.seconds for t in timed}
 
 
 def time_inference(name: str, dataset: str, device: str, size_xyz) -> float:
@@ -121,6 +145,7 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (iterations are split over them)")
     p.add_argument("--cases", type=int, default=6)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--patch", type=int, nargs=3, default=[16, 32, 32])
@@ -140,12 +165,17 @@ def main() -> int:
     if args.device == "cuda":
         import torch
         results["gpu"] = torch.cuda.get_device_name(0)
-    for name in args.trainers:
-        results["seconds_per_iteration"][name] = time_training(name, TRAINERS[name], args.device, args.iterations,
-                                                               args.warmup)
-    base = results["seconds_per_iteration"].get("nnUNetTrainer")
-    results["ratio_to_nnUNetTrainer"] = {k: v / base for k, v in results["seconds_per_iteration"].items()} \
-        if base else {}
+    rounds = time_training(args.trainers, args.device, args.iterations, args.warmup, args.rounds)
+    results["seconds_per_round"] = rounds
+    results["seconds_per_iteration"] = {k: statistics.median(v) for k, v in rounds.items()}
+    if "nnUNetTrainer" in rounds:  # ratio per round (same load), then the median over rounds
+        base = rounds["nnUNetTrainer"]
+        results["ratio_to_nnUNetTrainer"] = {k: statistics.median(a / b for a, b in zip(v, base))
+                                             for k, v in rounds.items()}
+        results["ratio_range"] = {k: [min(a / b for a, b in zip(v, base)), max(a / b for a, b in zip(v, base))]
+                                  for k, v in rounds.items()}
+    else:
+        results["ratio_to_nnUNetTrainer"], results["ratio_range"] = {}, {}
     if args.inference_size:
         results["inference_seconds"] = {
             name: time_inference(name, TRAINERS[name], args.device, args.inference_size)
@@ -153,9 +183,10 @@ def main() -> int:
         results["inference_size_xyz"] = args.inference_size
     out = args.out or args.work / "results.json"
     out.write_text(json.dumps(results, indent=1))
-    print(f"\n{'trainer':36s} {'s/iter':>8s} {'ratio':>6s}")
+    print(f"\n{'trainer':36s} {'s/iter':>8s} {'ratio':>6s} {'ratio range':>12s}")
     for k, v in results["seconds_per_iteration"].items():
-        print(f"{k:36s} {v:8.4f} {results['ratio_to_nnUNetTrainer'].get(k, float('nan')):6.2f}")
+        lo, hi = results["ratio_range"].get(k, (float("nan"), float("nan")))
+        print(f"{k:36s} {v:8.4f} {results['ratio_to_nnUNetTrainer'].get(k, float('nan')):6.2f} {lo:5.2f}-{hi:4.2f}")
     for k, v in results.get("inference_seconds", {}).items():
         print(f"inference {k:26s} {v:8.2f} s  ({'x'.join(map(str, args.inference_size))} voxels)")
     return 0
