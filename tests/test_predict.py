@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pydicom
 import pytest
 import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset

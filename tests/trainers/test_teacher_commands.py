@@ -1,8 +1,6 @@
 """Teachers through nnU-Net's literal commands, and box-region inference."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
