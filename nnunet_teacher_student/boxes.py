@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Literal
 
-import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .geometry import Geometry, InputError, array_to_image, read_image, write_text_atomic
+from .geometry import Geometry, InputError, array_to_image, read_image, read_json_file, write_text_atomic
+from .components import label_components
 
 FORMAT_NAME = "nnts-axial-boxes"
 FORMAT_VERSION = 1
@@ -105,12 +105,7 @@ class BoxSet:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BoxSet":
         path = Path(path)
-        if not path.is_file():
-            raise BoxError(f"{path}: no such box file")
-        try:
-            d = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BoxError(f"{path}: not valid JSON ({e})") from e
+        d = read_json_file(path, "box file", BoxError)
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
             raise BoxError(f"{path}: not an {FORMAT_NAME} file (missing 'format': '{FORMAT_NAME}')")
         if d.get("version") != FORMAT_VERSION:
@@ -201,7 +196,7 @@ def boxes_from_mask(mask: np.ndarray, mode: BoxMode = "lesion", jitter: int = 0,
     if mode == "component2d":
         boxes = _component_boxes_2d(mask)
     else:
-        labels, n = cc3d.connected_components(mask, connectivity=26, return_N=True)
+        labels, n = label_components(mask)
         boxes = _lesion_boxes_per_slice(labels, n) if mode == "lesion" else _lesion_boxes_3d(labels, n)
     if label is not None:
         boxes = [replace(b, label=label) for b in boxes]

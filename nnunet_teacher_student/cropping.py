@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import cc3d
 import numpy as np
 import SimpleITK as sitk
 
 from .geometry import Geometry, InputError
+from .components import label_components
 
 LUNG_BOX_NAMES = {1: "right", 2: "left"}
 
@@ -125,7 +125,7 @@ def lung_crop_boxes(lung_labels_or_mask: np.ndarray, spacing_zyx: Sequence[float
     values = [int(v) for v in np.unique(arr) if v != 0]
     if len(values) > 1:
         return [box_around(arr == v, spacing_zyx, margin_mm, LUNG_BOX_NAMES.get(v, f"label{v}")) for v in values]
-    comps, n = cc3d.connected_components(arr > 0, connectivity=26, return_N=True)
+    comps, n = label_components(arr)
     if n == 0:
         raise InputError("cannot crop to the lungs: the lung mask is empty")
     sizes = np.bincount(comps.ravel())[1:]

@@ -1,6 +1,7 @@
 """Image geometry (size, spacing, origin, direction) and atomic SimpleITK image I/O."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -128,6 +129,18 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def read_json_file(path: str | os.PathLike, what: str, error: type[InputError] = InputError):
+    """The parsed JSON of ``path``; ``error`` naming the file and ``what`` it should be when it is missing
+    or not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: {what} is not valid JSON ({e})") from e
 
 
 def spacing_zyx(geometry: Geometry) -> Sequence[float]:

@@ -21,12 +21,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator, Literal
 
-import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
 from .geometry import Geometry, InputError, array_to_image
+from .components import label_components
 
 ENV_WEIGHTS = "NNTS_LUNGMASK_WEIGHTS"
 RIGHT, LEFT = 1, 2
@@ -215,7 +215,7 @@ def _split_in_box(component: np.ndarray) -> np.ndarray | None:
     eroded = component.copy()
     for _ in range(12):
         eroded = ndimage.binary_erosion(eroded, structure=_INPLANE)
-        parts, n = cc3d.connected_components(eroded, connectivity=6, return_N=True)
+        parts, n = label_components(eroded, 6)
         if n < 2:
             if not eroded.any():
                 return None
@@ -247,7 +247,7 @@ def classical_lung_labels(hu: np.ndarray, body_and_air: tuple[np.ndarray, np.nda
     lungs = inside_air
     if airway is not None:  # also drop the airway wall's partial-volume rim
         lungs = inside_air & ~ndimage.binary_dilation(airway, structure=_INPLANE)
-    comps, n = cc3d.connected_components(lungs, connectivity=6, return_N=True)
+    comps, n = label_components(lungs, 6)
     out = np.zeros(hu.shape, np.uint8)
     if n == 0:
         return out, f"{airway_msg}; no air inside the body"

@@ -29,6 +29,7 @@ from scipy import ndimage
 from .cropping import CropBox, crop_image, lung_crop_boxes
 from .geometry import Geometry, InputError, array_to_image, read_image, write_image_atomic, write_text_atomic
 from .inference import RegionPredictor
+from .components import label_components
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
@@ -102,7 +103,7 @@ def drop_outside_lungs(mask: np.ndarray, lungs: np.ndarray, spacing_zyx: Sequenc
     decides. Exact, and far lighter than a distance transform of the whole lung region.
 
     Returns (kept mask uint8, component labels of ``mask``, ids of the dropped components)."""
-    comps, n = cc3d.connected_components(mask > 0, connectivity=26, return_N=True)
+    comps, n = label_components(mask)
     if n == 0:
         return np.zeros(mask.shape, np.uint8), comps, np.zeros(0, int)
     lungs = lungs > 0
@@ -130,7 +131,7 @@ def describe_lesions(mask: np.ndarray, ct: sitk.Image, probability: np.ndarray |
     """One entry per 26-connected lesion of ``mask``, largest first: voxels, volume (mL), centroid
     (voxel z, y, x and physical x, y, z in mm, the CT's coordinate system), bounding box, the lung it
     lies in (majority of its voxels in ``lung_labels``: 1 right, 2 left) and probability statistics."""
-    comps, n = cc3d.connected_components(mask > 0, connectivity=26, return_N=True)
+    comps, n = label_components(mask)
     if n == 0:
         return []
     stats = cc3d.statistics(comps)

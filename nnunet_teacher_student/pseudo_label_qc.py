@@ -16,7 +16,6 @@ import math
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import cc3d
 import numpy as np
 from scipy.special import entr
 
@@ -24,6 +23,7 @@ from .boxes import BoxSet
 from .evaluation.metrics import dice
 from .geometry import write_text_atomic
 from .teacher_inference import TeacherPrediction
+from .components import label_components
 
 # filter name -> (record key, "min" keeps values >= threshold / "max" keeps values <= threshold)
 FILTERS: dict[str, tuple[str, str]] = {
@@ -53,7 +53,7 @@ def case_qc(pred: TeacherPrediction, boxset: BoxSet, spacing_xyz: Sequence[float
     mask = pred.mask > 0
     inside = pred.box_mask > 0
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
-    _, n_lesions = cc3d.connected_components(mask, connectivity=26, return_N=True)
+    _, n_lesions = label_components(mask)
     fills = [float(mask[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1].mean()) for b in boxset.boxes]
     boxed = np.flatnonzero(inside.reshape(inside.shape[0], -1).any(axis=1))
     filled = mask.reshape(mask.shape[0], -1).any(axis=1)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cc3d
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
@@ -24,6 +23,7 @@ from .boxes import BoxSet
 from .cropping import CropBox
 from .geometry import Geometry, array_to_image
 from .inference import RegionPredictor, grow_box, merge_overlapping
+from .components import label_components
 
 TeacherMode = Literal["box", "point"]
 
@@ -47,7 +47,7 @@ def teacher_mode(model_folder: str | Path) -> TeacherMode:
 
 def box_groups(box_mask: np.ndarray) -> tuple[np.ndarray, int]:
     """Groups of boxes: 26-connected components of the box mask (a lesion's boxes on adjacent slices)."""
-    return cc3d.connected_components(box_mask > 0, connectivity=26, return_N=True)
+    return label_components(box_mask)
 
 
 def teacher_regions(box_mask: np.ndarray, spacing_zyx, patch_mm, mode: TeacherMode) -> list[CropBox]:

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import Geometry, InputError, read_image, spacing_zyx, write_text_atomic
+from ..geometry import Geometry, InputError, read_image, read_json_file, spacing_zyx, write_text_atomic
 from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
 from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
 
@@ -64,13 +64,7 @@ def load_manifest(manifest: str | os.PathLike | Mapping | None) -> dict[str, str
     where = "manifest"
     if not isinstance(manifest, Mapping):
         where = str(manifest)
-        path = Path(manifest)
-        if not path.is_file():
-            raise InputError(f"{path}: manifest file does not exist")
-        try:
-            manifest = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{path}: manifest is not valid JSON ({e})") from e
+        manifest = read_json_file(manifest, "manifest file")
     if isinstance(manifest, Mapping) and isinstance(manifest.get("cases"), Mapping):
         manifest = manifest["cases"]
     if not isinstance(manifest, Mapping):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
+from ..components import label_components
 
 OVERLAP_THRESHOLD = 0.25
 NSD_TOLERANCE_MM = 2.0
@@ -134,10 +135,7 @@ def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    import cc3d
-
-    labels, n = cc3d.connected_components(mask, connectivity=CONNECTIVITY, return_N=True)
-    return labels, int(n)
+    return label_components(mask, CONNECTIVITY)
 
 
 def _describe(labels: np.ndarray, n: int, other: np.ndarray, voxel_ml: float,
