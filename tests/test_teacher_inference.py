@@ -52,13 +52,6 @@ def _compare_region_full(predictor, weak: WeakSet, on_case_grid: bool = False) -
 
 
 @pytest.fixture(scope="module")
-def predictor(box_teacher_model):
-    from nnunet_teacher_student.inference import RegionPredictor
-
-    return RegionPredictor(box_teacher_model, tta=False)
-
-
-@pytest.fixture(scope="module")
 def weak(phantom_study) -> WeakSet:
     return WeakSet(phantom_study / "weak")
 
