@@ -114,6 +114,13 @@ def goal_check(rows: Sequence[Mapping], scenario: str) -> dict:
     return result
 
 
+def failed_teachers(records: Sequence[Mapping], model: str = "teacher") -> list[str]:
+    """Runs (``scenario:seed``) whose teacher found no lesion at all on the weak set (recall 0): its
+    pseudo-labels are empty, so that run's students learned "no tumour" from the weak cases."""
+    return [f"{r['scenario']}:{r['seed']}" for r in records
+            if r["model"] == model and r.get("recall") is not None and r["recall"] == 0]
+
+
 def goal_text(goal: Mapping) -> str:
     if not goal.get("best_student"):
         return f"Goal ({goal['scenario']} scenario): no student was evaluated, so it cannot be judged."

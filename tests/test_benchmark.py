@@ -18,7 +18,8 @@ import pytest
 from nnunet_teacher_student.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
                                               load_run_results, quick_settings, run_config, run_dir,
                                               run_steps_for)
-from nnunet_teacher_student.benchmark_report import aggregate, goal_check, goal_text, markdown_table, seed_stats
+from nnunet_teacher_student.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
+                                                     markdown_table, seed_stats)
 from nnunet_teacher_student.geometry import InputError
 from nnunet_teacher_student.orchestration import MODEL_NAMES, Layout
 
@@ -142,6 +143,7 @@ def test_report_only_writes_tables_plot_and_csv(tmp_path):
         for seed in range(3):
             for model, plus in (("teacher", 0.4), ("baseline", 0.0), ("so", 0.2), ("upper", 0.25)):
                 values[(sc, seed, model)] = base + plus + 0.01 * seed
+    values[("vast", 2, "teacher")] = 0.0  # a teacher that found nothing (recall 0)
     _fake_run(tmp_path, s, values)
     records = load_run_results(tmp_path, s)
     assert len(records) == 24 and {r["evaluated_on"] for r in records if r["model"] == "teacher"} == {"weak set"}
@@ -161,6 +163,7 @@ def test_report_only_writes_tables_plot_and_csv(tmp_path):
     assert "10 DSC points above the baseline: met (+20.0 points)" in report
     assert "could not be made" in report  # no ignore-label model in this benchmark
     assert "Box teacher (pseudo-labels)" in report.split("## Teachers")[1]
+    assert "**The box teacher failed** in run(s) vast:2: it found no lesion" in report
     png = tmp_path / "report" / "dsc_vs_strong.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     rows = (tmp_path / "report" / "results.csv").read_text().splitlines()
@@ -217,3 +220,12 @@ def test_cpu_defaults_are_the_demos_and_presets_choose_the_patch():
     gpu = settings(device="cuda")
     assert gpu.small is None and gpu.preset == "default" and gpu.epochs == 50
     json.dumps(bench.__dict__)  # the settings file stays JSON
+
+
+def test_failed_teachers_are_the_runs_whose_teacher_found_nothing():
+    records = [{"scenario": "scarce", "seed": 0, "model": "teacher", "recall": 0.8},
+               {"scenario": "scarce", "seed": 2, "model": "teacher", "recall": 0.0},
+               {"scenario": "scarce", "seed": 2, "model": "so", "recall": 0.0},   # a student: not a teacher
+               {"scenario": "vast", "seed": 1, "model": "teacher", "recall": None}]  # not evaluated: unknown
+    assert failed_teachers(records) == ["scarce:2"]
+    assert failed_teachers(records, "so") == ["scarce:2"]

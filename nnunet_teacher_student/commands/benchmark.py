@@ -136,7 +136,8 @@ def _wall_seconds(out: Path) -> float:
 def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now: float, exports: list[str]) -> Path:
     """``OUT/report/``: report.md, results.csv (one row per run and model), summary.json, dsc_vs_strong.png."""
     from ..benchmark import STUDENTS, TEACHERS, TEST_MODELS
-    from ..benchmark_report import aggregate, csv_text, figure_dsc_vs_strong, goal_check, goal_text, markdown_table
+    from ..benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
+                                    goal_text, markdown_table)
     from ..geometry import write_text_atomic
 
     report = out / "report"
@@ -180,8 +181,13 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
         lines += [f"**Incomplete**: {len(missing)} (run, model) result(s) missing, e.g. {missing[:3]}; rerun the "
                   "same command to resume.", ""]
     best = goal.get("best_student") or {}
-    lines += ["## Reading it", "",
-              "Phantom tumours, tiny budgets and few test cases: differences of a few DSC points are within the "
+    failed = failed_teachers(records)
+    lines += ["## Reading it", ""]
+    if failed:
+        lines += [f"**The box teacher failed** in run(s) {', '.join(failed)}: it found no lesion on the weak set, "
+                  "so those runs' students learned from empty pseudo-labels and pull the student means down: read "
+                  "their figures as the cost of a failed teacher. A fresh output folder trains new teachers.", ""]
+    lines += ["Phantom tumours, tiny budgets and few test cases: differences of a few DSC points are within the "
               "seed-to-seed spread shown by the confidence intervals. "
               f"Students compared: {', '.join(m for m in STUDENTS if m in s.models)}"
               + (f"; the best was {best.get('name')}." if best else "."), "",
