@@ -165,7 +165,8 @@ def figure_dsc_vs_strong(rows: Sequence[Mapping], out, title: str = "") -> objec
         err = np.array([100 * (p[1]["ci95"] if not math.isnan(p[1]["ci95"]) else 0.0) for p in pts])
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, linestyle="--" if m in TEACHERS else "-",
                     label=MODEL_NAMES[m] + (" [weak set]" if m in TEACHERS else ""))
-    ax.set_xlabel("strong cases (the rest of the pool is weak)")
+    ax.set_xticks(sorted({r["n_strong"] for r in rows if r["model"] in models}))  # the scenarios, not the offsets
+    ax.set_xlabel("strong cases (the rest of the pool is weak); models side by side")
     ax.set_ylabel("DSC (%), mean ± 95 % CI over seeds")
     ax.set_ylim(0, 100)
     ax.set_title(title or "Test DSC against the number of strong cases", fontsize=9)
