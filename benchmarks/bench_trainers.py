@@ -161,21 +161,17 @@ def main() -> int:
     os.environ.setdefault("nnUNet_n_proc_DA", "0")  # after planning: nnU-Net's planning breaks on 0
     results = {"date": date.today().isoformat(), "machine": platform.node(), "device": args.device,
                "command": " ".join(sys.argv), "patch": args.patch, "features": args.features,
-               "batch_size": args.batch_size, "iterations": args.iterations, "seconds_per_iteration": {}}
+               "batch_size": args.batch_size, "iterations": args.iterations}
     if args.device == "cuda":
         import torch
         results["gpu"] = torch.cuda.get_device_name(0)
     rounds = time_training(args.trainers, args.device, args.iterations, args.warmup, args.rounds)
     results["seconds_per_round"] = rounds
     results["seconds_per_iteration"] = {k: statistics.median(v) for k, v in rounds.items()}
-    if "nnUNetTrainer" in rounds:  # ratio per round (same load), then the median over rounds
-        base = rounds["nnUNetTrainer"]
-        results["ratio_to_nnUNetTrainer"] = {k: statistics.median(a / b for a, b in zip(v, base))
-                                             for k, v in rounds.items()}
-        results["ratio_range"] = {k: [min(a / b for a, b in zip(v, base)), max(a / b for a, b in zip(v, base))]
-                                  for k, v in rounds.items()}
-    else:
-        results["ratio_to_nnUNetTrainer"], results["ratio_range"] = {}, {}
+    base = rounds.get("nnUNetTrainer")  # ratio per round (same load), then the median over rounds
+    ratios = {k: [a / b for a, b in zip(v, base)] for k, v in rounds.items()} if base else {}
+    results["ratio_to_nnUNetTrainer"] = {k: statistics.median(r) for k, r in ratios.items()}
+    results["ratio_range"] = {k: [min(r), max(r)] for k, r in ratios.items()}
     if args.inference_size:
         results["inference_seconds"] = {
             name: time_inference(name, TRAINERS[name], args.device, args.inference_size)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from .geometry import InputError
 from .orchestration import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS, MODEL_NAMES,
-                            Budget, Layout, PipelineConfig, SmallConfig, Step, evaluate_step, plan_step, predict_step, pseudo_step, raw_done, student_dataset_step,
-                            teacher_dataset_step, train_step, train_step_name)
+                            Budget, Layout, PipelineConfig, SmallConfig, Step, evaluate_step, plan_step,
+                            predict_step, pseudo_step, raw_done, student_dataset_step, teacher_dataset_step,
+                            train_step, train_step_name)
 
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
@@ -95,8 +96,7 @@ class BenchmarkSettings:
 def quick_settings(device: str) -> BenchmarkSettings:
     """A smoke run: both scenarios, two seeds, tiny phantoms, one epoch of two iterations per model."""
     return BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1], 6, 2, "tiny", 0, 1, list(DEFAULT_MODELS), device,
-                             1, 2, 1, True, {"name": "3d_small", "patch_size": [16, 32, 32],
-                                             "features": [8, 16, 32], "batch_size": 2})
+                             1, 2, 1, True, cpu_small("tiny"))
 
 
 def cpu_small(preset: str) -> dict:

@@ -22,8 +22,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .geometry import Geometry, InputError, array_to_image, read_image, read_json_file, write_text_atomic
 from .components import label_components
+from .geometry import Geometry, InputError, array_to_image, read_image, read_json_file, write_text_atomic
 
 FORMAT_NAME = "nnts-axial-boxes"
 FORMAT_VERSION = 1

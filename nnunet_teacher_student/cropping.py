@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from .geometry import Geometry, InputError
 from .components import label_components
+from .geometry import Geometry, InputError
 
 LUNG_BOX_NAMES = {1: "right", 2: "left"}
 

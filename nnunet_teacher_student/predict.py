@@ -26,10 +26,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .components import label_components
 from .cropping import CropBox, crop_image, lung_crop_boxes
 from .geometry import Geometry, InputError, array_to_image, read_image, write_image_atomic, write_text_atomic
 from .inference import RegionPredictor
-from .components import label_components
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")

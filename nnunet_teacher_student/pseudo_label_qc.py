@@ -20,10 +20,10 @@ import numpy as np
 from scipy.special import entr
 
 from .boxes import BoxSet
+from .components import label_components
 from .evaluation.metrics import dice
 from .geometry import write_text_atomic
 from .teacher_inference import TeacherPrediction
-from .components import label_components
 
 # filter name -> (record key, "min" keeps values >= threshold / "max" keeps values <= threshold)
 FILTERS: dict[str, tuple[str, str]] = {

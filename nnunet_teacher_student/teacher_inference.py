@@ -20,10 +20,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .boxes import BoxSet
+from .components import label_components
 from .cropping import CropBox
 from .geometry import Geometry, array_to_image
 from .inference import RegionPredictor, grow_box, merge_overlapping
-from .components import label_components
 
 TeacherMode = Literal["box", "point"]
 

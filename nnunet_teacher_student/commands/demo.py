@@ -55,8 +55,7 @@ def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, itera
     """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
     (reduced ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
     if quick:
-        s = DemoSettings("quick", "tiny", 6, 6, 2, seed, device, "3d_fullres",
-                         {"name": "3d_small", "patch_size": (16, 32, 32), "features": (8, 16, 32), "batch_size": 2},
+        s = DemoSettings("quick", "tiny", 6, 6, 2, seed, device, "3d_fullres", dict(CPU_SMALL["tiny"]),
                          epochs=1, iterations=2, val_iterations=1, no_mirroring=True)
     elif device == "cpu":  # tiny phantoms: 1000 iterations per model fit; 300 on the default preset did not learn
         s = DemoSettings("default", CPU_PRESET, 8, 32, 10, seed, device, "3d_fullres", dict(CPU_SMALL[CPU_PRESET]),

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
+
 from ..components import label_components
 
 OVERLAP_THRESHOLD = 0.25
