@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .geometry import InputError
 from .orchestration import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS, MODEL_NAMES,
-                            Budget, Layout, PipelineConfig, SmallConfig, Step, evaluate_step, plan_step,
+                            Budget, Layout, PipelineConfig, SmallConfig, Step, classical_pseudo_step, evaluate_step,
+                            plan_step,
                             predict_step, pseudo_step, raw_done, student_dataset_step, teacher_dataset_step,
                             train_step, train_step_name)
 
@@ -33,6 +34,7 @@ DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "
 MODELS = {
     "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
     "point_teacher": ("teacher", "nnUNetTrainerPointTeacher"),
+    "classical": ("teacher", "classical"),   # no training: the rule of classical_teacher
     "baseline": ("baseline", "nnUNetTrainerNNTS"),
     "ignore": ("ignore", "nnUNetTrainerNNTS"),
     "so": ("so", "nnUNetTrainerSOStudent"),
@@ -41,7 +43,7 @@ MODELS = {
     "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
     "upper": ("upper", "nnUNetTrainerNNTS"),
 }
-TEACHERS = ("teacher", "point_teacher")
+TEACHERS = ("teacher", "point_teacher", "classical")
 STUDENTS = ("so", "do", "so_paper", "do_paper")
 TEST_MODELS = tuple(m for m in MODELS if m not in TEACHERS)
 DEFAULT_MODELS = tuple(MODELS)
@@ -57,7 +59,7 @@ class BenchmarkSettings:
     n_test: int
     preset: str
     data_seed: int
-    jitter: int
+    jitter: int                          # stress setting (voxels); 0: the annotator model
     models: list[str]
     device: str
     epochs: int
@@ -95,7 +97,7 @@ class BenchmarkSettings:
 
 def quick_settings(device: str) -> BenchmarkSettings:
     """A smoke run: both scenarios, two seeds, tiny phantoms, one epoch of two iterations per model."""
-    return BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1], 6, 2, "tiny", 0, 1, list(DEFAULT_MODELS), device,
+    return BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1], 6, 2, "tiny", 0, 0, list(DEFAULT_MODELS), device,
                              1, 2, 1, True, cpu_small("tiny"))
 
 
@@ -107,7 +109,7 @@ def cpu_small(preset: str) -> dict:
 def default_settings(device: str) -> BenchmarkSettings:
     """Paper-like shapes at phantom scale: scarce (4 strong of 24) and vast (12 of 24), three seeds; the
     demo's per-model CPU budget (tiny phantoms, 10 epochs x 100 iterations on the reduced ``3d_small``)."""
-    return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, CPU_PRESET, 0, 2, list(DEFAULT_MODELS),
+    return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, CPU_PRESET, 0, 0, list(DEFAULT_MODELS),
                              device, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS, True)
 
 
@@ -182,12 +184,15 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
                   f"--seed {cfg.seed} --jitter {cfg.jitter} --manifest {cfg.manifest}",
                   scenario_run, lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file())]
     teachers = [m for m in TEACHERS if m in models]
-    if teachers:
+    if set(teachers) - {"classical"}:
         steps.append(teacher_dataset_step(cfg))
         steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
         for m in teachers:
-            steps.append(train_step(cfg, layout, m))
-            steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
+            if m == "classical":
+                steps.append(classical_pseudo_step(cfg, teacher_pseudo_dir(layout, m)))
+            else:
+                steps.append(train_step(cfg, layout, m))
+                steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
             steps.append(evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels))
     students = [m for m in TEST_MODELS if m in models]
     dataset_roles = list(dict.fromkeys(MODELS[m][0] for m in students))

@@ -16,12 +16,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Iterable, Literal, Sequence
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .annotator import Annotator
 from .components import label_components
 from .geometry import Geometry, InputError, array_to_image, read_image, read_json_file, write_text_atomic
 
@@ -181,44 +182,84 @@ BoxMode = Literal["lesion", "component2d", "lesion3d"]
 
 
 def boxes_from_mask(mask: np.ndarray, mode: BoxMode = "lesion", jitter: int = 0,
-                    seed: int | None = None, label: str | None = None) -> list[Box]:
+                    seed: int | np.random.Generator | None = None, label: str | None = None,
+                    annotator: Annotator | None = None,
+                    spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> list[Box]:
     """Boxes that a radiologist would draw around the tumours of a ``[z, y, x]`` label mask.
 
     mode ``lesion``: one box per 3-D lesion (26-connected component) per axial slice;
     ``component2d``: one box per 2-D (8-connected) component per slice;
     ``lesion3d``: one 3-D box per lesion, i.e. its full in-plane extent on every slice it spans.
-    ``jitter`` moves each edge independently by a uniform integer in ``[-jitter, jitter]``
-    voxels (seeded annotator noise), never inverting the box or leaving the image.
+    ``annotator`` draws the annotators' noise (see :mod:`.annotator`; ``spacing_zyx`` in mm sizes it);
+    ``jitter`` without an annotator is the absolute stress setting (edges move by a seeded integer in
+    ``[-jitter, jitter]`` voxels). Boxes never invert or leave the image.
     """
     mask = np.asarray(mask) > 0
     if mask.ndim != 3:
         raise InputError(f"expected a 3-D mask, got shape {mask.shape}")
     if mode == "component2d":
-        boxes = _component_boxes_2d(mask)
+        boxes, labels = _component_boxes_2d(mask), None
     else:
         labels, n = label_components(mask)
         boxes = _lesion_boxes_per_slice(labels, n) if mode == "lesion" else _lesion_boxes_3d(labels, n)
     if label is not None:
         boxes = [replace(b, label=label) for b in boxes]
-    if jitter:
-        boxes = jitter_boxes(boxes, jitter, mask.shape, seed)
+    if annotator is None and jitter:
+        annotator = Annotator.stress(jitter)
+    if annotator is not None and not annotator.is_exact:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        boxes = annotate_boxes(boxes, annotator, mask.shape, spacing_zyx, rng,
+                               labels if mode == "lesion" else None)
     return sorted(boxes)
+
+
+def annotate_boxes(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int, int, int],
+                   spacing_zyx: Sequence[float], rng: np.random.Generator,
+                   lesion_labels: np.ndarray | None = None) -> list[Box]:
+    """Apply ``annotator``'s noise to tight boxes; clipped to the image, never inverted.
+
+    With ``lesion_labels`` (the labelled mask the boxes came from) a fractional model never moves
+    a box off its lesion: each box keeps the lesion voxel nearest its centre."""
+    if not boxes:
+        return []
+    if annotator.skip_ends:
+        per_lesion: dict[int, list[int]] = {}
+        for b in boxes:
+            per_lesion.setdefault(b.lesion_id if b.lesion_id is not None else -1, []).append(b.slice)
+        skip = annotator.skipped_slices(rng, per_lesion)
+        boxes = [b for b in boxes if (b.lesion_id if b.lesion_id is not None else -1, b.slice) not in skip]
+    extent = np.array([[b.xmax - b.xmin + 1, b.ymax - b.ymin + 1] for b in boxes])
+    moves = annotator.edge_moves(rng, extent, (spacing_zyx[2], spacing_zyx[1]))
+    _, ny, nx = shape_zyx
+    out = []
+    for b, d in zip(boxes, moves):
+        xmin, ymin, xmax, ymax = b.xmin + d[0], b.ymin + d[1], b.xmax + d[2], b.ymax + d[3]
+        if lesion_labels is not None and not annotator.voxels and b.lesion_id is not None:
+            ay, ax = _anchor(lesion_labels[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1] == b.lesion_id)
+            ax, ay = ax + b.xmin, ay + b.ymin
+            xmin, xmax, ymin, ymax = min(xmin, ax), max(xmax, ax), min(ymin, ay), max(ymax, ay)
+        xmin = int(np.clip(xmin, 0, nx - 1))
+        ymin = int(np.clip(ymin, 0, ny - 1))
+        xmax = int(np.clip(xmax, xmin, nx - 1))
+        ymax = int(np.clip(ymax, ymin, ny - 1))
+        out.append(replace(b, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax))
+    return out
+
+
+def _anchor(plane: np.ndarray) -> tuple[int, int]:
+    """(y, x) of the ``True`` pixel nearest the plane's centre (the plane's centre if none)."""
+    ys, xs = np.nonzero(plane)
+    cy, cx = (plane.shape[0] - 1) / 2, (plane.shape[1] - 1) / 2
+    if ys.size == 0:
+        return int(round(cy)), int(round(cx))
+    k = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return int(ys[k]), int(xs[k])
 
 
 def jitter_boxes(boxes: list[Box], jitter: int, shape_zyx: tuple[int, int, int],
                  seed: int | None) -> list[Box]:
-    """Move each edge by a seeded uniform integer in ``[-jitter, jitter]``, clipped to the image."""
-    rng = np.random.default_rng(seed)
-    _, ny, nx = shape_zyx
-    out = []
-    for b in boxes:
-        d = rng.integers(-jitter, jitter + 1, size=4)
-        xmin = int(np.clip(b.xmin + d[0], 0, nx - 1))
-        ymin = int(np.clip(b.ymin + d[1], 0, ny - 1))
-        xmax = int(np.clip(b.xmax + d[2], xmin, nx - 1))
-        ymax = int(np.clip(b.ymax + d[3], ymin, ny - 1))
-        out.append(replace(b, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax))
-    return out
+    """Move each edge by a seeded uniform integer in ``[-jitter, jitter]``, clipped to the image (stress)."""
+    return annotate_boxes(boxes, Annotator.stress(jitter), shape_zyx, (1.0, 1.0, 1.0), np.random.default_rng(seed))
 
 
 def boxes_from_box_mask(mask: np.ndarray) -> list[Box]:

@@ -33,7 +33,7 @@ STUDENT_ROLES = ("so", "do", "baseline")
 DEFAULT_TRAINERS = {"teacher": "nnUNetTrainerBoxTeacher", "so": "nnUNetTrainerSOStudent",
                     "do": "nnUNetTrainerDOStudent", "baseline": "nnUNetTrainerNNTS"}
 MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (strong only)",
-               "teacher": "Box teacher (pseudo-labels)",
+               "teacher": "Box teacher (pseudo-labels)", "classical": "Classical rule (box ∧ HU ∧ lung)",
                # the benchmark's other models (nnts benchmark)
                "point_teacher": "Point teacher (pseudo-labels)", "so_paper": "SO student (_Paper)",
                "do_paper": "DO student (_Paper)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
@@ -264,7 +264,10 @@ class PipelineConfig:
     budget: Budget = field(default_factory=Budget)
     n_folds: int = 5
     seed: int = 0
-    jitter: int = 0
+    jitter: int = 0                             # stress setting: absolute box jitter (voxels) of the teacher's boxes
+    annotator: str | None = None                # the teacher's box noise model (None: default, or jitter)
+    teacher_folds: tuple = ("all",)             # the teacher trains on every strong case (nnU-Net's fold all)
+    guard: bool = True                          # retrain a box teacher that fails on its own strong cases
     box_margin_mm: float = 2.0
     tta: bool = True
     filters: dict[str, float] = field(default_factory=dict)
@@ -279,19 +282,26 @@ class PipelineConfig:
     def train_configuration(self) -> str:
         return self.small.name if self.small else self.configuration
 
+    def folds_for(self, role: str) -> tuple:
+        """A teacher's folds (default ``all``) or the students' folds."""
+        return tuple(self.teacher_folds) if "Teacher" in self.trainers.get(role, "") else tuple(self.folds)
+
     def summary(self) -> dict:
         d = asdict(self)
         return json.loads(json.dumps(d, default=str))
 
 
-def nnunet_env(cfg: PipelineConfig, training: bool = False) -> dict[str, str]:
-    """The environment for nnU-Net's commands: current env + our trainers + budget; on a CPU one
-    preprocessing worker and no data-augmentation workers (spawning workers on 2 cores is ~10x slower)."""
+def nnunet_env(cfg: PipelineConfig, training: bool = False, seed: int | None = None) -> dict[str, str]:
+    """The environment for nnU-Net's commands: current env + our trainers + budget + ``NNTS_SEED``; on a
+    CPU one preprocessing worker and no data-augmentation workers (spawning workers on 2 cores is ~10x
+    slower, and in the main process the seeded augmentation repeats)."""
     env = dict(os.environ)
     current = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
     if str(ext_trainer_dir()) not in current:
         env["nnUNet_extTrainer"] = os.pathsep.join(current + [str(ext_trainer_dir())])
     env.update(cfg.budget.env())
+    if training:
+        env["NNTS_SEED"] = str(cfg.seed if seed is None else seed)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if cfg.device == "cpu":
         env.setdefault("nnUNet_def_n_proc", str(cfg.num_processes))
@@ -378,6 +388,8 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         configuration=str(train.get("configuration", BASE_CONFIGURATION)), small=small, folds=folds,
         device=resolve_device(device), trainers=trainers, train=models, budget=budget,
         n_folds=int(train.get("n_folds", 5)), seed=int(train.get("seed", 0)), jitter=int(train.get("jitter", 0)),
+        annotator=train.get("annotator"), teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
+        guard=bool(train.get("guard", True)),
         box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
         filters={k: pl[k] for k in ("min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml") if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
@@ -386,6 +398,13 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         raise InputError(f"{path}: dataset names must differ")
     folders = {k: str(p(paths[k], k)) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in paths}
     return cfg, folders
+
+
+def _teacher_folds(value: Any, path: Path) -> tuple:
+    folds = tuple(value if isinstance(value, list) else [value])
+    if not folds or not all(f == "all" or isinstance(f, int) and f >= 0 for f in folds):
+        raise InputError(f"{path}: [train] teacher_folds must be \"all\" or a list of fold numbers, got {value!r}")
+    return folds
 
 
 def resolve_device(device: str) -> str:
@@ -451,11 +470,16 @@ def trained(cfg: PipelineConfig, role: str) -> bool:
     folder = model_folder(cfg, role)
     pre = dataset_dir("preprocessed", cfg.dataset_ids[role])
     plans = [pre / f"{PLANS}.json"] if pre else []
-    return all(newer(folder / f"fold_{f}" / "checkpoint_final.pth", *plans) for f in cfg.folds)
+    return all(newer(folder / f"fold_{f}" / "checkpoint_final.pth", *plans) for f in cfg.folds_for(role))
+
+
+def guarded(cfg: PipelineConfig, role: str) -> bool:
+    """A box teacher whose training the guard checks (see :mod:`.teacher_guard`)."""
+    return cfg.guard and "BoxTeacher" in cfg.trainers.get(role, "")
 
 
 def checkpoints(cfg: PipelineConfig, role: str) -> list[Path]:
-    return [model_folder(cfg, role) / f"fold_{f}" / "checkpoint_final.pth" for f in cfg.folds]
+    return [model_folder(cfg, role) / f"fold_{f}" / "checkpoint_final.pth" for f in cfg.folds_for(role)]
 
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")  # those nnts predict reads
@@ -580,29 +604,51 @@ def train_step_name(role: str, trainer: str) -> str:
 
 def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     did, conf, trainer = cfg.dataset_ids[role], cfg.train_configuration, cfg.trainers[role]
-    budget = cfg.budget.shell() + (" nnUNet_n_proc_DA=0" if cfg.device == "cpu" else "")
+    folds = cfg.folds_for(role)
+    budget = cfg.budget.shell() + f" NNTS_SEED={cfg.seed}" + (" nnUNet_n_proc_DA=0" if cfg.device == "cpu" else "")
     budget = budget.strip()
-    cmds = [f"{budget + ' ' if budget else ''}nnUNetv2_train {did} {conf} {f} -tr {trainer} -device {cfg.device}"
-            for f in cfg.folds]
+    cmds = [f"{budget} nnUNetv2_train {did} {conf} {f} -tr {trainer} -device {cfg.device}" for f in folds]
 
-    def run() -> None:
-        for f in cfg.folds:
+    def train(seed: int) -> None:
+        for f in folds:
             fold_dir = model_folder(cfg, role) / f"fold_{f}"
             if (fold_dir / "checkpoint_final.pth").is_file():
                 continue
             args = [nnunet_command("nnUNetv2_train"), str(did), conf, str(f), "-tr", trainer, "-device", cfg.device]
             if (fold_dir / "checkpoint_latest.pth").is_file():
                 args.append("--c")  # resume an interrupted training
-            print(f"  training {MODEL_NAMES.get(role, role)}: dataset {did}, fold {f} "
-                  f"(log: {layout.logs / f'train_{role}_fold{f}.log'})", flush=True)
-            run_command(args, nnunet_env(cfg, training=True), layout.logs / f"train_{role}_fold{f}.log")
+            log = layout.logs / f"train_{role}_fold{f}_seed{seed}.log"
+            print(f"  training {MODEL_NAMES.get(role, role)}: dataset {did}, fold {f}, seed {seed} (log: {log})",
+                  flush=True)
+            run_command(args, nnunet_env(cfg, training=True, seed=seed), log)
 
-    return Step(train_step_name(role, trainer), " && ".join(cmds), run,
-                lambda: trained(cfg, role))
+    def run() -> None:
+        if not guarded(cfg, role):
+            train(cfg.seed)
+            return
+        from .teacher_guard import guarded_training, score_teacher
+
+        folder, data = model_folder(cfg, role), dataset_dir("raw", did)
+        guarded_training(folder, folds, data, cfg.seed, train,
+                         lambda seed: score_teacher(folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm))
+
+    def done() -> bool:
+        if not trained(cfg, role):
+            return False
+        if not guarded(cfg, role):
+            return True
+        from .teacher_guard import load_guard
+
+        return bool(load_guard(model_folder(cfg, role)).get("final"))
+
+    if guarded(cfg, role):
+        cmds.append("# then the teacher guard: DSC on the strong cases with fresh boxes >= 0.80 and no empty box, "
+                    "else retrain with the next NNTS_SEED (at most 3 attempts)")
+    return Step(train_step_name(role, trainer), " && ".join(cmds), run, done)
 
 
-def _folds_arg(cfg: PipelineConfig) -> str:
-    return " ".join(map(str, cfg.folds))
+def _folds_arg(cfg: PipelineConfig, role: str | None = None) -> str:
+    return " ".join(map(str, cfg.folds_for(role) if role else cfg.folds))
 
 
 def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None) -> Step:
@@ -617,7 +663,7 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
         stale = pseudo_stale(out, checkpoints(cfg, role))
         if stale:
             print(f"  the teacher was retrained: replacing the pseudo-labels in {out}", flush=True)
-        pseudo_label(model_folder(cfg, role), cfg.weak_dir, out, folds=cfg.folds, device=cfg.device,
+        pseudo_label(model_folder(cfg, role), cfg.weak_dir, out, folds=cfg.folds_for(role), device=cfg.device,
                      tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
                      overwrite=stale)
 
@@ -627,9 +673,24 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
     return Step(
         name,
         f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(out))} -m {q(str(model_folder(cfg, role)))} "
-        f"-f {_folds_arg(cfg)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
+        f"-f {_folds_arg(cfg, role)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
         f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
         run, lambda: pseudo_done(out, checkpoints(cfg, role)))
+
+
+def classical_pseudo_step(cfg: PipelineConfig, out: Path) -> Step:
+    """Pseudo-label the weak set with the classical rule (no training): the reference floor."""
+    q = shlex.quote
+
+    def run() -> None:
+        from .pseudo_labels import pseudo_label
+
+        pseudo_label(None, cfg.weak_dir, out, box_margin_mm=cfg.box_margin_mm, teacher="classical", overwrite=True,
+                     progress=False)
+
+    return Step("pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)",
+                f"nnts pseudo-label --teacher classical -i {q(str(cfg.weak_dir))} -o {q(str(out))} "
+                f"--box-margin-mm {cfg.box_margin_mm}", run, lambda: pseudo_done(out))
 
 
 #: role -> (dataset form, where the weak cases' labels come from, step title)
@@ -670,10 +731,12 @@ def teacher_dataset_step(cfg: PipelineConfig) -> Step:
     """Build the teacher dataset (CT + box channel) of ``cfg`` from its strong dataset and weak set."""
     ids, names, q = cfg.dataset_ids, cfg.dataset_names, shlex.quote
     manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
+    annotator_arg = f" --annotator {q(cfg.annotator)}" if cfg.annotator else ""
     return Step(
         "teacher dataset (CT + box channel)",
         f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
-        f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter} --seed {cfg.seed}{manifest_arg} --folds {cfg.n_folds}",
+        f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter}{annotator_arg} --seed {cfg.seed}{manifest_arg} "
+        f"--folds {cfg.n_folds}",
         lambda: build_teacher_dataset(cfg), lambda: raw_done(ids["teacher"]))
 
 
@@ -710,7 +773,7 @@ def build_teacher_dataset(cfg: PipelineConfig) -> None:
 
     make_teacher_dataset(cfg.strong, cfg.dataset_ids["teacher"], cfg.dataset_names["teacher"], jitter=cfg.jitter,
                          seed=cfg.seed, weak_dir=cfg.weak_dir, overwrite=True, manifest=cfg.manifest,
-                         n_folds=cfg.n_folds)
+                         n_folds=cfg.n_folds, annotator=cfg.annotator)
 
 
 def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:

@@ -26,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from .annotator import Annotator, annotator_from
 from .geometry import Geometry, InputError, array_to_image, write_image_atomic, write_text_atomic
 from .phantom_anatomy import (AIRWAY, BONE, FAT, LUNG, SOFT, TUMOUR_GGO, TUMOUR_SOLID, VESSEL, Anatomy, Grid,
                               aorta_segments, airway_segments, body_layers, bone_hu, lung_inside, sample_anatomy,
@@ -90,7 +91,8 @@ class PhantomConfig:
 
 PRESETS: dict[str, PhantomConfig] = {
     "default": PhantomConfig(),
-    "tiny": PhantomConfig(scale=0.09, spacing_z=(1.0, 2.0), inplane_px=(32, 48), slices=(16, 24), tumour_scale=1.5),
+    # tumour_scale 3: median tumour ~140 voxels (1.5 gave 26), so DSC measures shape, not one boundary voxel
+    "tiny": PhantomConfig(scale=0.09, spacing_z=(1.0, 2.0), inplane_px=(32, 48), slices=(16, 24), tumour_scale=3.0),
 }
 
 
@@ -352,7 +354,8 @@ def _build_case(job: dict) -> dict:
         write_image_atomic(case.ct, stage_raw / "imagesTr" / f"{cid}_0000.nii.gz")
     elif split == "weak":
         mask = sitk.GetArrayFromImage(case.label)
-        boxes = boxes_from_mask(mask, jitter=job["jitter"], seed=seed, label="tumor")
+        boxes = boxes_from_mask(mask, seed=seed, label="tumor", annotator=Annotator.from_dict(job["annotator"]),
+                                spacing_zyx=case.ct.GetSpacing()[::-1])
         WeakSet(stage_out / "weak").write_case(cid, case.ct, BoxSet(Geometry.of(case.ct), boxes), label=case.label)
     else:
         write_image_atomic(case.label, stage_out / "test" / "labels" / f"{cid}.nii.gz")
@@ -377,16 +380,22 @@ def _resolve_raw(raw_dir: str | os.PathLike | None) -> Path:
 def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong: int = 8, n_weak: int = 24,
                            n_test: int = 8, seed: int = 0, preset: str = "default", scale: float | None = None,
                            raw_dir: str | os.PathLike | None = None, dataset_name: str = "PhantomLung",
-                           jitter: int = 2, num_processes: int = 1, overwrite: bool = False,
+                           jitter: int = 0, num_processes: int = 1, overwrite: bool = False,
                            sites: str | Sequence[str] = "mixed", progress: bool = True,
-                           **config_overrides: Any) -> dict:
+                           annotator: Annotator | str | dict | None = None, **config_overrides: Any) -> dict:
     """Write the strong nnU-Net raw dataset, ``out_dir/weak`` (boxes, true labels kept in ``labels/``),
     ``out_dir/test`` (images + labels), ``out_dir/lungs`` (true lung masks of every case) and
     ``out_dir/manifest.json``; everything is staged in temporary folders and moved in place at the end.
 
+    Every strong and weak case has at least one tumour (tumour-free cases only in the test set). The weak
+    boxes are drawn by ``annotator`` (default: the default annotator model; ``jitter > 0`` without one: the
+    absolute stress setting), recorded in ``synth_settings.json``.
+
     Returns a summary (paths, counts, seconds per case). Refuses existing outputs unless ``overwrite``.
     """
     from tqdm import tqdm
+
+    annotator = annotator_from(jitter, annotator)
 
     cfg = make_config(preset, scale, **config_overrides)
     if not (isinstance(dataset_id, int) and 1 <= dataset_id <= 999):
@@ -420,7 +429,7 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
             index += 1
             jobs.append({"case": f"phantom_{index:04d}", "patient": f"patient_{index:04d}", "split": split,
                          "site": site_of[split][k], "seed": _case_seed(seed, index), "config": asdict(cfg),
-                         "min_tumours": 1 if split == "weak" else 0, "jitter": jitter,
+                         "min_tumours": 0 if split == "test" else 1, "annotator": annotator.to_dict(),
                          "stage_raw": str(stage_raw), "stage_out": str(stage_out)})
     t0 = time.perf_counter()
     try:
@@ -442,7 +451,7 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
         for name in ("weak", "test", "lungs"):
             os.replace(stage_out / name, out / name)
         settings = {"dataset_id": dataset_id, "dataset_name": dataset_name, "dataset_dir": str(target.resolve()),
-                    "seed": seed, "preset": preset, "config": asdict(cfg), "jitter": jitter,
+                    "seed": seed, "preset": preset, "config": asdict(cfg), "annotator": annotator.to_dict(),
                     "sites": sites if isinstance(sites, str) else list(sites), "counts": counts}
         write_text_atomic(json.dumps(settings, indent=1), out / "synth_settings.json")
         manifest = {cid: {k: v for k, v in r.items() if k != "case" and not k.startswith("_")}
@@ -459,7 +468,7 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
         "lungs_dir": str(out / "lungs"), "manifest": str(out / "manifest.json"), "counts": counts,
         "n_cases": len(jobs), "n_tumours": int(sum(r["n_tumours"] for r in records.values())),
         "seconds_per_case_generate": float(np.mean(gen)), "seconds_per_case": total / len(jobs),
-        "seconds_total": total, "config": asdict(cfg),
+        "seconds_total": total, "config": asdict(cfg), "annotator": annotator.describe(),
     }
 
 

@@ -107,6 +107,9 @@ def rasterise(t: PlacedTumour, grid: Grid, lung: np.ndarray, taken: np.ndarray) 
     if not mask.any():  # smaller than a voxel: keep the centre voxel
         k, j, i = grid.index_of(t.centre)
         mask[k - sl[0].start, j - sl[1].start, i - sl[2].start] = lung[k, j, i] and not taken[k, j, i]
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n > 1:  # clipped by the lung into pieces: one lesion is one connected component, keep the largest
+        mask = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     core = mask & (level <= t.shape.core_level) if t.shape.part_solid else mask
     t.sl, t.mask, t.core = sl, mask, core
     t.necrotic = core & (level <= 0.45) if t.shape.necrosis_hu else None

@@ -149,12 +149,14 @@ def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str
     return doc
 
 
-def pseudo_label(model_folder: str | Path, weak_dir: str | Path, out_dir: str | Path,
+def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir: str | Path,
                  folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
                  tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = 2.0,
                  mode: str | None = None, filters: Mapping[str, float | None] | None = None,
-                 filter_mode: str = "flag", overwrite: bool = False, progress: bool = True) -> dict:
-    """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary."""
+                 filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
+                 teacher: str = "model") -> dict:
+    """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
+    ``teacher="classical"``: the rule of :mod:`.classical_teacher` instead of a trained model."""
     weak = WeakSet(Path(weak_dir))
     out = Path(out_dir)
     all_cases = weak.case_ids()
@@ -163,8 +165,18 @@ def pseudo_label(model_folder: str | Path, weak_dir: str | Path, out_dir: str | 
     if resolved in {p.resolve() for p in (weak.images, weak.boxes, weak.boxmasks, weak.labels)}:
         raise InputError(f"{out}: output folder is a folder of the weak set itself; choose another one")
     _check_filters(filters, filter_mode)
-    mode = mode or teacher_mode(model_folder)
-    prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
+    if teacher == "classical":
+        from .classical_teacher import ClassicalTeacher
+
+        rule = ClassicalTeacher(box_margin_mm=box_margin_mm)
+        prov = rule.provenance()
+    elif teacher == "model":
+        if model_folder is None:
+            raise InputError("pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical")
+        mode = mode or teacher_mode(model_folder)
+        prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
+    else:
+        raise InputError(f"unknown teacher {teacher!r} (model or classical)")
     prov["weak_dir"] = str(Path(weak_dir).resolve())
     out.mkdir(parents=True, exist_ok=True)
     _check_provenance(out, prov, all_cases, overwrite)
@@ -173,14 +185,20 @@ def pseudo_label(model_folder: str | Path, weak_dir: str | Path, out_dir: str | 
     seconds: list[float] = []
     t_start = time.perf_counter()
     if todo:
-        from .inference import RegionPredictor
+        if teacher == "classical":
+            predict = rule.predict
+        else:
+            from .inference import RegionPredictor
 
-        predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta)
+            predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta)
+
+            def predict(ct, boxset):
+                return predict_case(predictor, ct, boxset, mode, box_margin_mm)
         bar = tqdm(todo, desc=f"nnts pseudo-label (part {part_id}/{num_parts})", unit="case", disable=not progress)
         for case in bar:
             t0 = time.perf_counter()
             ct, boxset = weak.read_case(case)
-            pred = predict_case(predictor, ct, boxset, mode, box_margin_mm)
+            pred = predict(ct, boxset)
             geometry = Geometry.of(ct)
             truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
             record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth)}

@@ -331,11 +331,11 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
     return "\n\n".join(lines)
 
 
-def copy_training_curves(model_folders: Mapping[str, Path], out_dir: Path, fold: int) -> dict[str, Path]:
-    """Copy nnU-Net's ``progress.png`` of each model (fold ``fold``) as ``training_<key>.png``."""
+def copy_training_curves(fold_dirs: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
+    """Copy nnU-Net's ``progress.png`` of each model's fold folder as ``training_<key>.png``."""
     out = {}
-    for key, folder in model_folders.items():
-        src = folder / f"fold_{fold}" / "progress.png"
+    for key, folder in fold_dirs.items():
+        src = folder / "progress.png"
         if src.is_file():
             dst = out_dir / f"training_{key}.png"
             shutil.copyfile(src, dst)
@@ -368,8 +368,8 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
                  results: Mapping[str, Mapping], teacher_name: str, baseline_name: str, student_names: Sequence[str],
                  qc: Sequence[Mapping], test_images: Path | None, test_labels: Path | None,
                  prediction_dirs: Mapping[str, Path], weak_dir: Path | None, pseudo_dir: Path | None,
-                 model_folders: Mapping[str, Path], fold: int, commands: Sequence[str], continue_lines: Sequence[str],
-                 quick: bool = False, caveat: str = PHANTOM_CAVEAT) -> Path:
+                 fold_dirs: Mapping[str, Path], commands: Sequence[str], continue_lines: Sequence[str],
+                 quick: bool = False, caveat: str = PHANTOM_CAVEAT, guard: Mapping | None = None) -> Path:
     """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figs: dict[str, Path | None] = {}
@@ -379,13 +379,15 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
         figs["weak"] = figure_weak_cases(weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc)
     figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
     figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
-    curves = copy_training_curves(model_folders, out_dir, fold)
+    curves = copy_training_curves(fold_dirs, out_dir)
 
     teacher_doc = results.get(teacher_name)
     models = {n: results[n] for n in [baseline_name, *student_names] if n in results}
     md = [f"# {title}", "", intro, "", "## What this run shows", "",
           honest_summary(results, baseline_name, student_names, quick, teacher_doc, caveat), ""]
     md += ["## Teacher: pseudo-labels of the weak set against the true masks (as the paper's Tables 2/4, %)", ""]
+    if guard:
+        md += [guard_paragraph(guard), ""]
     if teacher_doc:
         md += ["Cells are mean ± std over weak cases, per source site and overall.", "",
                markdown_table({teacher_name: teacher_doc}, bold_best=False), "",
@@ -422,6 +424,24 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
     return path
 
 
+def guard_paragraph(guard: Mapping) -> str:
+    """What the teacher guard (``nnts_guard.json``) found: every attempt, and which one was kept."""
+    attempts = guard.get("attempts", [])
+    parts = [f"seed {a['seed']}: DSC {100 * (a['dsc_mean'] or 0):.1f} %, {a['empty_boxes']}/{a['boxes']} empty "
+             f"box(es) ({'passed' if a['passed'] else 'failed'})" for a in attempts]
+    head = (f"**Teacher guard** (strong cases, fresh annotator boxes; passes at DSC >= "
+            f"{100 * guard.get('min_dsc', 0.8):.0f} % with no empty box): " + "; ".join(parts) + ". ")
+    if not guard.get("final"):
+        return head + "Not finished."
+    if guard.get("passed"):
+        tail = "Kept: seed {}{}.".format(guard["chosen_seed"], f", after {guard['retrained']} retraining(s)"
+                                         if guard.get("retrained") else " (first attempt)")
+    else:
+        tail = (f"**No attempt passed**: kept the best (seed {guard['chosen_seed']}); its pseudo-labels, and the "
+                "students trained on them, carry its misses.")
+    return head + tail
+
+
 def _flatten(d: Mapping, prefix: str = "") -> list[tuple[str, object]]:
     rows = []
     for k, v in d.items():
@@ -447,6 +467,7 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
                      caveat: str = PHANTOM_CAVEAT) -> Path:
     """The report of a :class:`~.orchestration.PipelineConfig` run, into ``<work>/report``."""
     from .orchestration import MODEL_NAMES, load_results, model_folder
+    from .teacher_guard import load_guard
 
     results = load_results(layout, ["teacher", "baseline", "so", "do"])
     qc_file = layout.pseudo / "qc.json"
@@ -458,5 +479,6 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
         student_names=[MODEL_NAMES[r] for r in ("so", "do")], qc=qc, test_images=cfg.test_images,
         test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
         weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo,
-        model_folders={r: model_folder(cfg, r) for r in ("teacher", *roles)}, fold=cfg.folds[0],
-        commands=commands, continue_lines=continue_lines, quick=quick, caveat=caveat)
+        fold_dirs={r: model_folder(cfg, r) / f"fold_{cfg.folds_for(r)[0]}" for r in ("teacher", *roles)},
+        commands=commands, continue_lines=continue_lines, quick=quick, caveat=caveat,
+        guard=load_guard(model_folder(cfg, "teacher")))

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from .annotator import Annotator, annotator_from
 from .boxes import BoxMode, BoxSet, boxes_from_mask
 from .geometry import Geometry, InputError, read_image, write_image_atomic, write_text_atomic
 from .raw_dataset import IMAGE_SUFFIX, find_raw_dataset, link_or_copy, staged_dataset, training_cases
@@ -55,10 +56,12 @@ def _volume_ml(mask: np.ndarray, geometry: Geometry) -> float:
 
 
 def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new_strong_id: int, name: str,
-                  seed: int = 0, jitter: int = 2, box_mode: BoxMode = "lesion", manifest: str | Path | None = None,
-                  size_balance: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
+                  seed: int = 0, jitter: int = 0, box_mode: BoxMode = "lesion", manifest: str | Path | None = None,
+                  size_balance: bool = False, overwrite: bool = False, progress: bool = True,
+                  annotator: Annotator | str | dict | None = None) -> dict:
     """Write the new strong dataset ``Dataset{new_strong_id}_{name}`` and the weak set ``out_dir``;
-    returns the scenario record (also written to ``out_dir/scenario.json``)."""
+    returns the scenario record (also written to ``out_dir/scenario.json``). The weak boxes are drawn by
+    ``annotator`` (default model; ``jitter > 0`` without one: the absolute stress setting)."""
     from .folds import load_manifest_cases
 
     src = find_raw_dataset(strong)
@@ -70,6 +73,7 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                          f"case(s) outside the test set), got {strong_count}")
     if jitter < 0:
         raise InputError(f"--jitter must be >= 0, got {jitter}")
+    annotator = annotator_from(jitter, annotator)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
@@ -92,7 +96,8 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                 ct = read_image(files[0])
                 label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
                 label = read_label(label_path, ct)
-                boxset = BoxSet(Geometry.of(ct), boxes_from_mask(label, box_mode, jitter, seed * 100003 + i))
+                boxset = BoxSet(Geometry.of(ct), boxes_from_mask(
+                    label, box_mode, seed=seed * 100003 + i, annotator=annotator, spacing_zyx=ct.GetSpacing()[::-1]))
                 link_or_copy(label_path, weak.label_path(case))
                 boxset.save(weak.boxes_path(case))
                 write_image_atomic(boxset.mask_image(), weak.boxmask_path(case))
@@ -114,6 +119,7 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                 "weak_dir": str(out.resolve()), "strong_count_requested": strong_count,
                 "strong_count": len(chosen), "strong_cases": chosen, "weak_cases": weak_cases,
                 "test_cases_excluded": test_cases, "patients_grouped": bool(meta), "seed": seed, "jitter": jitter,
+                "annotator": annotator.to_dict(),
                 "box_mode": box_mode, "manifest": str(Path(manifest).resolve()) if manifest else None,
                 "size_balance": size_balance,
                 "tumour_volume_ml": {c: round(v, 4) for c, v in sorted(volumes.items())},

@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from .annotator import Annotator, annotator_from
 from .boxes import BoxMode, boxes_from_mask, box_mask
 from .geometry import Geometry, InputError, read_image
 from .raw_dataset import (find_raw_dataset, link_or_copy, staged_dataset, training_cases, write_dataset_json,
@@ -35,25 +36,36 @@ def read_label(path: Path, ct: sitk.Image) -> np.ndarray:
 def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: int = 0, seed: int = 0,
                          mode: BoxMode = "lesion", weak_dir: str | Path | None = None,
                          exclude: set[str] | frozenset[str] = frozenset(), overwrite: bool = False,
-                         manifest: str | Path | None = None, n_folds: int = 5) -> Path:
+                         manifest: str | Path | None = None, n_folds: int = 5,
+                         annotator: Annotator | str | dict | None = None) -> Path:
     """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder.
-    The manifest's test cases are left out and its patients keep the folds (``splits_final.json``)."""
+
+    Each strong case's ``_0001`` boxes are drawn from its mask by ``annotator`` (default: the default
+    annotator model; ``jitter > 0`` without one: the absolute stress setting), which is recorded in
+    ``dataset.json`` so the box teacher draws its online boxes the same way. Strong cases without
+    tumour are left out (a box teacher has nothing to learn from them). The manifest's test cases are
+    left out and its patients keep the folds (``splits_final.json``)."""
     from .folds import install_splits, load_manifest_cases, make_splits, write_splits
 
+    annotator = annotator_from(jitter, annotator)
     src = find_raw_dataset(strong)
     meta = load_manifest_cases(manifest)
     exclude = set(exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
     cases = [c for c in training_cases(src) if c not in exclude]
-    if not cases:
-        raise InputError(f"{src}: no training cases left to build a teacher dataset")
     weak = WeakSet(Path(weak_dir)) if weak_dir else None
     weak_cases = weak.case_ids() if weak else []
     with staged_dataset(dataset_id, name, overwrite) as out:
+        kept, without_tumour = [], []
         for i, case in enumerate(tqdm(cases, desc="teacher dataset (strong)", unit="case")):
             ct_path = src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
             ct = read_image(ct_path)
             label = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
-            boxes = boxes_from_mask(label, mode=mode, jitter=jitter, seed=seed * 100003 + i)
+            if not label.any():
+                without_tumour.append(case)
+                continue
+            kept.append(case)
+            boxes = boxes_from_mask(label, mode=mode, seed=seed * 100003 + i, annotator=annotator,
+                                    spacing_zyx=ct.GetSpacing()[::-1])
             link_or_copy(ct_path, out / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
             write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / f"{case}_0001{IMAGE_SUFFIX}")
             link_or_copy(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", out / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
@@ -63,9 +75,12 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
             ct, boxset = weak.read_case(case)
             link_or_copy(weak.image_path(case), out / WEAK_FOLDER / f"{case}_0000{IMAGE_SUFFIX}")
             write_mask(boxset.mask(), ct, out / WEAK_FOLDER / f"{case}_0001{IMAGE_SUFFIX}")
+        if not kept:
+            raise InputError(f"{src}: no training case with tumour left to build a teacher dataset")
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
-        write_splits(out, make_splits(cases, [], patients, n_folds, seed))
-        write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(cases),
+        write_splits(out, make_splits(kept, [], patients, n_folds, seed))
+        write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(kept),
                            name=name, description=f"teacher dataset from {src.name}: CT + box mask "
-                           f"(mode {mode}, jitter {jitter}, seed {seed})", nnts_source=src.name)
+                           f"(mode {mode}, {annotator.describe()}, seed {seed})", nnts_source=src.name,
+                           nnts_annotator=annotator.to_dict(), nnts_without_tumour=without_tumour)
     return install_splits(dataset_id)

@@ -55,7 +55,8 @@ def planned_datasets(phantom_study) -> dict[int, Path]:
     from nnunet_teacher_student.student_dataset import make_student_dataset
     from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
 
-    make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", jitter=0, seed=0, weak_dir=phantom_study / "weak")
+    make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", seed=0, weak_dir=phantom_study / "weak",
+                         annotator="exact")
     manifest = phantom_study / "manifest.json"
     make_student_dataset(STRONG_ID, SO_ID, "PhantomSO", "so", manifest=manifest, n_folds=3)
     make_student_dataset(STRONG_ID, DO_ID, "PhantomDO", "do", manifest=manifest, n_folds=3)

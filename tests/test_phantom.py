@@ -153,7 +153,7 @@ def test_bad_arguments_are_input_errors():
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     summary = write_phantom_datasets(out / "work", 7, n_strong=3, n_weak=3, n_test=2, seed=1, preset="tiny",
-                                     raw_dir=out / "raw", jitter=0, progress=False)
+                                     raw_dir=out / "raw", annotator="exact", progress=False)
     return out, summary
 
 
@@ -193,7 +193,7 @@ def test_written_manifest_weak_and_test_sets(written):
     assert not [p for p in work.iterdir() if p.name.startswith(".")]   # no staging left behind
 
 
-def test_weak_boxes_cover_every_tumour_voxel_without_jitter(written):
+def test_exact_weak_boxes_cover_every_tumour_voxel(written):
     out, _ = written
     weak = WeakSet(out / "work" / "weak")
     for cid in weak.case_ids():
@@ -206,7 +206,7 @@ def test_weak_boxes_cover_every_tumour_voxel_without_jitter(written):
 
 def test_same_seed_writes_same_data_and_existing_output_is_refused(written, tmp_path):
     out, _ = written
-    args = dict(n_strong=3, n_weak=3, n_test=2, seed=1, preset="tiny", jitter=0, progress=False)
+    args = dict(n_strong=3, n_weak=3, n_test=2, seed=1, preset="tiny", annotator="exact", progress=False)
     with pytest.raises(InputError, match="already exists"):
         write_phantom_datasets(out / "work", 7, raw_dir=out / "raw", **args)
     with pytest.raises(InputError, match="already exists"):      # outputs exist even with a fresh raw folder

@@ -33,7 +33,7 @@ def grouped_manifest(phantom_study, tmp_path_factory):
 @pytest.fixture(scope="module")
 def scenario(phantom_study, grouped_manifest, tmp_path_factory):
     weak = tmp_path_factory.mktemp("scenario") / "weak"
-    record = make_scenario(STRONG_ID, weak, 3, SCENARIO_ID, "Scenario", seed=1, jitter=0,
+    record = make_scenario(STRONG_ID, weak, 3, SCENARIO_ID, "Scenario", seed=1, annotator="exact",
                            manifest=grouped_manifest, size_balance=True, progress=False)
     return record, weak
 
@@ -65,7 +65,7 @@ def test_scenario_splits_pool_and_keeps_truth(scenario, phantom_study):
     assert ds["numTraining"] == 3 and ds["nnts_scenario"]["size_balance"] is True
     assert json.loads((weak_dir / "scenario.json").read_text())["weak_cases"] == weak.case_ids()
     src = find_raw_dataset(STRONG_ID)
-    for case in weak.case_ids():  # jitter 0: the boxes are the tight boxes of the true mask
+    for case in weak.case_ids():  # exact annotator: the boxes are the tight boxes of the true mask
         ct, boxset = weak.read_case(case)
         truth = sitk.GetArrayFromImage(sitk.ReadImage(str(weak.label_path(case))))
         original = sitk.GetArrayFromImage(sitk.ReadImage(str(src / "labelsTr" / f"{case}.nii.gz")))

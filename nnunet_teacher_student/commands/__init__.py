@@ -16,9 +16,10 @@ def fold(value: str) -> int | str:
 
 
 def add_model_arguments(p: argparse.ArgumentParser, what: str = "trained model",
-                        default_folds: list | None = None, folds_help: str = "folds to ensemble (default 0)") -> None:
+                        default_folds: list | None = None, folds_help: str = "folds to ensemble (default 0)",
+                        model_required: bool = True) -> None:
     """``-m``, ``-f``, ``-chk``, ``-device`` and ``--disable-tta`` as nnU-Net's predict spells them."""
-    p.add_argument("-m", "--model", required=True, type=Path,
+    p.add_argument("-m", "--model", required=model_required, type=Path,
                    help=f"{what} folder (.../TRAINER__PLANS__CONFIG with plans.json and fold_X/)")
     p.add_argument("-f", "--folds", nargs="+", type=fold, default=default_folds, help=folds_help)
     p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file name")

@@ -153,9 +153,12 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
     s = settings
     lines = [
         "# nnts benchmark: teacher-student vs plain nnU-Net on phantoms", "",
-        f"Scenarios (strong cases of a pool of {s.pool}; the rest are weak, boxes with jitter {s.jitter} voxels): "
+        f"Scenarios (strong cases of a pool of {s.pool}; the rest are weak, boxes: "
+        f"{'+/-%d voxel jitter (stress setting)' % s.jitter if s.jitter else 'the default annotator model'}): "
         + ", ".join(f"**{k}** {v} strong / {s.pool - v} weak" for k, v in s.scenarios.items())
-        + f". Seeds {s.seeds} (which pool cases are strong, the box jitter; training itself is not seeded). "
+        + f". Seeds {s.seeds} (which pool cases are strong, the box noise, and training: `NNTS_SEED`). "
+        "Box teachers train on fold `all` and pass the teacher guard (retrained with the next seed if not; "
+        "see each run's `nnts_guard.json`); the classical rule needs no training. "
         f"The same {s.n_test} held-out test cases for every model ({s.preset} phantom preset, data seed "
         f"{s.data_seed}). Budget per model: {s.epochs} epoch(s) x {s.iterations} iterations "
         f"({s.val_iterations} validation iterations), configuration "

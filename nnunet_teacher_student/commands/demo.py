@@ -41,7 +41,7 @@ class DemoSettings:
     val_iterations: int
     no_mirroring: bool
     sites: str = "mixed"
-    jitter: int = 2         # box jitter (voxels) of the weak boxes and of the teacher's training boxes
+    jitter: int = 0         # stress setting: absolute box jitter (voxels); 0: the default annotator model
 
 
 def budget_epochs(default_epochs: int, minutes: float) -> int:

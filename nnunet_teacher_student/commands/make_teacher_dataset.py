@@ -11,10 +11,11 @@ def run(args: argparse.Namespace) -> int:
 
     n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
     out = make_teacher_dataset(args.strong, args.d, args.name, args.jitter, args.seed, args.box_mode, args.weak,
-                               overwrite=args.overwrite, manifest=args.manifest, n_folds=args.folds)
+                               overwrite=args.overwrite, manifest=args.manifest, n_folds=args.folds,
+                               annotator=args.annotator)
     print(f"wrote {out} (test cases excluded: {n_test}; folds: {out / 'splits_final.json'})")
     print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
-          f"nnUNetv2_train {args.d} 3d_fullres 0 -tr nnUNetTrainerBoxTeacher")
+          f"nnUNetv2_train {args.d} 3d_fullres all -tr nnUNetTrainerBoxTeacher")
     return 0
 
 
@@ -26,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-d", type=int, required=True, help="id of the new teacher dataset")
     p.add_argument("--name", default="Teacher", help="name of the new dataset (default: Teacher)")
     p.add_argument("--weak", help="weak set folder (images/, boxes/) to add as imagesWeak/")
-    p.add_argument("--jitter", type=int, default=0, help="box edge jitter in voxels (seeded)")
+    p.add_argument("--jitter", type=int, default=0,
+                   help="stress setting: absolute box edge jitter in voxels (seeded; default 0: the annotator model)")
+    p.add_argument("--annotator", default=None, metavar="SPEC",
+                   help="box noise model: default (edges +/-10 %% of the box extent, 0.5-5 mm, 25 %% exact), exact, "
+                        "or key=value pairs (edge_fraction, floor_mm, cap_mm, exact_share, skip_ends, voxels)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
     p.add_argument("--manifest", help="manifest: split=test cases are excluded, patients keep folds together")

@@ -20,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "--part-id $SLURM_ARRAY_TASK_ID; rerun any part afterwards to refresh the QC table.")
     p.add_argument("-i", "--input", required=True, type=Path, help="weak set folder (images/, boxes/)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder of the pseudo masks")
-    add_model_arguments(p, "trained teacher model", [0])
+    add_model_arguments(p, "trained teacher model", [0], model_required=False)
+    p.add_argument("--teacher", choices=("model", "classical"), default="model",
+                   help="model: the trained teacher of -m (default); classical: no training, inside each box "
+                        "HU > -400 and the lung region, the components the box frames (a reference floor)")
     p.add_argument("--num-parts", type=int, default=1, help="split the cases into this many parts (default 1)")
     p.add_argument("--part-id", type=int, default=0, help="which part this run does: 0..num-parts-1")
     p.add_argument("--box-margin-mm", type=float, default=2.0,
@@ -56,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
     filters = {"min_box_fill": args.min_box_fill, "max_entropy": args.max_entropy,
                "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml}
+    if args.teacher == "model" and args.model is None:
+        raise InputError("-m/--model is required (the trained teacher's folder), or pass --teacher classical")
     s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
                      not args.disable_tta, args.num_parts, args.part_id, args.box_margin_mm, args.mode,
-                     filters, args.filter_mode, args.overwrite, progress=not args.quiet)
+                     filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher)
     qc = s["qc"]
     print(f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
           f"skipped {s['skipped']} finished; {_fmt(s['seconds_per_case'], 2)} s/case, "

@@ -13,10 +13,10 @@ def run(args: argparse.Namespace) -> int:
     summary = write_phantom_datasets(
         args.out_dir, args.dataset_id, n_strong=args.strong, n_weak=args.weak, n_test=args.test, seed=args.seed,
         preset=args.preset, scale=args.scale, raw_dir=args.raw, dataset_name=args.name, jitter=args.jitter,
-        num_processes=args.num_processes, overwrite=args.overwrite, sites=args.sites)
+        annotator=args.annotator, num_processes=args.num_processes, overwrite=args.overwrite, sites=args.sites)
     c, cfg = summary["counts"], summary["config"]
     print(f"strong dataset : {summary['dataset_dir']} ({c['strong']} cases)")
-    print(f"weak set       : {summary['weak_dir']} ({c['weak']} cases, boxes jitter {args.jitter})")
+    print(f"weak set       : {summary['weak_dir']} ({c['weak']} cases, boxes: {summary['annotator']})")
     print(f"test set       : {summary['test_dir']} ({c['test']} cases)")
     print(f"lung masks     : {summary['lungs_dir']}")
     print(f"manifest       : {summary['manifest']}")
@@ -48,7 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sites", default="mixed",
                    help="site per case: mixed (round-robin), paper (strong msd+nsclc, weak lpcd), or one of "
                         "msd, nsclc, lpcd (default: mixed)")
-    p.add_argument("--jitter", type=int, default=2, help="box edge jitter in voxels (default: 2)")
+    p.add_argument("--jitter", type=int, default=0,
+                   help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
+    p.add_argument("--annotator", default=None, metavar="SPEC",
+                   help="box noise model: default (edges +/-10 %% of the box extent, 0.5-5 mm, 25 %% exact), exact, "
+                        "or key=value pairs (edge_fraction, floor_mm, cap_mm, exact_share, skip_ends, voxels)")
     p.add_argument("-np", "--num-processes", type=int, default=1, help="worker processes (default: 1)")
     p.add_argument("--raw", type=Path, default=None, help="nnU-Net raw folder (default: $nnUNet_raw)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset and outputs")

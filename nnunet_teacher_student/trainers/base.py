@@ -5,10 +5,15 @@ variables are set, so the literal ``nnUNetv2_train`` command can run a short exp
 ``NNTS_EPOCHS``, ``NNTS_ITERATIONS`` (per epoch), ``NNTS_VAL_ITERATIONS``, ``NNTS_PATIENCE``
 (early-stopping patience of the ``_Paper`` trainers, in epochs) and ``NNTS_NO_MIRRORING=1``
 (no mirroring augmentation and no test-time mirroring, 8x faster validation on a CPU).
+
+``NNTS_SEED``: seeds Python's, numpy's and torch's generators before the network is built, so the
+weights' initialisation and nnU-Net's data loading and augmentation (in the main process:
+``nnUNet_n_proc_DA=0``) repeat; on a CPU the same command then gives the same checkpoint.
 """
 from __future__ import annotations
 
 import os
+import random
 
 import numpy as np
 import torch
@@ -30,6 +35,16 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from e
 
 
+SEED_ENV = "NNTS_SEED"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
@@ -46,6 +61,14 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         self.num_val_iterations_per_epoch = _env_int("NNTS_VAL_ITERATIONS") or self.num_val_iterations_per_epoch
         if self.num_epochs < self.save_every:
             self.save_every = max(1, self.num_epochs)
+        self.nnts_seed = _env_int(SEED_ENV)
+        if self.nnts_seed is not None:
+            seed_everything(self.nnts_seed)
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.nnts_seed is not None:
+            self.print_to_log_file(f"{SEED_ENV}={self.nnts_seed}: Python, numpy and torch seeded")
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         """nnU-Net's final validation, unless ``NNTS_SKIP_VALIDATION=1``: it starts a spawned export worker

@@ -2,19 +2,41 @@
 
 Both train on the same teacher dataset (``_0000`` CT, ``_0001`` box mask, see
 ``nnts make-teacher-dataset``), so their comparison is fair; the point teacher ignores the box
-channel. Patches always contain tumour: nnU-Net's foreground oversampling is set to 100 %, which
-centres each patch on a random tumour voxel.
+channel. Patches always contain tumour (nnU-Net's foreground oversampling at 100 %).
+
+The box teacher: its box channel is drawn anew for every training sample from the augmented label
+(:class:`~.box_channel.OnlineBoxChannel`, the dataset's annotator model), its patches hold a lesion
+chosen uniformly at a random place in the patch (:mod:`.lesion_sampling`), and its tumour logit is a
+residual on the box prior (:class:`~.box_channel.BoxPrior`). The point teacher keeps the paper's
+tumour-centred patches: the centre is all it is told.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
+from ..annotator import Annotator, annotator_from
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
-from .networks import BinarizedInput, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
+from .box_channel import BoxPrior, OnlineBoxChannel
+from .lesion_sampling import lesion_balanced
+from .networks import plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
 from .transforms import protect_guidance_channels
 
 BOX_CHANNEL = 1
+BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
+ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
+
+
+def axial_axis(plans_manager) -> int:
+    """The axis of the preprocessed arrays that was the CT's z axis (nnU-Net may transpose)."""
+    return list(plans_manager.transpose_forward).index(0)
+
+
+def box_zone_margin(spacing, axial: int, margin_mm: float = BOX_MARGIN_MM) -> list[int]:
+    """In-plane voxels of the box zone's margin per axis of the preprocessed grid (0 along the axial axis)."""
+    return [0 if a == axial else int(math.ceil(margin_mm / float(s) - 1e-9)) for a, s in enumerate(spacing)]
 
 
 class SelectChannels(nn.Module):
@@ -55,16 +77,31 @@ class _TeacherBase(nnUNetTrainerNNTS):
 
 
 class nnUNetTrainerBoxTeacher(_TeacherBase):
-    """Box-guided teacher: input CT + binary box channel; the box stays binary and aligned with the
-    CT through augmentation (same spatial transform, re-binarised, no intensity change) and at
-    inference (the network thresholds its box input channel)."""
+    """Box-guided teacher: input CT + binary box channel. Training: a fresh annotator-drawn box channel
+    per sample (after the spatial transform, so box and CT stay aligned; no intensity change), lesion-
+    balanced off-centre patches. Network: box prior + learned residual (binary box input)."""
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
         net = cls._core_network(configuration_manager, num_input_channels, num_output_channels,
                                 enable_deep_supervision)
-        return BinarizedInput(net, (BOX_CHANNEL,))
+        margin = box_zone_margin(configuration_manager.spacing, axial_axis(plans_manager))
+        return BoxPrior(net, BOX_CHANNEL, margin, tumour_channel=num_output_channels - 1)
+
+    @property
+    def annotator(self) -> Annotator:
+        """The annotator model of the dataset's boxes (dataset.json), else the default one."""
+        return annotator_from(annotator=self.dataset_json.get(ANNOTATOR_KEY))
+
+    def get_tr_and_val_datasets(self):
+        from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+        self.dataset_class = lesion_balanced(self.dataset_class or infer_dataset_class(self.preprocessed_dataset_folder))
+        dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        for ds in (dataset_tr, dataset_val):
+            ds.patch_size = tuple(self.configuration_manager.patch_size)
+        return dataset_tr, dataset_val
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                 do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
@@ -72,7 +109,9 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
         pipeline = super().get_training_transforms(
             patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
             use_mask_for_norm, is_cascaded, foreground_labels, regions, ignore_label)
-        return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL])
+        online = OnlineBoxChannel(BOX_CHANNEL, self.annotator, self.configuration_manager.spacing,
+                                  axial_axis(self.plans_manager))
+        return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL], [online])
 
     def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,
                                   regions=None, ignore_label=None):

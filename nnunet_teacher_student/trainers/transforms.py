@@ -53,10 +53,11 @@ def _is_intensity(t: BasicTransform) -> bool:
     return isinstance(inner, ImageOnlyTransform)
 
 
-def protect_guidance_channels(pipeline: ComposeTransforms, num_channels: int,
-                              guidance: Sequence[int]) -> ComposeTransforms:
+def protect_guidance_channels(pipeline: ComposeTransforms, num_channels: int, guidance: Sequence[int],
+                              after_spatial: Sequence[BasicTransform] = ()) -> ComposeTransforms:
     """Rewrite nnU-Net's pipeline: binarise guidance channels before and after the spatial
-    transform and restrict every intensity transform to the image channels."""
+    transform and restrict every intensity transform to the image channels; ``after_spatial``
+    transforms run right after the spatial transform (back in 3-D), e.g. the online box channel."""
     image_channels = [c for c in range(num_channels) if c not in set(guidance)]
     out: list[BasicTransform] = [BinarizeChannels(guidance)]
     pseudo_2d = False  # between Convert3DTo2D and Convert2DTo3D channels are mixed with z
@@ -69,7 +70,7 @@ def protect_guidance_channels(pipeline: ComposeTransforms, num_channels: int,
             pseudo_2d = True
         elif isinstance(t, Convert2DTo3DTransform):
             pseudo_2d = False
-            out.append(BinarizeChannels(guidance))
+            out.extend([BinarizeChannels(guidance), *after_spatial])
         elif isinstance(t, SpatialTransform) and not pseudo_2d:
-            out.append(BinarizeChannels(guidance))
+            out.extend([BinarizeChannels(guidance), *after_spatial])
     return ComposeTransforms(out)
