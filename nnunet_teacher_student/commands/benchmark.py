@@ -203,7 +203,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "benchmark", help="the method vs plain nnU-Net on phantoms: scenarios x seeds, with a report",
         description="On phantom data: for each scenario (a number of strong cases out of a pool; the rest weak) "
-                    "and seed, train the box and point teachers, the SO/DO students (defaults and _Paper), the "
+                    "and seed, train the box and point teachers (and score the classical rule), the SO/DO students (defaults and _Paper), the "
                     "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
                     "bound; evaluate on one shared test set; report mean, std and 95 %% CI across seeds, the goal "
                     "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
@@ -218,8 +218,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=("default", "tiny"), help="phantom size preset (CPU default: tiny, with a 16x32x32 patch; default: larger phantoms, "
                         "a 16x48x48 patch, about 3x slower per iteration; GPU default: default)")
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
-    p.add_argument("--jitter", type=int, help="box jitter of the weak cases in voxels (default 2)")
-    p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher baseline ignore so do so_paper "
+    p.add_argument("--jitter", type=int,
+                   help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
+    p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher classical baseline ignore so do so_paper "
                                                "do_paper upper (default: all)")
     p.add_argument("--epochs", type=int, help="epochs per model (default 10 on a CPU, 50 on a GPU)")
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
