@@ -268,6 +268,7 @@ class PipelineConfig:
     annotator: str | None = None                # the teacher's box noise model (None: default, or jitter)
     teacher_folds: tuple = ("all",)             # the teacher trains on every strong case (nnU-Net's fold all)
     guard: bool = True                          # retrain a box teacher that fails on its own strong cases
+    guard_attempts: int = 3                     # trainings at most (seeds seed, seed + 1, ...)
     box_margin_mm: float = 2.0
     tta: bool = True
     filters: dict[str, float] = field(default_factory=dict)
@@ -389,7 +390,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         device=resolve_device(device), trainers=trainers, train=models, budget=budget,
         n_folds=int(train.get("n_folds", 5)), seed=int(train.get("seed", 0)), jitter=int(train.get("jitter", 0)),
         annotator=train.get("annotator"), teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
-        guard=bool(train.get("guard", True)),
+        guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
         box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
         filters={k: pl[k] for k in ("min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml") if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
@@ -630,7 +631,8 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
 
         folder, data = model_folder(cfg, role), dataset_dir("raw", did)
         guarded_training(folder, folds, data, cfg.seed, train,
-                         lambda seed: score_teacher(folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm))
+                         lambda seed: score_teacher(folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm),
+                         max_attempts=cfg.guard_attempts)
 
     def done() -> bool:
         if not trained(cfg, role):
@@ -643,7 +645,7 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
 
     if guarded(cfg, role):
         cmds.append("# then the teacher guard: DSC on the strong cases with fresh boxes >= 0.80 and no empty box, "
-                    "else retrain with the next NNTS_SEED (at most 3 attempts)")
+                    f"else retrain with the next NNTS_SEED (at most {cfg.guard_attempts} attempts)")
     return Step(train_step_name(role, trainer), " && ".join(cmds), run, done)
 
 

@@ -92,7 +92,8 @@ def _pipeline_config(settings: DemoSettings, out: Path):
         weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=(0,),
         device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,
                                               settings.no_mirroring, skip_validation=True),
-        seed=settings.seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True)
+        seed=settings.seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True,
+        guard_attempts=2 if settings.mode == "quick" else 3)
 
 
 def run(args: argparse.Namespace) -> int:
