@@ -428,9 +428,11 @@ def guard_paragraph(guard: Mapping) -> str:
     """What the teacher guard (``nnts_guard.json``) found: every attempt, and which one was kept."""
     attempts = guard.get("attempts", [])
     parts = [f"seed {a['seed']}: DSC {100 * (a['dsc_mean'] or 0):.1f} %, {a['empty_boxes']}/{a['boxes']} empty "
-             f"box(es) ({'passed' if a['passed'] else 'failed'})" for a in attempts]
+             f"box(es), {a.get('empty_substantial_boxes', a['empty_boxes'])} over a real cross-section "
+             f"({'passed' if a['passed'] else 'failed'})" for a in attempts]
     head = (f"**Teacher guard** (strong cases, fresh annotator boxes; passes at DSC >= "
-            f"{100 * guard.get('min_dsc', 0.8):.0f} % with no empty box): " + "; ".join(parts) + ". ")
+            f"{100 * guard.get('min_dsc', 0.8):.0f} % with no empty box over a quarter or more of its lesion's "
+            "largest cross-section): " + "; ".join(parts) + ". ")
     if not guard.get("final"):
         return head + "Not finished."
     if guard.get("passed"):

@@ -3,7 +3,9 @@
 A teacher that stays in nnU-Net's all-background state, or misses a tumour its box frames, would
 teach every student "no tumour". After training, the teacher segments each strong case from boxes
 drawn anew by the dataset's annotator model (a seed the training never used); below ``min_dsc``
-mean DSC, or with any box left empty, the training is set aside (``fold_X`` -> ``fold_X_seedS_failed``)
+mean DSC, or with a box left empty that frames a real cross-section of its lesion (at least a quarter
+of the lesion's largest axial area: a thin end slice of 1-3 voxels can vanish in the resampling to
+the plans' spacing, whoever segments it), the training is set aside (``fold_X`` -> ``fold_X_seedS_failed``)
 and repeated with the next seed, at most ``max_attempts`` times; the best attempt is kept.
 ``nnts_guard.json`` in the model folder records every attempt; reports read it.
 """
@@ -18,6 +20,7 @@ import numpy as np
 
 from .annotator import annotator_from
 from .boxes import BoxSet, boxes_from_mask
+from .components import label_components
 from .geometry import Geometry, read_image, write_text_atomic
 from .raw_dataset import IMAGE_SUFFIX, training_cases
 
@@ -25,6 +28,7 @@ GUARD_FILE = "nnts_guard.json"
 MIN_DSC = 0.80
 MAX_ATTEMPTS = 3
 FRESH_BOX_SEED = 7919   # added to the run seed: boxes the teacher never trained on
+SUBSTANTIAL_AREA = 0.25  # an empty box fails the guard when its lesion area is >= this share of the lesion's largest
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,7 +46,7 @@ def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_datase
     dataset_json = json.loads((teacher_dataset / "dataset.json").read_text())
     annotator = annotator_from(annotator=dataset_json.get("nnts_annotator"))
     predictor = RegionPredictor(model_folder, folds, device=device, tta=tta)
-    cases, empty, n_boxes = {}, [], 0
+    cases, empty, substantial, n_boxes = {}, [], [], 0
     for i, case in enumerate(training_cases(teacher_dataset)):
         ct = read_image(teacher_dataset / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
         label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
@@ -52,14 +56,30 @@ def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_datase
         mask = pred.mask > 0
         cases[case] = round(_dice(mask, label > 0), 4)
         n_boxes += len(boxes)
-        empty += [f"{case}: slice {b.slice}" for b in boxes
-                  if not mask[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1].any()]
+        lesions, _ = label_components(label > 0)
+        largest: dict[int, int] = {}
+        for z in range(lesions.shape[0]):
+            ids, counts = np.unique(lesions[z][lesions[z] > 0], return_counts=True)
+            for i, c in zip(ids, counts):
+                largest[int(i)] = max(largest.get(int(i), 0), int(c))
+        for b in boxes:
+            if mask[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1].any():
+                continue
+            where = f"{case}: slice {b.slice}"
+            empty.append(where)
+            in_box = lesions[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1]
+            ids, counts = np.unique(in_box[in_box > 0], return_counts=True)
+            if any(c >= SUBSTANTIAL_AREA * largest[int(i)] for i, c in zip(ids, counts)):
+                substantial.append(where)
     return {"dsc_mean": round(float(np.mean(list(cases.values()))), 4) if cases else None, "dsc_per_case": cases,
-            "boxes": n_boxes, "empty_boxes": len(empty), "empty_box_list": empty[:50]}
+            "boxes": n_boxes, "empty_boxes": len(empty), "empty_box_list": empty[:50],
+            "empty_substantial_boxes": len(substantial), "empty_substantial_list": substantial[:50]}
 
 
 def passes(score: dict, min_dsc: float = MIN_DSC) -> bool:
-    return score["dsc_mean"] is not None and score["dsc_mean"] >= min_dsc and score["empty_boxes"] == 0
+    """Mean DSC >= ``min_dsc`` and no empty box over a real cross-section of its lesion."""
+    return (score["dsc_mean"] is not None and score["dsc_mean"] >= min_dsc
+            and score.get("empty_substantial_boxes", score["empty_boxes"]) == 0)
 
 
 def load_guard(model_folder: Path) -> dict:
@@ -103,7 +123,8 @@ def guarded_training(model_folder: Path, folds: Sequence[int | str], teacher_dat
         record["attempts"].append(result)
         log(f"  teacher guard, attempt {k + 1}/{max_attempts} (seed {s}): DSC {result['dsc_mean']} on "
             f"{len(result['dsc_per_case'])} strong case(s) with fresh boxes, {result['empty_boxes']}/"
-            f"{result['boxes']} box(es) empty -> {'passed' if result['passed'] else 'FAILED'}")
+            f"{result['boxes']} box(es) empty ({result.get('empty_substantial_boxes', result['empty_boxes'])} over a real cross-section) -> "
+            f"{'passed' if result['passed'] else 'FAILED'}")
         if result["passed"]:
             break
         if k < max_attempts - 1:

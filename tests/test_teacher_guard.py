@@ -55,10 +55,11 @@ def test_guard_keeps_the_best_attempt_when_none_passes(tmp_path):
         {"fold_all", "fold_all_seed5_failed", "fold_all_seed7_failed"}
 
 
-def test_guard_fails_on_an_empty_box_even_with_a_high_dsc():
-    assert passes({"dsc_mean": 0.9, "empty_boxes": 0})
-    assert not passes({"dsc_mean": 0.95, "empty_boxes": 1})
-    assert not passes({"dsc_mean": 0.79, "empty_boxes": 0})
+def test_guard_fails_on_an_empty_box_over_a_real_cross_section_even_with_a_high_dsc():
+    assert passes({"dsc_mean": 0.9, "empty_boxes": 0, "empty_substantial_boxes": 0})
+    assert passes({"dsc_mean": 0.9, "empty_boxes": 2, "empty_substantial_boxes": 0})  # thin end slices only
+    assert not passes({"dsc_mean": 0.95, "empty_boxes": 1, "empty_substantial_boxes": 1})
+    assert not passes({"dsc_mean": 0.79, "empty_boxes": 0, "empty_substantial_boxes": 0})
 
 
 def test_classical_teacher_on_phantom_weak_cases(phantom_study):
