@@ -40,6 +40,7 @@ MODELS = {
     "so": ("so", "nnUNetTrainerSOStudent"),
     "do": ("do", "nnUNetTrainerDOStudent"),
     "so_paper": ("so", "nnUNetTrainerSOStudent_Paper"),
+    "so_nnunet": ("so", "nnUNetTrainerNNTS"),   # control: the baseline's trainer on the SO student dataset
     "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
     "upper": ("upper", "nnUNetTrainerNNTS"),
 }
@@ -169,8 +170,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     and evaluations of the chosen models (the box teacher is always trained: the students need it)."""
     layout = Layout(cfg.work_dir)
     n_strong = settings.scenarios[scenario]
-    models = set(settings.models) | ({"teacher"} if set(settings.models) & {"so", "do", "so_paper", "do_paper"}
-                                     else set())
+    models = set(settings.models) | ({"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set())
     weak = cfg.weak_dir
 
     def scenario_run() -> None:

@@ -36,7 +36,8 @@ MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (st
                "teacher": "Box teacher (pseudo-labels)", "classical": "Classical rule (box ∧ HU ∧ lung)",
                # the benchmark's other models (nnts benchmark)
                "point_teacher": "Point teacher (pseudo-labels)", "so_paper": "SO student (_Paper)",
-               "do_paper": "DO student (_Paper)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
+               "do_paper": "DO student (_Paper)",
+               "so_nnunet": "nnU-Net on the SO student dataset (control)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
                "upper": "Upper bound (true masks for all)"}
 BASE_CONFIGURATION = "3d_fullres"
 PLANS = "nnUNetPlans"

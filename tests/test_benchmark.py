@@ -113,11 +113,14 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     assert len(names) == len(set(names))  # timings are keyed by step name
     commands = "\n".join(st.command for st in steps)
     for model, (_, trainer) in MODELS.items():
+        if model == "classical":
+            assert "nnts pseudo-label --teacher classical" in commands
+            continue
         assert f"-tr {trainer} " in commands, model
     assert "--form ignore --weak" in commands and "--pseudo" not in commands.split("--form ignore")[1].split("\n")[0]
     assert f"--pseudo {cfg.weak_dir / 'labels'}" in commands  # the upper bound: true masks of the weak cases
-    assert sum(n.startswith("predict the test set") for n in names) == 7
-    assert sum("pseudo-labels vs true weak masks" in n for n in names) == 2
+    assert sum(n.startswith("predict the test set") for n in names) == 8
+    assert sum("pseudo-labels vs true weak masks" in n for n in names) == 3
     # students without teachers asked for: the box teacher is still trained (the students need it)
     only = BenchmarkSettings(**{**s.__dict__, "models": ["so"]})
     names = [st.name for st in run_steps_for(only, cfg, "scarce")]

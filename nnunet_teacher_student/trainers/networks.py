@@ -5,8 +5,7 @@
 - :class:`DualDecoderUNet`: one shared encoder, a tumour decoder and a box decoder; their
   outputs are concatenated as ``[box, tumour]`` at every deep-supervision scale (the channel
   order of nnU-Net's regions ``[(1, 2), (2,)]``).
-- :class:`BinarizedInput`: thresholds guidance channels (the box mask) at 0.5 in front of any
-  network, so the box channel is binary whatever resampling or padding happened before.
+- The box teacher's input thresholding and box prior: :class:`~.box_channel.BoxPrior`.
 """
 from __future__ import annotations
 
@@ -102,23 +101,3 @@ class DualDecoderUNet(nn.Module):
         if isinstance(tumour, (list, tuple)):
             return [torch.cat((b, t), dim=1) for b, t in zip(box, tumour)]
         return torch.cat((box, tumour), dim=1)
-
-
-class BinarizedInput(nn.Module):
-    """Threshold input channels ``channels`` at 0.5, then run ``net``. ``.decoder`` is the wrapped one's."""
-
-    def __init__(self, net: nn.Module, channels: Sequence[int]):
-        super().__init__()
-        self.net = net
-        self.channels = tuple(channels)
-
-    @property
-    def decoder(self) -> nn.Module:
-        return self.net.decoder
-
-    def forward(self, x: torch.Tensor):
-        if self.channels:
-            x = x.clone()
-            idx = list(self.channels)
-            x[:, idx] = (x[:, idx] > 0.5).to(x.dtype)
-        return self.net(x)

@@ -11,7 +11,8 @@ from torch import nn
 from nnunet_teacher_student.trainers import (nnUNetTrainerBoxTeacher, nnUNetTrainerDOStudent,
                                              nnUNetTrainerSOStudent_Paper)
 from nnunet_teacher_student.trainers.base import IgnoreAwareDiceLoss
-from nnunet_teacher_student.trainers.networks import (BinarizedInput, DualDecoderUNet, plain_unet, truncate_stages,
+from nnunet_teacher_student.trainers.box_channel import BoxPrior
+from nnunet_teacher_student.trainers.networks import (DualDecoderUNet, plain_unet, truncate_stages,
                                                       with_prelu)
 from nnunet_teacher_student.trainers.transforms import BinarizeChannels, OnlyChannels
 
@@ -55,9 +56,9 @@ def test_truncate_stages_keeps_the_first_stages():
     assert truncate_stages(KW, 9) == KW
 
 
-def test_binarized_input_thresholds_the_box_channel_only():
+def test_box_prior_network_thresholds_the_box_channel_only():
     torch.manual_seed(0)
-    net = BinarizedInput(plain_unet(KW, 2, 2, False), (1,)).eval()
+    net = BoxPrior(plain_unet(KW, 2, 2, False), 1, (0, 2, 2)).eval()
     ct = torch.randn(1, 1, 16, 32, 32)
     box = torch.zeros(1, 1, 16, 32, 32)
     box[..., 4:10, 8:20, 8:20] = 1
