@@ -175,3 +175,25 @@ def figure_dsc_vs_strong(rows: Sequence[Mapping], out, title: str = "") -> objec
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def per_run_teacher_table(records: Sequence[Mapping], guards: Mapping[str, Mapping]) -> str:
+    """One row per run (``scenario:seed``): each teacher's weak-set DSC / lesion recall, and the box
+    teacher's guard (attempts, kept seed, passed)."""
+    teachers = [m for m in TEACHERS if any(r["model"] == m for r in records)]
+    runs = sorted({(r["n_strong"], r["scenario"], r["seed"]) for r in records if r["model"] in teachers})
+    head = ["Run"] + [f"{MODEL_NAMES[m]}: DSC / recall" for m in teachers] + ["Box teacher guard"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, scenario, seed in runs:
+        cells = [f"{scenario}:{seed}"]
+        for m in teachers:
+            r = next((x for x in records if x["model"] == m and x["scenario"] == scenario and x["seed"] == seed), None)
+            cells.append("–" if r is None or r.get("dsc") is None else
+                         f"{100 * r['dsc']:.1f} / {100 * (r.get('recall') or 0):.0f} %")
+        g = guards.get(f"{scenario}:{seed}") or {}
+        attempts = g.get("attempts", [])
+        cells.append("–" if not attempts else
+                     ", ".join(f"seed {a['seed']} {100 * (a['dsc_mean'] or 0):.1f}" for a in attempts)
+                     + f"; kept seed {g.get('chosen_seed')}" + ("" if g.get("passed") else " (**none passed**)"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -139,7 +139,10 @@ def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
     assert "[stage 1/" in out and "teacher dataset" in out and ": to do" in out and ": done" not in out
     assert "nnts make-teacher-dataset --strong 501 -d 502" in out
     assert "nnUNetv2_plan_and_preprocess -d 502 -c 3d_fullres" in out
-    assert "NNTS_EPOCHS=3 nnUNet_n_proc_DA=0 nnUNetv2_train 502 3d_fullres 0 -tr nnUNetTrainerBoxTeacher -device cpu" in out
+    assert ("NNTS_EPOCHS=3 NNTS_SEED=0 nnUNet_n_proc_DA=0 nnUNetv2_train 502 3d_fullres all -tr nnUNetTrainerBoxTeacher "
+            "-device cpu") in out  # the teacher: every strong case (fold all), seeded
+    assert "then the teacher guard" in out
+    assert "NNTS_EPOCHS=3 NNTS_SEED=0 nnUNet_n_proc_DA=0 nnUNetv2_train 504 3d_fullres 0 -tr nnUNetTrainerDOStudent" in out
     assert "nnts pseudo-label -i" in out and "nnts make-student-dataset --strong 501 -d 504" in out
     assert "--form do" in out and "nnts predict -i" in out and "nnts evaluate --pred" in out
     assert not (tmp_path / "work").exists()  # a dry run writes nothing

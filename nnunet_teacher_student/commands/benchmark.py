@@ -136,8 +136,11 @@ def _wall_seconds(out: Path) -> float:
 def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now: float, exports: list[str]) -> Path:
     """``OUT/report/``: report.md, results.csv (one row per run and model), summary.json, dsc_vs_strong.png."""
     from ..benchmark import STUDENTS, TEACHERS, TEST_MODELS
+    from ..benchmark import run_config
     from ..benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
-                                    goal_text, markdown_table)
+                                    goal_text, markdown_table, per_run_teacher_table)
+    from ..orchestration import model_folder
+    from ..teacher_guard import load_guard
     from ..geometry import write_text_atomic
 
     report = out / "report"
@@ -176,6 +179,12 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
         "## Teachers: pseudo-labels of the weak cases vs their true masks (cf. the paper's Tables 2 and 4)", "",
         markdown_table(rows, TEACHERS), "",
     ]
+    if any(r["model"] in TEACHERS for r in records):
+        guards = {f"{sc}:{sd}": load_guard(model_folder(run_config(settings, out, k, sc, sd), "teacher"))
+                  for k, (sc, sd) in enumerate(settings.runs())}
+        lines += ["Per run: pseudo-label DSC and lesion recall on the weak cases; the box teacher's guard (DSC on "
+                  "its strong cases with fresh boxes, per training seed; retrained below 80 % or with a box left "
+                  "empty over a real cross-section of its lesion).", "", per_run_teacher_table(records, guards), ""]
     if fig:
         lines += ["## DSC against the number of strong cases", "", "![DSC vs strong cases](dsc_vs_strong.png)", ""]
     missing = [(r, m) for r in s.runs() for m in s.models
