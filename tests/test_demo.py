@@ -209,16 +209,22 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     log = proc.stdout
     # progress: stages, the nnU-Net commands, epochs
-    assert "[stage 1/" in log and "nnUNetv2_train 901 3d_small 0 -tr nnUNetTrainerBoxTeacher" in log
+    assert "[stage 1/" in log and "nnUNetv2_train 901 3d_small all -tr nnUNetTrainerBoxTeacher" in log
     assert "Epoch 0" in log and "export nnUNet_results=" in log
 
     # every model trained by nnU-Net, in nnU-Net's own folders
     results = out / "nnUNet_results"
-    for ds, trainer in (("Dataset901_PhantomTeacher", "nnUNetTrainerBoxTeacher"),
-                        ("Dataset902_PhantomStudentSO", "nnUNetTrainerSOStudent"),
-                        ("Dataset903_PhantomStudentDO", "nnUNetTrainerDOStudent"),
-                        ("Dataset904_PhantomBaseline", "nnUNetTrainerNNTS")):
-        assert (results / ds / f"{trainer}__nnUNetPlans__3d_small" / "fold_0" / "checkpoint_final.pth").is_file()
+    for ds, trainer, fold in (("Dataset901_PhantomTeacher", "nnUNetTrainerBoxTeacher", "all"),
+                              ("Dataset902_PhantomStudentSO", "nnUNetTrainerSOStudent", 0),
+                              ("Dataset903_PhantomStudentDO", "nnUNetTrainerDOStudent", 0),
+                              ("Dataset904_PhantomBaseline", "nnUNetTrainerNNTS", 0)):
+        assert (results / ds / f"{trainer}__nnUNetPlans__3d_small" / f"fold_{fold}" / "checkpoint_final.pth").is_file()
+    # the teacher guard scored the teacher (quick: at most 2 trainings) and kept one training in fold_all
+    teacher = results / "Dataset901_PhantomTeacher" / "nnUNetTrainerBoxTeacher__nnUNetPlans__3d_small"
+    guard = json.loads((teacher / "nnts_guard.json").read_text())
+    assert guard["final"] and 1 <= len(guard["attempts"]) <= 2 and "teacher guard, attempt 1/2" in log
+    assert all(0 <= a["dsc_mean"] <= 1 and a["seed"] == k for k, a in enumerate(guard["attempts"]))
+    assert len(guard["attempts"]) == 1 or (teacher / f"fold_all_seed{1 - guard['chosen_seed']}_failed").is_dir()
     # pseudo-labels with QC, predictions of all test cases, evaluations
     qc = json.loads((out / "pseudo_labels" / "qc.json").read_text())
     assert qc["complete"] and len(qc["cases"]) == 6 and all(c["dice_vs_truth"] is not None for c in qc["cases"])
@@ -233,7 +239,7 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
         assert table_header in text
     for model in ("Box teacher (pseudo-labels)", "SO student", "DO student", "Baseline (strong only)"):
         assert f"| {model} |" in text
-    assert "smoke run" in text and "## Timings" in text and "## Settings" in text
+    assert "smoke run" in text and "## Timings" in text and "## Settings" in text and "**Teacher guard**" in text
     for png in ("test_cases.png", "weak_cases.png", "dsc_per_model.png", "pseudo_dsc_vs_box_fill.png",
                 "training_teacher.png"):
         path = out / "report" / png
