@@ -68,8 +68,11 @@ class BoxPrior(nn.Module):
     output scale. ``margin_vox`` is the box zone's in-plane growth per axis (0 on the axial axis)."""
 
     def __init__(self, net: nn.Module, box_channel: int, margin_vox: Sequence[int], tumour_channel: int = 1,
-                 inside: float = PRIOR_INSIDE, ring: float = PRIOR_RING, outside: float = PRIOR_OUTSIDE):
+                 inside: float = PRIOR_INSIDE, ring: float = PRIOR_RING, outside: float = PRIOR_OUTSIDE,
+                 bright_threshold: float | None = None, ct_channel: int = 0):
         super().__init__()
+        self.bright_threshold = bright_threshold   # set: only box voxels of the (normalised) CT above it get +inside
+        self.ct_channel = ct_channel
         self.net = net
         self.box_channel = box_channel
         self.margin_vox = tuple(int(m) for m in margin_vox)
@@ -80,18 +83,19 @@ class BoxPrior(nn.Module):
     def decoder(self) -> nn.Module:
         return self.net.decoder
 
-    def prior(self, box: torch.Tensor) -> torch.Tensor:
-        """Prior logit ``(b, 1, *spatial)`` of a binary box mask ``(b, 1, *spatial)``."""
+    def prior(self, box: torch.Tensor, ct: torch.Tensor | None = None) -> torch.Tensor:
+        """Prior logit ``(b, 1, *spatial)`` of a binary box mask ``(b, 1, *spatial)`` (and the CT channel)."""
         kernel = tuple(2 * m + 1 for m in self.margin_vox)
         zone = F.max_pool3d(box, kernel, stride=1, padding=self.margin_vox) if any(self.margin_vox) else box
-        return self.outside + (self.ring - self.outside) * zone + (self.inside - self.ring) * box
+        core = box if self.bright_threshold is None or ct is None else box * (ct > self.bright_threshold).to(box.dtype)
+        return self.outside + (self.ring - self.outside) * zone + (self.inside - self.ring) * core
 
     def forward(self, x: torch.Tensor):
         x = x.clone()
         box = (x[:, self.box_channel:self.box_channel + 1] > 0.5).to(x.dtype)
         x[:, self.box_channel:self.box_channel + 1] = box
         out = self.net(x)
-        prior = self.prior(box)
+        prior = self.prior(box, x[:, self.ct_channel:self.ct_channel + 1])
         outputs = out if isinstance(out, (list, tuple)) else [out]
         shifted = []
         for o in outputs:

@@ -120,6 +120,23 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
         return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL])
 
 
+class nnUNetTrainerBoxTeacherHU(nnUNetTrainerBoxTeacher):
+    """Experimental: the box prior's +inside only where the CT is brighter than -450 HU (air and lung
+    parenchyma in the box start as background), thresholded in nnU-Net's normalised CT units."""
+
+    prior_hu = -450.0
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
+                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+        net = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                 num_output_channels, enable_deep_supervision)
+        props = plans_manager.foreground_intensity_properties_per_channel["0"]
+        hu = min(max(cls.prior_hu, props["percentile_00_5"]), props["percentile_99_5"])
+        net.bright_threshold = (hu - props["mean"]) / max(props["std"], 1e-8)
+        return net
+
+
 class nnUNetTrainerPointTeacher(_TeacherBase):
     """Point-guided teacher (ablation): sees the CT channel only, trained on tumour-centred patches;
     at inference its region is centred on the box centre, without the box extent."""
