@@ -77,3 +77,14 @@ def test_box_prior_makes_an_untrained_teacher_predict_the_box_not_nothing():
     assert inside > 0.85 and 0.2 < ring < 0.5 and outside < 1e-3
     pred = prob > 0.5
     assert torch.equal(pred, box[0, 1] > 0)
+
+
+def test_hu_aware_prior_starts_dark_box_voxels_as_background():
+    x = torch.zeros((1, 2, 8, 32, 32))
+    x[0, 1, 2:6, 10:20, 10:20] = 1
+    x[0, 0] = -2.4                     # normalised lung / air
+    x[0, 0, 3:5, 12:16, 12:16] = 0.5   # a bright lesion inside the box
+    net = BoxPrior(_Zero(), 1, (0, 2, 2), bright_threshold=-1.95)
+    prob = torch.softmax(net(x), 1)[0, 1]
+    assert prob[4, 14, 14] > 0.85 and prob[4, 18, 18] < 0.5   # bright: tumour; dark box corner: background
+    assert torch.equal(prob > 0.5, (x[0, 1] > 0) & (x[0, 0] > -1.95))
