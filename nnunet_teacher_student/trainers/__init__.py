@@ -2,13 +2,12 @@
 from .base import nnUNetTrainerNNTS
 from .students import (nnUNetTrainerBaseline_Paper, nnUNetTrainerDOStudent, nnUNetTrainerDOStudent_Paper,
                        nnUNetTrainerSOStudent, nnUNetTrainerSOStudent_Paper)
-from .teachers import (nnUNetTrainerBoxTeacher, nnUNetTrainerBoxTeacher_Paper, nnUNetTrainerBoxTeacherHU,
-                       nnUNetTrainerPointTeacher,
+from .teachers import (nnUNetTrainerBoxTeacher, nnUNetTrainerBoxTeacher_Paper, nnUNetTrainerPointTeacher,
                        nnUNetTrainerPointTeacher_Paper)
 
 __all__ = [
     "nnUNetTrainerNNTS",
-    "nnUNetTrainerBoxTeacher", "nnUNetTrainerBoxTeacher_Paper", "nnUNetTrainerBoxTeacherHU",
+    "nnUNetTrainerBoxTeacher", "nnUNetTrainerBoxTeacher_Paper",
     "nnUNetTrainerPointTeacher", "nnUNetTrainerPointTeacher_Paper",
     "nnUNetTrainerSOStudent", "nnUNetTrainerSOStudent_Paper",
     "nnUNetTrainerDOStudent", "nnUNetTrainerDOStudent_Paper",

@@ -7,7 +7,8 @@ channel. Patches always contain tumour (nnU-Net's foreground oversampling at 100
 The box teacher: its box channel is drawn anew for every training sample from the augmented label
 (:class:`~.box_channel.OnlineBoxChannel`, the dataset's annotator model), its patches hold a lesion
 chosen uniformly at a random place in the patch (:mod:`.lesion_sampling`), and its tumour logit is a
-residual on the box prior (:class:`~.box_channel.BoxPrior`). The point teacher keeps the paper's
+residual on the box prior (:class:`~.box_channel.BoxPrior`: +2 on box voxels brighter than -450 HU, -1 on
+the rest of the box and its margin, -8 beyond). The point teacher keeps the paper's
 tumour-centred patches: the centre is all it is told.
 """
 from __future__ import annotations
@@ -27,6 +28,16 @@ from .transforms import protect_guidance_channels
 BOX_CHANNEL = 1
 BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
 ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
+
+
+PRIOR_HU = -450.0   # the box prior's +inside only on voxels brighter than this (air and parenchyma start at -1)
+
+
+def normalised_hu(plans_manager, hu: float) -> float:
+    """``hu`` in nnU-Net's CT normalisation of channel 0 (clipped to the foreground percentiles, z-scored)."""
+    props = plans_manager.foreground_intensity_properties_per_channel["0"]
+    clipped = min(max(hu, props["percentile_00_5"]), props["percentile_99_5"])
+    return (clipped - props["mean"]) / max(props["std"], 1e-8)
 
 
 def axial_axis(plans_manager) -> int:
@@ -87,7 +98,8 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
         net = cls._core_network(configuration_manager, num_input_channels, num_output_channels,
                                 enable_deep_supervision)
         margin = box_zone_margin(configuration_manager.spacing, axial_axis(plans_manager))
-        return BoxPrior(net, BOX_CHANNEL, margin, tumour_channel=num_output_channels - 1)
+        return BoxPrior(net, BOX_CHANNEL, margin, tumour_channel=num_output_channels - 1,
+                        bright_threshold=normalised_hu(plans_manager, PRIOR_HU))
 
     @property
     def annotator(self) -> Annotator:
@@ -118,23 +130,6 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
         pipeline = super().get_validation_transforms(deep_supervision_scales, is_cascaded, foreground_labels,
                                                      regions, ignore_label)
         return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL])
-
-
-class nnUNetTrainerBoxTeacherHU(nnUNetTrainerBoxTeacher):
-    """Experimental: the box prior's +inside only where the CT is brighter than -450 HU (air and lung
-    parenchyma in the box start as background), thresholded in nnU-Net's normalised CT units."""
-
-    prior_hu = -450.0
-
-    @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        net = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
-                                                 num_output_channels, enable_deep_supervision)
-        props = plans_manager.foreground_intensity_properties_per_channel["0"]
-        hu = min(max(cls.prior_hu, props["percentile_00_5"]), props["percentile_99_5"])
-        net.bright_threshold = (hu - props["mean"]) / max(props["std"], 1e-8)
-        return net
 
 
 class nnUNetTrainerPointTeacher(_TeacherBase):
