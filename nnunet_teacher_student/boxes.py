@@ -256,12 +256,6 @@ def _anchor(plane: np.ndarray) -> tuple[int, int]:
     return int(ys[k]), int(xs[k])
 
 
-def jitter_boxes(boxes: list[Box], jitter: int, shape_zyx: tuple[int, int, int],
-                 seed: int | None) -> list[Box]:
-    """Move each edge by a seeded uniform integer in ``[-jitter, jitter]``, clipped to the image (stress)."""
-    return annotate_boxes(boxes, Annotator.stress(jitter), shape_zyx, (1.0, 1.0, 1.0), np.random.default_rng(seed))
-
-
 def boxes_from_box_mask(mask: np.ndarray) -> list[Box]:
     """Recover boxes from a box mask; each rectangular 2-D component gives one box.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,6 +22,7 @@ import numpy as np
 from .annotator import annotator_from
 from .boxes import BoxSet, boxes_from_mask
 from .components import label_components
+from .evaluation.metrics import dice
 from .geometry import Geometry, read_image, write_text_atomic
 from .raw_dataset import IMAGE_SUFFIX, training_cases
 
@@ -29,11 +31,6 @@ MIN_DSC = 0.80
 MAX_ATTEMPTS = 3
 FRESH_BOX_SEED = 7919   # added to the run seed: boxes the teacher never trained on
 SUBSTANTIAL_AREA = 0.25  # an empty box fails the guard when its lesion area is >= this share of the lesion's largest
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
 
 
 def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_dataset: Path, seed: int,
@@ -54,7 +51,7 @@ def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_datase
                                 spacing_zyx=ct.GetSpacing()[::-1])
         pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)
         mask = pred.mask > 0
-        cases[case] = round(_dice(mask, label > 0), 4)
+        cases[case] = round(dice(mask, label > 0), 4)
         n_boxes += len(boxes)
         lesions, _ = label_components(label > 0)
         largest: dict[int, int] = {}
@@ -95,8 +92,6 @@ def _set_aside(model_folder: Path, folds: Sequence[int | str], seed: int) -> Non
         src, dst = model_folder / f"fold_{f}", model_folder / f"fold_{f}_seed{seed}_failed"
         if src.is_dir():
             if dst.exists():
-                import shutil
-
                 shutil.rmtree(dst)
             os.replace(src, dst)
 
