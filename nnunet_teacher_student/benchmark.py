@@ -44,6 +44,9 @@ MODELS = {
     "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
     "upper": ("upper", "nnUNetTrainerNNTS"),
 }
+#: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
+#: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
+SCARCE_STRONG_SITES = ("msd",)
 TEACHERS = ("teacher", "point_teacher", "classical")
 STUDENTS = ("so", "do", "so_paper", "do_paper")
 TEST_MODELS = tuple(m for m in MODELS if m not in TEACHERS)
@@ -69,6 +72,7 @@ class BenchmarkSettings:
     no_mirroring: bool
     small: dict | None = field(default_factory=lambda: cpu_small(CPU_PRESET))
     folds: list[int] = field(default_factory=lambda: [0])
+    strong_sites: dict[str, list[str]] = field(default_factory=dict)   # scenario -> sites of its strong cases
 
     def check(self) -> None:
         if not self.scenarios:
@@ -79,6 +83,12 @@ class BenchmarkSettings:
             if not 1 <= n < self.pool:
                 raise InputError(f"scenario {name}: {n} strong case(s) must be in 1..{self.pool - 1} "
                                  f"(the pool has {self.pool} cases)")
+        from .phantom import SITES
+
+        for name, sites in self.strong_sites.items():
+            if name not in self.scenarios or not sites or set(sites) - set(SITES):
+                raise InputError(f"strong sites {sites} of scenario {name!r}: need a scenario of this benchmark and "
+                                 f"sites from {list(SITES)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise InputError(f"seeds must be distinct and at least one, got {self.seeds}")
         unknown = [m for m in self.models if m not in MODELS]
@@ -99,7 +109,7 @@ class BenchmarkSettings:
 def quick_settings(device: str) -> BenchmarkSettings:
     """A smoke run: both scenarios, two seeds, tiny phantoms, one epoch of two iterations per model."""
     return BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1], 6, 2, "tiny", 0, 0, list(DEFAULT_MODELS), device,
-                             1, 2, 1, True, cpu_small("tiny"))
+                             1, 2, 1, True, cpu_small("tiny"), strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
 
 
 def cpu_small(preset: str) -> dict:
@@ -111,7 +121,8 @@ def default_settings(device: str) -> BenchmarkSettings:
     """Paper-like shapes at phantom scale: scarce (4 strong of 24) and vast (12 of 24), three seeds; the
     demo's per-model CPU budget (tiny phantoms, 10 epochs x 100 iterations on the reduced ``3d_small``)."""
     return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, CPU_PRESET, 0, 0, list(DEFAULT_MODELS),
-                             device, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS, True)
+                             device, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS, True,
+                             strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
 
 
 def run_dir(out: Path, scenario: str, seed: int) -> Path:
@@ -177,11 +188,15 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
         from .scenario import make_scenario
 
         make_scenario(POOL_ID, weak, n_strong, cfg.strong, run_tag(scenario, cfg.seed) + "Strong", seed=cfg.seed,
-                      jitter=cfg.jitter, manifest=cfg.manifest, overwrite=True, progress=False)
+                      jitter=cfg.jitter, manifest=cfg.manifest, overwrite=True, progress=False,
+                      strong_sites=strong_sites)
 
-    steps = [Step(f"scenario {scenario}: {n_strong} strong, the rest weak (seed {cfg.seed})",
+    strong_sites = settings.strong_sites.get(scenario)
+    where = f" from {'/'.join(strong_sites)}" if strong_sites else ""
+    steps = [Step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
                   f"nnts make-scenario --strong {POOL_ID} -d {cfg.strong} --strong-count {n_strong} -o {weak} "
-                  f"--seed {cfg.seed} --jitter {cfg.jitter} --manifest {cfg.manifest}",
+                  f"--seed {cfg.seed} --jitter {cfg.jitter} --manifest {cfg.manifest}"
+                  + (f" --strong-sites {' '.join(strong_sites)}" if strong_sites else ""),
                   scenario_run, lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file())]
     teachers = [m for m in TEACHERS if m in models]
     if set(teachers) - {"classical"}:

@@ -38,7 +38,8 @@ SITE_NAMES = ("msd", "nsclc", "lpcd")
 
 @dataclass(frozen=True)
 class SiteProfile:
-    """What differs between the three source datasets (spacing ranges are fractions of the configured ones)."""
+    """What differs between the three source datasets (spacing ranges are fractions of the configured ones):
+    acquisition (spacing, noise, blur) and the tumours (count, part-solid and juxtapleural shares, contrast)."""
 
     name: str
     n_tumour_probs: tuple[float, float, float, float]   # P(0), P(1), P(2), P(3) tumours
@@ -47,19 +48,22 @@ class SiteProfile:
     noise_hu: tuple[float, float]
     blur_px: tuple[float, float]
     part_solid_prob: float
+    placement_probs: tuple[float, float, float] = (0.45, 0.3, 0.25)   # central, juxtapleural, next to a vessel
+    solid_hu: tuple[float, float] = (10.0, 50.0)                       # solid tumour tissue (contrast)
 
 
 SITES: dict[str, SiteProfile] = {
-    # MSD-Lung: thin-slice diagnostic CT, mostly one tumour, smallest tumours
-    "msd": SiteProfile("msd", (0.08, 0.8, 0.1, 0.02), (0.0, 1.0), ((1.0, 0.0, 0.4),), (10, 25), (0.4, 0.65), 0.25),
-    # NSCLC-Radiomics: ~1 mm pixels, mostly 3 mm slices, larger tumours (+ nodes)
+    # MSD-Lung: thin-slice diagnostic CT, mostly one tumour, smallest tumours, mostly solid and central
+    "msd": SiteProfile("msd", (0.08, 0.8, 0.1, 0.02), (0.0, 1.0), ((1.0, 0.0, 0.4),), (10, 25), (0.4, 0.65), 0.1,
+                       (0.6, 0.15, 0.25), (25.0, 60.0)),
+    # NSCLC-Radiomics: ~1 mm pixels, mostly 3 mm slices, larger tumours (+ nodes), often on the chest wall
     "nsclc": SiteProfile("nsclc", (0.05, 0.7, 0.2, 0.05), (0.5, 1.0), ((0.85, 0.45, 0.55), (0.15, 0.0, 0.4)),
-                         (15, 35), (0.5, 0.75), 0.1),
-    # Lung-PET-CT-Dx: mixed scanners, slices 1-5 mm, noisier low-dose PET-CT
+                         (15, 35), (0.5, 0.75), 0.25, (0.3, 0.5, 0.2), (0.0, 40.0)),
+    # Lung-PET-CT-Dx: mixed scanners, slices 1-5 mm, noisier low-dose PET-CT, more part-solid, lower contrast
     "lpcd": SiteProfile("lpcd", (0.1, 0.62, 0.22, 0.06), (0.0, 1.0),
-                        ((0.5, 0.0, 0.4), (0.3, 0.4, 0.6), (0.2, 0.9, 1.0)), (20, 50), (0.4, 0.75), 0.2),
+                        ((0.5, 0.0, 0.4), (0.3, 0.4, 0.6), (0.2, 0.9, 1.0)), (20, 50), (0.4, 0.75), 0.45,
+                        (0.35, 0.35, 0.3), (-30.0, 30.0)),
 }
-PLACEMENT_PROBS = (0.45, 0.3, 0.25)  # central, juxtapleural, next to a vessel
 
 
 @dataclass(frozen=True)
@@ -246,11 +250,11 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
     if n > 1:  # the first is the primary; further lesions are smaller
         nominal[1:] *= rng.uniform(0.45, 0.9, n - 1)
     part_solid = rng.random(n) < prof.part_solid_prob * np.where(nominal < 45, 1.0, 0.25)
-    placements = [PLACEMENTS[i] for i in rng.choice(3, size=n, p=PLACEMENT_PROBS)]
+    placements = [PLACEMENTS[i] for i in rng.choice(3, size=n, p=prof.placement_probs)]
     # at least 3 pixels across and one slice thick, so that every tumour is visible
     min_d = max(3 * spacing[0], spacing[2]) / cfg.scale
     fit = np.maximum(nominal * cfg.tumour_scale, min_d)
-    placed = place_tumours(rng, grid, lung, segs, fit, nominal, part_solid, placements)
+    placed = place_tumours(rng, grid, lung, segs, fit, nominal, part_solid, placements, prof.solid_hu)
 
     label = np.zeros(grid.shape, np.uint8)
     spacing_zyx = np.array(spacing[::-1])

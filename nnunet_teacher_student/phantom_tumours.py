@@ -56,7 +56,8 @@ class TumourShape:
         return 1.4 * self.radius
 
 
-def sample_shape(rng: np.random.Generator, radius: float, part_solid: bool) -> TumourShape:
+def sample_shape(rng: np.random.Generator, radius: float, part_solid: bool,
+                 solid_hu: tuple[float, float] = (10.0, 50.0)) -> TumourShape:
     lobes = [(np.zeros(3), radius * rng.uniform(0.75, 1.0, 3), _rotation(rng))]
     for _ in range(int(rng.integers(1, 5))):
         v = rng.normal(size=3)
@@ -68,7 +69,7 @@ def sample_shape(rng: np.random.Generator, radius: float, part_solid: bool) -> T
         k = v / np.linalg.norm(v) * 2 * np.pi / (radius * rng.uniform(0.5, 1.2))
         waves.append((k, rng.uniform(0, 2 * np.pi), rng.uniform(0.02, 0.05)))
     return TumourShape(radius, lobes, waves, part_solid, core_level=rng.uniform(0.4, 0.7),
-                       solid_hu=rng.uniform(10, 50), ggo_hu=rng.uniform(-600, -300),
+                       solid_hu=rng.uniform(*solid_hu), ggo_hu=rng.uniform(-600, -300),
                        necrosis_hu=rng.uniform(5, 25) if radius > 25 and rng.random() < 0.4 else 0.0)
 
 
@@ -135,9 +136,10 @@ def _candidates(dist: np.ndarray, lo: float, hi: float, zmargin: int, grid: Grid
 
 def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessels: list[Segment],
                   diameters: np.ndarray, nominal: np.ndarray, part_solid: np.ndarray,
-                  placements: list[str]) -> list[PlacedTumour]:
+                  placements: list[str], solid_hu: tuple[float, float] = (10.0, 50.0)) -> list[PlacedTumour]:
     """Find a centre for each tumour of ``diameters`` (real mm) and rasterise it; shrink it when
-    nothing fits. ``nominal`` are the site draws, kept for the record.
+    nothing fits. ``nominal`` are the site draws, kept for the record; ``solid_hu`` the site's range of
+    solid tumour density.
 
     central: a voxel of lung left around it if possible, else pleural distance >= 1.25 (0.9) radius;
     juxtapleural: pleural distance 0.35-0.75 radius, so the lung clips it; vessel: centre about one
@@ -174,7 +176,7 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
             r *= 0.85
         if centre is None:
             continue
-        t = PlacedTumour(centre, sample_shape(rng, r, bool(ps)), actual, float(nom))
+        t = PlacedTumour(centre, sample_shape(rng, r, bool(ps), solid_hu), actual, float(nom))
         rasterise(t, grid, lung, taken)
         if t.mask is not None and int(t.mask.sum()) >= MIN_TUMOUR_VOXELS:
             taken[t.sl] |= t.mask

@@ -58,10 +58,12 @@ def _volume_ml(mask: np.ndarray, geometry: Geometry) -> float:
 def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new_strong_id: int, name: str,
                   seed: int = 0, jitter: int = 0, box_mode: BoxMode = "lesion", manifest: str | Path | None = None,
                   size_balance: bool = False, overwrite: bool = False, progress: bool = True,
-                  annotator: Annotator | str | dict | None = None) -> dict:
+                  annotator: Annotator | str | dict | None = None, strong_sites: list[str] | None = None) -> dict:
     """Write the new strong dataset ``Dataset{new_strong_id}_{name}`` and the weak set ``out_dir``;
     returns the scenario record (also written to ``out_dir/scenario.json``). The weak boxes are drawn by
-    ``annotator`` (default model; ``jitter > 0`` without one: the absolute stress setting)."""
+    ``annotator`` (default model; ``jitter > 0`` without one: the absolute stress setting). ``strong_sites``
+    (the manifest's ``site`` of each case): the strong cases come from these sites only, as in the paper,
+    where the few strong cases came from fewer sites than the weak ones."""
     from .folds import load_manifest_cases
 
     src = find_raw_dataset(strong)
@@ -78,7 +80,13 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
     patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
-    chosen = choose_strong(pool, strong_count, patients, seed)
+    candidates = pool
+    if strong_sites:
+        candidates = [c for c in pool if meta.get(c, {}).get("site") in set(strong_sites)]
+        if len(candidates) < strong_count:
+            raise InputError(f"{manifest or 'no manifest'}: {len(candidates)} pool case(s) from site(s) "
+                             f"{sorted(strong_sites)}, fewer than the {strong_count} strong cases asked")
+    chosen = choose_strong(candidates, strong_count, patients, seed)
     weak_cases = [c for c in pool if c not in set(chosen)]
     volumes: dict[str, float] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +129,7 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                 "test_cases_excluded": test_cases, "patients_grouped": bool(meta), "seed": seed, "jitter": jitter,
                 "annotator": annotator.to_dict(),
                 "box_mode": box_mode, "manifest": str(Path(manifest).resolve()) if manifest else None,
-                "size_balance": size_balance,
+                "size_balance": size_balance, "strong_sites": sorted(strong_sites) if strong_sites else None,
                 "tumour_volume_ml": {c: round(v, 4) for c, v in sorted(volumes.items())},
             }
             write_text_atomic(json.dumps(record, indent=1), stage / SCENARIO_FILE)

@@ -12,18 +12,23 @@ from pathlib import Path
 SETTINGS_FILE = "nnts_benchmark.json"
 
 
-def _scenarios(values: list[str] | None) -> dict[str, int] | None:
+def _scenarios(values: list[str] | None) -> tuple[dict[str, int], dict[str, list[str]]] | None:
+    """``NAME=N`` or ``NAME=N@SITE[,SITE]`` items: strong counts and, where given, the strong cases' sites."""
     from ..geometry import InputError
 
     if not values:
         return None
-    out = {}
+    counts, sites = {}, {}
     for v in values:
-        name, _, n = v.partition("=")
-        if not n.isdigit():
-            raise InputError(f"--scenarios takes NAME=STRONG_COUNT items (e.g. scarce=4 vast=12), got {v!r}")
-        out[name] = int(n)
-    return out
+        name, _, rest = v.partition("=")
+        n, _, where = rest.partition("@")
+        if not n.isdigit() or (rest.count("@") and not where):
+            raise InputError(f"--scenarios takes NAME=STRONG_COUNT[@SITE,...] items (e.g. scarce=4@msd vast=12), "
+                             f"got {v!r}")
+        counts[name] = int(n)
+        if where:
+            sites[name] = where.split(",")
+    return counts, sites
 
 
 def settings_from_args(args: argparse.Namespace, device: str):
@@ -35,7 +40,10 @@ def settings_from_args(args: argparse.Namespace, device: str):
     if device != "cpu" and not args.quick:  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
         s.small, s.epochs, s.iterations, s.val_iterations, s.no_mirroring = None, 50, 100, 20, False
         s.preset = "default"
-    for key, value in (("scenarios", _scenarios(args.scenarios)), ("seeds", args.seeds), ("pool", args.pool),
+    scenarios = _scenarios(args.scenarios)
+    if scenarios is not None:
+        s.scenarios, s.strong_sites = scenarios
+    for key, value in (("seeds", args.seeds), ("pool", args.pool),
                        ("n_test", args.test), ("preset", args.preset), ("data_seed", args.data_seed),
                        ("jitter", args.jitter), ("models", args.models), ("epochs", args.epochs),
                        ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
@@ -220,7 +228,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny phantoms, 2 seeds, 1 epoch per model")
     p.add_argument("--scenarios", nargs="+", metavar="NAME=N",
-                   help="scenarios as name=strong count (default: scarce=4 vast=12; the smallest is the goal's)")
+                   help="scenarios as name=strong count[@sites of the strong cases] (default: scarce=4@msd vast=12; "
+                        "the smallest is the goal's)")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2)")
     p.add_argument("--pool", type=int, help="cases that are strong or weak (default 24)")
     p.add_argument("--test", type=int, help="held-out test cases (default 10)")

@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--annotator", default=None, metavar="SPEC",
                    help="box noise model: default (edges +/-10 %% of the box extent, 0.5-5 mm, 25 %% exact), exact, "
                         "or key=value pairs (edge_fraction, floor_mm, cap_mm, exact_share, skip_ends, voxels)")
+    p.add_argument("--strong-sites", nargs="+", metavar="SITE",
+                   help="draw the strong cases from these sites only (the manifest's 'site'); the weak set keeps all")
     p.add_argument("--seed", type=int, default=0, help="seed of the strong choice and the jitter")
     p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
     p.add_argument("--manifest", type=Path, help="manifest: patients (kept together), split=test cases left out")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     r = make_scenario(args.strong, args.output, args.strong_count, args.d, args.name, args.seed, args.jitter,
                       args.box_mode, args.manifest, args.size_balance, args.overwrite, progress=not args.quiet,
-                      annotator=args.annotator)
+                      annotator=args.annotator, strong_sites=args.strong_sites)
     short = "" if r["strong_count"] == r["strong_count_requested"] else \
         f" (asked {r['strong_count_requested']}; whole patients do not add up to it)"
     print(f"strong: {r['strong_count']} case(s) in {r['strong_dataset']}{short}; weak: {len(r['weak_cases'])} "
