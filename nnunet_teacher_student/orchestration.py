@@ -29,15 +29,17 @@ from .geometry import InputError, write_text_atomic
 from .plans import dataset_folder_name, ext_trainer_dir
 
 ROLES = ("teacher", "so", "do", "baseline")
-STUDENT_ROLES = ("so", "do", "baseline")
+STUDENT_ROLES = ("so", "do", "so_nnunet", "baseline")
 DEFAULT_TRAINERS = {"teacher": "nnUNetTrainerBoxTeacher", "so": "nnUNetTrainerSOStudent",
-                    "do": "nnUNetTrainerDOStudent", "baseline": "nnUNetTrainerNNTS"}
+                    "do": "nnUNetTrainerDOStudent", "baseline": "nnUNetTrainerNNTS", "so_nnunet": "nnUNetTrainerNNTS"}
+#: models that train on another model's dataset (the rest train on their own role's dataset)
+DATASET_OF = {"so_nnunet": "so", "so_paper": "so", "do_paper": "do"}
 MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (strong only)",
                "teacher": "Box teacher (pseudo-labels)", "classical": "Classical rule (box ∧ HU ∧ lung)",
                # the benchmark's other models (nnts benchmark)
                "point_teacher": "Point teacher (pseudo-labels)", "so_paper": "SO student (_Paper)",
                "do_paper": "DO student (_Paper)",
-               "so_nnunet": "nnU-Net on the SO student dataset (control)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
+               "so_nnunet": "nnU-Net on strong + pseudo (control)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
                "upper": "Upper bound (true masks for all)"}
 BASE_CONFIGURATION = "3d_fullres"
 PLANS = "nnUNetPlans"
@@ -356,7 +358,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
     if bad or not models:
         raise InputError(f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {list(models)}")
     dataset_ids = {}
-    for role in ("teacher", *models):
+    for role in ("teacher", *dict.fromkeys(DATASET_OF.get(m, m) for m in models)):
         value = ids.get(role)
         if not isinstance(value, int) or not 1 <= value <= 999:
             raise InputError(f"{path}: [datasets] {role} must be a new nnU-Net dataset id in 1..999, got {value!r}")
@@ -364,6 +366,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
     all_ids = [strong, *dataset_ids.values()]
     if len(set(all_ids)) != len(all_ids):
         raise InputError(f"{path}: dataset ids must all differ, got strong={strong} and {dataset_ids}")
+    dataset_ids.update({m: dataset_ids[DATASET_OF[m]] for m in models if m in DATASET_OF})
     trainers = dict(DEFAULT_TRAINERS)
     trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
     small = None
@@ -754,9 +757,10 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
 
     steps.append(pseudo_step(cfg, layout))
 
-    for role in cfg.train:
+    datasets = list(dict.fromkeys(DATASET_OF.get(m, m) for m in cfg.train))
+    for role in datasets:
         steps.append(student_dataset_step(cfg, layout, role))
-    steps.append(plan_step(cfg, layout, list(cfg.train), "students and baseline"))
+    steps.append(plan_step(cfg, layout, datasets, "students and baseline"))
     for role in cfg.train:
         steps.append(train_step(cfg, layout, role))
 

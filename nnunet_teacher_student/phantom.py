@@ -319,10 +319,13 @@ def _case_seed(seed: int, index: int) -> int:
 
 def _assign_sites(sites: str | Sequence[str], counts: dict[str, int]) -> dict[str, list[str]]:
     """Per split, the site of each case: ``mixed`` round-robin over all sites, ``paper`` strong from
-    MSD/NSCLC, weak from Lung-PET-CT-Dx, test mixed; a site name or list: round-robin over those."""
+    MSD/NSCLC, weak from Lung-PET-CT-Dx, test mixed; ``scarce`` strong from MSD only (small, solid, mostly
+    central tumours), weak and test mixed; a site name or list: round-robin over those."""
     if isinstance(sites, str):
         if sites == "mixed":
             pools = {k: list(SITE_NAMES) for k in counts}
+        elif sites == "scarce":
+            pools = {"strong": ["msd"], "weak": list(SITE_NAMES), "test": list(SITE_NAMES)}
         elif sites == "paper":
             pools = {"strong": ["msd", "nsclc"], "weak": ["lpcd"], "test": list(SITE_NAMES)}
         else:
@@ -332,7 +335,7 @@ def _assign_sites(sites: str | Sequence[str], counts: dict[str, int]) -> dict[st
     for pool in pools.values():
         bad = [s for s in pool if s not in SITES]
         if bad or not pool:
-            raise InputError(f"unknown site(s) {bad or pool} (use mixed, paper, or any of {list(SITES)})")
+            raise InputError(f"unknown site(s) {bad or pool} (use mixed, scarce, paper, or any of {list(SITES)})")
     return {k: [pools[k][i % len(pools[k])] for i in range(n)] for k, n in counts.items()}
 
 

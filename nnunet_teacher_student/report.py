@@ -471,14 +471,15 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
     from .orchestration import MODEL_NAMES, load_results, model_folder
     from .teacher_guard import load_guard
 
-    results = load_results(layout, ["teacher", "baseline", "so", "do"])
+    roles = [r for r in ("baseline", "so_nnunet", "so", "do") if r in cfg.train]
+    results = load_results(layout, ["teacher", *roles])
     qc_file = layout.pseudo / "qc.json"
     qc = json.loads(qc_file.read_text()).get("cases", []) if qc_file.is_file() else []
-    roles = [r for r in ("baseline", "so", "do") if r in cfg.train]
     return write_report(
         layout.work / "report", title=title, intro=intro, settings=settings, timings=timings, results=results,
         teacher_name=MODEL_NAMES["teacher"], baseline_name=MODEL_NAMES["baseline"],
-        student_names=[MODEL_NAMES[r] for r in ("so", "do")], qc=qc, test_images=cfg.test_images,
+        student_names=[MODEL_NAMES[r] for r in ("so_nnunet", "so", "do") if r in roles], qc=qc,
+        test_images=cfg.test_images,
         test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
         weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo,
         fold_dirs={r: model_folder(cfg, r) / f"fold_{cfg.folds_for(r)[0]}" for r in ("teacher", *roles)},

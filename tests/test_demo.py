@@ -217,6 +217,7 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     for ds, trainer, fold in (("Dataset901_PhantomTeacher", "nnUNetTrainerBoxTeacher", "all"),
                               ("Dataset902_PhantomStudentSO", "nnUNetTrainerSOStudent", 0),
                               ("Dataset903_PhantomStudentDO", "nnUNetTrainerDOStudent", 0),
+                              ("Dataset902_PhantomStudentSO", "nnUNetTrainerNNTS", 0),   # the control
                               ("Dataset904_PhantomBaseline", "nnUNetTrainerNNTS", 0)):
         assert (results / ds / f"{trainer}__nnUNetPlans__3d_small" / f"fold_{fold}" / "checkpoint_final.pth").is_file()
     # the teacher guard scored the teacher (quick: at most 2 trainings) and kept one training in fold_all
@@ -228,7 +229,7 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     # pseudo-labels with QC, predictions of all test cases, evaluations
     qc = json.loads((out / "pseudo_labels" / "qc.json").read_text())
     assert qc["complete"] and len(qc["cases"]) == 6 and all(c["dice_vs_truth"] is not None for c in qc["cases"])
-    for role in ("so", "do", "baseline"):
+    for role in ("so", "do", "so_nnunet", "baseline"):
         assert len(list((out / "predictions" / role).glob("*.nii.gz"))) == 2
         summary = json.loads((out / "evaluation" / role / "summary.json").read_text())
         assert len(summary["cases"]) == 2 and all(0 <= c["dsc"] <= 1 for c in summary["cases"])
@@ -237,7 +238,8 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     text = report.read_text()
     for table_header in ("Teacher: pseudo-labels", "Students vs the strong-only baseline", "| Dataset | Model | DSC"):
         assert table_header in text
-    for model in ("Box teacher (pseudo-labels)", "SO student", "DO student", "Baseline (strong only)"):
+    for model in ("Box teacher (pseudo-labels)", "SO student", "DO student", "Baseline (strong only)",
+                  "nnU-Net on strong + pseudo (control)"):
         assert f"| {model} |" in text
     assert "smoke run" in text and "## Timings" in text and "## Settings" in text and "**Teacher guard**" in text
     for png in ("test_cases.png", "weak_cases.png", "dsc_per_model.png", "pseudo_dsc_vs_box_fill.png",

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +97,19 @@ def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path
     # --overwrite replaces both
     make_scenario(STRONG_ID, tmp_path / "w0", 3, 543, "Jitter0", seed=5, overwrite=True, progress=False)
     assert len(training_cases(find_raw_dataset(543))) == 3 and len(WeakSet(tmp_path / "w0").case_ids()) == 3
+
+
+def test_scenario_draws_strong_cases_from_the_chosen_sites_only(phantom_study, tmp_path):
+    manifest = phantom_study / "manifest.json"
+    sites = {c: v["site"] for c, v in json.loads(manifest.read_text()).items()}
+    record = make_scenario(STRONG_ID, tmp_path / "w", 2, 550, "FromMsd", seed=3, manifest=manifest,
+                           strong_sites=["msd"], progress=False)
+    assert {sites[c] for c in record["strong_cases"]} == {"msd"} and record["strong_sites"] == ["msd"]
+    assert {sites[c] for c in record["weak_cases"]} >= {"nsclc", "lpcd"}   # the weak set keeps every site
+    with pytest.raises(InputError, match=r"fewer than the 3 strong cases"):  # the pool has 2 msd cases
+        make_scenario(STRONG_ID, tmp_path / "w2", 3, 549, "TooFew", manifest=manifest, strong_sites=["msd"],
+                      progress=False)
+    assert not (tmp_path / "w2").exists() and not list(Path(os.environ["nnUNet_raw"]).glob("Dataset549_*"))
 
 
 def test_make_scenario_cli(phantom_study, tmp_path, capsys):

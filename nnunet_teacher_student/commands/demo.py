@@ -19,6 +19,9 @@ from ..orchestration import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, C
 DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
 OVERHEAD_MINUTES = 4.0      # measured time of everything but the training epochs (planning, inference, ...)
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
+#: the student-side models the demo trains: the students, the control (plain nnU-Net on the SO student's
+#: dataset: same trainer as the baseline, more (pseudo-labelled) data) and the baseline
+TRAIN = ("so", "do", "so_nnunet", "baseline")
 STRONG_NAME = "PhantomLung"
 SETTINGS_FILE = "nnts_demo.json"
 
@@ -85,9 +88,9 @@ def _pipeline_config(settings: DemoSettings, out: Path):
                            "features": tuple(settings.small["features"])}) if settings.small else None
     return PipelineConfig(
         work_dir=out, strong=DATASET_IDS["strong"], weak_dir=ph / "weak",
-        dataset_ids={k: v for k, v in DATASET_IDS.items() if k != "strong"},
+        dataset_ids={**{k: v for k, v in DATASET_IDS.items() if k != "strong"}, "so_nnunet": DATASET_IDS["so"]},
         dataset_names={"teacher": "PhantomTeacher", "so": "PhantomStudentSO", "do": "PhantomStudentDO",
-                       "baseline": "PhantomBaseline"},
+                       "baseline": "PhantomBaseline", "so_nnunet": "PhantomStudentSO"}, train=TRAIN,
         test_images=ph / "test" / "images", test_labels=ph / "test" / "labels", manifest=ph / "manifest.json",
         weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=(0,),
         device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,

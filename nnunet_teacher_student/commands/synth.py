@@ -46,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=None,
                    help="anatomy scale factor (default: the preset's; size limits follow it)")
     p.add_argument("--sites", default="mixed",
-                   help="site per case: mixed (round-robin), paper (strong msd+nsclc, weak lpcd), or one of "
-                        "msd, nsclc, lpcd (default: mixed)")
+                   help="site per case: mixed (round-robin), scarce (strong msd only, weak and test mixed), paper "
+                        "(strong msd+nsclc, weak lpcd), or one of msd, nsclc, lpcd (default: mixed)")
     p.add_argument("--jitter", type=int, default=0,
                    help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
     p.add_argument("--annotator", default=None, metavar="SPEC",
