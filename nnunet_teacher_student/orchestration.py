@@ -571,29 +571,51 @@ class Layout:
 
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
+    """nnU-Net's planning and preprocessing of the roles' datasets (and our small configuration). The teacher's
+    CT window is fitted to its box voxels (:func:`~.teacher_dataset.use_box_window`) between nnU-Net's
+    fingerprint and its planning."""
     ids = [cfg.dataset_ids[r] for r in roles]
+    window = [cfg.dataset_ids[r] for r in roles if r == "teacher"]
+    plain = [i for i in ids if i not in window]
     conf = cfg.train_configuration
-    cmd = (f"nnUNetv2_plan_and_preprocess -d {' '.join(map(str, ids))} -c {BASE_CONFIGURATION} "
-           f"-np {cfg.num_processes} -npfp {cfg.num_processes} --verify_dataset_integrity")
+    npr = f"-np {cfg.num_processes}"
+    parts = []
+    if plain:
+        parts.append(f"nnUNetv2_plan_and_preprocess -d {' '.join(map(str, plain))} -c {BASE_CONFIGURATION} "
+                     f"{npr} -npfp {cfg.num_processes} --verify_dataset_integrity")
+    for i in window:
+        parts += [f"nnUNetv2_extract_fingerprint -d {i} -np {cfg.num_processes} --verify_dataset_integrity --clean",
+                  f"python -c 'from nnunet_teacher_student.teacher_dataset import use_box_window; use_box_window({i})'",
+                  f"nnUNetv2_plan_experiment -d {i}", f"nnUNetv2_preprocess -d {i} -c {BASE_CONFIGURATION} {npr}"]
     if cfg.small:
         s = cfg.small
-        cmd += "".join(
-            f" && python -c 'from nnunet_teacher_student.plans import add_small_configuration as a; "
-            f"a({i}, \"{s.name}\", {tuple(s.patch_size)}, {tuple(s.features)}, {s.batch_size})'" for i in ids)
+        parts += [f"python -c 'from nnunet_teacher_student.plans import add_small_configuration as a; "
+                  f"a({i}, \"{s.name}\", {tuple(s.patch_size)}, {tuple(s.features)}, {s.batch_size})'" for i in ids]
+    cmd = " && ".join(parts)
 
     def done() -> bool:
         return all(preprocessed_done(i, conf) for i in ids)
 
     def run() -> None:
         from .plans import add_small_configuration
+        from .teacher_dataset import use_box_window
 
         todo = [i for i in ids if not preprocessed_done(i, conf)]
         base_todo = [i for i in todo if not preprocessed_done(i, BASE_CONFIGURATION)]
-        if base_todo:
-            run_command([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", *map(str, base_todo), "-c",
-                         BASE_CONFIGURATION, "-np", str(cfg.num_processes), "-npfp", str(cfg.num_processes),
-                         "--verify_dataset_integrity"],
-                        nnunet_env(cfg), layout.logs / f"plan_{'_'.join(map(str, base_todo))}.log")
+        env, n = nnunet_env(cfg), str(cfg.num_processes)
+        plain_todo = [i for i in base_todo if i not in window]
+        if plain_todo:
+            run_command([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", *map(str, plain_todo), "-c",
+                         BASE_CONFIGURATION, "-np", n, "-npfp", n, "--verify_dataset_integrity"],
+                        env, layout.logs / f"plan_{'_'.join(map(str, plain_todo))}.log")
+        for i in (i for i in base_todo if i in window):
+            log = layout.logs / f"plan_{i}.log"
+            run_command([nnunet_command("nnUNetv2_extract_fingerprint"), "-d", str(i), "-np", n,
+                         "--verify_dataset_integrity", "--clean"], env, log)
+            use_box_window(i)
+            run_command([nnunet_command("nnUNetv2_plan_experiment"), "-d", str(i)], env, log)
+            run_command([nnunet_command("nnUNetv2_preprocess"), "-d", str(i), "-c", BASE_CONFIGURATION, "-np", n],
+                        env, log)
         if cfg.small:
             for i in todo:  # only these: rewriting the plans makes the models trained on them stale
                 add_small_configuration(i, cfg.small.name, tuple(cfg.small.patch_size), tuple(cfg.small.features),

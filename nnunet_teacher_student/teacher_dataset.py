@@ -84,3 +84,57 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
                            f"(mode {mode}, {annotator.describe()}, seed {seed})", nnts_source=src.name,
                            nnts_annotator=annotator.to_dict(), nnts_without_tumour=without_tumour)
     return install_splits(dataset_id)
+
+
+#: voxels sampled per case for the box window, with nnU-Net's fingerprint seed (as its foreground sampling)
+BOX_WINDOW_SAMPLES, BOX_WINDOW_SEED = 10000, 1234
+BOX_WINDOW_KEY = "nnts_box_window"   # set in a fingerprint whose CT properties are the box window
+
+
+def box_intensity_properties(dataset_folder: Path) -> dict:
+    """CT statistics, with the keys of nnU-Net's fingerprint, of the voxels inside the boxes of every case
+    of a teacher dataset (strong cases in ``imagesTr``, weak ones in ``imagesWeak``).
+
+    nnU-Net fits its CT window (clip to the 0.5-99.5 percentiles, then z-score) to the tumour voxels of the
+    training cases. When those few strong cases hold no ground-glass tumour (one site, solid tumours), the
+    window starts near -230 HU: lung and ground-glass come out identical, and the teacher cannot see the
+    part-solid lesions its boxes frame on the weak cases of other sites. The box voxels (tumour and the lung
+    around it, on every case the teacher will see) give a window that keeps both."""
+    rng = np.random.default_rng(BOX_WINDOW_SEED)
+    samples = []
+    for folder in (dataset_folder / "imagesTr", dataset_folder / WEAK_FOLDER):
+        for box_file in sorted(folder.glob(f"*_0001{IMAGE_SUFFIX}")):
+            ct_file = box_file.with_name(box_file.name.replace(f"_0001{IMAGE_SUFFIX}", f"_0000{IMAGE_SUFFIX}"))
+            values = sitk.GetArrayFromImage(read_image(ct_file))[sitk.GetArrayFromImage(read_image(box_file)) > 0]
+            if values.size:
+                samples.append(rng.choice(values, min(BOX_WINDOW_SAMPLES, values.size), replace=False))
+    if not samples:
+        raise InputError(f"{dataset_folder}: no box voxels in imagesTr/{WEAK_FOLDER} to fit the CT window to")
+    v = np.concatenate(samples).astype(np.float64)
+    return {"max": float(v.max()), "mean": float(v.mean()), "median": float(np.median(v)), "min": float(v.min()),
+            "percentile_00_5": float(np.percentile(v, 0.5)), "percentile_99_5": float(np.percentile(v, 99.5)),
+            "std": float(v.std())}
+
+
+def use_box_window(dataset_id: int) -> dict:
+    """Set the CT channel's intensity properties in the teacher dataset's ``dataset_fingerprint.json``
+    (written by ``nnUNetv2_extract_fingerprint``) to :func:`box_intensity_properties`, before
+    ``nnUNetv2_plan_experiment`` copies them into the plans; returns them. nnU-Net's own fingerprint is kept
+    beside it as ``dataset_fingerprint.nnunet.json``."""
+    import json
+
+    from .geometry import write_text_atomic
+    from .plans import nnunet_dir
+
+    raw = find_raw_dataset(dataset_id)
+    path = nnunet_dir("nnUNet_preprocessed") / raw.name / "dataset_fingerprint.json"
+    if not path.is_file():
+        raise InputError(f"{path}: no fingerprint (run nnUNetv2_extract_fingerprint -d {dataset_id} first)")
+    doc = json.loads(path.read_text())
+    if not doc.get(BOX_WINDOW_KEY):   # nnU-Net's own, freshly extracted: keep a copy
+        write_text_atomic(json.dumps(doc, indent=1), path.with_name("dataset_fingerprint.nnunet.json"))
+    props = box_intensity_properties(raw)
+    doc["foreground_intensity_properties_per_channel"]["0"] = props
+    doc[BOX_WINDOW_KEY] = True
+    write_text_atomic(json.dumps(doc, indent=1), path)
+    return props

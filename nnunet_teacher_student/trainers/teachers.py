@@ -7,7 +7,7 @@ channel. Patches always contain tumour (nnU-Net's foreground oversampling at 100
 The box teacher: its box channel is drawn anew for every training sample from the augmented label
 (:class:`~.box_channel.OnlineBoxChannel`, the dataset's annotator model), its patches hold a lesion
 chosen uniformly at a random place in the patch (:mod:`.lesion_sampling`), and its tumour logit is a
-residual on the box prior (:class:`~.box_channel.BoxPrior`: +2 on box voxels brighter than -450 HU, -1 on
+residual on the box prior (:class:`~.box_channel.BoxPrior`: +2 on box voxels brighter than -700 HU, -1 on
 the rest of the box and its margin, -8 beyond). The point teacher keeps the paper's
 tumour-centred patches: the centre is all it is told.
 """
@@ -30,7 +30,7 @@ BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``
 ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
 
 
-PRIOR_HU = -450.0   # the box prior's +inside only on voxels brighter than this (air and parenchyma start at -1)
+PRIOR_HU = -700.0   # the box prior's +inside only on voxels brighter than aerated lung (ground-glass, -750..-300 HU, is in)
 
 
 def normalised_hu(plans_manager, hu: float) -> float:
