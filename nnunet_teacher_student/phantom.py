@@ -4,7 +4,8 @@
 deterministically from a seed. The anatomy is a real-size chest shrunk by ``scale`` while voxel
 spacings stay scanner-like, so volumes stay small enough for CPU runs. Cases come from three
 "sites" mimicking the paper's datasets (MSD-Lung, NSCLC-Radiomics, Lung-PET-CT-Dx): tumour sizes
-follow its Table 1, and slice thickness, noise and blur differ per site.
+follow its Table 1; slice thickness, noise, blur, the share of part-solid and of juxtapleural tumours and the
+solid tumours' density differ per site.
 
 :func:`write_phantom_datasets` writes a strong nnU-Net raw dataset, a weak set (CT + axial boxes)
 and a test set, plus ``manifest.json`` (case -> split, site, patient, tumour volumes, spacing).

@@ -226,6 +226,11 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     assert guard["final"] and 1 <= len(guard["attempts"]) <= 2 and "teacher guard, attempt 1/2" in log
     assert all(0 <= a["dsc_mean"] <= 1 and a["seed"] == k for k, a in enumerate(guard["attempts"]))
     assert len(guard["attempts"]) == 1 or (teacher / f"fold_all_seed{1 - guard['chosen_seed']}_failed").is_dir()
+    # the teacher's CT window was fitted to its box voxels (lung included), nnU-Net's own fingerprint kept beside it
+    pre = out / "nnUNet_preprocessed" / "Dataset901_PhantomTeacher"
+    window = json.loads((pre / "nnUNetPlans.json").read_text())["foreground_intensity_properties_per_channel"]["0"]
+    nnunet = json.loads((pre / "dataset_fingerprint.nnunet.json").read_text())
+    assert window["percentile_00_5"] < -700 < nnunet["foreground_intensity_properties_per_channel"]["0"]["mean"]
     # pseudo-labels with QC, predictions of all test cases, evaluations
     qc = json.loads((out / "pseudo_labels" / "qc.json").read_text())
     assert qc["complete"] and len(qc["cases"]) == 6 and all(c["dice_vs_truth"] is not None for c in qc["cases"])
