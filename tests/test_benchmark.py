@@ -92,7 +92,9 @@ def test_settings_are_checked():
     for change, message in ((dict(scenarios={"scarce": 24}), "must be in 1..23"),
                             (dict(scenarios={"sc-arce": 4}), "letters and digits"),
                             (dict(seeds=[1, 1]), "distinct"), (dict(models=["teacher", "nope"]), "unknown model"),
-                            (dict(n_test=0), "at least one test case")):
+                            (dict(n_test=0), "at least one test case"),
+                            (dict(strong_sites={"scarce": ["mars"]}), "strong sites"),
+                            (dict(strong_sites={"other": ["msd"]}), "need a scenario of this benchmark")):
         bad = BenchmarkSettings(**{**s.__dict__, **change})
         with pytest.raises(InputError, match=message):
             bad.check()
@@ -220,6 +222,12 @@ def test_cpu_defaults_are_the_demos_and_presets_choose_the_patch():
     assert settings("--preset", "default").small["patch_size"] == [16, 48, 48]
     custom = settings("--preset", "default", "--patch", "8", "32", "32", "--features", "4", "8")
     assert custom.small["patch_size"] == [8, 32, 32] and custom.small["features"] == [4, 8]
+    assert bench.strong_sites == {"scarce": ["msd"]}   # the scarce scenario's strong cases: one site
+    mine = settings("--scenarios", "few=3@msd,nsclc", "many=10")
+    assert mine.scenarios == {"few": 3, "many": 10} and mine.strong_sites == {"few": ["msd", "nsclc"]}
+    for bad in ("few=3@", "few=x"):
+        with pytest.raises(InputError, match="NAME=STRONG_COUNT"):
+            settings("--scenarios", bad)
     gpu = settings(device="cuda")
     assert gpu.small is None and gpu.preset == "default" and gpu.epochs == 50
     json.dumps(bench.__dict__)  # the settings file stays JSON
@@ -232,3 +240,20 @@ def test_failed_teachers_are_the_runs_whose_teacher_found_nothing():
                {"scenario": "vast", "seed": 1, "model": "teacher", "recall": None}]  # not evaluated: unknown
     assert failed_teachers(records) == ["scarce:2"]
     assert failed_teachers(records, "so") == ["scarce:2"]
+
+
+@pytest.mark.benchmark
+def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
+    """``benchmarks/gpu_benchmark.sh`` at a tiny size on the CPU: the scarce run trains every model it lists
+    and prints the table last (minutes: not in the suite)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_benchmark.sh"
+    env = {**os.environ, "DEVICE": "cpu", "PRESET": "tiny", "POOL": "6", "STRONG": "2", "TEST": "2", "EPOCHS": "1",
+           "ITER": "2", "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(script), str(tmp_path / "g")], capture_output=True, text=True, env=env,
+                          timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-8].startswith("model") and len(lines[-7:]) == 7   # header, then teacher + 6 test-set models
+    assert any(line.startswith("Box teacher") and "weak set" in line for line in lines[-7:])
