@@ -79,11 +79,35 @@ def array_to_image(array: np.ndarray, geometry: Geometry) -> sitk.Image:
     return geometry.apply_to(sitk.GetImageFromArray(array))
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def verify_gzip(path: Path) -> None:
+    """Decompress a gzip file to its end: a short or corrupt stream, or a CRC/length trailer that does not
+    match, is an error naming the file. SimpleITK reads a truncated ``.nii.gz`` without complaint (and
+    returns an image that is mostly zeros), so every user image is checked here first."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    except (EOFError, OSError, zlib.error) as e:   # gzip.BadGzipFile is an OSError
+        raise InputError(f"{path}: corrupt or truncated gzip file ({e or type(e).__name__}); "
+                         "the image cannot be trusted, copy or export it again") from e
+
+
 def read_image(path: str | os.PathLike) -> sitk.Image:
-    """Read an image file, turning SimpleITK's errors into one that names the file."""
+    """Read an image file, turning SimpleITK's errors into one that names the file; a gzip-compressed file
+    (``.nii.gz`` and the like) is first verified to its end (:func:`verify_gzip`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    if compressed:
+        verify_gzip(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as e:
