@@ -7,6 +7,7 @@ window with Gaussian weighting and test-time mirroring; this module only decides
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -51,8 +52,14 @@ class RegionPredictor:
         folder = Path(model_folder)
         if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file():
             raise InputError(f"{folder}: not an nnU-Net model folder (needs plans.json, dataset.json, fold_X/)")
-        folds = None if folds is None else [f if f == "all" else int(f) for f in folds]
-        for f in folds or []:
+        if folds is None:   # nnU-Net's own choice (every fold_X), made here so that none found is a clear error
+            folds = sorted((p.name[len("fold_"):] for p in folder.glob("fold_*") if (p / checkpoint).is_file()),
+                           key=lambda f: (f == "all", int(f) if f.isdigit() else 0))
+            if not folds:
+                raise InputError(f"{folder}: no fold_X/{checkpoint} in this model folder (train a fold first, "
+                                 "or pick -f/--checkpoint)")
+        folds = [f if f == "all" else int(f) for f in folds]
+        for f in folds:
             ckpt = folder / f"fold_{f}" / checkpoint
             if not ckpt.is_file():
                 raise InputError(f"{ckpt}: checkpoint missing (train fold {f} first, or pick -f/--checkpoint)")
@@ -63,7 +70,12 @@ class RegionPredictor:
                                          perform_everything_on_device=resolve_device(device).type == "cuda",
                                          device=resolve_device(device), verbose=verbose,
                                          verbose_preprocessing=False, allow_tqdm=False)
-        self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=folds, checkpoint_name=checkpoint)
+        try:
+            self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=folds,
+                                                                checkpoint_name=checkpoint)
+        except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
+            raise InputError(f"{folder}: cannot load the model (folds {folds}, {checkpoint}): "
+                             f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
 
     @property
     def num_input_channels(self) -> int:

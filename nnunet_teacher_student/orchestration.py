@@ -340,10 +340,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         q = Path(os.path.expandvars(os.path.expanduser(value)))
         return q if q.is_absolute() else base / q
 
-    known = {"paths", "data", "datasets", "train", "pseudo_label", "predict", "small"}
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise InputError(f"{path}: unknown section(s) {unknown} (known: {sorted(known)})")
+    check_config_keys(doc, path)
     paths, data = doc.get("paths", {}), doc.get("data", {})
     ids, train = doc.get("datasets", {}), doc.get("train", {})
     pl, pred = doc.get("pseudo_label", {}), doc.get("predict", {})
@@ -403,6 +400,41 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         raise InputError(f"{path}: dataset names must differ")
     folders = {k: str(p(paths[k], k)) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in paths}
     return cfg, folders
+
+
+#: every key a pipeline TOML may hold, per section
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "paths": ("work_dir", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"),
+    "data": ("strong", "weak", "test_images", "test_labels", "manifest", "weak_labels"),
+    "datasets": ROLES,
+    "train": ("configuration", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
+              "epochs", "iterations", "val_iterations", "no_mirroring", "skip_validation", "n_folds", "seed",
+              "jitter", "annotator", "teacher_folds", "guard", "guard_attempts", "num_processes"),
+    "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml",
+                     "filter_mode"),
+    "predict": ("lung_crop",),
+    "small": ("name", "patch_size", "features", "batch_size"),
+}
+
+
+def _unknown(found: Any, known: Sequence[str], where: str, path: Path) -> None:
+    from difflib import get_close_matches
+
+    for key in found:
+        if key not in known:
+            near = get_close_matches(str(key), list(known), n=1, cutoff=0.5)
+            hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(known)}"
+            raise InputError(f"{path}: unknown {where} '{key}' ({hint})")
+
+
+def check_config_keys(doc: Mapping[str, Any], path: Path) -> None:
+    """Every section and key of a pipeline TOML is one we read: a typo (``epoch = 1``) would otherwise be
+    ignored silently and, for a budget, train with nnU-Net's full default."""
+    _unknown(doc, list(CONFIG_KEYS), "section", path)
+    for section, body in doc.items():
+        if not isinstance(body, dict):
+            raise InputError(f"{path}: [{section}] must be a table of keys, got {body!r}")
+        _unknown(body, CONFIG_KEYS[section], f"key in [{section}]", path)
 
 
 def _teacher_folds(value: Any, path: Path) -> tuple:

@@ -93,7 +93,12 @@ def test_example_config_loads_with_paths_relative_to_the_file():
      "models = ['teacher']\n", "models may name"),
     ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\n[train]\nmodels = ['so']\ndevice = 'tpu'\n",
      "device must be"),
-    ("[oops]\n", "unknown section"),
+    ("[oops]\n", "unknown section 'oops'"),
+    ("[data]\nstrong = 1\nweak = 'w'\n[train]\nepoch = 1\n", r"unknown key in \[train\] 'epoch' \(did you mean 'epochs'\?\)"),
+    ("[small]\npatch = [8, 16, 16]\n", r"unknown key in \[small\] 'patch' \(did you mean 'patch_size'\?\)"),
+    ("[predict]\ntta = false\n", r"unknown key in \[predict\] 'tta' \(known: lung_crop\)"),
+    ("[train]\nxyzzy = 1\n", r"unknown key in \[train\] 'xyzzy' \(known: configuration"),
+    ("train = 3\n", r"\[train\] must be a table"),
     ("[data\n", "not valid TOML"),
 ])
 def test_bad_configs_name_the_file_and_the_problem(tmp_path, body, message):
@@ -138,7 +143,7 @@ def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
     assert f"export nnUNet_raw={raw}" in out
     assert "[stage 1/" in out and "teacher dataset" in out and ": to do" in out and ": done" not in out
     assert "nnts make-teacher-dataset --strong 501 -d 502" in out
-    assert "nnUNetv2_plan_and_preprocess -d 502 -c 3d_fullres" in out
+    assert "nnUNetv2_extract_fingerprint -d 502" in out and "use_box_window(502)" in out  # the teacher's window
     assert ("NNTS_EPOCHS=3 NNTS_SEED=0 nnUNet_n_proc_DA=0 nnUNetv2_train 502 3d_fullres all -tr nnUNetTrainerBoxTeacher "
             "-device cpu") in out  # the teacher: every strong case (fold all), seeded
     assert "then the teacher guard" in out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,20 @@ def test_bad_input_is_a_clear_error(strong_model, tmp_path, capsys):
     sitk.WriteImage(sitk.GetImageFromArray(np.full((4, 8, 8), -1000, np.int16)), str(ct))
     assert nnts(["predict", "-i", str(ct), "-o", str(tmp_path / "o"), "-m", str(tmp_path)]) == 1
     assert "not an nnU-Net model folder" in capsys.readouterr().err
+    # plans.json and dataset.json but no trained fold (nnU-Net itself fails with an UnboundLocalError)
+    broken = tmp_path / "model"
+    broken.mkdir()
+    for name in ("plans.json", "dataset.json"):
+        shutil.copyfile(strong_model / name, broken / name)
+    for folds in ([], ["-f", "0"]):
+        assert nnts(["predict", "-i", str(ct), "-o", str(tmp_path / "o"), "-m", str(broken), *folds,
+                     "-device", "cpu"]) == 1
+        err = capsys.readouterr().err
+        assert str(broken) in err and ("no fold_X" in err or "checkpoint missing" in err) and "Traceback" not in err
+    # a checkpoint that is not one
+    (broken / "fold_0").mkdir()
+    (broken / "fold_0" / "checkpoint_final.pth").write_bytes(b"\x00" * 64)
+    assert nnts(["predict", "-i", str(ct), "-o", str(tmp_path / "o"), "-m", str(broken), "-f", "0",
+                 "-device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot load the model" in err and "Traceback" not in err and not (tmp_path / "o").exists()
