@@ -8,7 +8,8 @@ for a raw dataset, ``cases.json`` for a weak set.
 * folder absent or empty: a fresh conversion;
 * folder with ``.nnts_convert/`` but no completion marker (an interrupted run): the run resumes,
   cases with a record and their files are kept and reported as "resumed"; the options must be
-  the ones of the interrupted run;
+  the ones of the interrupted run; when no case was finished (a run that converted nothing, say
+  for a wrong option), the folder is replaced, whatever its options;
 * a finished output (completion marker present), a raw dataset with the same id under another
   name, or a folder that is not ours: refused unless ``--overwrite``, which deletes it first
   (a non-empty folder that is not a conversion output is never deleted).
@@ -106,8 +107,12 @@ def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> None:
         if marker.is_file() and not overwrite:
             raise InputError(f"{root}: a finished conversion is already there ({marker.name} exists); "
                              "pass --overwrite to replace it")
+        finished = [r for r in (root / RECORDS).glob("*.json") if r.name != "run.json"]
         if overwrite:
             print(f"--overwrite: deleting {root}")
+            shutil.rmtree(root)
+        elif not finished and not marker.is_file():   # an earlier run that converted nothing: nothing to keep
+            print(f"{root}: an earlier run converted no case; starting afresh")
             shutil.rmtree(root)
         else:
             previous = json.loads(run_file.read_text())

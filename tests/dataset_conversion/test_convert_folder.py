@@ -87,3 +87,17 @@ def test_boxes_csv_and_json_to_weak_set(tmp_path, build):
                                                                        ((5, 0, 0, 1, 1), None)]
     assert weak.read_case("b")[1].boxes[0].label == "G"
     assert weak.metadata()["a"]["dataset"] == "folder:cts"
+
+
+def test_a_conversion_that_converted_nothing_does_not_block_a_corrected_rerun(tmp_path, build):
+    src, masks, wrong = tmp_path / "cts", tmp_path / "masks", tmp_path / "empty"
+    for d in (src, masks, wrong):
+        d.mkdir()
+    ct, mask = build.blob_volume(shape=(8, 20, 22), centre=(4, 9, 11), radius=(2, 4, 5))
+    sitk.WriteImage(_image(ct), str(src / "a.nii.gz"))
+    sitk.WriteImage(_image(mask), str(masks / "a.nii.gz"))
+    out = tmp_path / "raw"
+    summary, _ = convert_folder(src, masks=wrong, out=str(out), dataset_id=8, name="Mine")   # no mask found
+    assert not summary.cases("converted")
+    summary, target = convert_folder(src, masks=masks, out=str(out), dataset_id=8, name="Mine", seed=3)
+    assert [r.case for r in summary.cases("converted")] == ["a"] and (target.root / "dataset.json").is_file()
