@@ -82,6 +82,15 @@ class _Output:
                 out[case] = info
         return out
 
+    def discard_if_empty(self) -> bool:
+        """No finished case: remove the output folder (it holds only this run's bookkeeping and empty
+        sub-folders), so that a failed conversion leaves nothing behind; True if removed."""
+        if self.records() or any(p.is_file() and RECORDS not in p.relative_to(self.root).parts
+                                 for p in self.root.rglob("*")):
+            return False
+        shutil.rmtree(self.root)
+        return True
+
     def write_manifest_and_summary(self, summary: Summary, seed: int, test_fraction: float) -> dict:
         """Patient-stratified split over all finished cases; manifest + summary JSON."""
         recs = self.records()
@@ -166,7 +175,10 @@ class StrongOutput(_Output):
         self._write_record(case, info)
 
     def finish(self, summary: Summary, name: str, seed: int, test_fraction: float) -> int:
-        """Manifest, summary, and ``dataset.json`` last; returns the number of cases in the dataset."""
+        """Manifest, summary, and ``dataset.json`` last; returns the number of cases in the dataset (none:
+        the folder is removed)."""
+        if self.discard_if_empty():
+            return 0
         manifest = self.write_manifest_and_summary(summary, seed, test_fraction)
         n = len(manifest["cases"])
         if n:
@@ -235,7 +247,10 @@ class WeakOutput(_Output):
         self._write_record(case, info)
 
     def finish(self, summary: Summary, seed: int, test_fraction: float) -> int:
-        """Manifest, summary, and ``cases.json`` (per-case metadata with its split) last."""
+        """Manifest, summary, and ``cases.json`` (per-case metadata with its split) last (no case: the folder
+        is removed)."""
+        if self.discard_if_empty():
+            return 0
         manifest = self.write_manifest_and_summary(summary, seed, test_fraction)
         recs = self.records()
         if manifest["cases"]:

@@ -98,6 +98,6 @@ def test_a_conversion_that_converted_nothing_does_not_block_a_corrected_rerun(tm
     sitk.WriteImage(_image(mask), str(masks / "a.nii.gz"))
     out = tmp_path / "raw"
     summary, _ = convert_folder(src, masks=wrong, out=str(out), dataset_id=8, name="Mine")   # no mask found
-    assert not summary.cases("converted")
+    assert not summary.cases("converted") and not list(out.glob("Dataset008_*"))   # nothing left behind
     summary, target = convert_folder(src, masks=masks, out=str(out), dataset_id=8, name="Mine", seed=3)
     assert [r.case for r in summary.cases("converted")] == ["a"] and (target.root / "dataset.json").is_file()
