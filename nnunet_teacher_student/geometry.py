@@ -118,6 +118,23 @@ def read_image(path: str | os.PathLike) -> sitk.Image:
     return image
 
 
+def read_header(path: str | os.PathLike) -> Geometry:
+    """The geometry of an image file from its header alone (no voxel data read), or an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise InputError(f"{path}: cannot read image header ({str(e).strip().splitlines()[-1:]})") from e
+    if reader.GetDimension() != 3:
+        raise InputError(f"{path}: expected a 3-D image, got {reader.GetDimension()}-D")
+    return Geometry(tuple(int(s) for s in reader.GetSize()), tuple(float(s) for s in reader.GetSpacing()),
+                    tuple(float(s) for s in reader.GetOrigin()), tuple(float(d) for d in reader.GetDirection()))
+
+
 def _tmp_sibling(path: Path) -> Path:
     """A new hidden temp file beside ``path`` with the permissions a plain create would give (umask)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=".tmp" + "".join(path.suffixes),

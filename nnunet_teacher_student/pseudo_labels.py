@@ -178,10 +178,13 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
     else:
         raise InputError(f"unknown teacher {teacher!r} (model or classical)")
     prov["weak_dir"] = str(Path(weak_dir).resolve())
+    for case in mine:   # headers and box files of every case first: nothing is written for a broken weak set
+        weak.check_case(case)
+    todo = [c for c in mine if overwrite or not _is_finished(out, c)]
+    first = weak.read_case(todo[0]) if todo else None   # and the first image in full, before the output exists
     out.mkdir(parents=True, exist_ok=True)
     _check_provenance(out, prov, all_cases, overwrite)
     _remove_stale_temps(out, mine)
-    todo = [c for c in mine if overwrite or not _is_finished(out, c)]
     seconds: list[float] = []
     t_start = time.perf_counter()
     if todo:
@@ -197,7 +200,7 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
         bar = tqdm(todo, desc=f"nnts pseudo-label (part {part_id}/{num_parts})", unit="case", disable=not progress)
         for case in bar:
             t0 = time.perf_counter()
-            ct, boxset = weak.read_case(case)
+            ct, boxset = first if case == todo[0] else weak.read_case(case)
             pred = predict(ct, boxset)
             geometry = Geometry.of(ct)
             truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None

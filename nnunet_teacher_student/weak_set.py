@@ -21,7 +21,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from .boxes import BoxSet, load_box_mask
-from .geometry import Geometry, InputError, read_image, write_image_atomic, write_text_atomic
+from .geometry import Geometry, InputError, read_header, read_image, write_image_atomic, write_text_atomic
 
 IMAGE_SUFFIX = ".nii.gz"
 
@@ -83,6 +83,12 @@ class WeakSet:
         boxset = BoxSet.load(self.boxes_path(case))
         boxset.check_against(image, str(self.boxes_path(case)))
         return image, boxset
+
+    def check_case(self, case: str) -> None:
+        """The cheap part of :meth:`read_case` (image header, box file, their geometry): finds the usual
+        mistakes in a whole weak set before a long job writes anything."""
+        boxset = BoxSet.load(self.boxes_path(case))
+        boxset.geometry.require_match(read_header(self.image_path(case)), str(self.boxes_path(case)))
 
     def read_boxmask(self, case: str, geometry: Geometry | None = None):
         return load_box_mask(self.boxmask_path(case), geometry)

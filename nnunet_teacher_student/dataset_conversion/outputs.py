@@ -48,6 +48,7 @@ class _Output:
     """Common part: per-case records and the run's options."""
 
     root: Path
+    created: Path | None = None   # the topmost folder this run created (removed again if nothing is converted)
 
     @property
     def records_dir(self) -> Path:
@@ -88,7 +89,11 @@ class _Output:
         if self.records() or any(p.is_file() and RECORDS not in p.relative_to(self.root).parts
                                  for p in self.root.rglob("*")):
             return False
-        shutil.rmtree(self.root)
+        if self.created:
+            shutil.rmtree(self.created)
+        else:   # the folder was there (empty) before this run: empty it again
+            for child in self.root.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
         return True
 
     def write_manifest_and_summary(self, summary: Summary, seed: int, test_fraction: float) -> dict:
@@ -102,8 +107,8 @@ class _Output:
         return manifest
 
 
-def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> None:
-    """Apply the resume rule of the module docstring to ``root``."""
+def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> Path | None:
+    """Apply the resume rule of the module docstring to ``root``; returns the topmost folder it creates."""
     check_test_fraction(options.get("test_fraction", 0.15))
     run_file = root / RECORDS / "run.json"
     ours = run_file.is_file()
@@ -129,8 +134,14 @@ def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> None:
                 raise InputError(f"{root}: an interrupted conversion with other options is there "
                                  f"({previous} != {options}); rerun with its options or pass --overwrite")
             print(f"resuming the interrupted conversion in {root}")
+    created = None
+    for folder in (root, *root.parents):
+        if folder.exists():
+            break
+        created = folder
     (root / RECORDS).mkdir(parents=True, exist_ok=True)
     write_text_atomic(json.dumps(options, indent=1, sort_keys=True), run_file)
+    return created
 
 
 def to_hu_int16(image: sitk.Image, what: str) -> sitk.Image:
@@ -222,8 +233,7 @@ def prepare_strong_output(raw: str | None, dataset_id: int, name: str, options: 
             raise InputError(f"{target}: an nnU-Net dataset is already there; pass --overwrite to replace it")
         print(f"--overwrite: deleting {target}")
         shutil.rmtree(target)
-    _start(target, target / "dataset.json", options, overwrite)
-    return StrongOutput(target)
+    return StrongOutput(target, _start(target, target / "dataset.json", options, overwrite))
 
 
 @dataclass(frozen=True)
@@ -261,5 +271,4 @@ class WeakOutput(_Output):
 
 def prepare_weak_output(out: str | os.PathLike, options: dict, overwrite: bool = False) -> WeakOutput:
     root = Path(out)
-    _start(root, root / "cases.json", options, overwrite)
-    return WeakOutput(root)
+    return WeakOutput(root, _start(root, root / "cases.json", options, overwrite))

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import Geometry, InputError, read_image, read_json_file, spacing_zyx, write_text_atomic
+from ..geometry import Geometry, InputError, read_header, read_image, read_json_file, spacing_zyx, write_text_atomic
 from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
 from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
 
@@ -80,19 +80,6 @@ def load_manifest(manifest: str | os.PathLike | Mapping | None) -> dict[str, str
     return out
 
 
-def _header(path: Path) -> Geometry:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as e:
-        raise InputError(f"{path}: cannot read image header ({str(e).strip().splitlines()[-1:]})") from e
-    if reader.GetDimension() != 3:
-        raise InputError(f"{path}: expected a 3-D image, got {reader.GetDimension()}-D")
-    return Geometry(tuple(int(s) for s in reader.GetSize()), tuple(float(s) for s in reader.GetSpacing()),
-                    tuple(float(s) for s in reader.GetOrigin()), tuple(float(d) for d in reader.GetDirection()))
-
-
 def _mask_array(path: Path) -> np.ndarray:
     arr = sitk.GetArrayFromImage(read_image(path))
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
@@ -130,9 +117,9 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
                              f"for case(s) {', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}")
     geometries = {}
     for case, pred_path in pairs.items():  # headers first: fail before any long computation
-        geometries[case] = _header(gt_files[case])
+        geometries[case] = read_header(gt_files[case])
         if pred_path is not None:
-            geometries[case].require_match(_header(pred_path),
+            geometries[case].require_match(read_header(pred_path),
                                            f"{pred_path} (prediction for ground truth {gt_files[case]})")
 
     from tqdm import tqdm
