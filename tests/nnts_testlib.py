@@ -55,3 +55,33 @@ def train(dataset_id: int, trainer: str, fold: int = 0, validate: bool = True) -
     folder = Path(os.environ["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{SMALL_CONFIG}"
     assert (folder / f"fold_{fold}" / "checkpoint_final.pth").is_file()
     return folder
+
+
+def kill9_when(args: list[str], ready, env: dict[str, str] | None = None, timeout: float = 600) -> bool:
+    """Start ``args`` in its own process group, wait until ``ready()`` is true, then SIGKILL the whole
+    group (children included). Returns False when the command finished before ``ready()`` held."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd=REPO)
+    t0 = time.monotonic()
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                return False
+            if time.monotonic() - t0 > timeout:
+                pytest.fail(f"{args}: not ready after {timeout} s")
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        return True
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def nnts_cli(*args: str) -> list[str]:
+    """The ``nnts`` command line of this environment."""
+    return [sys.executable, "-m", "nnunet_teacher_student.cli", *args]

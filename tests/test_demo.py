@@ -266,6 +266,28 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     n_steps = again.stdout.count("[stage ")
     assert again.stdout.count("done already, skipped") == n_steps
 
+    # kill -9 while the SO student trains again, rerun: the same checkpoint and table as the uninterrupted run
+    import shutil
+
+    import torch
+    from nnts_testlib import kill9_when, nnts_cli
+
+    fold = results / "Dataset902_PhantomStudentSO" / "nnUNetTrainerSOStudent__nnUNetPlans__3d_small" / "fold_0"
+    weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
+    cases = json.loads((out / "evaluation" / "so" / "summary.json").read_text())["cases"]
+    for folder in (fold, out / "predictions" / "so", out / "evaluation" / "so"):
+        shutil.rmtree(folder)
+    assert kill9_when(nnts_cli("demo", "--quick", "-o", str(out), "-device", "cpu"),
+                      lambda: any(fold.glob("training_log_*.txt")), env=_clean_env()), "finished before the kill"
+    assert not (fold / "checkpoint_final.pth").exists()
+    resumed = _nnts("demo", "--quick", "-o", str(out), "-device", "cpu", timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again_weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu",
+                               weights_only=False)["network_weights"]
+    assert all(torch.equal(weights[k], again_weights[k]) for k in weights)
+    again_cases = json.loads((out / "evaluation" / "so" / "summary.json").read_text())["cases"]
+    assert [(c["case"], c["dsc"]) for c in again_cases] == [(c["case"], c["dsc"]) for c in cases]
+
 
 def test_budget_scales_only_the_training_epochs():
     from nnunet_teacher_student.commands.demo import DEFAULT_MINUTES, budget_epochs, demo_settings

@@ -290,3 +290,23 @@ def test_bad_input_is_a_clear_error(strong_model, tmp_path, capsys):
                  "-device", "cpu"]) == 1
     err = capsys.readouterr().err
     assert "cannot load the model" in err and "Traceback" not in err and not (tmp_path / "o").exists()
+
+
+def test_kill9_then_rerun_equals_an_uninterrupted_folder_prediction(strong_model, test_ct, tmp_path):
+    from nnts_testlib import kill9_when, nnts_cli
+
+    batch = tmp_path / "in"
+    batch.mkdir()
+    for k in range(5):
+        os.symlink(test_ct, batch / f"case{k}_0000.nii.gz")
+    argv = ["predict", "-i", str(batch), "-m", str(strong_model), "-f", "0", "-device", "cpu", "--disable-tta"]
+    killed = tmp_path / "killed"
+    assert kill9_when(nnts_cli(*argv, "-o", str(killed)), lambda: len(list(killed.glob("*.json"))) >= 1), \
+        "the prediction finished before the kill"
+    assert len(list(killed.glob("*.json"))) < 5
+    assert nnts([*argv, "-o", str(killed)]) == 0
+    assert nnts([*argv, "-o", str(tmp_path / "straight")]) == 0
+    for k in range(5):
+        a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"case{k}.nii.gz"))) for d in (killed, tmp_path / "straight"))
+        assert (a == b).all()
+    assert not [p for p in killed.iterdir() if p.name.startswith(".")]   # no temp files left

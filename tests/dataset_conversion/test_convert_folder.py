@@ -101,3 +101,30 @@ def test_a_conversion_that_converted_nothing_does_not_block_a_corrected_rerun(tm
     assert not summary.cases("converted") and not list(out.glob("Dataset008_*"))   # nothing left behind
     summary, target = convert_folder(src, masks=masks, out=str(out), dataset_id=8, name="Mine", seed=3)
     assert [r.case for r in summary.cases("converted")] == ["a"] and (target.root / "dataset.json").is_file()
+
+
+def test_kill9_then_rerun_equals_an_uninterrupted_conversion(tmp_path, build):
+    from nnts_testlib import kill9_when, nnts_cli
+
+    src, masks = tmp_path / "cts", tmp_path / "masks"
+    src.mkdir(), masks.mkdir()
+    for k in range(8):
+        ct, mask = build.blob_volume(shape=(24, 96, 96), centre=(12, 40 + k, 48), radius=(4, 8, 10))
+        sitk.WriteImage(_image(ct + k), str(src / f"c{k}.nii.gz"))
+        sitk.WriteImage(_image(mask), str(masks / f"c{k}.nii.gz"))
+    argv = ["convert", "folder", str(src), "--masks", str(masks), "-d", "6", "--name", "Kill"]
+    records = tmp_path / "killed" / "Dataset006_Kill" / ".nnts_convert"
+    killed = kill9_when(nnts_cli(*argv, "-o", str(tmp_path / "killed")),
+                        lambda: len([p for p in records.glob("*.json") if p.name != "run.json"]) >= 1)
+    assert killed and not (records.parent / "dataset.json").exists(), "the conversion finished before the kill"
+    assert cli.main([*argv, "-o", str(tmp_path / "killed")]) == 0        # the rerun resumes
+    assert cli.main([*argv, "-o", str(tmp_path / "straight")]) == 0
+    a, b = tmp_path / "killed" / "Dataset006_Kill", tmp_path / "straight" / "Dataset006_Kill"
+    files = sorted(p.relative_to(a) for p in a.rglob("*.nii.gz"))
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*.nii.gz")) and len(files) == 16
+    for f in files:
+        assert (sitk.GetArrayFromImage(sitk.ReadImage(str(a / f))) ==
+                sitk.GetArrayFromImage(sitk.ReadImage(str(b / f)))).all(), f
+    for name in ("dataset.json", "manifest.json"):
+        assert json.loads((a / name).read_text()) == json.loads((b / name).read_text())
+    assert not [p for p in a.rglob(".*") if p.is_file() and ".nnts_convert" not in p.parts]   # no temp files
