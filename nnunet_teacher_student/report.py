@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .evaluation import markdown_table
-from .geometry import write_text_atomic
+from .geometry import read_header, read_image, write_text_atomic
 
 WINDOW_HU = (-1000.0, 400.0)
 FILL_BINS = (0.0, 0.3, 0.5, 0.7, 1.0001)
@@ -36,7 +36,7 @@ def _plt():
 
 
 def _array(path: Path) -> np.ndarray:
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+    return sitk.GetArrayFromImage(read_image(path))
 
 
 def best_slice(mask: np.ndarray) -> int:
@@ -65,7 +65,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _aspect(path: Path) -> float:
-    sp = sitk.ReadImage(str(path)).GetSpacing()
+    sp = read_header(path).spacing
     return sp[1] / sp[0]
 
 
