@@ -33,8 +33,12 @@ def _case_of(path: Path, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
-def _index(folder: Path, suffixes: tuple[str, ...], dirs: bool = False) -> dict[str, Path]:
-    """case id -> file (or DICOM folder when ``dirs``) in ``folder``; two files for one case is an error."""
+CHANNEL_SUFFIX = "_0000"   # nnU-Net's name of a case's first (CT) channel: <case>_0000.nii.gz
+
+
+def _index(folder: Path, suffixes: tuple[str, ...], dirs: bool = False, channel: bool = False) -> dict[str, Path]:
+    """case id -> file (or DICOM folder when ``dirs``) in ``folder``; two files for one case is an error.
+    ``channel``: a file named ``<case>_0000.<suffix>`` (nnU-Net's layout) is case ``<case>``."""
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder")
     found: dict[str, Path] = {}
@@ -44,6 +48,8 @@ def _index(folder: Path, suffixes: tuple[str, ...], dirs: bool = False) -> dict[
         case = p.name if (dirs and p.is_dir()) else (_case_of(p, suffixes) if p.is_file() else None)
         if case is None:
             continue
+        if channel and p.is_file() and case.endswith(CHANNEL_SUFFIX) and len(case) > len(CHANNEL_SUFFIX):
+            case = case[: -len(CHANNEL_SUFFIX)]
         if case in found:
             raise InputError(f"{folder}: two inputs for case {case!r}: {found[case].name} and {p.name}")
         found[case] = p
@@ -148,7 +154,7 @@ def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str 
     if (masks is None) == (boxes is None):
         raise InputError("give either --masks (strong output) or --boxes (weak output)")
     src = Path(src)
-    images = _index(src, IMAGE_SUFFIXES, dirs=True)
+    images = _index(src, IMAGE_SUFFIXES, dirs=True, channel=True)
     if not images:
         raise InputError(f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders")
     labels = _index(Path(masks), IMAGE_SUFFIXES) if masks is not None else _index(Path(boxes), BOX_SUFFIXES)

@@ -59,8 +59,9 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         self.num_epochs = _env_int("NNTS_EPOCHS") or self.num_epochs
         self.num_iterations_per_epoch = _env_int("NNTS_ITERATIONS") or self.num_iterations_per_epoch
         self.num_val_iterations_per_epoch = _env_int("NNTS_VAL_ITERATIONS") or self.num_val_iterations_per_epoch
-        if self.num_epochs < self.save_every:
-            self.save_every = max(1, self.num_epochs)
+        # checkpoint_latest about ten times per run (nnU-Net: every 50 epochs), so that an interrupted short run
+        # resumes with `nnUNetv2_train ... --c` instead of starting over
+        self.save_every = max(1, min(self.save_every, self.num_epochs // 10))
         self.nnts_seed = _env_int(SEED_ENV)
         if self.nnts_seed is not None:
             seed_everything(self.nnts_seed)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.boxes import Box, BoxSet
 from nnunet_teacher_student.dataset_conversion.folder import convert_folder
-from nnunet_teacher_student.geometry import Geometry
+from nnunet_teacher_student.geometry import Geometry, InputError
 from nnunet_teacher_student.weak_set import WeakSet
 
 PERMUTED = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0)
@@ -128,3 +129,23 @@ def test_kill9_then_rerun_equals_an_uninterrupted_conversion(tmp_path, build):
     for name in ("dataset.json", "manifest.json"):
         assert json.loads((a / name).read_text()) == json.loads((b / name).read_text())
     assert not [p for p in a.rglob(".*") if p.is_file() and ".nnts_convert" not in p.parts]   # no temp files
+
+
+def test_nnunet_style_ct_names_match_their_masks_and_boxes(tmp_path, build):
+    """``<case>_0000.nii.gz`` CTs (nnU-Net's imagesTr layout) with ``<case>.nii.gz`` masks or ``<case>.json`` boxes."""
+    src, masks, boxes = tmp_path / "imagesTr", tmp_path / "labelsTr", tmp_path / "boxes"
+    for d in (src, masks, boxes):
+        d.mkdir()
+    ct, mask = build.blob_volume(shape=(8, 20, 22), centre=(4, 9, 11), radius=(2, 4, 5))
+    for case in ("case_000", "case_001"):
+        sitk.WriteImage(_image(ct), str(src / f"{case}_0000.nii.gz"))
+        sitk.WriteImage(_image(mask), str(masks / f"{case}.nii.gz"))
+        BoxSet(Geometry.of(_image(ct)), [Box(4, 6, 5, 16, 13)]).save(boxes / f"{case}.json")
+    summary, out = convert_folder(src, masks=masks, out=str(tmp_path / "raw"), dataset_id=5, name="Style")
+    assert [r.case for r in summary.cases("converted")] == ["case_000", "case_001"]
+    assert out.image_path("case_000").name == "case_000_0000.nii.gz"
+    summary, weak = convert_folder(src, boxes=boxes, out=str(tmp_path / "weak"))
+    assert [r.case for r in summary.cases("converted")] == ["case_000", "case_001"]
+    (src / "case_000.nii.gz").symlink_to(src / "case_000_0000.nii.gz")   # both names of one case: ambiguous
+    with pytest.raises(InputError, match="two inputs for case 'case_000'"):
+        convert_folder(src, masks=masks, out=str(tmp_path / "raw2"), dataset_id=4, name="Twice")
