@@ -66,6 +66,14 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         if self.nnts_seed is not None:
             seed_everything(self.nnts_seed)
 
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written to a temporary file and renamed: a run killed while saving keeps the
+        previous checkpoint intact, so ``--c`` can resume from it."""
+        tmp = f"{filename}.tmp"
+        super().save_checkpoint(tmp)
+        if os.path.isfile(tmp):   # only rank 0 writes
+            os.replace(tmp, filename)
+
     def on_train_start(self):
         super().on_train_start()
         if self.nnts_seed is not None:
