@@ -28,6 +28,8 @@ from .geometry import Geometry, InputError, array_to_image, read_image, read_jso
 
 FORMAT_NAME = "nnts-axial-boxes"
 FORMAT_VERSION = 1
+SCHEMA = Path(__file__).with_name("schemas") / "axial_boxes.schema.json"   # JSON Schema of the box file
+BOX_FORMAT_HELP = f"the JSON Schema {SCHEMA} and examples/boxes_example.json of the repository"
 
 
 class BoxError(InputError):
@@ -108,13 +110,19 @@ class BoxSet:
         path = Path(path)
         d = read_json_file(path, "box file", BoxError)
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
-            raise BoxError(f"{path}: not an {FORMAT_NAME} file (missing 'format': '{FORMAT_NAME}')")
+            raise BoxError(f"{path}: not an {FORMAT_NAME} file (missing 'format': '{FORMAT_NAME}'); see {BOX_FORMAT_HELP}")
         if d.get("version") != FORMAT_VERSION:
             raise BoxError(f"{path}: unsupported version {d.get('version')!r}")
+        if "geometry" not in d:
+            flat = [k for k in ("size", "spacing", "origin", "direction") if k in d]
+            where = (f"the keys {flat} belong inside 'geometry'" if flat else
+                     f"top-level keys found: {sorted(d)}")
+            raise BoxError(f"{path}: missing key 'geometry', the CT's grid as {{\"size\", \"spacing\", \"origin\", "
+                           f"\"direction\"}} ({where}); see {BOX_FORMAT_HELP}")
         try:
             geometry = Geometry.from_dict(d["geometry"])
         except (KeyError, InputError) as e:
-            raise BoxError(f"{path}: {e}") from e
+            raise BoxError(f"{path}: {e}; see {BOX_FORMAT_HELP}") from e
         boxes = [Box.from_dict(b, str(path)) for b in d.get("boxes", [])]
         bs = cls(geometry, boxes)
         bs.validate(str(path))

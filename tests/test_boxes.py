@@ -110,3 +110,29 @@ def test_corrupt_box_file_and_mask_mismatch(tmp_path):
     sitk.WriteImage(img, str(tmp_path / "m.nii.gz"))
     with pytest.raises(BoxError, match="only 0 and 1"):
         load_box_mask(tmp_path / "m.nii.gz")
+
+
+def test_box_files_follow_the_shipped_json_schema_and_mistakes_are_explained(tmp_path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from nnunet_teacher_student.boxes import SCHEMA, Box, BoxError, BoxSet
+    from nnunet_teacher_student.geometry import Geometry
+
+    schema = json.loads(SCHEMA.read_text())
+    example = Path(__file__).resolve().parents[1] / "examples" / "boxes_example.json"
+    jsonschema.validate(json.loads(example.read_text()), schema)           # the README's example
+    loaded = BoxSet.load(example)
+    assert len(loaded.boxes) == 4 and {b.lesion_id for b in loaded.boxes} == {1, 2}
+    ours = BoxSet(Geometry((30, 20, 8), (0.8, 0.8, 2.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1)),
+                  [Box(3, 2, 2, 9, 9, label="tumor", lesion_id=1), Box(4, 1, 1, 5, 5)])
+    jsonschema.validate(json.loads(ours.to_json()), schema)                # what nnts writes
+    flat = json.loads(example.read_text())
+    flat.update(flat.pop("geometry"))                                      # geometry keys at the top level
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(flat, schema)
+    (tmp_path / "flat.json").write_text(json.dumps(flat))
+    with pytest.raises(BoxError, match=r"flat.json: missing key 'geometry'.*belong inside 'geometry'.*schema"):
+        BoxSet.load(tmp_path / "flat.json")

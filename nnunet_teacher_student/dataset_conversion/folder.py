@@ -3,8 +3,10 @@
 CTs: ``SRC/<case>.nii.gz|.nii|.nrrd|.nhdr|.mha|.mhd`` or ``SRC/<case>/`` holding one DICOM series.
 Masks: ``MASKS/<case>.<same suffixes>`` (0/1), on the CT's voxels (the same grid, possibly stored
 with permuted/flipped axes). Boxes: ``BOXES/<case>.json`` (our BoxSet format, on the CT's grid)
-or ``BOXES/<case>.csv`` with a header ``slice,xmin,ymin,xmax,ymax[,label]`` (voxel indices of the
-CT as read, bounds inclusive). Files are matched by case id; unmatched CTs are reported.
+or ``BOXES/<case>.csv`` with a header ``slice,xmin,ymin,xmax,ymax[,label][,lesion_id]`` (voxel indices of
+the CT as read, bounds inclusive), or ``BOXES/<case>.nii.gz`` (any image suffix): a box mask (0/1 on the CT's
+grid, 1 inside any box, as a weak set's ``boxmasks/``), read back as one box per lesion and slice. CTs may be
+named ``<case>_0000.<suffix>`` (nnU-Net's layout). Files are matched by case id; unmatched CTs are reported.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..boxes import Box, BoxError, BoxSet
+from ..boxes import Box, BoxError, BoxSet, boxes_from_mask
 from ..geometry import Geometry, InputError, read_image
 from .dicom_series import read_ct_series, scan_dicom_tree
 from .masks import binary_mask, mask_on_ct
@@ -83,7 +85,9 @@ def read_csv_boxes(path: Path, shape_zyx: tuple[int, int, int]) -> list[Box]:
             for line, row in enumerate(reader, start=2):
                 row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
                 try:
-                    box = Box(*(int(row[c]) for c in CSV_COLUMNS), label=row.get("label") or None)
+                    lesion = row.get("lesion_id") or None
+                    box = Box(*(int(row[c]) for c in CSV_COLUMNS), label=row.get("label") or None,
+                              lesion_id=None if lesion is None else int(lesion))
                 except ValueError as e:
                     raise BoxError(f"{path}, line {line}: not whole numbers: {row}") from e
                 box.validate(shape_zyx, f"{path}, line {line}")
@@ -94,7 +98,12 @@ def read_csv_boxes(path: Path, shape_zyx: tuple[int, int, int]) -> list[Box]:
 
 
 def read_boxes(path: Path, ct: sitk.Image) -> BoxSet:
-    """A BoxSet on ``ct``'s grid from our JSON or a CSV."""
+    """A BoxSet on ``ct``'s grid from our JSON, a CSV or a box-mask image."""
+    if _case_of(path, IMAGE_SUFFIXES) is not None:
+        mask = binary_mask(mask_on_ct(read_image(path), ct, f"box mask {path}"), f"box mask {path}")
+        if not mask.any():
+            raise BoxError(f"{path}: the box mask is empty")
+        return BoxSet(Geometry.of(ct), boxes_from_mask(mask, "lesion"))
     if path.suffix.lower() == ".csv":
         return BoxSet(Geometry.of(ct), read_csv_boxes(path, ct.GetSize()[::-1]))
     boxset = BoxSet.load(path)
@@ -157,7 +166,8 @@ def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str 
     images = _index(src, IMAGE_SUFFIXES, dirs=True, channel=True)
     if not images:
         raise InputError(f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders")
-    labels = _index(Path(masks), IMAGE_SUFFIXES) if masks is not None else _index(Path(boxes), BOX_SUFFIXES)
+    labels = (_index(Path(masks), IMAGE_SUFFIXES) if masks is not None
+              else _index(Path(boxes), BOX_SUFFIXES + IMAGE_SUFFIXES))
     dataset = source_name or f"folder:{src.resolve().name}"
     patients = read_patient_map(patient_map)
     unknown = sorted(set(patients) - set(images))

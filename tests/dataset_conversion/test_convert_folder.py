@@ -149,3 +149,23 @@ def test_nnunet_style_ct_names_match_their_masks_and_boxes(tmp_path, build):
     (src / "case_000.nii.gz").symlink_to(src / "case_000_0000.nii.gz")   # both names of one case: ambiguous
     with pytest.raises(InputError, match="two inputs for case 'case_000'"):
         convert_folder(src, masks=masks, out=str(tmp_path / "raw2"), dataset_id=4, name="Twice")
+
+
+def test_box_mask_images_and_csv_lesion_ids_as_box_input(tmp_path, build):
+    src, boxes = tmp_path / "cts", tmp_path / "boxmasks"
+    src.mkdir(), boxes.mkdir()
+    ct, _ = build.blob_volume(shape=(8, 20, 22))
+    given = [Box(2, 1, 1, 5, 5, lesion_id=1), Box(3, 1, 2, 6, 5, lesion_id=1), Box(5, 12, 10, 18, 16, lesion_id=2)]
+    sitk.WriteImage(_image(ct), str(src / "a_0000.nii.gz"))
+    sitk.WriteImage(BoxSet(Geometry.of(_image(ct)), given).mask_image(), str(boxes / "a.nii.gz"))   # a box mask
+    sitk.WriteImage(_image(ct), str(src / "b.nii.gz"))
+    (boxes / "b.csv").write_text("slice,xmin,ymin,xmax,ymax,label,lesion_id\n3,2,4,10,12,A,7\n4,2,4,9,12,A,7\n")
+    sitk.WriteImage(_image(ct), str(src / "c.nii.gz"))
+    sitk.WriteImage(_image(np.zeros_like(ct, np.uint8)), str(boxes / "c.nii.gz"))               # empty mask
+    summary, out = convert_folder(src, boxes=boxes, out=str(tmp_path / "weak"))
+    assert [r.case for r in summary.cases("converted")] == ["a", "b"]
+    assert "box mask is empty" in summary.to_dict()["skipped"]["c"]
+    got = WeakSet(tmp_path / "weak").read_case("a")[1].boxes
+    assert sorted(b.as_tuple() for b in got) == sorted(b.as_tuple() for b in given)
+    assert len({b.lesion_id for b in got if b.slice in (2, 3)}) == 1 != len({b.lesion_id for b in got})
+    assert [b.lesion_id for b in WeakSet(tmp_path / "weak").read_case("b")[1].boxes] == [7, 7]
