@@ -152,8 +152,33 @@ def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
     assert "--form do" in out and "nnts predict -i" in out and "nnts evaluate --pred" in out
     assert not (tmp_path / "work").exists()  # a dry run writes nothing
 
+    assert "checks passed: 2 strong case(s), 1 weak case(s), no id shared, 1 test case(s)" in out
+
     bad = _nnts("pipeline", str(tmp_path / "missing.toml"))
     assert bad.returncode == 1 and "missing.toml: config file not found" in bad.stderr
+
+    # what the student-dataset step would find after the teacher trained is found now, also by --dry-run
+    import shutil
+
+    weak = tmp_path / "ph" / "weak"
+    case = next((weak / "images").glob("*.nii.gz")).name[: -len(".nii.gz")]
+    strong = next(raw.glob("Dataset501_*"))
+    shutil.copyfile(strong / "labelsTr" / "phantom_0001.nii.gz", strong / "labelsTr" / f"{case}.nii.gz")
+    shutil.copyfile(strong / "imagesTr" / "phantom_0001_0000.nii.gz", strong / "imagesTr" / f"{case}_0000.nii.gz")
+    clash = _nnts("pipeline", str(config), "--dry-run")
+    assert clash.returncode == 1 and f"case id(s) ['{case}'] are also strong cases" in clash.stderr
+    for f in (strong / "labelsTr" / f"{case}.nii.gz", strong / "imagesTr" / f"{case}_0000.nii.gz"):
+        f.unlink()
+    (raw / "Dataset503_SomeoneElse").mkdir()
+    taken = _nnts("pipeline", str(config), "--dry-run")
+    assert taken.returncode == 1 and "Dataset503_SomeoneElse: dataset id 503 ([datasets] so) is taken" in taken.stderr
+    box = next((weak / "boxes").glob("*.json"))
+    doc = json.loads(box.read_text())
+    doc["geometry"]["size"][0] += 1
+    box.write_text(json.dumps(doc))
+    (raw / "Dataset503_SomeoneElse").rmdir()
+    grid = _nnts("pipeline", str(config))
+    assert grid.returncode == 1 and box.name in grid.stderr and not (tmp_path / "work").exists()
 
 
 # --------------------------------------------------------------------------- demo folder guard

@@ -35,6 +35,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.config}: {name} {value} does not exist")
     if cfg.test_labels and not cfg.test_images:
         raise InputError(f"{args.config}: test_labels given without test_images")
+    from ..preflight import preflight
+
+    print(f"nnts pipeline: {preflight(cfg)}", flush=True)   # before anything trains, also in --dry-run
     ensure_ext_trainer_path()
     layout = Layout(cfg.work_dir)
     steps = method_steps(cfg, layout)
