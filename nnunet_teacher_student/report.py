@@ -266,6 +266,24 @@ def fill_table(qc: Sequence[Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def not_learnt(doc: Mapping) -> str | None:
+    """Why a model's test-set evaluation shows it did not learn (None if it did): it predicts nothing on the
+    cases with tumour, or (nearly) nothing it predicts is tumour, or it marks ten times the true volume."""
+    cases = [c for c in doc.get("cases", []) if (c.get("gt_volume_ml") or 0) > 0]
+    if not cases:
+        return None
+    pred = sum(c.get("pred_volume_ml") or 0 for c in cases)
+    true = sum(c["gt_volume_ml"] for c in cases)
+    precision = [c["precision"] for c in cases if c.get("precision") is not None]
+    if pred == 0:
+        return "it predicts nothing on the test cases that have a tumour"
+    if precision and max(precision) < 0.05:
+        return f"lesion precision below 5 % on every case (it marks {pred:.1f} mL against {true:.1f} mL of tumour)"
+    if pred > 10 * true:
+        return f"it marks {pred:.1f} mL against {true:.1f} mL of tumour (over ten times the truth)"
+    return None
+
+
 def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
     """Per-case DSC differences student - baseline on the same cases (Wilcoxon signed-rank when n >= 6)."""
     a = {c["case"]: c["dsc"] for c in student.get("cases", []) if c.get("dsc") is not None}
@@ -312,9 +330,14 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
     if empty:
         lines.append(f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): an empty prediction scores "
                      "DSC 100 % there and anything else 0 %, which moves the means a lot on few cases.")
-    if baseline in results:
+    failed = {name: why for name in [baseline, *students] if name in results
+              for why in [not_learnt(results[name])] if why}
+    for name, why in failed.items():
+        lines.append(f"**{name} did not learn** at this budget: {why}. No comparison with it is drawn; train "
+                     "longer (`--epochs`) before reading its row.")
+    if baseline in results and baseline not in failed:
         for s in students:
-            if s not in results:
+            if s not in results or s in failed:
                 continue
             cmp_ = paired_comparison(results[s], results[baseline])
             if not cmp_:

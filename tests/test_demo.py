@@ -14,7 +14,7 @@ import pytest
 
 from nnunet_teacher_student.geometry import InputError
 from nnunet_teacher_student.orchestration import (Budget, Step, load_config, run_command, run_steps)
-from nnunet_teacher_student.report import fill_table, honest_summary, paired_comparison
+from nnunet_teacher_student.report import fill_table, honest_summary, not_learnt, paired_comparison
 
 REPO = Path(__file__).resolve().parents[1]
 NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
@@ -331,3 +331,19 @@ def test_honest_summary_flags_a_failed_teacher_and_tumour_free_test_cases():
     text = honest_summary({"T": teacher, "B": base}, "B", [], quick=False, teacher_doc=teacher)
     assert "The teacher failed" in text
     assert "1 test case(s) have no tumour (a)" in text
+
+
+def test_the_summary_draws_no_comparison_with_a_model_that_did_not_learn():
+    def doc(pred_ml: float, precision: float) -> dict:
+        return {"cases": [{"case": f"c{i}", "dsc": 0.3 + 0.01 * i, "gt_volume_ml": 2.0, "pred_volume_ml": pred_ml,
+                           "precision": precision} for i in range(8)]}
+
+    good = doc(2.1, 0.9)
+    assert not_learnt(good) is None
+    assert "predicts nothing" in not_learnt(doc(0.0, 0.0))
+    assert "over ten times" in not_learnt(doc(230.0, 0.5))
+    assert "precision below 5 %" in not_learnt(doc(5.0, 0.0))
+    text = honest_summary({"B": doc(0.0, 0.0), "S": good}, "B", ["S"], quick=False, teacher_doc=None)
+    assert "**B did not learn**" in text and "S vs B" not in text
+    text = honest_summary({"B": good, "S": doc(230.0, 0.0)}, "B", ["S"], quick=False, teacher_doc=None)
+    assert "**S did not learn**" in text and "S vs B" not in text
