@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -53,12 +54,54 @@ PROGRESS_LINE = re.compile(r"Epoch \d+|train_loss|val_loss|Pseudo dice|Epoch tim
 # --------------------------------------------------------------------------- steps
 @dataclass
 class Step:
-    """One stage: ``command`` is the equivalent shell command shown to the user."""
+    """One stage: ``command`` is the equivalent shell command shown to the user. ``inputs`` are the files and
+    folders it reads from outside the pipeline (the user's data); ``clear`` removes its outputs so that a
+    stale or forced step is made anew."""
 
     name: str
     command: str
     run: Callable[[], Any]
     done: Callable[[], bool] = lambda: False
+    inputs: Callable[[], Sequence[Path]] = lambda: ()
+    clear: Callable[[], None] = lambda: None
+
+
+def files_stamp(paths: Sequence[Path | None]) -> list:
+    """(path, size, mtime) of every file under ``paths``: what a step's outputs were made from."""
+    out = []
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+        out += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+        if not files:
+            out.append([str(path), None, None])
+    return out
+
+
+def step_fingerprint(step: Step, previous: str) -> str:
+    """A hash of the step's command (its settings), its inputs' files and the previous step's fingerprint: a
+    step's outputs are current only while it equals the one recorded when they were made. Computed when the
+    step's turn comes (earlier steps may make its inputs)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([step.command, files_stamp(list(step.inputs())), previous]).encode()).hexdigest()
+
+
+def _state(step: Step, fingerprint: str, record: Mapping) -> str:
+    if not step.done():
+        return "to do"
+    made = record.get("fingerprint")
+    return "done" if made in (None, fingerprint) else "stale"   # None: made before fingerprints were kept
+
+
+def remove_paths(*paths: Path | None) -> None:
+    """Remove files or folders (for a step's ``clear``)."""
+    for p in paths:
+        if p is None or not (p.exists() or p.is_symlink()):
+            continue
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def load_json(path: Path) -> dict:
@@ -77,14 +120,28 @@ def cpu_seconds() -> float:
                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None) -> list[dict]:
-    """Run the unfinished steps in order; returns ``[{name, command, status, seconds}]``.
+def step_states(steps: Sequence[Step], timings_file: Path | None) -> list[str]:
+    """Per step: ``done``, ``stale`` (outputs there, made from other inputs or settings) or ``to do``."""
+    old = {r["name"]: r for r in load_json(timings_file).get("steps", [])} if timings_file else {}
+    states, previous = [], ""
+    for step in steps:
+        previous = step_fingerprint(step, previous)
+        states.append(_state(step, previous, old.get(step.name, {})))
+    return states
 
-    ``timings_file`` keeps the seconds of steps finished by an earlier (interrupted) run. A step whose
-    ``done()`` is still false after ``run()`` is an error: its outputs are incomplete."""
+
+def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None,
+              force: Sequence[int] = ()) -> list[dict]:
+    """Run the unfinished steps in order; returns ``[{name, command, status, seconds, fingerprint}]``.
+
+    ``timings_file`` keeps the seconds and fingerprints of steps finished by an earlier (interrupted) run. A
+    step whose outputs are there but stale (see :func:`step_fingerprints`), or whose index (0-based) is in
+    ``force``, is cleared and run again. A step whose ``done()`` is still false after ``run()`` is an error:
+    its outputs are incomplete."""
     out = out or sys.stdout
     old = {r["name"]: r for r in load_json(timings_file).get("steps", [])} if timings_file else {}
     records: list[dict] = []
+    fp = ""
     n = len(steps)
 
     def save() -> None:
@@ -94,16 +151,23 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None)
             write_text_atomic(json.dumps({"steps": records + rest}, indent=1), timings_file)
 
     for k, step in enumerate(steps, 1):
-        if step.done():
+        fp = step_fingerprint(step, fp)
+        state = _state(step, fp, old.get(step.name, {}))
+        if state == "done" and k - 1 not in force:
             prev = old.get(step.name, {})
             print(f"[stage {k}/{n}] {step.name}: done already, skipped", file=out, flush=True)
             print(f"  $ {step.command}", file=out, flush=True)
             records.append({"name": step.name, "command": step.command, "status": "done in an earlier run",
-                            "seconds": prev.get("seconds"), "cpu_seconds": prev.get("cpu_seconds")})
+                            "seconds": prev.get("seconds"), "cpu_seconds": prev.get("cpu_seconds"),
+                            "fingerprint": fp})
             save()
             continue
-        print(f"[stage {k}/{n}] {step.name}", file=out, flush=True)
+        why = ("forced" if k - 1 in force else
+               "outputs made from other inputs or settings" if state == "stale" else "")
+        print(f"[stage {k}/{n}] {step.name}" + (f" (redone: {why})" if why else ""), file=out, flush=True)
         print(f"  $ {step.command}", file=out, flush=True)
+        if why:
+            step.clear()
         t0, c0 = time.perf_counter(), cpu_seconds()
         step.run()
         seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
@@ -111,7 +175,7 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None)
             raise InputError(f"step '{step.name}' finished but its outputs are incomplete (command: {step.command})")
         print(f"  ... {step.name}: {seconds:.1f} s (CPU {cpu:.1f} s)", file=out, flush=True)
         records.append({"name": step.name, "command": step.command, "status": "ran", "seconds": seconds,
-                        "cpu_seconds": cpu})
+                        "cpu_seconds": cpu, "fingerprint": fp})
         save()
     return records
 
@@ -653,7 +717,8 @@ def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: s
                 add_small_configuration(i, cfg.small.name, tuple(cfg.small.patch_size), tuple(cfg.small.features),
                                         cfg.small.batch_size)
 
-    return Step(f"plan and preprocess ({what})", cmd, run, done)
+    return Step(f"plan and preprocess ({what})", cmd, run, done,
+                clear=lambda: remove_paths(*(dataset_dir("preprocessed", i) for i in ids)))
 
 
 def train_step_name(role: str, trainer: str) -> str:
@@ -704,7 +769,13 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     if guarded(cfg, role):
         cmds.append("# then the teacher guard: DSC on the strong cases with fresh boxes >= 0.80 and no empty box, "
                     f"else retrain with the next NNTS_SEED (at most {cfg.guard_attempts} attempts)")
-    return Step(train_step_name(role, trainer), " && ".join(cmds), run, done)
+
+    def clear() -> None:
+        folder = model_folder(cfg, role)
+        remove_paths(*(folder / f"fold_{f}" for f in folds), *folder.glob("fold_*_failed"),
+                     folder / "nnts_guard.json")
+
+    return Step(train_step_name(role, trainer), " && ".join(cmds), run, done, clear=clear)
 
 
 def _folds_arg(cfg: PipelineConfig, role: str | None = None) -> str:
@@ -735,7 +806,7 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
         f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(out))} -m {q(str(model_folder(cfg, role)))} "
         f"-f {_folds_arg(cfg, role)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
         f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
-        run, lambda: pseudo_done(out, checkpoints(cfg, role)))
+        run, lambda: pseudo_done(out, checkpoints(cfg, role)), clear=lambda: remove_paths(out))
 
 
 def classical_pseudo_step(cfg: PipelineConfig, out: Path) -> Step:
@@ -750,7 +821,8 @@ def classical_pseudo_step(cfg: PipelineConfig, out: Path) -> Step:
 
     return Step("pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)",
                 f"nnts pseudo-label --teacher classical -i {q(str(cfg.weak_dir))} -o {q(str(out))} "
-                f"--box-margin-mm {cfg.box_margin_mm}", run, lambda: pseudo_done(out))
+                f"--box-margin-mm {cfg.box_margin_mm}", run, lambda: pseudo_done(out), inputs=lambda: [cfg.weak_dir],
+                clear=lambda: remove_paths(out))
 
 
 #: role -> (dataset form, where the weak cases' labels come from, step title)
@@ -784,7 +856,8 @@ def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step
     done = (lambda: student_dataset_current(cfg, role, layout.pseudo)) if weak_labels == "pseudo" else \
         (lambda: raw_done(ids[role]))
     return Step(what, f"nnts make-student-dataset --strong {cfg.strong} -d {ids[role]} --name {names[role]} "
-                      f"--form {form}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}", run, done)
+                      f"--form {form}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}", run, done,
+                inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir if weak_labels else None, cfg.manifest])
 
 
 def teacher_dataset_step(cfg: PipelineConfig) -> Step:
@@ -797,7 +870,8 @@ def teacher_dataset_step(cfg: PipelineConfig) -> Step:
         f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
         f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter}{annotator_arg} --seed {cfg.seed}{manifest_arg} "
         f"--folds {cfg.n_folds}",
-        lambda: build_teacher_dataset(cfg), lambda: raw_done(ids["teacher"]))
+        lambda: build_teacher_dataset(cfg), lambda: raw_done(ids["teacher"]),
+        inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir, cfg.manifest])
 
 
 def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
@@ -850,7 +924,8 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
            f"-m {shlex.quote(str(model_folder(cfg, role)))} -f {_folds_arg(cfg)} -device {cfg.device}"
            f"{'' if cfg.tta else ' --disable-tta'}{'' if cfg.lung_crop else ' --no-lung-crop'}")
     return Step(f"predict the test set ({MODEL_NAMES[role]})", cmd, run,
-                lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)))
+                lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
+                inputs=lambda: [cfg.test_images], clear=lambda: remove_paths(out))
 
 
 def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:
@@ -871,7 +946,8 @@ def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt
     cmd = (f"nnts evaluate --pred {shlex.quote(str(pred))} --gt {shlex.quote(str(gt))} -o {shlex.quote(str(out))}"
            + (f" --manifest {shlex.quote(str(cfg.manifest))}" if cfg.manifest else "") + f" --name {shlex.quote(name)}")
     what = "pseudo-labels vs true weak masks" if gt == cfg.weak_labels else "test set"
-    return Step(f"evaluate {name} ({what})", cmd, run, done)
+    return Step(f"evaluate {name} ({what})", cmd, run, done, inputs=lambda: [gt, cfg.manifest],
+                clear=lambda: remove_paths(out))
 
 
 def load_results(layout: Layout, roles: Sequence[str]) -> dict[str, dict]:

@@ -58,6 +58,47 @@ def test_run_steps_skips_done_steps_keeps_timings_and_checks_outputs(tmp_path, c
         run_steps([broken])
 
 
+def test_stale_steps_are_redone_with_everything_after_them_and_steps_can_be_forced(tmp_path, capsys):
+    from nnunet_teacher_student.commands.pipeline import forced_steps
+    from nnunet_teacher_student.orchestration import step_states
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "case.txt").write_text("v1")
+    made = {k: tmp_path / f"out{k}.txt" for k in range(3)}
+    calls = []
+
+    def step(k: int, inputs=()) -> Step:
+        def run():
+            calls.append(k)
+            made[k].write_text("x")
+        return Step(f"step {k}", f"make {k}", run, made[k].is_file, inputs=lambda: inputs,
+                    clear=lambda: made[k].unlink())
+
+    steps = [step(0, [data]), step(1), step(2)]
+    timings = tmp_path / "timings.json"
+    run_steps(steps, timings)
+    assert calls == [0, 1, 2] and step_states(steps, timings) == ["done"] * 3
+    run_steps(steps, timings)
+    assert calls == [0, 1, 2]                                   # current: nothing redone
+    time.sleep(0.01)
+    (data / "case.txt").write_text("v2, re-converted")          # the user's data changed
+    assert step_states(steps, timings) == ["stale"] * 3         # and every step after it
+    run_steps(steps, timings)
+    out = capsys.readouterr().out
+    assert calls == [0, 1, 2, 0, 1, 2] and "(redone: outputs made from other inputs or settings)" in out
+    changed = [steps[0], steps[1], Step("step 2", "make 2 --other-setting", steps[2].run, steps[2].done,
+                                        clear=steps[2].clear)]
+    run_steps(changed, timings)
+    assert calls[6:] == [2]                                     # a setting of step 2 changed: only it
+    run_steps(changed, timings, force=forced_steps(changed, None, ["step 1"]))
+    assert calls[7:] == [1]
+    run_steps(changed, timings, force=forced_steps(changed, "2", None))
+    assert calls[8:] == [1, 2]
+    with pytest.raises(InputError, match="more than one step matches"):
+        forced_steps(changed, "step", None)
+
+
 def test_run_command_streams_progress_lines_logs_everything_and_reports_failures(tmp_path, capsys):
     log = tmp_path / "logs" / "x.log"
     script = "print('Epoch 3'); print('noise'); print('train_loss -0.5')"

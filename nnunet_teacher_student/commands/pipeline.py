@@ -3,7 +3,10 @@
 The TOML config names the strong nnU-Net dataset, the weak set, the new dataset ids, trainers,
 folds, device and budgets (see ``examples/pipeline.toml``). Each step prints its equivalent
 nnU-Net / ``nnts`` command and is skipped when its outputs exist and are complete, so an interrupted
-pipeline resumes where it stopped. ``--dry-run`` lists the steps and their state without running them.
+pipeline resumes where it stopped. A step whose outputs were made from other inputs (files of the strong
+dataset, weak set, manifest or test set) or other settings is stale and redone, with every step after it;
+``--from STEP`` / ``--force STEP`` redo steps on request. ``--dry-run`` lists the steps and their state
+(done, stale, to do) without running them; the checks of :mod:`..preflight` run first, also in a dry run.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
-    from ..orchestration import Layout, calm_openmp, load_config, method_steps, run_steps, stop_children_on_sigterm
+    from ..orchestration import (Layout, calm_openmp, load_config, method_steps, run_steps, step_states,
+                                 stop_children_on_sigterm)
     from ..plans import ensure_ext_trainer_path
     from ..workspace import NNUNET_DIRS, export_lines
     from ..weak_set import is_weak_set
@@ -42,10 +46,13 @@ def run(args: argparse.Namespace) -> int:
     layout = Layout(cfg.work_dir)
     steps = method_steps(cfg, layout)
     exports = export_lines()
+    force = forced_steps(steps, args.from_step, args.force)
     if args.dry_run:
         print("\n".join(exports))
-        for k, step in enumerate(steps, 1):
-            print(f"[stage {k}/{len(steps)}] {step.name}: {'done' if step.done() else 'to do'}")
+        for k, (step, state) in enumerate(zip(steps, step_states(steps, layout.timings)), 1):
+            state = "to do (forced)" if k - 1 in force else \
+                "stale: outputs made from other inputs or settings, to redo" if state == "stale" else state
+            print(f"[stage {k}/{len(steps)}] {step.name}: {state}")
             print(f"  $ {step.command}")
         return 0
     stop_children_on_sigterm()
@@ -53,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     print("nnts pipeline: nnU-Net folders (to run steps by hand):")
     print("\n".join(f"  {line}" for line in exports), flush=True)
     t0 = time.perf_counter()
-    timings = run_steps(steps, layout.timings)
+    timings = run_steps(steps, layout.timings, force=force)
     if not args.no_report:
         from ..report import write_run_report
 
@@ -69,6 +76,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"nnts pipeline: done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {cfg.work_dir} and "
           "nnU-Net's folders")
     return 0
+
+
+def forced_steps(steps, from_step: str | None, force: list[str] | None) -> set[int]:
+    """0-based indices of the steps to redo: ``--from STEP`` (it and every later step) and each ``--force STEP``;
+    a step is its number as listed (1-based) or a unique part of its name."""
+    from ..geometry import InputError
+
+    def index(key: str) -> int:
+        if key.isdigit() and 1 <= int(key) <= len(steps):
+            return int(key) - 1
+        hits = [k for k, s in enumerate(steps) if key.lower() in s.name.lower()]
+        if len(hits) != 1:
+            names = "; ".join(f"{k + 1}: {s.name}" for k, s in enumerate(steps))
+            raise InputError(f"step {key!r}: {'no' if not hits else 'more than one'} step matches (steps: {names})")
+        return hits[0]
+
+    out = set(range(index(from_step), len(steps))) if from_step else set()
+    return out | {index(k) for k in force or []}
 
 
 def _caveat(cfg) -> str:
@@ -90,5 +115,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("config", type=Path, help="pipeline TOML file")
     p.add_argument("--dry-run", action="store_true", help="list the steps, their commands and state; run nothing")
     p.add_argument("--no-report", action="store_true", help="skip report.md and the figures")
+    p.add_argument("--from", dest="from_step", metavar="STEP",
+                   help="redo this step and every later one (its number as --dry-run lists it, or part of its name)")
+    p.add_argument("--force", nargs="+", metavar="STEP", help="redo these steps (numbers or parts of names)")
     p.set_defaults(func=run)
 
