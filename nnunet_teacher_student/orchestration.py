@@ -337,7 +337,8 @@ class PipelineConfig:
     guard: bool = True                          # retrain a box teacher that fails on its own strong cases
     guard_attempts: int = 3                     # trainings at most (seeds seed, seed + 1, ...)
     box_margin_mm: float = 2.0
-    tta: bool = True
+    tta: bool = True                            # test-time mirroring of the teacher's pseudo-labelling
+    predict_tta: bool | None = None             # ... and of the test predictions (None: as ``tta``)
     filters: dict[str, float] = field(default_factory=dict)
     filter_mode: str = "flag"
     lung_crop: bool = True
@@ -345,6 +346,10 @@ class PipelineConfig:
 
     def names_clash(self) -> bool:
         return len(set(self.dataset_names.values())) != len(self.dataset_names)
+
+    @property
+    def test_tta(self) -> bool:
+        return self.tta if self.predict_tta is None else self.predict_tta
 
     @property
     def train_configuration(self) -> str:
@@ -457,6 +462,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         annotator=train.get("annotator"), teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
         guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
         box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
+        predict_tta=bool(pred.get("tta", True)),
         filters={k: pl[k] for k in ("min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml") if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
         num_processes=int(train.get("num_processes", 1)))
@@ -476,7 +482,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
               "jitter", "annotator", "teacher_folds", "guard", "guard_attempts", "num_processes"),
     "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml",
                      "filter_mode"),
-    "predict": ("lung_crop",),
+    "predict": ("lung_crop", "tta"),
     "small": ("name", "patch_size", "features", "batch_size"),
 }
 
@@ -918,11 +924,11 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         from .predict import predict_path
 
         predict_path(cfg.test_images, out, model_folder(cfg, role), folds=cfg.folds, device=cfg.device,
-                     lung_crop=cfg.lung_crop, tta=cfg.tta, overwrite=stale_outputs(out, checkpoints(cfg, role)))
+                     lung_crop=cfg.lung_crop, tta=cfg.test_tta, overwrite=stale_outputs(out, checkpoints(cfg, role)))
 
     cmd = (f"nnts predict -i {shlex.quote(str(cfg.test_images))} -o {shlex.quote(str(out))} "
            f"-m {shlex.quote(str(model_folder(cfg, role)))} -f {_folds_arg(cfg)} -device {cfg.device}"
-           f"{'' if cfg.tta else ' --disable-tta'}{'' if cfg.lung_crop else ' --no-lung-crop'}")
+           f"{'' if cfg.test_tta else ' --disable-tta'}{'' if cfg.lung_crop else ' --no-lung-crop'}")
     return Step(f"predict the test set ({MODEL_NAMES[role]})", cmd, run,
                 lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
                 inputs=lambda: [cfg.test_images], clear=lambda: remove_paths(out))

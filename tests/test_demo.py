@@ -137,7 +137,7 @@ def test_example_config_loads_with_paths_relative_to_the_file():
     ("[oops]\n", "unknown section 'oops'"),
     ("[data]\nstrong = 1\nweak = 'w'\n[train]\nepoch = 1\n", r"unknown key in \[train\] 'epoch' \(did you mean 'epochs'\?\)"),
     ("[small]\npatch = [8, 16, 16]\n", r"unknown key in \[small\] 'patch' \(did you mean 'patch_size'\?\)"),
-    ("[predict]\ntta = false\n", r"unknown key in \[predict\] 'tta' \(known: lung_crop\)"),
+    ("[predict]\ntta_mode = false\n", r"unknown key in \[predict\] 'tta_mode' \(did you mean 'tta'\?\)"),
     ("[train]\nxyzzy = 1\n", r"unknown key in \[train\] 'xyzzy' \(known: configuration"),
     ("train = 3\n", r"\[train\] must be a table"),
     ("[data\n", "not valid TOML"),
@@ -388,3 +388,11 @@ def test_the_summary_draws_no_comparison_with_a_model_that_did_not_learn():
     assert "**B did not learn**" in text and "S vs B" not in text
     text = honest_summary({"B": good, "S": doc(230.0, 0.0)}, "B", ["S"], quick=False, teacher_doc=None)
     assert "**S did not learn**" in text and "S vs B" not in text
+
+
+def test_predict_tta_is_its_own_setting(tmp_path):
+    path = tmp_path / "p.toml"
+    path.write_text("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\ndo = 4\nbaseline = 5\n"
+                    "[pseudo_label]\ntta = true\n[predict]\ntta = false\n")
+    cfg, _ = load_config(path)
+    assert cfg.tta and not cfg.test_tta
