@@ -802,7 +802,7 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
             print(f"  the teacher was retrained: replacing the pseudo-labels in {out}", flush=True)
         pseudo_label(model_folder(cfg, role), cfg.weak_dir, out, folds=cfg.folds_for(role), device=cfg.device,
                      tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
-                     overwrite=stale)
+                     overwrite=stale, labels_dir=cfg.weak_labels)
 
     filt = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.filters.items())
     name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
@@ -823,7 +823,7 @@ def classical_pseudo_step(cfg: PipelineConfig, out: Path) -> Step:
         from .pseudo_labels import pseudo_label
 
         pseudo_label(None, cfg.weak_dir, out, box_margin_mm=cfg.box_margin_mm, teacher="classical", overwrite=True,
-                     progress=False)
+                     progress=False, labels_dir=cfg.weak_labels)
 
     return Step("pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)",
                 f"nnts pseudo-label --teacher classical -i {q(str(cfg.weak_dir))} -o {q(str(out))} "

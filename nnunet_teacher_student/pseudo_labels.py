@@ -154,10 +154,11 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
                  tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = 2.0,
                  mode: str | None = None, filters: Mapping[str, float | None] | None = None,
                  filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
-                 teacher: str = "model") -> dict:
+                 teacher: str = "model", labels_dir: str | Path | None = None) -> dict:
     """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
-    ``teacher="classical"``: the rule of :mod:`.classical_teacher` instead of a trained model."""
-    weak = WeakSet(Path(weak_dir))
+    ``teacher="classical"``: the rule of :mod:`.classical_teacher` instead of a trained model. ``labels_dir``: the
+    weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``)."""
+    weak = WeakSet(Path(weak_dir), labels_dir)
     out = Path(out_dir)
     all_cases = weak.case_ids()
     mine = part_cases(all_cases, num_parts, part_id)

@@ -143,6 +143,7 @@ def _pick_cases(labels: Path, cases: Sequence[str], n: int) -> list[str]:
 
 
 def figure_weak_cases(weak_dir: Path, pseudo_dir: Path, out: Path, qc: Sequence[Mapping] = (),
+                      labels_dir: Path | None = None,
                       n_cases: int = 4) -> Path | None:
     """Weak cases: CT with boxes (yellow), the teacher's pseudo-label (blue) and the true mask
     (green contour, when known), on the slice with the largest box."""
@@ -151,7 +152,7 @@ def figure_weak_cases(weak_dir: Path, pseudo_dir: Path, out: Path, qc: Sequence[
     from .weak_set import WeakSet
 
     plt = _plt()
-    weak = WeakSet(weak_dir)
+    weak = WeakSet(weak_dir, labels_dir)
     done = [c for c in weak.case_ids() if (pseudo_dir / f"{c}.nii.gz").is_file()]
     if not done:
         return None
@@ -391,6 +392,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
                  results: Mapping[str, Mapping], teacher_name: str, baseline_name: str, student_names: Sequence[str],
                  qc: Sequence[Mapping], test_images: Path | None, test_labels: Path | None,
                  prediction_dirs: Mapping[str, Path], weak_dir: Path | None, pseudo_dir: Path | None,
+                 weak_labels: Path | None = None,
                  fold_dirs: Mapping[str, Path], commands: Sequence[str], continue_lines: Sequence[str],
                  quick: bool = False, caveat: str = PHANTOM_CAVEAT, guard: Mapping | None = None) -> Path:
     """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
@@ -399,7 +401,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
     if test_images and test_labels and test_labels.is_dir():
         figs["test"] = figure_test_cases(test_images, test_labels, prediction_dirs, out_dir / "test_cases.png")
     if weak_dir and pseudo_dir and pseudo_dir.is_dir():
-        figs["weak"] = figure_weak_cases(weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc)
+        figs["weak"] = figure_weak_cases(weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc, weak_labels)
     figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
     figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
     curves = copy_training_curves(fold_dirs, out_dir)
@@ -426,7 +428,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
         md += ["_No test-set evaluation (no test images or labels given)._", ""]
     md += ["## Figures", ""]
     captions = {"test": "Test cases: true mask (green) and each model's prediction (red), DSC of the whole case.",
-                "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green).",
+                "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green, where known).",
                 "bars": "DSC per model: bar = mean, whisker = std, dots = cases.",
                 "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
                         "cannot have."}
@@ -504,7 +506,7 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
         student_names=[MODEL_NAMES[r] for r in ("so_nnunet", "so", "do") if r in roles], qc=qc,
         test_images=cfg.test_images,
         test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
-        weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo,
+        weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo, weak_labels=cfg.weak_labels,
         fold_dirs={r: model_folder(cfg, r) / f"fold_{cfg.folds_for(r)[0]}" for r in ("teacher", *roles)},
         commands=commands, continue_lines=continue_lines, quick=quick, caveat=caveat,
         guard=load_guard(model_folder(cfg, "teacher")))

@@ -31,6 +31,7 @@ class WeakSet:
     """Paths of a weak set; methods read and write one case at a time."""
 
     root: Path
+    labels_dir: Path | None = None   # the true masks, when not in ``labels/`` (pipeline config ``weak_labels``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -49,7 +50,7 @@ class WeakSet:
 
     @property
     def labels(self) -> Path:
-        return self.root / "labels"
+        return Path(self.labels_dir) if self.labels_dir else self.root / "labels"
 
     def image_path(self, case: str) -> Path:
         return self.images / f"{case}{IMAGE_SUFFIX}"

@@ -98,7 +98,7 @@ def markdown_table(results_by_model: Mapping[str, Mapping], metrics: Sequence[st
         for m in metrics:
             means = [per_model[mo][dataset][m]["mean"] for mo in per_model
                      if dataset in per_model[mo] and per_model[mo][dataset].get(m, {}).get("n", 0)]
-            if bold_best and len(per_model) > 1 and means:
+            if bold_best and len(per_model) > 1 and means and max(means) > min(means):   # a tie has no best
                 best[m] = min(means) if m in LOWER_IS_BETTER else max(means)
         first = True
         for model, groups in per_model.items():

@@ -60,3 +60,5 @@ def test_markdown_table_layout_like_tables_3_and_5():
     assert "**2.00 ± 1.00**" in hd[3]  # lower is better for HD95
     single = markdown_table({"Only": results["DO Student"]}, bold_best=True)
     assert "**" not in single
+    tied = markdown_table({"A": summarize(cases({"X": [0.0, 0.0]})), "B": summarize(cases({"X": [0.0, 0.0]}))})
+    assert "**" not in tied   # no model is best when all are equal (e.g. all 0.00)
