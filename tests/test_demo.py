@@ -396,3 +396,50 @@ def test_predict_tta_is_its_own_setting(tmp_path):
                     "[pseudo_label]\ntta = true\n[predict]\ntta = false\n")
     cfg, _ = load_config(path)
     assert cfg.tta and not cfg.test_tta
+
+
+def test_own_data_path_of_the_readme_up_to_the_dry_run(tmp_path):
+    """nnU-Net-style CT names, box-mask images as boxes, both converted, a pipeline TOML, the dry run's checks."""
+    import shutil
+
+    from nnunet_teacher_student.phantom import write_phantom_datasets
+
+    ph = tmp_path / "ph"
+    write_phantom_datasets(ph, 590, n_strong=2, n_weak=2, n_test=1, seed=3, preset="tiny", raw_dir=tmp_path / "r0",
+                           progress=False)
+    data = tmp_path / "data"
+    src = next((tmp_path / "r0").glob("Dataset590_*"))
+    shutil.copytree(src / "imagesTr", data / "strong" / "images")         # <case>_0000.nii.gz
+    shutil.copytree(src / "labelsTr", data / "strong" / "labels")
+    shutil.copytree(ph / "weak" / "images", data / "weak" / "images")
+    shutil.copytree(ph / "weak" / "boxmasks", data / "weak" / "boxmasks")  # box-mask images as the box input
+    env = {**_clean_env(), "nnUNet_raw": str(tmp_path / "raw"), "nnUNet_preprocessed": str(tmp_path / "pre"),
+           "nnUNet_results": str(tmp_path / "res")}
+
+    def nnts(*args):
+        return subprocess.run([sys.executable, "-m", "nnunet_teacher_student.cli", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+
+    strong = nnts("convert", "folder", "data/strong/images", "--masks", "data/strong/labels", "-d", "771", "--name",
+                  "MyStrong", "--test-fraction", "0")
+    assert strong.returncode == 0, strong.stdout + strong.stderr
+    weak = nnts("convert", "folder", "data/weak/images", "--boxes", "data/weak/boxmasks", "-o", "data/weak_set",
+                "--test-fraction", "0")
+    assert weak.returncode == 0, weak.stdout + weak.stderr
+    (tmp_path / "my.toml").write_text(textwrap.dedent(f"""
+        [data]
+        strong = 771
+        weak = "data/weak_set"
+        manifest = "{tmp_path / 'raw' / 'Dataset771_MyStrong' / 'manifest.json'}"
+        [datasets]
+        teacher = 772
+        so = 773
+        do = 774
+        baseline = 775
+        [train]
+        device = "cpu"
+        epochs = 2
+        """))
+    dry = nnts("pipeline", "my.toml", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "checks passed: 2 strong case(s), 2 weak case(s), no id shared" in dry.stdout
