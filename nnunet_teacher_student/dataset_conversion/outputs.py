@@ -133,7 +133,11 @@ def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> Path | N
             if previous != options:
                 raise InputError(f"{root}: an interrupted conversion with other options is there "
                                  f"({previous} != {options}); rerun with its options or pass --overwrite")
-            print(f"resuming the interrupted conversion in {root}")
+            stale = [p for p in root.rglob(".*.tmp*") if p.is_file()]   # atomic writes cut off by a kill
+            for p in stale:
+                p.unlink()
+            print(f"resuming the interrupted conversion in {root}"
+                  + (f" ({len(stale)} unfinished temporary file(s) removed)" if stale else ""))
     created = None
     for folder in (root, *root.parents):
         if folder.exists():
