@@ -252,5 +252,19 @@ def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
     return records
 
 
+def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str, int, str], dict[str, float]]:
+    """Per (scenario, seed, model) of the test-set models, the DSC of each test case (for paired statistics)."""
+    cases = {}
+    for scenario, seed in settings.runs():
+        layout = Layout(run_dir(out, scenario, seed))
+        for model in settings.models:
+            path = layout.evaluation(model) / "summary.json"
+            if model in TEACHERS or not path.is_file():
+                continue
+            doc = json.loads(path.read_text())
+            cases[(scenario, seed, model)] = {c["case"]: c["dsc"] for c in doc["cases"] if c.get("dsc") is not None}
+    return cases
+
+
 def settings_dict(settings: BenchmarkSettings) -> dict:
     return json.loads(json.dumps(asdict(settings)))

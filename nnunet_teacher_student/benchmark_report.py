@@ -197,3 +197,66 @@ def per_run_teacher_table(records: Sequence[Mapping], guards: Mapping[str, Mappi
                      + f"; kept seed {g.get('chosen_seed')}" + ("" if g.get("passed") else " (**none passed**)"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def per_seed_table(records: Sequence[Mapping], models: Sequence[str]) -> str:
+    """One row per (scenario, model) of the test-set models: the mean DSC of each seed's run."""
+    runs = sorted({(r["n_strong"], r["scenario"], r["seed"]) for r in records})
+    seeds = sorted({s for _, _, s in runs})
+    head = ["Scenario", "Model"] + [f"seed {s}" for s in seeds]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n_strong, scenario in sorted({(n, sc) for n, sc, _ in runs}):
+        for m in models:
+            got = {r["seed"]: r.get("dsc") for r in records if r["scenario"] == scenario and r["model"] == m}
+            if not got:
+                continue
+            cells = ["–" if got.get(s) is None else f"{100 * got[s]:.1f}" for s in seeds]
+            lines.append(f"| {scenario} | {MODEL_NAMES[m]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: the comparisons of the paired table: (model, against)
+PAIRS = (("so", "baseline"), ("do", "baseline"), ("so_nnunet", "baseline"), ("so", "so_nnunet"),
+         ("do", "so_nnunet"), ("do", "so"), ("so_paper", "baseline"), ("do_paper", "baseline"),
+         ("upper", "baseline"), ("do", "upper"), ("so", "ignore"), ("do", "ignore"))
+
+
+def paired_stats(cases: Mapping[tuple[str, int, str], Mapping[str, float]], scenario: str, model: str,
+                 against: str) -> dict | None:
+    """Per-case DSC differences ``model - against`` pooled over the seeds of ``scenario`` (pairs: the same
+    test case in the same run): mean, 95 % CI (t), cases better/worse, Wilcoxon signed-rank p."""
+    from scipy import stats
+
+    diffs, per_seed = [], {}
+    for (sc, seed, m), dsc in cases.items():
+        if sc != scenario or m != model or (sc, seed, against) not in cases:
+            continue
+        other = cases[(sc, seed, against)]
+        d = [dsc[c] - other[c] for c in sorted(set(dsc) & set(other))]
+        if d:
+            per_seed[seed] = float(np.mean(d))
+            diffs += d
+    if not diffs:
+        return None
+    arr = np.asarray(diffs)
+    s = seed_stats(arr)
+    p = float(stats.wilcoxon(arr).pvalue) if arr.size >= 6 and np.any(np.abs(arr) > 1e-9) else None
+    return {"n": int(arr.size), "mean": float(arr.mean()), "low": s["low"], "high": s["high"], "p": p,
+            "better": int((arr > 1e-9).sum()), "worse": int((arr < -1e-9).sum()), "per_seed": per_seed}
+
+
+def paired_table(cases: Mapping[tuple[str, int, str], Mapping[str, float]], scenarios: Sequence[str]) -> str:
+    """Markdown: :data:`PAIRS` per scenario, from per-case DSC over seeds x cases."""
+    lines = ["| Scenario | Comparison | pairs (seeds x cases) | mean ΔDSC [95 % CI] | better / worse | Wilcoxon p | "
+             "ΔDSC per seed |", "|---|---|---|---|---|---|---|"]
+    for scenario in scenarios:
+        for model, against in PAIRS:
+            r = paired_stats(cases, scenario, model, against)
+            if r is None:
+                continue
+            p = "–" if r["p"] is None else f"{r['p']:.2g}"
+            seeds = ", ".join(f"{100 * v:+.1f}" for _, v in sorted(r["per_seed"].items()))
+            lines.append(f"| {scenario} | {MODEL_NAMES[model]} − {MODEL_NAMES[against]} | {r['n']} | "
+                         f"{100 * r['mean']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] | "
+                         f"{r['better']} / {r['worse']} | {p} | {seeds} |")
+    return "\n".join(lines) + "\n"

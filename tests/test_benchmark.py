@@ -257,3 +257,22 @@ def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
     lines = proc.stdout.strip().splitlines()
     assert lines[-8].startswith("model") and len(lines[-7:]) == 7   # header, then teacher + 6 test-set models
     assert any(line.startswith("Box teacher") and "weak set" in line for line in lines[-7:])
+
+
+def test_paired_statistics_pool_seeds_and_cases_and_per_seed_tables():
+    from nnunet_teacher_student.benchmark_report import paired_stats, paired_table, per_seed_table
+
+    cases = {}
+    for seed in (0, 1, 2):
+        cases[("scarce", seed, "baseline")] = {f"c{i}": 0.4 for i in range(5)}
+        cases[("scarce", seed, "do")] = {f"c{i}": 0.4 + 0.1 * (seed + 1) if i else 0.3 for i in range(5)}
+    r = paired_stats(cases, "scarce", "do", "baseline")
+    assert r["n"] == 15 and r["better"] == 12 and r["worse"] == 3
+    assert r["per_seed"] == pytest.approx({0: 0.06, 1: 0.14, 2: 0.22})
+    assert r["mean"] == pytest.approx(np.mean([0.06, 0.14, 0.22])) and r["low"] < r["mean"] < r["high"]
+    assert 0 < r["p"] < 0.05
+    assert paired_stats(cases, "scarce", "so", "baseline") is None
+    table = paired_table(cases, ["scarce"])
+    assert "| scarce | DO student − Baseline (strong only) | 15 | +14.0" in table and "+6.0, +14.0, +22.0" in table
+    records = [{"scenario": "scarce", "n_strong": 4, "seed": s, "model": "do", "dsc": 0.5 + s / 10} for s in (0, 1)]
+    assert "| scarce | DO student | 50.0 | 60.0 |" in per_seed_table(records, ["do", "baseline"])

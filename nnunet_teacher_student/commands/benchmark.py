@@ -145,8 +145,9 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
     """``OUT/report/``: report.md, results.csv (one row per run and model), summary.json, dsc_vs_strong.png."""
     from ..benchmark import STUDENTS, TEACHERS, TEST_MODELS
     from ..benchmark import run_config
+    from ..benchmark import load_case_results
     from ..benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
-                                    goal_text, markdown_table, per_run_teacher_table)
+                                    goal_text, markdown_table, paired_table, per_run_teacher_table, per_seed_table)
     from ..orchestration import model_folder
     from ..teacher_guard import load_guard
     from ..geometry import write_text_atomic
@@ -184,6 +185,12 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
         "train on the box teacher's pseudo-labels.", "",
         "## Goal (scarce scenario)", "", goal_text(goal), "",
         "## Test set: students and nnU-Net", "", markdown_table(rows, TEST_MODELS), "",
+        "Per seed (test-set DSC, %):", "", per_seed_table(records, [m for m in TEST_MODELS if m in s.models]), "",
+        "## Paired comparisons (per test case, pooled over seeds)", "",
+        "ΔDSC in points: the first model minus the second on the same test case of the same run; the CI is the t "
+        "interval of the mean over all pairs, p the Wilcoxon signed-rank test over the pairs (the pairs of one "
+        "seed share a training, so p is optimistic; the per-seed means show the spread).", "",
+        paired_table(load_case_results(out, settings), list(s.scenarios)), "",
         "## Teachers: pseudo-labels of the weak cases vs their true masks (cf. the paper's Tables 2 and 4)", "",
         markdown_table(rows, TEACHERS), "",
     ]
