@@ -262,7 +262,7 @@ def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str,
             if model in TEACHERS or not path.is_file():
                 continue
             doc = json.loads(path.read_text())
-            cases[(scenario, seed, model)] = {c["case"]: c["dsc"] for c in doc["cases"] if c.get("dsc") is not None}
+            cases[(scenario, seed, model)] = {c["case"]: c["dsc"] for c in doc.get("cases", []) if c.get("dsc") is not None}
     return cases
 
 

@@ -102,14 +102,14 @@ def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path
 def test_scenario_draws_strong_cases_from_the_chosen_sites_only(phantom_study, tmp_path):
     manifest = phantom_study / "manifest.json"
     sites = {c: v["site"] for c, v in json.loads(manifest.read_text()).items()}
-    record = make_scenario(STRONG_ID, tmp_path / "w", 2, 550, "FromMsd", seed=3, manifest=manifest,
+    record = make_scenario(STRONG_ID, tmp_path / "w", 2, 561, "FromMsd", seed=3, manifest=manifest,
                            strong_sites=["msd"], progress=False)
     assert {sites[c] for c in record["strong_cases"]} == {"msd"} and record["strong_sites"] == ["msd"]
     assert {sites[c] for c in record["weak_cases"]} >= {"nsclc", "lpcd"}   # the weak set keeps every site
     with pytest.raises(InputError, match=r"fewer than the 3 strong cases"):  # the pool has 2 msd cases
-        make_scenario(STRONG_ID, tmp_path / "w2", 3, 549, "TooFew", manifest=manifest, strong_sites=["msd"],
+        make_scenario(STRONG_ID, tmp_path / "w2", 3, 562, "TooFew", manifest=manifest, strong_sites=["msd"],
                       progress=False)
-    assert not (tmp_path / "w2").exists() and not list(Path(os.environ["nnUNet_raw"]).glob("Dataset549_*"))
+    assert not (tmp_path / "w2").exists() and not list(Path(os.environ["nnUNet_raw"]).glob("Dataset562_*"))
 
 
 def test_make_scenario_cli(phantom_study, tmp_path, capsys):
