@@ -265,3 +265,22 @@ def test_do_student_dataset_from_pseudo_labels(reference, weak_dir, phantom_stud
     assert len(pseudo) == 4 and all(v["teacher"] == sha for v in pseudo.values())
     for split in json.loads((folder / "splits_final.json").read_text()):
         assert not set(split["val"]) & set(pseudo) and set(pseudo) <= set(split["train"])
+
+
+def test_true_masks_from_another_folder_feed_the_qc(tmp_path):
+    """The pipeline's ``weak_labels`` (true masks outside the weak set) give ``dice_vs_truth`` in the QC."""
+    from nnunet_teacher_student.weak_set import WeakSet
+
+    arr = np.full((6, 24, 24), -850, np.int16)
+    arr[2:4, 8:14, 8:14] = 40
+    ct = sitk.GetImageFromArray(arr)
+    WeakSet(tmp_path / "weak").write_case("w", ct, BoxSet(Geometry.of(ct), [Box(2, 7, 7, 14, 14), Box(3, 7, 7, 14, 14)]))
+    truth = sitk.GetImageFromArray((arr > 0).astype(np.uint8))
+    truth.CopyInformation(ct)
+    (tmp_path / "truth").mkdir()
+    sitk.WriteImage(truth, str(tmp_path / "truth" / "w.nii.gz"))
+    pseudo_label(None, tmp_path / "weak", tmp_path / "p0", teacher="classical", progress=False)
+    assert json.loads((tmp_path / "p0" / "qc" / "w.json").read_text())["dice_vs_truth"] is None
+    pseudo_label(None, tmp_path / "weak", tmp_path / "p1", teacher="classical", progress=False,
+                 labels_dir=tmp_path / "truth")
+    assert json.loads((tmp_path / "p1" / "qc" / "w.json").read_text())["dice_vs_truth"] > 0.5
