@@ -45,7 +45,7 @@ class RegionPredictor:
 
     def __init__(self, model_folder: str | os.PathLike, folds: Sequence[int | str] | None = (0,),
                  checkpoint: str = "checkpoint_final.pth", device: str = "cpu", tta: bool = True,
-                 step_size: float = 0.5, verbose: bool = False):
+                 step_size: float = 0.5, verbose: bool = False, progress: bool = False):
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
         ensure_ext_trainer_path()
@@ -69,7 +69,7 @@ class RegionPredictor:
         self.predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
                                          perform_everything_on_device=resolve_device(device).type == "cuda",
                                          device=resolve_device(device), verbose=verbose,
-                                         verbose_preprocessing=False, allow_tqdm=False)
+                                         verbose_preprocessing=False, allow_tqdm=progress)
         try:
             self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=folds,
                                                                 checkpoint_name=checkpoint)
@@ -94,6 +94,23 @@ class RegionPredictor:
         if lm.has_regions:
             return len(lm.foreground_regions) - 1
         return int(label if label is not None else max(lm.foreground_labels))
+
+    def work_estimate(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> dict:
+        """What the sliding window will do on an array of ``shape_zyx`` voxels at ``spacing_zyx`` mm: the shape
+        after nnU-Net resamples it to the model's spacing, how many times more voxels that is, and the number of
+        tiles (nnU-Net's own step computation; times the mirrorings with test-time augmentation)."""
+        from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+        cm = self.predictor.configuration_manager
+        target = np.array(cm.spacing, float)
+        resampled = np.maximum(1, np.round(np.asarray(shape_zyx, float) * np.asarray(spacing_zyx, float) / target))
+        padded = np.maximum(resampled, cm.patch_size).astype(int)
+        steps = compute_steps_for_sliding_window(tuple(padded), tuple(cm.patch_size), self.predictor.tile_step_size)
+        tiles = int(np.prod([len(s) for s in steps]))
+        mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else None
+        return {"resampled_shape": [int(v) for v in resampled], "voxel_factor": float(np.prod(resampled) /
+                                                                                     max(1, np.prod(shape_zyx))),
+                "tiles": tiles, "network_passes": tiles * (2 ** len(mirror) if mirror else 1)}
 
     def predict_array(self, channels: np.ndarray, spacing_zyx: Sequence[float], label: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -182,7 +182,8 @@ def model_info(predictor: RegionPredictor) -> dict[str, Any]:
 def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = True,
                  lung_weights: str | os.PathLike | None = None, per_lung: bool = False, margin_mm: float = 10.0,
                  lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
-                 lung_method: str = "auto", label: int | None = None, what: str = "CT") -> CasePrediction:
+                 lung_method: str = "auto", label: int | None = None, what: str = "CT",
+                 announce: bool = False) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
     ``lung_crop``: predict only the lung box(es) grown by ``margin_mm`` (``per_lung``: one box per lung).
@@ -215,6 +216,14 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                                   label)
     mask = np.zeros(shape, bool)
     probability = np.zeros(shape, np.float32)
+    estimates = [predictor.work_estimate(b.size, spacing) for b in boxes]
+    if announce:
+        for k, (b, e) in enumerate(zip(boxes, estimates), 1):
+            grow = (f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
+                    if e["voxel_factor"] >= 2 else "")
+            print(f"  {what}: region {k}/{len(boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
+                  f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {e['tiles']} tile(s), "
+                  f"{e['network_passes']} network pass(es)", flush=True)
     for box in boxes:  # crop the image, not a full-size array copy of it
         channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
         seg, _, probs = predictor.predict_array(channels, spacing)
@@ -245,7 +254,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                       "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2)},
         "lung_crop": bool(lung_crop and lungs.found), "per_lung": bool(per_lung and lung_crop and lungs.found),
         "crop_margin_mm": margin_mm, "lung_dilation_mm": lung_dilation_mm,
-        "crops": [b.to_dict() for b in boxes],
+        "crops": [b.to_dict() for b in boxes], "sliding_window": estimates,
         "predicted_fraction": round(float(sum(np.prod(b.size) for b in boxes)) / float(np.prod(shape)), 4),
         "merge": MERGE_RULE if len(boxes) > 1 else None,
         "tumour_label": value, "model": info, "geometry": geometry.to_dict(),
@@ -376,6 +385,9 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
     if single_file and len(cases) > 1:
         raise InputError(f"{input}: holds {len(cases)} CTs; give a folder as output, not {output}")
     summary = PredictSummary()
+    folder, ours = (output.parent, f".{output.name.split('.')[0]}.*.tmp*") if single_file else (output, ".*.tmp*")
+    for stale in (folder.glob(ours) if folder.is_dir() else []):   # atomic writes cut off by a kill
+        stale.unlink()
     todo = []
     for case in cases:
         out = case_output(output, case.name, single_file)
@@ -392,11 +404,12 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
             ct = case.read()
             t_read = time.perf_counter() - t0
             if predictor is None:  # only load the model when there is work
-                predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta, step_size)
+                predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta, step_size,
+                                            progress=progress)   # nnU-Net's bar over the sliding window's tiles
             result = predict_case(predictor, ct, lung_crop=lung_crop, lung_weights=lung_weights,
                                   per_lung=per_lung, margin_mm=margin_mm, lung_dilation_mm=lung_dilation_mm,
                                   save_probabilities=save_probabilities, lung_method=lung_method, label=label,
-                                  what=str(case.path))
+                                  what=str(case.path), announce=progress)
         except InputError as e:
             if len(cases) == 1:
                 raise

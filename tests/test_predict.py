@@ -193,7 +193,9 @@ def test_nifti_with_permuted_flipped_axes_keeps_its_geometry(strong_model, test_
     out = tmp_path / "pred" / "mask.nii.gz"
     code = nnts(["predict", "-i", str(src), "-o", str(out), "-m", str(strong_model), "-f", "0",
                  "-device", "cpu", "--disable-tta", "--save-probabilities"])
-    assert code == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "at the model's spacing" in captured.out and "tile(s)" in captured.out   # the work, before it starts
     mask = sitk.ReadImage(str(out))
     assert mask.GetPixelID() == sitk.sitkUInt8
     assert_same_geometry(mask, ct)
@@ -201,6 +203,7 @@ def test_nifti_with_permuted_flipped_axes_keeps_its_geometry(strong_model, test_
     assert_same_geometry(sitk.ReadImage(str(tmp_path / "pred" / "mask_probability.nii.gz")), ct)
     report = json.loads((tmp_path / "pred" / "mask.json").read_text())
     assert report["n_lesions"] == len(report["lesions"])
+    assert len(report["sliding_window"]) == len(report["crops"]) and report["sliding_window"][0]["tiles"] >= 1
     assert sum(les["voxels"] for les in report["lesions"]) == int(sitk.GetArrayFromImage(mask).sum())
     assert report["lung_mask"]["method"] == "classical" and report["lung_mask"]["found"]
     assert {"read", "lung_mask", "predict", "drop_outside_lungs", "describe", "write", "total"} <= set(report["timings_s"])
