@@ -369,18 +369,25 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
                  margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0,
                  lung_weights: str | os.PathLike | None = None, lung_method: str = "auto",
                  save_probabilities: bool = False, label: int | None = None, step_size: float = 0.5,
-                 overwrite: bool = False, progress: bool = True) -> PredictSummary:
+                 overwrite: bool = False, progress: bool = True, num_parts: int = 1,
+                 part_id: int = 0) -> PredictSummary:
     """Predict a CT file, a DICOM series folder, or a folder of either.
 
     ``output``: a file name with an image suffix (one case), or a folder receiving ``<case>.nii.gz`` and
-    ``<case>.json`` (and ``<case>_probability.nii.gz``). Cases whose outputs exist are skipped unless
+    ``<case>.json`` (and ``<case>_probability.nii.gz``). ``num_parts``/``part_id``: only this part of a folder's
+    cases (see :mod:`.sharding`). Cases whose outputs exist are skipped unless
     ``overwrite``; files are written atomically, the report last. A case that fails with bad input is
     reported and the others go on; :class:`InputError` at the end names the failures.
     """
     from tqdm import tqdm
 
+    from .sharding import part_cases
+
     output = Path(output)
     cases = find_cases(input)
+    if num_parts > 1:   # every num_parts-th case by name, as nnts pseudo-label and nnUNetv2_predict share
+        mine = set(part_cases([c.name for c in cases], num_parts, part_id))
+        cases = [c for c in cases if c.name in mine]
     single_file = image_suffix(output) is not None
     if single_file and len(cases) > 1:
         raise InputError(f"{input}: holds {len(cases)} CTs; give a folder as output, not {output}")

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from .geometry import Geometry, InputError, array_to_image, write_image_atomic, write_text_atomic
 from .pseudo_label_qc import FILTERS, case_qc, failed_filters, write_qc_table
+from .sharding import part_cases
 from .student_dataset import PROVENANCE_FILE, file_sha256
 from .teacher_dataset import read_label
 from .teacher_inference import predict_case, teacher_mode
@@ -35,13 +36,6 @@ QC_DIR = "qc"
 EXCLUDED_FILE = "excluded.json"
 # provenance entries that must agree before a run may resume into an existing output folder
 IDENTITY_KEYS = ("checkpoint_sha256", "folds", "checkpoint", "mode", "box_margin_mm", "tta")
-
-
-def part_cases(cases: Sequence[str], num_parts: int = 1, part_id: int = 0) -> list[str]:
-    """The cases of part ``part_id`` of ``num_parts``: every ``num_parts``-th of the sorted cases."""
-    if num_parts < 1 or not 0 <= part_id < num_parts:
-        raise InputError(f"--part-id must be in 0..{num_parts - 1} for --num-parts {num_parts}, got {part_id}")
-    return sorted(cases)[part_id::num_parts]
 
 
 def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], checkpoint: str,

@@ -37,24 +37,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tumour label of a label model (default: the label named tumour, else the highest)")
     p.add_argument("--step-size", type=float, default=0.5, help="sliding-window step as a fraction of the patch")
     p.add_argument("--overwrite", action="store_true", help="predict cases whose outputs exist again")
+    p.add_argument("--num-parts", type=int, default=None,
+                   help="split a folder's cases into this many parts (default: the SLURM array's task count, else 1)")
+    p.add_argument("--part-id", type=int, default=None,
+                   help="which part this run predicts: 0..num-parts-1 (default: the SLURM array task, else 0)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
     from ..predict import predict_path
+    from ..sharding import resolve_shard
 
     if args.margin_mm < 0 or args.lung_dilation_mm < 0:
         raise InputError("--margin-mm and --lung-dilation-mm must be >= 0")
     if not 0 < args.step_size <= 1:
         raise InputError(f"--step-size must be in (0, 1], got {args.step_size}")
+    num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
+    if num_parts > 1:
+        print(f"part {part_id} of {num_parts} ({where})", flush=True)
     summary = predict_path(args.input, args.output, args.model, folds=args.folds, device=args.device,
                            lung_crop=not args.no_lung_crop, tta=not args.disable_tta, checkpoint=args.checkpoint,
                            per_lung=args.per_lung, margin_mm=args.margin_mm,
                            lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
                            lung_weights=args.lungmask_weights, lung_method=args.lung_method,
                            save_probabilities=args.save_probabilities, label=args.label,
-                           step_size=args.step_size, overwrite=args.overwrite)
+                           step_size=args.step_size, overwrite=args.overwrite, num_parts=num_parts,
+                           part_id=part_id)
     skipped = f", skipped {len(summary.skipped)} already done" if summary.skipped else ""
     print(f"predicted {len(summary.predicted)} case(s){skipped}; output: {args.output}")
     return 0

@@ -16,16 +16,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "empty boxed slices, DSC against true masks where the weak set has labels/) and "
                     "OUT/excluded.json. Resumable (finished cases are skipped; files are renamed into place "
                     "when complete) and shardable with --num-parts/--part-id like nnUNetv2_predict.",
-        epilog="SLURM array: nnts pseudo-label ... --num-parts $SLURM_ARRAY_TASK_COUNT "
-               "--part-id $SLURM_ARRAY_TASK_ID; rerun any part afterwards to refresh the QC table.")
+        epilog="SLURM array (sbatch --array=0-7): without --num-parts/--part-id each array task does its part "
+               "(SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT); rerun any part afterwards to refresh the QC table.")
     p.add_argument("-i", "--input", required=True, type=Path, help="weak set folder (images/, boxes/)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder of the pseudo masks")
     add_model_arguments(p, "trained teacher model", [0], model_required=False)
     p.add_argument("--teacher", choices=("model", "classical"), default="model",
                    help="model: the trained teacher of -m (default); classical: no training, inside each box "
                         "HU > -400 and the lung region, the components the box frames (a reference floor)")
-    p.add_argument("--num-parts", type=int, default=1, help="split the cases into this many parts (default 1)")
-    p.add_argument("--part-id", type=int, default=0, help="which part this run does: 0..num-parts-1")
+    p.add_argument("--num-parts", type=int, default=None,
+                   help="split the cases into this many parts (default: the SLURM array's task count, else 1)")
+    p.add_argument("--part-id", type=int, default=None,
+                   help="which part this run does: 0..num-parts-1 (default: the SLURM array task, else 0)")
     p.add_argument("--box-margin-mm", type=float, default=2.0,
                    help="in-plane dilation of the boxes that bounds the mask (default 2 mm)")
     p.add_argument("--mode", choices=("box", "point"), default=None,
@@ -54,6 +56,7 @@ def _fmt(x, digits: int = 3) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..geometry import InputError
     from ..pseudo_labels import pseudo_label
+    from ..sharding import resolve_shard
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
@@ -61,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
                "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml}
     if args.teacher == "model" and args.model is None:
         raise InputError("-m/--model is required (the trained teacher's folder), or pass --teacher classical")
+    num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
+    if num_parts > 1:
+        print(f"part {part_id} of {num_parts} ({where})", flush=True)
     s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
-                     not args.disable_tta, args.num_parts, args.part_id, args.box_margin_mm, args.mode,
+                     not args.disable_tta, num_parts, part_id, args.box_margin_mm, args.mode,
                      filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher)
     qc = s["qc"]
     print(f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
