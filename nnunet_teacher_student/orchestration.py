@@ -463,7 +463,8 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
         box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
         predict_tta=bool(pred.get("tta", True)),
-        filters={k: pl[k] for k in ("min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml") if k in pl},
+        filters={k: pl[k] for k in ("min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices", "min_volume_ml")
+                 if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
         num_processes=int(train.get("num_processes", 1)))
     if cfg.names_clash():
@@ -480,8 +481,8 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "train": ("configuration", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
               "epochs", "iterations", "val_iterations", "no_mirroring", "skip_validation", "n_folds", "seed",
               "jitter", "annotator", "teacher_folds", "guard", "guard_attempts", "num_processes"),
-    "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "max_entropy", "max_empty_slices", "min_volume_ml",
-                     "filter_mode"),
+    "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices",
+                     "min_volume_ml", "filter_mode"),
     "predict": ("lung_crop", "tta"),
     "small": ("name", "patch_size", "features", "batch_size"),
 }

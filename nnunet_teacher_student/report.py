@@ -251,6 +251,37 @@ def figure_fill_vs_dsc(qc: Sequence[Mapping], out: Path) -> Path | None:
     return out
 
 
+def figure_box_consistency(qc: Sequence[Mapping], out: Path) -> Path | None:
+    """Box consistency per weak case (mean IoU of each given box and the pseudo-label's own tight box, and
+    its empty boxes), and against the pseudo-label's DSC where the true mask is known."""
+    rows = [r for r in qc if r.get("box_iou_mean") is not None]
+    if not rows:
+        return None
+    plt = _plt()
+    known = [r for r in rows if r.get("dice_vs_truth") is not None]
+    fig, axes = plt.subplots(1, 2 if known else 1, figsize=(8.4 if known else 4.2, 3.6), squeeze=False)
+    iou = 100 * np.array([r["box_iou_mean"] for r in rows])
+    empty = sum(r.get("empty_boxes") or 0 for r in rows)
+    ax = axes[0][0]
+    ax.hist(iou, bins=np.linspace(0, 100, 21), color="#3182bd")
+    ax.set_title(f"Box consistency: {len(rows)} cases, {empty} empty box(es)", fontsize=9)
+    ax.set_xlabel("mean IoU of given box and pseudo-label's box (%)")
+    ax.set_ylabel("weak cases")
+    if known:
+        ax = axes[0][1]
+        ax.scatter([100 * r["box_iou_mean"] for r in known], [100 * r["dice_vs_truth"] for r in known], s=18,
+                   color="#3182bd")
+        ax.set_title(f"DSC vs box consistency (n = {len(known)})", fontsize=9)
+        ax.set_xlabel("mean box IoU (%)")
+        ax.set_ylabel("pseudo-label DSC vs true mask (%)")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 # --------------------------------------------------------------------------- tables and text
 def fill_table(qc: Sequence[Mapping]) -> str:
     """Pseudo-label DSC per box-fill bin (Markdown)."""
@@ -404,6 +435,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
         figs["weak"] = figure_weak_cases(weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc, weak_labels)
     figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
     figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
+    figs["iou"] = figure_box_consistency(qc, out_dir / "pseudo_box_consistency.png")
     curves = copy_training_curves(fold_dirs, out_dir)
 
     teacher_doc = results.get(teacher_name)
@@ -431,7 +463,9 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
                 "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green, where known).",
                 "bars": "DSC per model: bar = mean, whisker = std, dots = cases.",
                 "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
-                        "cannot have."}
+                        "cannot have.",
+                "iou": "Box consistency of the pseudo-labels (QC `box_iou_mean`, `empty_boxes`): how well each "
+                       "pseudo-label's own box matches the box it was given."}
     for key, caption in captions.items():
         if figs.get(key):
             md += [f"![{caption}]({figs[key].name})", "", f"_{caption}_", ""]

@@ -53,6 +53,11 @@ def test_case_qc_numbers():
     assert r["empty_boxed_slices"] == 1
     assert r["box_fill"] == [pytest.approx(9 / 16), 0.0]
     assert r["box_fill_mean"] == pytest.approx(9 / 32) and r["box_fill_min"] == 0.0
+    # box consistency: the mask's own box on slice 1 is y 2-4 x 2-5 (12 px) in the 16-px box; slice 2 is empty
+    assert r["box_iou"] == [pytest.approx(0.75), 0.0] and r["empty_boxes"] == 1
+    assert r["box_iou_mean"] == pytest.approx(0.375) and r["box_iou_min"] == 0.0
+    kept, removed = apply_filters([{**r, "case": "a"}, {**r, "case": "b", "box_iou_mean": 0.9}], min_box_iou=0.5)
+    assert [k["case"] for k in kept] == ["b"] and removed == {"min_box_iou": ["a"]}
     assert r["probability_in_boxes"] == pytest.approx(0.25)
     assert r["entropy_in_boxes"] == pytest.approx(0.5)  # 1 bit on slice 1, 0 bits on slice 2
     assert r["dice_vs_truth"] == pytest.approx(2 * 10 / (11 + 18))

@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="teacher kind (default: from the trainer name in the model folder)")
     p.add_argument("--min-box-fill", type=float, default=None, metavar="F",
                    help="QC filter: mean fraction of the boxes covered by the mask must be >= F")
+    p.add_argument("--min-box-iou", type=float, default=None, metavar="I",
+                   help="QC filter: mean IoU of each given box and the mask's own tight box there must be >= I")
     p.add_argument("--max-entropy", type=float, default=None, metavar="H",
                    help="QC filter: mean binary entropy (bits) of the teacher inside the boxes must be <= H")
     p.add_argument("--max-empty-slices", type=int, default=None, metavar="N",
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
-    filters = {"min_box_fill": args.min_box_fill, "max_entropy": args.max_entropy,
+    filters = {"min_box_fill": args.min_box_fill, "min_box_iou": args.min_box_iou, "max_entropy": args.max_entropy,
                "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml}
     if args.teacher == "model" and args.model is None:
         raise InputError("-m/--model is required (the trained teacher's folder), or pass --teacher classical")
