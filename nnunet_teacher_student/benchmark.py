@@ -9,7 +9,8 @@ datasets, the models of :data:`MODELS`:
 - the SO and DO students (default trainers and ``_Paper`` variants) on the box teacher's pseudo-labels;
 - the baseline (strong cases only), nnU-Net's ignore-label answer to boxes (no teacher), and the
   upper bound (true masks for every case), all with ``nnUNetTrainerNNTS`` (nnU-Net's default trainer
-  plus our budget variables).
+  plus our budget variables);
+- the DO student's own ceiling: its trainer on every case's true mask (``upper_do``).
 
 Every run is a list of resumable :class:`~.orchestration.Step`; ``benchmark_report`` aggregates.
 """
@@ -29,7 +30,8 @@ from .orchestration import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, C
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
 #: dataset role -> id offset within a run's block of ten
-DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "ignore": 5, "upper": 6}
+DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "ignore": 5, "upper": 6,
+                   "upper_do": 7}
 #: model key -> (dataset role, trainer)
 MODELS = {
     "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
@@ -43,6 +45,7 @@ MODELS = {
     "so_nnunet": ("so", "nnUNetTrainerNNTS"),   # control: the baseline's trainer on the SO student dataset
     "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
     "upper": ("upper", "nnUNetTrainerNNTS"),
+    "upper_do": ("upper_do", "nnUNetTrainerDOStudent"),   # the DO student's own ceiling: its trainer on true masks
 }
 #: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
 #: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
@@ -145,7 +148,7 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
     base = FIRST_RUN_ID + 10 * index
     tag = run_tag(scenario, seed)
     dataset_ids = {m: base + DATASET_OFFSETS[MODELS[m][0]] for m in MODELS}
-    dataset_names = {m: f"{tag}{MODELS[m][0].capitalize()}" for m in MODELS}
+    dataset_names = {m: tag + "".join(w.capitalize() for w in MODELS[m][0].split("_")) for m in MODELS}
     pool = pool_paths(out)
     small = settings.small
     return PipelineConfig(

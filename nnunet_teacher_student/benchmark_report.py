@@ -218,7 +218,8 @@ def per_seed_table(records: Sequence[Mapping], models: Sequence[str]) -> str:
 #: the comparisons of the paired table: (model, against)
 PAIRS = (("so", "baseline"), ("do", "baseline"), ("so_nnunet", "baseline"), ("so", "so_nnunet"),
          ("do", "so_nnunet"), ("do", "so"), ("so_paper", "baseline"), ("do_paper", "baseline"),
-         ("upper", "baseline"), ("do", "upper"), ("so", "ignore"), ("do", "ignore"))
+         ("so_paper", "so"), ("do_paper", "do"), ("upper", "baseline"), ("do", "upper"), ("upper_do", "upper"),
+         ("do", "upper_do"), ("so", "ignore"), ("do", "ignore"))
 
 
 def paired_stats(cases: Mapping[tuple[str, int, str], Mapping[str, float]], scenario: str, model: str,

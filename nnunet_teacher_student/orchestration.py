@@ -41,7 +41,8 @@ MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (st
                "point_teacher": "Point teacher (pseudo-labels)", "so_paper": "SO student (_Paper)",
                "do_paper": "DO student (_Paper)",
                "so_nnunet": "nnU-Net on strong + pseudo (control)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
-               "upper": "Upper bound (true masks for all)"}
+               "upper": "Upper bound (true masks for all)",
+               "upper_do": "DO upper bound (true masks for all, DO trainer)"}
 BASE_CONFIGURATION = "3d_fullres"
 PLANS = "nnUNetPlans"
 # nnU-Net output lines worth showing live (the rest goes to the log file)
@@ -839,6 +840,7 @@ STUDENT_DATASETS = {
     "baseline": ("so", None, "baseline dataset (strong cases only, SO form)"),
     "ignore": ("ignore", "boxes", "ignore-label dataset (strong + weak boxes as nnU-Net's ignore label)"),
     "upper": ("so", "truth", "upper-bound dataset (strong + weak cases with their true masks)"),
+    "upper_do": ("do", "truth", "DO upper-bound dataset (strong + weak cases with their true masks, DO form)"),
 }
 
 

@@ -246,7 +246,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--jitter", type=int,
                    help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
     p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher classical baseline ignore so do so_paper "
-                                               "do_paper upper (default: all)")
+                                               "do_paper upper upper_do (default: all)")
     p.add_argument("--epochs", type=int, help="epochs per model (default 10 on a CPU, 50 on a GPU)")
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
