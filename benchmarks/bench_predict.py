@@ -1,17 +1,25 @@
-"""Benchmark of ``nnts predict``: lung-cropped prediction vs nnU-Net's full-volume prediction of the
-same model, and peak memory on a large CT.
+"""Benchmark of ``nnts predict``: its region modes against nnU-Net's full-volume prediction of the same model
+(time, CPU time, peak memory, tiles, mask agreement), and peak memory on a large CT.
 
-Speed/accuracy mode (phantoms generated on the fly, or a folder with images/ and labels/)::
+Modes mode (cases: phantoms generated on the fly, clinical-FOV phantoms, DICOM series, or a folder with
+images/ and labels/)::
 
-    python benchmarks/bench_predict.py -m MODEL_FOLDER [--size tiny|default] [--cases N] [--fov-pad F]
+    python benchmarks/bench_predict.py -m MODEL_FOLDER [--series DICOM_DIR ...] [--clinical N] [--cases N]
+                                       [--size tiny|default] [--fov-pad F] [--test-dir DIR] [--modes ...]
                                        [--repeats R] [--tta] [--out report.json]
 
-For each case: ``full`` = ``nnUNetPredictor`` on the whole CT (its label map, tumour label; no lung mask,
-no filtering), ``cropped`` = :func:`predict_case` (lung mask + crop + nnU-Net + paste + dropping lesions
-outside the lungs), timed end to end (the best of ``--repeats``). Reports the wall-time ratio full/cropped
-and the DSC of each against the reference mask. ``--fov-pad F`` pads every side of every axis by F times
-its size with air (-1000 HU) to mimic a clinical field of view (phantoms are cropped tightly around the
-chest, so their lung box fills most of the volume); the network's cost does not depend on the content.
+Per case and mode, timed end to end (the best of ``--repeats``; wall and this process's CPU time, since other
+jobs may share the cores): ``full`` = ``nnUNetPredictor`` on the whole CT (its label map, tumour label, no lung
+mask, no filtering: the reference); the other modes are :func:`predict_case` without dropping lesions
+(``box``: one box around the lungs, every tile; ``per-lung``: a box per lung, every tile; ``full-skip``: the
+whole CT, only the tiles near the lungs; ``default``: what ``nnts predict`` does by default). Agreement = DSC of
+each mode's mask with the reference inside the lungs grown by 5 mm (where ``nnts predict`` keeps lesions), and
+against the reference mask where one is known. Peak memory = the kernel's high-water mark (``VmHWM``) reset
+before each mode (Linux).
+
+``--clinical N``: real-size phantom chests on a 512 x 512 in-plane grid (0.6-1.0 mm pixels, 1-5 mm slices),
+air around the body and a patient table under it, as a clinical field of view has. ``--fov-pad F`` pads every
+side of every axis of the other phantoms by F times its size with air.
 
 Memory mode (peak resident memory of ``predict_case`` on a synthetic CT, measured in a child process)::
 
@@ -45,7 +53,15 @@ from bench_common import emit, run_meta  # noqa: E402
 
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
 from nnunet_teacher_student.geometry import Geometry, read_image  # noqa: E402
-from nnunet_teacher_student.predict import predict_case, tumour_label  # noqa: E402
+from nnunet_teacher_student.predict import near_mask, predict_case, tumour_label  # noqa: E402
+
+#: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
+MODES = {"full": None,
+         "box": {"lung_crop": True, "per_lung": False, "skip_tiles": False},
+         "per-lung": {"lung_crop": True, "per_lung": True, "skip_tiles": False},
+         "full-skip": {"lung_crop": False, "skip_tiles": True},
+         "default": {}}
+KEEP_MM = 5.0   # nnts predict keeps lesions within this distance of the lungs: agreement is measured there
 
 
 def load_predictor(args):
@@ -54,73 +70,136 @@ def load_predictor(args):
     return RegionPredictor(args.model, args.folds, device=args.device, tta=args.tta, step_size=args.step_size)
 
 
-def phantom_cases(args) -> list[tuple[str, sitk.Image, np.ndarray]]:
-    """(name, CT, reference mask) of the benchmark cases."""
+def clinical_case(seed: int) -> tuple[str, sitk.Image, np.ndarray]:
+    """A real-size phantom chest on a 512 x 512 in-plane grid: air around the body and a table under it."""
+    from nnunet_teacher_student.phantom import generate_case
+
+    c = generate_case(seed, preset="default", scale=1.0, inplane_px=(256, 512), slices=(40, 400), min_tumours=1)
+    ct, ref = sitk.GetArrayFromImage(c.ct), sitk.GetArrayFromImage(c.label) > 0
+    pad = [(0, 0)] + [((512 - n) // 2, 512 - n - (512 - n) // 2) for n in ct.shape[1:]]
+    ct, ref = np.pad(ct, pad, constant_values=-1000), np.pad(ref, pad)
+    sy = c.ct.GetSpacing()[1]
+    body_rows = np.nonzero((ct > -500).any(axis=(0, 2)))[0]
+    top = min(511, int(body_rows.max() + round(15 / sy)))          # 15 mm under the body (y: posterior)
+    table = slice(top, min(512, top + max(2, int(round(8 / sy)))))   # an 8 mm carbon-fibre slab
+    ct[:, table, 40:472] = 150
+    img = sitk.GetImageFromArray(ct.astype(np.int16))
+    spacing = c.ct.GetSpacing()
+    img.SetSpacing(spacing)
+    img.SetOrigin([o - p[0] * s for o, p, s in zip(c.ct.GetOrigin(), pad[::-1], spacing)])
+    img.SetDirection(c.ct.GetDirection())
+    return f"clinical_{seed}", img, ref
+
+
+def cases_of(args) -> list[tuple[str, sitk.Image, np.ndarray | None]]:
+    """(name, CT, reference mask or None) of the benchmark cases."""
+    out: list[tuple[str, sitk.Image, np.ndarray | None]] = []
+    for folder in args.series or []:
+        from nnunet_teacher_student.predict import find_cases
+
+        for case in find_cases(folder):
+            out.append((case.name, case.read(), None))
+    for i in range(args.clinical):
+        out.append(clinical_case(args.seed + i))
     if args.test_dir:
-        images = sorted((Path(args.test_dir) / "images").glob("*.nii.gz"))[: args.cases]
-        out = []
-        for p in images:
+        for p in sorted((Path(args.test_dir) / "images").glob("*.nii.gz"))[: args.cases]:
             name = p.name[: -len(".nii.gz")].removesuffix("_0000")
             out.append((name, read_image(p),
                         sitk.GetArrayFromImage(read_image(Path(args.test_dir) / "labels" / f"{name}.nii.gz")) > 0))
-        return out
-    from nnunet_teacher_student.phantom import generate_case
+    elif not out:
+        from nnunet_teacher_student.phantom import generate_case
 
-    out = []
-    for i in range(args.cases):
-        c = generate_case(args.seed + i, preset=args.size, min_tumours=1)
-        out.append((f"{args.size}_{args.seed + i}", c.ct, sitk.GetArrayFromImage(c.label) > 0))
+        for i in range(args.cases):
+            c = generate_case(args.seed + i, preset=args.size, min_tumours=1)
+            out.append(pad_fov(f"{args.size}_{args.seed + i}", c.ct, sitk.GetArrayFromImage(c.label) > 0,
+                               args.fov_pad))
     return out
 
 
-def pad_fov(ct: sitk.Image, ref: np.ndarray, fraction: float) -> tuple[sitk.Image, np.ndarray]:
+def pad_fov(name: str, ct: sitk.Image, ref: np.ndarray, fraction: float) -> tuple[str, sitk.Image, np.ndarray]:
     """CT and reference padded with air on every side by ``fraction`` of each axis."""
     if fraction <= 0:
-        return ct, ref
+        return name, ct, ref
     pad = [int(round(fraction * s)) for s in ct.GetSize()]
-    big = sitk.ConstantPad(ct, pad, pad, -1000)
-    ref = np.pad(ref, [(p, p) for p in pad[::-1]])
-    return big, ref
+    return name, sitk.ConstantPad(ct, pad, pad, -1000), np.pad(ref, [(p, p) for p in pad[::-1]])
+
+
+def _reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_mode(predictor, ct: sitk.Image, mode: str, value: int) -> tuple[np.ndarray, dict]:
+    """(mask, measurements) of one prediction of ``ct`` in ``mode``."""
+    gc.collect()
+    reset = _reset_peak()
+    tiles0 = predictor.predictor.tiles_run
+    t0, c0 = time.perf_counter(), time.process_time()
+    if MODES[mode] is None:
+        seg, _, _ = predictor.predict_array(sitk.GetArrayFromImage(ct).astype(np.float32)[None],
+                                            Geometry.of(ct).spacing[::-1])
+        mask, report = seg == value, None
+    else:
+        result = predict_case(predictor, ct, lung_dilation_mm=None, **MODES[mode])
+        mask, report = result.mask > 0, result.report
+    row = {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(time.process_time() - c0, 2),
+           "tiles_run": predictor.predictor.tiles_run - tiles0,
+           "peak_gb": round(_status_kb("VmHWM") / 2**20, 3) if reset else None}
+    if report is not None:
+        row.update(layout=report["layout"], crops=[c["name"] for c in report["crops"]],
+                   predicted_fraction=report["predicted_fraction"], lung_method=report["lung_mask"]["method"],
+                   timings_s=report["timings_s"])
+    return mask, row
 
 
 def bench_speed(args) -> dict:
+    from nnunet_teacher_student.lungs import lung_mask
+
     predictor = load_predictor(args)
     value, _ = tumour_label(predictor.predictor.label_manager, predictor.predictor.dataset_json.get("labels"))
-    cases = phantom_cases(args)
-    warm = sitk.GetArrayFromImage(cases[0][1]).astype(np.float32)[None]
+    modes = ["full"] + [m for m in args.modes if m != "full"]
+    cases = cases_of(args)
+    warm = sitk.GetArrayFromImage(cases[0][1]).astype(np.float32)[None, :8, :64, :64]
     predictor.predict_array(warm, Geometry.of(cases[0][1]).spacing[::-1])  # first call: torch start-up
     rows = []
     for name, ct, ref in cases:
-        ct, ref = pad_fov(ct, ref, args.fov_pad)
         spacing = Geometry.of(ct).spacing[::-1]
-        t_full, t_crop = [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            seg, _, _ = predictor.predict_array(sitk.GetArrayFromImage(ct).astype(np.float32)[None], spacing)
-            t_full.append(time.perf_counter() - t0)
-            full = seg == value
-            t0 = time.perf_counter()
-            result = predict_case(predictor, ct, per_lung=args.per_lung)
-            t_crop.append(time.perf_counter() - t0)
-        cropped = result.mask > 0
-        rows.append({"case": name, "shape_zyx": list(ref.shape), "spacing_zyx": [round(s, 4) for s in spacing],
-                     "predicted_fraction": result.report["predicted_fraction"],
-                     "lung_method": result.report["lung_mask"]["method"],
-                     "time_full_s": round(min(t_full), 3), "time_cropped_s": round(min(t_crop), 3),
-                     "cropped_breakdown_s": result.report["timings_s"],
-                     "dsc_full": round(dice(full, ref), 4), "dsc_cropped": round(dice(cropped, ref), 4),
-                     "dsc_cropped_vs_full": round(dice(cropped, full), 4)})
-        print(json.dumps(rows[-1]), flush=True)
-    tf = sum(r["time_full_s"] for r in rows)
-    tc = sum(r["time_cropped_s"] for r in rows)
-    return {"cases": rows, "summary": {
-        "n_cases": len(rows), "time_full_s": round(tf, 3), "time_cropped_s": round(tc, 3),
-        "speedup_full_over_cropped": round(tf / tc, 3),
-        "mean_predicted_fraction": round(float(np.mean([r["predicted_fraction"] for r in rows])), 4),
-        "mean_dsc_full": round(float(np.mean([r["dsc_full"] for r in rows])), 4),
-        "mean_dsc_cropped": round(float(np.mean([r["dsc_cropped"] for r in rows])), 4),
-        "dsc_difference_cropped_minus_full": round(float(np.mean([r["dsc_cropped"] - r["dsc_full"] for r in rows])), 4),
-        "mean_dsc_cropped_vs_full": round(float(np.mean([r["dsc_cropped_vs_full"] for r in rows])), 4)}}
+        lungs = lung_mask(ct)
+        keep = near_mask(lungs.mask > 0, spacing, KEEP_MM)
+        row = {"case": name, "size_xyz": list(ct.GetSize()), "spacing_xyz": [round(s, 4) for s in ct.GetSpacing()],
+               "lung_share": round(float((lungs.mask > 0).mean()), 4),
+               "resampled_zyx": list(predictor.resampled_shape(ct.GetSize()[::-1], spacing)), "modes": {}}
+        masks = {}
+        for mode in modes:
+            best = None
+            for _ in range(args.repeats):
+                mask, m = run_mode(predictor, ct, mode, value)
+                best = m if best is None or m["cpu_s"] < best["cpu_s"] else best
+            masks[mode] = mask
+            if ref is not None:
+                best["dsc_vs_truth"] = round(dice(mask, ref), 4)
+            row["modes"][mode] = best
+        for mode in modes:
+            m = row["modes"][mode]
+            m["dsc_vs_full_near_lungs"] = round(dice(masks[mode] & keep, masks["full"] & keep), 4)
+            m["voxels_near_lungs"] = int((masks[mode] & keep).sum())
+            m["speedup_cpu"] = round(row["modes"]["full"]["cpu_s"] / max(m["cpu_s"], 1e-9), 2)
+            m["speedup_wall"] = round(row["modes"]["full"]["wall_s"] / max(m["wall_s"], 1e-9), 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    summary = {}
+    for mode in modes:
+        summary[mode] = {
+            "cpu_s": round(sum(r["modes"][mode]["cpu_s"] for r in rows), 2),
+            "wall_s": round(sum(r["modes"][mode]["wall_s"] for r in rows), 2),
+            "speedup_cpu": round(sum(r["modes"]["full"]["cpu_s"] for r in rows)
+                                 / max(sum(r["modes"][mode]["cpu_s"] for r in rows), 1e-9), 2),
+            "min_dsc_vs_full_near_lungs": min(r["modes"][mode]["dsc_vs_full_near_lungs"] for r in rows),
+            "max_peak_gb": max((r["modes"][mode]["peak_gb"] or 0) for r in rows)}
+    return {"cases": rows, "summary": {"n_cases": len(rows), "modes": summary}}
 
 
 # --------------------------------------------------------------------------- memory
@@ -177,7 +256,7 @@ def memory_child(args) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
     sampler.start()
-    result = predict_case(predictor, ct, per_lung=args.per_lung)
+    result = predict_case(predictor, ct, per_lung=True if args.per_lung else None)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -219,9 +298,12 @@ def main() -> None:
     p.add_argument("-f", "--folds", nargs="+", default=["0"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--tta", action="store_true", help="test-time mirroring (off by default)")
-    p.add_argument("--per-lung", action="store_true", help="one crop per lung")
+    p.add_argument("--per-lung", action="store_true", help="memory mode: one crop per lung")
+    p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES), help="modes to time (full always)")
+    p.add_argument("--series", nargs="+", type=Path, help="DICOM series folders (or CT files) to predict")
+    p.add_argument("--clinical", type=int, default=0, help="clinical-FOV phantoms (512 x 512 in-plane, table)")
     p.add_argument("--size", default="default", help="phantom preset (tiny, default)")
-    p.add_argument("--cases", type=int, default=4)
+    p.add_argument("--cases", type=int, default=4, help="phantoms (when no --series/--clinical) or --test-dir cases")
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--test-dir", type=Path, default=None, help="folder with images/ and labels/ instead of phantoms")
     p.add_argument("--fov-pad", type=float, default=0.0, help="pad each side by this fraction of each axis (air)")

@@ -17,6 +17,7 @@ import numpy as np
 from .cropping import CropBox
 from .geometry import InputError
 from .plans import ensure_ext_trainer_path
+from .tile_skipping import TileMask, tile_skipping_predictor
 
 
 def resolve_device(name: str):
@@ -46,8 +47,6 @@ class RegionPredictor:
     def __init__(self, model_folder: str | os.PathLike, folds: Sequence[int | str] | None = (0,),
                  checkpoint: str = "checkpoint_final.pth", device: str = "cpu", tta: bool = True,
                  step_size: float = 0.5, verbose: bool = False, progress: bool = False):
-        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
         ensure_ext_trainer_path()
         folder = Path(model_folder)
         if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file():
@@ -66,7 +65,7 @@ class RegionPredictor:
         self.folder = folder
         self.checkpoint = checkpoint
         self.folds = folds
-        self.predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
+        self.predictor = tile_skipping_predictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
                                          perform_everything_on_device=resolve_device(device).type == "cuda",
                                          device=resolve_device(device), verbose=verbose,
                                          verbose_preprocessing=False, allow_tqdm=progress)
@@ -95,32 +94,56 @@ class RegionPredictor:
             return len(lm.foreground_regions) - 1
         return int(label if label is not None else max(lm.foreground_labels))
 
-    def work_estimate(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> dict:
+    def resampled_shape(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
+        """The shape (z, y, x) nnU-Net's preprocessing resamples an array of ``shape_zyx`` at ``spacing_zyx`` to."""
+        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
+        back = np.argsort(pm.transpose_forward)
+        target = np.array(cm.spacing, float)[back]    # the plans' spacing is in nnU-Net's (transposed) axis order
+        return tuple(int(v) for v in np.maximum(1, np.round(np.asarray(shape_zyx, float)
+                                                            * np.asarray(spacing_zyx, float) / target)))
+
+    def tile_mask(self, mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> TileMask:
+        """A :class:`TileMask` for an array of ``mask.shape``: tiles run within ``margin_mm`` of ``mask``."""
+        tm = TileMask.around(mask, spacing_zyx, margin_mm)
+        tm.expected_shape = self.resampled_shape(mask.shape, spacing_zyx)
+        return tm
+
+    def work_estimate(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float],
+                      tile_mask: TileMask | None = None) -> dict:
         """What the sliding window will do on an array of ``shape_zyx`` voxels at ``spacing_zyx`` mm: the shape
         after nnU-Net resamples it to the model's spacing, how many times more voxels that is, and the number of
-        tiles (nnU-Net's own step computation; times the mirrorings with test-time augmentation)."""
-        from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
-
-        cm = self.predictor.configuration_manager
-        target = np.array(cm.spacing, float)
-        resampled = np.maximum(1, np.round(np.asarray(shape_zyx, float) * np.asarray(spacing_zyx, float) / target))
-        padded = np.maximum(resampled, cm.patch_size).astype(int)
-        steps = compute_steps_for_sliding_window(tuple(padded), tuple(cm.patch_size), self.predictor.tile_step_size)
-        tiles = int(np.prod([len(s) for s in steps]))
+        tiles (nnU-Net's own step computation; with ``tile_mask`` those it keeps; times the mirrorings with
+        test-time augmentation)."""
+        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
+        resampled = self.resampled_shape(shape_zyx, spacing_zyx)
+        axes = list(pm.transpose_forward)
+        shape_t = [resampled[a] for a in axes]
+        mask = tile_mask.transposed(axes) if tile_mask is not None else TileMask(np.ones((1, 1, 1), bool), (0, 0, 0))
+        kept, tiles = mask.count(shape_t, cm.patch_size, self.predictor.tile_step_size)
         mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else None
-        return {"resampled_shape": [int(v) for v in resampled], "voxel_factor": float(np.prod(resampled) /
-                                                                                     max(1, np.prod(shape_zyx))),
-                "tiles": tiles, "network_passes": tiles * (2 ** len(mirror) if mirror else 1)}
+        per_tile = 2 ** len(mirror) if mirror else 1
+        return {"resampled_shape": list(resampled), "voxel_factor": float(np.prod(resampled) /
+                                                                          max(1, np.prod(shape_zyx))),
+                "tiles": tiles, "tiles_run": kept, "network_passes": kept * per_tile}
 
-    def predict_array(self, channels: np.ndarray, spacing_zyx: Sequence[float], label: int | None = None
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``channels`` ``[c, z, y, x]`` float32 -> (label map, target probability, all probabilities)."""
+    def predict_array(self, channels: np.ndarray, spacing_zyx: Sequence[float], label: int | None = None,
+                      tile_mask: TileMask | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``channels`` ``[c, z, y, x]`` float32 -> (label map, target probability, all probabilities).
+        ``tile_mask`` (on the grid of ``channels``): only the sliding-window tiles near it run; the rest is
+        background."""
         if channels.ndim != 4 or channels.shape[0] != self.num_input_channels:
             raise InputError(f"model {self.folder} expects {self.num_input_channels} input channel(s), "
                              f"got array of shape {channels.shape}")
-        seg, probs = self.predictor.predict_single_npy_array(
-            np.ascontiguousarray(channels, dtype=np.float32), {"spacing": [float(s) for s in spacing_zyx]},
-            None, None, True)
+        if tile_mask is not None and tile_mask.mask.shape != channels.shape[1:]:
+            raise InputError(f"tile mask of shape {tile_mask.mask.shape} for an array of {channels.shape[1:]}")
+        self.predictor.tile_mask = None if tile_mask is None else \
+            tile_mask.transposed(list(self.predictor.plans_manager.transpose_forward))
+        try:
+            seg, probs = self.predictor.predict_single_npy_array(
+                np.ascontiguousarray(channels, dtype=np.float32), {"spacing": [float(s) for s in spacing_zyx]},
+                None, None, True)
+        finally:
+            self.predictor.tile_mask = None
         return np.asarray(seg).astype(np.uint8), np.asarray(probs[self.target_channel(label)], np.float32), \
             np.asarray(probs, np.float32)
 

@@ -180,13 +180,15 @@ def model_info(predictor: RegionPredictor) -> dict[str, Any]:
 
 
 def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = True,
-                 lung_weights: str | os.PathLike | None = None, per_lung: bool = False, margin_mm: float = 10.0,
-                 lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
+                 lung_weights: str | os.PathLike | None = None, per_lung: bool | None = None,
+                 margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
                  lung_method: str = "auto", label: int | None = None, what: str = "CT",
-                 announce: bool = False) -> CasePrediction:
+                 announce: bool = False, skip_tiles: bool = True) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
-    ``lung_crop``: predict only the lung box(es) grown by ``margin_mm`` (``per_lung``: one box per lung).
+    ``lung_crop``: predict only the lung box(es) grown by ``margin_mm``; ``per_lung``: one box per lung (True),
+    one around both (False), or whichever needs fewer network passes (None). ``skip_tiles``: inside each box,
+    the sliding-window tiles farther than ``margin_mm`` from the lungs are not predicted (background).
     ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
     """
@@ -205,10 +207,14 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     t_lungs = time.perf_counter()
     if not lungs.found:
         warnings.append(f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions")
+    skip = skip_tiles and lungs.found
     if lung_crop and lungs.found:
-        boxes = lung_crop_boxes(lungs.labels, spacing, margin_mm, per_lung=per_lung)
+        boxes, estimates, layout = choose_regions(predictor, lungs.mask, lungs.labels, spacing, margin_mm, per_lung,
+                                                  skip)
     else:
         boxes = [CropBox((0, 0, 0), shape, shape, "full")]
+        estimates = [region_estimate(predictor, boxes[0], lungs.mask, spacing, margin_mm, skip)]
+        layout = "full volume"
     if info["trained_on_lung_crops"] and boxes[0].name == "full":
         warnings.append("the model was trained on lung crops but predicted the whole volume")
 
@@ -216,17 +222,19 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                                   label)
     mask = np.zeros(shape, bool)
     probability = np.zeros(shape, np.float32)
-    estimates = [predictor.work_estimate(b.size, spacing) for b in boxes]
     if announce:
         for k, (b, e) in enumerate(zip(boxes, estimates), 1):
             grow = (f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
                     if e["voxel_factor"] >= 2 else "")
+            kept = f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)" \
+                if e["tiles_run"] < e["tiles"] else f"{e['tiles']} tile(s)"
             print(f"  {what}: region {k}/{len(boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
-                  f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {e['tiles']} tile(s), "
+                  f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {kept}, "
                   f"{e['network_passes']} network pass(es)", flush=True)
     for box in boxes:  # crop the image, not a full-size array copy of it
         channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
-        seg, _, probs = predictor.predict_array(channels, spacing)
+        tiles = predictor.tile_mask(lungs.mask[box.slices], spacing, margin_mm) if skip else None
+        seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles)
         mask[box.slices] |= seg == value
         np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
         del channels, seg, probs
@@ -252,7 +260,8 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         "dropped_outside_lungs": dropped,
         "lung_mask": {"method": lungs.method, "message": lungs.message, "found": lungs.found,
                       "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2)},
-        "lung_crop": bool(lung_crop and lungs.found), "per_lung": bool(per_lung and lung_crop and lungs.found),
+        "lung_crop": bool(lung_crop and lungs.found), "per_lung": len(boxes) > 1, "layout": layout,
+        "skip_tiles": skip,
         "crop_margin_mm": margin_mm, "lung_dilation_mm": lung_dilation_mm,
         "crops": [b.to_dict() for b in boxes], "sliding_window": estimates,
         "predicted_fraction": round(float(sum(np.prod(b.size) for b in boxes)) / float(np.prod(shape)), 4),
@@ -264,6 +273,33 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         "warnings": warnings,
     }
     return CasePrediction(mask, probability if save_probabilities else None, report)
+
+
+# --------------------------------------------------------------------------- regions
+def region_estimate(predictor: RegionPredictor, box: CropBox, lung_mask: np.ndarray, spacing_zyx: Sequence[float],
+                    margin_mm: float, skip_tiles: bool) -> dict:
+    """The sliding window's work in ``box`` (``skip_tiles``: only the tiles near the lungs count)."""
+    tiles = predictor.tile_mask(lung_mask[box.slices], spacing_zyx, margin_mm) if skip_tiles else None
+    return predictor.work_estimate(box.size, spacing_zyx, tiles)
+
+
+def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_labels: np.ndarray,
+                   spacing_zyx: Sequence[float], margin_mm: float, per_lung: bool | None, skip_tiles: bool
+                   ) -> tuple[list[CropBox], list[dict], str]:
+    """(boxes, their work estimates, layout name): one box per lung or one around both, as asked, or (``per_lung``
+    None) whichever costs fewer network passes; a tie goes to the single box (one resampling, no merge)."""
+    layouts = {}
+    for split in ((False, True) if per_lung is None else (per_lung,)):
+        boxes = lung_crop_boxes(lung_labels, spacing_zyx, margin_mm, per_lung=split)
+        layouts[split] = (boxes, [region_estimate(predictor, b, lung_mask, spacing_zyx, margin_mm, skip_tiles)
+                                  for b in boxes])
+    split = min(layouts, key=lambda k: (sum(e["network_passes"] for e in layouts[k][1]), k))
+    boxes, estimates = layouts[split]
+    name = "one box per lung" if len(boxes) > 1 else "one box around the lungs"
+    if per_lung is None and len(layouts) > 1:
+        cost = {k: sum(e["network_passes"] for e in v[1]) for k, v in layouts.items()}
+        name += f" (fewer network passes: {cost[split]} vs {cost[not split]})"
+    return boxes, estimates, name
 
 
 # --------------------------------------------------------------------------- inputs
@@ -365,8 +401,8 @@ class PredictSummary:
 
 def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_folder: str | os.PathLike,
                  folds: Sequence[int | str] | None = None, device: str = "cpu", lung_crop: bool = True,
-                 tta: bool = True, checkpoint: str = "checkpoint_final.pth", per_lung: bool = False,
-                 margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0,
+                 tta: bool = True, checkpoint: str = "checkpoint_final.pth", per_lung: bool | None = None,
+                 skip_tiles: bool = True, margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0,
                  lung_weights: str | os.PathLike | None = None, lung_method: str = "auto",
                  save_probabilities: bool = False, label: int | None = None, step_size: float = 0.5,
                  overwrite: bool = False, progress: bool = True, num_parts: int = 1,
@@ -416,7 +452,7 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
             result = predict_case(predictor, ct, lung_crop=lung_crop, lung_weights=lung_weights,
                                   per_lung=per_lung, margin_mm=margin_mm, lung_dilation_mm=lung_dilation_mm,
                                   save_probabilities=save_probabilities, lung_method=lung_method, label=label,
-                                  what=str(case.path), announce=progress)
+                                  what=str(case.path), announce=progress, skip_tiles=skip_tiles)
         except InputError as e:
             if len(cases) == 1:
                 raise

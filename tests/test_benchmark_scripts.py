@@ -37,7 +37,12 @@ def test_bench_teacher_region_runs(box_teacher_model, tmp_path, monkeypatch):
 def test_bench_predict_runs(strong_model, tmp_path, monkeypatch):
     out = tmp_path / "predict.json"
     _run("bench_predict.py", ["-m", str(strong_model), "--size", "tiny", "--cases", "1", "--repeats", "1",
-                              "--out", str(out)], monkeypatch)
-    summary = json.loads(out.read_text())["speed"]["summary"]
-    assert summary["n_cases"] == 1 and summary["time_full_s"] > 0 and summary["time_cropped_s"] > 0
-    assert 0 < summary["mean_predicted_fraction"] <= 1 and 0 <= summary["mean_dsc_cropped_vs_full"] <= 1
+                              "--fov-pad", "0.5", "--out", str(out)], monkeypatch)
+    speed = json.loads(out.read_text())["speed"]
+    modes = speed["cases"][0]["modes"]
+    assert set(modes) == {"full", "box", "per-lung", "full-skip", "default"}
+    assert all(m["cpu_s"] > 0 and m["tiles_run"] > 0 for m in modes.values())
+    # skipping tiles runs fewer of them than the full tiling, and changes nothing near the lungs
+    assert modes["full-skip"]["tiles_run"] < modes["full"]["tiles_run"]
+    assert modes["full-skip"]["dsc_vs_full_near_lungs"] == 1.0 and modes["full"]["dsc_vs_full_near_lungs"] == 1.0
+    assert 0 < modes["box"]["predicted_fraction"] < 1 and speed["summary"]["n_cases"] == 1

@@ -138,7 +138,8 @@ def test_tumour_label_is_the_tumour_not_the_box():
 def test_crop_and_paste_round_trip_is_exact(predictor, test_ct):
     ct = read_image(test_ct)
     # per-lung crops of the CT paste back to the CT exactly inside the box, 0 outside
-    result = predict_case(predictor, ct, per_lung=True, lung_dilation_mm=None, save_probabilities=True)
+    result = predict_case(predictor, ct, per_lung=True, lung_dilation_mm=None, save_probabilities=True,
+                          skip_tiles=False)
     rep = result.report
     assert rep["per_lung"] and len(rep["crops"]) == 2 and rep["merge"]
     from nnunet_teacher_student.cropping import CropBox

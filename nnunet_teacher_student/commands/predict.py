@@ -21,9 +21,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a mask file name (.nii.gz, .nrrd, ...; one case) or a folder receiving <case>.nii.gz "
                         "and <case>.json")
     add_model_arguments(p, "trained model", None, "folds to ensemble (default: every fold_X with the checkpoint)")
-    p.add_argument("--no-lung-crop", action="store_true", help="predict the whole volume instead of the lung box")
-    p.add_argument("--per-lung", action="store_true",
-                   help="one crop per lung (as the paper); overlaps merged by maximum probability")
+    p.add_argument("--no-lung-crop", action="store_true", help="predict the whole volume instead of the lung box(es)")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--per-lung", action="store_true",
+                       help="always one crop per lung (as the paper); overlaps merged by maximum probability "
+                            "(default: one per lung or one around both, whichever needs fewer network passes)")
+    boxes.add_argument("--one-box", action="store_true", help="always one crop around both lungs")
+    p.add_argument("--all-tiles", action="store_true",
+                   help="predict every sliding-window tile of a crop (default: skip the tiles farther than "
+                        "--margin-mm from the lungs; the result inside that margin is the same)")
     p.add_argument("--save-probabilities", action="store_true",
                    help="also write <case>_probability.nii.gz (float32 tumour probability, 0 outside the crops)")
     p.add_argument("--lungmask-weights", type=Path, default=None,
@@ -58,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
     summary = predict_path(args.input, args.output, args.model, folds=args.folds, device=args.device,
                            lung_crop=not args.no_lung_crop, tta=not args.disable_tta, checkpoint=args.checkpoint,
-                           per_lung=args.per_lung, margin_mm=args.margin_mm,
+                           per_lung=True if args.per_lung else False if args.one_box else None,
+                           skip_tiles=not args.all_tiles, margin_mm=args.margin_mm,
                            lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
                            lung_weights=args.lungmask_weights, lung_method=args.lung_method,
                            save_probabilities=args.save_probabilities, label=args.label,
