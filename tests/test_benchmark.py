@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnunet_teacher_student.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
+from nnunet_teacher_student.experiments.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
                                               load_run_results, quick_settings, run_config, run_dir,
                                               run_steps_for)
-from nnunet_teacher_student.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
+from nnunet_teacher_student.reporting.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
                                                      markdown_table, seed_stats)
-from nnunet_teacher_student.geometry import InputError
-from nnunet_teacher_student.orchestration import MODEL_NAMES, Layout
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.workflow.orchestration import MODEL_NAMES, Layout
 
 
 def test_seed_stats_match_the_t_interval_by_hand():
@@ -260,7 +260,7 @@ def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
 
 
 def test_paired_statistics_pool_seeds_and_cases_and_per_seed_tables():
-    from nnunet_teacher_student.benchmark_report import paired_stats, paired_table, per_seed_table
+    from nnunet_teacher_student.reporting.benchmark_report import paired_stats, paired_table, per_seed_table
 
     cases = {}
     for seed in (0, 1, 2):

@@ -9,9 +9,10 @@ import SimpleITK as sitk
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nnunet_teacher_student.boxes import (Box, BoxError, BoxSet, box_mask, boxes_from_box_mask, boxes_from_mask,
+from nnunet_teacher_student.formats.boxes import (Box, BoxError, BoxSet, box_mask, boxes_from_box_mask, boxes_from_mask,
                                           load_box_mask)
-from nnunet_teacher_student.geometry import Geometry, InputError
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.geometry import Geometry
 
 masks = arrays(np.uint8, st.tuples(st.integers(1, 5), st.integers(1, 12), st.integers(1, 12)),
                elements=st.integers(0, 1))
@@ -118,8 +119,8 @@ def test_box_files_follow_the_shipped_json_schema_and_mistakes_are_explained(tmp
 
     import jsonschema
 
-    from nnunet_teacher_student.boxes import SCHEMA, Box, BoxError, BoxSet
-    from nnunet_teacher_student.geometry import Geometry
+    from nnunet_teacher_student.formats.boxes import SCHEMA, Box, BoxError, BoxSet
+    from nnunet_teacher_student.core.geometry import Geometry
 
     schema = json.loads(SCHEMA.read_text())
     example = Path(__file__).resolve().parents[1] / "examples" / "boxes_example.json"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from nnunet_teacher_student.geometry import InputError
-from nnunet_teacher_student.orchestration import (Budget, Step, load_config, run_command, run_steps)
-from nnunet_teacher_student.report import fill_table, honest_summary, not_learnt, paired_comparison
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.workflow.orchestration import (Budget, Step, load_config, run_command, run_steps)
+from nnunet_teacher_student.reporting.run_report import fill_table, honest_summary, not_learnt, paired_comparison
 
 REPO = Path(__file__).resolve().parents[1]
 NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
@@ -60,7 +60,7 @@ def test_run_steps_skips_done_steps_keeps_timings_and_checks_outputs(tmp_path, c
 
 def test_stale_steps_are_redone_with_everything_after_them_and_steps_can_be_forced(tmp_path, capsys):
     from nnunet_teacher_student.commands.pipeline import forced_steps
-    from nnunet_teacher_student.orchestration import step_states
+    from nnunet_teacher_student.workflow.orchestration import step_states
 
     data = tmp_path / "data"
     data.mkdir()
@@ -151,7 +151,7 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path, body, message):
 
 
 def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
-    from nnunet_teacher_student.phantom import write_phantom_datasets
+    from nnunet_teacher_student.phantom.synth import write_phantom_datasets
 
     raw = tmp_path / "raw"
     write_phantom_datasets(tmp_path / "ph", 501, n_strong=2, n_weak=1, n_test=1, seed=1, preset="tiny", raw_dir=raw,
@@ -402,7 +402,7 @@ def test_own_data_path_of_the_readme_up_to_the_dry_run(tmp_path):
     """nnU-Net-style CT names, box-mask images as boxes, both converted, a pipeline TOML, the dry run's checks."""
     import shutil
 
-    from nnunet_teacher_student.phantom import write_phantom_datasets
+    from nnunet_teacher_student.phantom.synth import write_phantom_datasets
 
     ph = tmp_path / "ph"
     write_phantom_datasets(ph, 590, n_strong=2, n_weak=2, n_test=1, seed=3, preset="tiny", raw_dir=tmp_path / "r0",

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from nnunet_teacher_student.boxes import BoxError
-from nnunet_teacher_student.geometry import InputError, read_json_file, write_text_atomic
+from nnunet_teacher_student.formats.boxes import BoxError
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.files import read_json_file, write_text_atomic
 
 
 def test_read_json_file_names_the_file_and_keeps_the_error_class(tmp_path):
@@ -25,7 +26,7 @@ def test_read_image_refuses_truncated_and_corrupt_gzip_images(tmp_path):
     import numpy as np
     import SimpleITK as sitk
 
-    from nnunet_teacher_student.geometry import read_image
+    from nnunet_teacher_student.core.geometry import read_image
 
     arr = np.random.default_rng(0).integers(-1000, 1000, (12, 24, 24)).astype(np.int16)
     good = tmp_path / "ct.nii.gz"

@@ -17,11 +17,12 @@ import SimpleITK as sitk
 
 from nnts_testlib import REPO, STRONG_ID
 
-from nnunet_teacher_student.boxes import Box, BoxSet, box_mask
-from nnunet_teacher_student.geometry import Geometry, InputError
-from nnunet_teacher_student.pseudo_label_qc import apply_filters, binary_entropy_bits, case_qc
-from nnunet_teacher_student.pseudo_labels import aggregate_qc, part_cases, pseudo_label
-from nnunet_teacher_student.teacher_inference import TeacherPrediction
+from nnunet_teacher_student.formats.boxes import Box, BoxSet, box_mask
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.geometry import Geometry
+from nnunet_teacher_student.pseudo_labels.qc import apply_filters, binary_entropy_bits, case_qc
+from nnunet_teacher_student.pseudo_labels.run import aggregate_qc, part_cases, pseudo_label
+from nnunet_teacher_student.teacher.inference import TeacherPrediction
 
 PSEUDO_STUDENT_ID = 549
 
@@ -152,8 +153,8 @@ def reference(box_teacher_model, weak_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_reference_run_outputs(reference, weak_dir, box_teacher_model):
-    from nnunet_teacher_student.student_dataset import file_sha256
-    from nnunet_teacher_student.weak_set import WeakSet
+    from nnunet_teacher_student.students.dataset import file_sha256
+    from nnunet_teacher_student.formats.weak_set import WeakSet
 
     out, summary = reference
     weak = WeakSet(weak_dir)
@@ -245,7 +246,7 @@ def test_provenance_guard_filters_and_overwrite(reference, weak_dir, box_teacher
     s = pseudo_label(box_teacher_model, weak_dir, out, tta=False, box_margin_mm=0.0, overwrite=True, progress=False)
     assert s["predicted"] == len(fills) and s["complete"]
     assert json.loads((out / "provenance.json").read_text())["box_margin_mm"] == 0.0
-    from nnunet_teacher_student.weak_set import WeakSet
+    from nnunet_teacher_student.formats.weak_set import WeakSet
 
     weak = WeakSet(weak_dir)
     for case in weak.case_ids():  # margin 0: the mask lies inside the boxes themselves
@@ -258,7 +259,7 @@ def test_do_student_dataset_from_pseudo_labels(reference, weak_dir, phantom_stud
     """The DO student dataset from real pseudo masks passes nnU-Net's integrity check and records the teacher."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    from nnunet_teacher_student.student_dataset import file_sha256, make_student_dataset
+    from nnunet_teacher_student.students.dataset import file_sha256, make_student_dataset
 
     ref, _ = reference
     folder = make_student_dataset(STRONG_ID, PSEUDO_STUDENT_ID, "PseudoDO", "do", weak_dir, ref,
@@ -274,7 +275,7 @@ def test_do_student_dataset_from_pseudo_labels(reference, weak_dir, phantom_stud
 
 def test_true_masks_from_another_folder_feed_the_qc(tmp_path):
     """The pipeline's ``weak_labels`` (true masks outside the weak set) give ``dice_vs_truth`` in the QC."""
-    from nnunet_teacher_student.weak_set import WeakSet
+    from nnunet_teacher_student.formats.weak_set import WeakSet
 
     arr = np.full((6, 24, 24), -850, np.int16)
     arr[2:4, 8:14, 8:14] = 40

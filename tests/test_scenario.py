@@ -12,11 +12,11 @@ import SimpleITK as sitk
 from nnts_testlib import STRONG_ID
 
 from nnunet_teacher_student import cli
-from nnunet_teacher_student.boxes import BoxSet
-from nnunet_teacher_student.geometry import InputError
-from nnunet_teacher_student.raw_dataset import find_raw_dataset, training_cases
-from nnunet_teacher_student.scenario import choose_strong, make_scenario
-from nnunet_teacher_student.weak_set import WeakSet
+from nnunet_teacher_student.formats.boxes import BoxSet
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.nnunet.raw_dataset import find_raw_dataset, training_cases
+from nnunet_teacher_student.students.scenario import choose_strong, make_scenario
+from nnunet_teacher_student.formats.weak_set import WeakSet
 
 SCENARIO_ID, STUDENT_ID = 541, 542  # ids of this file in the session's nnUNet_raw
 
@@ -128,7 +128,7 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
     validation folds hold strong cases only, patients never straddle folds, overwrite is refused."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    from nnunet_teacher_student.student_dataset import make_student_dataset
+    from nnunet_teacher_student.students.dataset import make_student_dataset
 
     record, weak_dir = scenario
     folder = make_student_dataset(SCENARIO_ID, STUDENT_ID, "ScenarioDO", "do", weak_dir, weak_dir / "labels",
@@ -159,7 +159,7 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-    from nnunet_teacher_student.student_dataset import make_student_dataset
+    from nnunet_teacher_student.students.dataset import make_student_dataset
 
     record, weak_dir = scenario
     folder = make_student_dataset(SCENARIO_ID, 551, "ScenarioIgnore", "ignore", weak_dir, None, grouped_manifest,
@@ -186,9 +186,9 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
 def test_teacher_dataset_brings_patient_grouped_folds(scenario, grouped_manifest):
     """nnU-Net's own 5-fold split fails below 5 cases and ignores patients: the teacher dataset writes
     its own ``splits_final.json`` (raw and preprocessed folders), test cases left out."""
-    from nnunet_teacher_student.folds import make_splits
-    from nnunet_teacher_student.plans import nnunet_dir
-    from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
+    from nnunet_teacher_student.nnunet.folds import make_splits
+    from nnunet_teacher_student.nnunet.plans import nnunet_dir
+    from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
 
     record, weak_dir = scenario
     folder = make_teacher_dataset(SCENARIO_ID, 553, "ScenarioTeacher", weak_dir=weak_dir, manifest=grouped_manifest)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from nnunet_teacher_student.geometry import InputError
-from nnunet_teacher_student.sharding import part_cases, resolve_shard
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.sharding import part_cases, resolve_shard
 
 
 def test_shard_from_arguments_slurm_or_whole_job():
@@ -27,10 +27,10 @@ def test_pseudo_label_takes_its_part_from_the_slurm_array(tmp_path, monkeypatch,
     import numpy as np
     import SimpleITK as sitk
 
-    from nnunet_teacher_student.boxes import Box, BoxSet
+    from nnunet_teacher_student.formats.boxes import Box, BoxSet
     from nnunet_teacher_student.cli import main as nnts
-    from nnunet_teacher_student.geometry import Geometry
-    from nnunet_teacher_student.weak_set import WeakSet
+    from nnunet_teacher_student.core.geometry import Geometry
+    from nnunet_teacher_student.formats.weak_set import WeakSet
 
     arr = np.full((6, 24, 24), -850, np.int16)
     arr[2:4, 8:14, 8:14] = 40

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_teacher_student.classical_teacher import ClassicalTeacher
-from nnunet_teacher_student.teacher_inference import dilate_in_plane
-from nnunet_teacher_student.teacher_guard import GUARD_FILE, guarded_training, load_guard, passes
-from nnunet_teacher_student.weak_set import WeakSet
+from nnunet_teacher_student.teacher.classical import ClassicalTeacher
+from nnunet_teacher_student.teacher.inference import dilate_in_plane
+from nnunet_teacher_student.teacher.guard import GUARD_FILE, guarded_training, load_guard, passes
+from nnunet_teacher_student.formats.weak_set import WeakSet
 
 
 def _fake_training(folder, trained_seeds):

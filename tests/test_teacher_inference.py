@@ -11,11 +11,11 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
-from nnunet_teacher_student.boxes import BoxSet
+from nnunet_teacher_student.formats.boxes import BoxSet
 from nnunet_teacher_student.evaluation.metrics import dice
-from nnunet_teacher_student.geometry import Geometry
-from nnunet_teacher_student.teacher_inference import dilate_in_plane, predict_case
-from nnunet_teacher_student.weak_set import WeakSet
+from nnunet_teacher_student.core.geometry import Geometry
+from nnunet_teacher_student.teacher.inference import dilate_in_plane, predict_case
+from nnunet_teacher_student.formats.weak_set import WeakSet
 
 
 def _region_mask(pred, shape) -> np.ndarray:
@@ -92,7 +92,7 @@ def pointwise_predictor(box_teacher_model):
     any crop, margin or paste error shows up as a difference."""
     import torch
 
-    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.prediction.region import RegionPredictor
 
     rp = RegionPredictor(box_teacher_model, tta=False)
     net = torch.nn.Conv3d(2, 2, kernel_size=1)
@@ -135,7 +135,7 @@ def test_region_inference_with_resampling_stays_close(pointwise_predictor, weak)
 def test_constraint_holds(saturated_model, weak):
     """Tumour everywhere the network looks -> the mask is exactly the boxes dilated in-plane by the margin:
     nothing outside them, every unboxed slice empty; margin 0 gives the boxes themselves."""
-    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.prediction.region import RegionPredictor
 
     predictor = RegionPredictor(saturated_model, tta=False)
     for case in weak.case_ids()[:2]:

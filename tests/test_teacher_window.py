@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_teacher_student.geometry import InputError
-from nnunet_teacher_student.teacher_dataset import WEAK_FOLDER, box_intensity_properties, use_box_window
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.teacher.dataset import WEAK_FOLDER, box_intensity_properties, use_box_window
 
 DATASET_ID = 559
 

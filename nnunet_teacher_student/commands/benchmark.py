@@ -14,7 +14,7 @@ SETTINGS_FILE = "nnts_benchmark.json"
 
 def _scenarios(values: list[str] | None) -> tuple[dict[str, int], dict[str, list[str]]] | None:
     """``NAME=N`` or ``NAME=N@SITE[,SITE]`` items: strong counts and, where given, the strong cases' sites."""
-    from ..geometry import InputError
+    from ..core.errors import InputError
 
     if not values:
         return None
@@ -33,8 +33,8 @@ def _scenarios(values: list[str] | None) -> tuple[dict[str, int], dict[str, list
 
 def settings_from_args(args: argparse.Namespace, device: str):
     """The benchmark's settings: a preset (quick, or the default CPU/GPU budget) with the user's overrides."""
-    from ..benchmark import cpu_small, default_settings, quick_settings
-    from ..geometry import InputError
+    from ..experiments.benchmark import cpu_small, default_settings, quick_settings
+    from ..core.errors import InputError
 
     s = quick_settings(device) if args.quick else default_settings(device)
     if device != "cpu" and not args.quick:  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
@@ -62,10 +62,10 @@ def settings_from_args(args: argparse.Namespace, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict)
-    from ..geometry import InputError
-    from ..orchestration import Layout, calm_openmp, resolve_device, run_steps, stop_children_on_sigterm
-    from ..workspace import prepare_run_folder, use_own_nnunet_folders
+    from ..experiments.benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict)
+    from ..core.errors import InputError
+    from ..workflow.orchestration import Layout, calm_openmp, resolve_device, run_steps, stop_children_on_sigterm
+    from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
 
     if any(v is not None and v < 1 for v in (args.epochs, args.iterations, args.val_iterations)):
         raise InputError("--epochs, --iterations and --val-iterations must be >= 1")
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 def _only_runs(items: list[str] | None, runs: list[tuple[str, int]]) -> set[tuple[str, int]] | None:
     """``--only scarce:0 vast:2``: the runs this process works on (None: all). Separate processes may
     work on separate runs of one benchmark folder at the same time (each run has its own datasets)."""
-    from ..geometry import InputError
+    from ..core.errors import InputError
 
     if not items:
         return None
@@ -121,7 +121,7 @@ def _only_runs(items: list[str] | None, runs: list[tuple[str, int]]) -> set[tupl
 
 
 def _stored_settings(out: Path):
-    from ..benchmark import BenchmarkSettings
+    from ..experiments.benchmark import BenchmarkSettings
 
     return BenchmarkSettings(**json.loads((out / SETTINGS_FILE).read_text())["settings"])
 
@@ -143,14 +143,14 @@ def _wall_seconds(out: Path) -> float:
 
 def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now: float, exports: list[str]) -> Path:
     """``OUT/report/``: report.md, results.csv (one row per run and model), summary.json, dsc_vs_strong.png."""
-    from ..benchmark import STUDENTS, TEACHERS, TEST_MODELS
-    from ..benchmark import run_config
-    from ..benchmark import load_case_results
-    from ..benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
+    from ..experiments.benchmark import STUDENTS, TEACHERS, TEST_MODELS
+    from ..experiments.benchmark import run_config
+    from ..experiments.benchmark import load_case_results
+    from ..reporting.benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
                                     goal_text, markdown_table, paired_table, per_run_teacher_table, per_seed_table)
-    from ..orchestration import model_folder
-    from ..teacher_guard import load_guard
-    from ..geometry import write_text_atomic
+    from ..workflow.orchestration import model_folder
+    from ..teacher.guard import load_guard
+    from ..core.files import write_text_atomic
 
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..orchestration import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
+from ..workflow.orchestration import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
 
 DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
 OVERHEAD_MINUTES = 4.0      # measured time of everything but the training epochs (planning, inference, ...)
@@ -81,7 +81,7 @@ def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, itera
 
 
 def _pipeline_config(settings: DemoSettings, out: Path):
-    from ..orchestration import Budget, PipelineConfig, SmallConfig
+    from ..workflow.orchestration import Budget, PipelineConfig, SmallConfig
 
     ph = out / "phantom"
     small = SmallConfig(**{**settings.small, "patch_size": tuple(settings.small["patch_size"]),
@@ -100,10 +100,10 @@ def _pipeline_config(settings: DemoSettings, out: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..geometry import InputError
-    from ..orchestration import (Layout, Step, calm_openmp, method_steps, raw_done, resolve_device, run_steps,
+    from ..core.errors import InputError
+    from ..workflow.orchestration import (Layout, Step, calm_openmp, method_steps, raw_done, resolve_device, run_steps,
                                  stop_children_on_sigterm)
-    from ..workspace import prepare_run_folder, use_own_nnunet_folders
+    from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
 
     if args.epochs is not None and args.epochs < 1 or args.iterations is not None and args.iterations < 1:
         raise InputError("--epochs and --iterations must be >= 1")
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     ph = out / "phantom"
 
     def synth() -> None:
-        from ..phantom import write_phantom_datasets
+        from ..phantom.synth import write_phantom_datasets
 
         write_phantom_datasets(ph, DATASET_IDS["strong"], settings.n_strong, settings.n_weak, settings.n_test,
                                seed=settings.seed, preset=settings.preset, raw_dir=out / "nnUNet_raw",
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_report(out: Path, cfg, layout, settings: DemoSettings, timings: list[dict], commands: list[str],
                   exports: list[str]) -> Path:
-    from ..report import write_run_report
+    from ..reporting.run_report import write_run_report
 
     print("[report] tables and figures", flush=True)
     intro = (f"`nnts demo{' --quick' if settings.mode == 'quick' else ''}`: the box teacher -> pseudo-label -> "

@@ -6,7 +6,7 @@ import os
 import shlex
 from pathlib import Path
 
-from ..plans import ext_trainer_dir
+from ..nnunet.plans import ext_trainer_dir
 
 NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 

@@ -5,7 +5,7 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..student_dataset import make_student_dataset
+    from ..students.dataset import make_student_dataset
 
     out = make_student_dataset(args.strong, args.d, args.name, args.form, args.weak, args.pseudo, args.manifest,
                                args.folds, args.seed, args.size_balance, args.crop, args.lungmask_weights,

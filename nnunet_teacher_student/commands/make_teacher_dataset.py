@@ -5,9 +5,9 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..teacher_dataset import make_teacher_dataset
+    from ..teacher.dataset import make_teacher_dataset
 
-    from ..folds import load_manifest_cases
+    from ..nnunet.folds import load_manifest_cases
 
     n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
     out = make_teacher_dataset(args.strong, args.d, args.name, args.jitter, args.seed, args.box_mode, args.weak,

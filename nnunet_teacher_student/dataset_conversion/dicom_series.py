@@ -15,7 +15,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
-from ..geometry import InputError
+from ..core.errors import InputError
 
 HEADER_TAGS = [
     "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesDescription",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..boxes import Box, BoxError, BoxSet, boxes_from_mask
-from ..geometry import Geometry, InputError, read_image
+from ..formats.boxes import Box, BoxError, BoxSet, boxes_from_mask
+from ..core.errors import InputError
+from ..core.geometry import Geometry, read_image
 from .dicom_series import read_ct_series, scan_dicom_tree
 from .masks import binary_mask, mask_on_ct
 from .outputs import StrongOutput, WeakOutput, prepare_strong_output, prepare_weak_output

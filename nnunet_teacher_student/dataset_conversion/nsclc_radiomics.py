@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from ..geometry import InputError
+from ..core.errors import InputError
 from .dicom_labels import (DEFAULT_ROI_PATTERN, read_rtstruct, read_seg_info, roi_matcher, rtstruct_mask,
                            select_segments, seg_mask)
 from .dicom_series import CTSeries, SeriesFiles, read_ct_series, scan_dicom_tree

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import InputError, write_text_atomic
+from ..core.errors import InputError
+from ..core.files import write_text_atomic
 
 MANIFEST_FORMAT = "nnts-manifest"
 MANIFEST_VERSION = 1

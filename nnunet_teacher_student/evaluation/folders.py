@@ -13,7 +13,9 @@ from typing import Mapping
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import Geometry, InputError, read_header, read_image, read_json_file, spacing_zyx, write_text_atomic
+from ..core.errors import InputError
+from ..core.files import read_json_file, write_text_atomic
+from ..core.geometry import Geometry, read_header, read_image, spacing_zyx
 from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
 from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from torch import nn
 
-from ..annotator import Annotator
-from ..boxes import box_mask, boxes_from_mask
+from ..formats.annotator import Annotator
+from ..formats.boxes import box_mask, boxes_from_mask
 
 PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
 

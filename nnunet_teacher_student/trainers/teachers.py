@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from ..annotator import Annotator, annotator_from
+from ..formats.annotator import Annotator, annotator_from
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
 from .box_channel import BoxPrior, OnlineBoxChannel
 from .lesion_sampling import lesion_balanced

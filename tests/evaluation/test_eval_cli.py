@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student.cli import main
 from nnunet_teacher_student.evaluation import evaluate_folders, load_manifest
-from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.core.errors import InputError
 
 SPACING_XYZ = (0.8, 0.8, 2.0)
 
