@@ -30,7 +30,7 @@ from ..core.geometry import Geometry, array_to_image, read_image
 
 FORMAT_NAME = "nnts-axial-boxes"
 FORMAT_VERSION = 1
-SCHEMA = Path(__file__).with_name("schemas") / "axial_boxes.schema.json"   # JSON Schema of the box file
+SCHEMA = Path(__file__).parent.parent / "schemas" / "axial_boxes.schema.json"   # JSON Schema of the box file
 BOX_FORMAT_HELP = f"the JSON Schema {SCHEMA} and examples/boxes_example.json of the repository"
 
 
