@@ -21,7 +21,8 @@ from nnunet_teacher_student.experiments.benchmark import (DATASET_OFFSETS, MODEL
 from nnunet_teacher_student.reporting.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
                                                      markdown_table, seed_stats)
 from nnunet_teacher_student.core.errors import InputError
-from nnunet_teacher_student.workflow.orchestration import MODEL_NAMES, Layout
+from nnunet_teacher_student.experiments.presets import MODEL_NAMES
+from nnunet_teacher_student.workflow.outputs import Layout
 
 
 def test_seed_stats_match_the_t_interval_by_hand():

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from nnunet_teacher_student.core.errors import InputError
-from nnunet_teacher_student.workflow.orchestration import (Budget, Step, load_config, run_command, run_steps)
+from nnunet_teacher_student.workflow.config import Budget, load_config
+from nnunet_teacher_student.workflow.processes import run_command
+from nnunet_teacher_student.workflow.steps import Step, run_steps
 from nnunet_teacher_student.reporting.run_report import fill_table, honest_summary, not_learnt, paired_comparison
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +62,7 @@ def test_run_steps_skips_done_steps_keeps_timings_and_checks_outputs(tmp_path, c
 
 def test_stale_steps_are_redone_with_everything_after_them_and_steps_can_be_forced(tmp_path, capsys):
     from nnunet_teacher_student.commands.pipeline import forced_steps
-    from nnunet_teacher_student.workflow.orchestration import step_states
+    from nnunet_teacher_student.workflow.steps import step_states
 
     data = tmp_path / "data"
     data.mkdir()

@@ -64,7 +64,9 @@ def settings_from_args(args: argparse.Namespace, device: str):
 def run(args: argparse.Namespace) -> int:
     from ..experiments.benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict)
     from ..core.errors import InputError
-    from ..workflow.orchestration import Layout, calm_openmp, resolve_device, run_steps, stop_children_on_sigterm
+    from ..workflow.outputs import Layout
+    from ..workflow.processes import calm_openmp, resolve_device, stop_children_on_sigterm
+    from ..workflow.steps import run_steps
     from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
 
     if any(v is not None and v < 1 for v in (args.epochs, args.iterations, args.val_iterations)):
@@ -148,7 +150,7 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
     from ..experiments.benchmark import load_case_results
     from ..reporting.benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
                                     goal_text, markdown_table, paired_table, per_run_teacher_table, per_seed_table)
-    from ..workflow.orchestration import model_folder
+    from ..workflow.outputs import model_folder
     from ..teacher.guard import load_guard
     from ..core.files import write_text_atomic
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..workflow.orchestration import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
+from ..experiments.presets import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
 
 DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
 OVERHEAD_MINUTES = 4.0      # measured time of everything but the training epochs (planning, inference, ...)
@@ -81,7 +81,7 @@ def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, itera
 
 
 def _pipeline_config(settings: DemoSettings, out: Path):
-    from ..workflow.orchestration import Budget, PipelineConfig, SmallConfig
+    from ..workflow.config import Budget, PipelineConfig, SmallConfig
 
     ph = out / "phantom"
     small = SmallConfig(**{**settings.small, "patch_size": tuple(settings.small["patch_size"]),
@@ -101,8 +101,10 @@ def _pipeline_config(settings: DemoSettings, out: Path):
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
-    from ..workflow.orchestration import (Layout, Step, calm_openmp, method_steps, raw_done, resolve_device, run_steps,
-                                 stop_children_on_sigterm)
+    from ..workflow.method import method_steps
+    from ..workflow.outputs import Layout, raw_done
+    from ..workflow.processes import calm_openmp, resolve_device, stop_children_on_sigterm
+    from ..workflow.steps import Step, run_steps
     from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
 
     if args.epochs is not None and args.epochs < 1 or args.iterations is not None and args.iterations < 1:

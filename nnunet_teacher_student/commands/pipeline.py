@@ -18,8 +18,11 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
-    from ..workflow.orchestration import (Layout, calm_openmp, load_config, method_steps, run_steps, step_states,
-                                 stop_children_on_sigterm)
+    from ..workflow.config import load_config
+    from ..workflow.method import method_steps
+    from ..workflow.outputs import Layout
+    from ..workflow.processes import calm_openmp, stop_children_on_sigterm
+    from ..workflow.steps import run_steps, step_states
     from ..nnunet.plans import ensure_ext_trainer_path
     from ..nnunet.workspace import NNUNET_DIRS, export_lines
     from ..formats.weak_set import is_weak_set

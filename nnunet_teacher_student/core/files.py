@@ -53,3 +53,11 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def load_json(path: Path) -> dict:
+    """The JSON object of ``path``; ``{}`` when it is missing or not JSON (for progress and freshness checks)."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}

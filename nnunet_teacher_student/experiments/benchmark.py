@@ -21,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from ..workflow.orchestration import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS, MODEL_NAMES,
-                            Budget, Layout, PipelineConfig, SmallConfig, Step, classical_pseudo_step, evaluate_step,
-                            plan_step,
-                            predict_step, pseudo_step, raw_done, student_dataset_step, teacher_dataset_step,
-                            train_step, train_step_name)
+from .presets import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS,
+                                                     MODEL_NAMES, STUDENT_DATASETS)
+from ..workflow.config import Budget, PipelineConfig, SmallConfig
+from ..workflow.method import classical_pseudo_step, evaluate_step, plan_step, predict_step, pseudo_step, student_dataset_step, teacher_dataset_step, train_step, train_step_name
+from ..workflow.outputs import Layout, raw_done
+from ..workflow.steps import Step
 
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
@@ -159,7 +160,8 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
         small=SmallConfig(small["name"], tuple(small["patch_size"]), tuple(small["features"]), small["batch_size"])
         if small else None, folds=tuple(settings.folds), device=settings.device,
         trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
-        budget=settings.budget(), seed=seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True)
+        budget=settings.budget(), seed=seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True,
+        model_names=dict(MODEL_NAMES))
 
 
 def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
@@ -215,7 +217,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     students = [m for m in TEST_MODELS if m in models]
     dataset_roles = list(dict.fromkeys(MODELS[m][0] for m in students))
     for role in dataset_roles:
-        steps.append(student_dataset_step(cfg, layout, role))
+        steps.append(student_dataset_step(cfg, layout, role, STUDENT_DATASETS[role]))
     if dataset_roles:
         steps.append(plan_step(cfg, layout, dataset_roles, "students, baseline, ignore label, upper bound"))
     for m in students:
@@ -248,7 +250,7 @@ def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
                    "n_cases": overall.get("n_cases")}
             for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
                 rec[metric] = overall.get(metric, {}).get("mean")
-            step = train_step_name(model, MODELS[model][1])
+            step = train_step_name(MODEL_NAMES[model], MODELS[model][1])
             rec["train_seconds"] = next((s.get("seconds") for s in timings.get("steps", []) if s["name"] == step),
                                         None)
             records.append(rec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import MutableMapping
 
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
@@ -15,13 +16,21 @@ def ext_trainer_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "nnunet_ext"
 
 
+def with_ext_trainer(env: MutableMapping[str, str]) -> str:
+    """Add our trainer folder to ``env["nnUNet_extTrainer"]`` unless it is there already; returns the
+    folder list (empty entries dropped) with ours last."""
+    current = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    ext = str(ext_trainer_dir())
+    if ext not in current:
+        current.append(ext)
+        env["nnUNet_extTrainer"] = os.pathsep.join(current)
+    return os.pathsep.join(current)
+
+
 def ensure_ext_trainer_path() -> None:
     """Add our trainer folder to ``nnUNet_extTrainer`` in this process, so nnU-Net's predictor
     finds our trainers even when the user did not export it."""
-    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    ext = str(ext_trainer_dir())
-    if ext not in current:
-        os.environ["nnUNet_extTrainer"] = os.pathsep.join(current + [ext])
+    with_ext_trainer(os.environ)
 
 
 def nnunet_dir(name: str) -> Path:

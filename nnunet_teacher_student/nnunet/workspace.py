@@ -12,6 +12,7 @@ from typing import Mapping
 
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
+from .plans import ensure_ext_trainer_path, ext_trainer_dir, with_ext_trainer
 
 NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
@@ -50,8 +51,6 @@ def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str
 def use_own_nnunet_folders(out: Path, tool: str) -> list[str]:
     """Point nnU-Net's folder variables (for this process and its children) at ``out/nnUNet_*``, make
     our trainers findable, and return the ``export`` lines a user needs to continue by hand."""
-    from .plans import ensure_ext_trainer_path
-
     for k in NNUNET_DIRS:
         if os.environ.get(k) and Path(os.environ[k]).resolve() != (out / k):
             print(f"{tool}: note: using {out / k} instead of your {k} (the run keeps to its folder)")
@@ -64,7 +63,14 @@ def use_own_nnunet_folders(out: Path, tool: str) -> list[str]:
 
 def export_lines() -> list[str]:
     """``export`` lines of nnU-Net's folder variables (as set now) and of our trainers' folder."""
-    from .plans import ext_trainer_dir
-
     lines = [f"export {k}={shlex.quote(os.environ[k])}" for k in NNUNET_DIRS]
     return lines + [f"export nnUNet_extTrainer={shlex.quote(str(ext_trainer_dir()))}"]
+
+
+def env_export_lines(base: Path | None = None) -> list[str]:
+    """``nnts env``'s ``export`` lines: nnU-Net folders under ``base`` where unset, and nnUNet_extTrainer
+    with our trainers' folder added."""
+    base = Path(base or Path.cwd() / "nnUNet_data").resolve()
+    lines = [f"export {name}={shlex.quote(str(base / name))}" for name in NNUNET_DIRS if not os.environ.get(name)]
+    value = with_ext_trainer({"nnUNet_extTrainer": os.environ.get("nnUNet_extTrainer", "")})
+    return lines + [f"export nnUNet_extTrainer={shlex.quote(value)}"]

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..experiments.benchmark import MODELS, STUDENTS, TEACHERS
-from ..workflow.orchestration import MODEL_NAMES
+from ..experiments.presets import MODEL_NAMES
 
 METRICS = ("dsc", "dsc_tp", "f1", "recall", "precision")
 LABELS = {"dsc": "DSC", "dsc_tp": "DSC-TP", "f1": "F1", "recall": "Recall", "precision": "Precision"}

@@ -528,7 +528,8 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
                      commands: Sequence[str], continue_lines: Sequence[str], quick: bool = False,
                      caveat: str = PHANTOM_CAVEAT) -> Path:
     """The report of a :class:`~.orchestration.PipelineConfig` run, into ``<work>/report``."""
-    from ..workflow.orchestration import MODEL_NAMES, load_results, model_folder
+    from ..workflow.config import MODEL_NAMES
+    from ..workflow.outputs import load_results, model_folder
     from ..teacher.guard import load_guard
 
     roles = [r for r in ("baseline", "so_nnunet", "so", "do") if r in cfg.train]

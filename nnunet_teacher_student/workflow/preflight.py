@@ -55,9 +55,10 @@ def check_weak_set(weak_dir: Path) -> list[str]:
 
 def check_dataset_ids(dataset_ids: dict[str, int], dataset_names: dict[str, str]) -> None:
     """Each new dataset id is free or already holds this pipeline's dataset (same name: a resumed run)."""
-    from .orchestration import DATASET_OF, nnunet_root
+    from ..nnunet.plans import nnunet_dir
+    from .config import DATASET_OF
 
-    root = nnunet_root("nnUNet_raw")
+    root = nnunet_dir("nnUNet_raw")
     for role, did in dataset_ids.items():
         name = dataset_names.get(DATASET_OF.get(role, role))
         for other in sorted(root.glob(f"Dataset{did:03d}_*")) if root.is_dir() else []:
