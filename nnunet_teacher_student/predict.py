@@ -27,10 +27,10 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from .core.components import label_components
-from .cropping import CropBox, crop_image, lung_crop_boxes
 from .core.errors import InputError
 from .core.files import write_text_atomic
 from .core.geometry import Geometry, array_to_image, read_image, write_image_atomic
+from .cropping import CropBox, crop_image, lung_crop_boxes
 from .prediction.region import RegionPredictor
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nnunet_teacher_student.formats.annotator import Annotator, annotator_from
 from nnunet_teacher_student.formats.boxes import box_mask, boxes_from_mask

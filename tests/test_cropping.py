@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nnunet_teacher_student.cropping import (CropBox, box_around, crop_image, lung_crop_boxes, paste_image)
 from nnunet_teacher_student.core.errors import InputError

@@ -153,7 +153,7 @@ def reference(box_teacher_model, weak_dir, tmp_path_factory):
 
 @pytest.mark.slow
 def test_reference_run_outputs(reference, weak_dir, box_teacher_model):
-    from nnunet_teacher_student.students.dataset import file_sha256
+    from nnunet_teacher_student.core.files import file_sha256
     from nnunet_teacher_student.formats.weak_set import WeakSet
 
     out, summary = reference
@@ -259,7 +259,8 @@ def test_do_student_dataset_from_pseudo_labels(reference, weak_dir, phantom_stud
     """The DO student dataset from real pseudo masks passes nnU-Net's integrity check and records the teacher."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    from nnunet_teacher_student.students.dataset import file_sha256, make_student_dataset
+    from nnunet_teacher_student.core.files import file_sha256
+    from nnunet_teacher_student.students.dataset import make_student_dataset
 
     ref, _ = reference
     folder = make_student_dataset(STRONG_ID, PSEUDO_STUDENT_ID, "PseudoDO", "do", weak_dir, ref,

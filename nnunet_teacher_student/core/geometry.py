@@ -132,6 +132,17 @@ def read_header(path: str | os.PathLike) -> Geometry:
                     tuple(float(s) for s in reader.GetOrigin()), tuple(float(d) for d in reader.GetDirection()))
 
 
+def read_label(path: Path, ct: sitk.Image) -> np.ndarray:
+    """A binary tumour mask on the CT's grid, or an error naming the file."""
+    label = read_image(path)
+    Geometry.of(ct).require_match(Geometry.of(label), str(path))
+    arr = sitk.GetArrayFromImage(label)
+    values = np.unique(arr)
+    if not np.isin(values, (0, 1)).all():
+        raise InputError(f"{path}: tumour labels must be 0/1, found values {values[:10].tolist()}")
+    return arr.astype(np.uint8)
+
+
 def write_image_atomic(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> None:
     """Write to a temporary file beside ``path`` and rename: readers never see a truncated file."""
     path = Path(path)

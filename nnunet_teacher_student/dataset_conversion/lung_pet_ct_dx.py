@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..formats.boxes import Box, BoxError, BoxSet
 from ..core.errors import InputError
 from ..core.geometry import Geometry
+from ..formats.boxes import Box, BoxError, BoxSet
 from .dicom_series import SECONDARY_CAPTURE, SeriesFiles, SliceError, read_ct_series, scan_dicom_tree, z_extent_mm
 from .outputs import WeakOutput, prepare_weak_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ..formats.boxes import BoxSet
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, array_to_image, write_image_atomic
+from ..formats.boxes import BoxSet
+from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from .runner import SUMMARY_NAME, Summary
 from .splits import build_manifest, check_test_fraction, write_manifest
@@ -37,7 +38,6 @@ from .splits import build_manifest, check_test_fraction, write_manifest
 RECORDS = ".nnts_convert"
 SUMMARY = SUMMARY_NAME
 MANIFEST = "manifest.json"
-IMAGE_SUFFIX = ".nii.gz"
 
 
 def _check_case_id(case: str) -> None:

@@ -24,7 +24,8 @@ from ..core.errors import InputError
 from .presets import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS,
                                                      MODEL_NAMES, STUDENT_DATASETS)
 from ..workflow.config import Budget, PipelineConfig, SmallConfig
-from ..workflow.method import classical_pseudo_step, evaluate_step, plan_step, predict_step, pseudo_step, student_dataset_step, teacher_dataset_step, train_step, train_step_name
+from ..workflow.method import (classical_pseudo_step, evaluate_step, plan_step, predict_step, pseudo_step,
+                               student_dataset_step, teacher_dataset_step, train_step, train_step_name)
 from ..workflow.outputs import Layout, raw_done
 from ..workflow.steps import Step
 

@@ -22,11 +22,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .annotator import Annotator
 from ..core.components import label_components
 from ..core.errors import InputError
 from ..core.files import read_json_file, write_text_atomic
 from ..core.geometry import Geometry, array_to_image, read_image
+from .annotator import Annotator
 
 FORMAT_NAME = "nnts-axial-boxes"
 FORMAT_VERSION = 1

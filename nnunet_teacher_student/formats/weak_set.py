@@ -20,12 +20,11 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from .boxes import BoxSet, load_box_mask
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, read_header, read_image, write_image_atomic
-
-IMAGE_SUFFIX = ".nii.gz"
+from .boxes import BoxSet, load_box_mask
+from .images import IMAGE_SUFFIX
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
+from ..formats.images import IMAGE_SUFFIX
 from .plans import nnunet_dir
 
-IMAGE_SUFFIX = ".nii.gz"
+
 # dataset.json key: {case: repeats} for size-balanced sampling (read by the student trainers)
 SAMPLING_WEIGHTS_KEY = "nnts_sampling_weights"
 

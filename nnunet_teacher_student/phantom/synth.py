@@ -27,10 +27,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..formats.annotator import Annotator, annotator_from
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, array_to_image, write_image_atomic
+from ..formats.annotator import Annotator, annotator_from
 from .anatomy import (AIRWAY, BONE, FAT, LUNG, SOFT, TUMOUR_GGO, TUMOUR_SOLID, VESSEL, Anatomy, Grid,
                               aorta_segments, airway_segments, body_layers, bone_hu, lung_inside, sample_anatomy,
                               tube_occupancy, vessel_segments)

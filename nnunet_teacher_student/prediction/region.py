@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..cropping import CropBox
 from ..core.errors import InputError
+from ..cropping import CropBox
 from ..nnunet.plans import ensure_ext_trainer_path
 
 

@@ -20,11 +20,12 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy.special import entr
 
-from ..formats.boxes import BoxSet
 from ..core.components import label_components
-from ..evaluation.metrics import dice
 from ..core.files import write_text_atomic
+from ..evaluation.metrics import dice
+from ..formats.boxes import BoxSet
 from ..teacher.inference import TeacherPrediction
+from .folder import QC_FILE, QC_TABLE
 
 # filter name -> (record key, "min" keeps values >= threshold / "max" keeps values <= threshold)
 FILTERS: dict[str, tuple[str, str]] = {
@@ -172,6 +173,6 @@ def write_qc_table(records: Sequence[Mapping], out_dir: str | Path, extra: Mappi
     """Write ``qc.csv`` and ``qc.json`` (records + summary + ``extra``) atomically; returns the JSON."""
     out = Path(out_dir)
     doc = {"summary": summarize(records), **(extra or {}), "cases": list(records)}
-    write_text_atomic(table_csv(records), out / "qc.csv")
-    write_text_atomic(json.dumps(doc, indent=1), out / "qc.json")
+    write_text_atomic(table_csv(records), out / QC_TABLE)
+    write_text_atomic(json.dumps(doc, indent=1), out / QC_FILE)
     return doc

@@ -25,17 +25,15 @@ from typing import Mapping, Sequence
 from tqdm import tqdm
 
 from ..core.errors import InputError
-from ..core.files import write_text_atomic
-from ..core.geometry import Geometry, array_to_image, write_image_atomic
-from .qc import FILTERS, case_qc, failed_filters, write_qc_table
+from ..core.files import write_text_atomic, file_sha256
+from ..core.geometry import Geometry, array_to_image, write_image_atomic, read_label
 from ..core.sharding import part_cases
-from ..students.dataset import PROVENANCE_FILE, file_sha256
-from ..teacher.dataset import read_label
+from ..formats.images import IMAGE_SUFFIX
+from ..formats.weak_set import WeakSet
 from ..teacher.inference import predict_case, teacher_mode
-from ..formats.weak_set import IMAGE_SUFFIX, WeakSet
+from .folder import EXCLUDED_FILE, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE
+from .qc import FILTERS, case_qc, failed_filters, write_qc_table
 
-QC_DIR = "qc"
-EXCLUDED_FILE = "excluded.json"
 # provenance entries that must agree before a run may resume into an existing output folder
 IDENTITY_KEYS = ("checkpoint_sha256", "folds", "checkpoint", "mode", "box_margin_mm", "tta")
 
@@ -86,7 +84,7 @@ def _remove_outputs(out: Path, cases: Sequence[str]) -> None:
     for c in cases:
         for p in (out / f"{c}{IMAGE_SUFFIX}", out / QC_DIR / f"{c}.json"):
             p.unlink(missing_ok=True)
-    for name in ("qc.csv", "qc.json", EXCLUDED_FILE, PROVENANCE_FILE):
+    for name in (QC_TABLE, QC_FILE, EXCLUDED_FILE, PROVENANCE_FILE):
         (out / name).unlink(missing_ok=True)
 
 

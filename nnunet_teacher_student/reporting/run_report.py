@@ -18,9 +18,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from ..evaluation import markdown_table
 from ..core.files import write_text_atomic
 from ..core.geometry import read_header, read_image
+from ..evaluation import markdown_table
+from ..pseudo_labels.folder import QC_FILE
 
 WINDOW_HU = (-1000.0, 400.0)
 FILL_BINS = (0.0, 0.3, 0.5, 0.7, 1.0001)
@@ -534,7 +535,7 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
 
     roles = [r for r in ("baseline", "so_nnunet", "so", "do") if r in cfg.train]
     results = load_results(layout, ["teacher", *roles])
-    qc_file = layout.pseudo / "qc.json"
+    qc_file = layout.pseudo / QC_FILE
     qc = json.loads(qc_file.read_text()).get("cases", []) if qc_file.is_file() else []
     return write_report(
         layout.work / "report", title=title, intro=intro, settings=settings, timings=timings, results=results,

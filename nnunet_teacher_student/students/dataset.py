@@ -27,19 +27,18 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from ..formats.boxes import boxes_from_mask, box_mask
-from ..core.files import file_sha256  # noqa: F401  (re-exported: pseudo_labels and tests use it here)
-from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, patient_folds, write_splits  # noqa: F401
-from ..cropping import CropBox, crop_image, lung_crop_boxes
 from ..core.errors import InputError
-from ..core.geometry import Geometry, read_image
-from ..nnunet.raw_dataset import (IMAGE_SUFFIX, SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset,
-                          training_cases, write_dataset_json)
-from ..teacher.dataset import read_label
+from ..core.geometry import Geometry, read_image, read_label
+from ..cropping import CropBox, crop_image, lung_crop_boxes
+from ..formats.boxes import boxes_from_mask, box_mask
+from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
+from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
+from ..nnunet.raw_dataset import (SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset, training_cases,
+                                  write_dataset_json)
+from ..pseudo_labels.folder import EXCLUDED_FILE, PROVENANCE_FILE
 
 Form = Literal["so", "do", "ignore"]
-PROVENANCE_FILE = "provenance.json"  # written by nnts pseudo-label beside the pseudo masks
 LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
           "ignore": {"background": 0, "tumor": 1, "ignore": 2}}
 IGNORE_VALUE = 2
@@ -133,7 +132,7 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
     if pseudo_root is not None:
         prov = pseudo_root / PROVENANCE_FILE
         teacher = json.loads(prov.read_text()) if prov.is_file() else {}
-    excluded_file = pseudo_root / "excluded.json" if pseudo_root else None
+    excluded_file = pseudo_root / EXCLUDED_FILE if pseudo_root else None
     if excluded_file is not None and excluded_file.is_file():  # cases dropped by pseudo-label QC filters
         exclude |= set(json.loads(excluded_file.read_text()).get("excluded", {}))
     weak_cases = [c for c in (weak.case_ids() if weak else []) if c not in exclude]

@@ -19,14 +19,14 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from ..formats.annotator import Annotator, annotator_from
-from ..formats.boxes import BoxMode, BoxSet, boxes_from_mask
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
-from ..core.geometry import Geometry, read_image, write_image_atomic
-from ..nnunet.raw_dataset import IMAGE_SUFFIX, find_raw_dataset, link_or_copy, staged_dataset, training_cases
-from ..teacher.dataset import read_label
+from ..core.geometry import Geometry, read_image, write_image_atomic, read_label
+from ..formats.annotator import Annotator, annotator_from
+from ..formats.boxes import BoxMode, BoxSet, boxes_from_mask
+from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
+from ..nnunet.raw_dataset import find_raw_dataset, link_or_copy, staged_dataset, training_cases
 
 SCENARIO_FILE = "scenario.json"
 

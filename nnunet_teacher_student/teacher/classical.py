@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..formats.boxes import BoxSet
 from ..core.components import label_components
 from ..core.geometry import Geometry
+from ..formats.boxes import BoxSet
 from .inference import TeacherPrediction, dilate_in_plane
 
 CLASSICAL_TRAINER = "classical"

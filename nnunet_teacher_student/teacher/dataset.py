@@ -11,27 +11,18 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
-from ..formats.annotator import Annotator, annotator_from
-from ..formats.boxes import BoxMode, boxes_from_mask, box_mask
 from ..core.errors import InputError
-from ..core.geometry import Geometry, read_image
-from ..nnunet.raw_dataset import (find_raw_dataset, link_or_copy, staged_dataset, training_cases, write_dataset_json,
-                          write_mask, IMAGE_SUFFIX)
+from ..core.geometry import read_image, read_label
+from ..formats.annotator import Annotator, annotator_from
+from ..formats.box_channel import BOX_CHANNEL, CT_CHANNEL, channel_file, channel_suffix
+from ..formats.boxes import BoxMode, boxes_from_mask, box_mask
+from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
+from ..nnunet.raw_dataset import (find_raw_dataset, link_or_copy, staged_dataset, training_cases, write_dataset_json,
+                                  write_mask)
 
 TEACHER_CHANNELS = {"0": "CT", "1": "noNorm"}
 WEAK_FOLDER = "imagesWeak"
-
-
-def read_label(path: Path, ct: sitk.Image) -> np.ndarray:
-    """A binary tumour mask on the CT's grid, or an error naming the file."""
-    label = read_image(path)
-    Geometry.of(ct).require_match(Geometry.of(label), str(path))
-    arr = sitk.GetArrayFromImage(label)
-    values = np.unique(arr)
-    if not np.isin(values, (0, 1)).all():
-        raise InputError(f"{path}: tumour labels must be 0/1, found values {values[:10].tolist()}")
-    return arr.astype(np.uint8)
 
 
 def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: int = 0, seed: int = 0,
@@ -67,15 +58,15 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
             kept.append(case)
             boxes = boxes_from_mask(label, mode=mode, seed=seed * 100003 + i, annotator=annotator,
                                     spacing_zyx=ct.GetSpacing()[::-1])
-            link_or_copy(ct_path, out / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
-            write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / f"{case}_0001{IMAGE_SUFFIX}")
+            link_or_copy(ct_path, out / "imagesTr" / channel_file(case, CT_CHANNEL))
+            write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL))
             link_or_copy(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", out / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
         for case in tqdm(weak_cases, desc="teacher dataset (weak)", unit="case"):
             if case in exclude:
                 continue
             ct, boxset = weak.read_case(case)
-            link_or_copy(weak.image_path(case), out / WEAK_FOLDER / f"{case}_0000{IMAGE_SUFFIX}")
-            write_mask(boxset.mask(), ct, out / WEAK_FOLDER / f"{case}_0001{IMAGE_SUFFIX}")
+            link_or_copy(weak.image_path(case), out / WEAK_FOLDER / channel_file(case, CT_CHANNEL))
+            write_mask(boxset.mask(), ct, out / WEAK_FOLDER / channel_file(case, BOX_CHANNEL))
         if not kept:
             raise InputError(f"{src}: no training case with tumour left to build a teacher dataset")
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
@@ -104,8 +95,8 @@ def box_intensity_properties(dataset_folder: Path) -> dict:
     rng = np.random.default_rng(BOX_WINDOW_SEED)
     samples = []
     for folder in (dataset_folder / "imagesTr", dataset_folder / WEAK_FOLDER):
-        for box_file in sorted(folder.glob(f"*_0001{IMAGE_SUFFIX}")):
-            ct_file = box_file.with_name(box_file.name.replace(f"_0001{IMAGE_SUFFIX}", f"_0000{IMAGE_SUFFIX}"))
+        for box_file in sorted(folder.glob(f"*{channel_suffix(BOX_CHANNEL)}{IMAGE_SUFFIX}")):
+            ct_file = box_file.with_name(box_file.name.replace(channel_suffix(BOX_CHANNEL) + IMAGE_SUFFIX, channel_suffix(CT_CHANNEL) + IMAGE_SUFFIX))
             values = sitk.GetArrayFromImage(read_image(ct_file))[sitk.GetArrayFromImage(read_image(box_file)) > 0]
             if values.size:
                 samples.append(rng.choice(values, min(BOX_WINDOW_SAMPLES, values.size), replace=False))

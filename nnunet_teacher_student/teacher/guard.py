@@ -19,13 +19,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..formats.annotator import annotator_from
-from ..formats.boxes import BoxSet, boxes_from_mask
 from ..core.components import label_components
-from ..evaluation.metrics import dice
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, read_image
-from ..nnunet.raw_dataset import IMAGE_SUFFIX, training_cases
+from ..evaluation.metrics import dice
+from ..formats.annotator import annotator_from
+from ..formats.boxes import BoxSet, boxes_from_mask
+from ..formats.images import IMAGE_SUFFIX
+from ..nnunet.raw_dataset import training_cases
 
 GUARD_FILE = "nnts_guard.json"
 MIN_DSC = 0.80
@@ -38,7 +39,7 @@ def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_datase
                   device: str = "cpu", tta: bool = False, box_margin_mm: float = 2.0) -> dict:
     """DSC per strong case of the teacher dataset and the boxes left empty, with fresh annotator boxes."""
     from ..prediction.region import RegionPredictor
-    from .dataset import read_label
+    from ..core.geometry import read_label
     from .inference import predict_case
 
     dataset_json = json.loads((teacher_dataset / "dataset.json").read_text())

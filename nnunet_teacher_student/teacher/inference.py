@@ -19,10 +19,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..formats.boxes import BoxSet
 from ..core.components import label_components
-from ..cropping import CropBox
 from ..core.geometry import Geometry, array_to_image
+from ..cropping import CropBox
+from ..formats.box_channel import stack_channels
+from ..formats.boxes import BoxSet
 from ..prediction.region import RegionPredictor, grow_box, merge_overlapping
 
 TeacherMode = Literal["box", "point"]
@@ -91,10 +92,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mod
     geometry = Geometry.of(ct)
     spacing = geometry.spacing[::-1]
     bmask = boxset.mask()
-    channels = [sitk.GetArrayFromImage(ct).astype(np.float32)]
-    if predictor.num_input_channels == 2:
-        channels.append(bmask.astype(np.float32))
-    data = np.stack(channels)
+    data = stack_channels(sitk.GetArrayFromImage(ct), bmask if predictor.num_input_channels == 2 else None)
     if not bmask.any():
         empty = np.zeros(bmask.shape, np.uint8)
         return TeacherPrediction(empty, empty.astype(np.float32), bmask, [])

@@ -21,6 +21,7 @@ from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from torch import nn
 
 from ..formats.annotator import Annotator
+from ..formats.box_channel import BOX_THRESHOLD
 from ..formats.boxes import box_mask, boxes_from_mask
 
 PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
@@ -92,7 +93,7 @@ class BoxPrior(nn.Module):
 
     def forward(self, x: torch.Tensor):
         x = x.clone()
-        box = (x[:, self.box_channel:self.box_channel + 1] > 0.5).to(x.dtype)
+        box = (x[:, self.box_channel:self.box_channel + 1] > BOX_THRESHOLD).to(x.dtype)
         x[:, self.box_channel:self.box_channel + 1] = box
         out = self.net(x)
         prior = self.prior(box, x[:, self.ct_channel:self.ct_channel + 1])

@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from ..formats.annotator import Annotator, annotator_from
+from ..formats.box_channel import BOX_CHANNEL
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
 from .box_channel import BoxPrior, OnlineBoxChannel
 from .lesion_sampling import lesion_balanced
 from .networks import plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
 from .transforms import protect_guidance_channels
 
-BOX_CHANNEL = 1
 BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
 ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
 

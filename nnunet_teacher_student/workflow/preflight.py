@@ -13,8 +13,9 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import read_json_file
 from ..core.geometry import read_header, read_image
-from ..nnunet.raw_dataset import IMAGE_SUFFIX, find_raw_dataset, training_cases
+from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
+from ..nnunet.raw_dataset import find_raw_dataset, training_cases
 
 
 def check_strong_dataset(dataset: int | str) -> list[str]:
