@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from nnunet_teacher_student.workflow.processes import nnunet_command  # noqa: F401  (the tests import it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SMALL_CONFIG = "3d_small"
 STRONG_ID, TEACHER_ID, SO_ID, DO_ID = 501, 502, 503, 504
-
-
-def nnunet_command(name: str) -> str:
-    """Path of an nnU-Net console script of this environment."""
-    path = BIN / name
-    return str(path) if path.exists() else name
 
 
 def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False,

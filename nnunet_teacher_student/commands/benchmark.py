@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict)
     from ..core.errors import InputError
     from ..workflow.outputs import Layout
-    from ..workflow.processes import calm_openmp, resolve_device, stop_children_on_sigterm
+    from ..core.devices import resolve_device
+    from ..workflow.processes import calm_openmp, stop_children_on_sigterm
     from ..workflow.steps import run_steps
     from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
 

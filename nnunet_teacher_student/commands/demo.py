@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..workflow.method import method_steps
     from ..workflow.outputs import Layout, raw_done
-    from ..workflow.processes import calm_openmp, resolve_device, stop_children_on_sigterm
+    from ..core.devices import resolve_device
+    from ..workflow.processes import calm_openmp, stop_children_on_sigterm
     from ..workflow.steps import Step, run_steps
     from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import print_next_steps
+
 
 def run(args: argparse.Namespace) -> int:
     from ..teacher.dataset import make_teacher_dataset
@@ -14,8 +16,7 @@ def run(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite, manifest=args.manifest, n_folds=args.folds,
                                annotator=args.annotator)
     print(f"wrote {out} (test cases excluded: {n_test}; folds: {out / 'splits_final.json'})")
-    print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
-          f"nnUNetv2_train {args.d} 3d_fullres all -tr nnUNetTrainerBoxTeacher")
+    print_next_steps(args.d, "all", "nnUNetTrainerBoxTeacher")
     return 0
 
 

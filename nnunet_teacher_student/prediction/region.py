@@ -15,15 +15,16 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.devices import resolve_device
 from ..cropping import CropBox
 from ..nnunet.plans import ensure_ext_trainer_path
 
 
-def resolve_device(name: str):
+def torch_device(name: str):
+    """The ``torch.device`` of a device name (``auto`` resolved); an error for an unusable one."""
     import torch
 
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+    name = resolve_device(name)
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("-device cuda asked for, but no CUDA device is available")
     if name not in ("cpu", "cuda", "mps"):
@@ -67,8 +68,8 @@ class RegionPredictor:
         self.checkpoint = checkpoint
         self.folds = folds
         self.predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
-                                         perform_everything_on_device=resolve_device(device).type == "cuda",
-                                         device=resolve_device(device), verbose=verbose,
+                                         perform_everything_on_device=torch_device(device).type == "cuda",
+                                         device=torch_device(device), verbose=verbose,
                                          verbose_preprocessing=False, allow_tqdm=progress)
         try:
             self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=folds,

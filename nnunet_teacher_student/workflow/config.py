@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..core.devices import resolve_device
 from ..core.errors import InputError
 from ..nnunet.plans import with_ext_trainer
-from .processes import resolve_device
 
 
 ROLES = ("teacher", "so", "do", "baseline")

@@ -110,12 +110,3 @@ def nnunet_command(name: str) -> str:
     """An nnU-Net console script of this Python environment (else found on PATH)."""
     path = Path(sys.executable).parent / name
     return str(path) if path.exists() else name
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
