@@ -38,7 +38,7 @@ def test_run_steps_skips_done_steps_keeps_timings_and_checks_outputs(tmp_path, c
     marker = tmp_path / "made.txt"
     calls = []
     steps = [Step("already there", "echo a", lambda: calls.append("a"), lambda: True),
-             Step("make file", f"touch {marker}", lambda: (calls.append("b"), marker.write_text("x")),
+             Step("make file", f"touch {marker}", lambda: (calls.append("b"), time.sleep(0.05), marker.write_text("x")),
                   marker.is_file)]
     timings = tmp_path / "timings.json"
     records = run_steps(steps, timings)
@@ -48,7 +48,7 @@ def test_run_steps_skips_done_steps_keeps_timings_and_checks_outputs(tmp_path, c
     assert f"$ touch {marker}" in out
     assert [r["status"] for r in records] == ["done in an earlier run", "ran"]
     ran_seconds = records[1]["seconds"]
-    assert ran_seconds >= 0
+    assert 0.05 <= ran_seconds < 30   # the step's own wall time, measured around its run()
     # a second run skips both and keeps the first run's time of the step it ran
     again = run_steps(steps, timings)
     assert calls == ["b"]
