@@ -151,9 +151,9 @@ def csv_text(records: Sequence[Mapping]) -> str:
 def figure_dsc_vs_strong(rows: Sequence[Mapping], out, title: str = "") -> object | None:
     """Mean DSC (± 95 % CI across seeds, ± std when the CI is undefined) against the number of strong
     cases, one line per model; teachers (scored on the weak cases) dashed."""
-    from .run_report import _plt
+    from .figures import pyplot, save_figure
 
-    plt = _plt()
+    plt = pyplot()
     models = [m for m in MODELS if any(r["model"] == m and r["dsc"].get("n") for r in rows)]
     if not models:
         return None
@@ -171,10 +171,7 @@ def figure_dsc_vs_strong(rows: Sequence[Mapping], out, title: str = "") -> objec
     ax.set_ylim(0, 100)
     ax.set_title(title or "Test DSC against the number of strong cases", fontsize=9)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(plt, fig, out)
 
 
 def per_run_teacher_table(records: Sequence[Mapping], guards: Mapping[str, Mapping]) -> str:
