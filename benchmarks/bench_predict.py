@@ -64,7 +64,7 @@ def phantom_cases(args) -> list[tuple[str, sitk.Image, np.ndarray]]:
             out.append((name, read_image(p),
                         sitk.GetArrayFromImage(read_image(Path(args.test_dir) / "labels" / f"{name}.nii.gz")) > 0))
         return out
-    from nnunet_teacher_student.phantom.synth import generate_case
+    from nnunet_teacher_student.phantom.cases import generate_case
 
     out = []
     for i in range(args.cases):
@@ -134,7 +134,7 @@ def parse_volume(text: str) -> tuple[int, int, int]:
 
 def synthetic_ct(size_xyz: tuple[int, int, int], spacing_xyz, seed: int = 0) -> sitk.Image:
     """A tiny phantom chest stretched onto a ``size_xyz`` grid (linear interpolation) at ``spacing_xyz``."""
-    from nnunet_teacher_student.phantom.synth import generate_case
+    from nnunet_teacher_student.phantom.cases import generate_case
 
     small = generate_case(seed, preset="tiny", min_tumours=1).ct
     extent = np.array(small.GetSize()) * np.array(small.GetSpacing())

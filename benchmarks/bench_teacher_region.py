@@ -65,7 +65,7 @@ def boxset_of(label: np.ndarray, ct: sitk.Image):
 
 def bench(args) -> dict:
     from nnunet_teacher_student.prediction.region import RegionPredictor
-    from nnunet_teacher_student.phantom.synth import generate_case
+    from nnunet_teacher_student.phantom.cases import generate_case
 
     predictor = RegionPredictor(args.model, args.folds, device=args.device, tta=args.tta, step_size=args.step_size)
     mode = teacher_mode(args.model)

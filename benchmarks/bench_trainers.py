@@ -34,7 +34,7 @@ CONFIG = "3d_bench"
 
 
 def setup(work: Path, args) -> None:
-    from nnunet_teacher_student.phantom.synth import write_phantom_datasets
+    from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
     from nnunet_teacher_student.nnunet.plans import add_small_configuration, ext_trainer_dir
     from nnunet_teacher_student.students.dataset import make_student_dataset
     from nnunet_teacher_student.teacher.dataset import make_teacher_dataset

@@ -38,7 +38,7 @@ def nnunet_env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def phantom_study(nnunet_env):
     """Tiny phantom study: strong dataset 501 (6 cases), weak set (4), test set (2), manifest."""
-    from nnunet_teacher_student.phantom.synth import write_phantom_datasets
+    from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 
     out = nnunet_env / "phantom"
     write_phantom_datasets(out, STRONG_ID, n_strong=6, n_weak=4, n_test=2, seed=7, preset="tiny",

@@ -10,7 +10,7 @@ from nnunet_teacher_student.formats.annotator import Annotator, annotator_from
 from nnunet_teacher_student.formats.boxes import box_mask, boxes_from_mask
 from nnunet_teacher_student.core.components import label_components
 from nnunet_teacher_student.core.errors import InputError
-from nnunet_teacher_student.phantom.synth import generate_case
+from nnunet_teacher_student.phantom.cases import generate_case
 
 
 def _blobs(seed: int, shape=(12, 40, 40)) -> np.ndarray:

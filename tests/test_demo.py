@@ -153,7 +153,7 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path, body, message):
 
 
 def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
-    from nnunet_teacher_student.phantom.synth import write_phantom_datasets
+    from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 
     raw = tmp_path / "raw"
     write_phantom_datasets(tmp_path / "ph", 501, n_strong=2, n_weak=1, n_test=1, seed=1, preset="tiny", raw_dir=raw,
@@ -404,7 +404,7 @@ def test_own_data_path_of_the_readme_up_to_the_dry_run(tmp_path):
     """nnU-Net-style CT names, box-mask images as boxes, both converted, a pipeline TOML, the dry run's checks."""
     import shutil
 
-    from nnunet_teacher_student.phantom.synth import write_phantom_datasets
+    from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 
     ph = tmp_path / "ph"
     write_phantom_datasets(ph, 590, n_strong=2, n_weak=2, n_test=1, seed=3, preset="tiny", raw_dir=tmp_path / "r0",

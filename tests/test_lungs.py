@@ -250,7 +250,7 @@ def test_per_lung_crops_contain_lungs_and_tumour_and_map_back(no_env_weights):
 def test_phantom_juxtapleural_tumours_stay_inside_region_and_crops(no_env_weights):
     """Juxtapleural tumours of the project's phantom: the threshold leaves them out, the region keeps
     (nearly all of) them and the per-lung crop boxes keep all of them."""
-    phantom = pytest.importorskip("nnunet_teacher_student.phantom.synth")
+    phantom = pytest.importorskip("nnunet_teacher_student.phantom.cases")
     from scipy import ndimage
 
     in_raw = in_region = in_boxes = total = 0

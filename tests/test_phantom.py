@@ -13,7 +13,8 @@ from nnunet_teacher_student.formats.boxes import BoxSet
 from nnunet_teacher_student.cli import main
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import read_image
-from nnunet_teacher_student.phantom.synth import PRESETS, generate_case, write_phantom_datasets
+from nnunet_teacher_student.phantom.cases import PRESETS, generate_case
+from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 from nnunet_teacher_student.phantom.anatomy import AIR, BONE, LUNG, TUMOUR_GGO, TUMOUR_SOLID
 from nnunet_teacher_student.phantom.tumours import SITE_DIAMETER_MM, sample_tumour_diameters
 from nnunet_teacher_student.formats.weak_set import WeakSet

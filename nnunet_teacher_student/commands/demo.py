@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     ph = out / "phantom"
 
     def synth() -> None:
-        from ..phantom.synth import write_phantom_datasets
+        from ..phantom.datasets import write_phantom_datasets
 
         write_phantom_datasets(ph, DATASET_IDS["strong"], settings.n_strong, settings.n_weak, settings.n_test,
                                seed=settings.seed, preset=settings.preset, raw_dir=out / "nnUNet_raw",

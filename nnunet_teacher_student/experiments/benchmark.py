@@ -88,7 +88,7 @@ class BenchmarkSettings:
             if not 1 <= n < self.pool:
                 raise InputError(f"scenario {name}: {n} strong case(s) must be in 1..{self.pool - 1} "
                                  f"(the pool has {self.pool} cases)")
-        from ..phantom.synth import SITES
+        from ..phantom.cases import SITES
 
         for name, sites in self.strong_sites.items():
             if name not in self.scenarios or not sites or set(sites) - set(SITES):
@@ -170,7 +170,7 @@ def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
     pool = pool_paths(out)
 
     def run() -> None:
-        from ..phantom.synth import write_phantom_datasets
+        from ..phantom.datasets import write_phantom_datasets
 
         write_phantom_datasets(pool["root"], POOL_ID, n_strong=settings.pool, n_weak=0, n_test=settings.n_test,
                                seed=settings.data_seed, preset=settings.preset, dataset_name="BenchPool",
