@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import InputError
 from ..core.files import write_text_atomic
+from ..formats.manifest import manifest_cases, read_manifest
 from .plans import nnunet_dir
 from .raw_dataset import find_raw_dataset
 
@@ -23,14 +23,7 @@ def load_manifest_cases(path: str | Path | None) -> dict[str, dict]:
     """``{case: info}`` of a manifest (phantom or converter), ``{}`` without one."""
     if not path:
         return {}
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: manifest not found")
-    try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{p}: not valid JSON ({e})") from e
-    cases = d.get("cases", d)
+    cases = manifest_cases(read_manifest(path))
     return {k: v for k, v in cases.items() if isinstance(v, dict)}
 
 

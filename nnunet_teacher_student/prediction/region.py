@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.errors import InputError
 from ..core.devices import resolve_device
+from ..core.errors import InputError
 from ..cropping import CropBox
 from ..nnunet.plans import ensure_ext_trainer_path
 
