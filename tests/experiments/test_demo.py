@@ -18,7 +18,7 @@ from nnunet_teacher_student.workflow.processes import run_command
 from nnunet_teacher_student.workflow.steps import Step, run_steps
 from nnunet_teacher_student.reporting.run_report import fill_table, honest_summary, not_learnt, paired_comparison
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NNUNET_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer")
 
 

@@ -249,7 +249,7 @@ def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
     and prints the table last (minutes: not in the suite)."""
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_benchmark.sh"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_benchmark.sh"
     env = {**os.environ, "DEVICE": "cpu", "PRESET": "tiny", "POOL": "6", "STRONG": "2", "TEST": "2", "EPOCHS": "1",
            "ITER": "2", "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(script), str(tmp_path / "g")], capture_output=True, text=True, env=env,

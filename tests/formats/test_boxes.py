@@ -123,7 +123,7 @@ def test_box_files_follow_the_shipped_json_schema_and_mistakes_are_explained(tmp
     from nnunet_teacher_student.core.geometry import Geometry
 
     schema = json.loads(SCHEMA.read_text())
-    example = Path(__file__).resolve().parents[1] / "examples" / "boxes_example.json"
+    example = Path(__file__).resolve().parents[2] / "examples" / "boxes_example.json"
     jsonschema.validate(json.loads(example.read_text()), schema)           # the README's example
     loaded = BoxSet.load(example)
     assert len(loaded.boxes) == 4 and {b.lesion_id for b in loaded.boxes} == {1, 2}
