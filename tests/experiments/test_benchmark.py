@@ -208,7 +208,7 @@ def test_cpu_defaults_are_the_demos_and_presets_choose_the_patch():
     import argparse
 
     from nnunet_teacher_student.commands import benchmark as cmd
-    from nnunet_teacher_student.commands.demo import demo_settings
+    from nnunet_teacher_student.experiments.demo import demo_settings
 
     parser = argparse.ArgumentParser()
     cmd.register(parser.add_subparsers())

@@ -235,7 +235,7 @@ def test_demo_refuses_a_foreign_folder_even_with_overwrite(tmp_path):
 def test_demo_refuses_to_mix_runs_with_other_settings(tmp_path):
     from dataclasses import asdict
 
-    from nnunet_teacher_student.commands.demo import SETTINGS_FILE, demo_settings
+    from nnunet_teacher_student.experiments.demo import SETTINGS_FILE, demo_settings
 
     other = asdict(demo_settings(True, "cpu", seed=5, epochs=None, iterations=None))
     (tmp_path / SETTINGS_FILE).write_text(json.dumps({"settings": json.loads(json.dumps(other))}))
@@ -358,7 +358,7 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
 
 
 def test_budget_scales_only_the_training_epochs():
-    from nnunet_teacher_student.commands.demo import DEFAULT_MINUTES, budget_epochs, demo_settings
+    from nnunet_teacher_student.experiments.demo import DEFAULT_MINUTES, budget_epochs, demo_settings
 
     default = demo_settings(False, "cpu", 0, None, None).epochs
     assert budget_epochs(default, DEFAULT_MINUTES) == default
