@@ -155,7 +155,7 @@ def test_report_only_writes_tables_plot_and_csv(tmp_path):
     assert len(records) == 24 and {r["evaluated_on"] for r in records if r["model"] == "teacher"} == {"weak set"}
     from dataclasses import asdict
 
-    from nnunet_teacher_student.commands.benchmark import SETTINGS_FILE
+    from nnunet_teacher_student.experiments.benchmark_run import SETTINGS_FILE
 
     (tmp_path / SETTINGS_FILE).write_text(json.dumps({"settings": asdict(s)}))
     env = {**os.environ, "nnUNet_raw": str(tmp_path / "r"), "nnUNet_preprocessed": str(tmp_path / "p"),
@@ -193,13 +193,13 @@ def test_quick_benchmark_end_to_end(tmp_path):
 
 
 def test_only_selects_runs_and_names_the_valid_ones():
-    from nnunet_teacher_student.commands.benchmark import _only_runs
+    from nnunet_teacher_student.experiments.benchmark_run import only_runs
 
     runs = default_settings("cpu").runs()
-    assert _only_runs(None, runs) is None
-    assert _only_runs(["vast:2", "scarce:0"], runs) == {("vast", 2), ("scarce", 0)}
+    assert only_runs(None, runs) is None
+    assert only_runs(["vast:2", "scarce:0"], runs) == {("vast", 2), ("scarce", 0)}
     with pytest.raises(InputError, match=r"--only vast:7: not a run of this benchmark \(runs: scarce:0"):
-        _only_runs(["vast:7"], runs)
+        only_runs(["vast:7"], runs)
 
 
 def test_cpu_defaults_are_the_demos_and_presets_choose_the_patch():
