@@ -6,7 +6,7 @@ nnU-Net / ``nnts`` command and is skipped when its outputs exist and are complet
 pipeline resumes where it stopped. A step whose outputs were made from other inputs (files of the strong
 dataset, weak set, manifest or test set) or other settings is stale and redone, with every step after it;
 ``--from STEP`` / ``--force STEP`` redo steps on request. ``--dry-run`` lists the steps and their state
-(done, stale, to do) without running them; the checks of :mod:`..preflight` run first, also in a dry run.
+(done, stale, to do) without running them; the checks of :mod:`..workflow.preflight` run first, also in a dry run.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ datasets, the models of :data:`MODELS`:
   plus our budget variables);
 - the DO student's own ceiling: its trainer on every case's true mask (``upper_do``).
 
-Every run is a list of resumable :class:`~.orchestration.Step`; ``benchmark_report`` aggregates.
+Every run is a list of resumable :class:`~..workflow.steps.Step`; ``reporting.benchmark_report`` aggregates.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "
 MODELS = {
     "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
     "point_teacher": ("teacher", "nnUNetTrainerPointTeacher"),
-    "classical": ("teacher", "classical"),   # no training: the rule of classical_teacher
+    "classical": ("teacher", "classical"),   # no training: the rule of teacher.classical
     "baseline": ("baseline", "nnUNetTrainerNNTS"),
     "ignore": ("ignore", "nnUNetTrainerNNTS"),
     "so": ("so", "nnUNetTrainerSOStudent"),

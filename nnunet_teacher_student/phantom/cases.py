@@ -109,7 +109,7 @@ def make_config(preset: str = "default", scale: float | None = None, **overrides
 @dataclass
 class PhantomCase:
     """One synthetic case: CT (int16 HU), tumour label (uint8 0/1), true lung mask (uint8, tumours included),
-    metadata, and the tissue map (uint8 codes of :mod:`phantom_anatomy`, numpy z, y, x)."""
+    metadata, and the tissue map (uint8 codes of :mod:`.anatomy`, numpy z, y, x)."""
 
     ct: sitk.Image
     label: sitk.Image

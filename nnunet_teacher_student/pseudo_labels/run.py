@@ -150,7 +150,7 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
                  filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
                  teacher: str = "model", labels_dir: str | Path | None = None) -> dict:
     """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
-    ``teacher="classical"``: the rule of :mod:`.classical_teacher` instead of a trained model. ``labels_dir``: the
+    ``teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a trained model. ``labels_dir``: the
     weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``)."""
     weak = WeakSet(Path(weak_dir), labels_dir)
     out = Path(out_dir)

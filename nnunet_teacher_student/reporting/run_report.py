@@ -265,7 +265,7 @@ def settings_table(settings: Mapping) -> str:
 def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, timings: Sequence[Mapping],
                      commands: Sequence[str], continue_lines: Sequence[str], quick: bool = False,
                      caveat: str = PHANTOM_CAVEAT) -> Path:
-    """The report of a :class:`~.orchestration.PipelineConfig` run, into ``<work>/report``."""
+    """The report of a :class:`~..workflow.config.PipelineConfig` run, into ``<work>/report``."""
     from ..teacher.guard import load_guard   # imports nnU-Net's predictor: only when writing a report
 
     roles = [r for r in ("baseline", "so_nnunet", "so", "do") if r in cfg.train]

@@ -1,7 +1,7 @@
 """The classical reference teacher: no training, a rule inside each box.
 
 Pseudo mask = (box grown in-plane by ``box_margin_mm``) ∧ (HU > ``hu_threshold``) ∧ lung region (the
-classical lung mask of :mod:`.lungs`, which keeps pleural tumours inside), restricted to the 3-D
+classical lung mask of :mod:`...lungs`, which keeps pleural tumours inside), restricted to the 3-D
 connected components that reach into a box (the component(s) each box frames; a vessel crossing only
 the margin is dropped). It is the floor a learned teacher must beat, and a zero-training option.
 """

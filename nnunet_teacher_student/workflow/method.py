@@ -19,7 +19,7 @@ from .steps import Step, remove_paths
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
     """nnU-Net's planning and preprocessing of the roles' datasets (and our small configuration). The teacher's
-    CT window is fitted to its box voxels (:func:`~.teacher_dataset.use_box_window`) between nnU-Net's
+    CT window is fitted to its box voxels (:func:`~..teacher.dataset.use_box_window`) between nnU-Net's
     fingerprint and its planning."""
     ids = [cfg.dataset_ids[r] for r in roles]
     window = [cfg.dataset_ids[r] for r in roles if r == "teacher"]

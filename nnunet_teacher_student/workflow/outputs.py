@@ -63,7 +63,7 @@ def trained(cfg: PipelineConfig, role: str) -> bool:
 
 
 def guarded(cfg: PipelineConfig, role: str) -> bool:
-    """A box teacher whose training the guard checks (see :mod:`.teacher_guard`)."""
+    """A box teacher whose training the guard checks (see :mod:`..teacher.guard`)."""
     return cfg.guard and "BoxTeacher" in cfg.trainers.get(role, "")
 
 

@@ -69,7 +69,7 @@ def check_dataset_ids(dataset_ids: dict[str, int], dataset_names: dict[str, str]
 
 
 def preflight(cfg) -> str:
-    """All checks of a :class:`~.orchestration.PipelineConfig`; returns a one-line summary or raises."""
+    """All checks of a :class:`~..workflow.config.PipelineConfig`; returns a one-line summary or raises."""
     strong = check_strong_dataset(cfg.strong)
     weak = check_weak_set(cfg.weak_dir)
     both = sorted(set(strong) & set(weak))
