@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import emit, run_meta  # noqa: E402
 
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
-from nnunet_teacher_student.geometry import Geometry, read_image  # noqa: E402
+from nnunet_teacher_student.core.geometry import Geometry, read_image  # noqa: E402
 from nnunet_teacher_student.predict import near_mask, predict_case, tumour_label  # noqa: E402
 
 #: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
@@ -65,14 +65,14 @@ KEEP_MM = 5.0   # nnts predict keeps lesions within this distance of the lungs: 
 
 
 def load_predictor(args):
-    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.prediction.region import RegionPredictor
 
     return RegionPredictor(args.model, args.folds, device=args.device, tta=args.tta, step_size=args.step_size)
 
 
 def clinical_case(seed: int) -> tuple[str, sitk.Image, np.ndarray]:
     """A real-size phantom chest on a 512 x 512 in-plane grid: air around the body and a table under it."""
-    from nnunet_teacher_student.phantom import generate_case
+    from nnunet_teacher_student.phantom.cases import generate_case
 
     c = generate_case(seed, preset="default", scale=1.0, inplane_px=(256, 512), slices=(40, 400), min_tumours=1)
     ct, ref = sitk.GetArrayFromImage(c.ct), sitk.GetArrayFromImage(c.label) > 0
@@ -107,7 +107,7 @@ def cases_of(args) -> list[tuple[str, sitk.Image, np.ndarray | None]]:
             out.append((name, read_image(p),
                         sitk.GetArrayFromImage(read_image(Path(args.test_dir) / "labels" / f"{name}.nii.gz")) > 0))
     elif not out:
-        from nnunet_teacher_student.phantom import generate_case
+        from nnunet_teacher_student.phantom.cases import generate_case
 
         for i in range(args.cases):
             c = generate_case(args.seed + i, preset=args.size, min_tumours=1)
@@ -213,7 +213,7 @@ def parse_volume(text: str) -> tuple[int, int, int]:
 
 def synthetic_ct(size_xyz: tuple[int, int, int], spacing_xyz, seed: int = 0) -> sitk.Image:
     """A tiny phantom chest stretched onto a ``size_xyz`` grid (linear interpolation) at ``spacing_xyz``."""
-    from nnunet_teacher_student.phantom import generate_case
+    from nnunet_teacher_student.phantom.cases import generate_case
 
     small = generate_case(seed, preset="tiny", min_tumours=1).ct
     extent = np.array(small.GetSize()) * np.array(small.GetSpacing())

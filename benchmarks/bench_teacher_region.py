@@ -9,7 +9,7 @@ voxels at the phantom's spacing) filled with air. The tumours keep the size the 
 on; the grid has the voxel count of a clinical CT, which is what full-volume inference pays for (the
 network's cost does not depend on the content). ``--volume 0`` keeps the phantom's own grid.
 
-Both modes run :func:`nnunet_teacher_student.teacher_inference.predict_case` with the same predictor and
+Both modes run :func:`nnunet_teacher_student.teacher.inference.predict_case` with the same predictor and
 the same box constraint; ``full`` predicts the whole grid, ``region`` only the box groups grown by half
 a patch. Reported per case: wall times (best of ``--repeats``), their ratio, the DSC between the two
 constrained masks, the correlation of the two probability maps inside the regions, and each mask's DSC
@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import emit, run_meta  # noqa: E402
 
-from nnunet_teacher_student.boxes import boxes_from_mask  # noqa: E402
+from nnunet_teacher_student.formats.boxes import boxes_from_mask  # noqa: E402
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
-from nnunet_teacher_student.teacher_inference import predict_case, teacher_mode  # noqa: E402
+from nnunet_teacher_student.teacher.inference import predict_case, teacher_mode  # noqa: E402
 
 
 def parse_volume(text: str) -> tuple[int, int, int] | None:
@@ -57,15 +57,15 @@ def embed(ct: sitk.Image, label: np.ndarray, size_xyz: tuple[int, int, int] | No
 
 
 def boxset_of(label: np.ndarray, ct: sitk.Image):
-    from nnunet_teacher_student.boxes import BoxSet
-    from nnunet_teacher_student.geometry import Geometry
+    from nnunet_teacher_student.formats.boxes import BoxSet
+    from nnunet_teacher_student.core.geometry import Geometry
 
     return BoxSet(Geometry.of(ct), boxes_from_mask(label > 0))
 
 
 def bench(args) -> dict:
-    from nnunet_teacher_student.inference import RegionPredictor
-    from nnunet_teacher_student.phantom import generate_case
+    from nnunet_teacher_student.prediction.region import RegionPredictor
+    from nnunet_teacher_student.phantom.cases import generate_case
 
     predictor = RegionPredictor(args.model, args.folds, device=args.device, tta=args.tta, step_size=args.step_size)
     mode = teacher_mode(args.model)

@@ -34,10 +34,10 @@ CONFIG = "3d_bench"
 
 
 def setup(work: Path, args) -> None:
-    from nnunet_teacher_student.phantom import write_phantom_datasets
-    from nnunet_teacher_student.plans import add_small_configuration, ext_trainer_dir
-    from nnunet_teacher_student.student_dataset import make_student_dataset
-    from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
+    from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
+    from nnunet_teacher_student.nnunet.plans import add_small_configuration, ext_trainer_dir
+    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
 
     for k in ("raw", "preprocessed", "results"):
         (work / k).mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def make_trainer(name: str, dataset: str, device):
     import torch
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    from nnunet_teacher_student.plans import nnunet_dir
+    from nnunet_teacher_student.nnunet.plans import nnunet_dir
 
     pre = next(nnunet_dir("nnUNet_preprocessed").glob(f"Dataset{IDS[dataset]}_*"))
     plans = json.loads((pre / "nnUNetPlans.json").read_text())

@@ -8,7 +8,7 @@ import os
 import sys
 import traceback
 
-from .geometry import InputError
+from .core.errors import InputError
 
 COMMAND_MODULES = [
     "env", "synth", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label",

@@ -25,8 +25,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .components import label_components
-from .geometry import Geometry, InputError, array_to_image
+from .core.components import label_components
+from .core.errors import InputError
+from .core.geometry import Geometry, array_to_image
 
 ENV_WEIGHTS = "NNTS_LUNGMASK_WEIGHTS"
 RIGHT, LEFT = 1, 2

@@ -26,10 +26,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .components import label_components
+from .core.components import label_components
+from .core.errors import InputError
+from .core.files import write_text_atomic
+from .core.geometry import Geometry, array_to_image, read_image, write_image_atomic
 from .cropping import CropBox, crop_image, lung_crop_boxes
-from .geometry import Geometry, InputError, array_to_image, read_image, write_image_atomic, write_text_atomic
-from .inference import RegionPredictor
+from .prediction.region import RegionPredictor
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
@@ -417,7 +419,7 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
     """
     from tqdm import tqdm
 
-    from .sharding import part_cases
+    from .core.sharding import part_cases
 
     output = Path(output)
     cases = find_cases(input)

@@ -14,7 +14,7 @@ from nnts_testlib import DO_ID, SO_ID, STRONG_ID, TEACHER_ID, plan_and_preproces
 @pytest.fixture(scope="session")
 def nnunet_env(tmp_path_factory):
     """nnU-Net folders in a temp dir, exported in this process (restored afterwards)."""
-    from nnunet_teacher_student.plans import ext_trainer_dir
+    from nnunet_teacher_student.nnunet.plans import ext_trainer_dir
 
     base = tmp_path_factory.mktemp("nnunet")
     env = {
@@ -38,7 +38,7 @@ def nnunet_env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def phantom_study(nnunet_env):
     """Tiny phantom study: strong dataset 501 (6 cases), weak set (4), test set (2), manifest."""
-    from nnunet_teacher_student.phantom import write_phantom_datasets
+    from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 
     out = nnunet_env / "phantom"
     write_phantom_datasets(out, STRONG_ID, n_strong=6, n_weak=4, n_test=2, seed=7, preset="tiny",
@@ -51,9 +51,9 @@ def planned_datasets(phantom_study) -> dict[int, Path]:
     """All derived phantom datasets, planned and preprocessed by one nnU-Net call (a process start
     costs seconds): 501 strong, 502 teacher (CT + box channel, weak cases in imagesWeak/), 503 SO and
     504 DO student datasets from the strong cases' true masks."""
-    from nnunet_teacher_student.raw_dataset import find_raw_dataset
-    from nnunet_teacher_student.student_dataset import make_student_dataset
-    from nnunet_teacher_student.teacher_dataset import make_teacher_dataset
+    from nnunet_teacher_student.nnunet.raw_dataset import find_raw_dataset
+    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
 
     make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", seed=0, weak_dir=phantom_study / "weak",
                          annotator="exact")

@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from nnunet_teacher_student.workflow.processes import nnunet_command  # noqa: F401  (the tests import it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SMALL_CONFIG = "3d_small"
 STRONG_ID, TEACHER_ID, SO_ID, DO_ID = 501, 502, 503, 504
-
-
-def nnunet_command(name: str) -> str:
-    """Path of an nnU-Net console script of this environment."""
-    path = BIN / name
-    return str(path) if path.exists() else name
 
 
 def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False,
@@ -35,7 +31,7 @@ def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False,
 
 def plan_and_preprocess(*dataset_ids: int) -> None:
     """nnU-Net's own planning + preprocessing (3d_fullres), then our small configuration."""
-    from nnunet_teacher_student.plans import add_small_configuration
+    from nnunet_teacher_student.nnunet.plans import add_small_configuration
 
     ids = [str(i) for i in dataset_ids]
     run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-npfp", "1", "-np", "1",
@@ -47,7 +43,7 @@ def plan_and_preprocess(*dataset_ids: int) -> None:
 def train(dataset_id: int, trainer: str, fold: int = 0, validate: bool = True) -> Path:
     """``nnUNetv2_train DATASET 3d_small FOLD -tr TRAINER -device cpu``; returns the model folder.
     ``validate=False`` skips nnU-Net's final validation (``NNTS_SKIP_VALIDATION=1``)."""
-    from nnunet_teacher_student.plans import dataset_folder_name
+    from nnunet_teacher_student.nnunet.plans import dataset_folder_name
 
     run_nnunet(["nnUNetv2_train", str(dataset_id), SMALL_CONFIG, str(fold), "-tr", trainer, "-device", "cpu"],
                training=True, extra_env=None if validate else {"NNTS_SKIP_VALIDATION": "1"})

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_teacher_student.boxes import Box, BoxSet
+from nnunet_teacher_student.formats.boxes import Box, BoxSet
 from nnunet_teacher_student.cli import main as nnts
-from nnunet_teacher_student.geometry import Geometry
+from nnunet_teacher_student.core.geometry import Geometry
 
 
 def _ct(shape=(8, 24, 24), spacing=(0.8, 0.8, 2.0)) -> sitk.Image:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from nnunet_teacher_student.cli import COMMAND_MODULES, main
-from nnunet_teacher_student.plans import ext_trainer_dir
+from nnunet_teacher_student.nnunet.plans import ext_trainer_dir
 from nnunet_teacher_student.trainers import __all__ as TRAINERS
 
 

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nnunet_teacher_student.cropping import (CropBox, box_around, crop_image, lung_crop_boxes, paste_image)
-from nnunet_teacher_student.geometry import Geometry, InputError
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.geometry import Geometry
 
 
 def oblique_image(shape_zyx=(12, 20, 24), components: int = 1, seed: int = 0) -> sitk.Image:

@@ -13,7 +13,8 @@ import SimpleITK as sitk
 from nnunet_teacher_student import lungs
 from nnunet_teacher_student.cli import main as nnts
 from nnunet_teacher_student.cropping import crop_image, lung_crop_boxes, paste_image
-from nnunet_teacher_student.geometry import Geometry, InputError, spacing_zyx
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.geometry import Geometry, spacing_zyx
 
 FLIP_XZ = (-1, 0, 0, 0, 1, 0, 0, 0, -1)
 IDENTITY = (1, 0, 0, 0, 1, 0, 0, 0, 1)
@@ -249,7 +250,7 @@ def test_per_lung_crops_contain_lungs_and_tumour_and_map_back(no_env_weights):
 def test_phantom_juxtapleural_tumours_stay_inside_region_and_crops(no_env_weights):
     """Juxtapleural tumours of the project's phantom: the threshold leaves them out, the region keeps
     (nearly all of) them and the per-lung crop boxes keep all of them."""
-    phantom = pytest.importorskip("nnunet_teacher_student.phantom")
+    phantom = pytest.importorskip("nnunet_teacher_student.phantom.cases")
     from scipy import ndimage
 
     in_raw = in_region = in_boxes = total = 0

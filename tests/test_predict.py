@@ -18,7 +18,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from nnunet_teacher_student.cli import main as nnts
 from nnunet_teacher_student.cropping import crop_image, paste_image
-from nnunet_teacher_student.geometry import Geometry, InputError, read_image
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.geometry import Geometry, read_image
 from nnunet_teacher_student.predict import (describe_lesions, drop_outside_lungs, find_cases, predict_case,
                                             predict_path, tumour_label)
 
@@ -63,7 +64,7 @@ def test_ct(phantom_study) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(strong_model):
-    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.prediction.region import RegionPredictor
 
     return RegionPredictor(strong_model, (0,), device="cpu", tta=False)
 

@@ -7,14 +7,14 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunet_teacher_student.geometry import Geometry, read_image
+from nnunet_teacher_student.core.geometry import Geometry, read_image
 from nnunet_teacher_student.predict import near_mask, predict_case
-from nnunet_teacher_student.tile_skipping import UNPREDICTED_LOGIT, TileMask, fill_unpredicted
+from nnunet_teacher_student.prediction.tiles import UNPREDICTED_LOGIT, TileMask, fill_unpredicted
 
 
 @pytest.fixture(scope="module")
 def predictor(strong_model):
-    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.prediction.region import RegionPredictor
 
     return RegionPredictor(strong_model, (0,), device="cpu", tta=False)
 

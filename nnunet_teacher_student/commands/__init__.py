@@ -26,3 +26,9 @@ def add_model_arguments(p: argparse.ArgumentParser, what: str = "trained model",
     p.add_argument("-device", "--device", choices=("cpu", "cuda", "mps", "auto"), default="auto",
                    help="auto: cuda if available, else cpu (default)")
     p.add_argument("--disable-tta", action="store_true", help="no test-time mirroring (faster)")
+
+
+def print_next_steps(dataset_id: int, fold: str, trainer: str) -> None:
+    """The nnU-Net commands that plan and train a dataset just written (``make-*-dataset``)."""
+    print(f"next: nnUNetv2_plan_and_preprocess -d {dataset_id} -c 3d_fullres && "
+          f"nnUNetv2_train {dataset_id} 3d_fullres {fold} -tr {trainer}")

@@ -2,31 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shlex
 from pathlib import Path
 
-from ..plans import ext_trainer_dir
-
-NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
-
-
-def export_lines(base: Path | None = None) -> list[str]:
-    """``export`` lines: nnU-Net folders under ``base`` where unset, and nnUNet_extTrainer."""
-    base = Path(base or Path.cwd() / "nnUNet_data").resolve()
-    lines = []
-    for name in NNUNET_DIRS:
-        if not os.environ.get(name):
-            lines.append(f"export {name}={shlex.quote(str(base / name))}")
-    ext = str(ext_trainer_dir())
-    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    value = os.pathsep.join(current + [ext]) if ext not in current else os.pathsep.join(current)
-    lines.append(f"export nnUNet_extTrainer={shlex.quote(value)}")
-    return lines
+from ..nnunet.workspace import env_export_lines
 
 
 def run(args: argparse.Namespace) -> int:
-    print("\n".join(export_lines(args.base)))
+    print("\n".join(env_export_lines(args.base)))
     return 0
 
 

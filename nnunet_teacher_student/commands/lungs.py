@@ -5,8 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..geometry import (Geometry, InputError, array_to_image, read_image, spacing_zyx, write_image_atomic,
-                        write_text_atomic)
+from ..core.errors import InputError
+from ..core.files import write_text_atomic
+from ..core.geometry import Geometry, array_to_image, read_image, spacing_zyx, write_image_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

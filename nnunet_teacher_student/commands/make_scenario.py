@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..scenario import make_scenario
+    from ..students.scenario import make_scenario
 
     r = make_scenario(args.strong, args.output, args.strong_count, args.d, args.name, args.seed, args.jitter,
                       args.box_mode, args.manifest, args.size_balance, args.overwrite, progress=not args.quiet,

@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import argparse
 
+from . import print_next_steps
+
 
 def run(args: argparse.Namespace) -> int:
-    from ..student_dataset import make_student_dataset
+    from ..students.dataset import make_student_dataset
 
     out = make_student_dataset(args.strong, args.d, args.name, args.form, args.weak, args.pseudo, args.manifest,
                                args.folds, args.seed, args.size_balance, args.crop, args.lungmask_weights,
                                args.crop_margin_mm, overwrite=args.overwrite)
     trainer = {"do": "nnUNetTrainerDOStudent", "so": "nnUNetTrainerSOStudent", "ignore": "nnUNetTrainer"}[args.form]
     print(f"wrote {out}")
-    print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
-          f"nnUNetv2_train {args.d} 3d_fullres 0 -tr {trainer}")
+    print_next_steps(args.d, "0", trainer)
     return 0
 
 

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import argparse
 
+from . import print_next_steps
+
 
 def run(args: argparse.Namespace) -> int:
-    from ..teacher_dataset import make_teacher_dataset
+    from ..teacher.dataset import make_teacher_dataset
 
-    from ..folds import load_manifest_cases
+    from ..nnunet.folds import load_manifest_cases
 
     n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
     out = make_teacher_dataset(args.strong, args.d, args.name, args.jitter, args.seed, args.box_mode, args.weak,
                                overwrite=args.overwrite, manifest=args.manifest, n_folds=args.folds,
                                annotator=args.annotator)
     print(f"wrote {out} (test cases excluded: {n_test}; folds: {out / 'splits_final.json'})")
-    print(f"next: nnUNetv2_plan_and_preprocess -d {args.d} -c 3d_fullres && "
-          f"nnUNetv2_train {args.d} 3d_fullres all -tr nnUNetTrainerBoxTeacher")
+    print_next_steps(args.d, "all", "nnUNetTrainerBoxTeacher")
     return 0
 
 

@@ -6,7 +6,7 @@ nnU-Net / ``nnts`` command and is skipped when its outputs exist and are complet
 pipeline resumes where it stopped. A step whose outputs were made from other inputs (files of the strong
 dataset, weak set, manifest or test set) or other settings is stale and redone, with every step after it;
 ``--from STEP`` / ``--force STEP`` redo steps on request. ``--dry-run`` lists the steps and their state
-(done, stale, to do) without running them; the checks of :mod:`..preflight` run first, also in a dry run.
+(done, stale, to do) without running them; the checks of :mod:`..workflow.preflight` run first, also in a dry run.
 """
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..geometry import InputError
-    from ..orchestration import (Layout, calm_openmp, load_config, method_steps, run_steps, step_states,
-                                 stop_children_on_sigterm)
-    from ..plans import ensure_ext_trainer_path
-    from ..workspace import NNUNET_DIRS, export_lines
-    from ..weak_set import is_weak_set
+    from ..core.errors import InputError
+    from ..workflow.config import load_config
+    from ..workflow.method import method_steps
+    from ..workflow.outputs import Layout
+    from ..workflow.processes import calm_openmp, stop_children_on_sigterm
+    from ..workflow.steps import run_steps, step_states
+    from ..nnunet.plans import ensure_ext_trainer_path
+    from ..nnunet.workspace import NNUNET_DIRS, export_lines
+    from ..formats.weak_set import is_weak_set
 
     calm_openmp()
     cfg, folders = load_config(args.config)
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.config}: {name} {value} does not exist")
     if cfg.test_labels and not cfg.test_images:
         raise InputError(f"{args.config}: test_labels given without test_images")
-    from ..preflight import preflight
+    from ..workflow.preflight import preflight
 
     print(f"nnts pipeline: {preflight(cfg)}", flush=True)   # before anything trains, also in --dry-run
     ensure_ext_trainer_path()
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     timings = run_steps(steps, layout.timings, force=force)
     if not args.no_report:
-        from ..report import write_run_report
+        from ..reporting.run_report import write_run_report
 
         print("[report] tables and figures", flush=True)
         intro = (f"`nnts pipeline {args.config}`: strong dataset {cfg.strong}, weak set `{cfg.weak_dir}`, device "
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def forced_steps(steps, from_step: str | None, force: list[str] | None) -> set[int]:
     """0-based indices of the steps to redo: ``--from STEP`` (it and every later step) and each ``--force STEP``;
     a step is its number as listed (1-based) or a unique part of its name."""
-    from ..geometry import InputError
+    from ..core.errors import InputError
 
     def index(key: str) -> int:
         if key.isdigit() and 1 <= int(key) <= len(steps):

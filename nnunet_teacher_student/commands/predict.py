@@ -51,9 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..geometry import InputError
+    from ..core.errors import InputError
     from ..predict import predict_path
-    from ..sharding import resolve_shard
+    from ..core.sharding import resolve_shard
 
     if args.margin_mm < 0 or args.lung_dilation_mm < 0:
         raise InputError("--margin-mm and --lung-dilation-mm must be >= 0")

@@ -56,9 +56,9 @@ def _fmt(x, digits: int = 3) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..geometry import InputError
-    from ..pseudo_labels import pseudo_label
-    from ..sharding import resolve_shard
+    from ..core.errors import InputError
+    from ..pseudo_labels.run import pseudo_label
+    from ..core.sharding import resolve_shard
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")

@@ -8,7 +8,7 @@ PRESET_NAMES = ("default", "tiny")  # phantom.PRESETS; not imported here to keep
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..phantom import write_phantom_datasets
+    from ..phantom.datasets import write_phantom_datasets
 
     summary = write_phantom_datasets(
         args.out_dir, args.dataset_id, n_strong=args.strong, n_weak=args.weak, n_test=args.test, seed=args.seed,

@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def load_boxes(path: Path, ct):
     """A BoxSet from a box JSON file or a box-mask image, checked against the CT."""
-    from ..boxes import BoxSet, boxes_from_box_mask, load_box_mask
-    from ..geometry import Geometry, InputError
+    from ..formats.boxes import BoxSet, boxes_from_box_mask, load_box_mask
+    from ..core.errors import InputError
+    from ..core.geometry import Geometry
 
     if not path.is_file():
         raise InputError(f"{path}: no such box file")
@@ -47,9 +48,10 @@ def load_boxes(path: Path, ct):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..geometry import Geometry, InputError, array_to_image, read_image, write_image_atomic
-    from ..inference import RegionPredictor
-    from ..teacher_inference import predict_case
+    from ..core.errors import InputError
+    from ..core.geometry import Geometry, array_to_image, read_image, write_image_atomic
+    from ..prediction.region import RegionPredictor
+    from ..teacher.inference import predict_case
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")

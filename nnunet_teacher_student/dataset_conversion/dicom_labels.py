@@ -13,7 +13,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from ..geometry import InputError
+from ..core.errors import InputError
 from .dicom_series import CTSeries
 
 DEFAULT_ROI_PATTERN = "GTV-1"

@@ -15,7 +15,7 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
-from ..geometry import InputError
+from ..core.errors import InputError
 
 HEADER_TAGS = [
     "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesDescription",
@@ -210,3 +210,14 @@ def z_extent_mm(series: SeriesFiles) -> float:
     what = f"series {series.folder}"
     step = check_slice_spacing(slice_positions(series.headers, what), what)
     return step * len(series.headers)
+
+
+def find_patients(src: Path, layout: str) -> list[Path]:
+    """Patient folders directly under ``src`` (hidden ones ignored); ``layout`` is the expected tree, for the
+    error message (e.g. ``SRC/LUNG1-xxx/<study>/<series>/*.dcm``)."""
+    if not src.is_dir():
+        raise InputError(f"{src}: no such folder")
+    patients = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not patients:
+        raise InputError(f"{src}: no patient folders (expected {layout})")
+    return patients

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from ..boxes import Box, BoxError, BoxSet, boxes_from_mask
-from ..geometry import Geometry, InputError, read_image
+from ..core.errors import InputError
+from ..core.geometry import Geometry, read_image
+from ..formats.boxes import Box, BoxError, BoxSet, boxes_from_mask
+from ..formats.images import IMAGE_SUFFIXES
 from .dicom_series import read_ct_series, scan_dicom_tree
 from .masks import binary_mask, mask_on_ct
 from .outputs import StrongOutput, WeakOutput, prepare_strong_output, prepare_weak_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
 BOX_SUFFIXES = (".json", ".csv")
 CSV_COLUMNS = ("slice", "xmin", "ymin", "xmax", "ymax")
 

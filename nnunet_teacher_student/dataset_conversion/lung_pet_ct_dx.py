@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..boxes import Box, BoxError, BoxSet
-from ..geometry import Geometry, InputError
-from .dicom_series import SECONDARY_CAPTURE, SeriesFiles, SliceError, read_ct_series, scan_dicom_tree, z_extent_mm
+from ..core.errors import InputError
+from ..core.geometry import Geometry
+from ..formats.boxes import Box, BoxError, BoxSet
+from .dicom_series import (SECONDARY_CAPTURE, SeriesFiles, SliceError, find_patients, read_ct_series, scan_dicom_tree,
+                           z_extent_mm)
 from .outputs import WeakOutput, prepare_weak_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
 from .voc_xml import VocError, VocFile, parse_voc
@@ -188,15 +190,6 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
     return rep
 
 
-def find_patients(src: Path) -> list[Path]:
-    if not src.is_dir():
-        raise InputError(f"{src}: no such folder")
-    patients = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not patients:
-        raise InputError(f"{src}: no patient folders (expected SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm)")
-    return patients
-
-
 def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: str | Path, min_cm: float = 16.0,
                            max_cm: float = 60.0, num_processes: int = 1, overwrite: bool = False, seed: int = 0,
                            test_fraction: float = 0.15) -> tuple[Summary, WeakOutput]:
@@ -206,7 +199,7 @@ def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: st
         raise InputError(f"{annotations}: no such annotation folder")
     if not 0 < min_cm < max_cm:
         raise InputError(f"z-extent range [{min_cm}, {max_cm}] cm is empty")
-    patients = find_patients(src)
+    patients = find_patients(src, "SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm")
     options = {"converter": DATASET, "source": str(src.resolve()), "annotations": str(annotations.resolve()),
                "min_cm": min_cm, "max_cm": max_cm, "seed": seed, "test_fraction": test_fraction}
     out = prepare_weak_output(out_dir, options, overwrite)

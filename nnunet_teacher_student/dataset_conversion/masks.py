@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import Geometry, InputError
+from ..core.errors import InputError
+from ..core.geometry import Geometry
 
 
 def _index_to_physical(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:

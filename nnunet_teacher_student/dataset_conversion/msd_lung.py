@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import InputError, read_image
+from ..core.errors import InputError
+from ..core.geometry import read_image
 from .masks import binary_mask, mask_on_ct
 from .outputs import StrongOutput, prepare_strong_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks

@@ -11,25 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from ..geometry import InputError
+from ..core.errors import InputError
 from .dicom_labels import (DEFAULT_ROI_PATTERN, read_rtstruct, read_seg_info, roi_matcher, rtstruct_mask,
                            select_segments, seg_mask)
-from .dicom_series import CTSeries, SeriesFiles, read_ct_series, scan_dicom_tree
+from .dicom_series import CTSeries, SeriesFiles, find_patients, read_ct_series, scan_dicom_tree
 from .outputs import StrongOutput, prepare_strong_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
 
 DATASET = "nsclc-radiomics"
 LabelSource = Literal["auto", "rtstruct", "seg"]
-
-
-def find_patients(src: Path) -> list[Path]:
-    """Patient folders directly under ``src`` (hidden ones ignored)."""
-    if not src.is_dir():
-        raise InputError(f"{src}: no such folder")
-    patients = sorted(p for p in src.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not patients:
-        raise InputError(f"{src}: no patient folders (expected SRC/LUNG1-xxx/<study>/<series>/*.dcm)")
-    return patients
 
 
 def _pick_ct(cts: dict[str, SeriesFiles], refs: set[str], label_file: Path) -> SeriesFiles:
@@ -100,7 +90,7 @@ def convert_nsclc_radiomics(src: str | Path, dataset_id: int, name: str = "NSCLC
     """Convert every patient folder of ``src``; returns the summary and the output."""
     src = Path(src)
     roi_matcher(pattern)  # fail early on a bad pattern
-    patients = find_patients(src)
+    patients = find_patients(src, "SRC/LUNG1-xxx/<study>/<series>/*.dcm")
     options = {"converter": DATASET, "source": str(src.resolve()), "label_source": label_source,
                "pattern": pattern, "seed": seed, "test_fraction": test_fraction}
     out = prepare_strong_output(raw, dataset_id, name, options, overwrite)

@@ -26,16 +26,18 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from ..boxes import BoxSet
-from ..geometry import Geometry, InputError, array_to_image, write_image_atomic, write_text_atomic
-from ..weak_set import WeakSet
+from ..core.errors import InputError
+from ..core.files import write_text_atomic
+from ..core.geometry import Geometry, array_to_image, write_image_atomic
+from ..formats.boxes import BoxSet
+from ..formats.images import IMAGE_SUFFIX
+from ..formats.weak_set import WeakSet
 from .runner import SUMMARY_NAME, Summary
 from .splits import build_manifest, check_test_fraction, write_manifest
 
 RECORDS = ".nnts_convert"
 SUMMARY = SUMMARY_NAME
 MANIFEST = "manifest.json"
-IMAGE_SUFFIX = ".nii.gz"
 
 
 def _check_case_id(case: str) -> None:
@@ -242,7 +244,7 @@ def prepare_strong_output(raw: str | None, dataset_id: int, name: str, options: 
 
 @dataclass(frozen=True)
 class WeakOutput(_Output):
-    """A weak set (see :mod:`nnunet_teacher_student.weak_set`) written case by case."""
+    """A weak set (see :mod:`nnunet_teacher_student.formats.weak_set`) written case by case."""
 
     @property
     def weak(self) -> WeakSet:

@@ -17,7 +17,8 @@ from typing import Any, Callable, Literal
 
 from tqdm import tqdm
 
-from ..geometry import InputError, write_text_atomic
+from ..core.errors import InputError
+from ..core.files import write_text_atomic
 
 Status = Literal["converted", "resumed", "skipped"]
 SUMMARY_NAME = "conversion_summary.json"

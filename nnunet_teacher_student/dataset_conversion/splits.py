@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 
-from ..geometry import InputError, write_text_atomic
+from ..core.errors import InputError
+from ..core.files import write_text_atomic
+from ..formats.manifest import MANIFEST_FORMAT, read_manifest
 
-MANIFEST_FORMAT = "nnts-manifest"
 MANIFEST_VERSION = 1
 TEST_FRACTION = 0.15
 
@@ -71,13 +71,7 @@ def write_manifest(manifest: dict, path: str | os.PathLike) -> None:
 
 def load_manifest(path: str | os.PathLike) -> dict:
     """Read and check a manifest (format, and no patient in both train and test)."""
-    path = Path(path)
-    try:
-        m = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no such manifest") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from e
+    m = read_manifest(path)
     if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT or not isinstance(m.get("cases"), dict):
         raise InputError(f"{path}: not an {MANIFEST_FORMAT} file")
     check_patient_separation(m, str(path))

@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from ..geometry import InputError
+from ..core.errors import InputError
 
 
 class VocError(InputError):

@@ -13,7 +13,10 @@ from typing import Mapping
 import numpy as np
 import SimpleITK as sitk
 
-from ..geometry import Geometry, InputError, read_header, read_image, read_json_file, spacing_zyx, write_text_atomic
+from ..core.errors import InputError
+from ..core.files import write_text_atomic
+from ..core.geometry import Geometry, read_header, read_image, spacing_zyx
+from ..formats.manifest import manifest_cases, read_manifest
 from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
 from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
 
@@ -64,9 +67,8 @@ def load_manifest(manifest: str | os.PathLike | Mapping | None) -> dict[str, str
     where = "manifest"
     if not isinstance(manifest, Mapping):
         where = str(manifest)
-        manifest = read_json_file(manifest, "manifest file")
-    if isinstance(manifest, Mapping) and isinstance(manifest.get("cases"), Mapping):
-        manifest = manifest["cases"]
+        manifest = read_manifest(manifest, "manifest file")
+    manifest = manifest_cases(manifest)
     if not isinstance(manifest, Mapping):
         raise InputError(f"{where}: manifest must be a JSON object mapping case -> {{\"dataset\": name}}")
     out = {}

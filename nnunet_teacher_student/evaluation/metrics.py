@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..components import label_components
+from ..core.components import label_components
 
 OVERLAP_THRESHOLD = 0.25
 NSD_TOLERANCE_MM = 2.0

@@ -20,8 +20,10 @@ import torch.nn.functional as F
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 from torch import nn
 
-from ..annotator import Annotator
-from ..boxes import box_mask, boxes_from_mask
+from ..formats.annotator import Annotator
+from ..formats.box_channel import BOX_THRESHOLD
+from ..formats.boxes import box_mask, boxes_from_mask
+from .networks import WrappedNetwork
 
 PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
 
@@ -63,25 +65,20 @@ def _pool_to(mask: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return mask if tuple(mask.shape[2:]) == tuple(shape) else F.adaptive_max_pool3d(mask, tuple(shape))
 
 
-class BoxPrior(nn.Module):
+class BoxPrior(WrappedNetwork):
     """Binarise the box channel, run ``net``, add the box prior to the tumour logit (channel 1) of every
     output scale. ``margin_vox`` is the box zone's in-plane growth per axis (0 on the axial axis)."""
 
     def __init__(self, net: nn.Module, box_channel: int, margin_vox: Sequence[int], tumour_channel: int = 1,
                  inside: float = PRIOR_INSIDE, ring: float = PRIOR_RING, outside: float = PRIOR_OUTSIDE,
                  bright_threshold: float | None = None, ct_channel: int = 0):
-        super().__init__()
+        super().__init__(net)
         self.bright_threshold = bright_threshold   # set: only box voxels of the (normalised) CT above it get +inside
         self.ct_channel = ct_channel
-        self.net = net
         self.box_channel = box_channel
         self.margin_vox = tuple(int(m) for m in margin_vox)
         self.tumour_channel = tumour_channel
         self.inside, self.ring, self.outside = inside, ring, outside
-
-    @property
-    def decoder(self) -> nn.Module:
-        return self.net.decoder
 
     def prior(self, box: torch.Tensor, ct: torch.Tensor | None = None) -> torch.Tensor:
         """Prior logit ``(b, 1, *spatial)`` of a binary box mask ``(b, 1, *spatial)`` (and the CT channel)."""
@@ -92,7 +89,7 @@ class BoxPrior(nn.Module):
 
     def forward(self, x: torch.Tensor):
         x = x.clone()
-        box = (x[:, self.box_channel:self.box_channel + 1] > 0.5).to(x.dtype)
+        box = (x[:, self.box_channel:self.box_channel + 1] > BOX_THRESHOLD).to(x.dtype)
         x[:, self.box_channel:self.box_channel + 1] = box
         out = self.net(x)
         prior = self.prior(box, x[:, self.ct_channel:self.ct_channel + 1])

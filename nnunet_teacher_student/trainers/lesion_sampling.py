@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2, nnUNetDatasetNumpy
 
-from ..components import label_components
+from ..core.components import label_components
 
 MAX_POINTS_PER_LESION = 4096
 

@@ -61,6 +61,19 @@ def plain_unet(kwargs: dict, input_channels: int, num_outputs: int, deep_supervi
     return net
 
 
+class WrappedNetwork(nn.Module):
+    """A module around a network (``net``) that passes its ``decoder`` through: nnU-Net switches deep
+    supervision on ``network.decoder``."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def decoder(self) -> nn.Module:
+        return self.net.decoder
+
+
 class DecoderPair(nn.Module):
     """Holds both decoders; setting ``deep_supervision`` switches both, as nnU-Net expects of ``.decoder``."""
 

@@ -3,7 +3,7 @@
 ``repeats`` times as often during training. Validation is unchanged."""
 from __future__ import annotations
 
-from ..raw_dataset import SAMPLING_WEIGHTS_KEY
+from ..nnunet.raw_dataset import SAMPLING_WEIGHTS_KEY
 
 
 def repeat_cases(cases: list[str], weights: dict[str, int]) -> list[str]:

@@ -18,14 +18,14 @@ import math
 import torch
 from torch import nn
 
-from ..annotator import Annotator, annotator_from
+from ..formats.annotator import Annotator, annotator_from
+from ..formats.box_channel import BOX_CHANNEL
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
 from .box_channel import BoxPrior, OnlineBoxChannel
 from .lesion_sampling import lesion_balanced
-from .networks import plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
+from .networks import WrappedNetwork, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
 from .transforms import protect_guidance_channels
 
-BOX_CHANNEL = 1
 BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
 ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
 
@@ -50,17 +50,12 @@ def box_zone_margin(spacing, axial: int, margin_mm: float = BOX_MARGIN_MM) -> li
     return [0 if a == axial else int(math.ceil(margin_mm / float(s) - 1e-9)) for a, s in enumerate(spacing)]
 
 
-class SelectChannels(nn.Module):
+class SelectChannels(WrappedNetwork):
     """Feed only ``channels`` of the input to ``net`` (the point teacher never sees the box)."""
 
     def __init__(self, net: nn.Module, channels: tuple[int, ...]):
-        super().__init__()
-        self.net = net
+        super().__init__(net)
         self.channels = list(channels)
-
-    @property
-    def decoder(self) -> nn.Module:
-        return self.net.decoder
 
     def forward(self, x: torch.Tensor):
         return self.net(x[:, self.channels])

@@ -15,11 +15,13 @@ from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, 
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 
+from ..formats.box_channel import BOX_THRESHOLD
+
 
 class BinarizeChannels(ImageOnlyTransform):
     """Set ``channels`` of the image to ``value > threshold``."""
 
-    def __init__(self, channels: Sequence[int], threshold: float = 0.5):
+    def __init__(self, channels: Sequence[int], threshold: float = BOX_THRESHOLD):
         super().__init__()
         self.channels = list(channels)
         self.threshold = threshold

@@ -12,7 +12,7 @@ from pydicom.sequence import Sequence
 from nnunet_teacher_student.dataset_conversion.dicom_labels import (
     read_rtstruct, read_seg_info, rtstruct_mask, seg_mask, select_segments)
 from nnunet_teacher_student.dataset_conversion.dicom_series import read_ct_series, scan_dicom_tree
-from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.core.errors import InputError
 
 
 def dice(a, b) -> float:

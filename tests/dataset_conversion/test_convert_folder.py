@@ -8,10 +8,11 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
-from nnunet_teacher_student.boxes import Box, BoxSet
+from nnunet_teacher_student.formats.boxes import Box, BoxSet
 from nnunet_teacher_student.dataset_conversion.folder import convert_folder
-from nnunet_teacher_student.geometry import Geometry, InputError
-from nnunet_teacher_student.weak_set import WeakSet
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.core.geometry import Geometry
+from nnunet_teacher_student.formats.weak_set import WeakSet
 
 PERMUTED = (0.0, 1.0, 0.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0)
 

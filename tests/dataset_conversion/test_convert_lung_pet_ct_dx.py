@@ -9,11 +9,11 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
-from nnunet_teacher_student.boxes import BoxSet
+from nnunet_teacher_student.formats.boxes import BoxSet
 from nnunet_teacher_student.dataset_conversion.lung_pet_ct_dx import convert_lung_pet_ct_dx
 from nnunet_teacher_student.dataset_conversion.splits import load_manifest
-from nnunet_teacher_student.geometry import InputError
-from nnunet_teacher_student.weak_set import WeakSet
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.formats.weak_set import WeakSet
 
 BOMB = """<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">

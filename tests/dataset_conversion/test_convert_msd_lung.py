@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.dataset_conversion.msd_lung import convert_msd_lung
-from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.core.errors import InputError
 
 PERMUTED = (0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0)  # flipped and permuted axes
 

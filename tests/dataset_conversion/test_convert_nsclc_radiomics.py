@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.dataset_conversion.nsclc_radiomics import convert_nsclc_radiomics
-from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.core.errors import InputError
 
 
 def dice(a, b) -> float:

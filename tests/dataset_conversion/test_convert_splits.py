@@ -4,12 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nnunet_teacher_student.dataset_conversion.splits import (
     build_manifest, cases_in_split, load_manifest, merge_manifests, patient_split, write_manifest)
-from nnunet_teacher_student.geometry import InputError
+from nnunet_teacher_student.core.errors import InputError
 
 
 @settings(max_examples=60, deadline=None)

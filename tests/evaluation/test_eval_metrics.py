@@ -201,8 +201,7 @@ def test_cross_check_against_brute_force(seed):
     pred = gt.copy() if seed == 0 else blobs(rng)
     if seed >= 3:  # a shifted copy of the GT plus speckle: partial overlaps around the 25 % threshold
         pred = np.roll(gt, (seed - 2, 1, 2 * seed - 5), axis=(0, 1, 2)) | (rng.random(gt.shape) < 0.001)
-    if not pred.any() or not gt.any():
-        pytest.skip("degenerate draw")
+    assert pred.any() and gt.any()   # fixed seeds: every draw has lesions on both sides
     spacing = (2.5, 0.9, 0.7)
     m = case_metrics(pred, gt, spacing)
     hd95, nsd = ref_surface(pred, gt, spacing)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nnunet_teacher_student.annotator import Annotator
-from nnunet_teacher_student.components import label_components
+from nnunet_teacher_student.formats.annotator import Annotator
+from nnunet_teacher_student.core.components import label_components
 from nnunet_teacher_student.trainers.box_channel import BoxPrior, OnlineBoxChannel
 from nnunet_teacher_student.trainers.lesion_sampling import balanced_location, lesion_points
 

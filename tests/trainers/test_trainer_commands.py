@@ -69,8 +69,8 @@ def test_paper_variants_train_checkpoint_and_predict(student_datasets, teacher_d
     import torch
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
-    from nnunet_teacher_student.inference import RegionPredictor
-    from nnunet_teacher_student.plans import nnunet_dir
+    from nnunet_teacher_student.prediction.region import RegionPredictor
+    from nnunet_teacher_student.nnunet.plans import nnunet_dir
 
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     pre = next(nnunet_dir("nnUNet_preprocessed").glob(f"Dataset{dataset_id}_*"))
@@ -92,7 +92,7 @@ def test_paper_variants_train_checkpoint_and_predict(student_datasets, teacher_d
 def test_do_checkpoint_reloads_into_nnunet_predictor(student_datasets, tmp_path):
     """The DO model (already trained above or trained here) loads into nnUNetPredictor and gives the
     tumour region as its target channel, box region first."""
-    from nnunet_teacher_student.inference import RegionPredictor
+    from nnunet_teacher_student.prediction.region import RegionPredictor
     from nnunet_teacher_student.trainers.networks import DualDecoderUNet
 
     results = Path(os.environ["nnUNet_results"]) / "Dataset504_PhantomDO"

@@ -1,0 +1,276 @@
+"""``nnts benchmark``: the method against plain nnU-Net on phantoms, over scenarios and seeds.
+
+One phantom pool (strong-able cases plus a held-out test set shared by every model) is written
+once. Each *run* is a scenario (how many pool cases keep their masks; the others become weak cases
+with jittered boxes) and a seed (which cases, which jitter). A run trains, on its own nnU-Net
+datasets, the models of :data:`MODELS`:
+
+- the box teacher and the point teacher, scored on the weak cases against their true masks;
+- the SO and DO students (default trainers and ``_Paper`` variants) on the box teacher's pseudo-labels;
+- the baseline (strong cases only), nnU-Net's ignore-label answer to boxes (no teacher), and the
+  upper bound (true masks for every case), all with ``nnUNetTrainerNNTS`` (nnU-Net's default trainer
+  plus our budget variables);
+- the DO student's own ceiling: its trainer on every case's true mask (``upper_do``).
+
+Every run is a list of resumable :class:`~..workflow.steps.Step`; ``reporting.benchmark_report`` aggregates.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.errors import InputError
+from .presets import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS,
+                                                     MODEL_NAMES, STUDENT_DATASETS)
+from ..workflow.config import Budget, PipelineConfig, SmallConfig
+from ..workflow.method import (classical_pseudo_step, evaluate_step, plan_step, predict_step, pseudo_step,
+                               student_dataset_step, teacher_dataset_step, train_step, train_step_name)
+from ..workflow.outputs import Layout, raw_done
+from ..workflow.steps import Step
+
+POOL_ID = 100
+FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
+#: dataset role -> id offset within a run's block of ten
+DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "ignore": 5, "upper": 6,
+                   "upper_do": 7}
+#: model key -> (dataset role, trainer)
+MODELS = {
+    "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
+    "point_teacher": ("teacher", "nnUNetTrainerPointTeacher"),
+    "classical": ("teacher", "classical"),   # no training: the rule of teacher.classical
+    "baseline": ("baseline", "nnUNetTrainerNNTS"),
+    "ignore": ("ignore", "nnUNetTrainerNNTS"),
+    "so": ("so", "nnUNetTrainerSOStudent"),
+    "do": ("do", "nnUNetTrainerDOStudent"),
+    "so_paper": ("so", "nnUNetTrainerSOStudent_Paper"),
+    "so_nnunet": ("so", "nnUNetTrainerNNTS"),   # control: the baseline's trainer on the SO student dataset
+    "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
+    "upper": ("upper", "nnUNetTrainerNNTS"),
+    "upper_do": ("upper_do", "nnUNetTrainerDOStudent"),   # the DO student's own ceiling: its trainer on true masks
+}
+#: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
+#: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
+SCARCE_STRONG_SITES = ("msd",)
+TEACHERS = ("teacher", "point_teacher", "classical")
+STUDENTS = ("so", "do", "so_paper", "do_paper")
+TEST_MODELS = tuple(m for m in MODELS if m not in TEACHERS)
+DEFAULT_MODELS = tuple(MODELS)
+
+
+@dataclass
+class BenchmarkSettings:
+    """What a benchmark does; two invocations with equal settings share (resume) an output folder."""
+
+    scenarios: dict[str, int]            # name -> number of strong cases
+    seeds: list[int]
+    pool: int                            # cases that are strong or weak in a run
+    n_test: int
+    preset: str
+    data_seed: int
+    jitter: int                          # stress setting (voxels); 0: the annotator model
+    models: list[str]
+    device: str
+    epochs: int
+    iterations: int
+    val_iterations: int
+    no_mirroring: bool
+    small: dict | None = field(default_factory=lambda: cpu_small(CPU_PRESET))
+    folds: list[int] = field(default_factory=lambda: [0])
+    strong_sites: dict[str, list[str]] = field(default_factory=dict)   # scenario -> sites of its strong cases
+
+    def check(self) -> None:
+        if not self.scenarios:
+            raise InputError("no scenario to run")
+        for name, n in self.scenarios.items():
+            if not name.isalnum():
+                raise InputError(f"scenario name {name!r}: use letters and digits only (it names datasets)")
+            if not 1 <= n < self.pool:
+                raise InputError(f"scenario {name}: {n} strong case(s) must be in 1..{self.pool - 1} "
+                                 f"(the pool has {self.pool} cases)")
+        from ..phantom.cases import SITES
+
+        for name, sites in self.strong_sites.items():
+            if name not in self.scenarios or not sites or set(sites) - set(SITES):
+                raise InputError(f"strong sites {sites} of scenario {name!r}: need a scenario of this benchmark and "
+                                 f"sites from {list(SITES)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise InputError(f"seeds must be distinct and at least one, got {self.seeds}")
+        unknown = [m for m in self.models if m not in MODELS]
+        if unknown:
+            raise InputError(f"unknown model(s) {unknown}; known: {list(MODELS)}")
+        if self.n_test < 1:
+            raise InputError("the benchmark needs at least one test case")
+        if len(self.runs()) * 10 + FIRST_RUN_ID > 999:
+            raise InputError(f"{len(self.runs())} runs do not fit nnU-Net's dataset ids (at most 88)")
+
+    def runs(self) -> list[tuple[str, int]]:
+        return [(name, seed) for name in self.scenarios for seed in self.seeds]
+
+    def budget(self) -> Budget:
+        return Budget(self.epochs, self.iterations, self.val_iterations, self.no_mirroring, skip_validation=True)
+
+
+def quick_settings(device: str) -> BenchmarkSettings:
+    """A smoke run: both scenarios, two seeds, tiny phantoms, one epoch of two iterations per model."""
+    return BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1], 6, 2, "tiny", 0, 0, list(DEFAULT_MODELS), device,
+                             1, 2, 1, True, cpu_small("tiny"), strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
+
+
+def cpu_small(preset: str) -> dict:
+    """The reduced CPU configuration ``3d_small`` for a phantom preset, JSON-ready."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in CPU_SMALL[preset].items()}
+
+
+def default_settings(device: str) -> BenchmarkSettings:
+    """Paper-like shapes at phantom scale: scarce (4 strong of 24) and vast (12 of 24), three seeds; the
+    demo's per-model CPU budget (tiny phantoms, 10 epochs x 100 iterations on the reduced ``3d_small``)."""
+    return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, CPU_PRESET, 0, 0, list(DEFAULT_MODELS),
+                             device, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS, True,
+                             strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
+
+
+def run_dir(out: Path, scenario: str, seed: int) -> Path:
+    return out / "runs" / f"{scenario}_seed{seed}"
+
+
+def pool_paths(out: Path) -> dict[str, Path]:
+    ph = out / "pool"
+    return {"root": ph, "test_images": ph / "test" / "images", "test_labels": ph / "test" / "labels",
+            "manifest": ph / "manifest.json"}
+
+
+def run_tag(scenario: str, seed: int) -> str:
+    """Prefix of a run's nnU-Net dataset names, e.g. ``BScarceS0``."""
+    return f"B{scenario.capitalize()}S{seed}"
+
+
+def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str, seed: int) -> PipelineConfig:
+    """The pipeline configuration of one run: its dataset ids, names and trainers, one per model key."""
+    base = FIRST_RUN_ID + 10 * index
+    tag = run_tag(scenario, seed)
+    dataset_ids = {m: base + DATASET_OFFSETS[MODELS[m][0]] for m in MODELS}
+    dataset_names = {m: tag + "".join(w.capitalize() for w in MODELS[m][0].split("_")) for m in MODELS}
+    pool = pool_paths(out)
+    small = settings.small
+    return PipelineConfig(
+        work_dir=run_dir(out, scenario, seed), strong=base + DATASET_OFFSETS["strong"],
+        weak_dir=run_dir(out, scenario, seed) / "weak", dataset_ids=dataset_ids, dataset_names=dataset_names,
+        test_images=pool["test_images"], test_labels=pool["test_labels"], manifest=pool["manifest"],
+        weak_labels=run_dir(out, scenario, seed) / "weak" / "labels", configuration="3d_fullres",
+        small=SmallConfig(small["name"], tuple(small["patch_size"]), tuple(small["features"]), small["batch_size"])
+        if small else None, folds=tuple(settings.folds), device=settings.device,
+        trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
+        budget=settings.budget(), seed=seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True,
+        model_names=dict(MODEL_NAMES))
+
+
+def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
+    """Write the phantom pool once: ``pool`` strong-able cases (dataset ``POOL_ID``) and the test set."""
+    pool = pool_paths(out)
+
+    def run() -> None:
+        from ..phantom.datasets import write_phantom_datasets
+
+        write_phantom_datasets(pool["root"], POOL_ID, n_strong=settings.pool, n_weak=0, n_test=settings.n_test,
+                               seed=settings.data_seed, preset=settings.preset, dataset_name="BenchPool",
+                               overwrite=True)
+
+    cmd = (f"nnts synth -o {pool['root']} -d {POOL_ID} --name BenchPool --strong {settings.pool} --weak 0 "
+           f"--test {settings.n_test} --seed {settings.data_seed} --preset {settings.preset}")
+    return Step("phantom pool and test set", cmd, run,
+                lambda: raw_done(POOL_ID) and pool["manifest"].is_file())
+
+
+def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: str) -> list[Step]:
+    """The steps of one run: scenario split, teachers, pseudo-labels, datasets, trainings, test predictions
+    and evaluations of the chosen models (the box teacher is always trained: the students need it)."""
+    layout = Layout(cfg.work_dir)
+    n_strong = settings.scenarios[scenario]
+    models = set(settings.models) | ({"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set())
+    weak = cfg.weak_dir
+
+    def scenario_run() -> None:
+        from ..students.scenario import make_scenario
+
+        make_scenario(POOL_ID, weak, n_strong, cfg.strong, run_tag(scenario, cfg.seed) + "Strong", seed=cfg.seed,
+                      jitter=cfg.jitter, manifest=cfg.manifest, overwrite=True, progress=False,
+                      strong_sites=strong_sites)
+
+    strong_sites = settings.strong_sites.get(scenario)
+    where = f" from {'/'.join(strong_sites)}" if strong_sites else ""
+    steps = [Step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
+                  f"nnts make-scenario --strong {POOL_ID} -d {cfg.strong} --strong-count {n_strong} -o {weak} "
+                  f"--seed {cfg.seed} --jitter {cfg.jitter} --manifest {cfg.manifest}"
+                  + (f" --strong-sites {' '.join(strong_sites)}" if strong_sites else ""),
+                  scenario_run, lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file())]
+    teachers = [m for m in TEACHERS if m in models]
+    if set(teachers) - {"classical"}:
+        steps.append(teacher_dataset_step(cfg))
+        steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
+        for m in teachers:
+            if m == "classical":
+                steps.append(classical_pseudo_step(cfg, teacher_pseudo_dir(layout, m)))
+            else:
+                steps.append(train_step(cfg, layout, m))
+                steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
+            steps.append(evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels))
+    students = [m for m in TEST_MODELS if m in models]
+    dataset_roles = list(dict.fromkeys(MODELS[m][0] for m in students))
+    for role in dataset_roles:
+        steps.append(student_dataset_step(cfg, layout, role, STUDENT_DATASETS[role]))
+    if dataset_roles:
+        steps.append(plan_step(cfg, layout, dataset_roles, "students, baseline, ignore label, upper bound"))
+    for m in students:
+        steps.append(train_step(cfg, layout, m))
+    for m in students:
+        steps.append(predict_step(cfg, layout, m))
+        steps.append(evaluate_step(cfg, layout, m, layout.predictions(m), cfg.test_labels))
+    return steps
+
+
+def teacher_pseudo_dir(layout: Layout, model: str) -> Path:
+    return layout.pseudo if model == "teacher" else layout.work / f"pseudo_labels_{model}"
+
+
+def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
+    """One record per (scenario, seed, model) whose evaluation exists: the overall means of its summary."""
+    records = []
+    for scenario, seed in settings.runs():
+        layout = Layout(run_dir(out, scenario, seed))
+        timings = json.loads(layout.timings.read_text()) if layout.timings.is_file() else {}
+        for model in settings.models:
+            path = layout.evaluation(model) / "summary.json"
+            if not path.is_file():
+                continue
+            doc = json.loads(path.read_text())
+            overall = doc["summary"]["overall"]
+            rec = {"scenario": scenario, "n_strong": settings.scenarios[scenario],
+                   "n_weak": settings.pool - settings.scenarios[scenario], "seed": seed, "model": model,
+                   "name": MODEL_NAMES[model], "evaluated_on": "weak set" if model in TEACHERS else "test set",
+                   "n_cases": overall.get("n_cases")}
+            for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
+                rec[metric] = overall.get(metric, {}).get("mean")
+            step = train_step_name(MODEL_NAMES[model], MODELS[model][1])
+            rec["train_seconds"] = next((s.get("seconds") for s in timings.get("steps", []) if s["name"] == step),
+                                        None)
+            records.append(rec)
+    return records
+
+
+def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str, int, str], dict[str, float]]:
+    """Per (scenario, seed, model) of the test-set models, the DSC of each test case (for paired statistics)."""
+    cases = {}
+    for scenario, seed in settings.runs():
+        layout = Layout(run_dir(out, scenario, seed))
+        for model in settings.models:
+            path = layout.evaluation(model) / "summary.json"
+            if model in TEACHERS or not path.is_file():
+                continue
+            doc = json.loads(path.read_text())
+            cases[(scenario, seed, model)] = {c["case"]: c["dsc"] for c in doc.get("cases", []) if c.get("dsc") is not None}
+    return cases
+
+
+def settings_dict(settings: BenchmarkSettings) -> dict:
+    return json.loads(json.dumps(asdict(settings)))

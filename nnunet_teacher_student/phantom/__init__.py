@@ -1,0 +1,1 @@
+"""Synthetic chest CT phantoms: anatomy, tumours, and the datasets written from them."""

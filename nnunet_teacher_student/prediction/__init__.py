@@ -1,0 +1,1 @@
+"""Region-aware nnU-Net prediction shared by the teacher and the students."""

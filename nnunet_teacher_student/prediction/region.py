@@ -1,0 +1,191 @@
+"""One inference engine for teachers and students: crop regions -> nnU-Net predictor -> paste back.
+
+nnU-Net's ``nnUNetPredictor`` does the preprocessing (resampling, normalisation), the sliding
+window with Gaussian weighting and test-time mirroring; this module only decides *where* it runs
+(the regions) and puts the results back on the original voxel grid.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..core.devices import resolve_device
+from ..core.errors import InputError
+from ..cropping import CropBox
+from ..nnunet.plans import ensure_ext_trainer_path
+from .tiles import TileMask, tile_skipping_predictor
+
+
+def torch_device(name: str):
+    """The ``torch.device`` of a device name (``auto`` resolved); an error for an unusable one."""
+    import torch
+
+    name = resolve_device(name)
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("-device cuda asked for, but no CUDA device is available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise InputError(f"unknown device {name!r} (cpu, cuda, mps or auto)")
+    return torch.device(name)
+
+
+@dataclass
+class RegionResult:
+    """Prediction on the full grid: label map and foreground probability (0 outside all regions)."""
+
+    segmentation: np.ndarray  # uint8 [z, y, x]
+    probability: np.ndarray  # float32 [z, y, x], probability of the target label/region
+    regions: list[CropBox]
+
+
+class RegionPredictor:
+    """A trained nnU-Net model folder (any trainer of ours or plain nnU-Net) ready to predict regions."""
+
+    def __init__(self, model_folder: str | os.PathLike, folds: Sequence[int | str] | None = (0,),
+                 checkpoint: str = "checkpoint_final.pth", device: str = "cpu", tta: bool = True,
+                 step_size: float = 0.5, verbose: bool = False, progress: bool = False):
+        ensure_ext_trainer_path()
+        folder = Path(model_folder)
+        if not (folder / "plans.json").is_file() or not (folder / "dataset.json").is_file():
+            raise InputError(f"{folder}: not an nnU-Net model folder (needs plans.json, dataset.json, fold_X/)")
+        if folds is None:   # nnU-Net's own choice (every fold_X), made here so that none found is a clear error
+            folds = sorted((p.name[len("fold_"):] for p in folder.glob("fold_*") if (p / checkpoint).is_file()),
+                           key=lambda f: (f == "all", int(f) if f.isdigit() else 0))
+            if not folds:
+                raise InputError(f"{folder}: no fold_X/{checkpoint} in this model folder (train a fold first, "
+                                 "or pick -f/--checkpoint)")
+        folds = [f if f == "all" else int(f) for f in folds]
+        for f in folds:
+            ckpt = folder / f"fold_{f}" / checkpoint
+            if not ckpt.is_file():
+                raise InputError(f"{ckpt}: checkpoint missing (train fold {f} first, or pick -f/--checkpoint)")
+        self.folder = folder
+        self.checkpoint = checkpoint
+        self.folds = folds
+        self.predictor = tile_skipping_predictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=tta,
+                                         perform_everything_on_device=torch_device(device).type == "cuda",
+                                         device=torch_device(device), verbose=verbose,
+                                         verbose_preprocessing=False, allow_tqdm=progress)
+        try:
+            self.predictor.initialize_from_trained_model_folder(str(folder), use_folds=folds,
+                                                                checkpoint_name=checkpoint)
+        except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
+            raise InputError(f"{folder}: cannot load the model (folds {folds}, {checkpoint}): "
+                             f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+
+    @property
+    def num_input_channels(self) -> int:
+        return len(self.predictor.dataset_json["channel_names"])
+
+    @property
+    def patch_size_mm(self) -> np.ndarray:
+        """Network patch in mm (z, y, x): the context the sliding window needs around a region."""
+        cm = self.predictor.configuration_manager
+        return np.array(cm.patch_size, float) * np.array(cm.spacing, float)
+
+    def target_channel(self, label: int | None = None) -> int:
+        """Index of the output channel holding the tumour: the last region for region models
+        (DO students: tumour), else the label (default: the highest label)."""
+        lm = self.predictor.label_manager
+        if lm.has_regions:
+            return len(lm.foreground_regions) - 1
+        return int(label if label is not None else max(lm.foreground_labels))
+
+    def resampled_shape(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
+        """The shape (z, y, x) nnU-Net's preprocessing resamples an array of ``shape_zyx`` at ``spacing_zyx`` to."""
+        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
+        back = np.argsort(pm.transpose_forward)
+        target = np.array(cm.spacing, float)[back]    # the plans' spacing is in nnU-Net's (transposed) axis order
+        return tuple(int(v) for v in np.maximum(1, np.round(np.asarray(shape_zyx, float)
+                                                            * np.asarray(spacing_zyx, float) / target)))
+
+    def tile_mask(self, mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> TileMask:
+        """A :class:`TileMask` for an array of ``mask.shape``: tiles run within ``margin_mm`` of ``mask``."""
+        tm = TileMask.around(mask, spacing_zyx, margin_mm)
+        tm.expected_shape = self.resampled_shape(mask.shape, spacing_zyx)
+        return tm
+
+    def work_estimate(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float],
+                      tile_mask: TileMask | None = None) -> dict:
+        """What the sliding window will do on an array of ``shape_zyx`` voxels at ``spacing_zyx`` mm: the shape
+        after nnU-Net resamples it to the model's spacing, how many times more voxels that is, and the number of
+        tiles (nnU-Net's own step computation; with ``tile_mask`` those it keeps; times the mirrorings with
+        test-time augmentation)."""
+        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
+        resampled = self.resampled_shape(shape_zyx, spacing_zyx)
+        axes = list(pm.transpose_forward)
+        shape_t = [resampled[a] for a in axes]
+        mask = tile_mask.transposed(axes) if tile_mask is not None else TileMask(np.ones((1, 1, 1), bool), (0, 0, 0))
+        kept, tiles = mask.count(shape_t, cm.patch_size, self.predictor.tile_step_size)
+        mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else None
+        per_tile = 2 ** len(mirror) if mirror else 1
+        return {"resampled_shape": list(resampled), "voxel_factor": float(np.prod(resampled) /
+                                                                          max(1, np.prod(shape_zyx))),
+                "tiles": tiles, "tiles_run": kept, "network_passes": kept * per_tile}
+
+    def predict_array(self, channels: np.ndarray, spacing_zyx: Sequence[float], label: int | None = None,
+                      tile_mask: TileMask | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``channels`` ``[c, z, y, x]`` float32 -> (label map, target probability, all probabilities).
+        ``tile_mask`` (on the grid of ``channels``): only the sliding-window tiles near it run; the rest is
+        background."""
+        if channels.ndim != 4 or channels.shape[0] != self.num_input_channels:
+            raise InputError(f"model {self.folder} expects {self.num_input_channels} input channel(s), "
+                             f"got array of shape {channels.shape}")
+        if tile_mask is not None and tile_mask.mask.shape != channels.shape[1:]:
+            raise InputError(f"tile mask of shape {tile_mask.mask.shape} for an array of {channels.shape[1:]}")
+        self.predictor.tile_mask = None if tile_mask is None else \
+            tile_mask.transposed(list(self.predictor.plans_manager.transpose_forward))
+        try:
+            seg, probs = self.predictor.predict_single_npy_array(
+                np.ascontiguousarray(channels, dtype=np.float32), {"spacing": [float(s) for s in spacing_zyx]},
+                None, None, True)
+        finally:
+            self.predictor.tile_mask = None
+        return np.asarray(seg).astype(np.uint8), np.asarray(probs[self.target_channel(label)], np.float32), \
+            np.asarray(probs, np.float32)
+
+    def predict_regions(self, channels: np.ndarray, spacing_zyx: Sequence[float], regions: Sequence[CropBox],
+                        label: int | None = None) -> RegionResult:
+        """Predict each region of ``channels`` and paste into full-size arrays (regions must not overlap;
+        see :func:`merge_overlapping`)."""
+        shape = channels.shape[1:]
+        seg = np.zeros(shape, np.uint8)
+        prob = np.zeros(shape, np.float32)
+        for region in regions:
+            s, p, _ = self.predict_array(region.crop_array(channels), spacing_zyx, label)
+            seg[region.slices] = s
+            prob[region.slices] = p
+        return RegionResult(seg, prob, list(regions))
+
+
+def merge_overlapping(boxes: Sequence[CropBox]) -> list[CropBox]:
+    """Replace overlapping boxes by their common bounding box until none overlap."""
+    out = list(boxes)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                if all(max(a0, b0) < min(a1, b1) for a0, a1, b0, b1 in zip(a.start, a.stop, b.start, b.stop)):
+                    start = tuple(min(x, y) for x, y in zip(a.start, b.start))
+                    stop = tuple(max(x, y) for x, y in zip(a.stop, b.stop))
+                    out[i] = CropBox(start, stop, a.shape, a.name)
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return out
+
+
+def grow_box(start: Sequence[int], stop: Sequence[int], shape: Sequence[int], margin_vox: Sequence[int],
+             name: str) -> CropBox:
+    """Box ``[start, stop)`` grown by ``margin_vox`` per axis and clipped to ``shape``."""
+    lo = [max(0, int(a) - int(m)) for a, m in zip(start, margin_vox)]
+    hi = [min(int(n), int(b) + int(m)) for b, n, m in zip(stop, shape, margin_vox)]
+    return CropBox(tuple(lo), tuple(hi), tuple(int(n) for n in shape), name)

@@ -1,0 +1,1 @@
+"""Pseudo-labels: running the teacher over the weak set, quality control, the folder format."""

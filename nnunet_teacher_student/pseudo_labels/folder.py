@@ -1,0 +1,17 @@
+"""The pseudo-label folder's format (``nnts pseudo-label -o OUT``)::
+
+    OUT/<case>.nii.gz        the pseudo mask on the CT's grid
+    OUT/qc/<case>.json       the case's QC record (a finished case has both)
+    OUT/provenance.json      the teacher (model folder, checkpoint SHA-256 per fold, folds, mode, margin, TTA)
+    OUT/qc.csv, qc.json      QC table of all finished cases + summary + filter results
+    OUT/excluded.json        {"excluded": {case: [failed filters]}}: cases dropped by --filter-mode drop
+
+Only names here: writers and readers (pseudo-labelling, student datasets, the workflow's checks, the report)
+share them."""
+from __future__ import annotations
+
+PROVENANCE_FILE = "provenance.json"
+QC_FILE = "qc.json"
+QC_TABLE = "qc.csv"
+EXCLUDED_FILE = "excluded.json"
+QC_DIR = "qc"

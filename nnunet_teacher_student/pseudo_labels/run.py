@@ -1,0 +1,218 @@
+"""``nnts pseudo-label``: a trained teacher's box-region predictions over a weak set.
+
+Output folder::
+
+    OUT/<case>.nii.gz        pseudo mask (uint8 0/1) on the CT's own grid
+    OUT/qc/<case>.json       QC record of the case (written after its mask: a case is finished when both exist)
+    OUT/provenance.json      the teacher (model folder, checkpoint SHA-256 per fold, folds, mode, margin, TTA)
+    OUT/qc.csv, qc.json      QC table of all finished cases + summary + filter results
+    OUT/excluded.json        {"excluded": {case: [failed filters]}}: cases dropped by --filter-mode drop
+
+Every file is written to a hidden temporary name and renamed, so a killed run leaves no truncated file
+and a rerun skips the finished cases and redoes the rest; the result equals an uninterrupted run. Cases
+are sorted and part ``k`` of ``N`` takes ``cases[k::N]`` (like ``nnUNetv2_predict -num_parts/-part_id``),
+so parts can run on separate GPUs/machines into the same folder; each part refreshes the QC table at its
+end (a rerun with every case finished only refreshes it).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from tqdm import tqdm
+
+from ..core.errors import InputError
+from ..core.files import write_text_atomic, file_sha256
+from ..core.geometry import Geometry, array_to_image, write_image_atomic, read_label
+from ..core.sharding import part_cases
+from ..formats.images import IMAGE_SUFFIX
+from ..formats.weak_set import WeakSet
+from ..teacher.inference import predict_case, teacher_mode
+from .folder import EXCLUDED_FILE, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE
+from .qc import FILTERS, case_qc, failed_filters, write_qc_table
+
+# provenance entries that must agree before a run may resume into an existing output folder
+IDENTITY_KEYS = ("checkpoint_sha256", "folds", "checkpoint", "mode", "box_margin_mm", "tta")
+
+
+def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], checkpoint: str,
+                       mode: str, box_margin_mm: float, tta: bool) -> dict:
+    """Who made the pseudo masks. ``checkpoint_sha256`` is the checkpoint file's SHA-256 for one fold,
+    else the SHA-256 of the per-fold hashes (``checkpoint_sha256_per_fold``)."""
+    folder = Path(model_folder).resolve()
+    per_fold = {}
+    for f in folds:
+        ckpt = folder / f"fold_{f}" / checkpoint
+        if not ckpt.is_file():
+            raise InputError(f"{ckpt}: checkpoint missing (train fold {f} first, or pick -f/-chk)")
+        per_fold[str(f)] = file_sha256(ckpt)
+    combined = (next(iter(per_fold.values())) if len(per_fold) == 1 else
+                hashlib.sha256(json.dumps(per_fold, sort_keys=True).encode()).hexdigest())
+    parts = folder.name.split("__")
+    return {
+        "teacher_model_folder": str(folder), "dataset": folder.parent.name,
+        "trainer": parts[0], "plans": parts[1] if len(parts) > 1 else None,
+        "configuration": parts[2] if len(parts) > 2 else None,
+        "folds": [str(f) for f in folds], "checkpoint": checkpoint, "checkpoint_sha256": combined,
+        "checkpoint_sha256_per_fold": per_fold, "mode": mode, "box_margin_mm": float(box_margin_mm),
+        "tta": bool(tta),
+    }
+
+
+def _is_finished(out: Path, case: str) -> bool:
+    return (out / f"{case}{IMAGE_SUFFIX}").is_file() and (out / QC_DIR / f"{case}.json").is_file()
+
+
+def _remove_stale_temps(out: Path, cases: Sequence[str]) -> int:
+    """Delete hidden temporary files a killed run left for ``cases`` (names ``.<case>.*.tmp*``)."""
+    prefixes = tuple(f".{c.split('.')[0]}." for c in cases)
+    n = 0
+    for folder in (out, out / QC_DIR):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and p.name.startswith(prefixes) and ".tmp" in p.name:
+                    p.unlink()
+                    n += 1
+    return n
+
+
+def _remove_outputs(out: Path, cases: Sequence[str]) -> None:
+    """Remove what an earlier run (another teacher) wrote for ``cases`` and the aggregated files."""
+    for c in cases:
+        for p in (out / f"{c}{IMAGE_SUFFIX}", out / QC_DIR / f"{c}.json"):
+            p.unlink(missing_ok=True)
+    for name in (QC_TABLE, QC_FILE, EXCLUDED_FILE, PROVENANCE_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
+def _check_provenance(out: Path, prov: dict, cases: Sequence[str], overwrite: bool) -> None:
+    path = out / PROVENANCE_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not valid JSON ({e}); remove it or pass --overwrite") from e
+        diff = [k for k in IDENTITY_KEYS if old.get(k) != prov.get(k)]
+        if not diff:
+            return
+        if not overwrite:
+            raise InputError(f"{path}: {out} holds pseudo masks of another teacher or setting (differs in "
+                             f"{', '.join(diff)}: {[old.get(k) for k in diff]} vs {[prov.get(k) for k in diff]}); "
+                             "choose another output folder or pass --overwrite to replace them")
+        _remove_outputs(out, cases)
+    write_text_atomic(json.dumps(prov, indent=1), path)
+
+
+def _check_filters(filters: Mapping[str, float | None] | None, filter_mode: str) -> dict[str, float]:
+    if filter_mode not in ("flag", "drop"):
+        raise InputError(f"--filter-mode must be flag or drop, got {filter_mode!r}")
+    filters = {k: v for k, v in (filters or {}).items() if v is not None}
+    unknown = sorted(set(filters) - set(FILTERS))
+    if unknown:
+        raise InputError(f"unknown QC filter(s) {unknown} (known: {', '.join(FILTERS)})")
+    return filters
+
+
+def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str, float | None] | None = None,
+                 filter_mode: str = "flag") -> dict:
+    """QC table of the finished ``cases`` with filter flags; in ``drop`` mode the failing cases go
+    to ``excluded.json`` (else it lists none). Idempotent; returns the ``qc.json`` document."""
+    filters = _check_filters(filters, filter_mode)
+    out = Path(out_dir)
+    records, missing = [], []
+    for case in sorted(cases):
+        if not _is_finished(out, case):
+            missing.append(case)
+            continue
+        record = json.loads((out / QC_DIR / f"{case}.json").read_text())
+        record["flags"] = failed_filters(record, filters)
+        records.append(record)
+    removed = {name: [r["case"] for r in records if name in r["flags"]] for name in filters}
+    failing = {r["case"]: r["flags"] for r in records if r["flags"]}
+    excluded = failing if filter_mode == "drop" else {}
+    extra = {"complete": not missing, "cases_expected": len(cases), "missing": missing,
+             "filters": filters, "filter_mode": filter_mode,
+             "removed_by_filter": {k: len(v) for k, v in removed.items()}, "removed_cases": removed,
+             "failing_any_filter": len(failing), "excluded": sorted(excluded)}
+    doc = write_qc_table(records, out, extra)
+    write_text_atomic(json.dumps({"filter_mode": filter_mode, "filters": filters, "excluded": excluded},
+                                 indent=1), out / EXCLUDED_FILE)
+    return doc
+
+
+def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir: str | Path,
+                 folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
+                 tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = 2.0,
+                 mode: str | None = None, filters: Mapping[str, float | None] | None = None,
+                 filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
+                 teacher: str = "model", labels_dir: str | Path | None = None) -> dict:
+    """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
+    ``teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a trained model. ``labels_dir``: the
+    weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``)."""
+    weak = WeakSet(Path(weak_dir), labels_dir)
+    out = Path(out_dir)
+    all_cases = weak.case_ids()
+    mine = part_cases(all_cases, num_parts, part_id)
+    resolved = out.resolve()
+    if resolved in {p.resolve() for p in (weak.images, weak.boxes, weak.boxmasks, weak.labels)}:
+        raise InputError(f"{out}: output folder is a folder of the weak set itself; choose another one")
+    _check_filters(filters, filter_mode)
+    if teacher == "classical":
+        from ..teacher.classical import ClassicalTeacher
+
+        rule = ClassicalTeacher(box_margin_mm=box_margin_mm)
+        prov = rule.provenance()
+    elif teacher == "model":
+        if model_folder is None:
+            raise InputError("pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical")
+        mode = mode or teacher_mode(model_folder)
+        prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
+    else:
+        raise InputError(f"unknown teacher {teacher!r} (model or classical)")
+    prov["weak_dir"] = str(Path(weak_dir).resolve())
+    for case in mine:   # headers and box files of every case first: nothing is written for a broken weak set
+        weak.check_case(case)
+    todo = [c for c in mine if overwrite or not _is_finished(out, c)]
+    first = weak.read_case(todo[0]) if todo else None   # and the first image in full, before the output exists
+    out.mkdir(parents=True, exist_ok=True)
+    _check_provenance(out, prov, all_cases, overwrite)
+    _remove_stale_temps(out, mine)
+    seconds: list[float] = []
+    t_start = time.perf_counter()
+    if todo:
+        if teacher == "classical":
+            predict = rule.predict
+        else:
+            from ..prediction.region import RegionPredictor
+
+            predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta)
+
+            def predict(ct, boxset):
+                return predict_case(predictor, ct, boxset, mode, box_margin_mm)
+        bar = tqdm(todo, desc=f"nnts pseudo-label (part {part_id}/{num_parts})", unit="case", disable=not progress)
+        for case in bar:
+            t0 = time.perf_counter()
+            ct, boxset = first if case == todo[0] else weak.read_case(case)
+            pred = predict(ct, boxset)
+            geometry = Geometry.of(ct)
+            truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
+            record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth)}
+            write_image_atomic(array_to_image(pred.mask, geometry), out / f"{case}{IMAGE_SUFFIX}")
+            record["seconds"] = time.perf_counter() - t0
+            record["teacher_checkpoint_sha256"] = prov["checkpoint_sha256"]
+            write_text_atomic(json.dumps(record, indent=1), out / QC_DIR / f"{case}.json")
+            seconds.append(record["seconds"])
+            bar.set_postfix_str(f"{case} {record['seconds']:.1f}s")
+    doc = aggregate_qc(out, all_cases, filters, filter_mode)
+    return {
+        "out_dir": str(out), "cases_total": len(all_cases), "num_parts": num_parts, "part_id": part_id,
+        "cases_in_part": len(mine), "predicted": len(seconds), "skipped": len(mine) - len(todo),
+        "seconds_total": time.perf_counter() - t_start,
+        "seconds_per_case": sum(seconds) / len(seconds) if seconds else None,
+        "complete": doc["complete"], "missing": len(doc["missing"]), "qc": doc["summary"],
+        "removed_by_filter": doc["removed_by_filter"], "failing_any_filter": doc["failing_any_filter"],
+        "excluded": len(doc["excluded"]), "filter_mode": filter_mode,
+    }

@@ -1,0 +1,1 @@
+"""Reports and figures: the run report and the benchmark report."""

@@ -1,0 +1,284 @@
+"""The run report of ``nnts demo`` / ``nnts pipeline``: ``report.md`` with the paper-style tables, settings
+and timings, the figures of :mod:`.figures`, and nnU-Net's own training curves (``training_<model>.png``,
+copied from the model folders)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..core.files import write_text_atomic
+from ..evaluation import markdown_table
+from ..pseudo_labels.folder import QC_FILE
+from ..workflow.config import MODEL_NAMES
+from ..workflow.outputs import load_results, model_folder
+from .figures import (figure_box_consistency, figure_dsc_bars, figure_fill_vs_dsc, figure_test_cases,
+                      figure_weak_cases)
+
+
+FILL_BINS = (0.0, 0.3, 0.5, 0.7, 1.0001)
+
+
+def fill_table(qc: Sequence[Mapping]) -> str:
+    """Pseudo-label DSC per box-fill bin (Markdown)."""
+    rows = [(r["box_fill_mean"], r["dice_vs_truth"]) for r in qc
+            if r.get("box_fill_mean") is not None and r.get("dice_vs_truth") is not None]
+    if not rows:
+        return "_No pseudo-label has both a box fill and a true mask._\n"
+    lines = ["| Box fill | Cases | Pseudo-label DSC (%) |", "|---|---|---|"]
+    for lo, hi in zip(FILL_BINS[:-1], FILL_BINS[1:]):
+        vals = [d for f, d in rows if lo <= f < hi]
+        label = f"{100 * lo:.0f}–{min(100, 100 * hi):.0f} %"
+        cell = f"{100 * np.mean(vals):.2f} ± {100 * np.std(vals):.2f}" if vals else "–"
+        lines.append(f"| {label} | {len(vals)} | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def not_learnt(doc: Mapping) -> str | None:
+    """Why a model's test-set evaluation shows it did not learn (None if it did): it predicts nothing on the
+    cases with tumour, or (nearly) nothing it predicts is tumour, or it marks ten times the true volume."""
+    cases = [c for c in doc.get("cases", []) if (c.get("gt_volume_ml") or 0) > 0]
+    if not cases:
+        return None
+    pred = sum(c.get("pred_volume_ml") or 0 for c in cases)
+    true = sum(c["gt_volume_ml"] for c in cases)
+    precision = [c["precision"] for c in cases if c.get("precision") is not None]
+    if pred == 0:
+        return "it predicts nothing on the test cases that have a tumour"
+    if precision and max(precision) < 0.05:
+        return f"lesion precision below 5 % on every case (it marks {pred:.1f} mL against {true:.1f} mL of tumour)"
+    if pred > 10 * true:
+        return f"it marks {pred:.1f} mL against {true:.1f} mL of tumour (over ten times the truth)"
+    return None
+
+
+def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
+    """Per-case DSC differences student - baseline on the same cases (Wilcoxon signed-rank when n >= 6)."""
+    a = {c["case"]: c["dsc"] for c in student.get("cases", []) if c.get("dsc") is not None}
+    b = {c["case"]: c["dsc"] for c in baseline.get("cases", []) if c.get("dsc") is not None}
+    common = sorted(set(a) & set(b))
+    if not common:
+        return None
+    diff = np.array([a[c] - b[c] for c in common])
+    out = {"n": len(common), "mean_diff": float(diff.mean()), "better": int((diff > 1e-9).sum()),
+           "worse": int((diff < -1e-9).sum()), "p": None}
+    if len(common) >= 6 and np.any(np.abs(diff) > 1e-9):
+        from scipy.stats import wilcoxon
+
+        out["p"] = float(wilcoxon(diff).pvalue)
+    return out
+
+
+PHANTOM_CAVEAT = ("These are synthetic phantoms with a short training budget, one fold and one seed; a real "
+                  "comparison needs real data, the full budget and several folds/seeds. The tables report what was "
+                  "measured here, nothing more.")
+
+
+def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequence[str], quick: bool,
+                   teacher_doc: Mapping | None, caveat: str = PHANTOM_CAVEAT) -> str:
+    """Plain sentences on what the numbers show and do not show; ``caveat`` ends them."""
+    lines = []
+    if quick:
+        lines.append("**This was a `--quick` smoke run** (tiny phantoms, one or two epochs of a few iterations): "
+                     "it checks that every step works end to end. Its numbers measure nothing about the method.")
+    if teacher_doc:
+        d = teacher_doc["summary"]["overall"]["dsc"]
+        if d.get("n"):
+            lines.append(f"The box teacher's pseudo-labels reach a mean DSC of {100 * d['mean']:.1f} % "
+                         f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks of the weak cases "
+                         "(known for phantoms and scenarios only; on a real weak set, see the QC table).")
+    if teacher_doc:
+        d = teacher_doc["summary"]["overall"]["dsc"]
+        if d.get("n") and d["mean"] < 0.05:
+            lines.append("**The teacher failed**: its pseudo-labels are (nearly) empty, so the students learned "
+                         "from empty masks on the weak cases; train longer (`--epochs`) before reading the "
+                         "student tables.")
+    empty = sorted({c["case"] for doc in results.values() if doc is not teacher_doc for c in doc.get("cases", [])
+                    if c.get("gt_volume_ml") == 0})
+    if empty:
+        lines.append(f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): an empty prediction scores "
+                     "DSC 100 % there and anything else 0 %, which moves the means a lot on few cases.")
+    failed = {name: why for name in [baseline, *students] if name in results
+              for why in [not_learnt(results[name])] if why}
+    for name, why in failed.items():
+        lines.append(f"**{name} did not learn** at this budget: {why}. No comparison with it is drawn; train "
+                     "longer (`--epochs`) before reading its row.")
+    if baseline in results and baseline not in failed:
+        for s in students:
+            if s not in results or s in failed:
+                continue
+            cmp_ = paired_comparison(results[s], results[baseline])
+            if not cmp_:
+                continue
+            p = f"; Wilcoxon signed-rank p = {cmp_['p']:.2g}" if cmp_["p"] is not None else \
+                "; too few cases for a test"
+            verdict = ("a difference this run cannot tell from chance" if cmp_["p"] is None or cmp_["p"] >= 0.05
+                       else "a difference unlikely to be chance on these cases")
+            lines.append(f"{s} vs {baseline}: {100 * cmp_['mean_diff']:+.1f} DSC points on average over "
+                         f"{cmp_['n']} test cases (better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
+                         f"{verdict}.")
+    lines.append(caveat if not quick else
+                 "Run `nnts demo` without `--quick` for a run long enough to show an effect, if there is one.")
+    return "\n\n".join(lines)
+
+
+def copy_training_curves(fold_dirs: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
+    """Copy nnU-Net's ``progress.png`` of each model's fold folder as ``training_<key>.png``."""
+    out = {}
+    for key, folder in fold_dirs.items():
+        src = folder / "progress.png"
+        if src.is_file():
+            dst = out_dir / f"training_{key}.png"
+            shutil.copyfile(src, dst)
+            out[key] = dst
+    return out
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def timings_table(timings: Sequence[Mapping]) -> str:
+    """Wall time and CPU time (this process + nnU-Net's subprocesses) per step."""
+    lines = ["| # | Step | Wall time | CPU time | Status |", "|---|---|---|---|---|"]
+    for k, t in enumerate(timings, 1):
+        lines.append(f"| {k} | {t['name']} | {_fmt_seconds(t.get('seconds'))} | "
+                     f"{_fmt_seconds(t.get('cpu_seconds'))} | {t.get('status', '')} |")
+    total = sum(t["seconds"] for t in timings if t.get("seconds"))
+    cpu = sum(t["cpu_seconds"] for t in timings if t.get("cpu_seconds"))
+    lines.append(f"| | **total (all runs)** | **{_fmt_seconds(total)}** | **{_fmt_seconds(cpu)}** | |")
+    lines += ["", "Wall time grows when other jobs share the machine; CPU time (user + system, summed over "
+              "cores) does not, and on an otherwise idle machine with C cores the wall time is roughly "
+              "between CPU time / C and CPU time."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, timings: Sequence[Mapping],
+                 results: Mapping[str, Mapping], teacher_name: str, baseline_name: str, student_names: Sequence[str],
+                 qc: Sequence[Mapping], test_images: Path | None, test_labels: Path | None,
+                 prediction_dirs: Mapping[str, Path], weak_dir: Path | None, pseudo_dir: Path | None,
+                 weak_labels: Path | None = None,
+                 fold_dirs: Mapping[str, Path], commands: Sequence[str], continue_lines: Sequence[str],
+                 quick: bool = False, caveat: str = PHANTOM_CAVEAT, guard: Mapping | None = None) -> Path:
+    """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs: dict[str, Path | None] = {}
+    if test_images and test_labels and test_labels.is_dir():
+        figs["test"] = figure_test_cases(test_images, test_labels, prediction_dirs, out_dir / "test_cases.png")
+    if weak_dir and pseudo_dir and pseudo_dir.is_dir():
+        figs["weak"] = figure_weak_cases(weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc, weak_labels)
+    figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
+    figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
+    figs["iou"] = figure_box_consistency(qc, out_dir / "pseudo_box_consistency.png")
+    curves = copy_training_curves(fold_dirs, out_dir)
+
+    teacher_doc = results.get(teacher_name)
+    models = {n: results[n] for n in [baseline_name, *student_names] if n in results}
+    md = [f"# {title}", "", intro, "", "## What this run shows", "",
+          honest_summary(results, baseline_name, student_names, quick, teacher_doc, caveat), ""]
+    md += ["## Teacher: pseudo-labels of the weak set against the true masks (as the paper's Tables 2/4, %)", ""]
+    if guard:
+        md += [guard_paragraph(guard), ""]
+    if teacher_doc:
+        md += ["Cells are mean ± std over weak cases, per source site and overall.", "",
+               markdown_table({teacher_name: teacher_doc}, bold_best=False), "",
+               "Pseudo-label DSC by how much of its boxes the pseudo-label fills (QC `box_fill_mean`):", "",
+               fill_table(qc)]
+    else:
+        md += ["_Not evaluated: the weak set has no true masks (real data), see the QC table "
+               f"`{pseudo_dir / 'qc.csv' if pseudo_dir else 'qc.csv'}` instead._", ""]
+    md += ["## Students vs the strong-only baseline on the held-out test set (as the paper's Tables 3/5, %)", ""]
+    if models:
+        md += ["Cells are mean ± std over test cases; best mean in bold.", "", markdown_table(models), ""]
+    else:
+        md += ["_No test-set evaluation (no test images or labels given)._", ""]
+    md += ["## Figures", ""]
+    captions = {"test": "Test cases: true mask (green) and each model's prediction (red), DSC of the whole case.",
+                "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green, where known).",
+                "bars": "DSC per model: bar = mean, whisker = std, dots = cases.",
+                "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
+                        "cannot have.",
+                "iou": "Box consistency of the pseudo-labels (QC `box_iou_mean`, `empty_boxes`): how well each "
+                       "pseudo-label's own box matches the box it was given."}
+    for key, caption in captions.items():
+        if figs.get(key):
+            md += [f"![{caption}]({figs[key].name})", "", f"_{caption}_", ""]
+    for key, path in curves.items():
+        md += [f"![nnU-Net training curves: {key}]({path.name})", "", f"_nnU-Net's training curves ({key})._", ""]
+    md += ["## Settings", "", settings_table(settings), "",
+           "## Timings", "", timings_table(timings), "",
+           "## Continue with nnU-Net's own commands", "",
+           "Every dataset, plan, preprocessed array and model is in nnU-Net's folders:", "", "```bash",
+           *continue_lines, "```", "", "The steps of this run, as commands you can run by hand:", "", "```bash",
+           *commands, "```", ""]
+    path = out_dir / "report.md"
+    write_text_atomic("\n".join(md), path)
+    path.chmod(0o644)  # a document to share, not a secret
+    return path
+
+
+def guard_paragraph(guard: Mapping) -> str:
+    """What the teacher guard (``nnts_guard.json``) found: every attempt, and which one was kept."""
+    attempts = guard.get("attempts", [])
+    parts = [f"seed {a['seed']}: DSC {100 * (a['dsc_mean'] or 0):.1f} %, {a['empty_boxes']}/{a['boxes']} empty "
+             f"box(es), {a.get('empty_substantial_boxes', a['empty_boxes'])} over a real cross-section "
+             f"({'passed' if a['passed'] else 'failed'})" for a in attempts]
+    head = (f"**Teacher guard** (strong cases, fresh annotator boxes; passes at DSC >= "
+            f"{100 * guard.get('min_dsc', 0.8):.0f} % with no empty box over a quarter or more of its lesion's "
+            "largest cross-section): " + "; ".join(parts) + ". ")
+    if not guard.get("final"):
+        return head + "Not finished."
+    if guard.get("passed"):
+        tail = "Kept: seed {}{}.".format(guard["chosen_seed"], f", after {guard['retrained']} retraining(s)"
+                                         if guard.get("retrained") else " (first attempt)")
+    else:
+        tail = (f"**No attempt passed**: kept the best (seed {guard['chosen_seed']}); its pseudo-labels, and the "
+                "students trained on them, carry its misses.")
+    return head + tail
+
+
+def _flatten(d: Mapping, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v and len(v) > 0 and not all(isinstance(x, (int, float, str)) for x in v.values()):
+            rows += _flatten(v, key + ".")
+        else:
+            rows.append((key, v))
+    return rows
+
+
+def settings_table(settings: Mapping) -> str:
+    """Settings as a two-column Markdown table (nested keys joined with dots, lists inline)."""
+    lines = ["| Setting | Value |", "|---|---|"]
+    for key, value in _flatten(json.loads(json.dumps(settings, default=str))):
+        text = json.dumps(value) if not isinstance(value, str) else value
+        lines.append(f"| `{key}` | {text.replace('|', '/')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, timings: Sequence[Mapping],
+                     commands: Sequence[str], continue_lines: Sequence[str], quick: bool = False,
+                     caveat: str = PHANTOM_CAVEAT) -> Path:
+    """The report of a :class:`~..workflow.config.PipelineConfig` run, into ``<work>/report``."""
+    from ..teacher.guard import load_guard   # imports nnU-Net's predictor: only when writing a report
+
+    roles = [r for r in ("baseline", "so_nnunet", "so", "do") if r in cfg.train]
+    results = load_results(layout, ["teacher", *roles])
+    qc_file = layout.pseudo / QC_FILE
+    qc = json.loads(qc_file.read_text()).get("cases", []) if qc_file.is_file() else []
+    return write_report(
+        layout.work / "report", title=title, intro=intro, settings=settings, timings=timings, results=results,
+        teacher_name=MODEL_NAMES["teacher"], baseline_name=MODEL_NAMES["baseline"],
+        student_names=[MODEL_NAMES[r] for r in ("so_nnunet", "so", "do") if r in roles], qc=qc,
+        test_images=cfg.test_images,
+        test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
+        weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo, weak_labels=cfg.weak_labels,
+        fold_dirs={r: model_folder(cfg, r) / f"fold_{cfg.folds_for(r)[0]}" for r in ("teacher", *roles)},
+        commands=commands, continue_lines=continue_lines, quick=quick, caveat=caveat,
+        guard=load_guard(model_folder(cfg, "teacher")))

@@ -1,0 +1,1 @@
+"""The students' datasets (SO/DO/baseline) and the supervision scenarios they are trained under."""

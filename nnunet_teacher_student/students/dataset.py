@@ -1,0 +1,185 @@
+"""Student datasets: strong cases (true masks) + weak cases (teacher pseudo masks) as nnU-Net raw data.
+
+Forms:
+- ``so``: labels ``{"background": 0, "tumor": 1}``;
+- ``do``: region labels for the dual-output student, voxels 0 background, 1 box without tumour,
+  2 tumour; ``"labels": {"background": 0, "box": [1, 2], "tumor": 2}``, ``regions_class_order [1, 2]``;
+  boxes of strong cases are derived from their true masks;
+- ``ignore``: nnU-Net's own answer to boxes, no teacher: strong cases keep their masks, weak cases are
+  background outside their boxes and nnU-Net's ignore label (2) inside them.
+
+Giving the weak set's own ``labels/`` folder as the pseudo masks builds the upper bound (true masks
+for every case); provenance then says ``weak-true`` instead of ``pseudo``.
+
+``splits_final.json`` (written to the preprocessed folder, where nnU-Net reads it, and beside the raw
+dataset): validation folds hold strong cases only, grouped by patient; pseudo-labelled cases are in
+every training fold; test cases are never in the dataset. ``dataset.json`` carries provenance
+(``nnts_provenance``: per case strong/pseudo, source, teacher checkpoint hash), optional crop boxes
+(``nnts_crops``) and optional size-balanced sampling weights (``nnts_sampling_weights``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm import tqdm
+
+from ..core.errors import InputError
+from ..core.geometry import Geometry, read_image, read_label
+from ..cropping import CropBox, crop_image, lung_crop_boxes
+from ..formats.boxes import boxes_from_mask, box_mask
+from ..formats.images import IMAGE_SUFFIX
+from ..formats.weak_set import WeakSet
+from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
+from ..nnunet.raw_dataset import (SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset, training_cases,
+                                  write_dataset_json)
+from ..pseudo_labels.folder import EXCLUDED_FILE, PROVENANCE_FILE
+
+Form = Literal["so", "do", "ignore"]
+LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
+          "ignore": {"background": 0, "tumor": 1, "ignore": 2}}
+IGNORE_VALUE = 2
+
+
+def size_balance_weights(volumes_ml: dict[str, float], n_bins: int = 4) -> dict[str, int]:
+    """Repeats per case so that each tumour-volume quantile bin is drawn about equally often."""
+    cases = sorted(volumes_ml)
+    if len(cases) < n_bins:
+        return {c: 1 for c in cases}
+    v = np.array([volumes_ml[c] for c in cases])
+    edges = np.quantile(v, np.linspace(0, 1, n_bins + 1)[1:-1])
+    bins = np.digitize(v, edges)
+    counts = np.bincount(bins, minlength=n_bins)
+    top = counts.max()
+    return {c: int(round(top / counts[b])) for c, b in zip(cases, bins)}
+
+
+def _do_label(tumour: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    return np.maximum(boxes.astype(np.uint8), 2 * (tumour > 0).astype(np.uint8))
+
+
+def _label(form: Form, tumour: np.ndarray | None, boxes: np.ndarray | None) -> np.ndarray:
+    """The label array of a case: ``tumour`` is None for a weak case of the ``ignore`` form."""
+    if form == "do":
+        return _do_label(tumour, boxes)
+    if form == "ignore" and tumour is None:
+        return np.where(boxes > 0, IGNORE_VALUE, 0).astype(np.uint8)
+    return (tumour > 0).astype(np.uint8)
+
+
+def _volume_ml(mask: np.ndarray, image: sitk.Image) -> float:
+    return float(mask.sum() * np.prod(image.GetSpacing()) / 1000.0)
+
+
+class _CaseWriter:
+    """Writes one case (CT + label) into a staged dataset, cropping to the lungs when asked."""
+
+    def __init__(self, out: Path, form: Form, crop: str | None, lung_weights: str | None, margin_mm: float):
+        self.out, self.form, self.crop = out, form, crop
+        self.lung_weights, self.margin_mm = lung_weights, margin_mm
+        self.crops: dict[str, dict] = {}
+
+    def write(self, case: str, ct_path: Path, ct: sitk.Image, tumour: np.ndarray | None,
+              boxes: np.ndarray | None) -> None:
+        label = _label(self.form, tumour, boxes)
+        label_img = sitk.GetImageFromArray(label)
+        label_img.CopyInformation(ct)
+        img_dst = self.out / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
+        lab_dst = self.out / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
+        lab_dst.parent.mkdir(parents=True, exist_ok=True)
+        if self.crop == "lungs":
+            from ..lungs import lung_mask
+
+            lungs = lung_mask(ct, weights=self.lung_weights)
+            region = lungs.mask.copy()
+            region[label > 0] = 1  # never crop a tumour (or a box) away, whatever the lung mask says
+            box = lung_crop_boxes(region, Geometry.of(ct).spacing[::-1], self.margin_mm)[0]
+            self.crops[case] = {"box": box.to_dict(), "geometry": Geometry.of(ct).to_dict(),
+                                "lung_method": lungs.method}
+            img_dst.parent.mkdir(parents=True, exist_ok=True)
+            sitk.WriteImage(crop_image(ct, box), str(img_dst), useCompression=True)
+            sitk.WriteImage(crop_image(label_img, box), str(lab_dst), useCompression=True)
+        else:
+            link_or_copy(ct_path, img_dst)
+            sitk.WriteImage(label_img, str(lab_dst), useCompression=True)
+
+
+def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Form = "so",
+                         weak_dir: str | Path | None = None, pseudo_dir: str | Path | None = None,
+                         manifest: str | Path | None = None, n_folds: int = 5, seed: int = 0,
+                         size_balance: bool = False, crop: str | None = None, lung_weights: str | None = None,
+                         crop_margin_mm: float = 10.0, exclude: set[str] | frozenset[str] = frozenset(),
+                         overwrite: bool = False) -> Path:
+    """Write the student dataset; without ``pseudo_dir`` it holds strong cases only (the baseline), except
+    for the ``ignore`` form, which takes the weak set's boxes and no pseudo masks."""
+    if form not in LABELS:
+        raise InputError(f"unknown student dataset form {form!r} (so, do or ignore)")
+    if form == "ignore":
+        if weak_dir is None or pseudo_dir is not None:
+            raise InputError("the ignore form needs --weak (its boxes become the ignore label) and no --pseudo")
+    elif (weak_dir is None) != (pseudo_dir is None):
+        raise InputError("give both --weak and --pseudo (pseudo masks of that weak set), or neither")
+    src = find_raw_dataset(strong)
+    meta = load_manifest_cases(manifest)
+    exclude = set(exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
+    strong_cases = [c for c in training_cases(src) if c not in exclude]
+    weak = WeakSet(Path(weak_dir)) if weak_dir else None
+    pseudo_root = Path(pseudo_dir) if pseudo_dir else None
+    teacher = {}
+    if pseudo_root is not None:
+        prov = pseudo_root / PROVENANCE_FILE
+        teacher = json.loads(prov.read_text()) if prov.is_file() else {}
+    excluded_file = pseudo_root / EXCLUDED_FILE if pseudo_root else None
+    if excluded_file is not None and excluded_file.is_file():  # cases dropped by pseudo-label QC filters
+        exclude |= set(json.loads(excluded_file.read_text()).get("excluded", {}))
+    weak_cases = [c for c in (weak.case_ids() if weak else []) if c not in exclude]
+    missing = [c for c in weak_cases if not (pseudo_root / f"{c}{IMAGE_SUFFIX}").is_file()] if pseudo_root else []
+    true_labels = pseudo_root is not None and weak is not None and pseudo_root.resolve() == weak.labels.resolve()
+    if missing:
+        raise InputError(f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)")
+    clash = sorted(set(strong_cases) & set(weak_cases))
+    if clash:
+        raise InputError(f"case ids in both the strong dataset and the weak set: {clash[:5]}")
+    provenance: dict[str, dict] = {}
+    volumes: dict[str, float] = {}
+    with staged_dataset(dataset_id, name, overwrite) as out:
+        writer = _CaseWriter(out, form, crop, lung_weights, crop_margin_mm)
+        for case in tqdm(strong_cases, desc=f"student dataset ({form}, strong)", unit="case"):
+            ct_path = src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
+            ct = read_image(ct_path)
+            tumour = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
+            boxes = box_mask(boxes_from_mask(tumour), tumour.shape) if form == "do" else None
+            writer.write(case, ct_path, ct, tumour, boxes)
+            provenance[case] = {"kind": "strong", "source": meta.get(case, {}).get("site", src.name)}
+            volumes[case] = _volume_ml(tumour, ct)
+        for case in tqdm(weak_cases, desc=f"student dataset ({form}, weak)", unit="case"):
+            ct, boxset = weak.read_case(case)
+            tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
+            writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form != "so" else None)
+            kind = "weak-true" if true_labels else "weak-boxes-ignored" if form == "ignore" else "pseudo"
+            provenance[case] = {"kind": kind, "source": meta.get(case, {}).get("site", weak.root.name),
+                                "teacher": teacher.get("checkpoint_sha256")}
+            volumes[case] = _volume_ml(tumour if tumour is not None else boxset.mask(), ct)
+        extra = {"name": name, "nnts_form": form, "nnts_provenance": provenance,
+                 "nnts_teacher": teacher or None}
+        if form == "do":
+            extra["regions_class_order"] = [1, 2]
+        if writer.crops:
+            extra["nnts_crops"] = writer.crops
+        if size_balance:
+            extra[SAMPLING_WEIGHTS_KEY] = size_balance_weights(volumes)
+        patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
+        write_splits(out, make_splits(strong_cases, weak_cases, patients, n_folds, seed))
+        write_dataset_json(out, {"0": "CT"}, LABELS[form], len(strong_cases) + len(weak_cases), **extra)
+    return install_splits(dataset_id)
+
+
+def crop_of(dataset_json: dict, case: str) -> tuple[CropBox, Geometry] | None:
+    """The lung crop a student dataset applied to ``case`` (None when uncropped)."""
+    entry = (dataset_json.get("nnts_crops") or {}).get(case)
+    if not entry:
+        return None
+    return CropBox.from_dict(entry["box"]), Geometry.from_dict(entry["geometry"])

@@ -1,0 +1,1 @@
+"""The box-guided teacher: its training dataset, inference, the guard, the classical (non-learnt) teacher."""

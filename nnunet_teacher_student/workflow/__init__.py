@@ -1,0 +1,1 @@
+"""Running the method as steps: configuration, step runner, freshness rules, preflight checks."""

@@ -1,0 +1,276 @@
+"""The method's settings (:class:`PipelineConfig`), read from a pipeline TOML file, and the environment
+nnU-Net's commands run in."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..core.devices import resolve_device
+from ..core.errors import InputError
+from ..nnunet.plans import with_ext_trainer
+
+
+ROLES = ("teacher", "so", "do", "baseline")
+STUDENT_ROLES = ("so", "do", "so_nnunet", "baseline")
+
+
+DEFAULT_TRAINERS = {"teacher": "nnUNetTrainerBoxTeacher", "so": "nnUNetTrainerSOStudent",
+                    "do": "nnUNetTrainerDOStudent", "baseline": "nnUNetTrainerNNTS", "so_nnunet": "nnUNetTrainerNNTS"}
+#: models that train on another model's dataset (the rest train on their own role's dataset)
+DATASET_OF = {"so_nnunet": "so"}
+#: display names of the method's models (experiments add their own through ``PipelineConfig.model_names``)
+MODEL_NAMES = {"so": "SO student", "do": "DO student", "baseline": "Baseline (strong only)",
+               "teacher": "Box teacher (pseudo-labels)", "so_nnunet": "nnU-Net on strong + pseudo (control)"}
+BASE_CONFIGURATION = "3d_fullres"
+PLANS = "nnUNetPlans"
+
+
+@dataclass
+class Budget:
+    """Training budget, passed to our trainers as ``NNTS_*`` variables (None: nnU-Net's default)."""
+
+    epochs: int | None = None
+    iterations: int | None = None
+    val_iterations: int | None = None
+    no_mirroring: bool = False
+    skip_validation: bool = False   # skip nnU-Net's final validation (the test set is scored instead)
+
+    def env(self) -> dict[str, str]:
+        out = {}
+        for key, value in (("NNTS_EPOCHS", self.epochs), ("NNTS_ITERATIONS", self.iterations),
+                           ("NNTS_VAL_ITERATIONS", self.val_iterations)):
+            if value is not None:
+                out[key] = str(int(value))
+        if self.no_mirroring:
+            out["NNTS_NO_MIRRORING"] = "1"
+        if self.skip_validation:
+            out["NNTS_SKIP_VALIDATION"] = "1"
+        return out
+
+    def shell(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.env().items())
+
+
+@dataclass
+class SmallConfig:
+    """A reduced nnU-Net configuration added to every dataset's plans (see ``plans.add_small_configuration``)."""
+
+    name: str = "3d_small"
+    patch_size: tuple[int, int, int] = (16, 32, 32)
+    features: tuple[int, ...] = (8, 16, 32)
+    batch_size: int = 2
+
+
+@dataclass
+class PipelineConfig:
+    """Everything the method's steps need. Paths are absolute after :func:`load_config`."""
+
+    work_dir: Path
+    strong: int
+    weak_dir: Path
+    dataset_ids: dict[str, int]
+    dataset_names: dict[str, str] = field(default_factory=lambda: {
+        "teacher": "Teacher", "so": "StudentSO", "do": "StudentDO", "baseline": "BaselineStrongOnly"})
+    test_images: Path | None = None
+    test_labels: Path | None = None
+    manifest: Path | None = None
+    weak_labels: Path | None = None            # true masks of the weak cases (phantoms): teacher evaluation
+    configuration: str = BASE_CONFIGURATION
+    small: SmallConfig | None = None            # set: add this reduced configuration and train it
+    folds: tuple[int, ...] = (0,)
+    device: str = "cpu"
+    trainers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TRAINERS))
+    train: tuple[str, ...] = ("so", "do", "baseline")   # which student-side models to build and train
+    budget: Budget = field(default_factory=Budget)
+    n_folds: int = 5
+    seed: int = 0
+    jitter: int = 0                             # stress setting: absolute box jitter (voxels) of the teacher's boxes
+    annotator: str | None = None                # the teacher's box noise model (None: default, or jitter)
+    teacher_folds: tuple = ("all",)             # the teacher trains on every strong case (nnU-Net's fold all)
+    guard: bool = True                          # retrain a box teacher that fails on its own strong cases
+    guard_attempts: int = 3                     # trainings at most (seeds seed, seed + 1, ...)
+    box_margin_mm: float = 2.0
+    tta: bool = True                            # test-time mirroring of the teacher's pseudo-labelling
+    predict_tta: bool | None = None             # ... and of the test predictions (None: as ``tta``)
+    filters: dict[str, float] = field(default_factory=dict)
+    filter_mode: str = "flag"
+    lung_crop: bool = True
+    num_processes: int = 1
+    model_names: dict[str, str] = field(default_factory=lambda: dict(MODEL_NAMES))   # role -> display name
+
+    def model_name(self, role: str) -> str:
+        """The display name of a role's model (its key when it has none)."""
+        return self.model_names.get(role, role)
+
+    def names_clash(self) -> bool:
+        return len(set(self.dataset_names.values())) != len(self.dataset_names)
+
+    @property
+    def test_tta(self) -> bool:
+        return self.tta if self.predict_tta is None else self.predict_tta
+
+    @property
+    def train_configuration(self) -> str:
+        return self.small.name if self.small else self.configuration
+
+    def folds_for(self, role: str) -> tuple:
+        """A teacher's folds (default ``all``) or the students' folds."""
+        return tuple(self.teacher_folds) if "Teacher" in self.trainers.get(role, "") else tuple(self.folds)
+
+    def summary(self) -> dict:
+        """The settings as JSON-able values (display names left out: they are not settings)."""
+        d = asdict(self)
+        d.pop("model_names")
+        return json.loads(json.dumps(d, default=str))
+
+
+def nnunet_env(cfg: PipelineConfig, training: bool = False, seed: int | None = None) -> dict[str, str]:
+    """The environment for nnU-Net's commands: current env + our trainers + budget + ``NNTS_SEED``; on a
+    CPU one preprocessing worker and no data-augmentation workers (spawning workers on 2 cores is ~10x
+    slower, and in the main process the seeded augmentation repeats)."""
+    env = dict(os.environ)
+    with_ext_trainer(env)
+    env.update(cfg.budget.env())
+    if training:
+        env["NNTS_SEED"] = str(cfg.seed if seed is None else seed)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if cfg.device == "cpu":
+        env.setdefault("nnUNet_def_n_proc", str(cfg.num_processes))
+        env.setdefault("OMP_NUM_THREADS", "1")
+        if training:
+            env["nnUNet_n_proc_DA"] = "0"  # planning breaks on 0; training on a CPU wants it
+    return env
+
+
+def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]]:
+    """Read a pipeline TOML file; returns the config and the nnU-Net folders it sets (``[paths]``).
+    Relative paths are relative to the file's folder."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as a package
+        import tomli as tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: config file not found")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid TOML ({e})") from e
+    base = path.resolve().parent
+
+    def p(value: Any, key: str) -> Path | None:
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str):
+            raise InputError(f"{path}: {key} must be a path string, got {value!r}")
+        q = Path(os.path.expandvars(os.path.expanduser(value)))
+        return q if q.is_absolute() else base / q
+
+    check_config_keys(doc, path)
+    paths, data = doc.get("paths", {}), doc.get("data", {})
+    ids, train = doc.get("datasets", {}), doc.get("train", {})
+    pl, pred = doc.get("pseudo_label", {}), doc.get("predict", {})
+    for key in ("strong", "weak"):
+        if key not in data:
+            raise InputError(f"{path}: [data] needs '{key}' (strong: nnU-Net dataset id; weak: weak-set folder)")
+    strong = data["strong"]
+    if not isinstance(strong, int):
+        raise InputError(f"{path}: [data] strong must be an nnU-Net dataset id (integer), got {strong!r}")
+    models = tuple(train.get("models", ("so", "do", "baseline")))
+    bad = [m for m in models if m not in STUDENT_ROLES]
+    if bad or not models:
+        raise InputError(f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {list(models)}")
+    dataset_ids = {}
+    for role in ("teacher", *dict.fromkeys(DATASET_OF.get(m, m) for m in models)):
+        value = ids.get(role)
+        if not isinstance(value, int) or not 1 <= value <= 999:
+            raise InputError(f"{path}: [datasets] {role} must be a new nnU-Net dataset id in 1..999, got {value!r}")
+        dataset_ids[role] = value
+    all_ids = [strong, *dataset_ids.values()]
+    if len(set(all_ids)) != len(all_ids):
+        raise InputError(f"{path}: dataset ids must all differ, got strong={strong} and {dataset_ids}")
+    dataset_ids.update({m: dataset_ids[DATASET_OF[m]] for m in models if m in DATASET_OF})
+    trainers = dict(DEFAULT_TRAINERS)
+    trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
+    small = None
+    if "small" in doc:
+        s = doc["small"]
+        small = SmallConfig(name=s.get("name", "3d_small"), patch_size=tuple(s.get("patch_size", (16, 32, 32))),
+                            features=tuple(s.get("features", (8, 16, 32))), batch_size=int(s.get("batch_size", 2)))
+        if len(small.patch_size) != 3 or not small.features:
+            raise InputError(f"{path}: [small] patch_size needs 3 numbers and features at least one")
+    device = str(train.get("device", "auto"))
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise InputError(f"{path}: [train] device must be auto, cpu, cuda or mps, got {device!r}")
+    folds = train.get("folds", [0])
+    folds = tuple(folds if isinstance(folds, list) else [folds])
+    if not all(isinstance(f, int) and f >= 0 for f in folds):
+        raise InputError(f"{path}: [train] folds must be a list of fold numbers, got {folds!r}")
+    budget = Budget(train.get("epochs"), train.get("iterations"), train.get("val_iterations"),
+                    bool(train.get("no_mirroring", False)), bool(train.get("skip_validation", False)))
+    cfg = PipelineConfig(
+        work_dir=p(paths.get("work_dir", "nnts_pipeline"), "work_dir"), strong=strong,
+        weak_dir=p(data["weak"], "weak"), dataset_ids=dataset_ids,
+        test_images=p(data.get("test_images"), "test_images"), test_labels=p(data.get("test_labels"), "test_labels"),
+        manifest=p(data.get("manifest"), "manifest"), weak_labels=p(data.get("weak_labels"), "weak_labels"),
+        configuration=str(train.get("configuration", BASE_CONFIGURATION)), small=small, folds=folds,
+        device=resolve_device(device), trainers=trainers, train=models, budget=budget,
+        n_folds=int(train.get("n_folds", 5)), seed=int(train.get("seed", 0)), jitter=int(train.get("jitter", 0)),
+        annotator=train.get("annotator"), teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
+        guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
+        box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
+        predict_tta=bool(pred.get("tta", True)),
+        filters={k: pl[k] for k in ("min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices", "min_volume_ml")
+                 if k in pl},
+        filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
+        num_processes=int(train.get("num_processes", 1)))
+    if cfg.names_clash():
+        raise InputError(f"{path}: dataset names must differ")
+    folders = {k: str(p(paths[k], k)) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in paths}
+    return cfg, folders
+
+
+#: every key a pipeline TOML may hold, per section
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "paths": ("work_dir", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"),
+    "data": ("strong", "weak", "test_images", "test_labels", "manifest", "weak_labels"),
+    "datasets": ROLES,
+    "train": ("configuration", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
+              "epochs", "iterations", "val_iterations", "no_mirroring", "skip_validation", "n_folds", "seed",
+              "jitter", "annotator", "teacher_folds", "guard", "guard_attempts", "num_processes"),
+    "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices",
+                     "min_volume_ml", "filter_mode"),
+    "predict": ("lung_crop", "tta"),
+    "small": ("name", "patch_size", "features", "batch_size"),
+}
+
+
+def _unknown(found: Any, known: Sequence[str], where: str, path: Path) -> None:
+    from difflib import get_close_matches
+
+    for key in found:
+        if key not in known:
+            near = get_close_matches(str(key), list(known), n=1, cutoff=0.5)
+            hint = f"did you mean '{near[0]}'?" if near else f"known: {', '.join(known)}"
+            raise InputError(f"{path}: unknown {where} '{key}' ({hint})")
+
+
+def check_config_keys(doc: Mapping[str, Any], path: Path) -> None:
+    """Every section and key of a pipeline TOML is one we read: a typo (``epoch = 1``) would otherwise be
+    ignored silently and, for a budget, train with nnU-Net's full default."""
+    _unknown(doc, list(CONFIG_KEYS), "section", path)
+    for section, body in doc.items():
+        if not isinstance(body, dict):
+            raise InputError(f"{path}: [{section}] must be a table of keys, got {body!r}")
+        _unknown(body, CONFIG_KEYS[section], f"key in [{section}]", path)
+
+
+def _teacher_folds(value: Any, path: Path) -> tuple:
+    folds = tuple(value if isinstance(value, list) else [value])
+    if not folds or not all(f == "all" or isinstance(f, int) and f >= 0 for f in folds):
+        raise InputError(f"{path}: [train] teacher_folds must be \"all\" or a list of fold numbers, got {value!r}")
+    return folds

@@ -1,0 +1,279 @@
+"""``nnts benchmark``: settings, the run's step list, statistics across seeds, the goal check, the report.
+
+The full benchmark trains dozens of models; its end-to-end smoke run (``--quick``) is marked
+``benchmark`` and runs outside the default suite. Here everything but the training runs for real.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnunet_teacher_student.experiments.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
+                                              load_run_results, quick_settings, run_config, run_dir,
+                                              run_steps_for)
+from nnunet_teacher_student.reporting.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
+                                                     markdown_table, seed_stats)
+from nnunet_teacher_student.core.errors import InputError
+from nnunet_teacher_student.experiments.presets import MODEL_NAMES
+from nnunet_teacher_student.workflow.outputs import Layout
+
+
+def test_seed_stats_match_the_t_interval_by_hand():
+    values = [0.5, 0.6, 0.7]
+    s = seed_stats(values)
+    std = math.sqrt(sum((v - 0.6) ** 2 for v in values) / 2)  # sample std
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(std)
+    assert s["ci95"] == pytest.approx(4.302653 * std / math.sqrt(3), rel=1e-6)  # t(0.975, df=2)
+    assert s["low"] == pytest.approx(0.6 - s["ci95"]) and s["high"] == pytest.approx(0.6 + s["ci95"])
+    one = seed_stats([0.4, None, float("nan")])
+    assert one["n"] == 1 and one["mean"] == 0.4 and math.isnan(one["std"]) and math.isnan(one["ci95"])
+    assert seed_stats([])["n"] == 0
+
+
+def _records(dsc: dict[str, list[float]], scenario: str = "scarce", n_strong: int = 4) -> list[dict]:
+    out = []
+    for model, values in dsc.items():
+        for seed, v in enumerate(values):
+            out.append({"scenario": scenario, "n_strong": n_strong, "n_weak": 20, "seed": seed, "model": model,
+                        "name": MODEL_NAMES[model], "evaluated_on": "test set", "dsc": v, "dsc_tp": v, "f1": v,
+                        "recall": v, "precision": v})
+    return out
+
+
+def test_goal_check_met_and_not_met():
+    met = aggregate(_records({"baseline": [0.40, 0.42, 0.38], "ignore": [0.45, 0.5, 0.4], "so": [0.6, 0.62, 0.58],
+                              "do": [0.7, 0.72, 0.71], "upper": [0.72, 0.74, 0.73]}))
+    g = goal_check(met, "scarce")
+    assert g["best_student"]["model"] == "do" and g["met"] is True
+    assert g["checks"]["10 DSC points above the baseline"]["value"] == pytest.approx(31.0)
+    assert "Overall: **met**" in goal_text(g)
+
+    close = aggregate(_records({"baseline": [0.65], "ignore": [0.75], "so": [0.72], "upper": [0.8]}))
+    g = goal_check(close, "scarce")
+    assert g["met"] is False
+    assert g["checks"]["within 0.95x of the upper bound"]["ok"] is False          # 0.72 / 0.8 = 0.90
+    assert g["checks"]["10 DSC points above the baseline"]["ok"] is False         # +7 points
+    assert g["checks"]["above the ignore-label answer"]["ok"] is False
+
+    assert g["warnings"] == [] and "Caution" not in goal_text(g)
+
+    untrained = goal_check(aggregate(_records({"baseline": [0.3], "so": [0.5], "upper": [0.1]})), "scarce")
+    assert untrained["checks"]["within 0.95x of the upper bound"]["ok"] is True
+    assert len(untrained["warnings"]) == 1 and "did not converge" in goal_text(untrained)
+
+    partial = goal_check(aggregate(_records({"so": [0.5]})), "scarce")
+    assert partial["met"] is False and "3 of the 3 comparisons could not be made" in goal_text(partial)
+    assert goal_check(aggregate(_records({"baseline": [0.5]})), "scarce")["best_student"] is None
+
+
+def test_aggregate_orders_by_strong_count_and_tables_show_ci():
+    recs = _records({"baseline": [0.3, 0.5], "so": [0.6, 0.7]}, "vast", 12) + \
+        _records({"baseline": [0.1, 0.2], "so": [0.4, 0.5]}, "scarce", 4)
+    rows = aggregate(recs)
+    assert [(r["scenario"], r["model"]) for r in rows] == [("scarce", "baseline"), ("scarce", "so"),
+                                                            ("vast", "baseline"), ("vast", "so")]
+    assert rows[0]["seeds"] == [0, 1] and rows[0]["dsc"]["mean"] == pytest.approx(0.15)
+    table = markdown_table(rows, ["so"])
+    assert "Baseline" not in table and table.count("| SO student |") == 2
+    # 0.45 ± 0.0707 -> CI half-width t(0.975, 1) * 0.0707 / sqrt(2) = 12.706 * 0.05 = 0.635
+    assert "45.0 ± 7.1 [0.0, 100.0]" in table  # the t interval (-18.5, 108.5) clipped to what a DSC can be
+
+
+def test_settings_are_checked():
+    s = default_settings("cpu")
+    assert s.runs() == [("scarce", 0), ("scarce", 1), ("scarce", 2), ("vast", 0), ("vast", 1), ("vast", 2)]
+    s.check()
+    for change, message in ((dict(scenarios={"scarce": 24}), "must be in 1..23"),
+                            (dict(scenarios={"sc-arce": 4}), "letters and digits"),
+                            (dict(seeds=[1, 1]), "distinct"), (dict(models=["teacher", "nope"]), "unknown model"),
+                            (dict(n_test=0), "at least one test case"),
+                            (dict(strong_sites={"scarce": ["mars"]}), "strong sites"),
+                            (dict(strong_sites={"other": ["msd"]}), "need a scenario of this benchmark")):
+        bad = BenchmarkSettings(**{**s.__dict__, **change})
+        with pytest.raises(InputError, match=message):
+            bad.check()
+
+
+def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatch):
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(k, str(tmp_path / k))
+    s = quick_settings("cpu")
+    cfgs = [run_config(s, tmp_path, k, sc, seed) for k, (sc, seed) in enumerate(s.runs())]
+    ids = [cfg.dataset_ids[m] for cfg in cfgs for m in ("teacher", "so", "do", "baseline", "ignore", "upper")]
+    ids += [cfg.strong for cfg in cfgs]
+    assert len(ids) == len(set(ids)) == len(s.runs()) * len(DATASET_OFFSETS)  # no two datasets share an id
+    cfg = cfgs[0]
+    assert cfg.dataset_ids["so_paper"] == cfg.dataset_ids["so"] and cfg.trainers["so_paper"].endswith("_Paper")
+    steps = run_steps_for(s, cfg, "scarce")
+    names = [st.name for st in steps]
+    assert len(names) == len(set(names))  # timings are keyed by step name
+    commands = "\n".join(st.command for st in steps)
+    for model, (_, trainer) in MODELS.items():
+        if model == "classical":
+            assert "nnts pseudo-label --teacher classical" in commands
+            continue
+        assert f"-tr {trainer} " in commands, model
+    assert "--form ignore --weak" in commands and "--pseudo" not in commands.split("--form ignore")[1].split("\n")[0]
+    assert f"--pseudo {cfg.weak_dir / 'labels'}" in commands  # the upper bound: true masks of the weak cases
+    assert sum(n.startswith("predict the test set") for n in names) == 8
+    assert sum("pseudo-labels vs true weak masks" in n for n in names) == 3
+    # students without teachers asked for: the box teacher is still trained (the students need it)
+    only = BenchmarkSettings(**{**s.__dict__, "models": ["so"]})
+    names = [st.name for st in run_steps_for(only, cfg, "scarce")]
+    assert any("box teacher" in n.lower() and n.startswith("train") for n in names)
+    assert not any("point teacher" in n.lower() for n in names)
+
+
+def _fake_run(out: Path, settings: BenchmarkSettings, dsc: dict[tuple[str, int, str], float]) -> None:
+    for (scenario, seed, model), value in dsc.items():
+        folder = Layout(run_dir(out, scenario, seed)).evaluation(model)
+        folder.mkdir(parents=True, exist_ok=True)
+        overall = {m: {"mean": value, "std": 0.0, "n": 3} for m in ("dsc", "dsc_tp", "f1", "recall", "precision")}
+        overall["n_cases"] = 3
+        (folder / "summary.json").write_text(json.dumps({"summary": {"overall": overall}}))
+
+
+def test_report_only_writes_tables_plot_and_csv(tmp_path):
+    """``--report-only`` on finished (here: written by hand) evaluations: the whole report, no training."""
+    s = BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1, 2], 6, 2, "tiny", 0, 1,
+                          ["teacher", "baseline", "so", "upper"], "cpu", 1, 2, 1, True)
+    values = {}
+    for sc, base in (("scarce", 0.2), ("vast", 0.4)):
+        for seed in range(3):
+            for model, plus in (("teacher", 0.4), ("baseline", 0.0), ("so", 0.2), ("upper", 0.25)):
+                values[(sc, seed, model)] = base + plus + 0.01 * seed
+    values[("vast", 2, "teacher")] = 0.0  # a teacher that found nothing (recall 0)
+    _fake_run(tmp_path, s, values)
+    records = load_run_results(tmp_path, s)
+    assert len(records) == 24 and {r["evaluated_on"] for r in records if r["model"] == "teacher"} == {"weak set"}
+    from dataclasses import asdict
+
+    from nnunet_teacher_student.experiments.benchmark_run import SETTINGS_FILE
+
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({"settings": asdict(s)}))
+    env = {**os.environ, "nnUNet_raw": str(tmp_path / "r"), "nnUNet_preprocessed": str(tmp_path / "p"),
+           "nnUNet_results": str(tmp_path / "res")}
+    proc = subprocess.run([sys.executable, "-m", "nnunet_teacher_student.cli", "benchmark", "-o", str(tmp_path),
+                           "--report-only", "-device", "cpu"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| scarce (2 / 4) | SO student | 3 | 41.0 ± 1.0 [38.5, 43.5]" in report
+    assert "within 0.95x of the upper bound: **not met** (0.89x the upper bound)" in report
+    assert "10 DSC points above the baseline: met (+20.0 points)" in report
+    assert "could not be made" in report  # no ignore-label model in this benchmark
+    assert "Box teacher (pseudo-labels)" in report.split("## Teachers")[1]
+    assert "**The box teacher failed** in run(s) vast:2: it found no lesion" in report
+    png = tmp_path / "report" / "dsc_vs_strong.png"
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    rows = (tmp_path / "report" / "results.csv").read_text().splitlines()
+    assert len(rows) == 25 and rows[0].startswith("scenario,n_strong,n_weak,seed,model")
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["goal"]["met"] is False and summary["goal"]["best_student"]["model"] == "so"
+    first = summary["rows"][:2]  # the scarce scenario first, models in MODELS order (teachers first)
+    assert [r["model"] for r in first] == ["teacher", "baseline"] and np.isclose(first[1]["dsc"]["mean"], 0.21)
+
+
+@pytest.mark.benchmark
+def test_quick_benchmark_end_to_end(tmp_path):
+    """Every model of both scenarios and two seeds through nnU-Net's commands (minutes: not in the suite)."""
+    env = {**os.environ, "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "nnunet_teacher_student.cli", "benchmark", "--quick", "-o",
+                           str(tmp_path / "b"), "-device", "cpu"], capture_output=True, text=True, env=env,
+                          timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "b" / "report" / "summary.json").read_text())
+    assert len(summary["records"]) == 2 * 2 * len(MODELS)
+
+
+def test_only_selects_runs_and_names_the_valid_ones():
+    from nnunet_teacher_student.experiments.benchmark_run import only_runs
+
+    runs = default_settings("cpu").runs()
+    assert only_runs(None, runs) is None
+    assert only_runs(["vast:2", "scarce:0"], runs) == {("vast", 2), ("scarce", 0)}
+    with pytest.raises(InputError, match=r"--only vast:7: not a run of this benchmark \(runs: scarce:0"):
+        only_runs(["vast:7"], runs)
+
+
+def test_cpu_defaults_are_the_demos_and_presets_choose_the_patch():
+    """One measured CPU budget for demo and benchmark; ``--preset`` picks its own reduced configuration
+    unless ``--patch``/``--features`` say otherwise; a GPU runs nnU-Net's 3d_fullres on the default preset."""
+    import argparse
+
+    from nnunet_teacher_student.commands import benchmark as cmd
+    from nnunet_teacher_student.experiments.demo import demo_settings
+
+    parser = argparse.ArgumentParser()
+    cmd.register(parser.add_subparsers())
+
+    def settings(*argv: str, device: str = "cpu"):
+        return cmd.settings_from_args(parser.parse_args(["benchmark", *argv]), device)
+
+    demo, bench = demo_settings(False, "cpu", 0, None, None), settings()
+    assert (bench.preset, bench.epochs, bench.iterations, bench.val_iterations) == \
+        (demo.preset, demo.epochs, demo.iterations, demo.val_iterations) == ("tiny", 10, 100, 3)
+    assert bench.small["patch_size"] == list(demo.small["patch_size"]) == [16, 32, 32]
+    assert settings("--preset", "default").small["patch_size"] == [16, 48, 48]
+    custom = settings("--preset", "default", "--patch", "8", "32", "32", "--features", "4", "8")
+    assert custom.small["patch_size"] == [8, 32, 32] and custom.small["features"] == [4, 8]
+    assert bench.strong_sites == {"scarce": ["msd"]}   # the scarce scenario's strong cases: one site
+    mine = settings("--scenarios", "few=3@msd,nsclc", "many=10")
+    assert mine.scenarios == {"few": 3, "many": 10} and mine.strong_sites == {"few": ["msd", "nsclc"]}
+    for bad in ("few=3@", "few=x"):
+        with pytest.raises(InputError, match="NAME=STRONG_COUNT"):
+            settings("--scenarios", bad)
+    gpu = settings(device="cuda")
+    assert gpu.small is None and gpu.preset == "default" and gpu.epochs == 50
+    json.dumps(bench.__dict__)  # the settings file stays JSON
+
+
+def test_failed_teachers_are_the_runs_whose_teacher_found_nothing():
+    records = [{"scenario": "scarce", "seed": 0, "model": "teacher", "recall": 0.8},
+               {"scenario": "scarce", "seed": 2, "model": "teacher", "recall": 0.0},
+               {"scenario": "scarce", "seed": 2, "model": "so", "recall": 0.0},   # a student: not a teacher
+               {"scenario": "vast", "seed": 1, "model": "teacher", "recall": None}]  # not evaluated: unknown
+    assert failed_teachers(records) == ["scarce:2"]
+    assert failed_teachers(records, "so") == ["scarce:2"]
+
+
+@pytest.mark.benchmark
+def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
+    """``benchmarks/gpu_benchmark.sh`` at a tiny size on the CPU: the scarce run trains every model it lists
+    and prints the table last (minutes: not in the suite)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_benchmark.sh"
+    env = {**os.environ, "DEVICE": "cpu", "PRESET": "tiny", "POOL": "6", "STRONG": "2", "TEST": "2", "EPOCHS": "1",
+           "ITER": "2", "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(script), str(tmp_path / "g")], capture_output=True, text=True, env=env,
+                          timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-8].startswith("model") and len(lines[-7:]) == 7   # header, then teacher + 6 test-set models
+    assert any(line.startswith("Box teacher") and "weak set" in line for line in lines[-7:])
+
+
+def test_paired_statistics_pool_seeds_and_cases_and_per_seed_tables():
+    from nnunet_teacher_student.reporting.benchmark_report import paired_stats, paired_table, per_seed_table
+
+    cases = {}
+    for seed in (0, 1, 2):
+        cases[("scarce", seed, "baseline")] = {f"c{i}": 0.4 for i in range(5)}
+        cases[("scarce", seed, "do")] = {f"c{i}": 0.4 + 0.1 * (seed + 1) if i else 0.3 for i in range(5)}
+    r = paired_stats(cases, "scarce", "do", "baseline")
+    assert r["n"] == 15 and r["better"] == 12 and r["worse"] == 3
+    assert r["per_seed"] == pytest.approx({0: 0.06, 1: 0.14, 2: 0.22})
+    assert r["mean"] == pytest.approx(np.mean([0.06, 0.14, 0.22])) and r["low"] < r["mean"] < r["high"]
+    assert 0 < r["p"] < 0.05
+    assert paired_stats(cases, "scarce", "so", "baseline") is None
+    table = paired_table(cases, ["scarce"])
+    assert "| scarce | DO student − Baseline (strong only) | 15 | +14.0" in table and "+6.0, +14.0, +22.0" in table
+    records = [{"scenario": "scarce", "n_strong": 4, "seed": s, "model": "do", "dsc": 0.5 + s / 10} for s in (0, 1)]
+    assert "| scarce | DO student | 50.0 | 60.0 |" in per_seed_table(records, ["do", "baseline"])

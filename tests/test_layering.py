@@ -1,0 +1,91 @@
+"""The package's layers, read statically (``ast``, nothing imported): which stage may import which."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nnunet_teacher_student"
+NAME = PACKAGE.name
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports, relative imports resolved to absolute names (function-level ones too)."""
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)   # `from . import x`: x may be a module
+    return found
+
+
+MODULES = {module_name(p): imports_of(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def in_stage(stage: str) -> dict[str, set[str]]:
+    prefix = f"{NAME}.{stage}"
+    return {m: i for m, i in MODULES.items() if m == prefix or m.startswith(prefix + ".")}
+
+
+def offenders(stage: str, forbidden: tuple[str, ...]) -> list[str]:
+    modules = in_stage(stage)
+    assert modules, f"no modules in {stage}"   # a renamed stage must not make the rule pass vacuously
+    return sorted(f"{m} imports {i}" for m, imports in modules.items() for i in imports
+                  if any(i == f or i.startswith(f + ".") for f in forbidden))
+
+
+@pytest.mark.parametrize("stage, forbidden", [
+    ("trainers", (f"{NAME}.cli", f"{NAME}.commands", f"{NAME}.workflow", f"{NAME}.experiments")),
+    ("formats", ("torch", f"{NAME}.trainers")),
+    ("evaluation", (f"{NAME}.trainers",)),
+    ("dataset_conversion", (f"{NAME}.trainers",)),
+    ("core", tuple(f"{NAME}.{s}" for s in ("formats", "nnunet", "teacher", "students", "pseudo_labels", "workflow",
+                                           "experiments", "reporting", "commands", "trainers"))),
+    ("workflow", (f"{NAME}.experiments", f"{NAME}.commands", f"{NAME}.cli", f"{NAME}.reporting")),
+    ("reporting", (f"{NAME}.commands", f"{NAME}.cli")),
+])
+def test_stage_does_not_import(stage, forbidden):
+    assert offenders(stage, forbidden) == []
+
+
+def test_the_rules_see_imports():
+    """The parser finds the imports it checks (else every rule above would pass on nothing)."""
+    assert f"{NAME}.formats.boxes" in MODULES[f"{NAME}.teacher.dataset"]
+    assert "torch" in MODULES[f"{NAME}.trainers.transforms"]
+    assert offenders("trainers", ("torch",))
+
+
+def test_every_internal_import_names_an_existing_module_or_name():
+    """No import points at a moved module's old path."""
+    missing = []
+    for module, imports in MODULES.items():
+        for target in imports:
+            if target != NAME and not target.startswith(NAME + "."):
+                continue
+            rel = Path(*target.split("."))
+            exists = any((PACKAGE.parent / p).exists() for p in (rel.with_suffix(".py"), rel / "__init__.py"))
+            parent = Path(*target.split(".")[:-1])
+            is_name = any((PACKAGE.parent / p).exists() for p in (parent.with_suffix(".py"), parent / "__init__.py"))
+            if not exists and not is_name:
+                missing.append(f"{module}: {target}")
+    assert missing == []
+
+
+def test_the_package_root_holds_only_the_entry_point_and_stages():
+    """``__init__``, the CLI entry and subpackages (the prediction-side modules at the root wait to move)."""
+    waiting = {"predict.py", "cropping.py", "lungs.py"}
+    assert sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in waiting) == ["__init__.py", "cli.py"]
