@@ -53,7 +53,8 @@ from bench_common import emit, run_meta  # noqa: E402
 
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
 from nnunet_teacher_student.core.geometry import Geometry, read_image  # noqa: E402
-from nnunet_teacher_student.predict import near_mask, predict_case, tumour_label  # noqa: E402
+from nnunet_teacher_student.prediction.lesions import near_mask  # noqa: E402
+from nnunet_teacher_student.prediction.case import predict_case, tumour_label  # noqa: E402
 
 #: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
 MODES = {"full": None,
@@ -95,7 +96,7 @@ def cases_of(args) -> list[tuple[str, sitk.Image, np.ndarray | None]]:
     """(name, CT, reference mask or None) of the benchmark cases."""
     out: list[tuple[str, sitk.Image, np.ndarray | None]] = []
     for folder in args.series or []:
-        from nnunet_teacher_student.predict import find_cases
+        from nnunet_teacher_student.prediction.batch import find_cases
 
         for case in find_cases(folder):
             out.append((case.name, case.read(), None))
@@ -156,7 +157,7 @@ def run_mode(predictor, ct: sitk.Image, mode: str, value: int) -> tuple[np.ndarr
 
 
 def bench_speed(args) -> dict:
-    from nnunet_teacher_student.lungs import lung_mask
+    from nnunet_teacher_student.lungs.mask import lung_mask
 
     predictor = load_predictor(args)
     value, _ = tumour_label(predictor.predictor.label_manager, predictor.predictor.dataset_json.get("labels"))

@@ -86,6 +86,5 @@ def test_every_internal_import_names_an_existing_module_or_name():
 
 
 def test_the_package_root_holds_only_the_entry_point_and_stages():
-    """``__init__``, the CLI entry and subpackages (the prediction-side modules at the root wait to move)."""
-    waiting = {"predict.py", "cropping.py", "lungs.py"}
-    assert sorted(p.name for p in PACKAGE.glob("*.py") if p.name not in waiting) == ["__init__.py", "cli.py"]
+    """``__init__``, the CLI entry and subpackages."""
+    assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "cli.py"]

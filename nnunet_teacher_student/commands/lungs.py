@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cropping import lung_crop_boxes
-    from ..lungs import lung_mask
+    from ..lungs.cropping import lung_crop_boxes
+    from ..lungs.mask import lung_mask
 
     ct = read_image(args.input)
     result = lung_mask(ct, weights=args.lungmask_weights, method=args.method, force_cpu=args.cpu,

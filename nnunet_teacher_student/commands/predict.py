@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
-    from ..predict import predict_path
+    from ..prediction.batch import predict_path
     from ..core.sharding import resolve_shard
 
     if args.margin_mm < 0 or args.lung_dilation_mm < 0:

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
-from ..core.geometry import Geometry, read_header, read_image, spacing_zyx
+from ..core.geometry import read_header, read_image, spacing_zyx
 from ..formats.manifest import manifest_cases, read_manifest
 from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
 from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules

@@ -3,7 +3,6 @@ the report written from the finished runs (``OUT/report/``)."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
 

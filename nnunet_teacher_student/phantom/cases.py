@@ -8,7 +8,6 @@ follow its Table 1; slice thickness, noise, blur, the share of part-solid and of
 solid tumours' density differ per site."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 

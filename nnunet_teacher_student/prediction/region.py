@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.devices import resolve_device
 from ..core.errors import InputError
-from ..cropping import CropBox
+from ..lungs.cropping import CropBox
 from ..nnunet.plans import ensure_ext_trainer_path
 from .tiles import TileMask, tile_skipping_predictor
 

@@ -49,7 +49,9 @@ class TileMask:
 
     def count(self, shape: Sequence[int], patch: Sequence[int], step_size: float) -> tuple[int, int]:
         """(kept tiles, all tiles) of nnU-Net's sliding window over an array of ``shape`` (already resampled)."""
-        from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+        from nnunetv2.inference.sliding_window_prediction import (
+            compute_steps_for_sliding_window,
+        )
 
         padded = [max(int(s), int(p)) for s, p in zip(shape, patch)]
         lo = [(p - int(s)) // 2 for p, s in zip(padded, shape)]

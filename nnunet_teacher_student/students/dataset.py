@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..core.errors import InputError
 from ..core.geometry import Geometry, read_image, read_label
-from ..cropping import CropBox, crop_image, lung_crop_boxes
+from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
 from ..formats.boxes import boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
@@ -91,7 +91,7 @@ class _CaseWriter:
         lab_dst = self.out / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
         lab_dst.parent.mkdir(parents=True, exist_ok=True)
         if self.crop == "lungs":
-            from ..lungs import lung_mask
+            from ..lungs.mask import lung_mask
 
             lungs = lung_mask(ct, weights=self.lung_weights)
             region = lungs.mask.copy()

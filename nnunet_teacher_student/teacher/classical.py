@@ -46,7 +46,7 @@ class ClassicalTeacher:
         hu = sitk.GetArrayFromImage(ct)
         candidate = dilate_in_plane(bmask, spacing, self.box_margin_mm) & (hu > self.hu_threshold)
         if self.use_lungs and candidate.any():
-            from ..lungs import lung_mask
+            from ..lungs.mask import lung_mask
 
             lungs = lung_mask(ct, method="classical")
             if lungs.found:

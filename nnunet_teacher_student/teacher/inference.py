@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..core.components import label_components
 from ..core.geometry import Geometry, array_to_image
-from ..cropping import CropBox
+from ..lungs.cropping import CropBox
 from ..formats.box_channel import stack_channels
 from ..formats.boxes import BoxSet
 from ..prediction.region import RegionPredictor, grow_box, merge_overlapping

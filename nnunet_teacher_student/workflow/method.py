@@ -266,7 +266,7 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     out = layout.predictions(role)
 
     def run() -> None:
-        from ..predict import predict_path
+        from ..prediction.batch import predict_path
 
         predict_path(cfg.test_images, out, model_folder(cfg, role), folds=cfg.folds, device=cfg.device,
                      lung_crop=cfg.lung_crop, tta=cfg.test_tta, overwrite=stale_outputs(out, checkpoints(cfg, role)))

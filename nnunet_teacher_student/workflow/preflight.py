@@ -79,7 +79,7 @@ def preflight(cfg) -> str:
     check_dataset_ids({r: i for r, i in cfg.dataset_ids.items() if r in ("teacher", *cfg.train)}, cfg.dataset_names)
     n_test = 0
     if cfg.test_images:
-        from ..predict import find_cases
+        from ..prediction.batch import find_cases
 
         tests = find_cases(cfg.test_images)
         n_test = len(tests)

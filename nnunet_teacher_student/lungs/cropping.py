@@ -14,9 +14,9 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from .core.components import label_components
-from .core.errors import InputError
-from .core.geometry import Geometry
+from ..core.components import label_components
+from ..core.errors import InputError
+from ..core.geometry import Geometry
 
 LUNG_BOX_NAMES = {1: "right", 2: "left"}
 

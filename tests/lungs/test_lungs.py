@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_teacher_student import lungs
+from nnunet_teacher_student.lungs import mask as lungs
 from nnunet_teacher_student.cli import main as nnts
-from nnunet_teacher_student.cropping import crop_image, lung_crop_boxes, paste_image
+from nnunet_teacher_student.lungs.cropping import crop_image, lung_crop_boxes, paste_image
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry, spacing_zyx
 
@@ -156,7 +156,7 @@ def test_weights_choice(tmp_path, monkeypatch, no_env_weights):
 
 def test_importing_lungmask_keeps_warning_filters():
     code = ("import sys, warnings\n"
-            "from nnunet_teacher_student.lungs import import_lungmask\n"
+            "from nnunet_teacher_student.lungs.mask import import_lungmask\n"
             "before = list(warnings.filters)\n"
             "import_lungmask()\n"
             "assert 'lungmask.mask' in sys.modules\n"

@@ -17,11 +17,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from nnunet_teacher_student.cli import main as nnts
-from nnunet_teacher_student.cropping import crop_image, paste_image
+from nnunet_teacher_student.lungs.cropping import crop_image, paste_image
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry, read_image
-from nnunet_teacher_student.predict import (describe_lesions, drop_outside_lungs, find_cases, predict_case,
-                                            predict_path, tumour_label)
+from nnunet_teacher_student.prediction.lesions import describe_lesions, drop_outside_lungs
+from nnunet_teacher_student.prediction.batch import find_cases, predict_path
+from nnunet_teacher_student.prediction.case import predict_case, tumour_label
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -143,7 +144,7 @@ def test_crop_and_paste_round_trip_is_exact(predictor, test_ct):
                           skip_tiles=False)
     rep = result.report
     assert rep["per_lung"] and len(rep["crops"]) == 2 and rep["merge"]
-    from nnunet_teacher_student.cropping import CropBox
+    from nnunet_teacher_student.lungs.cropping import CropBox
 
     boxes = [CropBox.from_dict(b) for b in rep["crops"]]
     arr = sitk.GetArrayFromImage(ct)
@@ -167,8 +168,8 @@ def test_crop_and_paste_round_trip_is_exact(predictor, test_ct):
 
 
 def test_pipeline_drops_exactly_the_lesions_away_from_the_lungs(predictor, test_ct):
-    from nnunet_teacher_student.lungs import lung_mask
-    from nnunet_teacher_student.predict import near_mask
+    from nnunet_teacher_student.lungs.mask import lung_mask
+    from nnunet_teacher_student.prediction.lesions import near_mask
 
     ct = read_image(test_ct)
     raw = predict_case(predictor, ct, lung_crop=False, lung_dilation_mm=None)

@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 from hypothesis import given, settings, strategies as st
 
-from nnunet_teacher_student.cropping import (CropBox, box_around, crop_image, lung_crop_boxes, paste_image)
+from nnunet_teacher_student.lungs.cropping import CropBox, box_around, crop_image, lung_crop_boxes, paste_image
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry
 

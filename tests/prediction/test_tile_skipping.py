@@ -8,7 +8,8 @@ import SimpleITK as sitk
 import torch
 
 from nnunet_teacher_student.core.geometry import Geometry, read_image
-from nnunet_teacher_student.predict import near_mask, predict_case
+from nnunet_teacher_student.prediction.lesions import near_mask
+from nnunet_teacher_student.prediction.case import predict_case
 from nnunet_teacher_student.prediction.tiles import UNPREDICTED_LOGIT, TileMask, fill_unpredicted
 
 
@@ -54,7 +55,7 @@ def test_unpredicted_voxels_become_background():
 
 
 def test_skipping_tiles_changes_nothing_near_the_lungs(predictor, padded_ct):
-    from nnunet_teacher_student.lungs import lung_mask
+    from nnunet_teacher_student.lungs.mask import lung_mask
 
     margin = 3.0
     kw = dict(lung_crop=False, lung_dilation_mm=None, save_probabilities=True, margin_mm=margin)

@@ -1,0 +1,205 @@
+"""End-to-end tumour prediction (``nnts predict``): lung mask -> crop -> nnU-Net -> paste back ->
+drop lesions outside the lungs -> binary tumour mask on the CT's own grid + a JSON report per case.
+
+The network part is :class:`~.inference.RegionPredictor` (nnU-Net's predictor on regions of the CT),
+the same engine ``nnts teacher-predict`` uses; this module decides the regions (the lungs), turns
+nnU-Net's label map into a tumour mask, and describes the lesions.
+
+Output label: nnU-Net's own segmentation restricted to the tumour label (region models such as the
+dual-output student: the last region, i.e. tumour sigmoid > 0.5, never the box; label models: the label
+named tumour/lesion/nodule/GTV if there is exactly one, else the highest label, or ``label=``).
+Per-lung crops may overlap in the mediastinum: each crop is predicted on its own and the results are
+merged by maximum probability and union of the tumour masks.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..core.errors import InputError
+from ..core.geometry import Geometry, array_to_image
+from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
+from .lesions import describe_lesions, drop_outside_lungs
+from .region import RegionPredictor
+
+TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
+MERGE_RULE = "overlapping crops: probability = maximum, tumour mask = union"
+
+
+@dataclass
+class CasePrediction:
+    """Tumour mask (uint8 0/1, CT grid), tumour probability (float32, 0 outside the crops; only when
+    asked for) and the JSON-ready report."""
+
+    mask: np.ndarray
+    probability: np.ndarray | None
+    report: dict[str, Any]
+
+    def mask_image(self, ct: sitk.Image | Geometry) -> sitk.Image:
+        return array_to_image(self.mask, ct if isinstance(ct, Geometry) else Geometry.of(ct))
+
+    def probability_image(self, ct: sitk.Image | Geometry) -> sitk.Image:
+        if self.probability is None:
+            raise InputError("no probability map: predict with save_probabilities=True")
+        return array_to_image(self.probability, ct if isinstance(ct, Geometry) else Geometry.of(ct))
+
+
+# --------------------------------------------------------------------------- labels
+def tumour_label(label_manager, labels: dict | None = None, label: int | None = None) -> tuple[int, int]:
+    """(value in nnU-Net's label map, output channel of its probabilities) of the tumour.
+
+    Region models: the last region (DO students: tumour; its label is the last of ``regions_class_order``).
+    Label models: ``label`` if given, else the one foreground label whose name says tumour, else the highest.
+    """
+    if label_manager.has_regions:
+        channel = len(label_manager.foreground_regions) - 1
+        return int(label_manager.regions_class_order[channel]), channel
+    foreground = [int(v) for v in label_manager.foreground_labels]
+    if label is not None:
+        if int(label) not in foreground:
+            raise InputError(f"label {label} is not a foreground label of the model (labels {foreground})")
+        return int(label), int(label)
+    named = [int(v) for k, v in (labels or {}).items()
+             if isinstance(v, int) and v in foreground and any(w in k.lower() for w in TUMOUR_WORDS)]
+    value = named[0] if len(named) == 1 else max(foreground)
+    return value, value
+
+
+# --------------------------------------------------------------------------- one case
+def model_info(predictor: RegionPredictor) -> dict[str, Any]:
+    """What the report says about the model."""
+    ds = predictor.predictor.dataset_json
+    return {"folder": str(predictor.folder), "trainer": predictor.folder.name.split("__")[0],
+            "configuration": predictor.folder.name.split("__")[-1], "folds": predictor.folds or "auto",
+            "checkpoint": predictor.checkpoint, "tta": bool(predictor.predictor.use_mirroring),
+            "trained_on_lung_crops": bool(ds.get("nnts_crops"))}
+
+
+def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = True,
+                 lung_weights: str | os.PathLike | None = None, per_lung: bool | None = None,
+                 margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
+                 lung_method: str = "auto", label: int | None = None, what: str = "CT",
+                 announce: bool = False, skip_tiles: bool = True) -> CasePrediction:
+    """Tumour mask of one CT (in HU) on its own grid.
+
+    ``lung_crop``: predict only the lung box(es) grown by ``margin_mm``; ``per_lung``: one box per lung (True),
+    one around both (False), or whichever needs fewer network passes (None). ``skip_tiles``: inside each box,
+    the sliding-window tiles farther than ``margin_mm`` from the lungs are not predicted (background).
+    ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
+    all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
+    """
+    if predictor.num_input_channels != 1:
+        raise InputError(f"model {predictor.folder} expects {predictor.num_input_channels} input channels; "
+                         "nnts predict needs a CT-only model (box teachers: use nnts teacher-predict)")
+    from ..lungs.mask import lung_mask
+
+    t0 = time.perf_counter()
+    geometry = Geometry.of(ct)
+    spacing = geometry.spacing[::-1]
+    shape = geometry.array_shape
+    warnings: list[str] = []
+    info = model_info(predictor)
+    lungs = lung_mask(ct, weights=lung_weights, method=lung_method, what=what)
+    t_lungs = time.perf_counter()
+    if not lungs.found:
+        warnings.append(f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions")
+    skip = skip_tiles and lungs.found
+    if lung_crop and lungs.found:
+        boxes, estimates, layout = choose_regions(predictor, lungs.mask, lungs.labels, spacing, margin_mm, per_lung,
+                                                  skip)
+    else:
+        boxes = [CropBox((0, 0, 0), shape, shape, "full")]
+        estimates = [region_estimate(predictor, boxes[0], lungs.mask, spacing, margin_mm, skip)]
+        layout = "full volume"
+    if info["trained_on_lung_crops"] and boxes[0].name == "full":
+        warnings.append("the model was trained on lung crops but predicted the whole volume")
+
+    value, channel = tumour_label(predictor.predictor.label_manager, predictor.predictor.dataset_json.get("labels"),
+                                  label)
+    mask = np.zeros(shape, bool)
+    probability = np.zeros(shape, np.float32)
+    if announce:
+        for k, (b, e) in enumerate(zip(boxes, estimates), 1):
+            grow = (f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
+                    if e["voxel_factor"] >= 2 else "")
+            kept = f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)" \
+                if e["tiles_run"] < e["tiles"] else f"{e['tiles']} tile(s)"
+            print(f"  {what}: region {k}/{len(boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
+                  f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {kept}, "
+                  f"{e['network_passes']} network pass(es)", flush=True)
+    for box in boxes:  # crop the image, not a full-size array copy of it
+        channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
+        tiles = predictor.tile_mask(lungs.mask[box.slices], spacing, margin_mm) if skip else None
+        seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles)
+        mask[box.slices] |= seg == value
+        np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
+        del channels, seg, probs
+    t_pred = time.perf_counter()
+
+    dropped: list[dict] = []
+    if lung_dilation_mm is not None and lungs.found:
+        kept, comps, dropped_ids = drop_outside_lungs(mask, lungs.mask, spacing, lung_dilation_mm)
+        if dropped_ids.size:
+            dropped = describe_lesions(mask & ~kept.astype(bool), ct, probability)
+        del comps
+        mask = kept
+    mask = mask.astype(np.uint8)
+    t_drop = time.perf_counter()
+    lesions = describe_lesions(mask, ct, probability, lungs.labels)
+    t_post = time.perf_counter()
+
+    voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
+    report: dict[str, Any] = {
+        "n_lesions": len(lesions),
+        "total_volume_ml": round(sum(x["volume_ml"] for x in lesions), 4),
+        "lesions": lesions,
+        "dropped_outside_lungs": dropped,
+        "lung_mask": {"method": lungs.method, "message": lungs.message, "found": lungs.found,
+                      "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2)},
+        "lung_crop": bool(lung_crop and lungs.found), "per_lung": len(boxes) > 1, "layout": layout,
+        "skip_tiles": skip,
+        "crop_margin_mm": margin_mm, "lung_dilation_mm": lung_dilation_mm,
+        "crops": [b.to_dict() for b in boxes], "sliding_window": estimates,
+        "predicted_fraction": round(float(sum(np.prod(b.size) for b in boxes)) / float(np.prod(shape)), 4),
+        "merge": MERGE_RULE if len(boxes) > 1 else None,
+        "tumour_label": value, "model": info, "geometry": geometry.to_dict(),
+        "timings_s": {"lung_mask": round(t_lungs - t0, 3), "predict": round(t_pred - t_lungs, 3),
+                      "drop_outside_lungs": round(t_drop - t_pred, 3), "describe": round(t_post - t_drop, 3),
+                      "total": round(t_post - t0, 3)},
+        "warnings": warnings,
+    }
+    return CasePrediction(mask, probability if save_probabilities else None, report)
+
+
+# --------------------------------------------------------------------------- regions
+def region_estimate(predictor: RegionPredictor, box: CropBox, lung_mask: np.ndarray, spacing_zyx: Sequence[float],
+                    margin_mm: float, skip_tiles: bool) -> dict:
+    """The sliding window's work in ``box`` (``skip_tiles``: only the tiles near the lungs count)."""
+    tiles = predictor.tile_mask(lung_mask[box.slices], spacing_zyx, margin_mm) if skip_tiles else None
+    return predictor.work_estimate(box.size, spacing_zyx, tiles)
+
+
+def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_labels: np.ndarray,
+                   spacing_zyx: Sequence[float], margin_mm: float, per_lung: bool | None, skip_tiles: bool
+                   ) -> tuple[list[CropBox], list[dict], str]:
+    """(boxes, their work estimates, layout name): one box per lung or one around both, as asked, or (``per_lung``
+    None) whichever costs fewer network passes; a tie goes to the single box (one resampling, no merge)."""
+    layouts = {}
+    for split in ((False, True) if per_lung is None else (per_lung,)):
+        boxes = lung_crop_boxes(lung_labels, spacing_zyx, margin_mm, per_lung=split)
+        layouts[split] = (boxes, [region_estimate(predictor, b, lung_mask, spacing_zyx, margin_mm, skip_tiles)
+                                  for b in boxes])
+    split = min(layouts, key=lambda k: (sum(e["network_passes"] for e in layouts[k][1]), k))
+    boxes, estimates = layouts[split]
+    name = "one box per lung" if len(boxes) > 1 else "one box around the lungs"
+    if per_lung is None and len(layouts) > 1:
+        cost = {k: sum(e["network_passes"] for e in v[1]) for k, v in layouts.items()}
+        name += f" (fewer network passes: {cost[split]} vs {cost[not split]})"
+    return boxes, estimates, name
+
+
