@@ -37,7 +37,7 @@ def test_bench_teacher_region_runs(box_teacher_model, tmp_path, monkeypatch):
 def test_bench_predict_runs(strong_model, tmp_path, monkeypatch):
     out = tmp_path / "predict.json"
     _run("bench_predict.py", ["-m", str(strong_model), "--size", "tiny", "--cases", "1", "--repeats", "1",
-                              "--fov-pad", "0.5", "--out", str(out)], monkeypatch)
+                              "--fov-pad", "1.0", "--out", str(out)], monkeypatch)
     speed = json.loads(out.read_text())["speed"]
     modes = speed["cases"][0]["modes"]
     assert set(modes) == {"full", "box", "per-lung", "full-skip", "default"}

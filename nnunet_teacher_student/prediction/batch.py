@@ -35,7 +35,7 @@ class CaseInput:
                 raise InputError(f"{self.path}: expected a single-channel CT, got "
                                  f"{image.GetNumberOfComponentsPerPixel()} components per voxel")
             return image
-        from .dataset_conversion.dicom_series import read_ct_series
+        from ..dataset_conversion.dicom_series import read_ct_series
 
         return read_ct_series(self.series).image
 
@@ -60,7 +60,7 @@ def find_cases(root: str | os.PathLike) -> list[CaseInput]:
         return [CaseInput(_case_name(root), root)]
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder")
-    from .dataset_conversion.dicom_series import scan_dicom_tree
+    from ..dataset_conversion.dicom_series import scan_dicom_tree
 
     cases = [CaseInput(_case_name(p), p) for p in sorted(root.iterdir())
              if p.is_file() and not p.name.startswith(".") and image_suffix(p)]
@@ -134,7 +134,7 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
     """
     from tqdm import tqdm
 
-    from .core.sharding import part_cases
+    from ..core.sharding import part_cases
 
     output = Path(output)
     cases = find_cases(input)

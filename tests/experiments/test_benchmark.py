@@ -106,7 +106,8 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
         monkeypatch.setenv(k, str(tmp_path / k))
     s = quick_settings("cpu")
     cfgs = [run_config(s, tmp_path, k, sc, seed) for k, (sc, seed) in enumerate(s.runs())]
-    ids = [cfg.dataset_ids[m] for cfg in cfgs for m in ("teacher", "so", "do", "baseline", "ignore", "upper")]
+    ids = [cfg.dataset_ids[m] for cfg in cfgs for m in ("teacher", "so", "do", "baseline", "ignore", "upper",
+                                                            "upper_do")]
     ids += [cfg.strong for cfg in cfgs]
     assert len(ids) == len(set(ids)) == len(s.runs()) * len(DATASET_OFFSETS)  # no two datasets share an id
     cfg = cfgs[0]
@@ -122,7 +123,10 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
         assert f"-tr {trainer} " in commands, model
     assert "--form ignore --weak" in commands and "--pseudo" not in commands.split("--form ignore")[1].split("\n")[0]
     assert f"--pseudo {cfg.weak_dir / 'labels'}" in commands  # the upper bound: true masks of the weak cases
-    assert sum(n.startswith("predict the test set") for n in names) == 8
+    # the DO student's ceiling: the DO form of the true masks, trained by the DO trainer
+    assert f"--form do --weak {cfg.weak_dir} --pseudo {cfg.weak_dir / 'labels'}" in commands
+    assert cfg.trainers["upper_do"] == cfg.trainers["do"] and cfg.dataset_ids["upper_do"] != cfg.dataset_ids["do"]
+    assert sum(n.startswith("predict the test set") for n in names) == 9
     assert sum("pseudo-labels vs true weak masks" in n for n in names) == 3
     # students without teachers asked for: the box teacher is still trained (the students need it)
     only = BenchmarkSettings(**{**s.__dict__, "models": ["so"]})
