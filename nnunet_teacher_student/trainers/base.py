@@ -74,13 +74,6 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         if os.path.isfile(tmp):   # only rank 0 writes
             os.replace(tmp, filename)
 
-    def do_split(self):
-        """nnU-Net's split, in sorted case order. For fold ``all`` nnU-Net lists the cases in ``os.listdir``
-        order, which differs between file systems, and the seeded sampler draws by position in that list: the
-        same seed then trained another model on another machine."""
-        tr_keys, val_keys = super().do_split()
-        return sorted(tr_keys), sorted(val_keys)
-
     def on_train_start(self):
         super().on_train_start()
         if self.nnts_seed is not None:
