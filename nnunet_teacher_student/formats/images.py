@@ -9,13 +9,20 @@ IMAGE_SUFFIX = ".nii.gz"
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 
 
+def image_suffix(path: Path) -> str | None:
+    """The image suffix of ``path`` that nnts reads (case-insensitive), or None."""
+    name = path.name.lower()
+    return next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
+
+
+def case_name(path: Path) -> str:
+    """The case name of an image file: its name without the suffix and nnU-Net's ``_0000`` channel suffix."""
+    stem = path.name[: -len(image_suffix(path) or "")]
+    return stem[:-5] if stem.endswith("_0000") else stem
+
+
 def image_cases(folder: Path) -> list[str]:
-    """Case names of the CT files in a folder (``_0000`` channel suffix dropped, as ``nnts predict`` does).
-    Written out here so that checking a step does not import torch (as ``predict`` does)."""
-    names = []
-    for p in folder.iterdir():
-        suffix = next((s for s in IMAGE_SUFFIXES if p.name.lower().endswith(s)), None)
-        if p.is_file() and not p.name.startswith(".") and suffix:
-            stem = p.name[: -len(suffix)]
-            names.append(stem[:-5] if stem.endswith("_0000") else stem)
-    return sorted(names)
+    """Case names of the CT files in a folder (as ``nnts predict`` names them). Kept here, not in ``prediction``,
+    so that checking a step does not import torch."""
+    return sorted(case_name(p) for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and image_suffix(p))

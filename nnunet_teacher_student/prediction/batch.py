@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import read_image, write_image_atomic
-from ..formats.images import IMAGE_SUFFIXES
+from ..formats.images import IMAGE_SUFFIXES, case_name, image_suffix
 from .case import predict_case
 from .region import RegionPredictor
 
@@ -40,16 +40,6 @@ class CaseInput:
         return read_ct_series(self.series).image
 
 
-def image_suffix(path: Path) -> str | None:
-    name = path.name.lower()
-    return next((s for s in IMAGE_SUFFIXES if name.endswith(s)), None)
-
-
-def _case_name(path: Path) -> str:
-    stem = path.name[: -len(image_suffix(path) or "")]
-    return stem[:-5] if stem.endswith("_0000") else stem  # nnU-Net's channel suffix
-
-
 def find_cases(root: str | os.PathLike) -> list[CaseInput]:
     """The CTs under ``root``: the file itself; or the image files directly in the folder plus every CT
     DICOM series below it (case name: the series folder's path, ``/`` -> ``__``). Names are unique."""
@@ -57,12 +47,12 @@ def find_cases(root: str | os.PathLike) -> list[CaseInput]:
     if root.is_file():
         if image_suffix(root) is None:
             raise InputError(f"{root}: not an image file ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series folder")
-        return [CaseInput(_case_name(root), root)]
+        return [CaseInput(case_name(root), root)]
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder")
     from ..dataset_conversion.dicom_series import scan_dicom_tree
 
-    cases = [CaseInput(_case_name(p), p) for p in sorted(root.iterdir())
+    cases = [CaseInput(case_name(p), p) for p in sorted(root.iterdir())
              if p.is_file() and not p.name.startswith(".") and image_suffix(p)]
     series, problems = scan_dicom_tree(root)
     ct_series = [s for s in series.values() if s.modality in ("CT", "")]

@@ -109,12 +109,13 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     if not lungs.found:
         warnings.append(f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions")
     skip = skip_tiles and lungs.found
+    in_lungs = lungs.mask > 0   # once: the tile masks of every box are views of it
     if lung_crop and lungs.found:
-        boxes, estimates, layout = choose_regions(predictor, lungs.mask, lungs.labels, spacing, margin_mm, per_lung,
+        boxes, estimates, layout = choose_regions(predictor, in_lungs, lungs.labels, spacing, margin_mm, per_lung,
                                                   skip)
     else:
         boxes = [CropBox((0, 0, 0), shape, shape, "full")]
-        estimates = [region_estimate(predictor, boxes[0], lungs.mask, spacing, margin_mm, skip)]
+        estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip)]
         layout = "full volume"
     if info["trained_on_lung_crops"] and boxes[0].name == "full":
         warnings.append("the model was trained on lung crops but predicted the whole volume")
@@ -134,7 +135,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                   f"{e['network_passes']} network pass(es)", flush=True)
     for box in boxes:  # crop the image, not a full-size array copy of it
         channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
-        tiles = predictor.tile_mask(lungs.mask[box.slices], spacing, margin_mm) if skip else None
+        tiles = predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm) if skip else None
         seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles)
         mask[box.slices] |= seg == value
         np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])

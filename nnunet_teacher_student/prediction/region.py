@@ -18,7 +18,7 @@ from ..core.devices import resolve_device
 from ..core.errors import InputError
 from ..lungs.cropping import CropBox
 from ..nnunet.plans import ensure_ext_trainer_path
-from .tiles import TileMask, tile_skipping_predictor
+from .tiles import TileMask, count_tiles, tile_skipping_predictor
 
 
 def torch_device(name: str):
@@ -119,8 +119,8 @@ class RegionPredictor:
         resampled = self.resampled_shape(shape_zyx, spacing_zyx)
         axes = list(pm.transpose_forward)
         shape_t = [resampled[a] for a in axes]
-        mask = tile_mask.transposed(axes) if tile_mask is not None else TileMask(np.ones((1, 1, 1), bool), (0, 0, 0))
-        kept, tiles = mask.count(shape_t, cm.patch_size, self.predictor.tile_step_size)
+        kept, tiles = count_tiles(shape_t, cm.patch_size, self.predictor.tile_step_size,
+                                  tile_mask.transposed(axes) if tile_mask is not None else None)
         mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else None
         per_tile = 2 ** len(mirror) if mirror else 1
         return {"resampled_shape": list(resampled), "voxel_factor": float(np.prod(resampled) /

@@ -8,6 +8,7 @@ nnU-Net has no region-of-interest option for its sliding window).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Sequence
 
@@ -47,23 +48,27 @@ class TileMask:
                              min(n_old, math.ceil(min(n_new, b) * r) + g + 1)))
         return bool(self.mask[tuple(box)].any())
 
-    def count(self, shape: Sequence[int], patch: Sequence[int], step_size: float) -> tuple[int, int]:
-        """(kept tiles, all tiles) of nnU-Net's sliding window over an array of ``shape`` (already resampled)."""
-        from nnunetv2.inference.sliding_window_prediction import (
-            compute_steps_for_sliding_window,
-        )
+    def keeps(self, start: Sequence[int], stop: Sequence[int], padded: Sequence[int], shape: Sequence[int]) -> bool:
+        """:meth:`touches` for a tile ``[start, stop)`` of nnU-Net's array padded from ``shape`` to ``padded``."""
+        lo = [(int(p) - int(s)) // 2 for p, s in zip(padded, shape)]   # where nnU-Net's pad_nd_image puts it
+        return self.touches([a - o for a, o in zip(start, lo)], [b - o for b, o in zip(stop, lo)], shape)
 
-        padded = [max(int(s), int(p)) for s, p in zip(shape, patch)]
-        lo = [(p - int(s)) // 2 for p, s in zip(padded, shape)]
-        steps = compute_steps_for_sliding_window(tuple(padded), tuple(int(p) for p in patch), step_size)
-        kept = total = 0
-        for sz in steps[0]:
-            for sy in steps[1]:
-                for sx in steps[2]:
-                    total += 1
-                    st = [s - o for s, o in zip((sz, sy, sx), lo)]
-                    kept += self.touches(st, [s + int(p) for s, p in zip(st, patch)], shape)
-        return kept, total
+
+def count_tiles(shape: Sequence[int], patch: Sequence[int], step_size: float,
+                mask: TileMask | None = None) -> tuple[int, int]:
+    """(tiles that run, all tiles) of nnU-Net's sliding window over an array of ``shape`` (already resampled):
+    its own step computation on the array padded to the patch; with ``mask``, the tiles it keeps."""
+    from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+    patch = [int(p) for p in patch]
+    padded = [max(int(s), p) for s, p in zip(shape, patch)]
+    steps = compute_steps_for_sliding_window(tuple(padded), tuple(patch), step_size)
+    total = int(np.prod([len(s) for s in steps]))
+    if mask is None:
+        return total, total
+    kept = sum(mask.keeps(st, [a + p for a, p in zip(st, patch)], padded, shape)
+               for st in itertools.product(*steps))
+    return kept, total
 
 
 def tile_skipping_predictor(**kwargs):
@@ -94,10 +99,8 @@ def tile_skipping_predictor(**kwargs):
                     or not all(isinstance(s, slice) for s in slicers[0][1:]):
                 self.untiled_calls += 1
             else:
-                lo = [(int(p) - s) // 2 for p, s in zip(image_size, self._shape)]   # as nnU-Net's pad_nd_image
-                slicers = [sl for sl in slicers if mask.touches([s.start - o for s, o in zip(sl[1:], lo)],
-                                                                [s.stop - o for s, o in zip(sl[1:], lo)],
-                                                                self._shape)]
+                slicers = [sl for sl in slicers if mask.keeps([s.start for s in sl[1:]], [s.stop for s in sl[1:]],
+                                                              image_size, self._shape)]
             self.tiles_run += len(slicers)
             return slicers
 

@@ -10,7 +10,7 @@ import torch
 from nnunet_teacher_student.core.geometry import Geometry, read_image
 from nnunet_teacher_student.prediction.lesions import near_mask
 from nnunet_teacher_student.prediction.case import predict_case
-from nnunet_teacher_student.prediction.tiles import UNPREDICTED_LOGIT, TileMask, fill_unpredicted
+from nnunet_teacher_student.prediction.tiles import UNPREDICTED_LOGIT, TileMask, count_tiles, fill_unpredicted
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_tile_mask_keeps_the_tiles_within_the_margin():
     assert not tm.touches((0, 20, 20), (8, 40, 40), mask.shape)   # far away
     # on a grid resampled to half the size, the same voxel maps to about (5, 2.5, 2.5)
     assert tm.touches((5, 2, 2), (6, 3, 3), (10, 20, 20)) and not tm.touches((0, 10, 10), (3, 20, 20), (10, 20, 20))
-    kept, total = TileMask(mask, (0, 0, 0)).count((20, 40, 40), (4, 8, 8), 0.5)
+    kept, total = count_tiles((20, 40, 40), (4, 8, 8), 0.5, TileMask(mask, (0, 0, 0)))
     # the tiles holding that voxel (2 per axis), and in z the tile ending just before it (one voxel of slack)
     assert total == 9 * 9 * 9 and kept == 3 * 2 * 2
 
