@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="always one crop per lung (as the paper); overlaps merged by maximum probability "
                             "(default: one per lung or one around both, whichever needs fewer network passes)")
     boxes.add_argument("--one-box", action="store_true", help="always one crop around both lungs")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--crop-after-resampling", dest="crop_after_resampling", action="store_const", const=True,
+                       help="cut the lung box from nnU-Net's resampled whole CT: the same voxel grid as "
+                            "full-volume prediction (no sub-voxel shift); one box")
+    where.add_argument("--crop-before-resampling", dest="crop_after_resampling", action="store_const", const=False,
+                       help="cut the lung box(es) from the CT, then let nnU-Net resample only the box(es)")
     p.add_argument("--all-tiles", action="store_true",
                    help="predict every sliding-window tile of a crop (default: skip the tiles farther than "
                         "--margin-mm from the lungs; the result inside that margin is the same)")
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                            lung_weights=args.lungmask_weights, lung_method=args.lung_method,
                            save_probabilities=args.save_probabilities, label=args.label,
                            step_size=args.step_size, overwrite=args.overwrite, num_parts=num_parts,
-                           part_id=part_id)
+                           part_id=part_id, crop_after_resampling=args.crop_after_resampling)
     skipped = f", skipped {len(summary.skipped)} already done" if summary.skipped else ""
     print(f"predicted {len(summary.predicted)} case(s){skipped}; output: {args.output}")
     return 0

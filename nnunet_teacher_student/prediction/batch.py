@@ -113,7 +113,7 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
                  lung_weights: str | os.PathLike | None = None, lung_method: str = "auto",
                  save_probabilities: bool = False, label: int | None = None, step_size: float = 0.5,
                  overwrite: bool = False, progress: bool = True, num_parts: int = 1,
-                 part_id: int = 0) -> PredictSummary:
+                 part_id: int = 0, crop_after_resampling: bool | None = None) -> PredictSummary:
     """Predict a CT file, a DICOM series folder, or a folder of either.
 
     ``output``: a file name with an image suffix (one case), or a folder receiving ``<case>.nii.gz`` and
@@ -121,6 +121,7 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
     cases (see :mod:`.sharding`). Cases whose outputs exist are skipped unless
     ``overwrite``; files are written atomically, the report last. A case that fails with bad input is
     reported and the others go on; :class:`InputError` at the end names the failures.
+    ``crop_after_resampling`` None: :func:`predict_case`'s default.
     """
     from tqdm import tqdm
 
@@ -159,7 +160,9 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
             result = predict_case(predictor, ct, lung_crop=lung_crop, lung_weights=lung_weights,
                                   per_lung=per_lung, margin_mm=margin_mm, lung_dilation_mm=lung_dilation_mm,
                                   save_probabilities=save_probabilities, lung_method=lung_method, label=label,
-                                  what=str(case.path), announce=progress, skip_tiles=skip_tiles)
+                                  what=str(case.path), announce=progress, skip_tiles=skip_tiles,
+                                  **({} if crop_after_resampling is None else
+                                     {"crop_after_resampling": crop_after_resampling}))
         except InputError as e:
             if len(cases) == 1:
                 raise

@@ -29,6 +29,8 @@ from .region import RegionPredictor
 
 TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
 MERGE_RULE = "overlapping crops: probability = maximum, tumour mask = union"
+#: the default of where the lung box is cut: from nnU-Net's resampled CT (True) or from the CT before it (False)
+CROP_AFTER_RESAMPLING = False
 
 
 @dataclass
@@ -84,12 +86,17 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                  lung_weights: str | os.PathLike | None = None, per_lung: bool | None = None,
                  margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
                  lung_method: str = "auto", label: int | None = None, what: str = "CT",
-                 announce: bool = False, skip_tiles: bool = True) -> CasePrediction:
+                 announce: bool = False, skip_tiles: bool = True,
+                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING
+                 ) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
     ``lung_crop``: predict only the lung box(es) grown by ``margin_mm``; ``per_lung``: one box per lung (True),
-    one around both (False), or whichever needs fewer network passes (None). ``skip_tiles``: inside each box,
-    the sliding-window tiles farther than ``margin_mm`` from the lungs are not predicted (background).
+    one around both (False), or whichever needs fewer network passes (None). ``crop_after_resampling``: the
+    whole CT goes through nnU-Net's preprocessing and its resampled array is cut to the box around the lungs
+    (nnU-Net's own voxel grid, as full-volume prediction has; ``per_lung`` True still crops the CT first).
+    ``skip_tiles``: inside each box, the sliding-window tiles farther than ``margin_mm`` from the lungs are not
+    predicted (background).
     ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
     """
@@ -110,22 +117,30 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         warnings.append(f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions")
     skip = skip_tiles and lungs.found
     in_lungs = lungs.mask > 0   # once: the tile masks of every box are views of it
-    if lung_crop and lungs.found:
+    regrid = bool(crop_after_resampling and lung_crop and lungs.found and per_lung is not True)
+    if regrid:
+        boxes = [CropBox((0, 0, 0), shape, shape, "full")]
+        estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip, crop=True)]
+        layout = "one box around the lungs, cut from nnU-Net's resampled CT"
+        shown = lung_crop_boxes(lungs.labels, spacing, margin_mm, per_lung=False)   # the same box on the CT's grid
+    elif lung_crop and lungs.found:
         boxes, estimates, layout = choose_regions(predictor, in_lungs, lungs.labels, spacing, margin_mm, per_lung,
                                                   skip)
     else:
         boxes = [CropBox((0, 0, 0), shape, shape, "full")]
         estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip)]
         layout = "full volume"
-    if info["trained_on_lung_crops"] and boxes[0].name == "full":
+    if info["trained_on_lung_crops"] and boxes[0].name == "full" and not regrid:
         warnings.append("the model was trained on lung crops but predicted the whole volume")
 
     value, channel = tumour_label(predictor.predictor.label_manager, predictor.predictor.dataset_json.get("labels"),
                                   label)
     mask = np.zeros(shape, bool)
     probability = np.zeros(shape, np.float32)
+    if not regrid:
+        shown = boxes
     if announce:
-        for k, (b, e) in enumerate(zip(boxes, estimates), 1):
+        for k, (b, e) in enumerate(zip(shown, estimates), 1):
             grow = (f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
                     if e["voxel_factor"] >= 2 else "")
             kept = f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)" \
@@ -135,8 +150,8 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                   f"{e['network_passes']} network pass(es)", flush=True)
     for box in boxes:  # crop the image, not a full-size array copy of it
         channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
-        tiles = predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm) if skip else None
-        seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles)
+        tiles = predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm, skip) if skip or regrid else None
+        seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles, crop=regrid)
         mask[box.slices] |= seg == value
         np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
         del channels, seg, probs
@@ -165,8 +180,9 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         "lung_crop": bool(lung_crop and lungs.found), "per_lung": len(boxes) > 1, "layout": layout,
         "skip_tiles": skip,
         "crop_margin_mm": margin_mm, "lung_dilation_mm": lung_dilation_mm,
-        "crops": [b.to_dict() for b in boxes], "sliding_window": estimates,
-        "predicted_fraction": round(float(sum(np.prod(b.size) for b in boxes)) / float(np.prod(shape)), 4),
+        "crop_after_resampling": regrid,
+        "crops": [b.to_dict() for b in shown], "sliding_window": estimates,
+        "predicted_fraction": round(float(sum(np.prod(b.size) for b in shown)) / float(np.prod(shape)), 4),
         "merge": MERGE_RULE if len(boxes) > 1 else None,
         "tumour_label": value, "model": info, "geometry": geometry.to_dict(),
         "timings_s": {"lung_mask": round(t_lungs - t0, 3), "predict": round(t_pred - t_lungs, 3),
@@ -179,10 +195,12 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
 
 # --------------------------------------------------------------------------- regions
 def region_estimate(predictor: RegionPredictor, box: CropBox, lung_mask: np.ndarray, spacing_zyx: Sequence[float],
-                    margin_mm: float, skip_tiles: bool) -> dict:
-    """The sliding window's work in ``box`` (``skip_tiles``: only the tiles near the lungs count)."""
-    tiles = predictor.tile_mask(lung_mask[box.slices], spacing_zyx, margin_mm) if skip_tiles else None
-    return predictor.work_estimate(box.size, spacing_zyx, tiles)
+                    margin_mm: float, skip_tiles: bool, crop: bool = False) -> dict:
+    """The sliding window's work in ``box`` (``skip_tiles``: only the tiles near the lungs count; ``crop``: over
+    the lungs' grown box of the resampled ``box``)."""
+    tiles = predictor.tile_mask(lung_mask[box.slices], spacing_zyx, margin_mm, skip_tiles) \
+        if skip_tiles or crop else None
+    return predictor.work_estimate(box.size, spacing_zyx, tiles, crop=crop)
 
 
 def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_labels: np.ndarray,

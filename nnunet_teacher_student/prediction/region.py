@@ -103,24 +103,28 @@ class RegionPredictor:
         return tuple(int(v) for v in np.maximum(1, np.round(np.asarray(shape_zyx, float)
                                                             * np.asarray(spacing_zyx, float) / target)))
 
-    def tile_mask(self, mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> TileMask:
-        """A :class:`TileMask` for an array of ``mask.shape``: tiles run within ``margin_mm`` of ``mask``."""
+    def tile_mask(self, mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float,
+                  skip: bool = True) -> TileMask:
+        """A :class:`TileMask` for an array of ``mask.shape``: tiles run within ``margin_mm`` of ``mask`` (``skip``
+        False: all tiles; the mask then only gives the box that ``crop`` cuts out)."""
         tm = TileMask.around(mask, spacing_zyx, margin_mm)
+        tm.skip = skip
         tm.expected_shape = self.resampled_shape(mask.shape, spacing_zyx)
         return tm
 
     def work_estimate(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float],
-                      tile_mask: TileMask | None = None) -> dict:
+                      tile_mask: TileMask | None = None, crop: bool = False) -> dict:
         """What the sliding window will do on an array of ``shape_zyx`` voxels at ``spacing_zyx`` mm: the shape
         after nnU-Net resamples it to the model's spacing, how many times more voxels that is, and the number of
-        tiles (nnU-Net's own step computation; with ``tile_mask`` those it keeps; times the mirrorings with
-        test-time augmentation)."""
+        tiles (nnU-Net's own step computation; with ``tile_mask`` those it keeps, with ``crop`` over the mask's
+        grown box of the resampled array only; times the mirrorings with test-time augmentation)."""
         pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
         resampled = self.resampled_shape(shape_zyx, spacing_zyx)
         axes = list(pm.transpose_forward)
         shape_t = [resampled[a] for a in axes]
         kept, tiles = count_tiles(shape_t, cm.patch_size, self.predictor.tile_step_size,
-                                  tile_mask.transposed(axes) if tile_mask is not None else None)
+                                  tile_mask.transposed(axes) if tile_mask is not None else None,
+                                  crop=crop and tile_mask is not None)
         mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else None
         per_tile = 2 ** len(mirror) if mirror else 1
         return {"resampled_shape": list(resampled), "voxel_factor": float(np.prod(resampled) /
@@ -128,10 +132,11 @@ class RegionPredictor:
                 "tiles": tiles, "tiles_run": kept, "network_passes": kept * per_tile}
 
     def predict_array(self, channels: np.ndarray, spacing_zyx: Sequence[float], label: int | None = None,
-                      tile_mask: TileMask | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      tile_mask: TileMask | None = None, crop: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``channels`` ``[c, z, y, x]`` float32 -> (label map, target probability, all probabilities).
         ``tile_mask`` (on the grid of ``channels``): only the sliding-window tiles near it run; the rest is
-        background."""
+        background; ``crop``: the sliding window runs over the mask's grown box of nnU-Net's resampled array."""
         if channels.ndim != 4 or channels.shape[0] != self.num_input_channels:
             raise InputError(f"model {self.folder} expects {self.num_input_channels} input channel(s), "
                              f"got array of shape {channels.shape}")
@@ -139,12 +144,13 @@ class RegionPredictor:
             raise InputError(f"tile mask of shape {tile_mask.mask.shape} for an array of {channels.shape[1:]}")
         self.predictor.tile_mask = None if tile_mask is None else \
             tile_mask.transposed(list(self.predictor.plans_manager.transpose_forward))
+        self.predictor.crop = crop
         try:
             seg, probs = self.predictor.predict_single_npy_array(
                 np.ascontiguousarray(channels, dtype=np.float32), {"spacing": [float(s) for s in spacing_zyx]},
                 None, None, True)
         finally:
-            self.predictor.tile_mask = None
+            self.predictor.tile_mask, self.predictor.crop = None, False
         return np.asarray(seg).astype(np.uint8), np.asarray(probs[self.target_channel(label)], np.float32), \
             np.asarray(probs, np.float32)
 

@@ -86,3 +86,52 @@ def test_auto_layout_picks_the_cheaper_one(predictor, padded_ct):
     assert auto["per_lung"] == (best and len(auto["crops"]) > 1)
     assert sum(e["network_passes"] for e in auto["sliding_window"]) == cost[best]
     assert "fewer network passes" in auto["layout"]
+
+
+@pytest.fixture(scope="module")
+def pointwise(strong_model):
+    """The strong model's predictor (its plans, preprocessing, sliding window and export) with a voxel-wise
+    network: tumour logit = 3 * CT(normalised). Its output does not depend on where the tiles lie, so any
+    difference between two ways of predicting comes from the voxels the network is given (resampling) or from
+    the cropping and pasting."""
+    from nnunet_teacher_student.prediction.region import RegionPredictor
+
+    rp = RegionPredictor(strong_model, (0,), device="cpu", tta=False)
+    net = torch.nn.Conv3d(1, 2, kernel_size=1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.zero_()
+        net.weight[1, 0] = 3.0
+    p = rp.predictor
+    p.manual_initialization(net, p.plans_manager, p.configuration_manager, [net.state_dict()], p.dataset_json,
+                            p.trainer_name, None)
+    return rp
+
+
+def test_cropping_after_resampling_keeps_nnunets_grid(pointwise, padded_ct):
+    """Cutting nnU-Net's resampled array to the lung box gives, near the lungs, full-volume prediction's
+    probabilities up to float16 rounding, with and without skipping tiles; cutting the CT before resampling
+    shifts the grid by a fraction of a voxel and does not (the check is sensitive); the estimate counts the
+    tiles that ran; beyond the box everything is background."""
+    from nnunet_teacher_student.lungs.mask import lung_mask
+
+    margin = 3.0
+    kw = dict(lung_dilation_mm=None, save_probabilities=True, margin_mm=margin)
+    full = predict_case(pointwise, padded_ct, lung_crop=False, skip_tiles=False, **kw)
+    spacing = Geometry.of(padded_ct).spacing[::-1]
+    lungs = lung_mask(padded_ct).mask > 0
+    near = near_mask(lungs, spacing, margin / 2)
+    assert full.mask[near].any() and not full.mask[near].all()   # the CT shapes the mask near the lungs
+    for skip in (False, True):
+        before = pointwise.predictor.tiles_run
+        grid = predict_case(pointwise, padded_ct, crop_after_resampling=True, skip_tiles=skip, **kw)
+        rep = grid.report
+        assert rep["crop_after_resampling"] and rep["sliding_window"][0]["tiles_run"] == \
+            pointwise.predictor.tiles_run - before
+        assert rep["sliding_window"][0]["tiles_run"] < full.report["sliding_window"][0]["tiles"]
+        diff = np.abs(grid.probability[near] - full.probability[near])
+        assert diff.max() < 2e-3, (skip, diff.max())
+        far = ~near_mask(lungs, spacing, margin + 2 * max(pointwise.patch_size_mm))
+        assert far.any() and grid.probability[far].max() < 1e-6
+    box = predict_case(pointwise, padded_ct, crop_after_resampling=False, per_lung=False, skip_tiles=False, **kw)
+    assert np.abs(box.probability[near] - full.probability[near]).max() > 1e-2
