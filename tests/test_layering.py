@@ -55,11 +55,17 @@ def offenders(stage: str, forbidden: tuple[str, ...]) -> list[str]:
     ("dataset_conversion", (f"{NAME}.trainers",)),
     ("core", tuple(f"{NAME}.{s}" for s in ("formats", "nnunet", "teacher", "students", "pseudo_labels", "workflow",
                                            "experiments", "reporting", "commands", "trainers"))),
-    ("workflow", (f"{NAME}.experiments", f"{NAME}.commands", f"{NAME}.cli", f"{NAME}.reporting")),
+    ("workflow", (f"{NAME}.experiments", f"{NAME}.commands", f"{NAME}.reporting")),
     ("reporting", (f"{NAME}.commands", f"{NAME}.cli")),
 ])
 def test_stage_does_not_import(stage, forbidden):
     assert offenders(stage, forbidden) == []
+
+
+def test_only_the_step_runner_calls_the_cli():
+    """The workflow runs ``nnts`` command lines through the CLI's parser in one place, and imports no command."""
+    users = sorted(m for m in in_stage("workflow") if any(i == f"{NAME}.cli" for i in MODULES[m]))
+    assert users == [f"{NAME}.workflow.steps"]
 
 
 def test_the_rules_see_imports():

@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--filter-mode", choices=("flag", "drop"), default="flag",
                    help="flag: mark failing cases in the QC table; drop: also list them in excluded.json so "
                         "that make-student-dataset leaves them out (default flag)")
+    p.add_argument("--labels", type=Path, default=None, metavar="DIR",
+                   help="the weak cases' true masks, for the QC's DSC vs truth (default: INPUT/labels/ when there)")
     p.add_argument("--overwrite", action="store_true",
                    help="predict this part's cases again; replaces the outputs of another teacher")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
     s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
                      not args.disable_tta, num_parts, part_id, args.box_margin_mm, args.mode,
-                     filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher)
+                     filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher,
+                     labels_dir=args.labels)
     qc = s["qc"]
     print(f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
           f"skipped {s['skipped']} finished; {_fmt(s['seconds_per_case'], 2)} s/case, "

@@ -27,7 +27,7 @@ from ..workflow.config import Budget, PipelineConfig, SmallConfig
 from ..workflow.method import (classical_pseudo_step, evaluate_step, plan_step, predict_step, pseudo_step,
                                student_dataset_step, teacher_dataset_step, train_step, train_step_name)
 from ..workflow.outputs import Layout, raw_done
-from ..workflow.steps import Step
+from ..workflow.steps import Step, nnts_step
 
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
@@ -168,18 +168,10 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
 def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
     """Write the phantom pool once: ``pool`` strong-able cases (dataset ``POOL_ID``) and the test set."""
     pool = pool_paths(out)
-
-    def run() -> None:
-        from ..phantom.datasets import write_phantom_datasets
-
-        write_phantom_datasets(pool["root"], POOL_ID, n_strong=settings.pool, n_weak=0, n_test=settings.n_test,
-                               seed=settings.data_seed, preset=settings.preset, dataset_name="BenchPool",
-                               overwrite=True)
-
-    cmd = (f"nnts synth -o {pool['root']} -d {POOL_ID} --name BenchPool --strong {settings.pool} --weak 0 "
-           f"--test {settings.n_test} --seed {settings.data_seed} --preset {settings.preset}")
-    return Step("phantom pool and test set", cmd, run,
-                lambda: raw_done(POOL_ID) and pool["manifest"].is_file())
+    argv = ["synth", "-o", pool["root"], "-d", POOL_ID, "--name", "BenchPool", "--strong", settings.pool, "--weak", 0,
+            "--test", settings.n_test, "--seed", settings.data_seed, "--preset", settings.preset, "--overwrite"]
+    return nnts_step("phantom pool and test set", argv, lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
+                     out / "logs" / "pool.log")
 
 
 def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: str) -> list[Step]:
@@ -190,27 +182,21 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     models = set(settings.models) | ({"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set())
     weak = cfg.weak_dir
 
-    def scenario_run() -> None:
-        from ..students.scenario import make_scenario
-
-        make_scenario(POOL_ID, weak, n_strong, cfg.strong, run_tag(scenario, cfg.seed) + "Strong", seed=cfg.seed,
-                      jitter=cfg.jitter, manifest=cfg.manifest, overwrite=True, progress=False,
-                      strong_sites=strong_sites)
-
     strong_sites = settings.strong_sites.get(scenario)
     where = f" from {'/'.join(strong_sites)}" if strong_sites else ""
-    steps = [Step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
-                  f"nnts make-scenario --strong {POOL_ID} -d {cfg.strong} --strong-count {n_strong} -o {weak} "
-                  f"--seed {cfg.seed} --jitter {cfg.jitter} --manifest {cfg.manifest}"
-                  + (f" --strong-sites {' '.join(strong_sites)}" if strong_sites else ""),
-                  scenario_run, lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file())]
+    argv = ["make-scenario", "--strong", POOL_ID, "-d", cfg.strong, "--name", run_tag(scenario, cfg.seed) + "Strong",
+            "--strong-count", n_strong, "-o", weak, "--seed", cfg.seed, "--jitter", cfg.jitter, "--manifest",
+            cfg.manifest, *(["--strong-sites", *strong_sites] if strong_sites else []), "--overwrite", "--quiet"]
+    steps = [nnts_step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})", argv,
+                       lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
+                       layout.logs / "scenario.log")]
     teachers = [m for m in TEACHERS if m in models]
     if set(teachers) - {"classical"}:
-        steps.append(teacher_dataset_step(cfg))
+        steps.append(teacher_dataset_step(cfg, layout))
         steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
         for m in teachers:
             if m == "classical":
-                steps.append(classical_pseudo_step(cfg, teacher_pseudo_dir(layout, m)))
+                steps.append(classical_pseudo_step(cfg, layout, teacher_pseudo_dir(layout, m)))
             else:
                 steps.append(train_step(cfg, layout, m))
                 steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))

@@ -7,7 +7,6 @@ dataset) and the strong-only baseline, test predictions, evaluation, and a repor
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,7 +116,7 @@ def run_demo(output: Path, *, quick: bool, device: str, seed: int, epochs: int |
     from ..workflow.method import method_steps
     from ..workflow.outputs import Layout, raw_done
     from ..workflow.processes import calm_openmp, stop_children_on_sigterm
-    from ..workflow.steps import Step, run_steps
+    from ..workflow.steps import Step, nnts_step, run_steps
 
     if epochs is not None and epochs < 1 or iterations is not None and iterations < 1:
         raise InputError("--epochs and --iterations must be >= 1")
@@ -142,20 +141,12 @@ def run_demo(output: Path, *, quick: bool, device: str, seed: int, epochs: int |
     layout = Layout(out)
     ph = out / "phantom"
 
-    def synth() -> None:
-        from ..phantom.datasets import write_phantom_datasets
-
-        write_phantom_datasets(ph, DATASET_IDS["strong"], settings.n_strong, settings.n_weak, settings.n_test,
-                               seed=settings.seed, preset=settings.preset, raw_dir=out / "nnUNet_raw",
-                               dataset_name=STRONG_NAME, sites=settings.sites, jitter=settings.jitter,
-                               overwrite=True)
-
-    synth_step = Step(
+    synth_step = nnts_step(
         "generate phantoms (scarce scenario)",
-        f"nnts synth -o {shlex.quote(str(ph))} -d {DATASET_IDS['strong']} --name {STRONG_NAME} "
-        f"--strong {settings.n_strong} --weak {settings.n_weak} --test {settings.n_test} --seed {settings.seed} "
-        f"--preset {settings.preset} --sites {settings.sites} --jitter {settings.jitter}",
-        synth, lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]))
+        ["synth", "-o", ph, "-d", DATASET_IDS["strong"], "--name", STRONG_NAME, "--strong", settings.n_strong,
+         "--weak", settings.n_weak, "--test", settings.n_test, "--seed", settings.seed, "--preset", settings.preset,
+         "--sites", settings.sites, "--jitter", settings.jitter, "--raw", out / "nnUNet_raw", "--overwrite"],
+        lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]), layout.logs / "synth.log")
     steps = [synth_step] + method_steps(cfg, layout)
     report_dir = out / "report"
     steps.append(Step("report (tables, figures, timings)", f"# written by nnts demo: {report_dir / 'report.md'}",

@@ -8,65 +8,66 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
-from ..core.files import load_json
-from ..pseudo_labels.folder import EXCLUDED_FILE
 from .config import BASE_CONFIGURATION, DATASET_OF, PipelineConfig, nnunet_env
 from .outputs import (Layout, checkpoints, dataset_dir, guarded, model_folder, preprocessed_done, predictions_done,
                       pseudo_done, pseudo_stale, raw_done, stale_outputs, student_dataset_current, trained)
-from .processes import nnunet_command, run_command
-from .steps import Step, remove_paths
+from .processes import PythonCall, nnunet_command, run_command, shown
+from .steps import Step, nnts_step, remove_paths
+
+PACKAGE = __package__.rsplit(".", 1)[0]
+#: the variables of nnU-Net's environment that a printed training command sets (the rest is the user's shell)
+TRAINING_VARIABLES = ("NNTS_EPOCHS", "NNTS_ITERATIONS", "NNTS_VAL_ITERATIONS", "NNTS_NO_MIRRORING",
+                      "NNTS_SKIP_VALIDATION", "NNTS_SEED", "nnUNet_n_proc_DA")
+
+
+def plan_commands(cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]) -> list[list | PythonCall]:
+    """nnU-Net's planning and preprocessing of ``ids`` as command lines (nnU-Net's console scripts by name), with
+    the CT window fitted to the box voxels of the ``window`` datasets and our small configuration added."""
+    n, conf = cfg.num_processes, BASE_CONFIGURATION
+    plain = [i for i in ids if i not in window]
+    out: list[list | PythonCall] = []
+    if plain:
+        out.append(["nnUNetv2_plan_and_preprocess", "-d", *plain, "-c", conf, "-np", n, "-npfp", n,
+                    "--verify_dataset_integrity"])
+    for i in (i for i in ids if i in window):
+        out += [["nnUNetv2_extract_fingerprint", "-d", i, "-np", n, "--verify_dataset_integrity", "--clean"],
+                PythonCall(f"{PACKAGE}.teacher.dataset:use_box_window", i), ["nnUNetv2_plan_experiment", "-d", i],
+                ["nnUNetv2_preprocess", "-d", i, "-c", conf, "-np", n]]
+    return out
+
+
+def small_config_calls(cfg: PipelineConfig, ids: Sequence[int]) -> list[PythonCall]:
+    s = cfg.small
+    return [PythonCall(f"{PACKAGE}.nnunet.plans:add_small_configuration", i, s.name, tuple(s.patch_size), tuple(s.features), s.batch_size)
+            for i in ids] if s else []
 
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
     """nnU-Net's planning and preprocessing of the roles' datasets (and our small configuration). The teacher's
     CT window is fitted to its box voxels (:func:`~..teacher.dataset.use_box_window`) between nnU-Net's
-    fingerprint and its planning."""
+    fingerprint and its planning. Only the datasets not yet preprocessed are done."""
     ids = [cfg.dataset_ids[r] for r in roles]
     window = [cfg.dataset_ids[r] for r in roles if r == "teacher"]
-    plain = [i for i in ids if i not in window]
     conf = cfg.train_configuration
-    npr = f"-np {cfg.num_processes}"
-    parts = []
-    if plain:
-        parts.append(f"nnUNetv2_plan_and_preprocess -d {' '.join(map(str, plain))} -c {BASE_CONFIGURATION} "
-                     f"{npr} -npfp {cfg.num_processes} --verify_dataset_integrity")
-    for i in window:
-        parts += [f"nnUNetv2_extract_fingerprint -d {i} -np {cfg.num_processes} --verify_dataset_integrity --clean",
-                  f"python -c 'from nnunet_teacher_student.teacher.dataset import use_box_window; use_box_window({i})'",
-                  f"nnUNetv2_plan_experiment -d {i}", f"nnUNetv2_preprocess -d {i} -c {BASE_CONFIGURATION} {npr}"]
-    if cfg.small:
-        s = cfg.small
-        parts += [f"python -c 'from nnunet_teacher_student.nnunet.plans import add_small_configuration as a; "
-                  f"a({i}, \"{s.name}\", {tuple(s.patch_size)}, {tuple(s.features)}, {s.batch_size})'" for i in ids]
-    cmd = " && ".join(parts)
+    cmd = " && ".join(shown(c) for c in plan_commands(cfg, ids, window) + small_config_calls(cfg, ids))
 
     def done() -> bool:
         return all(preprocessed_done(i, conf) for i in ids)
 
     def run() -> None:
-        from ..nnunet.plans import add_small_configuration
-        from ..teacher.dataset import use_box_window
-
         todo = [i for i in ids if not preprocessed_done(i, conf)]
         base_todo = [i for i in todo if not preprocessed_done(i, BASE_CONFIGURATION)]
-        env, n = nnunet_env(cfg), str(cfg.num_processes)
-        plain_todo = [i for i in base_todo if i not in window]
-        if plain_todo:
-            run_command([nnunet_command("nnUNetv2_plan_and_preprocess"), "-d", *map(str, plain_todo), "-c",
-                         BASE_CONFIGURATION, "-np", n, "-npfp", n, "--verify_dataset_integrity"],
-                        env, layout.logs / f"plan_{'_'.join(map(str, plain_todo))}.log")
-        for i in (i for i in base_todo if i in window):
-            log = layout.logs / f"plan_{i}.log"
-            run_command([nnunet_command("nnUNetv2_extract_fingerprint"), "-d", str(i), "-np", n,
-                         "--verify_dataset_integrity", "--clean"], env, log)
-            use_box_window(i)
-            run_command([nnunet_command("nnUNetv2_plan_experiment"), "-d", str(i)], env, log)
-            run_command([nnunet_command("nnUNetv2_preprocess"), "-d", str(i), "-c", BASE_CONFIGURATION, "-np", n],
-                        env, log)
-        if cfg.small:
-            for i in todo:  # only these: rewriting the plans makes the models trained on them stale
-                add_small_configuration(i, cfg.small.name, tuple(cfg.small.patch_size), tuple(cfg.small.features),
-                                        cfg.small.batch_size)
+        env = nnunet_env(cfg)
+        for c in plan_commands(cfg, base_todo, window):
+            if isinstance(c, PythonCall):
+                c()
+            else:
+                i = c[c.index("-d") + 1]
+                log = layout.logs / (f"plan_{i}.log" if i in window else
+                                     f"plan_{'_'.join(map(str, [d for d in base_todo if d not in window]))}.log")
+                run_command([nnunet_command(c[0]), *map(str, c[1:])], env, log)
+        for call in small_config_calls(cfg, todo):  # only these: rewriting the plans makes their models stale
+            call()
 
     return Step(f"plan and preprocess ({what})", cmd, run, done,
                 clear=lambda: remove_paths(*(dataset_dir("preprocessed", i) for i in ids)))
@@ -77,19 +78,27 @@ def train_step_name(model_name: str, trainer: str) -> str:
     return f"train {model_name} ({trainer})"
 
 
+def train_command(cfg: PipelineConfig, role: str, fold) -> list:
+    """``nnUNetv2_train`` of one fold of a role (nnU-Net's console script by name)."""
+    return ["nnUNetv2_train", cfg.dataset_ids[role], cfg.train_configuration, fold, "-tr", cfg.trainers[role],
+            "-device", cfg.device]
+
+
 def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
-    did, conf, trainer = cfg.dataset_ids[role], cfg.train_configuration, cfg.trainers[role]
+    did, trainer = cfg.dataset_ids[role], cfg.trainers[role]
     folds = cfg.folds_for(role)
-    budget = cfg.budget.shell() + f" NNTS_SEED={cfg.seed}" + (" nnUNet_n_proc_DA=0" if cfg.device == "cpu" else "")
-    budget = budget.strip()
-    cmds = [f"{budget} nnUNetv2_train {did} {conf} {f} -tr {trainer} -device {cfg.device}" for f in folds]
+    env = nnunet_env(cfg, training=True)
+    cmds = [shlex.join([*(f"{k}={env[k]}" for k in TRAINING_VARIABLES if k in env),
+                        *map(str, train_command(cfg, role, f))])
+            for f in folds]
 
     def train(seed: int) -> None:
         for f in folds:
             fold_dir = model_folder(cfg, role) / f"fold_{f}"
             if (fold_dir / "checkpoint_final.pth").is_file():
                 continue
-            args = [nnunet_command("nnUNetv2_train"), str(did), conf, str(f), "-tr", trainer, "-device", cfg.device]
+            c = train_command(cfg, role, f)
+            args = [nnunet_command(c[0]), *map(str, c[1:])]
             if (fold_dir / "checkpoint_latest.pth").is_file():
                 args.append("--c")  # resume an interrupted training
             log = layout.logs / f"train_{role}_fold{f}_seed{seed}.log"
@@ -129,51 +138,39 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     return Step(train_step_name(cfg.model_name(role), trainer), " && ".join(cmds), run, done, clear=clear)
 
 
-def _folds_arg(cfg: PipelineConfig, role: str | None = None) -> str:
-    return " ".join(map(str, cfg.folds_for(role) if role else cfg.folds))
-
-
 def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None) -> Step:
     """Pseudo-label the weak set with the teacher of ``role`` into ``out`` (default: ``layout.pseudo``);
     the teacher's trainer decides box or point mode. Pseudo-labels of a retrained teacher are replaced."""
     out = out or layout.pseudo
-    q = shlex.quote
+    argv = ["pseudo-label", "-i", cfg.weak_dir, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds_for(role),
+            "-device", cfg.device, "--box-margin-mm", cfg.box_margin_mm, *([] if cfg.tta else ["--disable-tta"]),
+            *(a for k, v in cfg.filters.items() for a in (f"--{k.replace('_', '-')}", v)),
+            "--filter-mode", cfg.filter_mode, *labels_arg(cfg), "--num-parts", 1]
 
-    def run() -> None:
-        from ..pseudo_labels.run import pseudo_label
-
-        stale = pseudo_stale(out, checkpoints(cfg, role))
-        if stale:
+    def replace_stale() -> list[str]:
+        if pseudo_stale(out, checkpoints(cfg, role)):
             print(f"  the teacher was retrained: replacing the pseudo-labels in {out}", flush=True)
-        pseudo_label(model_folder(cfg, role), cfg.weak_dir, out, folds=cfg.folds_for(role), device=cfg.device,
-                     tta=cfg.tta, box_margin_mm=cfg.box_margin_mm, filters=cfg.filters, filter_mode=cfg.filter_mode,
-                     overwrite=stale, labels_dir=cfg.weak_labels)
+            return ["--overwrite"]
+        return []
 
-    filt = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.filters.items())
     name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
         f"pseudo-label the weak set ({cfg.model_name(role)})"
-    return Step(
-        name,
-        f"nnts pseudo-label -i {q(str(cfg.weak_dir))} -o {q(str(out))} -m {q(str(model_folder(cfg, role)))} "
-        f"-f {_folds_arg(cfg, role)} -device {cfg.device} --box-margin-mm {cfg.box_margin_mm}"
-        f"{'' if cfg.tta else ' --disable-tta'}{filt} --filter-mode {cfg.filter_mode}",
-        run, lambda: pseudo_done(out, checkpoints(cfg, role)), clear=lambda: remove_paths(out))
+    return nnts_step(name, argv, lambda: pseudo_done(out, checkpoints(cfg, role)), layout.logs / f"pseudo_{role}.log",
+                     clear=lambda: remove_paths(out), when_run=replace_stale)
 
 
-def classical_pseudo_step(cfg: PipelineConfig, out: Path) -> Step:
+def classical_pseudo_step(cfg: PipelineConfig, layout: Layout, out: Path) -> Step:
     """Pseudo-label the weak set with the classical rule (no training): the reference floor."""
-    q = shlex.quote
+    argv = ["pseudo-label", "--teacher", "classical", "-i", cfg.weak_dir, "-o", out, "--box-margin-mm",
+            cfg.box_margin_mm, *labels_arg(cfg), "--num-parts", 1, "--overwrite", "--quiet"]
+    return nnts_step("pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)", argv,
+                     lambda: pseudo_done(out), layout.logs / "pseudo_classical.log", inputs=lambda: [cfg.weak_dir],
+                     clear=lambda: remove_paths(out))
 
-    def run() -> None:
-        from ..pseudo_labels.run import pseudo_label
 
-        pseudo_label(None, cfg.weak_dir, out, box_margin_mm=cfg.box_margin_mm, teacher="classical", overwrite=True,
-                     progress=False, labels_dir=cfg.weak_labels)
-
-    return Step("pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)",
-                f"nnts pseudo-label --teacher classical -i {q(str(cfg.weak_dir))} -o {q(str(out))} "
-                f"--box-margin-mm {cfg.box_margin_mm}", run, lambda: pseudo_done(out), inputs=lambda: [cfg.weak_dir],
-                clear=lambda: remove_paths(out))
+def labels_arg(cfg: PipelineConfig) -> list:
+    """``--labels`` of the weak cases' true masks, when the configuration names them."""
+    return ["--labels", cfg.weak_labels] if cfg.weak_labels else []
 
 
 #: role -> (dataset form, where the weak cases' labels come from (pseudo, truth, boxes or none), step title)
@@ -187,42 +184,35 @@ STUDENT_DATASETS = {
 def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str,
                          spec: tuple[str, str | None, str] | None = None) -> Step:
     """Build the nnU-Net raw dataset of a student-side role: ``spec`` (default :data:`STUDENT_DATASETS`
-    of the role) is its dataset form, where the weak cases' labels come from and the step's title."""
+    of the role) is its dataset form, where the weak cases' labels come from and the step's title. Cases that
+    the pseudo-label QC excluded are left out (``make-student-dataset`` reads the folder's list)."""
     form, weak_labels, what = spec or STUDENT_DATASETS[role]
-    ids, names, q = cfg.dataset_ids, cfg.dataset_names, shlex.quote
+    ids = cfg.dataset_ids
     pseudo = {"pseudo": layout.pseudo, "truth": cfg.weak_dir / "labels"}.get(weak_labels)
-
-    def run() -> None:
-        from ..students.dataset import make_student_dataset
-
-        excluded = set(load_json(layout.pseudo / EXCLUDED_FILE).get("excluded", {})) if weak_labels == "pseudo" \
-            else set()
-        kw = {"weak_dir": cfg.weak_dir, "pseudo_dir": pseudo} if weak_labels else {}
-        make_student_dataset(cfg.strong, ids[role], names[role], form, manifest=cfg.manifest, n_folds=cfg.n_folds,
-                             seed=cfg.seed, exclude=excluded, overwrite=True, **kw)
-
-    src = f" --weak {q(str(cfg.weak_dir))}" if weak_labels else ""
-    src += f" --pseudo {q(str(pseudo))}" if pseudo else ""
-    manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
+    argv = ["make-student-dataset", "--strong", cfg.strong, "-d", ids[role], "--name", cfg.dataset_names[role],
+            "--form", form, *(["--weak", cfg.weak_dir] if weak_labels else []),
+            *(["--pseudo", pseudo] if pseudo else []), *manifest_arg(cfg), "--folds", cfg.n_folds,
+            "--seed", cfg.seed, "--overwrite"]
     done = (lambda: student_dataset_current(cfg, role, layout.pseudo)) if weak_labels == "pseudo" else \
         (lambda: raw_done(ids[role]))
-    return Step(what, f"nnts make-student-dataset --strong {cfg.strong} -d {ids[role]} --name {names[role]} "
-                      f"--form {form}{src}{manifest_arg} --folds {cfg.n_folds} --seed {cfg.seed}", run, done,
-                inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir if weak_labels else None, cfg.manifest])
+    return nnts_step(what, argv, done, layout.logs / f"dataset_{role}.log",
+                     inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir if weak_labels else None,
+                                     cfg.manifest])
 
 
-def teacher_dataset_step(cfg: PipelineConfig) -> Step:
+def manifest_arg(cfg: PipelineConfig) -> list:
+    return ["--manifest", cfg.manifest] if cfg.manifest else []
+
+
+def teacher_dataset_step(cfg: PipelineConfig, layout: Layout) -> Step:
     """Build the teacher dataset (CT + box channel) of ``cfg`` from its strong dataset and weak set."""
-    ids, names, q = cfg.dataset_ids, cfg.dataset_names, shlex.quote
-    manifest_arg = f" --manifest {q(str(cfg.manifest))}" if cfg.manifest else ""
-    annotator_arg = f" --annotator {q(cfg.annotator)}" if cfg.annotator else ""
-    return Step(
-        "teacher dataset (CT + box channel)",
-        f"nnts make-teacher-dataset --strong {cfg.strong} -d {ids['teacher']} --name {names['teacher']} "
-        f"--weak {q(str(cfg.weak_dir))} --jitter {cfg.jitter}{annotator_arg} --seed {cfg.seed}{manifest_arg} "
-        f"--folds {cfg.n_folds}",
-        lambda: build_teacher_dataset(cfg), lambda: raw_done(ids["teacher"]),
-        inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir, cfg.manifest])
+    argv = ["make-teacher-dataset", "--strong", cfg.strong, "-d", cfg.dataset_ids["teacher"], "--name",
+            cfg.dataset_names["teacher"], "--weak", cfg.weak_dir, "--jitter", cfg.jitter,
+            *(["--annotator", cfg.annotator] if cfg.annotator else []), "--seed", cfg.seed, *manifest_arg(cfg),
+            "--folds", cfg.n_folds, "--overwrite"]
+    return nnts_step("teacher dataset (CT + box channel)", argv, lambda: raw_done(cfg.dataset_ids["teacher"]),
+                     layout.logs / "dataset_teacher.log",
+                     inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir, cfg.manifest])
 
 
 def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
@@ -230,7 +220,7 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     Heavy modules are imported inside the steps: listing and checking steps stays fast."""
     steps: list[Step] = []
 
-    steps.append(teacher_dataset_step(cfg))
+    steps.append(teacher_dataset_step(cfg, layout))
     steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
     steps.append(train_step(cfg, layout, "teacher"))
 
@@ -254,48 +244,28 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     return steps
 
 
-def build_teacher_dataset(cfg: PipelineConfig) -> None:
-    from ..teacher.dataset import make_teacher_dataset
-
-    make_teacher_dataset(cfg.strong, cfg.dataset_ids["teacher"], cfg.dataset_names["teacher"], jitter=cfg.jitter,
-                         seed=cfg.seed, weak_dir=cfg.weak_dir, overwrite=True, manifest=cfg.manifest,
-                         n_folds=cfg.n_folds, annotator=cfg.annotator)
-
-
 def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     out = layout.predictions(role)
-
-    def run() -> None:
-        from ..prediction.batch import predict_path
-
-        predict_path(cfg.test_images, out, model_folder(cfg, role), folds=cfg.folds, device=cfg.device,
-                     lung_crop=cfg.lung_crop, tta=cfg.test_tta, overwrite=stale_outputs(out, checkpoints(cfg, role)))
-
-    cmd = (f"nnts predict -i {shlex.quote(str(cfg.test_images))} -o {shlex.quote(str(out))} "
-           f"-m {shlex.quote(str(model_folder(cfg, role)))} -f {_folds_arg(cfg)} -device {cfg.device}"
-           f"{'' if cfg.test_tta else ' --disable-tta'}{'' if cfg.lung_crop else ' --no-lung-crop'}")
-    return Step(f"predict the test set ({cfg.model_name(role)})", cmd, run,
-                lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
-                inputs=lambda: [cfg.test_images], clear=lambda: remove_paths(out))
+    argv = ["predict", "-i", cfg.test_images, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds,
+            "-device", cfg.device, *([] if cfg.test_tta else ["--disable-tta"]),
+            *([] if cfg.lung_crop else ["--no-lung-crop"]), "--num-parts", 1]
+    return nnts_step(f"predict the test set ({cfg.model_name(role)})", argv,
+                     lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
+                     layout.logs / f"predict_{role}.log", inputs=lambda: [cfg.test_images],
+                     clear=lambda: remove_paths(out),
+                     when_run=lambda: ["--overwrite"] if stale_outputs(out, checkpoints(cfg, role)) else [])
 
 
 def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:
     out = layout.evaluation(role)
     name = cfg.model_name(role)
 
-    def run() -> None:
-        from ..evaluation import evaluate_folders, write_outputs
-
-        result = evaluate_folders(pred, gt, cfg.manifest, progress=False)
-        write_outputs(result, out, name)
-
     def done() -> bool:
         summary = out / "summary.json"
         return summary.is_file() and summary.stat().st_mtime >= max(
             (p.stat().st_mtime for p in pred.glob("*.nii.gz")), default=0)
 
-    cmd = (f"nnts evaluate --pred {shlex.quote(str(pred))} --gt {shlex.quote(str(gt))} -o {shlex.quote(str(out))}"
-           + (f" --manifest {shlex.quote(str(cfg.manifest))}" if cfg.manifest else "") + f" --name {shlex.quote(name)}")
+    argv = ["evaluate", "--pred", pred, "--gt", gt, "-o", out, *manifest_arg(cfg), "--name", name, "--quiet"]
     what = "pseudo-labels vs true weak masks" if gt == cfg.weak_labels else "test set"
-    return Step(f"evaluate {name} ({what})", cmd, run, done, inputs=lambda: [gt, cfg.manifest],
-                clear=lambda: remove_paths(out))
+    return nnts_step(f"evaluate {name} ({what})", argv, done, layout.logs / f"evaluate_{role}.log",
+                     inputs=lambda: [gt, cfg.manifest], clear=lambda: remove_paths(out))

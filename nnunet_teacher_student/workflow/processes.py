@@ -110,3 +110,26 @@ def nnunet_command(name: str) -> str:
     """An nnU-Net console script of this Python environment (else found on PATH)."""
     path = Path(sys.executable).parent / name
     return str(path) if path.exists() else name
+
+
+class PythonCall:
+    """A call of ``module:function`` of this environment, shown as the ``python -c`` line that would make it;
+    the module is imported only when called (listing steps stays fast)."""
+
+    def __init__(self, target: str, *args):
+        self.module, self.name = target.split(":")
+        self.args = args
+
+    def __call__(self):
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.name)(*self.args)
+
+    def __str__(self) -> str:
+        return shlex.join(["python", "-c", f"from {self.module} import {self.name}; "
+                                           f"{self.name}({', '.join(map(repr, self.args))})"])
+
+
+def shown(command) -> str:
+    """A command line (a list; console scripts by name) or a :class:`PythonCall` as the shell would take it."""
+    return str(command) if isinstance(command, PythonCall) else shlex.join(str(a) for a in command)

@@ -1,10 +1,14 @@
 """Resumable steps: a :class:`Step` has a name, the equivalent shell command (printed, so users can run it
-by hand), a ``done()`` check on its outputs and a ``run()``. :func:`run_steps` prints ``[stage k/n] name`` and
+by hand), a ``done()`` check on its outputs and a ``run()``. A step that is one ``nnts`` command
+(:func:`nnts_step`) is its command line: printed as it is and run in this process by the CLI's own parser, so
+what is shown and what runs are the same data. :func:`run_steps` prints ``[stage k/n] name`` and
 the command, skips finished steps (so an interrupted run resumes), times the others and keeps the timings in
 ``timings.json``; a step whose inputs or settings changed since its outputs were made is redone."""
 from __future__ import annotations
 
+import contextlib
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -29,6 +33,31 @@ class Step:
     done: Callable[[], bool] = lambda: False
     inputs: Callable[[], Sequence[Path]] = lambda: ()
     clear: Callable[[], None] = lambda: None
+
+
+def nnts_step(name: str, argv: Sequence[object], done: Callable[[], bool], log: Path,
+              inputs: Callable[[], Sequence[Path]] = lambda: (), clear: Callable[[], None] = lambda: None,
+              when_run: Callable[[], Sequence[str]] = lambda: ()) -> Step:
+    """The step ``nnts ARGV``; ``when_run`` adds flags decided when it runs (``--overwrite`` of stale outputs)."""
+    argv = [str(a) for a in argv]
+    return Step(name, shlex.join(["nnts", *argv]), lambda: run_nnts([*argv, *when_run()], log), done, inputs, clear)
+
+
+def run_nnts(argv: Sequence[str], log: Path) -> None:
+    """Run ``nnts ARGV`` in this process (its parser, its code); what it prints goes to ``log`` (progress bars stay
+    on the screen); bad input raises :class:`InputError`, as the command would say it."""
+    from ..cli import build_parser
+
+    try:
+        args = build_parser().parse_args(list(argv))
+    except SystemExit:
+        raise RuntimeError(f"not a valid nnts command line: {shlex.join(argv)}") from None
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", buffering=1) as f, contextlib.redirect_stdout(f):
+        print(f"\n$ {shlex.join(['nnts', *argv])}")
+        code = args.func(args)
+    if code:
+        raise InputError(f"nnts {shlex.join(argv)} exited with {code}; its output: {log}")
 
 
 def files_stamp(paths: Sequence[Path | None]) -> list:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,8 @@ import numpy as np
 import pytest
 
 from nnunet_teacher_student.experiments.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
-                                              load_run_results, quick_settings, run_config, run_dir,
-                                              run_steps_for)
+                                              load_run_results, pool_step, quick_settings, run_config,
+                                              run_dir, run_steps_for)
 from nnunet_teacher_student.reporting.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
                                                      markdown_table, seed_stats)
 from nnunet_teacher_student.core.errors import InputError
@@ -128,6 +129,15 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     assert cfg.trainers["upper_do"] == cfg.trainers["do"] and cfg.dataset_ids["upper_do"] != cfg.dataset_ids["do"]
     assert sum(n.startswith("predict the test set") for n in names) == 9
     assert sum("pseudo-labels vs true weak masks" in n for n in names) == 3
+    # every printed nnts command is one the CLI takes (the steps run these very argument lists)
+    from nnunet_teacher_student.cli import build_parser
+
+    nnts = [shlex.split(c)[1:] for st in [pool_step(s, tmp_path), *steps] for c in st.command.split(" && ")
+            if c.startswith("nnts ")]
+    assert {a[0] for a in nnts} >= {"synth", "make-scenario", "make-teacher-dataset", "pseudo-label",
+                                    "make-student-dataset", "predict", "evaluate"}
+    for argv in nnts:
+        build_parser().parse_args(argv)
     # students without teachers asked for: the box teacher is still trained (the students need it)
     only = BenchmarkSettings(**{**s.__dict__, "models": ["so"]})
     names = [st.name for st in run_steps_for(only, cfg, "scarce")]
