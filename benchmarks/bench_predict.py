@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import emit, run_meta  # noqa: E402
+from nnunet_teacher_student.commands import add_model_arguments  # noqa: E402
 
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
 from nnunet_teacher_student.core.geometry import Geometry, read_image  # noqa: E402
@@ -72,7 +73,7 @@ KEEP_MM = 5.0   # nnts predict keeps lesions within this distance of the lungs: 
 def load_predictor(args):
     from nnunet_teacher_student.prediction.region import RegionPredictor
 
-    return RegionPredictor(args.model, args.folds, device=args.device, tta=args.tta, step_size=args.step_size)
+    return RegionPredictor(args.model, args.folds, args.checkpoint, device=args.device, tta=args.tta, step_size=args.step_size)
 
 
 def clinical_case(seed: int) -> tuple[str, sitk.Image, np.ndarray]:
@@ -310,10 +311,7 @@ def bench_memory(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-m", "--model", required=True, type=Path, help="trained model folder (CT-only)")
-    p.add_argument("-f", "--folds", nargs="+", default=["0"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--tta", action="store_true", help="test-time mirroring (off by default)")
+    add_model_arguments(p, "trained model (CT-only)", [0], "folds to ensemble (default 0)", tta=False)
     p.add_argument("--per-lung", action="store_true", help="memory mode: one crop per lung")
     p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES), help="modes to time (full always)")
     p.add_argument("--series", nargs="+", type=Path, help="DICOM series folders (or CT files) to predict")

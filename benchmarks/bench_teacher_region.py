@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import emit, run_meta  # noqa: E402
+from nnunet_teacher_student.commands import add_model_arguments  # noqa: E402
 
 from nnunet_teacher_student.formats.boxes import boxes_from_mask  # noqa: E402
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
@@ -67,7 +68,7 @@ def bench(args) -> dict:
     from nnunet_teacher_student.prediction.region import RegionPredictor
     from nnunet_teacher_student.phantom.cases import generate_case
 
-    predictor = RegionPredictor(args.model, args.folds, device=args.device, tta=args.tta, step_size=args.step_size)
+    predictor = RegionPredictor(args.model, args.folds, args.checkpoint, device=args.device, tta=args.tta, step_size=args.step_size)
     mode = teacher_mode(args.model)
     rows = []
     for i in range(args.cases):
@@ -112,10 +113,7 @@ def bench(args) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-m", "--model", required=True, type=Path, help="trained box (or point) teacher model folder")
-    p.add_argument("-f", "--folds", nargs="+", default=["0"])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--tta", action="store_true", help="test-time mirroring (off by default)")
+    add_model_arguments(p, "trained box (or point) teacher model", [0], "folds to ensemble (default 0)", tta=False)
     p.add_argument("--preset", default="default", help="phantom preset of the cases (tiny, default)")
     p.add_argument("--volume", type=parse_volume, default=(512, 512, 200),
                    help="grid of each case in voxels, XxYxZ (default 512x512x200; 0: the phantom's own grid)")

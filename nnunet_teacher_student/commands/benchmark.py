@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import add_phantom_run_arguments
 from ..experiments.benchmark_run import SETTINGS_FILE, only_runs, stored_settings, write_benchmark_report
 
 
@@ -121,8 +122,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2)")
     p.add_argument("--pool", type=int, help="cases that are strong or weak (default 24)")
     p.add_argument("--test", type=int, help="held-out test cases (default 10)")
-    p.add_argument("--preset", choices=("default", "tiny"), help="phantom size preset (CPU default: tiny, with a 16x32x32 patch; default: larger phantoms, "
-                        "a 16x48x48 patch, about 3x slower per iteration; GPU default: default)")
+    add_phantom_run_arguments(p)
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
     p.add_argument("--jitter", type=int,
                    help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
@@ -134,7 +134,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),
                    help="patch of the reduced CPU configuration 3d_small (default: the preset's)")
     p.add_argument("--features", type=int, nargs="+", help="features per stage of 3d_small (default: the preset's)")
-    p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
     p.add_argument("--only", nargs="+", metavar="SCENARIO:SEED",
                    help="work on these runs only (e.g. two processes on two GPUs: --only scarce:0 and "

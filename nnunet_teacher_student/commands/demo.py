@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..experiments.demo import DEFAULT_MINUTES, run_demo
-from ..experiments.presets import CPU_SMALL
+from . import add_phantom_run_arguments
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,11 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         f"{DEFAULT_MINUTES:g}; an estimate, the report states the measured times)")
     p.add_argument("--iterations", type=int, default=None,
                    help="training iterations per epoch (default: 100 on a CPU and on a GPU)")
-    p.add_argument("-device", "--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="auto: cuda if available, else cpu (default)")
     p.add_argument("--seed", type=int, default=0, help="phantom and split seed (default 0)")
-    p.add_argument("--preset", choices=tuple(CPU_SMALL), default=None,
-                   help="phantom size preset (CPU default: tiny, with a 16x32x32 patch; default: larger "
-                        "phantoms, a 16x48x48 patch, about 3x slower per iteration)")
+    add_phantom_run_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace an earlier demo run in OUT")
     p.set_defaults(func=run)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if num_parts > 1:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
     summary = predict_path(args.input, args.output, args.model, folds=args.folds, device=args.device,
-                           lung_crop=not args.no_lung_crop, tta=not args.disable_tta, checkpoint=args.checkpoint,
+                           lung_crop=not args.no_lung_crop, tta=args.tta, checkpoint=args.checkpoint,
                            per_lung=True if args.per_lung else False if args.one_box else None,
                            skip_tiles=not args.all_tiles, margin_mm=args.margin_mm,
                            lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,

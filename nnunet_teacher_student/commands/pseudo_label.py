@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if num_parts > 1:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
     s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
-                     not args.disable_tta, num_parts, part_id, args.box_margin_mm, args.mode,
+                     args.tta, num_parts, part_id, args.box_margin_mm, args.mode,
                      filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher,
                      labels_dir=args.labels)
     qc = s["qc"]

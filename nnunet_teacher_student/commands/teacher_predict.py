@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     ct = read_image(args.input)
     boxset = load_boxes(args.boxes, ct)
     t0 = time.perf_counter()
-    predictor = RegionPredictor(args.model, args.folds, args.checkpoint, args.device, not args.disable_tta)
+    predictor = RegionPredictor(args.model, args.folds, args.checkpoint, args.device, args.tta)
     t1 = time.perf_counter()
     pred = predict_case(predictor, ct, boxset, args.mode, args.box_margin_mm, args.full_volume)
     t2 = time.perf_counter()
