@@ -61,7 +61,7 @@ from nnunet_teacher_student.prediction.case import predict_case, tumour_label  #
 
 #: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
 MODES = {"full": None,
-         "box": {"lung_crop": True, "per_lung": False, "skip_tiles": False},
+         "box": {"lung_crop": True, "per_lung": False, "skip_tiles": False, "crop_after_resampling": False},
          "per-lung": {"lung_crop": True, "per_lung": True, "skip_tiles": False},
          "full-skip": {"lung_crop": False, "skip_tiles": True},
          "grid-box": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": False},

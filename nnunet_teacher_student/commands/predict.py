@@ -24,15 +24,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-lung-crop", action="store_true", help="predict the whole volume instead of the lung box(es)")
     boxes = p.add_mutually_exclusive_group()
     boxes.add_argument("--per-lung", action="store_true",
-                       help="always one crop per lung (as the paper); overlaps merged by maximum probability "
-                            "(default: one per lung or one around both, whichever needs fewer network passes)")
+                       help="one crop per lung (as the paper), each cut from the CT before resampling; overlaps "
+                            "merged by maximum probability (default: one per lung or one around both, whichever needs "
+                            "fewer network passes)")
     boxes.add_argument("--one-box", action="store_true", help="always one crop around both lungs")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--crop-after-resampling", dest="crop_after_resampling", action="store_const", const=True,
                        help="cut the lung box from nnU-Net's resampled whole CT: the same voxel grid as "
-                            "full-volume prediction (no sub-voxel shift); one box")
+                            "full-volume prediction (no sub-voxel shift), at the cost of resampling the whole CT; one box")
     where.add_argument("--crop-before-resampling", dest="crop_after_resampling", action="store_const", const=False,
-                       help="cut the lung box(es) from the CT, then let nnU-Net resample only the box(es)")
+                       help="cut the lung box(es) from the CT, then let nnU-Net resample only the box(es) (default: "
+                            "fastest; the mask can differ from full-volume prediction at lesion boundaries)")
     p.add_argument("--all-tiles", action="store_true",
                    help="predict every sliding-window tile of a crop (default: skip the tiles farther than "
                         "--margin-mm from the lungs; the result inside that margin is the same)")

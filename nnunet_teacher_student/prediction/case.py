@@ -29,7 +29,8 @@ from .region import RegionPredictor
 
 TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
 MERGE_RULE = "overlapping crops: probability = maximum, tumour mask = union"
-#: the default of where the lung box is cut: from nnU-Net's resampled CT (True) or from the CT before it (False)
+#: the default of where the lung box is cut: from nnU-Net's resampled CT (True: its own voxel grid, closer to
+#: full-volume prediction, but the whole CT is resampled) or from the CT before it (False: faster; BENCHMARKS.md)
 CROP_AFTER_RESAMPLING = False
 
 
