@@ -273,7 +273,8 @@ def memory_child(args) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
     sampler.start()
-    result = predict_case(predictor, ct, per_lung=True if args.per_lung else None)
+    result = predict_case(predictor, ct, per_lung=True if args.per_lung else None,
+                          crop_after_resampling=args.crop_after_resampling)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -283,7 +284,7 @@ def memory_child(args) -> dict:
         in_stage = [kb for t, kb in samples if start <= t <= end]
         by_stage[stage] = round(max(in_stage) / 2**20, 3) if in_stage else None
         start = end
-    return {"volume_xyz": list(args.memory_volume), "spacing_xyz": [round(s, 4) for s in spacing],
+    return {"volume_xyz": list(args.memory_volume), "crop_after_resampling": result.report["crop_after_resampling"], "spacing_xyz": [round(s, 4) for s in spacing],
             "predicted_fraction": result.report["predicted_fraction"], "timings_s": result.report["timings_s"],
             "lung_method": result.report["lung_mask"]["method"], "wall_s": round(wall, 2),
             "spacing_factor": args.spacing_factor, "step_size": args.step_size,
@@ -300,7 +301,8 @@ def bench_memory(args) -> dict:
     cmd = [sys.executable, __file__, "--memory-child", "-m", str(args.model), "--device", "cpu",
            "--memory-volume", "x".join(map(str, args.memory_volume)), "--step-size", str(args.step_size),
            "--spacing-factor", str(args.spacing_factor)] + (["--tta"] if args.tta else []) \
-        + (["-f", *map(str, args.folds)] if args.folds else []) + (["--per-lung"] if args.per_lung else [])
+        + (["-f", *map(str, args.folds)] if args.folds else []) + (["--per-lung"] if args.per_lung else []) \
+        + (["--crop-after-resampling"] if args.crop_after_resampling else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"memory child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -313,6 +315,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_arguments(p, "trained model (CT-only)", [0], "folds to ensemble (default 0)", tta=False)
     p.add_argument("--per-lung", action="store_true", help="memory mode: one crop per lung")
+    p.add_argument("--crop-after-resampling", action="store_true",
+                   help="memory mode: cut the lung box from nnU-Net's resampled CT (nnts predict's option)")
     p.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES), help="modes to time (full always)")
     p.add_argument("--series", nargs="+", type=Path, help="DICOM series folders (or CT files) to predict")
     p.add_argument("--clinical", type=int, default=0, help="clinical-FOV phantoms (512 x 512 in-plane, table)")
