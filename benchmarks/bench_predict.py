@@ -73,7 +73,8 @@ KEEP_MM = 5.0   # nnts predict keeps lesions within this distance of the lungs: 
 def load_predictor(args):
     from nnunet_teacher_student.prediction.region import RegionPredictor
 
-    return RegionPredictor(args.model, args.folds, args.checkpoint, device=args.device, tta=args.tta, step_size=args.step_size)
+    return RegionPredictor(args.model, args.folds, args.checkpoint, device=args.device, tta=args.tta,
+                           step_size=args.step_size)
 
 
 def clinical_case(seed: int) -> tuple[str, sitk.Image, np.ndarray]:
@@ -284,7 +285,8 @@ def memory_child(args) -> dict:
         in_stage = [kb for t, kb in samples if start <= t <= end]
         by_stage[stage] = round(max(in_stage) / 2**20, 3) if in_stage else None
         start = end
-    return {"volume_xyz": list(args.memory_volume), "crop_after_resampling": result.report["crop_after_resampling"], "spacing_xyz": [round(s, 4) for s in spacing],
+    return {"volume_xyz": list(args.memory_volume), "crop_after_resampling": result.report["crop_after_resampling"],
+            "spacing_xyz": [round(s, 4) for s in spacing],
             "predicted_fraction": result.report["predicted_fraction"], "timings_s": result.report["timings_s"],
             "lung_method": result.report["lung_mask"]["method"], "wall_s": round(wall, 2),
             "spacing_factor": args.spacing_factor, "step_size": args.step_size,

@@ -68,7 +68,8 @@ def bench(args) -> dict:
     from nnunet_teacher_student.prediction.region import RegionPredictor
     from nnunet_teacher_student.phantom.cases import generate_case
 
-    predictor = RegionPredictor(args.model, args.folds, args.checkpoint, device=args.device, tta=args.tta, step_size=args.step_size)
+    predictor = RegionPredictor(args.model, args.folds, args.checkpoint, device=args.device, tta=args.tta,
+                                step_size=args.step_size)
     mode = teacher_mode(args.model)
     rows = []
     for i in range(args.cases):

@@ -171,7 +171,7 @@ def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
     argv = ["synth", "-o", pool["root"], "-d", POOL_ID, "--name", "BenchPool", "--strong", settings.pool, "--weak", 0,
             "--test", settings.n_test, "--seed", settings.data_seed, "--preset", settings.preset, "--overwrite"]
     return nnts_step("phantom pool and test set", argv, lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
-                     out / "logs" / "pool.log")
+                     Layout(out).logs / "pool.log")
 
 
 def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: str) -> list[Step]:

@@ -50,9 +50,6 @@ class Budget:
             out["NNTS_SKIP_VALIDATION"] = "1"
         return out
 
-    def shell(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.env().items())
-
 
 @dataclass
 class SmallConfig:

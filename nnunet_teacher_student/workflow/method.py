@@ -38,8 +38,8 @@ def plan_commands(cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]
 
 def small_config_calls(cfg: PipelineConfig, ids: Sequence[int]) -> list[PythonCall]:
     s = cfg.small
-    return [PythonCall(f"{PACKAGE}.nnunet.plans:add_small_configuration", i, s.name, tuple(s.patch_size), tuple(s.features), s.batch_size)
-            for i in ids] if s else []
+    return [PythonCall(f"{PACKAGE}.nnunet.plans:add_small_configuration", i, s.name, tuple(s.patch_size),
+                       tuple(s.features), s.batch_size) for i in ids] if s else []
 
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:

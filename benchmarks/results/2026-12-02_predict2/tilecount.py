@@ -1,5 +1,5 @@
 """Tile counts on the real series: the current 'touches' rule vs a 'core' rule (tile's central part)."""
-import math, sys, itertools
+import itertools
 import numpy as np, SimpleITK as sitk
 from nnunet_teacher_student.lungs.mask import lung_mask
 from nnunet_teacher_student.prediction.tiles import TileMask, count_tiles
