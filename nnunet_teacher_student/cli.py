@@ -12,7 +12,7 @@ from .core.errors import InputError
 
 COMMAND_MODULES = [
     "env", "synth", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label",
-    "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline", "benchmark",
+    "calibrate_band", "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline", "benchmark",
 ]
 
 

@@ -8,10 +8,13 @@ from . import print_next_steps
 
 def run(args: argparse.Namespace) -> int:
     from ..students.dataset import make_student_dataset
+    from ..teacher.calibration import check_band, read_band
 
+    band = read_band(args.band_from) if args.band_from else check_band(*args.uncertain_band) \
+        if args.uncertain_band else None
     out = make_student_dataset(args.strong, args.d, args.name, args.form, args.weak, args.pseudo, args.manifest,
                                args.folds, args.seed, args.size_balance, args.crop, args.lungmask_weights,
-                               args.crop_margin_mm, overwrite=args.overwrite)
+                               args.crop_margin_mm, overwrite=args.overwrite, uncertain_band=band)
     trainer = {"do": "nnUNetTrainerDOStudent", "so": "nnUNetTrainerSOStudent", "ignore": "nnUNetTrainer"}[args.form]
     print(f"wrote {out}")
     print_next_steps(args.d, "0", trainer)
@@ -40,5 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crop", choices=("lungs",), default=None, help="crop every case to its lungs (+ margin)")
     p.add_argument("--crop-margin-mm", type=float, default=10.0)
     p.add_argument("--lungmask-weights", help="lungmask R231 weights file (else the classical lung mask)")
+    band = p.add_mutually_exclusive_group()
+    band.add_argument("--uncertain-band", nargs=2, type=float, metavar=("LO", "HI"),
+                      help="uncertainty-aware so/do form: inside the boxes, voxels whose teacher probability is in "
+                           "[LO, HI) get nnU-Net's ignore label (needs pseudo-label --save-probabilities)")
+    band.add_argument("--band-from", metavar="FILE", help="the band from a file of nnts calibrate-band")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset with this id/name")
     p.set_defaults(func=run)

@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "that make-student-dataset leaves them out (default flag)")
     p.add_argument("--labels", type=Path, default=None, metavar="DIR",
                    help="the weak cases' true masks, for the QC's DSC vs truth (default: INPUT/labels/ when there)")
+    p.add_argument("--save-probabilities", action="store_true",
+                   help="also write the teacher's tumour probability per case to OUT/probabilities/ (float32; for "
+                        "make-student-dataset --uncertain-band)")
     p.add_argument("--overwrite", action="store_true",
                    help="predict this part's cases again; replaces the outputs of another teacher")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
                      args.tta, num_parts, part_id, args.box_margin_mm, args.mode,
                      filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher,
-                     labels_dir=args.labels)
+                     labels_dir=args.labels, save_probabilities=args.save_probabilities)
     qc = s["qc"]
     print(f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
           f"skipped {s['skipped']} finished; {_fmt(s['seconds_per_case'], 2)} s/case, "

@@ -24,8 +24,9 @@ from ..core.errors import InputError
 from .presets import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS,
                                                      MODEL_NAMES, STUDENT_DATASETS)
 from ..workflow.config import Budget, PipelineConfig, SmallConfig
-from ..workflow.method import (classical_pseudo_step, evaluate_step, plan_step, predict_step, pseudo_step,
-                               student_dataset_step, teacher_dataset_step, train_step, train_step_name)
+from ..workflow.method import (calibrate_step, classical_pseudo_step, evaluate_step, plan_step, predict_step,
+                               pseudo_step, student_dataset_step, teacher_dataset_step, train_step,
+                               train_step_name)
 from ..workflow.outputs import Layout, raw_done
 from ..workflow.steps import Step, nnts_step
 
@@ -33,7 +34,7 @@ POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
 #: dataset role -> id offset within a run's block of ten
 DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "ignore": 5, "upper": 6,
-                   "upper_do": 7}
+                   "upper_do": 7, "so_unc": 8, "do_unc": 9}
 #: model key -> (dataset role, trainer)
 MODELS = {
     "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
@@ -48,12 +49,17 @@ MODELS = {
     "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
     "upper": ("upper", "nnUNetTrainerNNTS"),
     "upper_do": ("upper_do", "nnUNetTrainerDOStudent"),   # the DO student's own ceiling: its trainer on true masks
+    # uncertainty-aware pseudo-labels: the box voxels the teacher is unsure of (band calibrated on the strong
+    # cases) as nnU-Net's ignore label
+    "so_unc": ("so_unc", "nnUNetTrainerSOStudent"),
+    "do_unc": ("do_unc", "nnUNetTrainerDOStudent"),
 }
 #: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
 #: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
 SCARCE_STRONG_SITES = ("msd",)
 TEACHERS = ("teacher", "point_teacher", "classical")
-STUDENTS = ("so", "do", "so_paper", "do_paper")
+STUDENTS = ("so", "do", "so_paper", "do_paper", "so_unc", "do_unc")
+UNCERTAIN = ("so_unc", "do_unc")
 TEST_MODELS = tuple(m for m in MODELS if m not in TEACHERS)
 DEFAULT_MODELS = tuple(MODELS)
 
@@ -201,12 +207,24 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
                 steps.append(train_step(cfg, layout, m))
                 steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
             steps.append(evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels))
-    students = [m for m in TEST_MODELS if m in models]
+    steps += student_steps(cfg, layout, [m for m in TEST_MODELS if m in models and m not in UNCERTAIN],
+                           "students, baseline, ignore label, upper bound")
+    uncertain = [m for m in UNCERTAIN if m in models]
+    if uncertain:   # after the rest: adding the option to a finished run leaves its steps' fingerprints alone
+        steps.append(pseudo_step(cfg, layout, "teacher", layout.pseudo_probabilities, probabilities=True))
+        steps.append(calibrate_step(cfg, layout))
+        steps += student_steps(cfg, layout, uncertain, "uncertainty-aware students")
+    return steps
+
+
+def student_steps(cfg: PipelineConfig, layout: Layout, students: list[str], what: str) -> list[Step]:
+    """Datasets, planning, training, test predictions and evaluations of test-set models."""
+    steps = []
     dataset_roles = list(dict.fromkeys(MODELS[m][0] for m in students))
     for role in dataset_roles:
         steps.append(student_dataset_step(cfg, layout, role, STUDENT_DATASETS[role]))
     if dataset_roles:
-        steps.append(plan_step(cfg, layout, dataset_roles, "students, baseline, ignore label, upper bound"))
+        steps.append(plan_step(cfg, layout, dataset_roles, what))
     for m in students:
         steps.append(train_step(cfg, layout, m))
     for m in students:

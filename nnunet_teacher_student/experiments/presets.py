@@ -15,11 +15,14 @@ MODEL_NAMES = {**METHOD_MODEL_NAMES, "classical": "Classical rule (box âˆ§ HU âˆ
                "point_teacher": "Point teacher (pseudo-labels)", "so_paper": "SO student (_Paper)",
                "do_paper": "DO student (_Paper)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
                "upper": "Upper bound (true masks for all)",
-               "upper_do": "DO upper bound (true masks for all, DO trainer)"}
+               "upper_do": "DO upper bound (true masks for all, DO trainer)",
+               "so_unc": "SO student, unsure voxels ignored", "do_unc": "DO student, unsure voxels ignored"}
 #: the student-side datasets of the benchmark, the method's and its controls (see ``workflow.method.student_dataset_step``)
 STUDENT_DATASETS = {
     **METHOD_DATASETS,
     "ignore": ("ignore", "boxes", "ignore-label dataset (strong + weak boxes as nnU-Net's ignore label)"),
     "upper": ("so", "truth", "upper-bound dataset (strong + weak cases with their true masks)"),
     "upper_do": ("do", "truth", "DO upper-bound dataset (strong + weak cases with their true masks, DO form)"),
+    "so_unc": ("so", "uncertain", "uncertainty-aware SO dataset (teacher-unsure box voxels as the ignore label)"),
+    "do_unc": ("do", "uncertain", "uncertainty-aware DO dataset (teacher-unsure box voxels as the ignore label)"),
 }

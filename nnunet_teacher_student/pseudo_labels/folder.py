@@ -5,6 +5,8 @@
     OUT/provenance.json      the teacher (model folder, checkpoint SHA-256 per fold, folds, mode, margin, TTA)
     OUT/qc.csv, qc.json      QC table of all finished cases + summary + filter results
     OUT/excluded.json        {"excluded": {case: [failed filters]}}: cases dropped by --filter-mode drop
+    OUT/probabilities/<case>.nii.gz   the teacher's tumour probability (float32, 0 outside its regions), with
+                             --save-probabilities: what the uncertainty-aware student datasets read
 
 Only names here: writers and readers (pseudo-labelling, student datasets, the workflow's checks, the report)
 share them."""
@@ -15,3 +17,4 @@ QC_FILE = "qc.json"
 QC_TABLE = "qc.csv"
 EXCLUDED_FILE = "excluded.json"
 QC_DIR = "qc"
+PROBABILITY_DIR = "probabilities"

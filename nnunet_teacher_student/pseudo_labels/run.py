@@ -7,6 +7,7 @@ Output folder::
     OUT/provenance.json      the teacher (model folder, checkpoint SHA-256 per fold, folds, mode, margin, TTA)
     OUT/qc.csv, qc.json      QC table of all finished cases + summary + filter results
     OUT/excluded.json        {"excluded": {case: [failed filters]}}: cases dropped by --filter-mode drop
+    OUT/probabilities/       the teacher's tumour probability per case (``save_probabilities``)
 
 Every file is written to a hidden temporary name and renamed, so a killed run leaves no truncated file
 and a rerun skips the finished cases and redoes the rest; the result equals an uninterrupted run. Cases
@@ -31,7 +32,7 @@ from ..core.sharding import part_cases
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..teacher.inference import predict_case, teacher_mode
-from .folder import EXCLUDED_FILE, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE
+from .folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE
 from .qc import FILTERS, case_qc, failed_filters, write_qc_table
 
 # provenance entries that must agree before a run may resume into an existing output folder
@@ -62,15 +63,16 @@ def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], che
     }
 
 
-def _is_finished(out: Path, case: str) -> bool:
-    return (out / f"{case}{IMAGE_SUFFIX}").is_file() and (out / QC_DIR / f"{case}.json").is_file()
+def _is_finished(out: Path, case: str, probabilities: bool = False) -> bool:
+    return ((out / f"{case}{IMAGE_SUFFIX}").is_file() and (out / QC_DIR / f"{case}.json").is_file()
+            and (not probabilities or (out / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}").is_file()))
 
 
 def _remove_stale_temps(out: Path, cases: Sequence[str]) -> int:
     """Delete hidden temporary files a killed run left for ``cases`` (names ``.<case>.*.tmp*``)."""
     prefixes = tuple(f".{c.split('.')[0]}." for c in cases)
     n = 0
-    for folder in (out, out / QC_DIR):
+    for folder in (out, out / QC_DIR, out / PROBABILITY_DIR):
         if folder.is_dir():
             for p in folder.iterdir():
                 if p.is_file() and p.name.startswith(prefixes) and ".tmp" in p.name:
@@ -82,7 +84,7 @@ def _remove_stale_temps(out: Path, cases: Sequence[str]) -> int:
 def _remove_outputs(out: Path, cases: Sequence[str]) -> None:
     """Remove what an earlier run (another teacher) wrote for ``cases`` and the aggregated files."""
     for c in cases:
-        for p in (out / f"{c}{IMAGE_SUFFIX}", out / QC_DIR / f"{c}.json"):
+        for p in (out / f"{c}{IMAGE_SUFFIX}", out / QC_DIR / f"{c}.json", out / PROBABILITY_DIR / f"{c}{IMAGE_SUFFIX}"):
             p.unlink(missing_ok=True)
     for name in (QC_TABLE, QC_FILE, EXCLUDED_FILE, PROVENANCE_FILE):
         (out / name).unlink(missing_ok=True)
@@ -148,10 +150,12 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
                  tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = 2.0,
                  mode: str | None = None, filters: Mapping[str, float | None] | None = None,
                  filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
-                 teacher: str = "model", labels_dir: str | Path | None = None) -> dict:
+                 teacher: str = "model", labels_dir: str | Path | None = None,
+                 save_probabilities: bool = False) -> dict:
     """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
     ``teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a trained model. ``labels_dir``: the
-    weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``)."""
+    weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``).
+    ``save_probabilities``: also write the teacher's tumour probability per case (``OUT/probabilities/``)."""
     weak = WeakSet(Path(weak_dir), labels_dir)
     out = Path(out_dir)
     all_cases = weak.case_ids()
@@ -175,7 +179,9 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
     prov["weak_dir"] = str(Path(weak_dir).resolve())
     for case in mine:   # headers and box files of every case first: nothing is written for a broken weak set
         weak.check_case(case)
-    todo = [c for c in mine if overwrite or not _is_finished(out, c)]
+    if save_probabilities and teacher == "classical":
+        raise InputError("--save-probabilities needs a trained teacher: the classical rule has no probabilities")
+    todo = [c for c in mine if overwrite or not _is_finished(out, c, save_probabilities)]
     first = weak.read_case(todo[0]) if todo else None   # and the first image in full, before the output exists
     out.mkdir(parents=True, exist_ok=True)
     _check_provenance(out, prov, all_cases, overwrite)
@@ -200,6 +206,10 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
             geometry = Geometry.of(ct)
             truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
             record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth)}
+            if save_probabilities:
+                (out / PROBABILITY_DIR).mkdir(exist_ok=True)
+                write_image_atomic(array_to_image(pred.probability.astype("float32"), geometry),
+                                   out / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}")
             write_image_atomic(array_to_image(pred.mask, geometry), out / f"{case}{IMAGE_SUFFIX}")
             record["seconds"] = time.perf_counter() - t0
             record["teacher_checkpoint_sha256"] = prov["checkpoint_sha256"]

@@ -216,7 +216,8 @@ def per_seed_table(records: Sequence[Mapping], models: Sequence[str]) -> str:
 PAIRS = (("so", "baseline"), ("do", "baseline"), ("so_nnunet", "baseline"), ("so", "so_nnunet"),
          ("do", "so_nnunet"), ("do", "so"), ("so_paper", "baseline"), ("do_paper", "baseline"),
          ("so_paper", "so"), ("do_paper", "do"), ("upper", "baseline"), ("do", "upper"), ("upper_do", "upper"),
-         ("do", "upper_do"), ("so", "ignore"), ("do", "ignore"))
+         ("do", "upper_do"), ("so", "ignore"), ("do", "ignore"), ("so_unc", "so"), ("do_unc", "do"),
+         ("so_unc", "baseline"), ("do_unc", "baseline"))
 
 
 def paired_stats(cases: Mapping[tuple[str, int, str], Mapping[str, float]], scenario: str, model: str,

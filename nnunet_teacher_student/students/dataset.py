@@ -8,6 +8,11 @@ Forms:
 - ``ignore``: nnU-Net's own answer to boxes, no teacher: strong cases keep their masks, weak cases are
   background outside their boxes and nnU-Net's ignore label (2) inside them.
 
+Uncertainty-aware ``so``/``do`` (``uncertain_band=(lo, hi)``, from ``nnts calibrate-band``): inside a weak
+case's boxes (dilated like the teacher's constraint) voxels whose teacher probability is in ``[lo, hi)``
+get nnU-Net's ignore label (``so``: 2, ``do``: 3, in no region), the rest keeps the teacher's mask (outside
+the boxes: background). Probabilities come from ``nnts pseudo-label --save-probabilities``.
+
 Giving the weak set's own ``labels/`` folder as the pseudo masks builds the upper bound (true masks
 for every case); provenance then says ``weak-true`` instead of ``pseudo``.
 
@@ -36,12 +41,15 @@ from ..formats.weak_set import WeakSet
 from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
 from ..nnunet.raw_dataset import (SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset, training_cases,
                                   write_dataset_json)
-from ..pseudo_labels.folder import EXCLUDED_FILE, PROVENANCE_FILE
+from ..pseudo_labels.folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE
 
 Form = Literal["so", "do", "ignore"]
 LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
           "ignore": {"background": 0, "tumor": 1, "ignore": 2}}
 IGNORE_VALUE = 2
+#: the uncertainty-aware forms' labels: the ignore label is nnU-Net's highest label, in no region
+UNCERTAIN_LABELS = {"so": {"background": 0, "tumor": 1, "ignore": 2},
+                    "do": {"background": 0, "box": [1, 2], "tumor": 2, "ignore": 3}}
 
 
 def size_balance_weights(volumes_ml: dict[str, float], n_bins: int = 4) -> dict[str, int]:
@@ -83,8 +91,10 @@ class _CaseWriter:
         self.crops: dict[str, dict] = {}
 
     def write(self, case: str, ct_path: Path, ct: sitk.Image, tumour: np.ndarray | None,
-              boxes: np.ndarray | None) -> None:
+              boxes: np.ndarray | None, unsure: np.ndarray | None = None) -> None:
         label = _label(self.form, tumour, boxes)
+        if unsure is not None:
+            label[unsure] = UNCERTAIN_LABELS[self.form]["ignore"]
         label_img = sitk.GetImageFromArray(label)
         label_img.CopyInformation(ct)
         img_dst = self.out / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
@@ -112,11 +122,14 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
                          manifest: str | Path | None = None, n_folds: int = 5, seed: int = 0,
                          size_balance: bool = False, crop: str | None = None, lung_weights: str | None = None,
                          crop_margin_mm: float = 10.0, exclude: set[str] | frozenset[str] = frozenset(),
-                         overwrite: bool = False) -> Path:
+                         overwrite: bool = False, uncertain_band: tuple[float, float] | None = None) -> Path:
     """Write the student dataset; without ``pseudo_dir`` it holds strong cases only (the baseline), except
-    for the ``ignore`` form, which takes the weak set's boxes and no pseudo masks."""
+    for the ``ignore`` form, which takes the weak set's boxes and no pseudo masks. ``uncertain_band``: the
+    uncertainty-aware form (see the module text)."""
     if form not in LABELS:
         raise InputError(f"unknown student dataset form {form!r} (so, do or ignore)")
+    if uncertain_band is not None and (form == "ignore" or pseudo_dir is None):
+        raise InputError("--uncertain-band needs --form so or do with --pseudo (a teacher's pseudo masks)")
     if form == "ignore":
         if weak_dir is None or pseudo_dir is not None:
             raise InputError("the ignore form needs --weak (its boxes become the ignore label) and no --pseudo")
@@ -140,6 +153,13 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
     true_labels = pseudo_root is not None and weak is not None and pseudo_root.resolve() == weak.labels.resolve()
     if missing:
         raise InputError(f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)")
+    if uncertain_band is not None:
+        no_prob = [c for c in weak_cases if not (pseudo_root / PROBABILITY_DIR / f"{c}{IMAGE_SUFFIX}").is_file()]
+        if no_prob:
+            raise InputError(f"{pseudo_root / PROBABILITY_DIR}: no teacher probability for weak case(s) "
+                             f"{no_prob[:5]} (run nnts pseudo-label --save-probabilities)")
+    margin_mm = float(teacher.get("box_margin_mm", 2.0))
+    ignored = 0
     clash = sorted(set(strong_cases) & set(weak_cases))
     if clash:
         raise InputError(f"case ids in both the strong dataset and the weak set: {clash[:5]}")
@@ -158,7 +178,10 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
         for case in tqdm(weak_cases, desc=f"student dataset ({form}, weak)", unit="case"):
             ct, boxset = weak.read_case(case)
             tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
-            writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form != "so" else None)
+            unsure = _unsure(pseudo_root / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}", ct, boxset.mask(),
+                             uncertain_band, margin_mm) if uncertain_band is not None else None
+            ignored += int(unsure.sum()) if unsure is not None else 0
+            writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form != "so" else None, unsure)
             kind = "weak-true" if true_labels else "weak-boxes-ignored" if form == "ignore" else "pseudo"
             provenance[case] = {"kind": kind, "source": meta.get(case, {}).get("site", weak.root.name),
                                 "teacher": teacher.get("checkpoint_sha256")}
@@ -167,14 +190,31 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
                  "nnts_teacher": teacher or None}
         if form == "do":
             extra["regions_class_order"] = [1, 2]
+        if uncertain_band is not None:
+            extra["nnts_uncertain_band"] = {"band": list(uncertain_band), "ignored_voxels": ignored,
+                                            "box_margin_mm": margin_mm}
         if writer.crops:
             extra["nnts_crops"] = writer.crops
         if size_balance:
             extra[SAMPLING_WEIGHTS_KEY] = size_balance_weights(volumes)
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
         write_splits(out, make_splits(strong_cases, weak_cases, patients, n_folds, seed))
-        write_dataset_json(out, {"0": "CT"}, LABELS[form], len(strong_cases) + len(weak_cases), **extra)
+        labels = UNCERTAIN_LABELS[form] if uncertain_band is not None else LABELS[form]
+        write_dataset_json(out, {"0": "CT"}, labels, len(strong_cases) + len(weak_cases), **extra)
     return install_splits(dataset_id)
+
+
+def _unsure(probability_path: Path, ct: sitk.Image, boxes: np.ndarray, band: tuple[float, float],
+            margin_mm: float) -> np.ndarray:
+    """Voxels inside the dilated boxes whose teacher probability lies in ``[lo, hi)``."""
+    from ..teacher.inference import dilate_in_plane
+
+    probability = sitk.GetArrayFromImage(read_image(probability_path))
+    if probability.shape != boxes.shape:
+        raise InputError(f"{probability_path}: shape {probability.shape} differs from its CT's {boxes.shape}")
+    lo, hi = band
+    inside = dilate_in_plane(boxes, Geometry.of(ct).spacing[::-1], margin_mm)
+    return inside & (probability >= lo) & (probability < hi)
 
 
 def crop_of(dataset_json: dict, case: str) -> tuple[CropBox, Geometry] | None:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -35,23 +35,38 @@ FRESH_BOX_SEED = 7919   # added to the run seed: boxes the teacher never trained
 SUBSTANTIAL_AREA = 0.25  # an empty box fails the guard when its lesion area is >= this share of the lesion's largest
 
 
-def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_dataset: Path, seed: int,
-                  device: str = "cpu", tta: bool = False, box_margin_mm: float = 2.0) -> dict:
-    """DSC per strong case of the teacher dataset and the boxes left empty, with fresh annotator boxes."""
+def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teacher_dataset: Path, seed: int,
+                            device: str = "cpu", tta: bool = False, box_margin_mm: float = 2.0,
+                            cases_of_fold: dict | None = None) -> Iterator[tuple]:
+    """``(case, ct, true mask, boxes, TeacherPrediction)`` of the teacher on each strong case of its dataset, with
+    boxes drawn anew by the dataset's annotator model (a seed the training never used). ``cases_of_fold``
+    (fold -> cases): each fold's own model predicts only its cases (held-out validation cases); default: the
+    ensemble of ``folds`` predicts every case."""
     from ..prediction.region import RegionPredictor
     from ..core.geometry import read_label
     from .inference import predict_case
 
     dataset_json = json.loads((teacher_dataset / "dataset.json").read_text())
     annotator = annotator_from(annotator=dataset_json.get("nnts_annotator"))
-    predictor = RegionPredictor(model_folder, folds, device=device, tta=tta)
+    plan = cases_of_fold or {tuple(folds): training_cases(teacher_dataset)}
+    index = {c: i for i, c in enumerate(training_cases(teacher_dataset))}
+    for fold, cases in plan.items():
+        predictor = RegionPredictor(model_folder, fold if isinstance(fold, tuple) else (fold,), device=device, tta=tta)
+        for case in cases:
+            ct = read_image(teacher_dataset / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
+            label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
+            boxes = boxes_from_mask(label, seed=(seed + FRESH_BOX_SEED) * 100003 + index[case], annotator=annotator,
+                                    spacing_zyx=ct.GetSpacing()[::-1])
+            pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)
+            yield case, ct, label, boxes, pred
+
+
+def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_dataset: Path, seed: int,
+                  device: str = "cpu", tta: bool = False, box_margin_mm: float = 2.0) -> dict:
+    """DSC per strong case of the teacher dataset and the boxes left empty, with fresh annotator boxes."""
     cases, empty, substantial, n_boxes = {}, [], [], 0
-    for i, case in enumerate(training_cases(teacher_dataset)):
-        ct = read_image(teacher_dataset / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
-        label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
-        boxes = boxes_from_mask(label, seed=(seed + FRESH_BOX_SEED) * 100003 + i, annotator=annotator,
-                                spacing_zyx=ct.GetSpacing()[::-1])
-        pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)
+    for case, ct, label, boxes, pred in strong_case_predictions(model_folder, folds, teacher_dataset, seed, device,
+                                                                tta, box_margin_mm):
         mask = pred.mask > 0
         cases[case] = round(dice(mask, label > 0), 4)
         n_boxes += len(boxes)

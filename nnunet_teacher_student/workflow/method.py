@@ -138,14 +138,17 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     return Step(train_step_name(cfg.model_name(role), trainer), " && ".join(cmds), run, done, clear=clear)
 
 
-def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None) -> Step:
+def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None,
+                probabilities: bool = False) -> Step:
     """Pseudo-label the weak set with the teacher of ``role`` into ``out`` (default: ``layout.pseudo``);
-    the teacher's trainer decides box or point mode. Pseudo-labels of a retrained teacher are replaced."""
+    the teacher's trainer decides box or point mode. Pseudo-labels of a retrained teacher are replaced.
+    ``probabilities``: the teacher's probabilities too (``--save-probabilities``)."""
     out = out or layout.pseudo
     argv = ["pseudo-label", "-i", cfg.weak_dir, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds_for(role),
             "-device", cfg.device, "--box-margin-mm", cfg.box_margin_mm, *([] if cfg.tta else ["--disable-tta"]),
             *(a for k, v in cfg.filters.items() for a in (f"--{k.replace('_', '-')}", v)),
-            "--filter-mode", cfg.filter_mode, *labels_arg(cfg), "--num-parts", 1]
+            "--filter-mode", cfg.filter_mode, *labels_arg(cfg), "--num-parts", 1,
+            *(["--save-probabilities"] if probabilities else [])]
 
     def replace_stale() -> list[str]:
         if pseudo_stale(out, checkpoints(cfg, role)):
@@ -155,8 +158,25 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
 
     name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
         f"pseudo-label the weak set ({cfg.model_name(role)})"
+    if probabilities:
+        name = name.replace("(with QC)", "(with QC and the teacher's probabilities)")
     return nnts_step(name, argv, lambda: pseudo_done(out, checkpoints(cfg, role)), layout.logs / f"pseudo_{role}.log",
                      clear=lambda: remove_paths(out), when_run=replace_stale)
+
+
+def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -> Step:
+    """The teacher's unsure probability band from its strong cases (``nnts calibrate-band``)."""
+    argv = ["calibrate-band", "--teacher-dataset", cfg.dataset_ids[role], "-o", layout.band, "-m",
+            model_folder(cfg, role), "-f", *cfg.folds_for(role), "-device", cfg.device, "--box-margin-mm",
+            cfg.box_margin_mm, "--seed", cfg.seed]
+
+    def done() -> bool:
+        ckpts = checkpoints(cfg, role)
+        return layout.band.is_file() and bool(ckpts) and all(
+            layout.band.stat().st_mtime >= c.stat().st_mtime for c in ckpts)
+
+    return nnts_step("calibrate the teacher's unsure band on the strong cases", argv, done,
+                     layout.logs / "calibrate_band.log", clear=lambda: remove_paths(layout.band))
 
 
 def classical_pseudo_step(cfg: PipelineConfig, layout: Layout, out: Path) -> Step:
@@ -188,12 +208,14 @@ def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str,
     the pseudo-label QC excluded are left out (``make-student-dataset`` reads the folder's list)."""
     form, weak_labels, what = spec or STUDENT_DATASETS[role]
     ids = cfg.dataset_ids
-    pseudo = {"pseudo": layout.pseudo, "truth": cfg.weak_dir / "labels"}.get(weak_labels)
+    pseudo = {"pseudo": layout.pseudo, "truth": cfg.weak_dir / "labels",
+              "uncertain": layout.pseudo_probabilities}.get(weak_labels)
     argv = ["make-student-dataset", "--strong", cfg.strong, "-d", ids[role], "--name", cfg.dataset_names[role],
             "--form", form, *(["--weak", cfg.weak_dir] if weak_labels else []),
-            *(["--pseudo", pseudo] if pseudo else []), *manifest_arg(cfg), "--folds", cfg.n_folds,
-            "--seed", cfg.seed, "--overwrite"]
-    done = (lambda: student_dataset_current(cfg, role, layout.pseudo)) if weak_labels == "pseudo" else \
+            *(["--pseudo", pseudo] if pseudo else []),
+            *(["--band-from", layout.band] if weak_labels == "uncertain" else []), *manifest_arg(cfg),
+            "--folds", cfg.n_folds, "--seed", cfg.seed, "--overwrite"]
+    done = (lambda: student_dataset_current(cfg, role, pseudo)) if weak_labels in ("pseudo", "uncertain") else \
         (lambda: raw_done(ids[role]))
     return nnts_step(what, argv, done, layout.logs / f"dataset_{role}.log",
                      inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir if weak_labels else None,

@@ -123,6 +123,16 @@ class Layout:
     def pseudo(self) -> Path:
         return self.work / "pseudo_labels"
 
+    @property
+    def pseudo_probabilities(self) -> Path:
+        """Pseudo-labels of the same teacher with its probabilities (the uncertainty-aware datasets' source)."""
+        return self.work / "pseudo_labels_probabilities"
+
+    @property
+    def band(self) -> Path:
+        """The teacher's unsure band (``nnts calibrate-band``)."""
+        return self.work / "unsure_band.json"
+
     def predictions(self, role: str) -> Path:
         return self.work / "predictions" / role
 
