@@ -216,7 +216,7 @@ def xml_external_entity(t: Path):
 def dicom_corrupt_file(t: Path):
     from dataset_conversion.conftest import write_series
 
-    files = write_series(t / "series", sitk.GetArrayFromImage(_ct((10, 32, 32))))
+    write_series(t / "series", sitk.GetArrayFromImage(_ct((10, 32, 32))))
     bad = sorted((t / "series").glob("*"))[4]
     bad.write_bytes(bad.read_bytes()[:200])
     return ["lungs", "-i", str(t / "series"), "-o", str(t / "out.nii.gz")], "series"

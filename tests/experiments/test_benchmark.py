@@ -108,7 +108,7 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     s = quick_settings("cpu")
     cfgs = [run_config(s, tmp_path, k, sc, seed) for k, (sc, seed) in enumerate(s.runs())]
     ids = [cfg.dataset_ids[m] for cfg in cfgs for m in ("teacher", "so", "do", "baseline", "ignore", "upper",
-                                                            "upper_do")]
+                                                            "upper_do", "so_unc", "do_unc")]
     ids += [cfg.strong for cfg in cfgs]
     assert len(ids) == len(set(ids)) == len(s.runs()) * len(DATASET_OFFSETS)  # no two datasets share an id
     cfg = cfgs[0]
@@ -127,7 +127,11 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     # the DO student's ceiling: the DO form of the true masks, trained by the DO trainer
     assert f"--form do --weak {cfg.weak_dir} --pseudo {cfg.weak_dir / 'labels'}" in commands
     assert cfg.trainers["upper_do"] == cfg.trainers["do"] and cfg.dataset_ids["upper_do"] != cfg.dataset_ids["do"]
-    assert sum(n.startswith("predict the test set") for n in names) == 9
+    assert sum(n.startswith("predict the test set") for n in names) == 11
+    # the uncertainty-aware students: the same teacher's probabilities, its band from the strong cases, appended last
+    unc = commands[commands.index("--save-probabilities"):]
+    assert "nnts calibrate-band --teacher-dataset" in unc and unc.count(f"--band-from {cfg.work_dir}") == 2
+    assert names.index("plan and preprocess (uncertainty-aware students)") > names.index("evaluate DO student (test set)")
     assert sum("pseudo-labels vs true weak masks" in n for n in names) == 3
     # every printed nnts command is one the CLI takes (the steps run these very argument lists)
     from nnunet_teacher_student.cli import build_parser

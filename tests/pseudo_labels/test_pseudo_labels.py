@@ -291,3 +291,63 @@ def test_true_masks_from_another_folder_feed_the_qc(tmp_path):
     pseudo_label(None, tmp_path / "weak", tmp_path / "p1", teacher="classical", progress=False,
                  labels_dir=tmp_path / "truth")
     assert json.loads((tmp_path / "p1" / "qc" / "w.json").read_text())["dice_vs_truth"] > 0.5
+
+
+UNCERTAIN_DO_ID = 548
+
+
+@pytest.mark.slow
+def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(box_teacher_model, weak_dir, phantom_study,
+                                                                       tmp_path):
+    """Saved probabilities give exactly the box voxels in the band the ignore label (3, in no region); the DO
+    trainer trains on the result with nnU-Net's own ignore-label handling of regions."""
+    from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
+
+    from nnts_testlib import plan_and_preprocess, train
+    from nnunet_teacher_student.formats.weak_set import WeakSet
+    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.teacher.inference import dilate_in_plane
+
+    out = tmp_path / "pseudo"
+    pseudo_label(box_teacher_model, weak_dir, out, tta=False, progress=False, save_probabilities=True)
+    weak = WeakSet(weak_dir)
+    band = (0.2, 0.8)
+    folder = make_student_dataset(STRONG_ID, UNCERTAIN_DO_ID, "UncertainDO", "do", weak_dir, out,
+                                  phantom_study / "manifest.json", n_folds=3, uncertain_band=band, overwrite=True)
+    verify_dataset_integrity(str(folder), num_processes=1)
+    ds = json.loads((folder / "dataset.json").read_text())
+    assert ds["labels"] == {"background": 0, "box": [1, 2], "tumor": 2, "ignore": 3}
+    total = 0
+    for case in weak.case_ids():
+        ct, boxes = weak.read_case(case)
+        p = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "probabilities" / f"{case}.nii.gz")))
+        mask = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
+        label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz")))
+        unsure = dilate_in_plane(boxes.mask(), ct.GetSpacing()[::-1], 2.0) & (p >= band[0]) & (p < band[1])
+        assert np.array_equal(label == 3, unsure), case
+        sure = ~unsure
+        assert np.array_equal((label == 2)[sure], (mask > 0)[sure]), case   # the rest is the teacher's mask
+        total += int(unsure.sum())
+    assert total == ds["nnts_uncertain_band"]["ignored_voxels"] > 0
+    plan_and_preprocess(UNCERTAIN_DO_ID)
+    model = train(UNCERTAIN_DO_ID, "nnUNetTrainerDOStudent", validate=False)
+    assert (model / "fold_0" / "checkpoint_final.pth").is_file()
+
+
+def test_uncertain_band_needs_probabilities(phantom_study, tmp_path):
+    """A pseudo-label folder without probabilities is refused by name, before anything is written."""
+    from nnunet_teacher_student.formats.weak_set import WeakSet
+    from nnunet_teacher_student.students.dataset import make_student_dataset
+
+    arr = np.full((6, 24, 24), -850, np.int16)
+    arr[2:4, 8:14, 8:14] = 40
+    ct = sitk.GetImageFromArray(arr)
+    WeakSet(tmp_path / "weak").write_case("w", ct, BoxSet(Geometry.of(ct), [Box(2, 7, 7, 14, 14)]))
+    pseudo_label(None, tmp_path / "weak", tmp_path / "p", teacher="classical", progress=False)
+    with pytest.raises(InputError, match="save-probabilities"):
+        pseudo_label(None, tmp_path / "weak", tmp_path / "p2", teacher="classical", progress=False,
+                     save_probabilities=True)
+    assert not (tmp_path / "p2").exists()
+    with pytest.raises(InputError, match=r"probabilities: no teacher probability for weak case\(s\) \['w'\]"):
+        make_student_dataset(STRONG_ID, 547, "NoProb", "so", tmp_path / "weak", tmp_path / "p",
+                             uncertain_band=(0.3, 0.7))
