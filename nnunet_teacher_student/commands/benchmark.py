@@ -44,7 +44,8 @@ def settings_from_args(args: argparse.Namespace, device: str):
         s.scenarios, s.strong_sites = scenarios
     for key, value in (("seeds", args.seeds), ("pool", args.pool),
                        ("n_test", args.test), ("preset", args.preset), ("data_seed", args.data_seed),
-                       ("jitter", args.jitter), ("models", args.models), ("epochs", args.epochs),
+                       ("jitter", args.jitter), ("box_mode", args.box_mode), ("models", args.models),
+                       ("epochs", args.epochs),
                        ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
         if value is not None:
             setattr(s, key, value)
@@ -126,8 +127,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
     p.add_argument("--jitter", type=int,
                    help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
+    p.add_argument("--box-mode", choices=("lesion", "lesion3d"), default=None,
+                   help="weak labels: lesion (axial 2-D boxes, default) or lesion3d (one 3-D box per lesion, for "
+                        "the weak cases and the teacher's boxes)")
     p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher classical baseline ignore so do so_paper "
-                                               "do_paper upper upper_do (default: all)")
+                                               "do_paper upper upper_do so_unc do_unc (default: all)")
     p.add_argument("--epochs", type=int, help="epochs per model (default 10 on a CPU, 50 on a GPU)")
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")

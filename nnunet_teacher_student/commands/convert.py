@@ -82,6 +82,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, help="weak set folder to write")
     p.add_argument("--min-cm", type=float, default=16.0, help="shortest z-extent kept (default 16 cm)")
     p.add_argument("--max-cm", type=float, default=60.0, help="longest z-extent kept (default 60 cm)")
+    p.add_argument("--boxes-3d", action="store_true",
+                   help="3-D box weak labels: each lesion's axial boxes (a 26-connected group) become its full "
+                        "in-plane extent on every slice it spans")
     _common(p, strong=False)
     p.set_defaults(func=_lung_pet_ct_dx)
 
@@ -120,7 +123,8 @@ def _nsclc(args) -> int:
 
     pattern = ALL_GTV_PATTERN if args.all_gtv else (args.roi_pattern or DEFAULT_ROI_PATTERN)
     summary, _ = convert_nsclc_radiomics(args.src, args.dataset_id, args.name, args.raw, args.label_source, pattern,
-                                         args.num_processes, args.overwrite, args.seed, args.test_fraction)
+                                         args.num_processes, args.overwrite, args.seed, args.test_fraction,
+                                        args.boxes_3d)
     return _report(summary)
 
 
@@ -128,7 +132,8 @@ def _lung_pet_ct_dx(args) -> int:
     from ..dataset_conversion.lung_pet_ct_dx import convert_lung_pet_ct_dx
 
     summary, _ = convert_lung_pet_ct_dx(args.src, args.annotations, args.out, args.min_cm, args.max_cm,
-                                        args.num_processes, args.overwrite, args.seed, args.test_fraction)
+                                        args.num_processes, args.overwrite, args.seed, args.test_fraction,
+                                        args.boxes_3d)
     return _report(summary)
 
 

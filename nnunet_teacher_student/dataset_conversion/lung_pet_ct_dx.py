@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.geometry import Geometry
-from ..formats.boxes import Box, BoxError, BoxSet
+from ..formats.boxes import Box, BoxError, BoxSet, boxes_3d as to_3d_boxes
 from .dicom_series import (SECONDARY_CAPTURE, SeriesFiles, SliceError, find_patients, read_ct_series, scan_dicom_tree,
                            z_extent_mm)
 from .outputs import WeakOutput, prepare_weak_output
@@ -121,8 +121,9 @@ def _boxes_for(ct, matched: dict[str, VocFile]) -> tuple[list[Box], list[str]]:
 
 
 def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm: float = 16.0,
-                    max_cm: float = 60.0) -> TaskReport:
-    """Select the series of one patient, match its annotations, write one weak case per series."""
+                    max_cm: float = 60.0, boxes_3d: bool = False) -> TaskReport:
+    """Select the series of one patient, match its annotations, write one weak case per series (``boxes_3d``:
+    each lesion's axial boxes merged into one 3-D box)."""
     patient = Path(patient_dir).name
     rep = TaskReport()
     series, problems = scan_dicom_tree(patient_dir)
@@ -166,6 +167,8 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
             counts["boxes rejected"] += len(rejected)
             if not boxes:
                 raise InputError(f"all {len(matched)} matching annotation file(s) were rejected")
+            if boxes_3d:
+                boxes = to_3d_boxes(boxes, Geometry.of(ct.image).array_shape)
             info = {"patient": patient, "dataset": DATASET, "source": str(s.folder), "series_uid": s.uid,
                     "series_description": s.description, "n_boxes": len(boxes),
                     "classes": sorted({b.label for b in boxes if b.label}),
@@ -192,7 +195,7 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
 
 def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: str | Path, min_cm: float = 16.0,
                            max_cm: float = 60.0, num_processes: int = 1, overwrite: bool = False, seed: int = 0,
-                           test_fraction: float = 0.15) -> tuple[Summary, WeakOutput]:
+                           test_fraction: float = 0.15, boxes_3d: bool = False) -> tuple[Summary, WeakOutput]:
     """Convert every patient of ``src`` into the weak set ``out_dir``; returns the summary and the output."""
     src, annotations = Path(src), Path(annotations)
     if not annotations.is_dir():
@@ -201,10 +204,11 @@ def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: st
         raise InputError(f"z-extent range [{min_cm}, {max_cm}] cm is empty")
     patients = find_patients(src, "SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm")
     options = {"converter": DATASET, "source": str(src.resolve()), "annotations": str(annotations.resolve()),
-               "min_cm": min_cm, "max_cm": max_cm, "seed": seed, "test_fraction": test_fraction}
+               "min_cm": min_cm, "max_cm": max_cm, "seed": seed, "test_fraction": test_fraction,
+               **({"boxes_3d": True} if boxes_3d else {})}
     out = prepare_weak_output(out_dir, options, overwrite)
     tasks = [(p.name, {"patient_dir": str(p), "annotations": str(annotations), "out": out,
-                       "min_cm": min_cm, "max_cm": max_cm}) for p in patients]
+                       "min_cm": min_cm, "max_cm": max_cm, "boxes_3d": boxes_3d}) for p in patients]
     reports = run_tasks(convert_patient, tasks, num_processes, desc=DATASET)
     summary = Summary(DATASET, str(src), str(out.root), reports)
     c = summary.counts

@@ -84,6 +84,7 @@ class BenchmarkSettings:
     small: dict | None = field(default_factory=lambda: cpu_small(CPU_PRESET))
     folds: list[int] = field(default_factory=lambda: [0])
     strong_sites: dict[str, list[str]] = field(default_factory=dict)   # scenario -> sites of its strong cases
+    box_mode: str = "lesion"             # weak and teacher boxes: axial per lesion, or lesion3d (one 3-D box each)
 
     def check(self) -> None:
         if not self.scenarios:
@@ -167,7 +168,8 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
         small=SmallConfig(small["name"], tuple(small["patch_size"]), tuple(small["features"]), small["batch_size"])
         if small else None, folds=tuple(settings.folds), device=settings.device,
         trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
-        budget=settings.budget(), seed=seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True,
+        budget=settings.budget(), seed=seed, jitter=settings.jitter, box_mode=settings.box_mode,
+        tta=not settings.no_mirroring, lung_crop=True,
         model_names=dict(MODEL_NAMES))
 
 
@@ -192,7 +194,8 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     where = f" from {'/'.join(strong_sites)}" if strong_sites else ""
     argv = ["make-scenario", "--strong", POOL_ID, "-d", cfg.strong, "--name", run_tag(scenario, cfg.seed) + "Strong",
             "--strong-count", n_strong, "-o", weak, "--seed", cfg.seed, "--jitter", cfg.jitter, "--manifest",
-            cfg.manifest, *(["--strong-sites", *strong_sites] if strong_sites else []), "--overwrite", "--quiet"]
+            cfg.manifest, *(["--strong-sites", *strong_sites] if strong_sites else []),
+            *(["--box-mode", cfg.box_mode] if cfg.box_mode != "lesion" else []), "--overwrite", "--quiet"]
     steps = [nnts_step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})", argv,
                        lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
                        layout.logs / "scenario.log")]

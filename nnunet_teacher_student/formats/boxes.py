@@ -218,9 +218,45 @@ def boxes_from_mask(mask: np.ndarray, mode: BoxMode = "lesion", jitter: int = 0,
         annotator = Annotator.stress(jitter)
     if annotator is not None and not annotator.is_exact:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        boxes = annotate_boxes(boxes, annotator, mask.shape, spacing_zyx, rng,
-                               labels if mode == "lesion" else None)
+        if mode == "lesion3d":
+            boxes = _annotate_boxes_3d(boxes, annotator, mask.shape, spacing_zyx, rng)
+        else:
+            boxes = annotate_boxes(boxes, annotator, mask.shape, spacing_zyx, rng,
+                                   labels if mode == "lesion" else None)
     return sorted(boxes)
+
+
+def _annotate_boxes_3d(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int, int, int],
+                       spacing_zyx: Sequence[float], rng: np.random.Generator) -> list[Box]:
+    """One 3-D box per lesion is one drawing: its in-plane edges move once, the same on every slice (end slices
+    may be left out as in the 2-D model)."""
+    per_lesion: dict[int, list[Box]] = {}
+    for b in boxes:
+        per_lesion.setdefault(b.lesion_id, []).append(b)
+    skip = annotator.skipped_slices(rng, {k: [b.slice for b in v] for k, v in per_lesion.items()})
+    in_plane = replace(annotator, skip_ends=0.0)
+    out = []
+    for lesion, group in per_lesion.items():
+        moved = annotate_boxes([group[0]], in_plane, shape_zyx, spacing_zyx, rng)[0]
+        out += [replace(moved, slice=b.slice) for b in group if (lesion, b.slice) not in skip]
+    return out
+
+
+def boxes_3d(boxes: Sequence[Box], shape_zyx: tuple[int, int, int]) -> list[Box]:
+    """Axial 2-D boxes as 3-D ones: each 26-connected group of boxes (a lesion's boxes on adjacent slices) becomes
+    its full in-plane extent on every slice it spans (what an annotator drawing one 3-D box per lesion gives)."""
+    if not boxes:
+        return []
+    groups, _ = label_components(box_mask(list(boxes), shape_zyx))
+    out = []
+    for lesion_id, sl in enumerate(ndimage.find_objects(groups), start=1):
+        if sl is None:
+            continue
+        labels = sorted({b.label for b in boxes if b.label and groups[b.slice, b.ymin, b.xmin] == lesion_id})
+        for z in range(sl[0].start, sl[0].stop):
+            out.append(Box(z, sl[2].start, sl[1].start, sl[2].stop - 1, sl[1].stop - 1,
+                           label=labels[0] if labels else None, lesion_id=lesion_id))
+    return sorted(out)
 
 
 def annotate_boxes(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int, int, int],

@@ -74,7 +74,7 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
         write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(kept),
                            name=name, description=f"teacher dataset from {src.name}: CT + box mask "
                            f"(mode {mode}, {annotator.describe()}, seed {seed})", nnts_source=src.name,
-                           nnts_annotator=annotator.to_dict(), nnts_without_tumour=without_tumour)
+                           nnts_annotator=annotator.to_dict(), nnts_box_mode=mode, nnts_without_tumour=without_tumour)
     return install_splits(dataset_id)
 
 

@@ -55,7 +55,8 @@ def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teac
         for case in cases:
             ct = read_image(teacher_dataset / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
             label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
-            boxes = boxes_from_mask(label, seed=(seed + FRESH_BOX_SEED) * 100003 + index[case], annotator=annotator,
+            boxes = boxes_from_mask(label, dataset_json.get("nnts_box_mode", "lesion"),
+                                    seed=(seed + FRESH_BOX_SEED) * 100003 + index[case], annotator=annotator,
                                     spacing_zyx=ct.GetSpacing()[::-1])
             pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)
             yield case, ct, label, boxes, pred

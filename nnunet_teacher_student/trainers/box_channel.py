@@ -22,27 +22,30 @@ from torch import nn
 
 from ..formats.annotator import Annotator
 from ..formats.box_channel import BOX_THRESHOLD
-from ..formats.boxes import box_mask, boxes_from_mask
+from ..formats.boxes import BoxMode, box_mask, boxes_from_mask
 from .networks import WrappedNetwork
 
 PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
 
 
 def sample_box_channel(label: np.ndarray, axial_axis: int, annotator: Annotator, spacing: Sequence[float],
-                       rng: np.random.Generator) -> np.ndarray:
-    """Box mask (same shape as ``label``) of annotator-drawn axial boxes around the lesions of ``label > 0``."""
+                       rng: np.random.Generator, mode: BoxMode = "lesion") -> np.ndarray:
+    """Box mask (same shape as ``label``) of annotator-drawn axial boxes around the lesions of ``label > 0``
+    (``mode`` ``lesion3d``: one 3-D box per lesion)."""
     lab = np.moveaxis(np.asarray(label) > 0, axial_axis, 0)
     sp = list(spacing)
     sp.insert(0, sp.pop(axial_axis))
-    boxes = boxes_from_mask(lab, "lesion", seed=rng, annotator=annotator, spacing_zyx=sp)
+    boxes = boxes_from_mask(lab, mode, seed=rng, annotator=annotator, spacing_zyx=sp)
     return np.moveaxis(box_mask(boxes, lab.shape), 0, axial_axis)
 
 
 class OnlineBoxChannel(BasicTransform):
     """Replace image channel ``channel`` by a fresh box mask drawn from the sample's segmentation."""
 
-    def __init__(self, channel: int, annotator: Annotator, spacing: Sequence[float], axial_axis: int = 0):
+    def __init__(self, channel: int, annotator: Annotator, spacing: Sequence[float], axial_axis: int = 0,
+                 mode: BoxMode = "lesion"):
         super().__init__()
+        self.mode = mode
         self.channel = channel
         self.annotator = annotator
         self.spacing = tuple(float(s) for s in spacing)
@@ -54,7 +57,7 @@ class OnlineBoxChannel(BasicTransform):
             return data_dict
         rng = np.random.default_rng(np.random.randint(0, 2 ** 31 - 1))  # seeded through numpy's global state
         label = seg[0].numpy() if isinstance(seg, torch.Tensor) else np.asarray(seg[0])
-        boxes = sample_box_channel(label, self.axial_axis, self.annotator, self.spacing, rng)
+        boxes = sample_box_channel(label, self.axial_axis, self.annotator, self.spacing, rng, self.mode)
         img = img.clone()
         img[self.channel] = torch.from_numpy(boxes).to(img.dtype)
         data_dict["image"] = img

@@ -28,6 +28,7 @@ from .transforms import protect_guidance_channels
 
 BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
 ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
+BOX_MODE_KEY = "nnts_box_mode"     # dataset.json: axial boxes per lesion (default) or lesion3d (one 3-D box each)
 
 
 PRIOR_HU = -700.0   # the box prior's +inside only on voxels brighter than aerated lung (ground-glass, -750..-300 HU, is in)
@@ -117,7 +118,7 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
             patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
             use_mask_for_norm, is_cascaded, foreground_labels, regions, ignore_label)
         online = OnlineBoxChannel(BOX_CHANNEL, self.annotator, self.configuration_manager.spacing,
-                                  axial_axis(self.plans_manager))
+                                  axial_axis(self.plans_manager), self.dataset_json.get(BOX_MODE_KEY, "lesion"))
         return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL], [online])
 
     def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,

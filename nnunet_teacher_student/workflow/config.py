@@ -86,6 +86,7 @@ class PipelineConfig:
     seed: int = 0
     jitter: int = 0                             # stress setting: absolute box jitter (voxels) of the teacher's boxes
     annotator: str | None = None                # the teacher's box noise model (None: default, or jitter)
+    box_mode: str = "lesion"                    # the teacher's boxes: axial per lesion, or lesion3d (one 3-D box)
     teacher_folds: tuple = ("all",)             # the teacher trains on every strong case (nnU-Net's fold all)
     guard: bool = True                          # retrain a box teacher that fails on its own strong cases
     guard_attempts: int = 3                     # trainings at most (seeds seed, seed + 1, ...)
@@ -217,7 +218,8 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         configuration=str(train.get("configuration", BASE_CONFIGURATION)), small=small, folds=folds,
         device=resolve_device(device), trainers=trainers, train=models, budget=budget,
         n_folds=int(train.get("n_folds", 5)), seed=int(train.get("seed", 0)), jitter=int(train.get("jitter", 0)),
-        annotator=train.get("annotator"), teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
+        annotator=train.get("annotator"), box_mode=_box_mode(train.get("box_mode", "lesion"), path),
+        teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
         guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
         box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
         predict_tta=bool(pred.get("tta", True)),
@@ -238,7 +240,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "datasets": ROLES,
     "train": ("configuration", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
               "epochs", "iterations", "val_iterations", "no_mirroring", "skip_validation", "n_folds", "seed",
-              "jitter", "annotator", "teacher_folds", "guard", "guard_attempts", "num_processes"),
+              "jitter", "annotator", "box_mode", "teacher_folds", "guard", "guard_attempts", "num_processes"),
     "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices",
                      "min_volume_ml", "filter_mode"),
     "predict": ("lung_crop", "tta"),
@@ -271,3 +273,10 @@ def _teacher_folds(value: Any, path: Path) -> tuple:
     if not folds or not all(f == "all" or isinstance(f, int) and f >= 0 for f in folds):
         raise InputError(f"{path}: [train] teacher_folds must be \"all\" or a list of fold numbers, got {value!r}")
     return folds
+
+
+def _box_mode(value: Any, path: Path) -> str:
+    if value not in ("lesion", "lesion3d"):
+        raise InputError(f"{path}: [train] box_mode must be \"lesion\" (axial boxes) or \"lesion3d\" (one 3-D box per "
+                         f"lesion, as the weak set's boxes are), got {value!r}")
+    return value

@@ -230,7 +230,8 @@ def teacher_dataset_step(cfg: PipelineConfig, layout: Layout) -> Step:
     """Build the teacher dataset (CT + box channel) of ``cfg`` from its strong dataset and weak set."""
     argv = ["make-teacher-dataset", "--strong", cfg.strong, "-d", cfg.dataset_ids["teacher"], "--name",
             cfg.dataset_names["teacher"], "--weak", cfg.weak_dir, "--jitter", cfg.jitter,
-            *(["--annotator", cfg.annotator] if cfg.annotator else []), "--seed", cfg.seed, *manifest_arg(cfg),
+            *(["--annotator", cfg.annotator] if cfg.annotator else []),
+            *(["--box-mode", cfg.box_mode] if cfg.box_mode != "lesion" else []), "--seed", cfg.seed, *manifest_arg(cfg),
             "--folds", cfg.n_folds, "--overwrite"]
     return nnts_step("teacher dataset (CT + box channel)", argv, lambda: raw_done(cfg.dataset_ids["teacher"]),
                      layout.logs / "dataset_teacher.log",

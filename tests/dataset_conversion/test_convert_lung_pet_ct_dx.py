@@ -52,6 +52,24 @@ def test_real_sample_via_cli(sample, tmp_path, capsys):
     assert load_manifest(out / "manifest.json")["cases"]["Lung_Dx-A0002_3"]["dataset"] == "lung-pet-ct-dx"
 
 
+def test_real_sample_as_3d_boxes(sample, tmp_path):
+    """--boxes-3d: the real series' ten axial boxes of one lesion become one 3-D box holding every one of them."""
+    flat, deep = tmp_path / "weak2d", tmp_path / "weak3d"
+    for out, extra in ((flat, []), (deep, ["--boxes-3d"])):
+        assert cli.main(["convert", "lung-pet-ct-dx", str(sample / "Lung-PET-CT-Dx"), str(sample / "Annotation"),
+                         "-o", str(out), *extra]) == 0
+    _, boxes2d = WeakSet(flat).read_case("Lung_Dx-A0002_3")
+    _, boxes3d = WeakSet(deep).read_case("Lung_Dx-A0002_3")
+    assert sorted(b.slice for b in boxes3d.boxes) == list(range(12, 22))
+    assert len({(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes3d.boxes}) == 1 < \
+        len({(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes2d.boxes})
+    m2, m3 = boxes2d.mask(), boxes3d.mask()
+    assert (m3 >= m2).all() and m3.sum() > m2.sum()
+    b = boxes3d.boxes[0]
+    assert (b.xmin, b.xmax) == (min(x.xmin for x in boxes2d.boxes), max(x.xmax for x in boxes2d.boxes))
+    assert {x.label for x in boxes3d.boxes} == {"A"}
+
+
 def _collection(tmp_path, build):
     """Two patients; A0001 has one good CT among PET, fused, stacked and short series, plus bad XMLs."""
     src, ann = tmp_path / "src", tmp_path / "Annotation"

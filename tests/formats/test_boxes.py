@@ -137,3 +137,24 @@ def test_box_files_follow_the_shipped_json_schema_and_mistakes_are_explained(tmp
     (tmp_path / "flat.json").write_text(json.dumps(flat))
     with pytest.raises(BoxError, match=r"flat.json: missing key 'geometry'.*belong inside 'geometry'.*schema"):
         BoxSet.load(tmp_path / "flat.json")
+
+
+def test_a_noisy_3d_box_is_one_drawing_per_lesion():
+    """With the annotator model a lesion's 3-D box moves once: the same in-plane edges on every slice it spans."""
+    from nnunet_teacher_student.formats.annotator import Annotator
+
+    mask = np.zeros((12, 40, 40), np.uint8)
+    mask[2:9, 5:15, 6:18] = 1
+    mask[3:6, 25:35, 22:30] = 1
+    noisy = Annotator(exact_share=0.0, skip_ends=0.5)
+    moved_any = False
+    for seed in range(20):
+        boxes = boxes_from_mask(mask, mode="lesion3d", seed=seed, annotator=noisy)
+        by_lesion = {}
+        for b in boxes:
+            by_lesion.setdefault(b.lesion_id, set()).add((b.xmin, b.ymin, b.xmax, b.ymax))
+        assert all(len(v) == 1 for v in by_lesion.values()), seed
+        tight = {b.lesion_id: (b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes_from_mask(mask, mode="lesion3d")}
+        moved_any |= any(v != {tight[k]} for k, v in by_lesion.items())
+        assert 7 + 3 - 4 <= len(boxes) <= 7 + 3   # only end slices may be left out
+    assert moved_any

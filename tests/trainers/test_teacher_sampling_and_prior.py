@@ -45,6 +45,22 @@ def test_online_box_channel_one_box_per_lesion_per_slice_aligned_and_fresh():
     assert ((a > 0) & (label > 0)).sum() / (label > 0).sum() > 0.8
 
 
+def test_online_box_channel_of_a_3d_box_teacher_draws_one_box_per_lesion():
+    """A teacher dataset of 3-D boxes trains on 3-D boxes: the same rectangle on every slice a lesion spans."""
+    label = _two_lesions()
+    np.random.seed(1)
+    boxes = _apply(OnlineBoxChannel(1, Annotator(edge_fraction=0.2, exact_share=0.0), (2.0, 0.7, 0.7),
+                                    mode="lesion3d"), label)
+    lesions, n = label_components(label > 0)
+    for lid in range(1, n + 1):
+        zs = np.flatnonzero((lesions == lid).any(axis=(1, 2)))
+        # the lesion's own column of the box channel (its 3-D box), identical on each of its slices
+        ys, xs = np.nonzero((lesions == lid).any(axis=0))
+        window = boxes[zs, max(ys.min() - 3, 0):ys.max() + 4, max(xs.min() - 3, 0):xs.max() + 4]
+        assert all((w == window[0]).all() for w in window), f"lesion {lid}: the box changes across slices"
+        assert window[0].any()
+
+
 def test_lesion_balanced_locations_are_uniform_over_lesions_and_off_centre():
     label = _two_lesions()
     lesions = lesion_points(label[None], np.random.default_rng(0))
