@@ -123,8 +123,7 @@ def _nsclc(args) -> int:
 
     pattern = ALL_GTV_PATTERN if args.all_gtv else (args.roi_pattern or DEFAULT_ROI_PATTERN)
     summary, _ = convert_nsclc_radiomics(args.src, args.dataset_id, args.name, args.raw, args.label_source, pattern,
-                                         args.num_processes, args.overwrite, args.seed, args.test_fraction,
-                                        args.boxes_3d)
+                                         args.num_processes, args.overwrite, args.seed, args.test_fraction)
     return _report(summary)
 
 
