@@ -293,7 +293,7 @@ def test_true_masks_from_another_folder_feed_the_qc(tmp_path):
     assert json.loads((tmp_path / "p1" / "qc" / "w.json").read_text())["dice_vs_truth"] > 0.5
 
 
-UNCERTAIN_DO_ID = 548
+UNCERTAIN_DO_ID = 571
 
 
 @pytest.mark.slow
@@ -349,5 +349,5 @@ def test_uncertain_band_needs_probabilities(phantom_study, tmp_path):
                      save_probabilities=True)
     assert not (tmp_path / "p2").exists()
     with pytest.raises(InputError, match=r"probabilities: no teacher probability for weak case\(s\) \['w'\]"):
-        make_student_dataset(STRONG_ID, 547, "NoProb", "so", tmp_path / "weak", tmp_path / "p",
+        make_student_dataset(STRONG_ID, 572, "NoProb", "so", tmp_path / "weak", tmp_path / "p",
                              uncertain_band=(0.3, 0.7))
