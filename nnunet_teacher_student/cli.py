@@ -11,8 +11,8 @@ import traceback
 from .core.errors import InputError
 
 COMMAND_MODULES = [
-    "env", "synth", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label",
-    "calibrate_band", "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline", "benchmark",
+    "env", "synth", "convert", "make_teacher_dataset", "teacher_predict", "pseudo_label", "calibrate_band",
+    "make_scenario", "make_student_dataset", "lungs", "predict", "evaluate", "demo", "pipeline", "benchmark",
 ]
 
 

@@ -11,6 +11,8 @@ CT_CHANNEL = 0
 BOX_CHANNEL = 1
 #: a box channel value above this is inside a box (after interpolation in nnU-Net's augmentation)
 BOX_THRESHOLD = 0.5
+#: dataset.json of a teacher dataset: the kind of its boxes, ``lesion`` (axial, the default) or ``lesion3d``
+BOX_MODE_KEY = "nnts_box_mode"
 
 
 def channel_suffix(channel: int) -> str:

@@ -12,9 +12,18 @@ Only names here: writers and readers (pseudo-labelling, student datasets, the wo
 share them."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..formats.images import IMAGE_SUFFIX
+
 PROVENANCE_FILE = "provenance.json"
 QC_FILE = "qc.json"
 QC_TABLE = "qc.csv"
 EXCLUDED_FILE = "excluded.json"
 QC_DIR = "qc"
 PROBABILITY_DIR = "probabilities"
+
+
+def probability_file(out: Path, case: str) -> Path:
+    """Where ``--save-probabilities`` puts a case's teacher probability."""
+    return out / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}"

@@ -32,7 +32,8 @@ from ..core.sharding import part_cases
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..teacher.inference import predict_case, teacher_mode
-from .folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE
+from .folder import (EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE,
+                     probability_file)
 from .qc import FILTERS, case_qc, failed_filters, write_qc_table
 
 # provenance entries that must agree before a run may resume into an existing output folder
@@ -65,7 +66,7 @@ def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], che
 
 def _is_finished(out: Path, case: str, probabilities: bool = False) -> bool:
     return ((out / f"{case}{IMAGE_SUFFIX}").is_file() and (out / QC_DIR / f"{case}.json").is_file()
-            and (not probabilities or (out / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}").is_file()))
+            and (not probabilities or probability_file(out, case).is_file()))
 
 
 def _remove_stale_temps(out: Path, cases: Sequence[str]) -> int:
@@ -84,7 +85,7 @@ def _remove_stale_temps(out: Path, cases: Sequence[str]) -> int:
 def _remove_outputs(out: Path, cases: Sequence[str]) -> None:
     """Remove what an earlier run (another teacher) wrote for ``cases`` and the aggregated files."""
     for c in cases:
-        for p in (out / f"{c}{IMAGE_SUFFIX}", out / QC_DIR / f"{c}.json", out / PROBABILITY_DIR / f"{c}{IMAGE_SUFFIX}"):
+        for p in (out / f"{c}{IMAGE_SUFFIX}", out / QC_DIR / f"{c}.json", probability_file(out, c)):
             p.unlink(missing_ok=True)
     for name in (QC_TABLE, QC_FILE, EXCLUDED_FILE, PROVENANCE_FILE):
         (out / name).unlink(missing_ok=True)
@@ -207,9 +208,8 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
             truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
             record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth)}
             if save_probabilities:
-                (out / PROBABILITY_DIR).mkdir(exist_ok=True)
                 write_image_atomic(array_to_image(pred.probability.astype("float32"), geometry),
-                                   out / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}")
+                                   probability_file(out, case))
             write_image_atomic(array_to_image(pred.mask, geometry), out / f"{case}{IMAGE_SUFFIX}")
             record["seconds"] = time.perf_counter() - t0
             record["teacher_checkpoint_sha256"] = prov["checkpoint_sha256"]

@@ -41,7 +41,7 @@ from ..formats.weak_set import WeakSet
 from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
 from ..nnunet.raw_dataset import (SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset, training_cases,
                                   write_dataset_json)
-from ..pseudo_labels.folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE
+from ..pseudo_labels.folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, probability_file
 
 Form = Literal["so", "do", "ignore"]
 LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
@@ -154,7 +154,7 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
     if missing:
         raise InputError(f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)")
     if uncertain_band is not None:
-        no_prob = [c for c in weak_cases if not (pseudo_root / PROBABILITY_DIR / f"{c}{IMAGE_SUFFIX}").is_file()]
+        no_prob = [c for c in weak_cases if not probability_file(pseudo_root, c).is_file()]
         if no_prob:
             raise InputError(f"{pseudo_root / PROBABILITY_DIR}: no teacher probability for weak case(s) "
                              f"{no_prob[:5]} (run nnts pseudo-label --save-probabilities)")
@@ -178,7 +178,7 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
         for case in tqdm(weak_cases, desc=f"student dataset ({form}, weak)", unit="case"):
             ct, boxset = weak.read_case(case)
             tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
-            unsure = _unsure(pseudo_root / PROBABILITY_DIR / f"{case}{IMAGE_SUFFIX}", ct, boxset.mask(),
+            unsure = _unsure(probability_file(pseudo_root, case), ct, boxset.mask(),
                              uncertain_band, margin_mm) if uncertain_band is not None else None
             ignored += int(unsure.sum()) if unsure is not None else 0
             writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form != "so" else None, unsure)

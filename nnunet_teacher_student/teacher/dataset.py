@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..core.errors import InputError
 from ..core.geometry import read_image, read_label
 from ..formats.annotator import Annotator, annotator_from
-from ..formats.box_channel import BOX_CHANNEL, CT_CHANNEL, channel_file, channel_suffix
+from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY, CT_CHANNEL, channel_file, channel_suffix
 from ..formats.boxes import BoxMode, boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
@@ -74,7 +74,7 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
         write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(kept),
                            name=name, description=f"teacher dataset from {src.name}: CT + box mask "
                            f"(mode {mode}, {annotator.describe()}, seed {seed})", nnts_source=src.name,
-                           nnts_annotator=annotator.to_dict(), nnts_box_mode=mode, nnts_without_tumour=without_tumour)
+                           nnts_annotator=annotator.to_dict(), **{BOX_MODE_KEY: mode}, nnts_without_tumour=without_tumour)
     return install_splits(dataset_id)
 
 

@@ -24,6 +24,7 @@ from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, read_image
 from ..evaluation.metrics import dice
 from ..formats.annotator import annotator_from
+from ..formats.box_channel import BOX_MODE_KEY
 from ..formats.boxes import BoxSet, boxes_from_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..nnunet.raw_dataset import training_cases
@@ -55,7 +56,7 @@ def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teac
         for case in cases:
             ct = read_image(teacher_dataset / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
             label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
-            boxes = boxes_from_mask(label, dataset_json.get("nnts_box_mode", "lesion"),
+            boxes = boxes_from_mask(label, dataset_json.get(BOX_MODE_KEY, "lesion"),
                                     seed=(seed + FRESH_BOX_SEED) * 100003 + index[case], annotator=annotator,
                                     spacing_zyx=ct.GetSpacing()[::-1])
             pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)

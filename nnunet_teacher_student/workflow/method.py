@@ -10,7 +10,7 @@ from typing import Sequence
 
 from .config import BASE_CONFIGURATION, DATASET_OF, PipelineConfig, nnunet_env
 from .outputs import (Layout, checkpoints, dataset_dir, guarded, model_folder, preprocessed_done, predictions_done,
-                      pseudo_done, pseudo_stale, raw_done, stale_outputs, student_dataset_current, trained)
+                      newer, pseudo_done, pseudo_stale, raw_done, stale_outputs, student_dataset_current, trained)
 from .processes import PythonCall, nnunet_command, run_command, shown
 from .steps import Step, nnts_step, remove_paths
 
@@ -172,8 +172,7 @@ def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -
 
     def done() -> bool:
         ckpts = checkpoints(cfg, role)
-        return layout.band.is_file() and bool(ckpts) and all(
-            layout.band.stat().st_mtime >= c.stat().st_mtime for c in ckpts)
+        return all(c.is_file() for c in ckpts) and newer(layout.band, *ckpts)
 
     return nnts_step("calibrate the teacher's unsure band on the strong cases", argv, done,
                      layout.logs / "calibrate_band.log", clear=lambda: remove_paths(layout.band))
