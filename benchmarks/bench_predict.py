@@ -57,7 +57,8 @@ from nnunet_teacher_student.commands import add_model_arguments  # noqa: E402
 from nnunet_teacher_student.evaluation.metrics import dice  # noqa: E402
 from nnunet_teacher_student.core.geometry import Geometry, read_image  # noqa: E402
 from nnunet_teacher_student.prediction.lesions import near_mask  # noqa: E402
-from nnunet_teacher_student.prediction.case import predict_case, tumour_label  # noqa: E402
+from nnunet_teacher_student.prediction.case import predict_case  # noqa: E402
+from nnunet_teacher_student.prediction.region import tumour_label  # noqa: E402
 
 #: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
 MODES = {"full": None,

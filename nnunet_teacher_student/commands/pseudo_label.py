@@ -13,14 +13,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a trained teacher (box-region inference) over every case of a weak set and write "
                     "OUT/<case>.nii.gz on the CT's grid, OUT/provenance.json (teacher checkpoint hashes), a QC "
                     "table OUT/qc.csv + qc.json (volume, lesions, box fill, probability and entropy in the boxes, "
-                    "empty boxed slices, DSC against true masks where the weak set has labels/) and "
+                    "empty boxed slices, DSC against true masks where the weak set has labels/; with several -f "
+                    "folds the folds' mean probability and their disagreement) and "
                     "OUT/excluded.json. Resumable (finished cases are skipped; files are renamed into place "
                     "when complete) and shardable with --num-parts/--part-id like nnUNetv2_predict.",
         epilog="SLURM array (sbatch --array=0-7): without --num-parts/--part-id each array task does its part "
                "(SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT); rerun any part afterwards to refresh the QC table.")
     p.add_argument("-i", "--input", required=True, type=Path, help="weak set folder (images/, boxes/)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder of the pseudo masks")
-    add_model_arguments(p, "trained teacher model", [0], model_required=False)
+    add_model_arguments(p, "trained teacher model", [0], model_required=False,
+                        folds_help="teacher folds (default 0); several: an ensemble, the folds' probabilities averaged "
+                                   "and their disagreement per case in the QC")
     p.add_argument("--teacher", choices=("model", "classical"), default="model",
                    help="model: the trained teacher of -m (default); classical: no training, inside each box "
                         "HU > -400 and the lung region, the components the box frames (a reference floor)")
@@ -42,6 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="QC filter: at most N boxed slices without tumour")
     p.add_argument("--min-volume-ml", type=float, default=None, metavar="ML",
                    help="QC filter: pseudo-mask volume must be >= ML")
+    p.add_argument("--max-disagreement", type=float, default=None, metavar="D",
+                   help="QC filter (teacher ensembles, several -f folds): 1 - the members' mean pairwise DSC must be <= D")
+    p.add_argument("--previous", type=Path, default=None, metavar="DIR",
+                   help="noisy-student rounds: the previous round's pseudo-label folder; the QC gets each case's "
+                        "label_change (1 - DSC against its label there)")
+    p.add_argument("--max-label-change", type=float, default=None, metavar="C",
+                   help="QC filter (with --previous): label_change must be <= C (drop mode: leave out the cases "
+                        "whose label changed most since the previous round)")
     p.add_argument("--filter-mode", choices=("flag", "drop"), default="flag",
                    help="flag: mark failing cases in the QC table; drop: also list them in excluded.json so "
                         "that make-student-dataset leaves them out (default flag)")
@@ -68,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
     filters = {"min_box_fill": args.min_box_fill, "min_box_iou": args.min_box_iou, "max_entropy": args.max_entropy,
-               "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml}
+               "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml,
+               "max_disagreement": args.max_disagreement, "max_label_change": args.max_label_change}
+    if args.max_label_change is not None and args.previous is None:
+        raise InputError("--max-label-change needs --previous (the previous round's pseudo-label folder)")
     if args.teacher == "model" and args.model is None:
         raise InputError("-m/--model is required (the trained teacher's folder), or pass --teacher classical")
     num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
@@ -77,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     s = pseudo_label(args.model, args.input, args.output, args.folds, args.checkpoint, args.device,
                      args.tta, num_parts, part_id, args.box_margin_mm, args.mode,
                      filters, args.filter_mode, args.overwrite, progress=not args.quiet, teacher=args.teacher,
-                     labels_dir=args.labels, save_probabilities=args.save_probabilities)
+                     labels_dir=args.labels, save_probabilities=args.save_probabilities, previous=args.previous)
     qc = s["qc"]
     print(f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
           f"skipped {s['skipped']} finished; {_fmt(s['seconds_per_case'], 2)} s/case, "
@@ -88,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
           f"entropy {_fmt(qc['mean_entropy_in_boxes'])} bits, empty boxed slices "
           f"{_fmt(qc['mean_empty_boxed_slices'], 1)}, DSC vs truth {_fmt(qc['mean_dice_vs_truth'])} "
           f"({qc['cases_with_truth']} case(s) with truth)")
+    if qc.get("mean_disagreement") is not None:
+        print(f"teacher ensemble of {len(args.folds)} folds: mean disagreement {_fmt(qc['mean_disagreement'])} "
+              "(1 - the members' mean pairwise DSC)")
+    if qc.get("mean_label_change") is not None:
+        print(f"label change since {args.previous}: mean {_fmt(qc['mean_label_change'])} (1 - DSC)")
     for name, n in s["removed_by_filter"].items():
         verb = "dropped" if s["filter_mode"] == "drop" else "flagged"
         print(f"filter {name}: {verb} {n} case(s)")

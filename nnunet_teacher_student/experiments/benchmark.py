@@ -10,7 +10,10 @@ datasets, the models of :data:`MODELS`:
 - the baseline (strong cases only), nnU-Net's ignore-label answer to boxes (no teacher), and the
   upper bound (true masks for every case), all with ``nnUNetTrainerNNTS`` (nnU-Net's default trainer
   plus our budget variables);
-- the DO student's own ceiling: its trainer on every case's true mask (``upper_do``).
+- the DO student's own ceiling: its trainer on every case's true mask (``upper_do``);
+- options beyond the paper: uncertainty-aware students (``so_unc``, ``do_unc``), a teacher ensemble of folds
+  (``teacher_ens``) and the DO student on its pseudo-labels (``do_ens``), and a noisy-student round: the DO
+  student re-labels the weak set in the boxes (``do_relabel``) and a second DO student trains on it (``do_r2``).
 
 Every run is a list of resumable :class:`~..workflow.steps.Step`; ``reporting.benchmark_report`` aggregates.
 """
@@ -32,9 +35,12 @@ from ..workflow.steps import Step, nnts_step
 
 POOL_ID = 100
 FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
+SECOND_RUN_ID = 600         # ... and, for the roles of SECOND_OFFSETS, SECOND_RUN_ID + 10 k + offset
 #: dataset role -> id offset within a run's block of ten
 DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "ignore": 5, "upper": 6,
                    "upper_do": 7, "so_unc": 8, "do_unc": 9}
+#: the roles of a run's second block of ten (the first is full)
+SECOND_OFFSETS = {"do_ens": 0, "do_r2": 1}
 #: model key -> (dataset role, trainer)
 MODELS = {
     "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
@@ -53,13 +59,24 @@ MODELS = {
     # cases) as nnU-Net's ignore label
     "so_unc": ("so_unc", "nnUNetTrainerSOStudent"),
     "do_unc": ("do_unc", "nnUNetTrainerDOStudent"),
+    # teacher ensemble: the box teacher's folds (as many as the strong cases allow, at most n_folds), probabilities
+    # averaged; the DO student on its pseudo-labels
+    "teacher_ens": ("teacher", "nnUNetTrainerBoxTeacher"),
+    "do_ens": ("do_ens", "nnUNetTrainerDOStudent"),
+    # noisy-student round 2: the DO student re-labels the weak set in the boxes; a DO student trains on that
+    "do_relabel": ("do", "nnUNetTrainerDOStudent"),
+    "do_r2": ("do_r2", "nnUNetTrainerDOStudent"),
 }
 #: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
 #: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
 SCARCE_STRONG_SITES = ("msd",)
-TEACHERS = ("teacher", "point_teacher", "classical")
-STUDENTS = ("so", "do", "so_paper", "do_paper", "so_unc", "do_unc")
+TEACHERS = ("teacher", "point_teacher", "classical", "teacher_ens", "do_relabel")   # scored on the weak set
+STUDENTS = ("so", "do", "so_paper", "do_paper", "so_unc", "do_unc", "do_ens", "do_r2")
 UNCERTAIN = ("so_unc", "do_unc")
+#: test-set models whose steps come after the rest (options added to finished runs)
+LATER = (*UNCERTAIN, "do_ens", "do_r2")
+#: models that need another model of the run first
+NEEDS = {"do_ens": "teacher_ens", "do_relabel": "do", "do_r2": "do_relabel"}
 TEST_MODELS = tuple(m for m in MODELS if m not in TEACHERS)
 DEFAULT_MODELS = tuple(MODELS)
 
@@ -110,6 +127,9 @@ class BenchmarkSettings:
             raise InputError("the benchmark needs at least one test case")
         if len(self.runs()) * 10 + FIRST_RUN_ID > 999:
             raise InputError(f"{len(self.runs())} runs do not fit nnU-Net's dataset ids (at most 88)")
+        if set(self.models) & set(SECOND_OFFSETS) and len(self.runs()) * 10 + SECOND_RUN_ID > 999:
+            raise InputError(f"{len(self.runs())} runs with {sorted(set(self.models) & set(SECOND_OFFSETS))} do not "
+                             "fit nnU-Net's dataset ids (at most 39 runs)")
 
     def runs(self) -> list[tuple[str, int]]:
         return [(name, seed) for name in self.scenarios for seed in self.seeds]
@@ -154,9 +174,10 @@ def run_tag(scenario: str, seed: int) -> str:
 
 def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str, seed: int) -> PipelineConfig:
     """The pipeline configuration of one run: its dataset ids, names and trainers, one per model key."""
-    base = FIRST_RUN_ID + 10 * index
+    base, second = FIRST_RUN_ID + 10 * index, SECOND_RUN_ID + 10 * index
     tag = run_tag(scenario, seed)
-    dataset_ids = {m: base + DATASET_OFFSETS[MODELS[m][0]] for m in MODELS}
+    dataset_ids = {m: second + SECOND_OFFSETS[MODELS[m][0]] if MODELS[m][0] in SECOND_OFFSETS else
+                   base + DATASET_OFFSETS[MODELS[m][0]] for m in MODELS}
     dataset_names = {m: tag + "".join(w.capitalize() for w in MODELS[m][0].split("_")) for m in MODELS}
     pool = pool_paths(out)
     small = settings.small
@@ -170,7 +191,12 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
         trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
         budget=settings.budget(), seed=seed, jitter=settings.jitter, box_mode=settings.box_mode,
         tta=not settings.no_mirroring, lung_crop=True,
-        model_names=dict(MODEL_NAMES))
+        model_names=dict(MODEL_NAMES), folds_override={"teacher_ens": ensemble_folds(settings, scenario)})
+
+
+def ensemble_folds(settings: BenchmarkSettings, scenario: str) -> tuple[int, ...]:
+    """The teacher ensemble's folds: one per strong case up to five (nnU-Net's folds of the teacher dataset)."""
+    return tuple(range(min(5, settings.scenarios[scenario])))
 
 
 def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
@@ -188,6 +214,9 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     layout = Layout(cfg.work_dir)
     n_strong = settings.scenarios[scenario]
     models = set(settings.models) | ({"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set())
+    for m in ("do_r2", "do_relabel", "do_ens"):   # a model's prerequisites, in dependency order
+        if m in models:
+            models.add(NEEDS[m])
     weak = cfg.weak_dir
 
     strong_sites = settings.strong_sites.get(scenario)
@@ -199,7 +228,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     steps = [nnts_step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})", argv,
                        lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
                        layout.logs / "scenario.log")]
-    teachers = [m for m in TEACHERS if m in models]
+    teachers = [m for m in ("teacher", "point_teacher", "classical") if m in models]
     if set(teachers) - {"classical"}:
         steps.append(teacher_dataset_step(cfg, layout))
         steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
@@ -210,22 +239,37 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
                 steps.append(train_step(cfg, layout, m))
                 steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
             steps.append(evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels))
-    steps += student_steps(cfg, layout, [m for m in TEST_MODELS if m in models and m not in UNCERTAIN],
+    steps += student_steps(cfg, layout, [m for m in TEST_MODELS if m in models and m not in LATER],
                            "students, baseline, ignore label, upper bound")
     uncertain = [m for m in UNCERTAIN if m in models]
     if uncertain:   # after the rest: adding the option to a finished run leaves its steps' fingerprints alone
         steps.append(pseudo_step(cfg, layout, "teacher", layout.pseudo_probabilities, probabilities=True))
         steps.append(calibrate_step(cfg, layout))
         steps += student_steps(cfg, layout, uncertain, "uncertainty-aware students")
+    if "do_relabel" in models:   # each option after the ones before it, for the same reason
+        out = teacher_pseudo_dir(layout, "do_relabel")
+        steps += [pseudo_step(cfg, layout, "do", out, previous=layout.pseudo,
+                              name="round 2: re-label the weak set (DO student, in the boxes)"),
+                  evaluate_step(cfg, layout, "do_relabel", out, cfg.weak_labels)]
+        if "do_r2" in models:
+            steps += student_steps(cfg, layout, ["do_r2"], "round 2 DO student", out)
+    if "teacher_ens" in models:
+        out = teacher_pseudo_dir(layout, "teacher_ens")
+        steps += [train_step(cfg, layout, "teacher_ens"), pseudo_step(cfg, layout, "teacher_ens", out),
+                  evaluate_step(cfg, layout, "teacher_ens", out, cfg.weak_labels)]
+        if "do_ens" in models:
+            steps += student_steps(cfg, layout, ["do_ens"], "DO student on the teacher ensemble", out)
     return steps
 
 
-def student_steps(cfg: PipelineConfig, layout: Layout, students: list[str], what: str) -> list[Step]:
-    """Datasets, planning, training, test predictions and evaluations of test-set models."""
+def student_steps(cfg: PipelineConfig, layout: Layout, students: list[str], what: str,
+                  pseudo_dir: Path | None = None) -> list[Step]:
+    """Datasets, planning, training, test predictions and evaluations of test-set models (``pseudo_dir``: their
+    pseudo-labels, default the box teacher's)."""
     steps = []
     dataset_roles = list(dict.fromkeys(MODELS[m][0] for m in students))
     for role in dataset_roles:
-        steps.append(student_dataset_step(cfg, layout, role, STUDENT_DATASETS[role]))
+        steps.append(student_dataset_step(cfg, layout, role, STUDENT_DATASETS[role], pseudo_dir))
     if dataset_roles:
         steps.append(plan_step(cfg, layout, dataset_roles, what))
     for m in students:

@@ -16,7 +16,11 @@ MODEL_NAMES = {**METHOD_MODEL_NAMES, "classical": "Classical rule (box âˆ§ HU âˆ
                "do_paper": "DO student (_Paper)", "ignore": "nnU-Net ignore label (boxes, no teacher)",
                "upper": "Upper bound (true masks for all)",
                "upper_do": "DO upper bound (true masks for all, DO trainer)",
-               "so_unc": "SO student, unsure voxels ignored", "do_unc": "DO student, unsure voxels ignored"}
+               "so_unc": "SO student, unsure voxels ignored", "do_unc": "DO student, unsure voxels ignored",
+               "teacher_ens": "Box teacher ensemble of folds (pseudo-labels)",
+               "do_ens": "DO student on the teacher ensemble",
+               "do_relabel": "DO student's re-labels (round 2 pseudo-labels)",
+               "do_r2": "DO student, round 2 (noisy student)"}
 #: the student-side datasets of the benchmark, the method's and its controls (see ``workflow.method.student_dataset_step``)
 STUDENT_DATASETS = {
     **METHOD_DATASETS,
@@ -25,4 +29,6 @@ STUDENT_DATASETS = {
     "upper_do": ("do", "truth", "DO upper-bound dataset (strong + weak cases with their true masks, DO form)"),
     "so_unc": ("so", "uncertain", "uncertainty-aware SO dataset (teacher-unsure box voxels as the ignore label)"),
     "do_unc": ("do", "uncertain", "uncertainty-aware DO dataset (teacher-unsure box voxels as the ignore label)"),
+    "do_ens": ("do", "pseudo", "DO dataset on the teacher ensemble's pseudo-labels"),
+    "do_r2": ("do", "pseudo", "round 2 DO dataset (the DO student's re-labels)"),
 }

@@ -27,7 +27,6 @@ from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
 from .lesions import describe_lesions, drop_outside_lungs
 from .region import RegionPredictor
 
-TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
 MERGE_RULE = "overlapping crops: probability = maximum, tumour mask = union"
 #: the default of where the lung box is cut: from nnU-Net's resampled CT (True: its own voxel grid, closer to
 #: full-volume prediction, but the whole CT is resampled) or from the CT before it (False: faster; BENCHMARKS.md)
@@ -53,26 +52,6 @@ class CasePrediction:
 
 
 # --------------------------------------------------------------------------- labels
-def tumour_label(label_manager, labels: dict | None = None, label: int | None = None) -> tuple[int, int]:
-    """(value in nnU-Net's label map, output channel of its probabilities) of the tumour.
-
-    Region models: the last region (DO students: tumour; its label is the last of ``regions_class_order``).
-    Label models: ``label`` if given, else the one foreground label whose name says tumour, else the highest.
-    """
-    if label_manager.has_regions:
-        channel = len(label_manager.foreground_regions) - 1
-        return int(label_manager.regions_class_order[channel]), channel
-    foreground = [int(v) for v in label_manager.foreground_labels]
-    if label is not None:
-        if int(label) not in foreground:
-            raise InputError(f"label {label} is not a foreground label of the model (labels {foreground})")
-        return int(label), int(label)
-    named = [int(v) for k, v in (labels or {}).items()
-             if isinstance(v, int) and v in foreground and any(w in k.lower() for w in TUMOUR_WORDS)]
-    value = named[0] if len(named) == 1 else max(foreground)
-    return value, value
-
-
 # --------------------------------------------------------------------------- one case
 def model_info(predictor: RegionPredictor) -> dict[str, Any]:
     """What the report says about the model."""
@@ -134,8 +113,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     if info["trained_on_lung_crops"] and boxes[0].name == "full" and not regrid:
         warnings.append("the model was trained on lung crops but predicted the whole volume")
 
-    value, channel = tumour_label(predictor.predictor.label_manager, predictor.predictor.dataset_json.get("labels"),
-                                  label)
+    value, channel = predictor.tumour(label)
     mask = np.zeros(shape, bool)
     probability = np.zeros(shape, np.float32)
     if not regrid:

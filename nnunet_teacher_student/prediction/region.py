@@ -42,6 +42,29 @@ class RegionResult:
     regions: list[CropBox]
 
 
+TUMOUR_WORDS = ("tumor", "tumour", "lesion", "nodule", "gtv", "cancer")
+
+
+def tumour_label(label_manager, labels: dict | None = None, label: int | None = None) -> tuple[int, int]:
+    """(value in nnU-Net's label map, output channel of its probabilities) of the tumour.
+
+    Region models: the last region (DO students: tumour; its label is the last of ``regions_class_order``).
+    Label models: ``label`` if given, else the one foreground label whose name says tumour, else the highest.
+    """
+    if label_manager.has_regions:
+        channel = len(label_manager.foreground_regions) - 1
+        return int(label_manager.regions_class_order[channel]), channel
+    foreground = [int(v) for v in label_manager.foreground_labels]
+    if label is not None:
+        if int(label) not in foreground:
+            raise InputError(f"label {label} is not a foreground label of the model (labels {foreground})")
+        return int(label), int(label)
+    named = [int(v) for k, v in (labels or {}).items()
+             if isinstance(v, int) and v in foreground and any(w in k.lower() for w in TUMOUR_WORDS)]
+    value = named[0] if len(named) == 1 else max(foreground)
+    return value, value
+
+
 class RegionPredictor:
     """A trained nnU-Net model folder (any trainer of ours or plain nnU-Net) ready to predict regions."""
 
@@ -87,13 +110,9 @@ class RegionPredictor:
         cm = self.predictor.configuration_manager
         return np.array(cm.patch_size, float) * np.array(cm.spacing, float)
 
-    def target_channel(self, label: int | None = None) -> int:
-        """Index of the output channel holding the tumour: the last region for region models
-        (DO students: tumour), else the label (default: the highest label)."""
-        lm = self.predictor.label_manager
-        if lm.has_regions:
-            return len(lm.foreground_regions) - 1
-        return int(label if label is not None else max(lm.foreground_labels))
+    def tumour(self, label: int | None = None) -> tuple[int, int]:
+        """(value in the label map, probability channel) of the tumour (see :func:`tumour_label`)."""
+        return tumour_label(self.predictor.label_manager, self.predictor.dataset_json.get("labels"), label)
 
     def resampled_shape(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
         """The shape (z, y, x) nnU-Net's preprocessing resamples an array of ``shape_zyx`` at ``spacing_zyx`` to."""
@@ -151,7 +170,7 @@ class RegionPredictor:
                 None, None, True)
         finally:
             self.predictor.tile_mask, self.predictor.crop = None, False
-        return np.asarray(seg).astype(np.uint8), np.asarray(probs[self.target_channel(label)], np.float32), \
+        return np.asarray(seg).astype(np.uint8), np.asarray(probs[self.tumour(label)[1]], np.float32), \
             np.asarray(probs, np.float32)
 
     def predict_regions(self, channels: np.ndarray, spacing_zyx: Sequence[float], regions: Sequence[CropBox],

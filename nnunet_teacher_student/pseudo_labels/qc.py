@@ -3,7 +3,9 @@
 Per case (:func:`case_qc`): pseudo-mask volume, lesion count, how much of each box the mask fills, how well
 the mask's own tight box matches each given box (:func:`box_consistency`: IoU, empty boxes),
 the teacher's mean tumour probability and binary entropy inside the boxes, boxed slices left empty,
-and the DSC against the true mask where one is known (phantoms, scenarios).
+the DSC against the true mask where one is known (phantoms, scenarios); with a teacher ensemble, how much
+its members disagree (``disagreement``: 1 - their mean pairwise DSC); in a noisy-student round, how much the
+case's label changed since the previous round (``label_change``: 1 - the DSC of the two).
 
 Filters (:func:`apply_filters`) name the doubtful cases; ``nnts pseudo-label`` either flags them in
 the table or drops them (lists them in ``excluded.json``, which ``make-student-dataset`` skips).
@@ -34,10 +36,12 @@ FILTERS: dict[str, tuple[str, str]] = {
     "max_entropy": ("entropy_in_boxes", "max"),
     "max_empty_slices": ("empty_boxed_slices", "max"),
     "min_volume_ml": ("volume_ml", "min"),
+    "max_disagreement": ("disagreement", "max"),
+    "max_label_change": ("label_change", "max"),
 }
 CSV_COLUMNS = ("case", "volume_ml", "lesion_count", "n_boxes", "boxed_slices", "empty_boxed_slices",
                "box_fill_mean", "box_fill_min", "box_iou_mean", "box_iou_min", "empty_boxes", "probability_in_boxes",
-               "entropy_in_boxes", "dice_vs_truth",
+               "entropy_in_boxes", "disagreement", "label_change", "dice_vs_truth",
                "seconds", "flags")
 
 
@@ -128,10 +132,12 @@ def failed_filters(record: Mapping, thresholds: Mapping[str, float | None]) -> l
 
 def apply_filters(records: Iterable[Mapping], min_box_fill: float | None = None, max_entropy: float | None = None,
                   max_empty_slices: int | None = None, min_volume_ml: float | None = None,
-                  min_box_iou: float | None = None) -> tuple[list[Mapping], dict[str, list[str]]]:
+                  min_box_iou: float | None = None, max_disagreement: float | None = None,
+                  max_label_change: float | None = None) -> tuple[list[Mapping], dict[str, list[str]]]:
     """``(kept records, {filter: cases it removed})``; a case failing several filters is listed under each."""
     thresholds = {"min_box_fill": min_box_fill, "max_entropy": max_entropy,
-                  "max_empty_slices": max_empty_slices, "min_volume_ml": min_volume_ml, "min_box_iou": min_box_iou}
+                  "max_empty_slices": max_empty_slices, "min_volume_ml": min_volume_ml, "min_box_iou": min_box_iou,
+                  "max_disagreement": max_disagreement, "max_label_change": max_label_change}
     removed: dict[str, list[str]] = {k: [] for k, v in thresholds.items() if v is not None}
     kept = []
     for r in records:
@@ -151,7 +157,7 @@ def summarize(records: Sequence[Mapping]) -> dict:
     """Means over cases (``None`` where no case has the metric) and the seconds per case."""
     out: dict = {"cases": len(records)}
     for key in ("volume_ml", "lesion_count", "box_fill_mean", "box_iou_mean", "probability_in_boxes", "entropy_in_boxes",
-                "empty_boxed_slices", "dice_vs_truth", "seconds"):
+                "empty_boxed_slices", "disagreement", "label_change", "dice_vs_truth", "seconds"):
         values = [r[key] for r in records if r.get(key) is not None]
         out[f"mean_{key}"] = _mean(values)
     out["cases_with_truth"] = sum(r.get("dice_vs_truth") is not None for r in records)

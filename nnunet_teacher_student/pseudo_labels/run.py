@@ -29,6 +29,7 @@ from ..core.errors import InputError
 from ..core.files import write_text_atomic, file_sha256
 from ..core.geometry import Geometry, array_to_image, write_image_atomic, read_label
 from ..core.sharding import part_cases
+from ..evaluation.metrics import dice
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..teacher.inference import predict_case, teacher_mode
@@ -37,7 +38,9 @@ from .folder import (EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, QC_DIR, QC
 from .qc import FILTERS, case_qc, failed_filters, write_qc_table
 
 # provenance entries that must agree before a run may resume into an existing output folder
-IDENTITY_KEYS = ("checkpoint_sha256", "folds", "checkpoint", "mode", "box_margin_mm", "tta")
+IDENTITY_KEYS = ("checkpoint_sha256", "folds", "checkpoint", "mode", "box_margin_mm", "tta", "ensemble", "previous")
+#: how several folds of a teacher are combined (nnU-Net's predictor averages logits; we average probabilities)
+ENSEMBLE_RULE = "mean of the folds' probabilities > 0.5"
 
 
 def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], checkpoint: str,
@@ -152,11 +155,14 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
                  mode: str | None = None, filters: Mapping[str, float | None] | None = None,
                  filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
                  teacher: str = "model", labels_dir: str | Path | None = None,
-                 save_probabilities: bool = False) -> dict:
+                 save_probabilities: bool = False, previous: str | Path | None = None) -> dict:
     """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
     ``teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a trained model. ``labels_dir``: the
     weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``).
-    ``save_probabilities``: also write the teacher's tumour probability per case (``OUT/probabilities/``)."""
+    ``save_probabilities``: also write the teacher's tumour probability per case (``OUT/probabilities/``).
+    Several ``folds``: an ensemble (:class:`..teacher.ensemble.TeacherEnsemble`), with the members'
+    disagreement per case in the QC. ``previous``: the pseudo-label folder of the previous noisy-student round;
+    each case's ``label_change`` (1 - DSC against its label there) goes into the QC."""
     weak = WeakSet(Path(weak_dir), labels_dir)
     out = Path(out_dir)
     all_cases = weak.case_ids()
@@ -175,11 +181,22 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
             raise InputError("pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical")
         mode = mode or teacher_mode(model_folder)
         prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
+        if len(folds) > 1:
+            prov["ensemble"] = ENSEMBLE_RULE
     else:
         raise InputError(f"unknown teacher {teacher!r} (model or classical)")
     prov["weak_dir"] = str(Path(weak_dir).resolve())
     for case in mine:   # headers and box files of every case first: nothing is written for a broken weak set
         weak.check_case(case)
+    if previous is not None:
+        previous = Path(previous)
+        if previous.resolve() == resolved:
+            raise InputError(f"{previous}: the previous round's pseudo-labels cannot be the output folder")
+        lacking = [c for c in mine if not (previous / f"{c}{IMAGE_SUFFIX}").is_file()]
+        if lacking:
+            raise InputError(f"{previous}: no pseudo-label of {len(lacking)} case(s) of the weak set, e.g. "
+                             f"{previous / (lacking[0] + IMAGE_SUFFIX)} (not the previous round's folder?)")
+        prov["previous"] = str(previous.resolve())
     if save_probabilities and teacher == "classical":
         raise InputError("--save-probabilities needs a trained teacher: the classical rule has no probabilities")
     todo = [c for c in mine if overwrite or not _is_finished(out, c, save_probabilities)]
@@ -191,22 +208,33 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
     t_start = time.perf_counter()
     if todo:
         if teacher == "classical":
-            predict = rule.predict
+            def predict(ct, boxset):
+                return rule.predict(ct, boxset), {}
+        elif len(folds) > 1:
+            from ..teacher.ensemble import TeacherEnsemble
+
+            ensemble = TeacherEnsemble(model_folder, folds, checkpoint, device, tta)
+
+            def predict(ct, boxset):
+                return ensemble.predict(ct, boxset, mode, box_margin_mm)
         else:
             from ..prediction.region import RegionPredictor
 
             predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta)
 
             def predict(ct, boxset):
-                return predict_case(predictor, ct, boxset, mode, box_margin_mm)
+                return predict_case(predictor, ct, boxset, mode, box_margin_mm), {}
         bar = tqdm(todo, desc=f"nnts pseudo-label (part {part_id}/{num_parts})", unit="case", disable=not progress)
         for case in bar:
             t0 = time.perf_counter()
             ct, boxset = first if case == todo[0] else weak.read_case(case)
-            pred = predict(ct, boxset)
+            pred, extra = predict(ct, boxset)
             geometry = Geometry.of(ct)
             truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
-            record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth)}
+            record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth), **extra}
+            if previous is not None:
+                before = read_label(previous / f"{case}{IMAGE_SUFFIX}", ct) > 0
+                record["label_change"] = 1.0 - dice(before, pred.mask > 0)
             if save_probabilities:
                 write_image_atomic(array_to_image(pred.probability.astype("float32"), geometry),
                                    probability_file(out, case))

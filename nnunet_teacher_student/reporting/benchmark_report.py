@@ -217,7 +217,8 @@ PAIRS = (("so", "baseline"), ("do", "baseline"), ("so_nnunet", "baseline"), ("so
          ("do", "so_nnunet"), ("do", "so"), ("so_paper", "baseline"), ("do_paper", "baseline"),
          ("so_paper", "so"), ("do_paper", "do"), ("upper", "baseline"), ("do", "upper"), ("upper_do", "upper"),
          ("do", "upper_do"), ("so", "ignore"), ("do", "ignore"), ("so_unc", "so"), ("do_unc", "do"),
-         ("so_unc", "baseline"), ("do_unc", "baseline"))
+         ("so_unc", "baseline"), ("do_unc", "baseline"), ("do_ens", "do"), ("do_ens", "baseline"), ("do_r2", "do"),
+         ("do_r2", "baseline"))
 
 
 def paired_stats(cases: Mapping[tuple[str, int, str], Mapping[str, float]], scenario: str, model: str,

@@ -273,3 +273,23 @@ def figure_box_consistency(qc: Sequence[Mapping], out: Path) -> Path | None:
         percent_scatter(ax, [100 * r["box_iou_mean"] for r in known], [100 * r["dice_vs_truth"] for r in known],
                         f"DSC vs box consistency (n = {len(known)})", "mean box IoU (%)")
     return save_figure(plt, fig, out)
+
+
+def figure_disagreement(qc: Sequence[Mapping], out: Path) -> Path | None:
+    """A teacher ensemble's disagreement per weak case (histogram), and against the pseudo-label's DSC where the
+    true mask is known; None without an ensemble."""
+    rows = [r for r in qc if r.get("disagreement") is not None]
+    if not rows:
+        return None
+    plt = pyplot()
+    known = [r for r in rows if r.get("dice_vs_truth") is not None]
+    fig, axes = plt.subplots(1, 2 if known else 1, figsize=(8.4 if known else 4.2, 3.6), squeeze=False)
+    ax = axes[0][0]
+    ax.hist(100 * np.array([r["disagreement"] for r in rows]), bins=np.linspace(0, 100, 21), color="#756bb1")
+    ax.set_title(f"Teacher ensemble disagreement ({len(rows)} cases)", fontsize=9)
+    ax.set_xlabel("1 - mean pairwise DSC of the members (%)")
+    ax.set_ylabel("weak cases")
+    if known:
+        percent_scatter(axes[0][1], [100 * r["disagreement"] for r in known], [100 * r["dice_vs_truth"] for r in known],
+                        f"DSC vs disagreement (n = {len(known)})", "disagreement (%)")
+    return save_figure(plt, fig, out)

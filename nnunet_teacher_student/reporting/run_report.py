@@ -10,12 +10,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..core.files import write_text_atomic
+from ..core.files import load_json, write_text_atomic
 from ..evaluation import markdown_table
-from ..pseudo_labels.folder import QC_FILE
-from ..workflow.config import MODEL_NAMES
+from ..pseudo_labels.folder import EXCLUDED_FILE, QC_FILE
 from ..workflow.outputs import load_results, model_folder
-from .figures import (figure_box_consistency, figure_dsc_bars, figure_fill_vs_dsc, figure_test_cases,
+from .figures import (figure_box_consistency, figure_disagreement, figure_dsc_bars, figure_fill_vs_dsc, figure_test_cases,
                       figure_weak_cases)
 
 
@@ -164,8 +163,10 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
                  prediction_dirs: Mapping[str, Path], weak_dir: Path | None, pseudo_dir: Path | None,
                  weak_labels: Path | None = None,
                  fold_dirs: Mapping[str, Path], commands: Sequence[str], continue_lines: Sequence[str],
-                 quick: bool = False, caveat: str = PHANTOM_CAVEAT, guard: Mapping | None = None) -> Path:
-    """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
+                 quick: bool = False, caveat: str = PHANTOM_CAVEAT, guard: Mapping | None = None,
+                 extra_sections: Sequence[str] = ()) -> Path:
+    """Write figures and ``report.md`` into ``out_dir``; returns the report's path. ``extra_sections``: Markdown
+    sections after the students' table."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figs: dict[str, Path | None] = {}
     if test_images and test_labels and test_labels.is_dir():
@@ -175,6 +176,7 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
     figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
     figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
     figs["iou"] = figure_box_consistency(qc, out_dir / "pseudo_box_consistency.png")
+    figs["disagreement"] = figure_disagreement(qc, out_dir / "pseudo_ensemble_disagreement.png")
     curves = copy_training_curves(fold_dirs, out_dir)
 
     teacher_doc = results.get(teacher_name)
@@ -197,6 +199,8 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
         md += ["Cells are mean ± std over test cases; best mean in bold.", "", markdown_table(models), ""]
     else:
         md += ["_No test-set evaluation (no test images or labels given)._", ""]
+    for section in extra_sections:
+        md += [section, ""]
     md += ["## Figures", ""]
     captions = {"test": "Test cases: true mask (green) and each model's prediction (red), DSC of the whole case.",
                 "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green, where known).",
@@ -204,7 +208,9 @@ def write_report(out_dir: Path, *, title: str, intro: str, settings: Mapping, ti
                 "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
                         "cannot have.",
                 "iou": "Box consistency of the pseudo-labels (QC `box_iou_mean`, `empty_boxes`): how well each "
-                       "pseudo-label's own box matches the box it was given."}
+                       "pseudo-label's own box matches the box it was given.",
+                "disagreement": "Teacher ensemble: how much its folds disagree per weak case (QC `disagreement`, "
+                                "1 − their mean pairwise DSC), and against the pseudo-label's DSC where known."}
     for key, caption in captions.items():
         if figs.get(key):
             md += [f"![{caption}]({figs[key].name})", "", f"_{caption}_", ""]
@@ -269,16 +275,53 @@ def write_run_report(cfg, layout, *, title: str, intro: str, settings: Mapping, 
     from ..teacher.guard import load_guard   # imports nnU-Net's predictor: only when writing a report
 
     roles = [r for r in ("baseline", "so_nnunet", "so", "do") if r in cfg.train]
-    results = load_results(layout, ["teacher", *roles])
+    round_roles = [cfg.round_role(m, k) for k in range(2, cfg.rounds + 1) for m in cfg.round_models()]
+    results = load_results(layout, ["teacher", *roles, *round_roles], cfg.model_names)
     qc_file = layout.pseudo / QC_FILE
     qc = json.loads(qc_file.read_text()).get("cases", []) if qc_file.is_file() else []
+    name = cfg.model_name
     return write_report(
         layout.work / "report", title=title, intro=intro, settings=settings, timings=timings, results=results,
-        teacher_name=MODEL_NAMES["teacher"], baseline_name=MODEL_NAMES["baseline"],
-        student_names=[MODEL_NAMES[r] for r in ("so_nnunet", "so", "do") if r in roles], qc=qc,
+        teacher_name=name("teacher"), baseline_name=name("baseline"),
+        student_names=[name(r) for r in ("so_nnunet", "so", "do", *round_roles) if r in roles + round_roles], qc=qc,
         test_images=cfg.test_images,
-        test_labels=cfg.test_labels, prediction_dirs={MODEL_NAMES[r]: layout.predictions(r) for r in roles},
+        test_labels=cfg.test_labels, prediction_dirs={name(r): layout.predictions(r) for r in roles + round_roles},
         weak_dir=cfg.weak_dir, pseudo_dir=layout.pseudo, weak_labels=cfg.weak_labels,
         fold_dirs={r: model_folder(cfg, r) / f"fold_{cfg.folds_for(r)[0]}" for r in ("teacher", *roles)},
         commands=commands, continue_lines=continue_lines, quick=quick, caveat=caveat,
-        guard=load_guard(model_folder(cfg, "teacher")))
+        guard=load_guard(model_folder(cfg, "teacher"), cfg.folds_for("teacher")),
+        extra_sections=[rounds_section(cfg, layout)] if cfg.rounds > 1 else [])
+
+
+def rounds_section(cfg, layout) -> str:
+    """The noisy-student rounds as a table: a row per round, its pseudo-labels (who made them, DSC against the weak
+    cases' true masks where known, mean label change since the previous round, cases dropped) and its students' DSC
+    on the test set."""
+    models = cfg.round_models()
+    head = ["Round", "Pseudo-labels by", "Pseudo-label DSC (%)", "Label change (1 − DSC, %)", "Dropped",
+            *(f"{cfg.model_name(m)} DSC (%)" for m in models)]
+    lines = ["## Noisy-student rounds", "",
+             f"Round k + 1's pseudo-labels come from round k's {cfg.model_name(cfg.relabel_with)}, constrained to the "
+             "boxes as the box teacher's are; the strong cases keep their true masks. Cells are means over cases.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pct(value) -> str:
+        return "–" if value is None else f"{100 * value:.1f}"
+
+    for k in range(1, cfg.rounds + 1):
+        folder = layout.round_pseudo(k)
+        qc = json.loads((folder / QC_FILE).read_text()) if (folder / QC_FILE).is_file() else {}
+        cases = qc.get("cases", [])
+        change = [c["label_change"] for c in cases if c.get("label_change") is not None]
+        excluded = load_json(folder / EXCLUDED_FILE).get("excluded", [])
+        ev = load_json(layout.evaluation(cfg.round_pseudo_role(k)) / "summary.json")
+        by = cfg.model_name("teacher") if k == 1 else cfg.model_name(cfg.round_role(cfg.relabel_with, k - 1))
+        row = [str(k), by, pct(_overall_dsc(ev)), pct(float(np.mean(change)) if change else None), str(len(excluded))]
+        for m in models:
+            row.append(pct(_overall_dsc(load_json(layout.evaluation(cfg.round_role(m, k)) / "summary.json"))))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _overall_dsc(doc: Mapping) -> float | None:
+    return doc.get("summary", {}).get("overall", {}).get("dsc", {}).get("mean") if doc else None

@@ -7,7 +7,8 @@ mean DSC, or with a box left empty that frames a real cross-section of its lesio
 of the lesion's largest axial area: a thin end slice of 1-3 voxels can vanish in the resampling to
 the plans' spacing, whoever segments it), the training is set aside (``fold_X`` -> ``fold_X_seedS_failed``)
 and repeated with the next seed, at most ``max_attempts`` times; the best attempt is kept.
-``nnts_guard.json`` in the model folder records every attempt; reports read it.
+``nnts_guard.json`` in the model folder records every attempt (``nnts_guard_folds_0_1_2.json`` for an ensemble
+of folds, whose folds share the model folder with fold ``all``); reports read it.
 """
 from __future__ import annotations
 
@@ -98,8 +99,14 @@ def passes(score: dict, min_dsc: float = MIN_DSC) -> bool:
             and score.get("empty_substantial_boxes", score["empty_boxes"]) == 0)
 
 
-def load_guard(model_folder: Path) -> dict:
-    path = model_folder / GUARD_FILE
+def guard_file(model_folder: Path, folds: Sequence[int | str] = ("all",)) -> Path:
+    """The guard record of a teacher's ``folds`` (one record per set of folds: they share the model folder)."""
+    folds = [str(f) for f in folds]
+    return model_folder / (GUARD_FILE if folds == ["all"] else f"nnts_guard_folds_{'_'.join(folds)}.json")
+
+
+def load_guard(model_folder: Path, folds: Sequence[int | str] = ("all",)) -> dict:
+    path = guard_file(model_folder, folds)
     try:
         return json.loads(path.read_text()) if path.is_file() else {}
     except json.JSONDecodeError:
@@ -125,7 +132,7 @@ def guarded_training(model_folder: Path, folds: Sequence[int | str], teacher_dat
                      max_attempts: int = MAX_ATTEMPTS, log: Callable[[str], None] = print) -> dict:
     """Train (``train(seed)``), score (``score(seed)``), retrain with seed+1, ... until the guard passes or
     ``max_attempts`` are spent; keeps the best attempt in ``fold_X``. Resumes from ``nnts_guard.json``."""
-    record = load_guard(model_folder)
+    record = load_guard(model_folder, folds)
     if record.get("final"):
         return record
     record = {"min_dsc": min_dsc, "max_attempts": max_attempts, "attempts": record.get("attempts", [])}
@@ -143,7 +150,7 @@ def guarded_training(model_folder: Path, folds: Sequence[int | str], teacher_dat
             break
         if k < max_attempts - 1:
             _set_aside(model_folder, folds, s)
-        write_text_atomic(json.dumps(record, indent=1), model_folder / GUARD_FILE)
+        write_text_atomic(json.dumps(record, indent=1), guard_file(model_folder, folds))
     best = max(record["attempts"], key=lambda a: (a["passed"], a["dsc_mean"] or -1, -a["empty_boxes"]))
     last = record["attempts"][-1]
     if best is not last:
@@ -152,5 +159,5 @@ def guarded_training(model_folder: Path, folds: Sequence[int | str], teacher_dat
     record.update(final=True, chosen_seed=best["seed"], passed=best["passed"], retrained=len(record["attempts"]) - 1)
     if not best["passed"]:
         log(f"  teacher guard: no attempt passed; keeping the best (seed {best['seed']}, DSC {best['dsc_mean']})")
-    write_text_atomic(json.dumps(record, indent=1), model_folder / GUARD_FILE)
+    write_text_atomic(json.dumps(record, indent=1), guard_file(model_folder, folds))
     return record

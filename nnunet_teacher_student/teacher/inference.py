@@ -101,12 +101,17 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mod
     else:
         regions = teacher_regions(bmask, spacing, predictor.patch_size_mm, mode)
     result = predictor.predict_regions(data, spacing, regions)
-    mask = result.segmentation > 0
-    if mode == "box":
-        mask &= dilate_in_plane(bmask, spacing, box_margin_mm)
-    else:  # point: keep the region only (no box extent)
-        inside = np.zeros_like(mask)
-        for r in teacher_regions(bmask, spacing, predictor.patch_size_mm, "point"):
-            inside[r.slices] = True
-        mask &= inside
+    allowed = allowed_region(bmask, spacing, predictor.patch_size_mm, mode, box_margin_mm)
+    mask = (result.segmentation == predictor.tumour()[0]) & allowed   # the tumour, never a DO model's box
     return TeacherPrediction(mask.astype(np.uint8), result.probability, bmask, result.regions)
+
+
+def allowed_region(bmask: np.ndarray, spacing_zyx, patch_mm, mode: TeacherMode, box_margin_mm: float) -> np.ndarray:
+    """Where a teacher's mask may be: the boxes dilated in-plane by ``box_margin_mm`` (box mode), or the
+    point teacher's regions (it never sees the box extent)."""
+    if mode == "box":
+        return dilate_in_plane(bmask, spacing_zyx, box_margin_mm)
+    inside = np.zeros(bmask.shape, bool)
+    for r in teacher_regions(bmask, spacing_zyx, patch_mm, "point"):
+        inside[r.slices] = True
+    return inside

@@ -98,6 +98,9 @@ class PipelineConfig:
     lung_crop: bool = True
     num_processes: int = 1
     model_names: dict[str, str] = field(default_factory=lambda: dict(MODEL_NAMES))   # role -> display name
+    rounds: int = 1                             # noisy-student rounds (1: the paper's method)
+    relabel_with: str | None = None             # the student that re-labels the weak set for the next round
+    folds_override: dict[str, tuple] = field(default_factory=dict)   # role -> its own folds (teacher ensembles)
 
     def model_name(self, role: str) -> str:
         """The display name of a role's model (its key when it has none)."""
@@ -115,8 +118,22 @@ class PipelineConfig:
         return self.small.name if self.small else self.configuration
 
     def folds_for(self, role: str) -> tuple:
-        """A teacher's folds (default ``all``) or the students' folds."""
+        """A role's own folds if it has them, else a teacher's folds (default ``all``) or the students' folds."""
+        if role in self.folds_override:
+            return tuple(self.folds_override[role])
         return tuple(self.teacher_folds) if "Teacher" in self.trainers.get(role, "") else tuple(self.folds)
+
+    def round_models(self) -> list[str]:
+        """The students a noisy-student round trains again (those whose datasets hold pseudo-labels)."""
+        return [m for m in ("so", "do") if m in self.train]
+
+    def round_role(self, role: str, k: int) -> str:
+        """The key of a student's round-``k`` model (round 1: the role itself)."""
+        return role if k == 1 else f"{role}_r{k}"
+
+    def round_pseudo_role(self, k: int) -> str:
+        """The key under which round ``k``'s pseudo-labels are evaluated (round 1: the teacher's)."""
+        return "teacher" if k == 1 else f"pseudo_r{k}"
 
     def summary(self) -> dict:
         """The settings as JSON-able values (display names left out: they are not settings)."""
@@ -223,26 +240,71 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
         box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
         predict_tta=bool(pred.get("tta", True)),
-        filters={k: pl[k] for k in ("min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices", "min_volume_ml")
-                 if k in pl},
+        filters={k: pl[k] for k in FILTER_KEYS if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
         num_processes=int(train.get("num_processes", 1)))
+    add_rounds(cfg, train.get("rounds", 1), train.get("relabel_with"), ids.get("round_offset", 100), [strong], path)
+    if "max_label_change" in cfg.filters and cfg.rounds == 1:
+        raise InputError(f"{path}: [pseudo_label] max_label_change compares a round's pseudo-labels with the previous "
+                         "round's: it needs [train] rounds >= 2")
     if cfg.names_clash():
         raise InputError(f"{path}: dataset names must differ")
     folders = {k: str(p(paths[k], k)) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if k in paths}
     return cfg, folders
 
 
+def add_rounds(cfg: PipelineConfig, rounds: Any, relabel_with: Any, offset: Any, taken: Sequence[int],
+               path: Path | str = "config") -> None:
+    """Noisy-student rounds: round ``k``'s students (:meth:`PipelineConfig.round_models`) get the keys
+    ``<role>_r<k>``, dataset ids ``id + offset * (k - 1)``, their role's trainer and names ending in the round."""
+    if not isinstance(rounds, int) or rounds < 1:
+        raise InputError(f"{path}: [train] rounds must be a whole number >= 1, got {rounds!r}")
+    cfg.rounds = rounds
+    if rounds == 1:
+        return
+    models = cfg.round_models()
+    if not models:
+        raise InputError(f"{path}: [train] rounds = {rounds} needs a student that learns from pseudo-labels "
+                         "(models with so or do)")
+    relabel_with = relabel_with or ("do" if "do" in models else "so")
+    if relabel_with not in models:
+        raise InputError(f"{path}: [train] relabel_with must be a trained student ({' or '.join(models)}), "
+                         f"got {relabel_with!r}")
+    cfg.relabel_with = relabel_with
+    if not isinstance(offset, int) or offset < 1:
+        raise InputError(f"{path}: [datasets] round_offset must be a whole number >= 1, got {offset!r}")
+    for k in range(2, rounds + 1):
+        for role in models:
+            key = cfg.round_role(role, k)
+            value = cfg.dataset_ids[role] + offset * (k - 1)
+            if value > 999:
+                raise InputError(f"{path}: round {k}'s {role} dataset id {value} is over 999; lower [datasets] "
+                                 "round_offset or the rounds")
+            cfg.dataset_ids[key] = value
+            cfg.dataset_names[key] = f"{cfg.dataset_names[role]}Round{k}"
+            cfg.trainers[key] = cfg.trainers[role]
+            cfg.model_names[key] = f"{cfg.model_name(role)}, round {k}"
+        cfg.model_names[cfg.round_pseudo_role(k)] = (f"Pseudo-labels of round {k} "
+                                                     f"({cfg.model_name(cfg.round_role(relabel_with, k - 1))})")
+    all_ids = [*taken, *{r: i for r, i in cfg.dataset_ids.items() if r not in DATASET_OF}.values()]
+    if len(set(all_ids)) != len(all_ids):
+        raise InputError(f"{path}: the rounds' dataset ids (id + round_offset * (k - 1)) clash with other ids: "
+                         f"{sorted(all_ids)}; choose another [datasets] round_offset")
+
+
+FILTER_KEYS = ("min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices", "min_volume_ml", "max_disagreement",
+               "max_label_change")
+
 #: every key a pipeline TOML may hold, per section
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "paths": ("work_dir", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"),
     "data": ("strong", "weak", "test_images", "test_labels", "manifest", "weak_labels"),
-    "datasets": ROLES,
+    "datasets": (*ROLES, "round_offset"),
     "train": ("configuration", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
               "epochs", "iterations", "val_iterations", "no_mirroring", "skip_validation", "n_folds", "seed",
-              "jitter", "annotator", "box_mode", "teacher_folds", "guard", "guard_attempts", "num_processes"),
-    "pseudo_label": ("box_margin_mm", "tta", "min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices",
-                     "min_volume_ml", "filter_mode"),
+              "jitter", "annotator", "box_mode", "teacher_folds", "guard", "guard_attempts", "num_processes", "rounds",
+              "relabel_with"),
+    "pseudo_label": ("box_margin_mm", "tta", *FILTER_KEYS, "filter_mode"),
     "predict": ("lung_crop", "tta"),
     "small": ("name", "patch_size", "features", "batch_size"),
 }

@@ -124,7 +124,7 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
             return True
         from ..teacher.guard import load_guard
 
-        return bool(load_guard(model_folder(cfg, role)).get("final"))
+        return bool(load_guard(model_folder(cfg, role), folds).get("final"))
 
     if guarded(cfg, role):
         cmds.append("# then the teacher guard: DSC on the strong cases with fresh boxes >= 0.80 and no empty box, "
@@ -132,36 +132,42 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
 
     def clear() -> None:
         folder = model_folder(cfg, role)
-        remove_paths(*(folder / f"fold_{f}" for f in folds), *folder.glob("fold_*_failed"),
-                     folder / "nnts_guard.json")
+        from ..teacher.guard import guard_file
+
+        remove_paths(*(folder / f"fold_{f}" for f in folds), *(p for f in folds for p in folder.glob(f"fold_{f}_*_failed")),
+                     guard_file(folder, folds))
 
     return Step(train_step_name(cfg.model_name(role), trainer), " && ".join(cmds), run, done, clear=clear)
 
 
 def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None,
-                probabilities: bool = False) -> Step:
-    """Pseudo-label the weak set with the teacher of ``role`` into ``out`` (default: ``layout.pseudo``);
-    the teacher's trainer decides box or point mode. Pseudo-labels of a retrained teacher are replaced.
-    ``probabilities``: the teacher's probabilities too (``--save-probabilities``)."""
+                probabilities: bool = False, previous: Path | None = None, name: str | None = None) -> Step:
+    """Pseudo-label the weak set with the model of ``role`` (a teacher, or a student re-labelling for a
+    noisy-student round, constrained to the boxes as a box teacher) into ``out`` (default: ``layout.pseudo``);
+    the trainer decides box or point mode. Pseudo-labels of a retrained model are replaced.
+    ``probabilities``: the teacher's probabilities too (``--save-probabilities``). ``previous``: the previous
+    round's pseudo-labels (``--previous``: each case's label change in the QC, and the ``max_label_change`` filter)."""
     out = out or layout.pseudo
+    filters = {k: v for k, v in cfg.filters.items() if previous is not None or k != "max_label_change"}
     argv = ["pseudo-label", "-i", cfg.weak_dir, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds_for(role),
             "-device", cfg.device, "--box-margin-mm", cfg.box_margin_mm, *([] if cfg.tta else ["--disable-tta"]),
-            *(a for k, v in cfg.filters.items() for a in (f"--{k.replace('_', '-')}", v)),
+            *(a for k, v in filters.items() for a in (f"--{k.replace('_', '-')}", v)),
             "--filter-mode", cfg.filter_mode, *labels_arg(cfg), "--num-parts", 1,
-            *(["--save-probabilities"] if probabilities else [])]
+            *(["--save-probabilities"] if probabilities else []), *(["--previous", previous] if previous else [])]
 
     def replace_stale() -> list[str]:
         if pseudo_stale(out, checkpoints(cfg, role)):
-            print(f"  the teacher was retrained: replacing the pseudo-labels in {out}", flush=True)
+            print(f"  the model was retrained: replacing the pseudo-labels in {out}", flush=True)
             return ["--overwrite"]
         return []
 
-    name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
-        f"pseudo-label the weak set ({cfg.model_name(role)})"
+    if name is None:
+        name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
+            f"pseudo-label the weak set ({cfg.model_name(role)})"
     if probabilities:
         name = name.replace("(with QC)", "(with QC and the teacher's probabilities)")
-    return nnts_step(name, argv, lambda: pseudo_done(out, checkpoints(cfg, role)), layout.logs / f"pseudo_{role}.log",
-                     clear=lambda: remove_paths(out), when_run=replace_stale)
+    return nnts_step(name, argv, lambda: pseudo_done(out, checkpoints(cfg, role)),
+                     layout.logs / f"pseudo_{role}.log", clear=lambda: remove_paths(out), when_run=replace_stale)
 
 
 def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -> Step:
@@ -201,13 +207,14 @@ STUDENT_DATASETS = {
 
 
 def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str,
-                         spec: tuple[str, str | None, str] | None = None) -> Step:
+                         spec: tuple[str, str | None, str] | None = None, pseudo_dir: Path | None = None) -> Step:
     """Build the nnU-Net raw dataset of a student-side role: ``spec`` (default :data:`STUDENT_DATASETS`
-    of the role) is its dataset form, where the weak cases' labels come from and the step's title. Cases that
+    of the role) is its dataset form, where the weak cases' labels come from and the step's title;
+    ``pseudo_dir``: the pseudo-labels to take (default ``layout.pseudo``, the teacher's). Cases that
     the pseudo-label QC excluded are left out (``make-student-dataset`` reads the folder's list)."""
     form, weak_labels, what = spec or STUDENT_DATASETS[role]
     ids = cfg.dataset_ids
-    pseudo = {"pseudo": layout.pseudo, "truth": cfg.weak_dir / "labels",
+    pseudo = {"pseudo": pseudo_dir or layout.pseudo, "truth": cfg.weak_dir / "labels",
               "uncertain": layout.pseudo_probabilities}.get(weak_labels)
     argv = ["make-student-dataset", "--strong", cfg.strong, "-d", ids[role], "--name", cfg.dataset_names[role],
             "--form", form, *(["--weak", cfg.weak_dir] if weak_labels else []),
@@ -263,6 +270,31 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
                 steps.append(evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels))
     if cfg.weak_labels:
         steps.append(evaluate_step(cfg, layout, "teacher", layout.pseudo, cfg.weak_labels))
+    for k in range(2, cfg.rounds + 1):
+        steps += round_steps(cfg, layout, k)
+    return steps
+
+
+def round_steps(cfg: PipelineConfig, layout: Layout, k: int) -> list[Step]:
+    """Noisy-student round ``k``: round ``k - 1``'s ``relabel_with`` student, constrained to the boxes as the
+    box teacher is, re-labels the weak set (label change against the previous round in the QC; strong cases keep
+    their masks); the round's students train on it, predict and are evaluated as round 1's."""
+    relabeller = cfg.round_role(cfg.relabel_with, k - 1)
+    out, previous = layout.round_pseudo(k), layout.round_pseudo(k - 1)
+    steps = [pseudo_step(cfg, layout, relabeller, out, previous=previous,
+                         name=f"round {k}: re-label the weak set ({cfg.model_name(relabeller)}, in the boxes)")]
+    if cfg.weak_labels:
+        steps.append(evaluate_step(cfg, layout, cfg.round_pseudo_role(k), out, cfg.weak_labels))
+    roles = [cfg.round_role(m, k) for m in cfg.round_models()]
+    for m, role in zip(cfg.round_models(), roles):
+        form, labels, what = STUDENT_DATASETS[m]
+        steps.append(student_dataset_step(cfg, layout, role, (form, labels, f"round {k}: {what}"), pseudo_dir=out))
+    steps.append(plan_step(cfg, layout, roles, f"round {k} students"))
+    steps += [train_step(cfg, layout, role) for role in roles]
+    if cfg.test_images:
+        steps += [predict_step(cfg, layout, role) for role in roles]
+        if cfg.test_labels:
+            steps += [evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels) for role in roles]
     return steps
 
 

@@ -128,6 +128,10 @@ class Layout:
         """Pseudo-labels of the same teacher with its probabilities (the uncertainty-aware datasets' source)."""
         return self.work / "pseudo_labels_probabilities"
 
+    def round_pseudo(self, k: int) -> Path:
+        """The pseudo-labels of noisy-student round ``k`` (round 1: the teacher's)."""
+        return self.pseudo if k == 1 else self.work / f"pseudo_labels_round{k}"
+
     @property
     def band(self) -> Path:
         """The teacher's unsure band (``nnts calibrate-band``)."""
@@ -148,11 +152,13 @@ class Layout:
         return self.work / "timings.json"
 
 
-def load_results(layout: Layout, roles: Sequence[str]) -> dict[str, dict]:
-    """``{model name: evaluation summary.json}`` of the roles that have one."""
+def load_results(layout: Layout, roles: Sequence[str], names: dict[str, str] | None = None) -> dict[str, dict]:
+    """``{model name: evaluation summary.json}`` of the roles that have one (``names``: role -> display name,
+    default the method's)."""
+    names = names or MODEL_NAMES
     out = {}
     for role in roles:
         doc = load_json(layout.evaluation(role) / "summary.json")
         if doc:
-            out[MODEL_NAMES[role]] = doc
+            out[names.get(role, role)] = doc
     return out

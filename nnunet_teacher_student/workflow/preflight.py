@@ -76,7 +76,9 @@ def preflight(cfg) -> str:
     if both:
         raise InputError(f"{cfg.weak_dir}: case id(s) {both[:5]} are also strong cases of dataset {cfg.strong}; "
                          "a case is strong or weak, not both (rename or drop one)")
-    check_dataset_ids({r: i for r, i in cfg.dataset_ids.items() if r in ("teacher", *cfg.train)}, cfg.dataset_names)
+    rounds = [cfg.round_role(m, k) for k in range(2, cfg.rounds + 1) for m in cfg.round_models()]
+    check_dataset_ids({r: i for r, i in cfg.dataset_ids.items() if r in ("teacher", *cfg.train, *rounds)},
+                      cfg.dataset_names)
     n_test = 0
     if cfg.test_images:
         from ..prediction.batch import find_cases

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from nnunet_teacher_student.experiments.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
-                                              load_run_results, pool_step, quick_settings, run_config,
+                                              load_run_results, pool_step, quick_settings, run_config, SECOND_OFFSETS,
                                               run_dir, run_steps_for)
 from nnunet_teacher_student.reporting.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
                                                      markdown_table, seed_stats)
@@ -108,9 +108,10 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     s = quick_settings("cpu")
     cfgs = [run_config(s, tmp_path, k, sc, seed) for k, (sc, seed) in enumerate(s.runs())]
     ids = [cfg.dataset_ids[m] for cfg in cfgs for m in ("teacher", "so", "do", "baseline", "ignore", "upper",
-                                                            "upper_do", "so_unc", "do_unc")]
+                                                            "upper_do", "so_unc", "do_unc", "do_ens", "do_r2")]
     ids += [cfg.strong for cfg in cfgs]
-    assert len(ids) == len(set(ids)) == len(s.runs()) * len(DATASET_OFFSETS)  # no two datasets share an id
+    # no two datasets share an id
+    assert len(ids) == len(set(ids)) == len(s.runs()) * (len(DATASET_OFFSETS) + len(SECOND_OFFSETS))
     cfg = cfgs[0]
     assert cfg.dataset_ids["so_paper"] == cfg.dataset_ids["so"] and cfg.trainers["so_paper"].endswith("_Paper")
     steps = run_steps_for(s, cfg, "scarce")
@@ -127,12 +128,26 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     # the DO student's ceiling: the DO form of the true masks, trained by the DO trainer
     assert f"--form do --weak {cfg.weak_dir} --pseudo {cfg.weak_dir / 'labels'}" in commands
     assert cfg.trainers["upper_do"] == cfg.trainers["do"] and cfg.dataset_ids["upper_do"] != cfg.dataset_ids["do"]
-    assert sum(n.startswith("predict the test set") for n in names) == 11
+    assert sum(n.startswith("predict the test set") for n in names) == 13
     # the uncertainty-aware students: the same teacher's probabilities, its band from the strong cases, appended last
     unc = commands[commands.index("--save-probabilities"):]
     assert "nnts calibrate-band --teacher-dataset" in unc and unc.count(f"--band-from {cfg.work_dir}") == 2
     assert names.index("plan and preprocess (uncertainty-aware students)") > names.index("evaluate DO student (test set)")
-    assert sum("pseudo-labels vs true weak masks" in n for n in names) == 3
+    assert sum("pseudo-labels vs true weak masks" in n for n in names) == 5
+    # the teacher ensemble: one fold per strong case (2 here), next to the box teacher's fold all in its model folder
+    teacher_id = cfg.dataset_ids["teacher"]
+    for f in ("all", 0, 1):
+        assert f"nnUNetv2_train {teacher_id} 3d_small {f} -tr nnUNetTrainerBoxTeacher" in commands
+    ens = [st.command for st in steps if st.name == "pseudo-label the weak set (Box teacher ensemble of folds "
+                                                     "(pseudo-labels))"][0]
+    assert " -f 0 1 " in ens and f"-o {cfg.work_dir / 'pseudo_labels_teacher_ens'}" in ens
+    assert f"--pseudo {cfg.work_dir / 'pseudo_labels_teacher_ens'}" in commands
+    # the noisy-student round: the DO student re-labels (against the teacher's labels) and a second DO student learns
+    relabel = [st.command for st in steps if st.name.startswith("round 2: re-label")][0]
+    assert "nnUNetTrainerDOStudent__" in relabel and f"--previous {cfg.work_dir / 'pseudo_labels'}" in relabel
+    assert f"--pseudo {cfg.work_dir / 'pseudo_labels_do_relabel'}" in commands
+    assert names.index("train DO student, round 2 (noisy student) (nnUNetTrainerDOStudent)") > names.index(
+        "evaluate DO student's re-labels (round 2 pseudo-labels) (pseudo-labels vs true weak masks)")
     # every printed nnts command is one the CLI takes (the steps run these very argument lists)
     from nnunet_teacher_student.cli import build_parser
 

@@ -22,7 +22,8 @@ from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry, read_image
 from nnunet_teacher_student.prediction.lesions import describe_lesions, drop_outside_lungs
 from nnunet_teacher_student.prediction.batch import find_cases, predict_path
-from nnunet_teacher_student.prediction.case import predict_case, tumour_label
+from nnunet_teacher_student.prediction.case import predict_case
+from nnunet_teacher_student.prediction.region import tumour_label
 
 
 # --------------------------------------------------------------------------- fixtures
