@@ -67,7 +67,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                  margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
                  lung_method: str = "auto", label: int | None = None, what: str = "CT",
                  announce: bool = False, skip_tiles: bool = True,
-                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING
+                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING, align_grid: bool = True
                  ) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
@@ -76,7 +76,8 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     whole CT goes through nnU-Net's preprocessing and its resampled array is cut to the box around the lungs
     (nnU-Net's own voxel grid, as full-volume prediction has; ``per_lung`` True still crops the CT first).
     ``skip_tiles``: inside each box, the sliding-window tiles farther than ``margin_mm`` from the lungs are not
-    predicted (background).
+    predicted (background). ``align_grid``: each box grown by a few voxels so that nnU-Net's resampling of it samples
+    where its resampling of the whole CT does (:mod:`.grid`; False: the lung box as it is).
     ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
     """
@@ -105,7 +106,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         shown = lung_crop_boxes(lungs.labels, spacing, margin_mm, per_lung=False)   # the same box on the CT's grid
     elif lung_crop and lungs.found:
         boxes, estimates, layout = choose_regions(predictor, in_lungs, lungs.labels, spacing, margin_mm, per_lung,
-                                                  skip)
+                                                  skip, align_grid)
     else:
         boxes = [CropBox((0, 0, 0), shape, shape, "full")]
         estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip)]
@@ -183,13 +184,15 @@ def region_estimate(predictor: RegionPredictor, box: CropBox, lung_mask: np.ndar
 
 
 def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_labels: np.ndarray,
-                   spacing_zyx: Sequence[float], margin_mm: float, per_lung: bool | None, skip_tiles: bool
-                   ) -> tuple[list[CropBox], list[dict], str]:
+                   spacing_zyx: Sequence[float], margin_mm: float, per_lung: bool | None, skip_tiles: bool,
+                   align: bool = True) -> tuple[list[CropBox], list[dict], str]:
     """(boxes, their work estimates, layout name): one box per lung or one around both, as asked, or (``per_lung``
-    None) whichever costs fewer network passes; a tie goes to the single box (one resampling, no merge)."""
+    None) whichever costs fewer network passes; a tie goes to the single box (one resampling, no merge).
+    ``align``: each box grown to the ends where its resampling samples as the whole CT's (:mod:`.grid`)."""
     layouts = {}
     for split in ((False, True) if per_lung is None else (per_lung,)):
-        boxes = lung_crop_boxes(lung_labels, spacing_zyx, margin_mm, per_lung=split)
+        boxes = [predictor.aligned(b, spacing_zyx) if align else b
+                 for b in lung_crop_boxes(lung_labels, spacing_zyx, margin_mm, per_lung=split)]
         layouts[split] = (boxes, [region_estimate(predictor, b, lung_mask, spacing_zyx, margin_mm, skip_tiles)
                                   for b in boxes])
     split = min(layouts, key=lambda k: (sum(e["network_passes"] for e in layouts[k][1]), k))

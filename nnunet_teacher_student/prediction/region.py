@@ -18,6 +18,7 @@ from ..core.devices import resolve_device
 from ..core.errors import InputError
 from ..lungs.cropping import CropBox
 from ..nnunet.plans import ensure_ext_trainer_path
+from .grid import align_box, resampled_length
 from .tiles import TileMask, count_tiles, tile_skipping_predictor
 
 
@@ -114,13 +115,21 @@ class RegionPredictor:
         """(value in the label map, probability channel) of the tumour (see :func:`tumour_label`)."""
         return tumour_label(self.predictor.label_manager, self.predictor.dataset_json.get("labels"), label)
 
-    def resampled_shape(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
-        """The shape (z, y, x) nnU-Net's preprocessing resamples an array of ``shape_zyx`` at ``spacing_zyx`` to."""
+    def spacing_factors(self, spacing_zyx: Sequence[float]) -> list[float]:
+        """Per axis (z, y, x): a CT's spacing / the model's, as nnU-Net's ``compute_new_shape`` multiplies by."""
         pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
         back = np.argsort(pm.transpose_forward)
         target = np.array(cm.spacing, float)[back]    # the plans' spacing is in nnU-Net's (transposed) axis order
-        return tuple(int(v) for v in np.maximum(1, np.round(np.asarray(shape_zyx, float)
-                                                            * np.asarray(spacing_zyx, float) / target)))
+        return [float(s) / float(t) for s, t in zip(spacing_zyx, target)]
+
+    def resampled_shape(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
+        """The shape (z, y, x) nnU-Net's preprocessing resamples an array of ``shape_zyx`` at ``spacing_zyx`` to."""
+        return tuple(max(1, resampled_length(int(n), f)) for n, f in zip(shape_zyx, self.spacing_factors(spacing_zyx)))
+
+    def aligned(self, box: CropBox, spacing_zyx: Sequence[float]) -> CropBox:
+        """``box`` grown (a few voxels) so that its own resampling samples where the whole CT's does
+        (:func:`.grid.align_box`)."""
+        return align_box(box, self.spacing_factors(spacing_zyx))[0]
 
     def tile_mask(self, mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float,
                   skip: bool = True) -> TileMask:

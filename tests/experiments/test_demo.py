@@ -152,6 +152,83 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path, body, message):
     assert str(path) in str(e.value)
 
 
+ROUNDS_CONFIG = """
+[data]
+strong = 501
+weak = "weak"
+test_images = "test/images"
+test_labels = "test/labels"
+weak_labels = "weak/labels"
+[datasets]
+teacher = 502
+so = 503
+do = 504
+baseline = 505
+[train]
+rounds = 3
+[pseudo_label]
+max_label_change = 0.3
+max_disagreement = 0.2
+filter_mode = "drop"
+"""
+
+
+def test_noisy_student_rounds_become_steps(tmp_path, monkeypatch):
+    """``rounds = 3``: rounds 2 and 3 re-label the weak set with the previous round's DO student (against the
+    previous round's labels, the label-change filter only there), then train their students on their own ids."""
+    from nnunet_teacher_student.workflow.method import method_steps
+    from nnunet_teacher_student.workflow.outputs import Layout
+
+    for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(k, str(tmp_path / k))
+    path = tmp_path / "p.toml"
+    path.write_text(ROUNDS_CONFIG)
+    cfg, _ = load_config(path)
+    assert cfg.rounds == 3 and cfg.relabel_with == "do"
+    assert {r: cfg.dataset_ids[r] for r in ("so_r2", "do_r2", "so_r3", "do_r3")} == \
+        {"so_r2": 603, "do_r2": 604, "so_r3": 703, "do_r3": 704}
+    assert cfg.trainers["do_r3"] == cfg.trainers["do"] and not cfg.names_clash()
+    steps = method_steps(cfg, Layout(cfg.work_dir))
+    names = [s.name for s in steps]
+    assert len(names) == len(set(names))
+    by = {s.name: s.command for s in steps}
+    work = cfg.work_dir
+    first = by["pseudo-label the weak set (with QC)"]
+    assert "--max-disagreement 0.2" in first and "--max-label-change" not in first and "--previous" not in first
+    r2 = by["round 2: re-label the weak set (DO student, in the boxes)"]
+    assert "Dataset504_StudentDO/nnUNetTrainerDOStudent__" in r2 and f"-o {work / 'pseudo_labels_round2'}" in r2
+    assert f"--previous {work / 'pseudo_labels'} " in r2 + " " and "--max-label-change 0.3" in r2
+    r3 = by["round 3: re-label the weak set (DO student, round 2, in the boxes)"]
+    assert "Dataset604_StudentDORound2/nnUNetTrainerDOStudent__" in r3
+    assert f"--previous {work / 'pseudo_labels_round2'}" in r3 and f"-o {work / 'pseudo_labels_round3'}" in r3
+    ds = by["round 3: DO student dataset (box + tumour regions)"]
+    assert "-d 704 --name StudentDORound3 --form do" in ds and f"--pseudo {work / 'pseudo_labels_round3'}" in ds
+    assert "nnUNetv2_train 704 3d_fullres 0 -tr nnUNetTrainerDOStudent" in by[
+        "train DO student, round 3 (nnUNetTrainerDOStudent)"]
+    assert names.index("round 3: re-label the weak set (DO student, round 2, in the boxes)") > \
+        names.index("train DO student, round 2 (nnUNetTrainerDOStudent)")
+    assert "evaluate Pseudo-labels of round 3 (DO student, round 2) (pseudo-labels vs true weak masks)" in names
+    assert sum(n.startswith("predict the test set") for n in names) == 3 + 2 * 2
+
+
+@pytest.mark.parametrize("change, message", [
+    ("rounds = 3", "rounds = 0"), ("rounds = 3", "rounds = 'two'"),
+    ("[datasets]", "[datasets]\nround_offset = 1"), ("do = 504", "do = 904"),
+    ("rounds = 3", "rounds = 2\nrelabel_with = 'baseline'"),
+    ("rounds = 3", "rounds = 1"),
+])
+def test_bad_round_settings_are_refused(tmp_path, change, message):
+    expected = {"rounds = 0": "rounds must be a whole number", "rounds = 'two'": "rounds must be a whole number",
+                "[datasets]\nround_offset = 1": "clash with other ids", "do = 904": "over 999",
+                "rounds = 2\nrelabel_with = 'baseline'": "relabel_with must be a trained student",
+                "rounds = 1": "max_label_change .* needs \\[train\\] rounds >= 2"}[message]
+    path = tmp_path / "p.toml"
+    path.write_text(ROUNDS_CONFIG.replace(change, message, 1))
+    with pytest.raises(InputError, match=expected) as e:
+        load_config(path)
+    assert str(path) in str(e.value)
+
+
 def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 
@@ -445,3 +522,29 @@ def test_own_data_path_of_the_readme_up_to_the_dry_run(tmp_path):
     dry = nnts("pipeline", "my.toml", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "checks passed: 2 strong case(s), 2 weak case(s), no id shared" in dry.stdout
+
+
+def test_run_report_has_a_row_per_round(tmp_path, monkeypatch):
+    from nnunet_teacher_student.reporting.run_report import rounds_section
+    from nnunet_teacher_student.workflow.outputs import Layout
+
+    path = tmp_path / "p.toml"
+    path.write_text(ROUNDS_CONFIG.replace("rounds = 3", "rounds = 2"))
+    cfg, _ = load_config(path)
+    layout = Layout(cfg.work_dir)
+
+    def summary(role: str, dsc: float) -> None:
+        (layout.evaluation(role)).mkdir(parents=True)
+        (layout.evaluation(role) / "summary.json").write_text(json.dumps({"summary": {"overall": {"dsc": {"mean": dsc}}}}))
+
+    for k, changes in ((1, []), (2, [0.1, 0.3])):
+        folder = layout.round_pseudo(k)
+        folder.mkdir(parents=True)
+        (folder / "qc.json").write_text(json.dumps({"cases": [{"case": f"c{i}", "label_change": c}
+                                                              for i, c in enumerate(changes)]}))
+    (layout.round_pseudo(2) / "excluded.json").write_text(json.dumps({"excluded": ["c1"]}))
+    for role, dsc in (("teacher", 0.87), ("pseudo_r2", 0.83), ("so", 0.78), ("do", 0.79), ("do_r2", 0.75)):
+        summary(role, dsc)
+    rows = [line for line in rounds_section(cfg, layout).splitlines() if line.startswith("| ") and "Round" not in line]
+    assert rows == ["| 1 | Box teacher (pseudo-labels) | 87.0 | – | 0 | 78.0 | 79.0 |",
+                    "| 2 | DO student | 83.0 | 20.0 | 1 | – | 75.0 |"]

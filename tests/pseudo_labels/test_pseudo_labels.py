@@ -351,3 +351,105 @@ def test_uncertain_band_needs_probabilities(phantom_study, tmp_path):
     with pytest.raises(InputError, match=r"probabilities: no teacher probability for weak case\(s\) \['w'\]"):
         make_student_dataset(STRONG_ID, 572, "NoProb", "so", tmp_path / "weak", tmp_path / "p",
                              uncertain_band=(0.3, 0.7))
+
+
+# ------------------------------------------------------------------------------ ensembles and rounds
+def test_member_disagreement_is_one_minus_mean_pairwise_dice():
+    from nnunet_teacher_student.teacher.ensemble import member_disagreement
+
+    a = np.zeros((4, 8, 8), np.uint8)
+    a[1:3, 2:6, 2:6] = 1                    # 32 voxels
+    b = a.copy()
+    b[1:3, 2:6, 2:4] = 0                    # 16 of them: DSC(a, b) = 2 * 16 / 48
+    empty = np.zeros_like(a)
+    assert member_disagreement([a]) == 0.0 and member_disagreement([a, a]) == pytest.approx(0.0)
+    assert member_disagreement([a, b]) == pytest.approx(1 - 32 / 48)
+    assert member_disagreement([empty, empty]) == pytest.approx(0.0)   # two empty masks agree
+    assert member_disagreement([a, b, empty]) == pytest.approx(1 - (32 / 48 + 0 + 0) / 3)
+
+
+def _second_fold(model: Path, into: Path, noise: float) -> Path:
+    """A copy of a one-fold model folder with a fold 1: fold 0's weights plus relative Gaussian noise (seeded)."""
+    import torch
+
+    copy = into / model.parent.name / model.name
+    copy.mkdir(parents=True)
+    for f in ("dataset.json", "plans.json"):
+        shutil.copyfile(model / f, copy / f)
+    shutil.copytree(model / "fold_0", copy / "fold_0")
+    (copy / "fold_1").mkdir()
+    ckpt = torch.load(model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    for k, w in ckpt["network_weights"].items():
+        if w.is_floating_point() and w.numel() > 1:
+            ckpt["network_weights"][k] = w + noise * w.std() * torch.randn(w.shape, generator=gen)
+    torch.save(ckpt, copy / "fold_1" / "checkpoint_final.pth")
+    return copy
+
+
+@pytest.mark.slow
+def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(reference, weak_dir,
+                                                                               box_teacher_model, tmp_path):
+    """Two folds: the ensemble's probability is the members' mean, its mask that mean above 0.5 inside the
+    dilated boxes, its disagreement 1 - the members' DSC; pseudo-label writes and filters on it."""
+    from nnunet_teacher_student.formats.weak_set import WeakSet
+    from nnunet_teacher_student.evaluation.metrics import dice
+    from nnunet_teacher_student.prediction.region import RegionPredictor
+    from nnunet_teacher_student.teacher.ensemble import TeacherEnsemble
+    from nnunet_teacher_student.teacher.inference import dilate_in_plane, predict_case
+
+    model = _second_fold(box_teacher_model, tmp_path / "models", noise=0.3)
+    weak = WeakSet(weak_dir)
+    ct, boxes = weak.read_case(weak.case_ids()[0])
+    members = [predict_case(RegionPredictor(model, (f,), tta=False), ct, boxes, "box") for f in (0, 1)]
+    pred, qc = TeacherEnsemble(model, (0, 1), tta=False).predict(ct, boxes, "box")
+    mean = (members[0].probability + members[1].probability) / 2
+    assert np.allclose(pred.probability, mean, atol=1e-6)
+    allowed = dilate_in_plane(boxes.mask(), ct.GetSpacing()[::-1], 2.0)
+    assert np.array_equal(pred.mask > 0, (mean > 0.5) & allowed)
+    assert qc["ensemble_members"] == 2
+    assert qc["disagreement"] == pytest.approx(1 - dice(members[0].mask > 0, members[1].mask > 0))
+
+    out = tmp_path / "ensemble"
+    s = pseudo_label(model, weak_dir, out, folds=(0, 1), tta=False, progress=False)
+    assert s["complete"] and json.loads((out / "provenance.json").read_text())["ensemble"]
+    records = json.loads((out / "qc.json").read_text())["cases"]
+    values = [r["disagreement"] for r in records]
+    assert all(0 <= v <= 1 for v in values) and max(values) > 0, values   # the noisy fold differs somewhere
+    assert "disagreement" in (out / "qc.csv").read_text().splitlines()[0]
+    threshold = float(np.median(values))
+    s = pseudo_label(model, weak_dir, out, folds=(0, 1), tta=False, progress=False, filter_mode="drop",
+                     filters={"max_disagreement": threshold})
+    assert s["predicted"] == 0
+    assert sorted(json.loads((out / "excluded.json").read_text())["excluded"]) == \
+        sorted(r["case"] for r in records if r["disagreement"] > threshold)
+    # one fold of the copy is the reference teacher itself
+    single = pseudo_label(model, weak_dir, tmp_path / "fold0", folds=(0,), tta=False, progress=False)
+    assert single["complete"]
+    _assert_same_masks(reference[0], tmp_path / "fold0")
+
+
+@pytest.mark.slow
+def test_previous_round_gives_each_case_its_label_change(reference, weak_dir, box_teacher_model, tmp_path):
+    """``previous``: label_change = 1 - DSC against the previous round's mask, per case; a folder lacking a case,
+    or the output folder itself, is refused before anything is written."""
+    from nnunet_teacher_student.evaluation.metrics import dice
+
+    ref, _ = reference
+    model = _second_fold(box_teacher_model, tmp_path / "models", noise=0.3)
+    out = tmp_path / "round2"
+    pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=ref)
+    records = json.loads((out / "qc.json").read_text())["cases"]
+    for r in records:
+        before, after = (sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"{r['case']}.nii.gz"))) > 0 for d in (ref, out))
+        assert r["label_change"] == pytest.approx(1 - dice(before, after))
+    assert json.loads((out / "provenance.json").read_text())["previous"] == str(ref.resolve())
+    partial = tmp_path / "partial"
+    shutil.copytree(ref, partial)
+    gone = sorted(partial.glob("*.nii.gz"))[0]
+    gone.unlink()
+    with pytest.raises(InputError, match=gone.name):
+        pseudo_label(model, weak_dir, tmp_path / "never", folds=(1,), tta=False, progress=False, previous=partial)
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(InputError, match="cannot be the output folder"):
+        pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=out)

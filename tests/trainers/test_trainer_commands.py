@@ -104,6 +104,6 @@ def test_do_checkpoint_reloads_into_nnunet_predictor(student_datasets, tmp_path)
     ct = sitk.ReadImage(str(next((student_datasets / "test" / "images").glob("*.nii.gz"))))
     arr = sitk.GetArrayFromImage(ct).astype(np.float32)[None]
     seg, tumour_prob, probs = predictor.predict_array(arr, ct.GetSpacing()[::-1])
-    assert probs.shape[0] == 2 and seg.shape == arr.shape[1:] and predictor.tumour() == (1, 1)
+    assert probs.shape[0] == 2 and seg.shape == arr.shape[1:] and predictor.tumour() == (2, 1)   # label 2 (regions_class_order [1, 2]), channel 1
     assert np.array_equal(tumour_prob, probs[1])
     assert set(np.unique(seg)) <= {0, 1, 2}
