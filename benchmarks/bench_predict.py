@@ -114,8 +114,8 @@ def cases_of(args) -> list[tuple[str, sitk.Image, np.ndarray | None]]:
     if args.test_dir:
         for p in sorted((Path(args.test_dir) / "images").glob("*.nii.gz"))[: args.cases]:
             name = p.name[: -len(".nii.gz")].removesuffix("_0000")
-            out.append((name, read_image(p),
-                        sitk.GetArrayFromImage(read_image(Path(args.test_dir) / "labels" / f"{name}.nii.gz")) > 0))
+            out.append(pad_fov(name, read_image(p), sitk.GetArrayFromImage(
+                read_image(Path(args.test_dir) / "labels" / f"{name}.nii.gz")) > 0, args.fov_pad))
     elif not out:
         from nnunet_teacher_student.phantom.cases import generate_case
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -209,6 +210,10 @@ def test_noisy_student_rounds_become_steps(tmp_path, monkeypatch):
         names.index("train DO student, round 2 (nnUNetTrainerDOStudent)")
     assert "evaluate Pseudo-labels of round 3 (DO student, round 2) (pseudo-labels vs true weak masks)" in names
     assert sum(n.startswith("predict the test set") for n in names) == 3 + 2 * 2
+    from nnunet_teacher_student.cli import build_parser   # every nnts command is one the CLI takes
+
+    for c in (c for s in steps for c in s.command.split(" && ") if c.startswith("nnts ")):
+        build_parser().parse_args(shlex.split(c)[1:])
 
 
 @pytest.mark.parametrize("change, message", [

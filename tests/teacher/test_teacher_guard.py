@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student.teacher.classical import ClassicalTeacher
 from nnunet_teacher_student.teacher.inference import dilate_in_plane
-from nnunet_teacher_student.teacher.guard import GUARD_FILE, guarded_training, load_guard, passes
+from nnunet_teacher_student.teacher.guard import GUARD_FILE, guard_file, guarded_training, load_guard, passes
 from nnunet_teacher_student.formats.weak_set import WeakSet
 
 
@@ -39,6 +39,34 @@ def test_guard_retrains_a_failing_teacher_until_it_passes(tmp_path):
     # a rerun does not train again
     again = guarded_training(tmp_path, ["all"], tmp_path, 0, _fake_training(tmp_path, trained), lambda s: 1 / 0)
     assert again == load_guard(tmp_path) and trained == [0, 1]
+
+
+def test_an_ensembles_folds_keep_their_own_guard_record_next_to_fold_all(tmp_path):
+    """Folds 0 and 1 of a teacher share its model folder with fold all: their failed attempt is set aside and
+    recorded on its own, fold all's training and record are left alone."""
+    assert guard_file(tmp_path) == tmp_path / GUARD_FILE
+    assert guard_file(tmp_path, (0, 1)) == tmp_path / "nnts_guard_folds_0_1.json"
+    trained: list[int] = []
+    guarded_training(tmp_path, ["all"], tmp_path, 0, _fake_training(tmp_path, trained),
+                     lambda s: {"dsc_mean": 0.9, "dsc_per_case": {}, "boxes": 1, "empty_boxes": 0})
+    all_record = (tmp_path / GUARD_FILE).read_text()
+
+    def train_folds(seed: int) -> None:
+        for f in (0, 1):
+            fold = tmp_path / f"fold_{f}"
+            if not fold.is_dir():
+                fold.mkdir()
+                (fold / "checkpoint_final.pth").write_text(f"seed {seed}")
+                trained.append((f, seed))
+
+    dsc = {0: 0.5, 1: 0.85}
+    record = guarded_training(tmp_path, [0, 1], tmp_path, 0, train_folds,
+                              lambda s: {"dsc_mean": dsc[s], "dsc_per_case": {}, "boxes": 1, "empty_boxes": 0})
+    assert record["passed"] and record["chosen_seed"] == 1
+    assert trained == [0, (0, 0), (1, 0), (0, 1), (1, 1)]
+    assert load_guard(tmp_path, (0, 1)) == record and (tmp_path / GUARD_FILE).read_text() == all_record
+    assert (tmp_path / "fold_all" / "checkpoint_final.pth").read_text() == "seed 0"
+    assert sorted(p.name for p in tmp_path.glob("fold_*_failed")) == ["fold_0_seed0_failed", "fold_1_seed0_failed"]
 
 
 def test_guard_keeps_the_best_attempt_when_none_passes(tmp_path):
