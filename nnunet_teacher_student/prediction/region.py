@@ -129,7 +129,16 @@ class RegionPredictor:
     def aligned(self, box: CropBox, spacing_zyx: Sequence[float]) -> CropBox:
         """``box`` grown (a few voxels) so that its own resampling samples where the whole CT's does
         (:func:`.grid.align_box`)."""
-        return align_box(box, self.spacing_factors(spacing_zyx))[0]
+        from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
+        patch = [int(p) for p in np.array(cm.patch_size)[np.argsort(pm.transpose_forward)]]   # z, y, x
+        step = self.predictor.tile_step_size
+
+        def steps(p: int):
+            return lambda m: len(compute_steps_for_sliding_window((max(m, p),), (p,), step)[0])
+
+        return align_box(box, self.spacing_factors(spacing_zyx), steps=[steps(p) for p in patch])[0]
 
     def tile_mask(self, mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float,
                   skip: bool = True) -> TileMask:
