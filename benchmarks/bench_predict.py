@@ -14,8 +14,8 @@ mask, no filtering: the reference); the other modes are :func:`predict_case` wit
 (``box``: one box around the lungs cut from the CT, every tile; ``per-lung``: a box per lung, every tile;
 ``full-skip``: the whole CT, only the tiles near the lungs; ``grid-box`` / ``grid-skip``: the whole CT through
 nnU-Net's preprocessing, its resampled array cut to the box around the lungs, every tile of the box / only those
-near the lungs; ``default``: what ``nnts predict`` does by default, its boxes grown onto nnU-Net's whole-CT sample
-positions; ``default-unaligned``: the same with the lung boxes as they are). Agreement = DSC of each mode's mask with the
+near the lungs; ``default``: what ``nnts predict`` does by default; ``aligned``: the default with its boxes grown onto
+nnU-Net's whole-CT sample positions, ``prediction.grid``). Agreement = DSC of each mode's mask with the
 reference inside the lungs grown by 5 mm (where ``nnts predict`` keeps lesions), per case and pooled over the
 cases, and against the reference mask where one is known. Peak memory = the kernel's high-water mark (``VmHWM``) reset
 before each mode (Linux).
@@ -68,7 +68,7 @@ MODES = {"full": None,
          "full-skip": {"lung_crop": False, "skip_tiles": True},
          "grid-box": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": False},
          "grid-skip": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": True},
-         "default-unaligned": {"align_grid": False},
+         "aligned": {"align_grid": True},
          "default": {}}
 KEEP_MM = 5.0   # nnts predict keeps lesions within this distance of the lungs: agreement is measured there
 

@@ -67,7 +67,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                  margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
                  lung_method: str = "auto", label: int | None = None, what: str = "CT",
                  announce: bool = False, skip_tiles: bool = True,
-                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING, align_grid: bool = True
+                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING, align_grid: bool = False
                  ) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
@@ -77,7 +77,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     (nnU-Net's own voxel grid, as full-volume prediction has; ``per_lung`` True still crops the CT first).
     ``skip_tiles``: inside each box, the sliding-window tiles farther than ``margin_mm`` from the lungs are not
     predicted (background). ``align_grid``: each box grown by a few voxels so that nnU-Net's resampling of it samples
-    where its resampling of the whole CT does (:mod:`.grid`; False: the lung box as it is).
+    where its resampling of the whole CT does (:mod:`.grid`; off by default: no agreement gained, BENCHMARKS.md).
     ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
     """
@@ -185,7 +185,7 @@ def region_estimate(predictor: RegionPredictor, box: CropBox, lung_mask: np.ndar
 
 def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_labels: np.ndarray,
                    spacing_zyx: Sequence[float], margin_mm: float, per_lung: bool | None, skip_tiles: bool,
-                   align: bool = True) -> tuple[list[CropBox], list[dict], str]:
+                   align: bool = False) -> tuple[list[CropBox], list[dict], str]:
     """(boxes, their work estimates, layout name): one box per lung or one around both, as asked, or (``per_lung``
     None) whichever costs fewer network passes; a tie goes to the single box (one resampling, no merge).
     ``align``: each box grown to the ends where its resampling samples as the whole CT's (:mod:`.grid`)."""
