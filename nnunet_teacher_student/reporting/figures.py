@@ -252,44 +252,39 @@ def figure_fill_vs_dsc(qc: Sequence[Mapping], out: Path) -> Path | None:
     return save_figure(plt, fig, out)
 
 
-def figure_box_consistency(qc: Sequence[Mapping], out: Path) -> Path | None:
-    """Box consistency per weak case (mean IoU of each given box and the pseudo-label's own tight box, and
-    its empty boxes), and against the pseudo-label's DSC where the true mask is known."""
-    rows = [r for r in qc if r.get("box_iou_mean") is not None]
+def qc_histogram(qc: Sequence[Mapping], key: str, out: Path, title: str, xlabel: str, scatter_title: str,
+                 scatter_label: str, color: str = "#3182bd") -> Path | None:
+    """A QC number per weak case (``key``, a fraction) as a histogram in %, and against the pseudo-label's DSC where
+    the true mask is known; None when no case has it. ``title`` may use ``{n}`` (the cases)."""
+    rows = [r for r in qc if r.get(key) is not None]
     if not rows:
         return None
     plt = pyplot()
     known = [r for r in rows if r.get("dice_vs_truth") is not None]
     fig, axes = plt.subplots(1, 2 if known else 1, figsize=(8.4 if known else 4.2, 3.6), squeeze=False)
-    iou = 100 * np.array([r["box_iou_mean"] for r in rows])
-    empty = sum(r.get("empty_boxes") or 0 for r in rows)
     ax = axes[0][0]
-    ax.hist(iou, bins=np.linspace(0, 100, 21), color="#3182bd")
-    ax.set_title(f"Box consistency: {len(rows)} cases, {empty} empty box(es)", fontsize=9)
-    ax.set_xlabel("mean IoU of given box and pseudo-label's box (%)")
+    ax.hist(100 * np.array([r[key] for r in rows]), bins=np.linspace(0, 100, 21), color=color)
+    ax.set_title(title.format(n=len(rows)), fontsize=9)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("weak cases")
     if known:
-        ax = axes[0][1]
-        percent_scatter(ax, [100 * r["box_iou_mean"] for r in known], [100 * r["dice_vs_truth"] for r in known],
-                        f"DSC vs box consistency (n = {len(known)})", "mean box IoU (%)")
+        percent_scatter(axes[0][1], [100 * r[key] for r in known], [100 * r["dice_vs_truth"] for r in known],
+                        f"{scatter_title} (n = {len(known)})", scatter_label)
     return save_figure(plt, fig, out)
+
+
+def figure_box_consistency(qc: Sequence[Mapping], out: Path) -> Path | None:
+    """Box consistency per weak case (mean IoU of each given box and the pseudo-label's own tight box, and
+    its empty boxes), and against the pseudo-label's DSC where the true mask is known."""
+    empty = sum(r.get("empty_boxes") or 0 for r in qc if r.get("box_iou_mean") is not None)
+    return qc_histogram(qc, "box_iou_mean", out, f"Box consistency: {{n}} cases, {empty} empty box(es)",
+                        "mean IoU of given box and pseudo-label's box (%)", "DSC vs box consistency",
+                        "mean box IoU (%)")
 
 
 def figure_disagreement(qc: Sequence[Mapping], out: Path) -> Path | None:
     """A teacher ensemble's disagreement per weak case (histogram), and against the pseudo-label's DSC where the
     true mask is known; None without an ensemble."""
-    rows = [r for r in qc if r.get("disagreement") is not None]
-    if not rows:
-        return None
-    plt = pyplot()
-    known = [r for r in rows if r.get("dice_vs_truth") is not None]
-    fig, axes = plt.subplots(1, 2 if known else 1, figsize=(8.4 if known else 4.2, 3.6), squeeze=False)
-    ax = axes[0][0]
-    ax.hist(100 * np.array([r["disagreement"] for r in rows]), bins=np.linspace(0, 100, 21), color="#756bb1")
-    ax.set_title(f"Teacher ensemble disagreement ({len(rows)} cases)", fontsize=9)
-    ax.set_xlabel("1 - mean pairwise DSC of the members (%)")
-    ax.set_ylabel("weak cases")
-    if known:
-        percent_scatter(axes[0][1], [100 * r["disagreement"] for r in known], [100 * r["dice_vs_truth"] for r in known],
-                        f"DSC vs disagreement (n = {len(known)})", "disagreement (%)")
-    return save_figure(plt, fig, out)
+    return qc_histogram(qc, "disagreement", out, "Teacher ensemble disagreement ({n} cases)",
+                        "1 - mean pairwise DSC of the members (%)", "DSC vs disagreement", "disagreement (%)",
+                        color="#756bb1")

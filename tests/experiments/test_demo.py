@@ -553,3 +553,14 @@ def test_run_report_has_a_row_per_round(tmp_path, monkeypatch):
     rows = [line for line in rounds_section(cfg, layout).splitlines() if line.startswith("| ") and "Round" not in line]
     assert rows == ["| 1 | Box teacher (pseudo-labels) | 87.0 | – | 0 | 78.0 | 79.0 |",
                     "| 2 | DO student | 83.0 | 20.0 | 1 | – | 75.0 |"]
+
+
+def test_qc_figures_need_their_number(tmp_path):
+    from nnunet_teacher_student.reporting.figures import figure_box_consistency, figure_disagreement
+
+    qc = [{"case": "a", "box_iou_mean": 0.7, "empty_boxes": 1, "dice_vs_truth": 0.8},
+          {"case": "b", "box_iou_mean": 0.5, "dice_vs_truth": 0.6}]
+    assert figure_disagreement(qc, tmp_path / "d.png") is None and not (tmp_path / "d.png").exists()
+    assert figure_box_consistency(qc, tmp_path / "b.png").stat().st_size > 1000
+    qc[0]["disagreement"] = 0.1
+    assert figure_disagreement(qc, tmp_path / "d.png").stat().st_size > 1000
