@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "(SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT); rerun any part afterwards to refresh the QC table.")
     p.add_argument("-i", "--input", required=True, type=Path, help="weak set folder (images/, boxes/)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder of the pseudo masks")
-    add_model_arguments(p, "trained teacher model", [0], model_required=False,
+    add_model_arguments(p, "trained teacher model (or a student's, for a noisy-student round)", [0],
+                        model_required=False,
                         folds_help="teacher folds (default 0); several: an ensemble, the folds' probabilities averaged "
                                    "and their disagreement per case in the QC")
     p.add_argument("--teacher", choices=("model", "classical"), default="model",
