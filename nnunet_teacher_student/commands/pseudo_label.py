@@ -74,14 +74,13 @@ def _fmt(x, digits: int = 3) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
+    from ..pseudo_labels.qc import FILTERS
     from ..pseudo_labels.run import pseudo_label
     from ..core.sharding import resolve_shard
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
-    filters = {"min_box_fill": args.min_box_fill, "min_box_iou": args.min_box_iou, "max_entropy": args.max_entropy,
-               "max_empty_slices": args.max_empty_slices, "min_volume_ml": args.min_volume_ml,
-               "max_disagreement": args.max_disagreement, "max_label_change": args.max_label_change}
+    filters = {name: getattr(args, name) for name in FILTERS}   # each QC filter's option has the filter's name
     if args.max_label_change is not None and args.previous is None:
         raise InputError("--max-label-change needs --previous (the previous round's pseudo-label folder)")
     if args.teacher == "model" and args.model is None:

@@ -28,7 +28,7 @@ from .presets import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL
                                                      MODEL_NAMES, STUDENT_DATASETS)
 from ..workflow.config import Budget, PipelineConfig, SmallConfig
 from ..workflow.method import (calibrate_step, classical_pseudo_step, evaluate_step, plan_step, predict_step,
-                               pseudo_step, student_dataset_step, teacher_dataset_step, train_step,
+                               pseudo_step, relabel_step, student_dataset_step, teacher_dataset_step, train_step,
                                train_step_name)
 from ..workflow.outputs import Layout, raw_done
 from ..workflow.steps import Step, nnts_step
@@ -248,8 +248,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
         steps += student_steps(cfg, layout, uncertain, "uncertainty-aware students")
     if "do_relabel" in models:   # each option after the ones before it, for the same reason
         out = teacher_pseudo_dir(layout, "do_relabel")
-        steps += [pseudo_step(cfg, layout, "do", out, previous=layout.pseudo,
-                              name="round 2: re-label the weak set (DO student, in the boxes)"),
+        steps += [relabel_step(cfg, layout, "do", 2, out, layout.pseudo),
                   evaluate_step(cfg, layout, "do_relabel", out, cfg.weak_labels)]
         if "do_r2" in models:
             steps += student_steps(cfg, layout, ["do_r2"], "round 2 DO student", out)

@@ -130,14 +130,9 @@ def failed_filters(record: Mapping, thresholds: Mapping[str, float | None]) -> l
     return failed
 
 
-def apply_filters(records: Iterable[Mapping], min_box_fill: float | None = None, max_entropy: float | None = None,
-                  max_empty_slices: int | None = None, min_volume_ml: float | None = None,
-                  min_box_iou: float | None = None, max_disagreement: float | None = None,
-                  max_label_change: float | None = None) -> tuple[list[Mapping], dict[str, list[str]]]:
-    """``(kept records, {filter: cases it removed})``; a case failing several filters is listed under each."""
-    thresholds = {"min_box_fill": min_box_fill, "max_entropy": max_entropy,
-                  "max_empty_slices": max_empty_slices, "min_volume_ml": min_volume_ml, "min_box_iou": min_box_iou,
-                  "max_disagreement": max_disagreement, "max_label_change": max_label_change}
+def apply_filters(records: Iterable[Mapping], **thresholds: float | None) -> tuple[list[Mapping], dict[str, list[str]]]:
+    """``(kept records, {filter: cases it removed})`` for thresholds named as :data:`FILTERS` (``min_box_fill=0.3``;
+    None: off); a case failing several filters is listed under each."""
     removed: dict[str, list[str]] = {k: [] for k, v in thresholds.items() if v is not None}
     kept = []
     for r in records:

@@ -292,6 +292,8 @@ def add_rounds(cfg: PipelineConfig, rounds: Any, relabel_with: Any, offset: Any,
                          f"{sorted(all_ids)}; choose another [datasets] round_offset")
 
 
+#: the QC filters' names, as ``pseudo_labels.qc.FILTERS`` has them (spelled here: reading a config must not import the
+#: QC's numerics; a test checks the two agree)
 FILTER_KEYS = ("min_box_fill", "min_box_iou", "max_entropy", "max_empty_slices", "min_volume_ml", "max_disagreement",
                "max_label_change")
 

@@ -170,6 +170,13 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
                      layout.logs / f"pseudo_{role}.log", clear=lambda: remove_paths(out), when_run=replace_stale)
 
 
+def relabel_step(cfg: PipelineConfig, layout: Layout, role: str, k: int, out: Path, previous: Path) -> Step:
+    """Noisy-student round ``k``: the student of ``role`` re-labels the weak set into ``out``, inside the boxes as the
+    box teacher does, against the previous round's labels in ``previous``."""
+    return pseudo_step(cfg, layout, role, out, previous=previous,
+                       name=f"round {k}: re-label the weak set ({cfg.model_name(role)}, in the boxes)")
+
+
 def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -> Step:
     """The teacher's unsure probability band from its strong cases (``nnts calibrate-band``)."""
     argv = ["calibrate-band", "--teacher-dataset", cfg.dataset_ids[role], "-o", layout.band, "-m",
@@ -279,10 +286,8 @@ def round_steps(cfg: PipelineConfig, layout: Layout, k: int) -> list[Step]:
     """Noisy-student round ``k``: round ``k - 1``'s ``relabel_with`` student, constrained to the boxes as the
     box teacher is, re-labels the weak set (label change against the previous round in the QC; strong cases keep
     their masks); the round's students train on it, predict and are evaluated as round 1's."""
-    relabeller = cfg.round_role(cfg.relabel_with, k - 1)
-    out, previous = layout.round_pseudo(k), layout.round_pseudo(k - 1)
-    steps = [pseudo_step(cfg, layout, relabeller, out, previous=previous,
-                         name=f"round {k}: re-label the weak set ({cfg.model_name(relabeller)}, in the boxes)")]
+    out = layout.round_pseudo(k)
+    steps = [relabel_step(cfg, layout, cfg.round_role(cfg.relabel_with, k - 1), k, out, layout.round_pseudo(k - 1))]
     if cfg.weak_labels:
         steps.append(evaluate_step(cfg, layout, cfg.round_pseudo_role(k), out, cfg.weak_labels))
     roles = [cfg.round_role(m, k) for m in cfg.round_models()]

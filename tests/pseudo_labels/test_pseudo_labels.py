@@ -453,3 +453,12 @@ def test_previous_round_gives_each_case_its_label_change(reference, weak_dir, bo
     assert not (tmp_path / "never").exists()
     with pytest.raises(InputError, match="cannot be the output folder"):
         pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=out)
+
+
+def test_pipeline_config_knows_every_qc_filter():
+    from nnunet_teacher_student.pseudo_labels.qc import FILTERS
+    from nnunet_teacher_student.workflow.config import FILTER_KEYS
+
+    assert set(FILTER_KEYS) == set(FILTERS)
+    with pytest.raises(ValueError, match="unknown QC filter 'max_fill'"):
+        apply_filters([{"case": "a"}], max_fill=0.5)
