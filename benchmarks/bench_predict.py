@@ -15,7 +15,9 @@ mask, no filtering: the reference); the other modes are :func:`predict_case` wit
 ``full-skip``: the whole CT, only the tiles near the lungs; ``grid-box`` / ``grid-skip``: the whole CT through
 nnU-Net's preprocessing, its resampled array cut to the box around the lungs, every tile of the box / only those
 near the lungs; ``default``: what ``nnts predict`` does by default; ``aligned``: the default with its boxes grown onto
-nnU-Net's whole-CT sample positions, ``prediction.grid``). Agreement = DSC of each mode's mask with the
+nnU-Net's whole-CT sample positions, ``prediction.grid``; ``margin5``: the default with a 5 mm margin, not 10;
+``full-shifted``: ``full`` on the CT with 5 mm of air added on its low x and y sides, cut back: nnU-Net's own
+reproducibility when the field of view moves). Agreement = DSC of each mode's mask with the
 reference inside the lungs grown by 5 mm (where ``nnts predict`` keeps lesions), per case and pooled over the
 cases, and against the reference mask where one is known. Peak memory = the kernel's high-water mark (``VmHWM``) reset
 before each mode (Linux).
@@ -62,14 +64,16 @@ from nnunet_teacher_student.prediction.case import predict_case  # noqa: E402
 from nnunet_teacher_student.prediction.region import tumour_label  # noqa: E402
 
 #: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
-MODES = {"full": None,
+MODES = {"full": None, "full-shifted": None,
          "box": {"lung_crop": True, "per_lung": False, "skip_tiles": False, "crop_after_resampling": False},
          "per-lung": {"lung_crop": True, "per_lung": True, "skip_tiles": False},
          "full-skip": {"lung_crop": False, "skip_tiles": True},
          "grid-box": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": False},
          "grid-skip": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": True},
          "aligned": {"align_grid": True},
+         "margin5": {"margin_mm": 5.0},
          "default": {}}
+SHIFT_MM = 5.0  # full-shifted: the field of view grown by this much air on the low x and y sides
 KEEP_MM = 5.0   # nnts predict keeps lesions within this distance of the lungs: agreement is measured there
 
 
@@ -85,20 +89,28 @@ def clinical_case(seed: int) -> tuple[str, sitk.Image, np.ndarray]:
     from nnunet_teacher_student.phantom.cases import generate_case
 
     c = generate_case(seed, preset="default", scale=1.0, inplane_px=(256, 512), slices=(40, 400), min_tumours=1)
-    ct, ref = sitk.GetArrayFromImage(c.ct), sitk.GetArrayFromImage(c.label) > 0
-    pad = [(0, 0)] + [((512 - n) // 2, 512 - n - (512 - n) // 2) for n in ct.shape[1:]]
-    ct, ref = np.pad(ct, pad, constant_values=-1000), np.pad(ref, pad)
-    sy = c.ct.GetSpacing()[1]
-    body_rows = np.nonzero((ct > -500).any(axis=(0, 2)))[0]
-    top = min(511, int(body_rows.max() + round(15 / sy)))          # 15 mm under the body (y: posterior)
-    table = slice(top, min(512, top + max(2, int(round(8 / sy)))))   # an 8 mm carbon-fibre slab
-    ct[:, table, 40:472] = 150
-    img = sitk.GetImageFromArray(ct.astype(np.int16))
-    spacing = c.ct.GetSpacing()
-    img.SetSpacing(spacing)
-    img.SetOrigin([o - p[0] * s for o, p, s in zip(c.ct.GetOrigin(), pad[::-1], spacing)])
-    img.SetDirection(c.ct.GetDirection())
+    img, ref = clinical_fov(c.ct, sitk.GetArrayFromImage(c.label) > 0, 512)
     return f"clinical_{seed}", img, ref
+
+
+def clinical_fov(ct_img: sitk.Image, label: np.ndarray, inplane: int) -> tuple[sitk.Image, np.ndarray]:
+    """CT and label centred on an ``inplane`` x ``inplane`` grid: air around the body, and an 8 mm patient table
+    15 mm under it across 84 % of the width, as a clinical field of view has (z is left as it is)."""
+    ct = sitk.GetArrayFromImage(ct_img)
+    pad = [(0, 0)] + [((inplane - n) // 2, inplane - n - (inplane - n) // 2) for n in ct.shape[1:]]
+    ct, label = np.pad(ct, pad, constant_values=-1000), np.pad(label, pad)
+    sy = ct_img.GetSpacing()[1]
+    body_rows = np.nonzero((ct > -500).any(axis=(0, 2)))[0]
+    top = min(inplane - 1, int(body_rows.max() + round(15 / sy)))          # 15 mm under the body (y: posterior)
+    table = slice(top, min(inplane, top + max(2, int(round(8 / sy)))))     # an 8 mm carbon-fibre slab
+    edge = inplane * 40 // 512
+    ct[:, table, edge:inplane - edge] = 150
+    img = sitk.GetImageFromArray(ct.astype(np.int16))
+    spacing = ct_img.GetSpacing()
+    img.SetSpacing(spacing)
+    img.SetOrigin([o - p[0] * s for o, p, s in zip(ct_img.GetOrigin(), pad[::-1], spacing)])
+    img.SetDirection(ct_img.GetDirection())
+    return img, label
 
 
 def cases_of(args) -> list[tuple[str, sitk.Image, np.ndarray | None]]:
@@ -149,9 +161,11 @@ def run_mode(predictor, ct: sitk.Image, mode: str, value: int) -> tuple[np.ndarr
     tiles0 = predictor.predictor.tiles_run
     t0, c0 = time.perf_counter(), time.process_time()
     if MODES[mode] is None:
-        seg, _, _ = predictor.predict_array(sitk.GetArrayFromImage(ct).astype(np.float32)[None],
-                                            Geometry.of(ct).spacing[::-1])
-        mask, report = seg == value, None
+        arr, spacing = sitk.GetArrayFromImage(ct).astype(np.float32)[None], Geometry.of(ct).spacing[::-1]
+        shift = [0, 0] + [int(round(SHIFT_MM / s)) for s in spacing[1:]] if mode == "full-shifted" else [0] * 4
+        arr = np.pad(arr, [(s, 0) for s in shift], constant_values=-1000)
+        seg, _, _ = predictor.predict_array(arr, spacing)
+        mask, report = seg[shift[1]:, shift[2]:, shift[3]:] == value, None
     else:
         result = predict_case(predictor, ct, lung_dilation_mm=None, **MODES[mode])
         mask, report = result.mask > 0, result.report
