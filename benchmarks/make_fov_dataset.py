@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_predict import clinical_fov  # noqa: E402
 from nnunet_teacher_student.core.files import write_text_atomic  # noqa: E402
-from nnunet_teacher_student.core.geometry import read_image  # noqa: E402
+from nnunet_teacher_student.core.geometry import read_image, write_image_atomic  # noqa: E402
 
 
 def fov_copy(image: Path, label: Path, image_out: Path, label_out: Path, factor: float) -> None:
-    """Write the clinical-FOV copy of one (CT, label) pair, label last (its presence marks the pair done)."""
+    """Write the clinical-FOV copy of one (CT, label) pair, each file atomically and the label last (its presence
+    marks the pair done)."""
     if label_out.is_file():
         return
     ct, lab = read_image(image), read_image(label)
@@ -36,10 +37,8 @@ def fov_copy(image: Path, label: Path, image_out: Path, label_out: Path, factor:
     img, arr = clinical_fov(ct, sitk.GetArrayFromImage(lab), inplane)
     out = sitk.GetImageFromArray(arr.astype(np.uint8))
     out.CopyInformation(img)
-    image_out.parent.mkdir(parents=True, exist_ok=True)
-    label_out.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(img, str(image_out), True)
-    sitk.WriteImage(out, str(label_out), True)
+    write_image_atomic(img, image_out)
+    write_image_atomic(out, label_out)
 
 
 def main() -> None:
@@ -69,8 +68,9 @@ def main() -> None:
     if args.test:
         for label in sorted((args.test / "labels").glob("*.nii.gz")):
             case = label.name[: -len(".nii.gz")]
-            image = next(p for p in (args.test / "images" / f"{case}_0000.nii.gz",
-                                     args.test / "images" / label.name) if p.is_file() or p.name == label.name)
+            image = args.test / "images" / f"{case}_0000.nii.gz"
+            if not image.is_file():   # nnts test folders name the CT as its label
+                image = image.with_name(label.name)
             fov_copy(image, label, args.test_out / "images" / image.name, args.test_out / "labels" / label.name,
                      args.factor)
     print(f"{dst}: {meta['numTraining']} cases; test: {args.test_out}")
