@@ -207,9 +207,11 @@ def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: 
 
     1. each lung closed by its 3-D convex hull: a tumour at the pleura pushes into the lung and leaves
        a bay in a threshold (or network) mask; the hull closes the bay;
-    2. (``mirror``, both lungs present) each side also gets the other lung's region mirrored about the
-       midline between the lungs' outer walls: a large tumour that *is* a lung's outer wall or apex is
-       outside any hull of that lung's air, but the other lung shows where the chest wall is;
+    2. (``mirror``) each side also gets the other lung's region mirrored about the midline between the
+       lungs' outer walls: a large tumour that *is* a lung's outer wall or apex is outside any hull of that
+       lung's air, but the other lung shows where the chest wall is. With one lung only (a tumour or
+       collapse has left the other with no air at all) the found lung is mirrored about the body's midline
+       (``body`` needed) to stand for the missing one;
     3. grown by one voxel in-plane, since an air threshold stops half a voxel short of the pleura.
 
     Additions stay inside ``body`` (if given) and never take the other lung's voxels; where the two
@@ -236,14 +238,16 @@ def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: 
     if mirror and len(hulls) == 2:
         xs = np.nonzero(out.any(axis=(0, 1)))[0]
         mid = (xs[0] + xs[-1]) / 2
-        nx = out.shape[2]
-        src = np.round(2 * mid - np.arange(nx)).astype(int)
-        valid = (src >= 0) & (src < nx)
-        mirrored = np.zeros_like(out)
-        mirrored[:, :, valid] = out[:, :, src[valid]]
-        x = np.arange(nx)[None, None, :]
-        out[free & (mirrored == LEFT) & (x < mid)] = RIGHT
-        out[free & (mirrored == RIGHT) & (x >= mid)] = LEFT
+        mirrored = _mirror_x(out, mid)
+        for label, other in ((RIGHT, LEFT), (LEFT, RIGHT)):
+            out[free & (mirrored == other) & _side_of(out.shape, mid, label)] = label
+        free &= out == 0
+    elif mirror and len(hulls) == 1 and body is not None and body.any():
+        (found,) = hulls
+        missing = LEFT if found == RIGHT else RIGHT
+        mid = float(np.nonzero(body.any(axis=(0, 1)))[0].mean())
+        out[free & (_mirror_x(out, mid) == found) & _side_of(out.shape, mid, missing)] = missing
+        hulls[missing] = hulls[found]  # grown like a found lung below
         free &= out == 0
     for label in hulls:
         out[ndimage.binary_dilation(out == label, structure=_INPLANE) & free] = label
@@ -251,3 +255,17 @@ def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: 
     return out
 
 
+def _mirror_x(labels: np.ndarray, mid: float) -> np.ndarray:
+    """``labels`` reflected about the plane x = ``mid`` (voxels reflected from outside the volume: 0)."""
+    nx = labels.shape[2]
+    src = np.round(2 * mid - np.arange(nx)).astype(int)
+    valid = (src >= 0) & (src < nx)
+    out = np.zeros_like(labels)
+    out[:, :, valid] = labels[:, :, src[valid]]
+    return out
+
+
+def _side_of(shape: tuple[int, ...], mid: float, label: int) -> np.ndarray:
+    """Broadcastable x mask of ``label``'s side of x = ``mid`` (right: low x in LPS)."""
+    x = np.arange(shape[2])[None, None, :]
+    return x < mid if label == RIGHT else x >= mid

@@ -208,6 +208,9 @@ def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: 
     volumes = ", ".join(f"{LUNG_NAMES[k]} lung region {np.count_nonzero(region == k) * voxel_ml:.1f} mL"
                         for k in (RIGHT, LEFT) if (region == k).any())
     message += f"; {volumes or 'no lung found'}"
+    for k in (RIGHT, LEFT):
+        if (region == k).any() and not (raw == k).any():
+            message += f"; no {LUNG_NAMES[k]} lung found: its region is the other lung mirrored about the body midline"
     labels = _from_lps(region, ct_lps, orient)
     raw = _from_lps(raw, ct_lps, orient)
     return LungMaskResult(mask=(labels > 0).astype(np.uint8), labels=labels.astype(np.uint8),

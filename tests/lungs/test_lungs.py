@@ -50,7 +50,9 @@ def synthetic_chest(size_xyz=(112, 96, 40), spacing=(3.2, 3.2, 5.0), direction=I
     trachea = (_segment_distance(p, (0, -20, 300), (0, -20, 25)) < 10) & body
     bronchi = (_segment_distance(p, (0, -20, 25), (-45, 0, 5)) < 6) | (_segment_distance(p, (0, -20, 25), (45, 0, 5)) < 6)
     r = 18.0
-    if tumour_side == "apex":  # a large mass filling the lung's apex: a sphere on it, clipped to the lung
+    if tumour_side == "whole":  # a tumour (or collapse) that has replaced the whole right lung: no air left
+        tumour = right.copy()
+    elif tumour_side == "apex":  # a large mass filling the lung's apex: a sphere on it, clipped to the lung
         tumour = (np.linalg.norm(p - np.array([-cx, 10, 80]), axis=-1) < 35) & right
     else:
         centre = [-(cx + 50) + r, 10, 0] if tumour_side == "lateral" else [-(cx - 50) - r, 10, 0]
@@ -112,6 +114,24 @@ def test_mass_filling_the_apex_is_recovered_from_the_other_side(no_env_weights):
     assert (hull_only > 0)[tumour].mean() < 0.8  # no hull of the remaining air reaches the apex
     assert result.mask[tumour].mean() > 0.99  # the mirrored left lung does
     assert set(np.unique(result.labels[tumour])) == {lungs.RIGHT}
+    assert not result.mask[~truth["body"]].any()
+
+
+def test_lung_replaced_by_tumour_is_mirrored_from_the_other(no_env_weights):
+    ct, truth = synthetic_chest(tumour_side="whole", body_shift_x=6.0)
+    result = lungs.lung_mask(ct)
+    tumour = truth["tumour"]
+    assert not (result.raw_labels == lungs.RIGHT).any()  # no air on the right: the threshold finds one lung
+    assert (lungs.lung_region(result.raw_labels, body=truth["body"], mirror=False) > 0)[tumour].mean() < 0.01
+    # the left lung mirrored about the body's midline (6 mm off the lungs' own) covers most of the right,
+    # and the crop box with its 10 mm margin all of it
+    assert (result.labels == lungs.RIGHT)[tumour].mean() > 0.8
+    covered = np.zeros(tumour.shape, bool)
+    for box in lung_crop_boxes(result.labels, ct.GetSpacing()[::-1], 10.0, per_lung=True):
+        covered[box.slices] = True
+    assert covered[tumour].all()
+    assert dice(result.labels == lungs.LEFT, truth["left"]) > 0.85  # the left lung's own region is kept
+    assert "no right lung found" in result.message
     assert not result.mask[~truth["body"]].any()
 
 
