@@ -14,8 +14,9 @@ mask, no filtering: the reference); the other modes are :func:`predict_case` wit
 (``box``: one box around the lungs cut from the CT, every tile; ``per-lung``: a box per lung, every tile;
 ``full-skip``: the whole CT, only the tiles near the lungs; ``grid-box`` / ``grid-skip``: the whole CT through
 nnU-Net's preprocessing, its resampled array cut to the box around the lungs, every tile of the box / only those
-near the lungs; ``default``: what ``nnts predict`` does by default; ``aligned``: the default with its boxes grown onto
-nnU-Net's whole-CT sample positions, ``prediction.grid``; ``margin5``: the default with a 5 mm margin, not 10;
+near the lungs; ``default``: what ``nnts predict`` does by default; ``aligned`` / ``unaligned``: the default with
+its boxes grown onto nnU-Net's whole-CT sample positions (``prediction.grid``) / cut as they are; ``margin5``: the
+default with a 5 mm margin, not 10;
 ``full-shifted``: ``full`` on the CT with 5 mm of air added on its low x and y sides, cut back: nnU-Net's own
 reproducibility when the field of view moves). Agreement = DSC of each mode's mask with the
 reference inside the lungs grown by 5 mm (where ``nnts predict`` keeps lesions), per case and pooled over the
@@ -71,6 +72,7 @@ MODES = {"full": None, "full-shifted": None,
          "grid-box": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": False},
          "grid-skip": {"lung_crop": True, "crop_after_resampling": True, "skip_tiles": True},
          "aligned": {"align_grid": True},
+         "unaligned": {"align_grid": False},
          "margin5": {"margin_mm": 5.0},
          "default": {}}
 SHIFT_MM = 5.0  # full-shifted: the field of view grown by this much air on the low x and y sides

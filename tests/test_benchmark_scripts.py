@@ -41,7 +41,7 @@ def test_bench_predict_runs(strong_model, tmp_path, monkeypatch):
     speed = json.loads(out.read_text())["speed"]
     modes = speed["cases"][0]["modes"]
     assert set(modes) == {"full", "full-shifted", "box", "per-lung", "full-skip", "grid-box", "grid-skip", "aligned",
-                          "margin5", "default"}
+                          "unaligned", "margin5", "default"}
     assert all(m["cpu_s"] > 0 and m["tiles_run"] > 0 for m in modes.values())
     # skipping tiles runs fewer of them than the full tiling, and changes nothing near the lungs
     assert modes["full-skip"]["tiles_run"] < modes["full"]["tiles_run"]

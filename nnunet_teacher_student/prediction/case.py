@@ -31,6 +31,9 @@ MERGE_RULE = "overlapping crops: probability = maximum, tumour mask = union"
 #: the default of where the lung box is cut: from nnU-Net's resampled CT (True: its own voxel grid, closer to
 #: full-volume prediction, but the whole CT is resampled) or from the CT before it (False: faster; BENCHMARKS.md)
 CROP_AFTER_RESAMPLING = False
+#: the default of growing each box onto nnU-Net's whole-CT sample positions (:mod:`.grid`; never adds a tile): with
+#: models that work on the CT's field of view it agreed as well or better with full-volume prediction (BENCHMARKS.md)
+ALIGN_GRID = True
 
 
 @dataclass
@@ -67,7 +70,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
                  margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
                  lung_method: str = "auto", label: int | None = None, what: str = "CT",
                  announce: bool = False, skip_tiles: bool = True,
-                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING, align_grid: bool = False
+                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING, align_grid: bool = ALIGN_GRID
                  ) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
@@ -77,7 +80,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     (nnU-Net's own voxel grid, as full-volume prediction has; ``per_lung`` True still crops the CT first).
     ``skip_tiles``: inside each box, the sliding-window tiles farther than ``margin_mm`` from the lungs are not
     predicted (background). ``align_grid``: each box grown by a few voxels so that nnU-Net's resampling of it samples
-    where its resampling of the whole CT does (:mod:`.grid`; off by default: no agreement gained, BENCHMARKS.md).
+    where its resampling of the whole CT does (:mod:`.grid`; :data:`ALIGN_GRID`).
     ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
     """
@@ -160,7 +163,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         "lung_crop": bool(lung_crop and lungs.found), "per_lung": len(boxes) > 1, "layout": layout,
         "skip_tiles": skip,
         "crop_margin_mm": margin_mm, "lung_dilation_mm": lung_dilation_mm,
-        "crop_after_resampling": regrid,
+        "crop_after_resampling": regrid, "align_grid": bool(align_grid and lung_crop and lungs.found and not regrid),
         "crops": [b.to_dict() for b in shown], "sliding_window": estimates,
         "predicted_fraction": round(float(sum(np.prod(b.size) for b in shown)) / float(np.prod(shape)), 4),
         "merge": MERGE_RULE if len(boxes) > 1 else None,

@@ -4,9 +4,10 @@ nnU-Net resamples an array of n voxels to m = round(n x spacing / target) voxels
 coordinate (j + 0.5) n / m - 0.5 (skimage's and its own z-resampling's grid mode). A box cut from the CT before
 resampling therefore samples at other sub-voxel positions than the whole CT does, unless both of its ends lie on
 the whole CT's output voxel borders k x N / M. :func:`align_box` grows a box by a few voxels per side to the ends
-that come closest (written here: nnU-Net has no option for it). Measured (BENCHMARKS.md, prediction speed run 3):
-it does not make the box's mask agree better with the full-volume mask, whose differences come from where the
-sliding window's tiles lie, so ``nnts predict`` leaves it off (``predict_case(align_grid=True)`` turns it on).
+that come closest (written here: nnU-Net has no option for it). Measured (BENCHMARKS.md, prediction speed runs 3-5):
+most of the difference from the full-volume mask comes from where the sliding window's tiles lie; with models that
+work on the CT's field of view the aligned box agreed as well or better at the same tile count, so ``nnts predict``
+aligns by default (``predict_case(align_grid=False)`` turns it off).
 """
 from __future__ import annotations
 
