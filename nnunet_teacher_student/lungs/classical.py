@@ -27,6 +27,11 @@ def body_and_inside_air(hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return body, air & body
 
 
+def body_midline_x(body: np.ndarray) -> float:
+    """The x index (last axis) halfway across the body: the mean of the columns the body occupies."""
+    return float(np.nonzero(body.any(axis=(0, 1)))[0].mean())
+
+
 def _airway_seed(inside_air: np.ndarray, body: np.ndarray) -> tuple[int, np.ndarray] | None:
     """The trachea in the top slices (LPS: highest z is superior): the largest air component near the
     body's left-right centre whose area is 0.02-2.5 % of the body's cross-section."""
@@ -126,7 +131,7 @@ def classical_lung_labels(hu: np.ndarray, body_and_air: tuple[np.ndarray, np.nda
     sizes = np.bincount(comps.ravel())[1:]
     order = np.argsort(sizes)[::-1] + 1
     largest = comps == order[0]
-    body_centre = float(np.nonzero(body.any(axis=(0, 1)))[0].mean())
+    body_centre = body_midline_x(body)
     xs = np.nonzero(largest)[2]
     note = ""
     if min((xs < body_centre).mean(), (xs >= body_centre).mean()) > 0.2:  # spans both halves: lungs touch
@@ -245,7 +250,7 @@ def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: 
     elif mirror and len(hulls) == 1 and body is not None and body.any():
         (found,) = hulls
         missing = LEFT if found == RIGHT else RIGHT
-        mid = float(np.nonzero(body.any(axis=(0, 1)))[0].mean())
+        mid = body_midline_x(body)
         out[free & (_mirror_x(out, mid) == found) & _side_of(out.shape, mid, missing)] = missing
         hulls[missing] = hulls[found]  # grown like a found lung below
         free &= out == 0

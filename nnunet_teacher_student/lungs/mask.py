@@ -30,6 +30,7 @@ from .classical import (
     LEFT,
     RIGHT,
     body_and_inside_air,
+    body_midline_x,
     classical_lung_labels,
     lung_region,
     order_right_left,
@@ -193,7 +194,7 @@ def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: 
     body = body_and_air[0]
     if path is not None:
         raw = lungmask_labels(ct_lps, path, force_cpu=force_cpu, progress=progress)
-        body_centre = float(np.nonzero(body.any(axis=(0, 1)))[0].mean())
+        body_centre = body_midline_x(body)
         raw = order_right_left([raw == RIGHT, raw == LEFT], hu.shape, body_centre)
         name, message = "lungmask-R231", f"lungmask R231 with {why}"
         if not raw.any() and method == "auto":

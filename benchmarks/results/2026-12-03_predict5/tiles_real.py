@@ -1,5 +1,4 @@
 import sys
-import numpy as np
 from nnunet_teacher_student.prediction.batch import find_cases
 from nnunet_teacher_student.prediction.case import choose_regions
 from nnunet_teacher_student.prediction.region import RegionPredictor
