@@ -1,11 +1,15 @@
 """Aggregation of per-case metrics per source dataset and overall, and Markdown tables laid out like
-the paper's Tables 3 and 5 (rows: dataset, then model; columns: metrics; cells "mean ± std")."""
+the paper's Tables 3 and 5 (rows: dataset, then model; columns: metrics; cells "mean ± std").
+
+Means are over the tumour cases only; the tumour-free cases are summarised apart (``statistics``)."""
 from __future__ import annotations
 
 import math
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .statistics import is_tumour_case, tumour_free_summary
 
 #: Metrics averaged over cases, in table order.
 SUMMARY_METRICS = ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd",
@@ -44,13 +48,18 @@ def _group_summary(cases: Sequence[Mapping], metrics: Sequence[str]) -> dict:
 
 
 def summarize(cases: Sequence[Mapping], metrics: Sequence[str] = SUMMARY_METRICS) -> dict:
-    """``{"datasets": {name: group}, "overall": group}`` where group maps each metric to
-    mean/std/n/n_undefined. Each case's group is its ``"dataset"`` entry; datasets keep first-seen order."""
+    """``{"datasets": {name: group}, "overall": group, "tumour_free": block, "all_cases": group}``. A group
+    maps each metric to mean/std/n/n_undefined over the **tumour cases** (``datasets`` and ``overall``; each
+    case's dataset is its ``"dataset"`` entry, in first-seen order); ``tumour_free`` counts the cases without
+    tumour and their false positives (:func:`~.statistics.tumour_free_summary`); ``all_cases`` averages every
+    case, for reference only."""
+    tumour = [c for c in cases if is_tumour_case(c)]
     groups: dict[str, list[Mapping]] = {}
-    for case in cases:
+    for case in tumour:
         groups.setdefault(str(case.get("dataset") or OVERALL), []).append(case)
     return {"datasets": {name: _group_summary(members, metrics) for name, members in groups.items()},
-            "overall": _group_summary(list(cases), metrics)}
+            "overall": _group_summary(tumour, metrics), "tumour_free": tumour_free_summary(cases),
+            "all_cases": _group_summary(list(cases), metrics)}
 
 
 def format_cell(stats: Mapping, metric: str) -> str:

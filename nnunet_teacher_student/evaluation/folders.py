@@ -19,6 +19,7 @@ from ..core.geometry import read_header, read_image, spacing_zyx
 from ..formats.manifest import manifest_cases, read_manifest
 from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
 from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
+from .statistics import tumour_free_text
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 CASE_COLUMNS = ("case", "dataset", "dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd",
@@ -181,8 +182,12 @@ def summary_markdown(result: Mapping, name: str = "prediction") -> str:
         lines += [f"Missing predictions scored as empty: {', '.join(result['missing_predictions'])}.", ""]
     if result.get("unmatched_predictions"):
         lines += [f"Predictions without ground truth (ignored): {', '.join(result['unmatched_predictions'])}.", ""]
+    free = summary.get("tumour_free", {})
     lines += ["## Segmentation and detection (as the paper's Tables 3 and 5, in %)", "",
-              "Cells are mean ± std over cases; \"(n=k)\" means the metric was undefined for the other cases.", "",
+              f"Cells are mean ± std over the {summary['overall']['n_cases']} tumour cases; \"(n=k)\" means the "
+              "metric was undefined for the other cases. "
+              f"Tumour-free cases: {tumour_free_text(free)} (they are left out of every mean: an empty "
+              "prediction scores DSC 100 % there and one stray voxel 0 %).", "",
               markdown_table({name: result}, PAPER_METRICS, bold_best=False),
               f"## Surface distance (NSD at {s['nsd_tolerance_mm']:g} mm, in %) and volume", "",
               markdown_table({name: result}, ("hd95_mm", "nsd", "gt_volume_ml", "pred_volume_ml"), bold_best=False),

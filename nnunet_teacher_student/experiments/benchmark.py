@@ -283,43 +283,49 @@ def teacher_pseudo_dir(layout: Layout, model: str) -> Path:
     return layout.pseudo if model == "teacher" else layout.work / f"pseudo_labels_{model}"
 
 
-def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
-    """One record per (scenario, seed, model) whose evaluation exists: the overall means of its summary."""
-    records = []
+def _evaluations(out: Path, settings: BenchmarkSettings):
+    """(scenario, seed, model, summary.json document) of every finished evaluation."""
     for scenario, seed in settings.runs():
         layout = Layout(run_dir(out, scenario, seed))
-        timings = json.loads(layout.timings.read_text()) if layout.timings.is_file() else {}
         for model in settings.models:
             path = layout.evaluation(model) / "summary.json"
-            if not path.is_file():
-                continue
-            doc = json.loads(path.read_text())
-            overall = doc["summary"]["overall"]
-            rec = {"scenario": scenario, "n_strong": settings.scenarios[scenario],
-                   "n_weak": settings.pool - settings.scenarios[scenario], "seed": seed, "model": model,
-                   "name": MODEL_NAMES[model], "evaluated_on": "weak set" if model in TEACHERS else "test set",
-                   "n_cases": overall.get("n_cases")}
-            for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
-                rec[metric] = overall.get(metric, {}).get("mean")
-            step = train_step_name(MODEL_NAMES[model], MODELS[model][1])
-            rec["train_seconds"] = next((s.get("seconds") for s in timings.get("steps", []) if s["name"] == step),
-                                        None)
-            records.append(rec)
+            if path.is_file():
+                yield scenario, seed, model, json.loads(path.read_text())
+
+
+def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
+    """One record per (scenario, seed, model) whose evaluation exists: its means over the tumour cases
+    (recomputed from the per-case results, so that evaluations written before the rule follow it too)."""
+    from ..evaluation.aggregate import summarize
+
+    records = []
+    timings = {}
+    for scenario, seed, model, doc in _evaluations(out, settings):
+        if (scenario, seed) not in timings:
+            path = Layout(run_dir(out, scenario, seed)).timings
+            timings[(scenario, seed)] = json.loads(path.read_text()) if path.is_file() else {}
+        summary = summarize(doc["cases"]) if doc.get("cases") else doc["summary"]
+        overall = summary["overall"]
+        rec = {"scenario": scenario, "n_strong": settings.scenarios[scenario],
+               "n_weak": settings.pool - settings.scenarios[scenario], "seed": seed, "model": model,
+               "name": MODEL_NAMES[model], "evaluated_on": "weak set" if model in TEACHERS else "test set",
+               "n_cases": overall.get("n_cases"),
+               "n_tumour_free": summary.get("tumour_free", {}).get("n_cases", 0),
+               "tumour_free_with_fp": summary.get("tumour_free", {}).get("n_with_fp", 0)}
+        for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
+            rec[metric] = overall.get(metric, {}).get("mean")
+        step = train_step_name(MODEL_NAMES[model], MODELS[model][1])
+        rec["train_seconds"] = next((s.get("seconds") for s in timings[(scenario, seed)].get("steps", [])
+                                     if s["name"] == step), None)
+        records.append(rec)
     return records
 
 
-def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str, int, str], dict[str, float]]:
-    """Per (scenario, seed, model) of the test-set models, the DSC of each test case (for paired statistics)."""
-    cases = {}
-    for scenario, seed in settings.runs():
-        layout = Layout(run_dir(out, scenario, seed))
-        for model in settings.models:
-            path = layout.evaluation(model) / "summary.json"
-            if model in TEACHERS or not path.is_file():
-                continue
-            doc = json.loads(path.read_text())
-            cases[(scenario, seed, model)] = {c["case"]: c["dsc"] for c in doc.get("cases", []) if c.get("dsc") is not None}
-    return cases
+def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str, int, str], dict[str, dict]]:
+    """Per (scenario, seed, model), every scored case's evaluation record (tumour-free cases included)."""
+    keep = ("dsc", "dsc_tp", "f1", "recall", "precision", "gt_volume_ml", "pred_volume_ml", "n_gt_lesions")
+    return {(scenario, seed, model): {c["case"]: {k: c.get(k) for k in keep} for c in doc.get("cases", [])}
+            for scenario, seed, model, doc in _evaluations(out, settings)}
 
 
 def settings_dict(settings: BenchmarkSettings) -> dict:

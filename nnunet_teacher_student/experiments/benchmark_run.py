@@ -54,20 +54,22 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
     from ..experiments.benchmark import run_config
     from ..experiments.benchmark import load_case_results
     from ..reporting.benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
-                                    goal_text, markdown_table, paired_table, per_run_teacher_table, per_seed_table)
+                                    goal_text, markdown_table, paired_table, per_case_csv, per_run_teacher_table,
+                                    per_seed_table)
     from ..workflow.outputs import model_folder
     from ..teacher.guard import load_guard
     from ..core.files import write_text_atomic
 
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)
-    rows = aggregate(records)
-    scarce = min(settings.scenarios, key=settings.scenarios.get)
-    goal = goal_check(rows, scarce)
+    cases = load_case_results(out, settings)
+    rows = aggregate(records, cases)
+    goals = [goal_check(rows, name, cases) for name in sorted(settings.scenarios, key=settings.scenarios.get)]
     fig = figure_dsc_vs_strong(rows, report / "dsc_vs_strong.png")
     wall = _wall_seconds(out)
     write_text_atomic(csv_text(records), report / "results.csv")
-    write_text_atomic(json.dumps({"settings": asdict(settings), "rows": rows, "goal": goal, "records": records,
+    write_text_atomic(per_case_csv(cases), report / "per_case.csv")
+    write_text_atomic(json.dumps({"settings": asdict(settings), "rows": rows, "goals": goals, "records": records,
                                   "wall_seconds_steps": wall}, indent=1, default=str), report / "summary.json")
     s = settings
     lines = [
@@ -86,18 +88,20 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
            if s.small else "")
         + f", fold {s.folds}, device {s.device}, {'no ' if s.no_mirroring else ''}mirroring. "
         f"Wall time of all steps: {wall / 60:.1f} min.", "",
-        "Cells: mean over seeds of each run's mean over cases, ± the sample std across seeds; DSC also "
-        "with the 95 % confidence interval of the mean (t distribution, clipped to [0, 100]). Baseline, ignore label and upper "
-        "bound train `nnUNetTrainerNNTS` (nnU-Net's default trainer with our budget variables); the students "
-        "train on the box teacher's pseudo-labels.", "",
-        "## Goal (scarce scenario)", "", goal_text(goal), "",
+        "Cells: case-level means over the **tumour cases** (each case's value averaged over the seeds first; "
+        "DSC with the bootstrap 95 % CI over cases; n = cases); the spread of the per-run means across seeds "
+        "beside; tumour-free cases apart: the (case, seed) pairs with any false positive and their mean "
+        "false-positive volume. Baseline, ignore label and upper bound train `nnUNetTrainerNNTS` (nnU-Net's "
+        "default trainer with our budget variables); the students train on the box teacher's pseudo-labels. "
+        "Every table is rebuilt from `per_case.csv`.", "",
+        "## Goal", "", "\n\n".join(goal_text(g) for g in goals), "",
         "## Test set: students and nnU-Net", "", markdown_table(rows, TEST_MODELS), "",
         "Per seed (test-set DSC, %):", "", per_seed_table(records, [m for m in TEST_MODELS if m in s.models]), "",
-        "## Paired comparisons (per test case, pooled over seeds)", "",
-        "ΔDSC in points: the first model minus the second on the same test case of the same run; the CI is the t "
-        "interval of the mean over all pairs, p the Wilcoxon signed-rank test over the pairs (the pairs of one "
-        "seed share a training, so p is optimistic; the per-seed means show the spread).", "",
-        paired_table(load_case_results(out, settings), list(s.scenarios)), "",
+        "## Paired comparisons (case level)", "",
+        "ΔDSC in points: the first model minus the second on the same tumour test case, each case's difference "
+        "averaged over the seeds first; the CI is the bootstrap interval of the mean over cases, p the Wilcoxon "
+        "signed-rank test over the cases (n = cases, not case x seed pairs); the per-seed means show the spread.", "",
+        paired_table(cases, list(s.scenarios)), "",
         "## Teachers: pseudo-labels of the weak cases vs their true masks (cf. the paper's Tables 2 and 4)", "",
         markdown_table(rows, TEACHERS), "",
     ]
@@ -114,7 +118,7 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
     if missing:
         lines += [f"**Incomplete**: {len(missing)} (run, model) result(s) missing, e.g. {missing[:3]}; rerun the "
                   "same command to resume.", ""]
-    best = goal.get("best_student") or {}
+    best = goals[0].get("best_student") or {}
     failed = failed_teachers(records)
     lines += ["## Reading it", ""]
     if failed:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core.files import load_json, write_text_atomic
 from ..evaluation import markdown_table
+from ..evaluation.statistics import is_tumour_case, paired_cases, tumour_free_summary, tumour_free_text
 from ..pseudo_labels.folder import EXCLUDED_FILE, QC_FILE
 from ..workflow.outputs import load_results, model_folder
 from .figures import (figure_box_consistency, figure_disagreement, figure_dsc_bars, figure_fill_vs_dsc, figure_test_cases,
@@ -55,20 +56,12 @@ def not_learnt(doc: Mapping) -> str | None:
 
 
 def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
-    """Per-case DSC differences student - baseline on the same cases (Wilcoxon signed-rank when n >= 6)."""
-    a = {c["case"]: c["dsc"] for c in student.get("cases", []) if c.get("dsc") is not None}
-    b = {c["case"]: c["dsc"] for c in baseline.get("cases", []) if c.get("dsc") is not None}
-    common = sorted(set(a) & set(b))
-    if not common:
-        return None
-    diff = np.array([a[c] - b[c] for c in common])
-    out = {"n": len(common), "mean_diff": float(diff.mean()), "better": int((diff > 1e-9).sum()),
-           "worse": int((diff < -1e-9).sum()), "p": None}
-    if len(common) >= 6 and np.any(np.abs(diff) > 1e-9):
-        from scipy.stats import wilcoxon
+    """Per-case DSC differences student - baseline on the same tumour cases (``statistics.paired_cases``:
+    bootstrap CI, Wilcoxon signed-rank when n >= 6)."""
+    def dsc(doc: Mapping) -> dict[str, float]:
+        return {c["case"]: c["dsc"] for c in doc.get("cases", []) if c.get("dsc") is not None and is_tumour_case(c)}
 
-        out["p"] = float(wilcoxon(diff).pvalue)
-    return out
+    return paired_cases(dsc(student), dsc(baseline))
 
 
 PHANTOM_CAVEAT = ("These are synthetic phantoms with a short training budget, one fold and one seed; a real "
@@ -96,10 +89,12 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
                          "from empty masks on the weak cases; train longer (`--epochs`) before reading the "
                          "student tables.")
     empty = sorted({c["case"] for doc in results.values() if doc is not teacher_doc for c in doc.get("cases", [])
-                    if c.get("gt_volume_ml") == 0})
+                    if not is_tumour_case(c)})
     if empty:
-        lines.append(f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): an empty prediction scores "
-                     "DSC 100 % there and anything else 0 %, which moves the means a lot on few cases.")
+        fps = "; ".join(f"{name} {tumour_free_text(tumour_free_summary(doc.get('cases', [])))}"
+                        for name, doc in results.items() if doc is not teacher_doc)
+        lines.append(f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): they are left out of "
+                     f"every mean (an empty prediction scores DSC 100 % there) and counted apart: {fps}.")
     failed = {name: why for name in [baseline, *students] if name in results
               for why in [not_learnt(results[name])] if why}
     for name, why in failed.items():
@@ -116,8 +111,9 @@ def honest_summary(results: Mapping[str, Mapping], baseline: str, students: Sequ
                 "; too few cases for a test"
             verdict = ("a difference this run cannot tell from chance" if cmp_["p"] is None or cmp_["p"] >= 0.05
                        else "a difference unlikely to be chance on these cases")
-            lines.append(f"{s} vs {baseline}: {100 * cmp_['mean_diff']:+.1f} DSC points on average over "
-                         f"{cmp_['n']} test cases (better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
+            lines.append(f"{s} vs {baseline}: {100 * cmp_['mean']:+.1f} DSC points on average over "
+                         f"{cmp_['n']} tumour test cases (95 % bootstrap CI {100 * cmp_['low']:+.1f} to "
+                         f"{100 * cmp_['high']:+.1f}; better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
                          f"{verdict}.")
     lines.append(caveat if not quick else
                  "Run `nnts demo` without `--quick` for a run long enough to show an effect, if there is one.")

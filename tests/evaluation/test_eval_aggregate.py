@@ -32,7 +32,7 @@ def cases(values: dict[str, list[float]]) -> list[dict]:
         for i, d in enumerate(dscs):
             out.append({"case": f"{dataset}_{i}", "dataset": dataset, "dsc": d, "dsc_tp": d, "f1": d,
                         "recall": d, "precision": d, "hd95_mm": 10 * (1 - d), "tp": 1, "fn": 0, "fp": 1,
-                        "tp_pred": 1})
+                        "tp_pred": 1, "gt_volume_ml": 2.0, "pred_volume_ml": 2.0})
     return out
 
 
@@ -43,6 +43,19 @@ def test_summarize_groups_per_dataset_and_overall():
     assert s["datasets"]["NSCLC"]["n_cases"] == 1
     assert s["overall"]["dsc"]["mean"] == pytest.approx(1.6 / 3)
     assert s["overall"]["pooled"]["tp"] == 3 and s["overall"]["pooled"]["precision"] == 0.5
+
+
+def test_means_are_over_tumour_cases_and_tumour_free_cases_are_counted_apart():
+    # an empty prediction on a tumour-free case scores DSC 1 by convention: it must not lift the mean
+    tumour = cases({"All": [0.6, 0.8]})
+    empty = [{"case": "e0", "dataset": "All", "dsc": 1.0, "gt_volume_ml": 0.0, "pred_volume_ml": 0.0},
+             {"case": "e1", "dataset": "All", "dsc": 0.0, "gt_volume_ml": 0.0, "pred_volume_ml": 0.25}]
+    s = summarize(tumour + empty)
+    assert s["overall"]["n_cases"] == 2 and s["overall"]["dsc"]["mean"] == pytest.approx(0.7)
+    assert s["all_cases"]["n_cases"] == 4 and s["all_cases"]["dsc"]["mean"] == pytest.approx(0.6)
+    free = s["tumour_free"]
+    assert (free["n_cases"], free["n_with_fp"]) == (2, 1)
+    assert free["fp_volume_ml"] == {"e0": 0.0, "e1": 0.25} and free["fp_volume_ml_max"] == 0.25
 
 
 def test_markdown_table_layout_like_tables_3_and_5():

@@ -65,11 +65,14 @@ def test_cli_end_to_end(folders, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())  # strict JSON: NaN written as null
     assert summary["name"] == "Student"
     assert summary["summary"]["datasets"]["NSCLC-Radiomics"]["recall"] == {
-        "mean": 0.5, "std": 0.0, "n": 1, "n_undefined": 1}
-    assert summary["summary"]["overall"]["dsc"]["n"] == 3
+        "mean": 0.5, "std": 0.0, "n": 1, "n_undefined": 0}   # the empty case is not averaged
+    assert summary["summary"]["overall"]["dsc"]["n"] == 2          # the tumour cases: nsclc_002 has none
+    assert summary["summary"]["all_cases"]["dsc"]["n"] == 3
+    assert summary["summary"]["tumour_free"]["n_cases"] == 1 and summary["summary"]["tumour_free"]["n_with_fp"] == 0
     md = (out / "summary.md").read_text()
     assert "| Dataset | Model | DSC | DSC-TP | F1-score | Recall | Precision |" in md
     assert "| MSD-Lung | Student | 75.00 ± 0.00 |" in md and "| All | Student |" in md
+    assert "over the 2 tumour cases" in md and "Tumour-free cases: 0 of 1 with false positives" in md
     assert "both empty" in summary["rules"].lower() and summary["rules"] in md   # the rules, stated in both
     lesions = list(csv.DictReader((out / "lesions.csv").open()))
     assert [(r["case"], r["mask"], r["positive"]) for r in lesions if r["case"] == "nsclc_001"] == [

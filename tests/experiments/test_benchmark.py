@@ -38,53 +38,91 @@ def test_seed_stats_match_the_t_interval_by_hand():
     assert seed_stats([])["n"] == 0
 
 
-def _records(dsc: dict[str, list[float]], scenario: str = "scarce", n_strong: int = 4) -> list[dict]:
-    out = []
+OFFSETS = (-0.04, -0.02, 0.0, 0.02, 0.04)   # per tumour case around the run's mean
+
+
+def _runs(dsc: dict[str, list[float]], scenario: str = "scarce", n_strong: int = 4,
+          free: dict[str, float] | None = None) -> tuple[list[dict], dict]:
+    """Per-run records and per-case results: per model one value per seed = the mean DSC over five tumour
+    cases (the value + OFFSETS), and one tumour-free case whose predicted volume is ``free[model]`` mL (DSC
+    1 when it predicts nothing, 0 otherwise, as the metric's convention)."""
+    records, cases = [], {}
     for model, values in dsc.items():
         for seed, v in enumerate(values):
-            out.append({"scenario": scenario, "n_strong": n_strong, "n_weak": 20, "seed": seed, "model": model,
-                        "name": MODEL_NAMES[model], "evaluated_on": "test set", "dsc": v, "dsc_tp": v, "f1": v,
-                        "recall": v, "precision": v})
-    return out
+            records.append({"scenario": scenario, "n_strong": n_strong, "n_weak": 20, "seed": seed, "model": model,
+                            "name": MODEL_NAMES[model], "evaluated_on": "test set", "dsc": v, "dsc_tp": v,
+                            "f1": v, "recall": v, "precision": v})
+            run = {f"c{i}": {m: v + o for m in ("dsc", "dsc_tp", "f1", "recall", "precision")}
+                   | {"gt_volume_ml": 1.0, "pred_volume_ml": 1.0} for i, o in enumerate(OFFSETS)}
+            vol = (free or {}).get(model, 0.0)
+            run["empty"] = {"dsc": float(vol == 0), "gt_volume_ml": 0.0, "pred_volume_ml": vol}
+            cases[(scenario, seed, model)] = run
+    return records, cases
+
+
+def _rows(dsc: dict[str, list[float]], **kw) -> list[dict]:
+    return aggregate(*_runs(dsc, **kw))
 
 
 def test_goal_check_met_and_not_met():
-    met = aggregate(_records({"baseline": [0.40, 0.42, 0.38], "ignore": [0.45, 0.5, 0.4], "so": [0.6, 0.62, 0.58],
-                              "do": [0.7, 0.72, 0.71], "upper": [0.72, 0.74, 0.73]}))
+    met = _rows({"baseline": [0.40, 0.42, 0.38], "ignore": [0.45, 0.5, 0.4], "so": [0.6, 0.62, 0.58],
+                 "do": [0.7, 0.72, 0.71], "upper": [0.72, 0.74, 0.73]})
     g = goal_check(met, "scarce")
-    assert g["best_student"]["model"] == "do" and g["met"] is True
-    assert g["checks"]["10 DSC points above the baseline"]["value"] == pytest.approx(31.0)
+    assert g["best_student"]["model"] == "do" and g["met"] is True and g["question_real"] is True
+    assert g["checks"]["5 DSC points above the baseline"]["value"] == pytest.approx(31.0)
+    assert g["gap"] == pytest.approx(33.0) and g["upper_ratio"] == pytest.approx(0.71 / 0.73)
     assert "Overall: **met**" in goal_text(g)
 
-    close = aggregate(_records({"baseline": [0.65], "ignore": [0.75], "so": [0.72], "upper": [0.8]}))
+    close = _rows({"baseline": [0.68], "ignore": [0.75], "so": [0.72], "upper": [0.8]})
     g = goal_check(close, "scarce")
-    assert g["met"] is False
-    assert g["checks"]["within 0.95x of the upper bound"]["ok"] is False          # 0.72 / 0.8 = 0.90
-    assert g["checks"]["10 DSC points above the baseline"]["ok"] is False         # +7 points
+    assert g["met"] is False and g["question_real"] is True                    # upper - baseline = +12
+    assert g["checks"]["5 DSC points above the baseline"]["ok"] is False         # +4 points
     assert g["checks"]["above the ignore-label answer"]["ok"] is False
-
     assert g["warnings"] == [] and "Caution" not in goal_text(g)
 
-    untrained = goal_check(aggregate(_records({"baseline": [0.3], "so": [0.5], "upper": [0.1]})), "scarce")
-    assert untrained["checks"]["within 0.95x of the upper bound"]["ok"] is True
+    saturated = goal_check(_rows({"baseline": [0.70], "ignore": [0.1], "so": [0.71], "upper": [0.75]}), "scarce")
+    assert saturated["question_real"] is False and "asks no question here" in goal_text(saturated)
+
+    untrained = goal_check(_rows({"baseline": [0.3], "so": [0.5], "upper": [0.1]}), "scarce")
     assert len(untrained["warnings"]) == 1 and "did not converge" in goal_text(untrained)
 
-    partial = goal_check(aggregate(_records({"so": [0.5]})), "scarce")
-    assert partial["met"] is False and "3 of the 3 comparisons could not be made" in goal_text(partial)
-    assert goal_check(aggregate(_records({"baseline": [0.5]})), "scarce")["best_student"] is None
+    partial = goal_check(_rows({"so": [0.5]}), "scarce")
+    assert partial["met"] is False and "2 of the 2 comparisons could not be made" in goal_text(partial)
+    assert goal_check(_rows({"baseline": [0.5]}), "scarce")["best_student"] is None
 
 
-def test_aggregate_orders_by_strong_count_and_tables_show_ci():
-    recs = _records({"baseline": [0.3, 0.5], "so": [0.6, 0.7]}, "vast", 12) + \
-        _records({"baseline": [0.1, 0.2], "so": [0.4, 0.5]}, "scarce", 4)
-    rows = aggregate(recs)
+def test_a_tumour_free_case_cannot_carry_a_mean_or_a_comparison():
+    """The audit's case: DO predicts nothing on the one tumour-free test case (DSC 1 by convention) and the
+    others a speck (DSC 0). Tumour-case means and the paired test must not move; the speck is counted apart."""
+    from nnunet_teacher_student.reporting.benchmark_report import paired_stats
+
+    dsc = {"so": [0.6, 0.6], "do": [0.6, 0.6]}
+    records, cases = _runs(dsc, free={"so": 0.002})
+    rows = aggregate(records, cases)
+    so, do = (next(r for r in rows if r["model"] == m) for m in ("so", "do"))
+    assert so["dsc"]["mean"] == pytest.approx(0.6) == do["dsc"]["mean"] and so["n_cases"] == 5
+    assert so["tumour_free"] == {"n": 2, "with_fp": 2, "fp_ml_mean": pytest.approx(0.002)}
+    assert do["tumour_free"]["with_fp"] == 0
+    r = paired_stats(cases, "scarce", "do", "so")
+    assert r["n"] == 5 and r["mean"] == pytest.approx(0.0) and r["p"] is None
+    table = markdown_table(rows, ["so", "do"])
+    assert "| 2 / 2 (0.002 mL) |" in table and "| 0 / 2 |" in table
+
+
+def test_aggregate_is_case_level_and_orders_by_strong_count():
+    recs_v, cases_v = _runs({"baseline": [0.3, 0.5], "so": [0.6, 0.7]}, "vast", 12)
+    recs_s, cases_s = _runs({"baseline": [0.1, 0.2], "so": [0.4, 0.5]}, "scarce", 4)
+    rows = aggregate(recs_v + recs_s, {**cases_v, **cases_s})
     assert [(r["scenario"], r["model"]) for r in rows] == [("scarce", "baseline"), ("scarce", "so"),
                                                             ("vast", "baseline"), ("vast", "so")]
-    assert rows[0]["seeds"] == [0, 1] and rows[0]["dsc"]["mean"] == pytest.approx(0.15)
+    base = rows[0]
+    assert base["seeds"] == [0, 1] and base["dsc"]["mean"] == pytest.approx(0.15) and base["dsc"]["n"] == 5
+    # the CI is over the five seed-averaged cases (0.15 +/- 0.04), not over seeds
+    assert 0.11 <= base["dsc"]["low"] < 0.15 < base["dsc"]["high"] <= 0.19
+    assert base["seed_dsc"]["std"] == pytest.approx(math.sqrt(0.005))
     table = markdown_table(rows, ["so"])
     assert "Baseline" not in table and table.count("| SO student |") == 2
-    # 0.45 ± 0.0707 -> CI half-width t(0.975, 1) * 0.0707 / sqrt(2) = 12.706 * 0.05 = 0.635
-    assert "45.0 ± 7.1 [0.0, 100.0]" in table  # the t interval (-18.5, 108.5) clipped to what a DSC can be
+    assert "| scarce (4 / 20) | SO student | 2 | 5 | 45.0 [" in table and "| 7.1 | 0 / 2 |" in table
 
 
 def test_settings_are_checked():
@@ -165,12 +203,19 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
 
 
 def _fake_run(out: Path, settings: BenchmarkSettings, dsc: dict[tuple[str, int, str], float]) -> None:
+    """Evaluations as ``nnts evaluate`` writes them: three tumour cases (the value, ± 0.01) and, for test-set
+    models, one tumour-free case predicted empty."""
+    from nnunet_teacher_student.evaluation.aggregate import summarize
+
     for (scenario, seed, model), value in dsc.items():
         folder = Layout(run_dir(out, scenario, seed)).evaluation(model)
         folder.mkdir(parents=True, exist_ok=True)
-        overall = {m: {"mean": value, "std": 0.0, "n": 3} for m in ("dsc", "dsc_tp", "f1", "recall", "precision")}
-        overall["n_cases"] = 3
-        (folder / "summary.json").write_text(json.dumps({"summary": {"overall": overall}}))
+        cases = [{"case": f"c{i}", "dataset": "All", "gt_volume_ml": 1.0, "pred_volume_ml": 1.0, "n_gt_lesions": 1,
+                  **{m: value + o for m in ("dsc", "dsc_tp", "f1", "recall", "precision")}}
+                 for i, o in enumerate((-0.01, 0.0, 0.01))]
+        if model != "teacher":
+            cases.append({"case": "free", "dataset": "All", "gt_volume_ml": 0.0, "pred_volume_ml": 0.0, "dsc": 1.0})
+        (folder / "summary.json").write_text(json.dumps({"summary": summarize(cases), "cases": cases}))
 
 
 def test_report_only_writes_tables_plot_and_csv(tmp_path):
@@ -197,18 +242,24 @@ def test_report_only_writes_tables_plot_and_csv(tmp_path):
                            "--report-only", "-device", "cpu"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "| scarce (2 / 4) | SO student | 3 | 41.0 ± 1.0 [38.5, 43.5]" in report
-    assert "within 0.95x of the upper bound: **not met** (0.89x the upper bound)" in report
-    assert "10 DSC points above the baseline: met (+20.0 points)" in report
+    assert "| scarce (2 / 4) | SO student | 3 | 3 | 41.0 [40.0, 42.0]" in report    # n = 3 tumour cases
+    assert "| 1.0 | 0 / 3 |" in report      # seed spread, and the tumour-free case of each seed without FP
+    assert "ratio to the upper bound: 0.89x" in report
+    assert "5 DSC points above the baseline: met (+20.0 points)" in report
+    assert "upper bound − baseline >= 10 points): real (+25.0 points)" in report
     assert "could not be made" in report  # no ignore-label model in this benchmark
+    assert "| scarce | SO student − Baseline (strong only) | 3 | +20.0" in report
     assert "Box teacher (pseudo-labels)" in report.split("## Teachers")[1]
     assert "**The box teacher failed** in run(s) vast:2: it found no lesion" in report
     png = tmp_path / "report" / "dsc_vs_strong.png"
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     rows = (tmp_path / "report" / "results.csv").read_text().splitlines()
     assert len(rows) == 25 and rows[0].startswith("scenario,n_strong,n_weak,seed,model")
+    per_case = (tmp_path / "report" / "per_case.csv").read_text().splitlines()
+    assert len(per_case) == 1 + 24 * 3 + 18 and per_case[0].startswith("scenario,seed,model,case,tumour_case")
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
-    assert summary["goal"]["met"] is False and summary["goal"]["best_student"]["model"] == "so"
+    goal = summary["goals"][0]
+    assert goal["scenario"] == "scarce" and goal["met"] is False and goal["best_student"]["model"] == "so"
     first = summary["rows"][:2]  # the scarce scenario first, models in MODELS order (teachers first)
     assert [r["model"] for r in first] == ["teacher", "baseline"] and np.isclose(first[1]["dsc"]["mean"], 0.21)
 
@@ -293,20 +344,36 @@ def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
     assert any(line.startswith("Box teacher") and "weak set" in line for line in lines[-7:])
 
 
-def test_paired_statistics_pool_seeds_and_cases_and_per_seed_tables():
+def test_paired_statistics_average_seeds_per_case_and_per_seed_tables():
     from nnunet_teacher_student.reporting.benchmark_report import paired_stats, paired_table, per_seed_table
+
+    def run(values):
+        return {f"c{i}": {"dsc": v, "gt_volume_ml": 1.0} for i, v in enumerate(values)}
 
     cases = {}
     for seed in (0, 1, 2):
-        cases[("scarce", seed, "baseline")] = {f"c{i}": 0.4 for i in range(5)}
-        cases[("scarce", seed, "do")] = {f"c{i}": 0.4 + 0.1 * (seed + 1) if i else 0.3 for i in range(5)}
+        cases[("scarce", seed, "baseline")] = run([0.4] * 8)
+        cases[("scarce", seed, "do")] = run([0.4 + 0.1 * (seed + 1) if i else 0.3 for i in range(8)])
     r = paired_stats(cases, "scarce", "do", "baseline")
-    assert r["n"] == 15 and r["better"] == 12 and r["worse"] == 3
-    assert r["per_seed"] == pytest.approx({0: 0.06, 1: 0.14, 2: 0.22})
-    assert r["mean"] == pytest.approx(np.mean([0.06, 0.14, 0.22])) and r["low"] < r["mean"] < r["high"]
+    # n = 8 cases (not 24 case x seed pairs): case 0 is 0.1 worse, the others 0.2 better on average
+    assert r["n"] == 8 and r["better"] == 7 and r["worse"] == 1
+    assert r["diffs"]["c0"] == pytest.approx(-0.1) and r["diffs"]["c1"] == pytest.approx(0.2)
+    assert r["per_seed"] == pytest.approx({0: (7 * 0.1 - 0.1) / 8, 1: (7 * 0.2 - 0.1) / 8, 2: (7 * 0.3 - 0.1) / 8})
+    assert r["mean"] == pytest.approx((7 * 0.2 - 0.1) / 8) and r["low"] < r["mean"] < r["high"]
     assert 0 < r["p"] < 0.05
     assert paired_stats(cases, "scarce", "so", "baseline") is None
     table = paired_table(cases, ["scarce"])
-    assert "| scarce | DO student − Baseline (strong only) | 15 | +14.0" in table and "+6.0, +14.0, +22.0" in table
+    assert "| scarce | DO student − Baseline (strong only) | 8 | +16.2 [" in table and "+7.5, +16.3, +25.0" in table
     records = [{"scenario": "scarce", "n_strong": 4, "seed": s, "model": "do", "dsc": 0.5 + s / 10} for s in (0, 1)]
     assert "| scarce | DO student | 50.0 | 60.0 |" in per_seed_table(records, ["do", "baseline"])
+
+
+def test_per_case_csv_round_trips():
+    from nnunet_teacher_student.reporting.benchmark_report import per_case_csv, read_per_case_csv
+
+    records, cases = _runs({"so": [0.5, 0.6]}, free={"so": 0.01})
+    back = read_per_case_csv(per_case_csv(cases))
+    assert set(back) == set(cases)
+    assert back[("scarce", 1, "so")]["c4"]["dsc"] == pytest.approx(0.64)
+    assert back[("scarce", 0, "so")]["empty"]["pred_volume_ml"] == pytest.approx(0.01)
+    assert aggregate(records, back) == aggregate(records, cases)

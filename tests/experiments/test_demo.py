@@ -326,8 +326,11 @@ def test_demo_refuses_to_mix_runs_with_other_settings(tmp_path):
 
 
 # --------------------------------------------------------------------------- report pieces
-def _result(dscs: dict[str, float]) -> dict:
-    return {"cases": [{"case": c, "dsc": d} for c, d in dscs.items()]}
+def _result(dscs: dict[str, float], empty: dict[str, float] | None = None) -> dict:
+    """Tumour cases with these DSCs, and tumour-free cases with these predicted volumes (mL)."""
+    return {"cases": [{"case": c, "dsc": d, "gt_volume_ml": 1.0, "pred_volume_ml": 1.0} for c, d in dscs.items()]
+            + [{"case": c, "dsc": float(v == 0), "gt_volume_ml": 0.0, "pred_volume_ml": v}
+               for c, v in (empty or {}).items()]}
 
 
 def test_paired_comparison_and_the_honest_summary():
@@ -335,10 +338,17 @@ def test_paired_comparison_and_the_honest_summary():
     better = _result({f"c{i}": 0.5 + (0.1 if i < 7 else -0.05) for i in range(8)})
     cmp_ = paired_comparison(better, base)
     assert cmp_["n"] == 8 and cmp_["better"] == 7 and cmp_["worse"] == 1
-    assert cmp_["mean_diff"] == pytest.approx((0.7 - 0.05) / 8)
-    assert 0 < cmp_["p"] < 0.05
+    assert cmp_["mean"] == pytest.approx((0.7 - 0.05) / 8)
+    assert 0 < cmp_["p"] < 0.05 and cmp_["low"] < cmp_["mean"] < cmp_["high"]
     text = honest_summary({"B": base, "S": better}, "B", ["S"], quick=False, teacher_doc=None)
     assert "S vs B: +8.1 DSC points" in text and "better on 7, worse on 1" in text
+    # a tumour-free case where S predicts nothing (DSC 1 by convention) and B a stray speck changes nothing
+    base_e = _result({f"c{i}": 0.5 for i in range(8)}, {"e": 0.02})
+    better_e = _result({f"c{i}": 0.5 + (0.1 if i < 7 else -0.05) for i in range(8)}, {"e": 0.0})
+    assert paired_comparison(better_e, base_e)["mean"] == pytest.approx(cmp_["mean"])
+    text = honest_summary({"B": base_e, "S": better_e}, "B", ["S"], quick=False, teacher_doc=None)
+    assert "S vs B: +8.1 DSC points" in text and "1 test case(s) have no tumour (e)" in text
+    assert "B 1 of 1 with false positives (mean 0.02 mL" in text and "S 0 of 1 with false positives" in text
     assert "unlikely to be chance" in text
     few = honest_summary({"B": _result({"a": 0.5}), "S": _result({"a": 0.6})}, "B", ["S"], quick=True,
                          teacher_doc=None)
