@@ -30,7 +30,8 @@ def test_bench_teacher_region_runs(box_teacher_model, tmp_path, monkeypatch):
     case, summary = report["bench"]["cases"][0], report["bench"]["summary"]
     assert report["date"] and report["machine"] and case["grid_xyz"] == [64, 64, 32]
     assert 0 < case["region_share"] < 1 and case["time_region_s"] > 0 and case["time_full_s"] > 0
-    assert summary["n_cases"] == 1 and 0 <= summary["mean_dsc_region_vs_full"] <= 1
+    assert summary["n_cases"] == 1 and summary["mean_dsc_region_vs_full"] == case["dsc_region_vs_full"]
+    assert summary["mean_dsc_region_vs_truth"] == case["dsc_region_vs_truth"]
 
 
 @pytest.mark.slow

@@ -30,6 +30,19 @@ def _scenarios(values: list[str] | None) -> tuple[dict[str, int], dict[str, list
     return counts, sites
 
 
+def _epochs_for(items: list[str]) -> dict[str, int]:
+    """``--epochs-for upper=30 baseline=20``: per-model epochs."""
+    from ..core.errors import InputError
+
+    out = {}
+    for item in items:
+        name, _, n = item.partition("=")
+        if not n.isdigit():
+            raise InputError(f"--epochs-for takes MODEL=EPOCHS items (e.g. upper=30), got {item!r}")
+        out[name] = int(n)
+    return out
+
+
 def settings_from_args(args: argparse.Namespace, device: str):
     """The benchmark's settings: a preset (quick, or the default CPU/GPU budget) with the user's overrides."""
     from ..experiments.benchmark import cpu_small, default_settings, quick_settings
@@ -45,10 +58,13 @@ def settings_from_args(args: argparse.Namespace, device: str):
     for key, value in (("seeds", args.seeds), ("pool", args.pool),
                        ("n_test", args.test), ("preset", args.preset), ("data_seed", args.data_seed),
                        ("jitter", args.jitter), ("box_mode", args.box_mode), ("models", args.models),
-                       ("epochs", args.epochs),
+                       ("epochs", args.epochs), ("family", args.family), ("tumour_free", args.tumour_free),
+                       ("folds", args.folds),
                        ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
         if value is not None:
             setattr(s, key, value)
+    if args.epochs_for:
+        s.model_epochs = _epochs_for(args.epochs_for)
     if args.preset and s.small is not None and not args.quick:
         s.small = cpu_small(args.preset)
     if (args.patch or args.features) and s.small is None:
@@ -133,6 +149,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher classical baseline ignore so do so_paper "
                                                "do_paper upper upper_do so_unc do_unc (default: all)")
     p.add_argument("--epochs", type=int, help="epochs per model (default 10 on a CPU, 50 on a GPU)")
+    p.add_argument("--epochs-for", nargs="+", metavar="MODEL=N",
+                   help="a model's own epochs, e.g. upper=30 upper_do=30 (ceilings trained to convergence) or a "
+                        "baseline budget chosen on a tuning pool")
+    p.add_argument("--folds", nargs="+", help="folds of the test-set models (default: all = every strong case)")
+    p.add_argument("--family", choices=("standard", "copd"), default=None,
+                   help="phantom family (default standard; copd: emphysema, consolidation, pleural tumours)")
+    p.add_argument("--tumour-free", type=float, default=None, metavar="SHARE",
+                   help="this share of the pool and of the test set is tumour-free (default: test cases drawn)")
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
     p.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 PRESET_NAMES = ("default", "tiny")  # phantom.PRESETS; not imported here to keep `nnts` start-up light
+FAMILY_NAMES = ("standard", "copd")  # phantom.families.FAMILIES (a test checks they agree)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -13,7 +14,8 @@ def run(args: argparse.Namespace) -> int:
     summary = write_phantom_datasets(
         args.out_dir, args.dataset_id, n_strong=args.strong, n_weak=args.weak, n_test=args.test, seed=args.seed,
         preset=args.preset, scale=args.scale, raw_dir=args.raw, dataset_name=args.name, jitter=args.jitter,
-        annotator=args.annotator, num_processes=args.num_processes, overwrite=args.overwrite, sites=args.sites)
+        annotator=args.annotator, num_processes=args.num_processes, overwrite=args.overwrite, sites=args.sites,
+        tumour_free=args.tumour_free, family=args.family)
     c, cfg = summary["counts"], summary["config"]
     print(f"strong dataset : {summary['dataset_dir']} ({c['strong']} cases)")
     print(f"weak set       : {summary['weak_dir']} ({c['weak']} cases, boxes: {summary['annotator']})")
@@ -48,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sites", default="mixed",
                    help="site per case: mixed (round-robin), scarce (strong msd only, weak and test mixed), paper "
                         "(strong msd+nsclc, weak lpcd), or one of msd, nsclc, lpcd (default: mixed)")
+    p.add_argument("--family", choices=FAMILY_NAMES, default="standard",
+                   help="phantom population: standard, or copd (emphysema, nodule/mass sizes, spiculated "
+                        "heterogeneous tumours mostly on the pleura, unlabelled consolidation beside half of them)")
+    p.add_argument("--tumour-free", type=float, default=None, metavar="FRACTION",
+                   help="exactly this share of every split is tumour-free and the rest has >= 1 tumour each "
+                        "(default: strong and weak cases all with tumour, test cases drawn per site)")
     p.add_argument("--jitter", type=int, default=0,
                    help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
     p.add_argument("--annotator", default=None, metavar="SPEC",

@@ -99,9 +99,13 @@ class BenchmarkSettings:
     val_iterations: int
     no_mirroring: bool
     small: dict | None = field(default_factory=lambda: cpu_small(CPU_PRESET))
-    folds: list[int] = field(default_factory=lambda: [0])
+    #: the test-set models' folds: ``all`` = every strong case (the baseline as much as the teacher)
+    folds: list = field(default_factory=lambda: ["all"])
     strong_sites: dict[str, list[str]] = field(default_factory=dict)   # scenario -> sites of its strong cases
     box_mode: str = "lesion"             # weak and teacher boxes: axial per lesion, or lesion3d (one 3-D box each)
+    family: str = "standard"             # the phantom population (phantom.families)
+    tumour_free: float | None = None     # share of tumour-free cases in the pool and the test set (None: drawn)
+    model_epochs: dict[str, int] = field(default_factory=dict)   # model -> its own epochs (ceilings, baseline)
 
     def check(self) -> None:
         if not self.scenarios:
@@ -120,6 +124,15 @@ class BenchmarkSettings:
                                  f"sites from {list(SITES)}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise InputError(f"seeds must be distinct and at least one, got {self.seeds}")
+        from ..phantom.families import FAMILIES
+
+        if self.family not in FAMILIES:
+            raise InputError(f"unknown phantom family {self.family!r} (choose from {sorted(FAMILIES)})")
+        if self.tumour_free is not None and not 0 <= self.tumour_free < 1:
+            raise InputError(f"the tumour-free share must be in [0, 1), got {self.tumour_free}")
+        bad = {m: e for m, e in self.model_epochs.items() if m not in MODELS or int(e) < 1}
+        if bad:
+            raise InputError(f"--epochs-for {bad}: need known models and epochs >= 1")
         unknown = [m for m in self.models if m not in MODELS]
         if unknown:
             raise InputError(f"unknown model(s) {unknown}; known: {list(MODELS)}")
@@ -134,8 +147,10 @@ class BenchmarkSettings:
     def runs(self) -> list[tuple[str, int]]:
         return [(name, seed) for name in self.scenarios for seed in self.seeds]
 
-    def budget(self) -> Budget:
-        return Budget(self.epochs, self.iterations, self.val_iterations, self.no_mirroring, skip_validation=True)
+    def budget(self, model: str | None = None) -> Budget:
+        """The budget of every model, or of ``model`` (its own epochs where ``model_epochs`` has them)."""
+        epochs = self.model_epochs.get(model, self.epochs) if model else self.epochs
+        return Budget(epochs, self.iterations, self.val_iterations, self.no_mirroring, skip_validation=True)
 
 
 def quick_settings(device: str) -> BenchmarkSettings:
@@ -191,7 +206,8 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
         trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
         budget=settings.budget(), seed=seed, jitter=settings.jitter, box_mode=settings.box_mode,
         tta=not settings.no_mirroring, lung_crop=True,
-        model_names=dict(MODEL_NAMES), folds_override={"teacher_ens": ensemble_folds(settings, scenario)})
+        model_names=dict(MODEL_NAMES), folds_override={"teacher_ens": ensemble_folds(settings, scenario)},
+        role_budgets={m: settings.budget(m) for m in settings.model_epochs})
 
 
 def ensemble_folds(settings: BenchmarkSettings, scenario: str) -> tuple[int, ...]:
@@ -203,7 +219,9 @@ def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
     """Write the phantom pool once: ``pool`` strong-able cases (dataset ``POOL_ID``) and the test set."""
     pool = pool_paths(out)
     argv = ["synth", "-o", pool["root"], "-d", POOL_ID, "--name", "BenchPool", "--strong", settings.pool, "--weak", 0,
-            "--test", settings.n_test, "--seed", settings.data_seed, "--preset", settings.preset, "--overwrite"]
+            "--test", settings.n_test, "--seed", settings.data_seed, "--preset", settings.preset,
+            *(["--family", settings.family] if settings.family != "standard" else []),
+            *(["--tumour-free", settings.tumour_free] if settings.tumour_free is not None else []), "--overwrite"]
     return nnts_step("phantom pool and test set", argv, lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
                      Layout(out).logs / "pool.log")
 

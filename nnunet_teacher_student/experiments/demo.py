@@ -100,7 +100,7 @@ def _pipeline_config(settings: DemoSettings, out: Path):
         dataset_names={"teacher": "PhantomTeacher", "so": "PhantomStudentSO", "do": "PhantomStudentDO",
                        "baseline": "PhantomBaseline", "so_nnunet": "PhantomStudentSO"}, train=TRAIN,
         test_images=ph / "test" / "images", test_labels=ph / "test" / "labels", manifest=ph / "manifest.json",
-        weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=(0,),
+        weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=("all",),
         device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,
                                               settings.no_mirroring, skip_validation=True),
         seed=settings.seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True,
@@ -170,7 +170,8 @@ def _write_report(out: Path, cfg, layout, settings: DemoSettings, timings: list[
              f"{settings.n_strong} strong cases (tumour masks; sites: {settings.sites}), {settings.n_weak} weak cases "
              f"(axial boxes only), {settings.n_test} held-out test cases. Device {settings.device}, nnU-Net configuration "
              f"`{cfg.train_configuration}`, {settings.epochs} epoch(s) x {settings.iterations} iterations per model, "
-             "fold 0. The baseline is plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same "
+             "fold `all` (every model trains on all its cases, the baseline on every strong case as the teacher). "
+             "The baseline is plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same "
              "budget; the students train on the strong cases plus the teacher's pseudo-labels of the weak cases, and "
              "the control trains the baseline's trainer on the SO student's dataset (same trainer, more data: the "
              "pseudo-labels' effect on its own).")

@@ -20,7 +20,8 @@ from ..core.geometry import Geometry, array_to_image
 from .anatomy import (AIRWAY, BONE, FAT, LUNG, SOFT, TUMOUR_GGO, TUMOUR_SOLID, VESSEL, Anatomy, Grid,
                               aorta_segments, airway_segments, body_layers, bone_hu, lung_inside, sample_anatomy,
                               tube_occupancy, vessel_segments)
-from .tumours import PLACEMENTS, PlacedTumour, place_tumours, sample_tumour_diameters
+from .families import (add_consolidation, add_emphysema, add_tumour_texture, get_family, mixture_diameters)
+from .tumours import DIAMETER_RANGE_MM, PLACEMENTS, PlacedTumour, place_tumours, sample_tumour_diameters
 
 
 SITE_NAMES = ("msd", "nsclc", "lpcd")
@@ -66,6 +67,7 @@ class PhantomConfig:
     inplane_px: tuple[int, int] = (64, 112)
     slices: tuple[int, int] = (16, 48)
     tumour_scale: float = 1.0   # extra tumour enlargement on top of ``scale``
+    family: str = "standard"    # the population (``families.FAMILIES``): standard, or copd
 
     def validate(self) -> "PhantomConfig":
         if not 0 < self.scale <= 1:
@@ -80,6 +82,7 @@ class PhantomConfig:
                 raise InputError(f"{name} must be a range 4 <= min <= max, got {(lo, hi)}")
         if not 0 < self.tumour_scale <= 4:
             raise InputError(f"tumour_scale must be in (0, 4], got {self.tumour_scale}")
+        get_family(self.family)
         return self
 
 
@@ -236,15 +239,18 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
 
     n = int(rng.choice(4, p=prof.n_tumour_probs)) if n_tumours is None else n_tumours
     n = max(n, min_tumours)
-    nominal = sample_tumour_diameters(rng, site, n)
+    fam = get_family(cfg.family)
+    nominal = (mixture_diameters(rng, fam.diameter_mixture, n, DIAMETER_RANGE_MM) if fam.diameter_mixture
+               else sample_tumour_diameters(rng, site, n))
     if n > 1:  # the first is the primary; further lesions are smaller
         nominal[1:] *= rng.uniform(0.45, 0.9, n - 1)
     part_solid = rng.random(n) < prof.part_solid_prob * np.where(nominal < 45, 1.0, 0.25)
-    placements = [PLACEMENTS[i] for i in rng.choice(3, size=n, p=prof.placement_probs)]
+    placements = [PLACEMENTS[i] for i in rng.choice(3, size=n, p=fam.placement_probs or prof.placement_probs)]
     # at least 3 pixels across and one slice thick, so that every tumour is visible
     min_d = max(3 * spacing[0], spacing[2]) / cfg.scale
     fit = np.maximum(nominal * cfg.tumour_scale, min_d)
-    placed = place_tumours(rng, grid, lung, segs, fit, nominal, part_solid, placements, prof.solid_hu)
+    placed = place_tumours(rng, grid, lung, segs, fit, nominal, part_solid, placements, prof.solid_hu,
+                           fam.wave_amplitude)
 
     label = np.zeros(grid.shape, np.uint8)
     spacing_zyx = np.array(spacing[::-1])
@@ -261,6 +267,14 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
         label[t.sl][t.mask] = 1
         tumours.append(_tumour_info(t, grid, lung, vessel, spacing_zyx, cfg))
 
+    consolidation = np.zeros(grid.shape, bool)
+    if fam.name != "standard":   # its own generator: the standard phantoms' draws stay as they were
+        frng = np.random.default_rng([seed, 1])
+        add_tumour_texture(frng, hu, label, fam.texture_hu)
+        consolidation = add_consolidation(frng, hu, lung, label, placed, spacing_zyx, fam)
+        tissue[consolidation] = SOFT
+        add_emphysema(frng, hu, lung, (label > 0) | (vessel > 0.3) | consolidation, fam)
+
     sig = rng.uniform(*prof.blur_px)
     hu = ndimage.gaussian_filter(hu, (0.35, sig, sig), mode="nearest")
     noise_sd = rng.uniform(*prof.noise_hu)
@@ -275,7 +289,8 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
     info = {
         "seed": int(seed), "site": site, "scale": cfg.scale, "tumour_scale": cfg.tumour_scale,
         "spacing": list(geometry.spacing), "size": list(geometry.size), "noise_hu": round(float(noise_sd), 2),
-        "blur_px": round(float(sig), 3), "n_tumours": len(tumours), "tumours": tumours,
+        "blur_px": round(float(sig), 3), "n_tumours": len(tumours), "tumours": tumours, "family": fam.name,
+        "consolidation_ml": round(float(consolidation.sum() * np.prod(spacing_zyx) / 1000), 5),
     }
     return PhantomCase(array_to_image(ct, geometry), array_to_image(label, geometry),
                        array_to_image(lung.astype(np.uint8), geometry), info, tissue)

@@ -61,7 +61,8 @@ def _build_case(job: dict) -> dict:
     t0 = time.perf_counter()
     seed = job["seed"]
     for attempt in range(1, 9):   # a tumour that fits nowhere is dropped: redraw until enough remain
-        case = generate_case(seed, job["site"], config=PhantomConfig(**job["config"]), min_tumours=job["min_tumours"])
+        case = generate_case(seed, job["site"], config=PhantomConfig(**job["config"]), min_tumours=job["min_tumours"],
+                             n_tumours=job.get("n_tumours"))
         if case.info["n_tumours"] >= job["min_tumours"]:
             break
         seed = _case_seed(job["seed"], attempt)
@@ -91,6 +92,17 @@ def _build_case(job: dict) -> dict:
     }
 
 
+def tumour_free_indices(n: int, fraction: float) -> set[int]:
+    """Which of a split's ``n`` cases are tumour-free: ``round(fraction * n)`` of them, evenly spread and each
+    one step further (``i n / k + i``), so that the round-robin sites share them."""
+    k = int(round(fraction * n))
+    chosen = {min(int(i * n / k) + i, n - 1) for i in range(k)} if k else set()
+    spare = (i for i in range(n) if i not in chosen)
+    while len(chosen) < k:   # the steps ran into the end: the first free cases
+        chosen.add(next(spare))
+    return chosen
+
+
 def _resolve_raw(raw_dir: str | os.PathLike | None) -> Path:
     raw = raw_dir or os.environ.get("nnUNet_raw")
     if not raw:
@@ -103,12 +115,15 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
                            raw_dir: str | os.PathLike | None = None, dataset_name: str = "PhantomLung",
                            jitter: int = 0, num_processes: int = 1, overwrite: bool = False,
                            sites: str | Sequence[str] = "mixed", progress: bool = True,
-                           annotator: Annotator | str | dict | None = None, **config_overrides: Any) -> dict:
+                           annotator: Annotator | str | dict | None = None, tumour_free: float | None = None,
+                           **config_overrides: Any) -> dict:
     """Write the strong nnU-Net raw dataset, ``out_dir/weak`` (boxes, true labels kept in ``labels/``),
     ``out_dir/test`` (images + labels), ``out_dir/lungs`` (true lung masks of every case) and
     ``out_dir/manifest.json``; everything is staged in temporary folders and moved in place at the end.
 
-    Every strong and weak case has at least one tumour (tumour-free cases only in the test set). The weak
+    Every strong and weak case has at least one tumour, test cases 0-3 drawn per site; with ``tumour_free``
+    (a fraction) every split instead has exactly ``round(tumour_free * n)`` tumour-free cases and the rest at
+    least one tumour each, so that training sets hold tumour-free CTs in the test set's proportion. The weak
     boxes are drawn by ``annotator`` (default: the default annotator model; ``jitter > 0`` without one: the
     absolute stress setting), recorded in ``synth_settings.json``.
 
@@ -125,6 +140,8 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
         raise InputError(f"dataset name {dataset_name!r}: use letters, digits, '_' or '-'")
     if n_strong < 1 or n_weak < 0 or n_test < 0:
         raise InputError(f"need >= 1 strong and >= 0 weak/test cases, got {n_strong}/{n_weak}/{n_test}")
+    if tumour_free is not None and not 0 <= tumour_free < 1:
+        raise InputError(f"the tumour-free fraction must be in [0, 1), got {tumour_free}")
     if jitter < 0 or num_processes < 1:
         raise InputError(f"jitter must be >= 0 and num_processes >= 1, got {jitter}, {num_processes}")
     raw = _resolve_raw(raw_dir)
@@ -146,11 +163,14 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
     stage_out = Path(tempfile.mkdtemp(prefix=".synth.", dir=out))
     jobs, index = [], 0
     for split, n in counts.items():
+        free = tumour_free_indices(n, tumour_free) if tumour_free is not None else set()
         for k in range(n):
             index += 1
+            count = {"min_tumours": 0, "n_tumours": 0} if k in free else \
+                {"min_tumours": 0 if split == "test" and tumour_free is None else 1}
             jobs.append({"case": f"phantom_{index:04d}", "patient": f"patient_{index:04d}", "split": split,
                          "site": site_of[split][k], "seed": _case_seed(seed, index), "config": asdict(cfg),
-                         "min_tumours": 0 if split == "test" else 1, "annotator": annotator.to_dict(),
+                         **count, "annotator": annotator.to_dict(),
                          "stage_raw": str(stage_raw), "stage_out": str(stage_out)})
     t0 = time.perf_counter()
     try:
@@ -173,7 +193,8 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
             os.replace(stage_out / name, out / name)
         settings = {"dataset_id": dataset_id, "dataset_name": dataset_name, "dataset_dir": str(target.resolve()),
                     "seed": seed, "preset": preset, "config": asdict(cfg), "annotator": annotator.to_dict(),
-                    "sites": sites if isinstance(sites, str) else list(sites), "counts": counts}
+                    "sites": sites if isinstance(sites, str) else list(sites), "counts": counts,
+                    "tumour_free": tumour_free}
         write_text_atomic(json.dumps(settings, indent=1), out / "synth_settings.json")
         manifest = {cid: {k: v for k, v in r.items() if k != "case" and not k.startswith("_")}
                     for cid, r in sorted(records.items())}

@@ -57,7 +57,8 @@ class TumourShape:
 
 
 def sample_shape(rng: np.random.Generator, radius: float, part_solid: bool,
-                 solid_hu: tuple[float, float] = (10.0, 50.0)) -> TumourShape:
+                 solid_hu: tuple[float, float] = (10.0, 50.0),
+                 wave_amplitude: tuple[float, float] = (0.02, 0.05)) -> TumourShape:
     lobes = [(np.zeros(3), radius * rng.uniform(0.75, 1.0, 3), _rotation(rng))]
     for _ in range(int(rng.integers(1, 5))):
         v = rng.normal(size=3)
@@ -67,7 +68,7 @@ def sample_shape(rng: np.random.Generator, radius: float, part_solid: bool,
     for _ in range(4):
         v = rng.normal(size=3)
         k = v / np.linalg.norm(v) * 2 * np.pi / (radius * rng.uniform(0.5, 1.2))
-        waves.append((k, rng.uniform(0, 2 * np.pi), rng.uniform(0.02, 0.05)))
+        waves.append((k, rng.uniform(0, 2 * np.pi), rng.uniform(*wave_amplitude)))
     return TumourShape(radius, lobes, waves, part_solid, core_level=rng.uniform(0.4, 0.7),
                        solid_hu=rng.uniform(*solid_hu), ggo_hu=rng.uniform(-600, -300),
                        necrosis_hu=rng.uniform(5, 25) if radius > 25 and rng.random() < 0.4 else 0.0)
@@ -136,7 +137,8 @@ def _candidates(dist: np.ndarray, lo: float, hi: float, zmargin: int, grid: Grid
 
 def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessels: list[Segment],
                   diameters: np.ndarray, nominal: np.ndarray, part_solid: np.ndarray,
-                  placements: list[str], solid_hu: tuple[float, float] = (10.0, 50.0)) -> list[PlacedTumour]:
+                  placements: list[str], solid_hu: tuple[float, float] = (10.0, 50.0),
+                  wave_amplitude: tuple[float, float] = (0.02, 0.05)) -> list[PlacedTumour]:
     """Find a centre for each tumour of ``diameters`` (real mm) and rasterise it; shrink it when
     nothing fits. ``nominal`` are the site draws, kept for the record; ``solid_hu`` the site's range of
     solid tumour density.
@@ -176,7 +178,7 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
             r *= 0.85
         if centre is None:
             continue
-        t = PlacedTumour(centre, sample_shape(rng, r, bool(ps), solid_hu), actual, float(nom))
+        t = PlacedTumour(centre, sample_shape(rng, r, bool(ps), solid_hu, wave_amplitude), actual, float(nom))
         rasterise(t, grid, lung, taken)
         if t.mask is not None and int(t.mask.sum()) >= MIN_TUMOUR_VOXELS:
             taken[t.sl] |= t.mask

@@ -64,7 +64,7 @@ def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
     return paired_cases(dsc(student), dsc(baseline))
 
 
-PHANTOM_CAVEAT = ("These are synthetic phantoms with a short training budget, one fold and one seed; a real "
+PHANTOM_CAVEAT = ("These are synthetic phantoms with a short training budget and one seed; a real "
                   "comparison needs real data, the full budget and several folds/seeds. The tables report what was "
                   "measured here, nothing more.")
 

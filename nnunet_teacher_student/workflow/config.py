@@ -101,6 +101,7 @@ class PipelineConfig:
     rounds: int = 1                             # noisy-student rounds (1: the paper's method)
     relabel_with: str | None = None             # the student that re-labels the weak set for the next round
     folds_override: dict[str, tuple] = field(default_factory=dict)   # role -> its own folds (teacher ensembles)
+    role_budgets: dict[str, Budget] = field(default_factory=dict)    # role -> its own budget (benchmark ceilings)
 
     def model_name(self, role: str) -> str:
         """The display name of a role's model (its key when it has none)."""
@@ -142,13 +143,14 @@ class PipelineConfig:
         return json.loads(json.dumps(d, default=str))
 
 
-def nnunet_env(cfg: PipelineConfig, training: bool = False, seed: int | None = None) -> dict[str, str]:
+def nnunet_env(cfg: PipelineConfig, training: bool = False, seed: int | None = None,
+               role: str | None = None) -> dict[str, str]:
     """The environment for nnU-Net's commands: current env + our trainers + budget + ``NNTS_SEED``; on a
     CPU one preprocessing worker and no data-augmentation workers (spawning workers on 2 cores is ~10x
     slower, and in the main process the seeded augmentation repeats)."""
     env = dict(os.environ)
     with_ext_trainer(env)
-    env.update(cfg.budget.env())
+    env.update(cfg.role_budgets.get(role, cfg.budget).env())
     if training:
         env["NNTS_SEED"] = str(cfg.seed if seed is None else seed)
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -87,7 +87,7 @@ def train_command(cfg: PipelineConfig, role: str, fold) -> list:
 def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     did, trainer = cfg.dataset_ids[role], cfg.trainers[role]
     folds = cfg.folds_for(role)
-    env = nnunet_env(cfg, training=True)
+    env = nnunet_env(cfg, training=True, role=role)
     cmds = [shlex.join([*(f"{k}={env[k]}" for k in TRAINING_VARIABLES if k in env),
                         *map(str, train_command(cfg, role, f))])
             for f in folds]
@@ -104,7 +104,7 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
             log = layout.logs / f"train_{role}_fold{f}_seed{seed}.log"
             print(f"  training {cfg.model_name(role)}: dataset {did}, fold {f}, seed {seed} (log: {log})",
                   flush=True)
-            run_command(args, nnunet_env(cfg, training=True, seed=seed), log)
+            run_command(args, nnunet_env(cfg, training=True, seed=seed, role=role), log)
 
     def run() -> None:
         if not guarded(cfg, role):

@@ -380,16 +380,18 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     # every model trained by nnU-Net, in nnU-Net's own folders
     results = out / "nnUNet_results"
     for ds, trainer, fold in (("Dataset901_PhantomTeacher", "nnUNetTrainerBoxTeacher", "all"),
-                              ("Dataset902_PhantomStudentSO", "nnUNetTrainerSOStudent", 0),
-                              ("Dataset903_PhantomStudentDO", "nnUNetTrainerDOStudent", 0),
-                              ("Dataset902_PhantomStudentSO", "nnUNetTrainerNNTS", 0),   # the control
-                              ("Dataset904_PhantomBaseline", "nnUNetTrainerNNTS", 0)):
+                              ("Dataset902_PhantomStudentSO", "nnUNetTrainerSOStudent", "all"),
+                              ("Dataset903_PhantomStudentDO", "nnUNetTrainerDOStudent", "all"),
+                              ("Dataset902_PhantomStudentSO", "nnUNetTrainerNNTS", "all"),   # the control
+                              ("Dataset904_PhantomBaseline", "nnUNetTrainerNNTS", "all")):   # every strong case
         assert (results / ds / f"{trainer}__nnUNetPlans__3d_small" / f"fold_{fold}" / "checkpoint_final.pth").is_file()
     # the teacher guard scored the teacher (quick: at most 2 trainings) and kept one training in fold_all
     teacher = results / "Dataset901_PhantomTeacher" / "nnUNetTrainerBoxTeacher__nnUNetPlans__3d_small"
     guard = json.loads((teacher / "nnts_guard.json").read_text())
     assert guard["final"] and 1 <= len(guard["attempts"]) <= 2 and "teacher guard, attempt 1/2" in log
-    assert all(0 <= a["dsc_mean"] <= 1 and a["seed"] == k for k, a in enumerate(guard["attempts"]))
+    for k, a in enumerate(guard["attempts"]):   # each attempt's mean is the mean of its strong cases' DSC
+        assert a["seed"] == k and a["dsc_mean"] == pytest.approx(
+            sum(a["dsc_per_case"].values()) / len(a["dsc_per_case"]), abs=1e-4)
     assert len(guard["attempts"]) == 1 or (teacher / f"fold_all_seed{1 - guard['chosen_seed']}_failed").is_dir()
     # the teacher's CT window was fitted to its box voxels (lung included), nnU-Net's own fingerprint kept beside it
     pre = out / "nnUNet_preprocessed" / "Dataset901_PhantomTeacher"
@@ -402,7 +404,14 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     for role in ("so", "do", "so_nnunet", "baseline"):
         assert len(list((out / "predictions" / role).glob("*.nii.gz"))) == 2
         summary = json.loads((out / "evaluation" / role / "summary.json").read_text())
-        assert len(summary["cases"]) == 2 and all(0 <= c["dsc"] <= 1 for c in summary["cases"])
+        assert len(summary["cases"]) == 2
+        for c in summary["cases"]:   # the DSC recomputed from the written mask and the true label
+            from nnunet_teacher_student.evaluation.metrics import dice
+            import SimpleITK as sitk
+
+            pred = sitk.GetArrayFromImage(sitk.ReadImage(c["pred_file"])) > 0
+            truth = sitk.GetArrayFromImage(sitk.ReadImage(c["gt_file"])) > 0
+            assert c["dsc"] == pytest.approx(dice(pred, truth))
 
     report = out / "report" / "report.md"
     text = report.read_text()
@@ -432,7 +441,7 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
     import torch
     from nnts_testlib import kill9_when, nnts_cli
 
-    fold = results / "Dataset902_PhantomStudentSO" / "nnUNetTrainerSOStudent__nnUNetPlans__3d_small" / "fold_0"
+    fold = results / "Dataset902_PhantomStudentSO" / "nnUNetTrainerSOStudent__nnUNetPlans__3d_small" / "fold_all"
     weights = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["network_weights"]
     cases = json.loads((out / "evaluation" / "so" / "summary.json").read_text())["cases"]
     for folder in (fold, out / "predictions" / "so", out / "evaluation" / "so"):

@@ -20,6 +20,8 @@ from nnunet_teacher_student.phantom.tumours import SITE_DIAMETER_MM, sample_tumo
 from nnunet_teacher_student.formats.weak_set import WeakSet
 
 SITES = ("msd", "nsclc", "lpcd")
+#: CT and label sums of generate_case(5, "nsclc", preset="tiny"), written by the code before phantom families
+STANDARD_CT_SUM, STANDARD_LABEL_SUM = -33497133, 1353
 
 
 def arr(img: sitk.Image) -> np.ndarray:
@@ -245,3 +247,61 @@ def test_cli_synth(tmp_path, monkeypatch, capsys):
     assert main(base + ["--overwrite", "--sites", "paper", "-np", "2"]) == 0
     manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
     assert manifest["phantom_0003"]["site"] == "lpcd"   # paper: the weak set comes from Lung-PET-CT-Dx
+
+
+def test_standard_family_is_unchanged_by_the_family_code():
+    """The families add draws after the standard ones: a standard case is the one the project always had
+    (its CT and label sums as written before families existed, from the commit before them)."""
+    case = generate_case(5, "nsclc", preset="tiny")
+    assert int(arr(case.ct).astype(np.int64).sum()) == STANDARD_CT_SUM and int(arr(case.label).sum()) == STANDARD_LABEL_SUM
+    assert case.info["family"] == "standard" and case.info["consolidation_ml"] == 0
+
+
+def test_copd_family_has_emphysema_consolidation_and_pleural_tumours():
+    from nnunet_teacher_student.phantom.anatomy import SOFT
+
+    std = [generate_case(s, SITES[s % 3], preset="tiny", min_tumours=1) for s in range(18)]
+    copd = [generate_case(s, SITES[s % 3], preset="tiny", min_tumours=1, family="copd") for s in range(18)]
+
+    def bleb_share(c):   # aerated lung below -955 HU, tumours and consolidation aside
+        lung = (arr(c.lungs) > 0) & (c.tissues == LUNG)
+        return float((arr(c.ct)[lung] < -955).mean())
+
+    assert np.mean([bleb_share(c) for c in copd]) > 3 * np.mean([bleb_share(c) for c in std])
+    cons = [c for c in copd if c.info["consolidation_ml"] > 0]
+    assert len(cons) >= 4 and not any(c.info["consolidation_ml"] for c in std)
+    for c in cons:   # consolidation: soft-tissue density inside the lung, never labelled tumour
+        where = (c.tissues == SOFT) & (arr(c.lungs) > 0) & (arr(c.label) == 0)
+        assert where.any() and np.median(arr(c.ct)[where]) > -300
+    def pleural(cases):
+        ts = [t for c in cases for t in c.info["tumours"]]
+        return np.mean([t["placement"] == "juxtapleural" for t in ts])
+    assert pleural(copd) > pleural(std) + 0.1
+    with pytest.raises(InputError, match="unknown phantom family"):
+        generate_case(0, "msd", preset="tiny", family="martian")
+
+
+def test_family_names_of_the_cli_are_the_families():
+    from nnunet_teacher_student.commands.synth import FAMILY_NAMES
+    from nnunet_teacher_student.phantom.families import FAMILIES
+
+    assert set(FAMILY_NAMES) == set(FAMILIES)
+
+
+def test_tumour_free_fraction_puts_tumour_free_cases_in_every_split(tmp_path):
+    from nnunet_teacher_student.phantom.datasets import tumour_free_indices
+
+    assert tumour_free_indices(10, 0.1) == {0} and tumour_free_indices(24, 0.1) == {0, 13}
+    assert tumour_free_indices(5, 0.0) == set()
+    write_phantom_datasets(tmp_path / "w", 12, n_strong=4, n_weak=4, n_test=4, seed=2, preset="tiny",
+                           raw_dir=tmp_path / "raw", tumour_free=0.25, progress=False)
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    for split in ("strong", "weak", "test"):
+        counts = [m["n_tumours"] for m in manifest.values() if m["split"] == split]
+        assert sum(n == 0 for n in counts) == 1, (split, counts)
+    free_weak = next(c for c, m in manifest.items() if m["split"] == "weak" and m["n_tumours"] == 0)
+    _, boxes = WeakSet(tmp_path / "w" / "weak").read_case(free_weak)
+    assert boxes.boxes == []
+    with pytest.raises(InputError, match="tumour-free fraction"):
+        write_phantom_datasets(tmp_path / "x", 13, n_strong=2, raw_dir=tmp_path / "raw", tumour_free=1.0,
+                               progress=False)
