@@ -128,7 +128,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="On phantom data: for each scenario (a number of strong cases out of a pool; the rest weak) "
                     "and seed, train the box and point teachers (and score the classical rule), the SO/DO students (defaults and _Paper), the "
                     "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
-                    "bound; evaluate on one shared test set; report mean, std and 95 %% CI across seeds, the goal "
+                    "bound; evaluate on one shared test set; report case-level means over the tumour cases (seeds averaged "
+                    "per case, bootstrap 95 %% CI over cases, paired Wilcoxon tests over cases), tumour-free cases "
+                    "apart (false positives), the goal "
                     "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
                     "a CPU (see BENCHMARKS.md for measured times); --quick is a smoke run.")
     p.add_argument("-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder")

@@ -136,7 +136,11 @@ def test_settings_are_checked():
                             (dict(seeds=[1, 1]), "distinct"), (dict(models=["teacher", "nope"]), "unknown model"),
                             (dict(n_test=0), "at least one test case"),
                             (dict(strong_sites={"scarce": ["mars"]}), "strong sites"),
-                            (dict(strong_sites={"other": ["msd"]}), "need a scenario of this benchmark")):
+                            (dict(strong_sites={"other": ["msd"]}), "need a scenario of this benchmark"),
+                            (dict(family="mars"), "unknown phantom family"),
+                            (dict(tumour_free=1.0), "tumour-free share"),
+                            (dict(model_epochs={"nope": 3}), "epochs-for"),
+                            (dict(model_epochs={"upper": 0}), "epochs-for")):
         bad = BenchmarkSettings(**{**s.__dict__, **change})
         with pytest.raises(InputError, match=message):
             bad.check()
@@ -197,6 +201,16 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
                                     "make-student-dataset", "predict", "evaluate"}
     for argv in nnts:
         build_parser().parse_args(argv)
+    # a model's own epochs reach its training only; every test-set model trains fold all (all strong cases)
+    own = BenchmarkSettings(**{**s.__dict__, "model_epochs": {"upper": 7}, "family": "copd", "tumour_free": 0.1})
+    own_cfg = run_config(own, tmp_path, 0, "scarce", 0)
+    trains = {st.name: st.command for st in run_steps_for(own, own_cfg, "scarce") if st.name.startswith("train ")}
+    upper = next(c for n, c in trains.items() if "Upper bound (true" in n)
+    base = next(c for n, c in trains.items() if "Baseline" in n)
+    assert "NNTS_EPOCHS=7 " in upper and f"NNTS_EPOCHS={own.epochs} " in base
+    assert f"nnUNetv2_train {own_cfg.dataset_ids['baseline']} 3d_small all " in base
+    pool = pool_step(own, tmp_path).command
+    assert "--family copd" in pool and "--tumour-free 0.1" in pool
     # students without teachers asked for: the box teacher is still trained (the students need it)
     only = BenchmarkSettings(**{**s.__dict__, "models": ["so"]})
     names = [st.name for st in run_steps_for(only, cfg, "scarce")]
