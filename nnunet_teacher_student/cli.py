@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 
+from .core.env import DEBUG
 from .core.errors import InputError
 
 COMMAND_MODULES = [
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    debug = args.debug or os.environ.get("NNTS_DEBUG", "") not in ("", "0")
+    debug = args.debug or os.environ.get(DEBUG, "") not in ("", "0")
     try:
         return int(args.func(args) or 0)
     except (InputError, OSError) as e:   # bad input, a full disk, a missing permission: the message says which file

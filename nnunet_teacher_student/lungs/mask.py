@@ -24,6 +24,7 @@ from typing import Iterator, Literal
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.env import LUNGMASK_WEIGHTS
 from ..core.errors import InputError
 from ..core.geometry import Geometry, array_to_image
 from .classical import (
@@ -36,7 +37,7 @@ from .classical import (
     order_right_left,
 )
 
-ENV_WEIGHTS = "NNTS_LUNGMASK_WEIGHTS"
+ENV_WEIGHTS = LUNGMASK_WEIGHTS
 LUNG_NAMES = {RIGHT: "right", LEFT: "left"}
 
 

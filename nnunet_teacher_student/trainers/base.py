@@ -1,12 +1,9 @@
 """Pieces shared by all our trainers: run budgets, an ignore-aware Dice loss, the paper's setup.
 
-Budgets: nnU-Net's defaults (1000 epochs x 250 iterations) stay unless these environment
-variables are set, so the literal ``nnUNetv2_train`` command can run a short experiment:
-``NNTS_EPOCHS``, ``NNTS_ITERATIONS`` (per epoch), ``NNTS_VAL_ITERATIONS``, ``NNTS_PATIENCE``
-(early-stopping patience of the ``_Paper`` trainers, in epochs) and ``NNTS_NO_MIRRORING=1``
-(no mirroring augmentation and no test-time mirroring, 8x faster validation on a CPU).
+Budgets: nnU-Net's defaults (1000 epochs x 250 iterations) stay unless the budget variables of
+:mod:`..core.env` are set, so the literal ``nnUNetv2_train`` command can run a short experiment.
 
-``NNTS_SEED``: seeds Python's, numpy's and torch's generators before the network is built, so the
+The seed variable seeds Python's, numpy's and torch's generators before the network is built, so the
 weights' initialisation and nnU-Net's data loading and augmentation (in the main process:
 ``nnUNet_n_proc_DA=0``) repeat; on a CPU the same command then gives the same checkpoint.
 """
@@ -24,18 +21,11 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context, softmax_helper_dim1
 from torch import autocast, nn
 
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError as e:
-        raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from e
+from ..core import env
+from ..core.env import env_flag, env_int
 
 
-SEED_ENV = "NNTS_SEED"
+SEED_ENV = env.SEED
 
 
 def seed_everything(seed: int) -> None:
@@ -45,10 +35,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")
-
-
 class nnUNetTrainerNNTS(nnUNetTrainer):
     """nnU-Net's default trainer plus the ``NNTS_*`` budget variables: the fair baseline for our
     comparisons (same budget as our trainers, nothing else changed)."""
@@ -56,13 +42,13 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = _env_int("NNTS_EPOCHS") or self.num_epochs
-        self.num_iterations_per_epoch = _env_int("NNTS_ITERATIONS") or self.num_iterations_per_epoch
-        self.num_val_iterations_per_epoch = _env_int("NNTS_VAL_ITERATIONS") or self.num_val_iterations_per_epoch
+        self.num_epochs = env_int(env.EPOCHS) or self.num_epochs
+        self.num_iterations_per_epoch = env_int(env.ITERATIONS) or self.num_iterations_per_epoch
+        self.num_val_iterations_per_epoch = env_int(env.VAL_ITERATIONS) or self.num_val_iterations_per_epoch
         # checkpoint_latest about ten times per run (nnU-Net: every 50 epochs), so that an interrupted short run
         # resumes with `nnUNetv2_train ... --c` instead of starting over
         self.save_every = max(1, min(self.save_every, self.num_epochs // 10))
-        self.nnts_seed = _env_int(SEED_ENV)
+        self.nnts_seed = env_int(SEED_ENV)
         if self.nnts_seed is not None:
             seed_everything(self.nnts_seed)
 
@@ -83,7 +69,7 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         """nnU-Net's final validation, unless ``NNTS_SKIP_VALIDATION=1``: it starts a spawned export worker
         (10-15 s of imports on a small CPU), a large share of a short training run, and workflows that
         score a separate test set (``nnts demo``/``benchmark``) do not read it."""
-        if _env_flag("NNTS_SKIP_VALIDATION"):
+        if env_flag(env.SKIP_VALIDATION):
             self.print_to_log_file("NNTS_SKIP_VALIDATION=1: nnU-Net's final validation skipped "
                                    "(run `nnUNetv2_train ... --val` to do it later)")
             return
@@ -91,7 +77,7 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        if _env_flag("NNTS_NO_MIRRORING"):
+        if env_flag(env.NO_MIRRORING):
             mirror_axes = None
             self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch, mirror_axes
@@ -160,7 +146,7 @@ class PaperSetupMixin:
     def _paper_init(self) -> None:
         self.initial_lr = 1e-4
         self.enable_deep_supervision = False
-        self.patience = _env_int("NNTS_PATIENCE") or self.paper_patience
+        self.patience = env_int(env.PATIENCE) or self.paper_patience
         self._accumulated = 0
         self._epochs_without_improvement = 0
         self._best_for_patience = None

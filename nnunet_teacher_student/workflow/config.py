@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..core.devices import resolve_device
+from ..core.env import EPOCHS, ITERATIONS, NO_MIRRORING, SEED, SKIP_VALIDATION, VAL_ITERATIONS
 from ..core.errors import InputError
 from ..nnunet.plans import with_ext_trainer
 
@@ -40,14 +41,14 @@ class Budget:
 
     def env(self) -> dict[str, str]:
         out = {}
-        for key, value in (("NNTS_EPOCHS", self.epochs), ("NNTS_ITERATIONS", self.iterations),
-                           ("NNTS_VAL_ITERATIONS", self.val_iterations)):
+        for key, value in ((EPOCHS, self.epochs), (ITERATIONS, self.iterations),
+                           (VAL_ITERATIONS, self.val_iterations)):
             if value is not None:
                 out[key] = str(int(value))
         if self.no_mirroring:
-            out["NNTS_NO_MIRRORING"] = "1"
+            out[NO_MIRRORING] = "1"
         if self.skip_validation:
-            out["NNTS_SKIP_VALIDATION"] = "1"
+            out[SKIP_VALIDATION] = "1"
         return out
 
 
@@ -152,7 +153,7 @@ def nnunet_env(cfg: PipelineConfig, training: bool = False, seed: int | None = N
     with_ext_trainer(env)
     env.update(cfg.role_budgets.get(role, cfg.budget).env())
     if training:
-        env["NNTS_SEED"] = str(cfg.seed if seed is None else seed)
+        env[SEED] = str(cfg.seed if seed is None else seed)
     env.setdefault("PYTHONUNBUFFERED", "1")
     if cfg.device == "cpu":
         env.setdefault("nnUNet_def_n_proc", str(cfg.num_processes))

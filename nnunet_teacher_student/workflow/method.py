@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Sequence
 
+from ..core.env import BUDGET, SEED
 from .config import BASE_CONFIGURATION, DATASET_OF, PipelineConfig, nnunet_env
 from .outputs import (Layout, checkpoints, dataset_dir, guarded, model_folder, preprocessed_done, predictions_done,
                       newer, pseudo_done, pseudo_stale, raw_done, stale_outputs, student_dataset_current, trained)
@@ -16,8 +17,7 @@ from .steps import Step, nnts_step, remove_paths
 
 PACKAGE = __package__.rsplit(".", 1)[0]
 #: the variables of nnU-Net's environment that a printed training command sets (the rest is the user's shell)
-TRAINING_VARIABLES = ("NNTS_EPOCHS", "NNTS_ITERATIONS", "NNTS_VAL_ITERATIONS", "NNTS_NO_MIRRORING",
-                      "NNTS_SKIP_VALIDATION", "NNTS_SEED", "nnUNet_n_proc_DA")
+TRAINING_VARIABLES = (*BUDGET, SEED, "nnUNet_n_proc_DA")
 
 
 def plan_commands(cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]) -> list[list | PythonCall]:
