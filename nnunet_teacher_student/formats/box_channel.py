@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core import dataset_keys as keys
 from .images import IMAGE_SUFFIX
 
 CT_CHANNEL = 0
@@ -12,7 +13,7 @@ BOX_CHANNEL = 1
 #: a box channel value above this is inside a box (after interpolation in nnU-Net's augmentation)
 BOX_THRESHOLD = 0.5
 #: dataset.json of a teacher dataset: the kind of its boxes, ``lesion`` (axial, the default) or ``lesion3d``
-BOX_MODE_KEY = "nnts_box_mode"
+BOX_MODE_KEY = keys.BOX_MODE
 
 
 def channel_suffix(channel: int) -> str:

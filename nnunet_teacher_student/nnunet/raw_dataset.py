@@ -13,13 +13,14 @@ from typing import Iterator
 import numpy as np
 import SimpleITK as sitk
 
+from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..formats.images import IMAGE_SUFFIX
 from .plans import nnunet_dir
 
 
 # dataset.json key: {case: repeats} for size-balanced sampling (read by the student trainers)
-SAMPLING_WEIGHTS_KEY = "nnts_sampling_weights"
+SAMPLING_WEIGHTS_KEY = keys.SAMPLING_WEIGHTS
 
 
 def raw_dataset_path(dataset_id: int, name: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..core.geometry import Geometry, array_to_image
 from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
@@ -62,7 +63,7 @@ def model_info(predictor: RegionPredictor) -> dict[str, Any]:
     return {"folder": str(predictor.folder), "trainer": predictor.folder.name.split("__")[0],
             "configuration": predictor.folder.name.split("__")[-1], "folds": predictor.folds or "auto",
             "checkpoint": predictor.checkpoint, "tta": bool(predictor.predictor.use_mirroring),
-            "trained_on_lung_crops": bool(ds.get("nnts_crops"))}
+            "trained_on_lung_crops": bool(ds.get(keys.CROPS))}
 
 
 def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = True,

@@ -32,6 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..core.geometry import Geometry, read_image, read_label
 from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
@@ -186,15 +187,14 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
             provenance[case] = {"kind": kind, "source": meta.get(case, {}).get("site", weak.root.name),
                                 "teacher": teacher.get("checkpoint_sha256")}
             volumes[case] = _volume_ml(tumour if tumour is not None else boxset.mask(), ct)
-        extra = {"name": name, "nnts_form": form, "nnts_provenance": provenance,
-                 "nnts_teacher": teacher or None}
+        extra = {"name": name, keys.FORM: form, keys.PROVENANCE: provenance, keys.TEACHER: teacher or None}
         if form == "do":
             extra["regions_class_order"] = [1, 2]
         if uncertain_band is not None:
-            extra["nnts_uncertain_band"] = {"band": list(uncertain_band), "ignored_voxels": ignored,
+            extra[keys.UNCERTAIN_BAND] = {"band": list(uncertain_band), "ignored_voxels": ignored,
                                             "box_margin_mm": margin_mm}
         if writer.crops:
-            extra["nnts_crops"] = writer.crops
+            extra[keys.CROPS] = writer.crops
         if size_balance:
             extra[SAMPLING_WEIGHTS_KEY] = size_balance_weights(volumes)
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
@@ -219,7 +219,7 @@ def _unsure(probability_path: Path, ct: sitk.Image, boxes: np.ndarray, band: tup
 
 def crop_of(dataset_json: dict, case: str) -> tuple[CropBox, Geometry] | None:
     """The lung crop a student dataset applied to ``case`` (None when uncropped)."""
-    entry = (dataset_json.get("nnts_crops") or {}).get(case)
+    entry = (dataset_json.get(keys.CROPS) or {}).get(case)
     if not entry:
         return None
     return CropBox.from_dict(entry["box"]), Geometry.from_dict(entry["geometry"])

@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, read_image, write_image_atomic, read_label
@@ -136,7 +137,7 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
             }
             write_text_atomic(json.dumps(record, indent=1), stage / SCENARIO_FILE)
             src_json = json.loads((src / "dataset.json").read_text())
-            dataset_json = {**src_json, "name": name, "numTraining": len(chosen), "nnts_scenario": record,
+            dataset_json = {**src_json, "name": name, "numTraining": len(chosen), keys.SCENARIO: record,
                             "description": f"scenario from {src.name}: {len(chosen)} strong cases "
                                            f"(seed {seed}); the other {len(weak_cases)} are weak in {out}"}
             (ds / "dataset.json").write_text(json.dumps(dataset_json, indent=1))

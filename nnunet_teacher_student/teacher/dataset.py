@@ -11,6 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..core.geometry import read_image, read_label
 from ..formats.annotator import Annotator, annotator_from
@@ -73,14 +74,14 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
         write_splits(out, make_splits(kept, [], patients, n_folds, seed))
         write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(kept),
                            name=name, description=f"teacher dataset from {src.name}: CT + box mask "
-                           f"(mode {mode}, {annotator.describe()}, seed {seed})", nnts_source=src.name,
-                           nnts_annotator=annotator.to_dict(), **{BOX_MODE_KEY: mode}, nnts_without_tumour=without_tumour)
+                           f"(mode {mode}, {annotator.describe()}, seed {seed})", **{keys.SOURCE: src.name,
+                              keys.ANNOTATOR: annotator.to_dict(), BOX_MODE_KEY: mode, keys.WITHOUT_TUMOUR: without_tumour})
     return install_splits(dataset_id)
 
 
 #: voxels sampled per case for the box window, with nnU-Net's fingerprint seed (as its foreground sampling)
 BOX_WINDOW_SAMPLES, BOX_WINDOW_SEED = 10000, 1234
-BOX_WINDOW_KEY = "nnts_box_window"   # set in a fingerprint whose CT properties are the box window
+BOX_WINDOW_KEY = keys.BOX_WINDOW
 
 
 def box_intensity_properties(dataset_folder: Path) -> dict:

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..core import dataset_keys as keys
 from ..core.components import label_components
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, read_image
@@ -49,7 +50,7 @@ def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teac
     from .inference import predict_case
 
     dataset_json = json.loads((teacher_dataset / "dataset.json").read_text())
-    annotator = annotator_from(annotator=dataset_json.get("nnts_annotator"))
+    annotator = annotator_from(annotator=dataset_json.get(keys.ANNOTATOR))
     plan = cases_of_fold or {tuple(folds): training_cases(teacher_dataset)}
     index = {c: i for i, c in enumerate(training_cases(teacher_dataset))}
     for fold, cases in plan.items():

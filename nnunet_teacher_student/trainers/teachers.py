@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..formats.annotator import Annotator, annotator_from
+from ..core import dataset_keys as keys
 from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
 from .box_channel import BoxPrior, OnlineBoxChannel
@@ -27,7 +28,7 @@ from .networks import WrappedNetwork, plain_unet, resolve_arch_kwargs, truncate_
 from .transforms import protect_guidance_channels
 
 BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
-ANNOTATOR_KEY = "nnts_annotator"   # dataset.json: the annotator model of the dataset's boxes
+ANNOTATOR_KEY = keys.ANNOTATOR
 
 
 PRIOR_HU = -700.0   # the box prior's +inside only on voxels brighter than aerated lung (ground-glass, -750..-300 HU, is in)

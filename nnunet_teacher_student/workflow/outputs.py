@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..core import dataset_keys as keys
 from ..core.files import file_sha256, load_json
 from ..formats.images import image_cases
 from ..nnunet.plans import dataset_folder_name, nnunet_dir
@@ -109,7 +110,7 @@ def student_dataset_current(cfg: PipelineConfig, role: str, pseudo_dir: Path) ->
         return False
     if role == "baseline":
         return True
-    made_by = (load_json(folder / "dataset.json").get("nnts_teacher") or {}).get("checkpoint_sha256")
+    made_by = (load_json(folder / "dataset.json").get(keys.TEACHER) or {}).get("checkpoint_sha256")
     return made_by is not None and made_by == load_json(pseudo_dir / PROVENANCE_FILE).get("checkpoint_sha256")
 
 
