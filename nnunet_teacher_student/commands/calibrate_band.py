@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..core.defaults import BOX_MARGIN_MM
 from . import add_model_arguments
 
 
@@ -22,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-error", type=float, default=0.2,
                    help="a probability bin is unsure when the 0.5 threshold is wrong for more than this share of "
                         "its voxels (default 0.2)")
-    p.add_argument("--box-margin-mm", type=float, default=2.0, help="in-plane box dilation (default 2 mm)")
+    p.add_argument("--box-margin-mm", type=float, default=BOX_MARGIN_MM, help="in-plane box dilation (default 2 mm)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh boxes (default 0)")
     p.set_defaults(func=run)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..core.defaults import BOX_MARGIN_MM
 from . import add_model_arguments
 
 
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="split the cases into this many parts (default: the SLURM array's task count, else 1)")
     p.add_argument("--part-id", type=int, default=None,
                    help="which part this run does: 0..num-parts-1 (default: the SLURM array task, else 0)")
-    p.add_argument("--box-margin-mm", type=float, default=2.0,
+    p.add_argument("--box-margin-mm", type=float, default=BOX_MARGIN_MM,
                    help="in-plane dilation of the boxes that bounds the mask (default 2 mm)")
     p.add_argument("--mode", choices=("box", "point"), default=None,
                    help="teacher kind (default: from the trainer name in the model folder)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from ..core.defaults import BOX_MARGIN_MM
 import json
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="boxes of this CT: an nnts box file (.json) or a box-mask image (0/1, CT geometry)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output mask file (.nii.gz, ...)")
     add_model_arguments(p, "trained teacher model", [0])
-    p.add_argument("--box-margin-mm", type=float, default=2.0,
+    p.add_argument("--box-margin-mm", type=float, default=BOX_MARGIN_MM,
                    help="in-plane dilation of the boxes that bounds the mask (default 2 mm)")
     p.add_argument("--full-volume", action="store_true",
                    help="run the network on the whole CT instead of the box regions (same constraint after)")

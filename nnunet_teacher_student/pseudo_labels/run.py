@@ -25,6 +25,7 @@ from typing import Mapping, Sequence
 
 from tqdm import tqdm
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core.errors import InputError
 from ..core.files import write_text_atomic, file_sha256
 from ..core.geometry import Geometry, array_to_image, write_image_atomic, read_label
@@ -151,7 +152,7 @@ def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str
 
 def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir: str | Path,
                  folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
-                 tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = 2.0,
+                 tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = BOX_MARGIN_MM,
                  mode: str | None = None, filters: Mapping[str, float | None] | None = None,
                  filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
                  teacher: str = "model", labels_dir: str | Path | None = None,

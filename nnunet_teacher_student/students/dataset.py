@@ -32,6 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm import tqdm
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..core.geometry import Geometry, read_image, read_label
@@ -159,7 +160,7 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
         if no_prob:
             raise InputError(f"{pseudo_root / PROBABILITY_DIR}: no teacher probability for weak case(s) "
                              f"{no_prob[:5]} (run nnts pseudo-label --save-probabilities)")
-    margin_mm = float(teacher.get("box_margin_mm", 2.0))
+    margin_mm = float(teacher.get("box_margin_mm", BOX_MARGIN_MM))
     ignored = 0
     clash = sorted(set(strong_cases) & set(weak_cases))
     if clash:

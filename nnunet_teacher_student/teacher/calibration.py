@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from .inference import dilate_in_plane
@@ -68,7 +69,7 @@ def _held_out_cases(model_folder: Path, folds: Sequence[int | str]) -> dict | No
 
 
 def calibrate_band(model_folder: str | Path, folds: Sequence[int | str], teacher_dataset: str | Path, seed: int = 0,
-                   device: str = "cpu", box_margin_mm: float = 2.0, max_error: float = MAX_ERROR,
+                   device: str = "cpu", box_margin_mm: float = BOX_MARGIN_MM, max_error: float = MAX_ERROR,
                    n_bins: int = N_BINS) -> dict:
     """Calibrate the band on the strong cases of ``teacher_dataset`` (a raw dataset folder); returns the band
     document (``band``, ``held_out``, the bins' counts)."""

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core.components import label_components
 from ..core.geometry import Geometry
 from ..formats.boxes import BoxSet
@@ -27,7 +28,7 @@ class ClassicalTeacher:
     """The rule's settings (recorded in the pseudo-label folder's provenance)."""
 
     hu_threshold: float = -400.0
-    box_margin_mm: float = 2.0
+    box_margin_mm: float = BOX_MARGIN_MM
     use_lungs: bool = True
 
     def provenance(self) -> dict:

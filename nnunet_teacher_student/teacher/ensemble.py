@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..evaluation.metrics import dice
 from ..formats.boxes import BoxSet
 from .inference import TeacherMode, TeacherPrediction, allowed_region, predict_case
@@ -36,7 +37,7 @@ class TeacherEnsemble:
 
         self.members = [RegionPredictor(model_folder, (f,), checkpoint, device, tta) for f in folds]
 
-    def predict(self, ct: sitk.Image, boxset: BoxSet, mode: TeacherMode, box_margin_mm: float = 2.0
+    def predict(self, ct: sitk.Image, boxset: BoxSet, mode: TeacherMode, box_margin_mm: float = BOX_MARGIN_MM
                 ) -> tuple[TeacherPrediction, dict]:
         """The ensemble's prediction and its QC entries (``ensemble_members``, ``disagreement``)."""
         preds = [predict_case(m, ct, boxset, mode, box_margin_mm) for m in self.members]

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core import dataset_keys as keys
 from ..core.components import label_components
 from ..core.files import write_text_atomic
@@ -39,7 +40,7 @@ SUBSTANTIAL_AREA = 0.25  # an empty box fails the guard when its lesion area is 
 
 
 def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teacher_dataset: Path, seed: int,
-                            device: str = "cpu", tta: bool = False, box_margin_mm: float = 2.0,
+                            device: str = "cpu", tta: bool = False, box_margin_mm: float = BOX_MARGIN_MM,
                             cases_of_fold: dict | None = None) -> Iterator[tuple]:
     """``(case, ct, true mask, boxes, TeacherPrediction)`` of the teacher on each strong case of its dataset, with
     boxes drawn anew by the dataset's annotator model (a seed the training never used). ``cases_of_fold``
@@ -66,7 +67,7 @@ def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teac
 
 
 def score_teacher(model_folder: Path, folds: Sequence[int | str], teacher_dataset: Path, seed: int,
-                  device: str = "cpu", tta: bool = False, box_margin_mm: float = 2.0) -> dict:
+                  device: str = "cpu", tta: bool = False, box_margin_mm: float = BOX_MARGIN_MM) -> dict:
     """DSC per strong case of the teacher dataset and the boxes left empty, with fresh annotator boxes."""
     cases, empty, substantial, n_boxes = {}, [], [], 0
     for case, ct, label, boxes, pred in strong_case_predictions(model_folder, folds, teacher_dataset, seed, device,

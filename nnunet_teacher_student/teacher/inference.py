@@ -19,6 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core.components import label_components
 from ..core.geometry import Geometry, array_to_image
 from ..lungs.cropping import CropBox
@@ -81,7 +82,7 @@ def dilate_in_plane(mask: np.ndarray, spacing_zyx, margin_mm: float) -> np.ndarr
 
 
 def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mode: TeacherMode | None = None,
-                 box_margin_mm: float = 2.0, full_volume: bool = False) -> TeacherPrediction:
+                 box_margin_mm: float = BOX_MARGIN_MM, full_volume: bool = False) -> TeacherPrediction:
     """Teacher prediction for one CT and its boxes, on the CT's grid.
 
     ``full_volume=True`` runs nnU-Net on the whole CT instead of the regions (for comparison); the

@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..formats.annotator import Annotator, annotator_from
 from ..core import dataset_keys as keys
 from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY
@@ -27,7 +28,6 @@ from .lesion_sampling import lesion_balanced
 from .networks import WrappedNetwork, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
 from .transforms import protect_guidance_channels
 
-BOX_MARGIN_MM = 2.0   # the box zone: the box grown in-plane by this much (as ``nnts pseudo-label``'s default)
 ANNOTATOR_KEY = keys.ANNOTATOR
 
 

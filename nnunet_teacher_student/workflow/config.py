@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..core.defaults import BOX_MARGIN_MM
 from ..core.devices import resolve_device
 from ..core.env import EPOCHS, ITERATIONS, NO_MIRRORING, SEED, SKIP_VALIDATION, VAL_ITERATIONS
 from ..core.errors import InputError
@@ -91,7 +92,7 @@ class PipelineConfig:
     teacher_folds: tuple = ("all",)             # the teacher trains on every strong case (nnU-Net's fold all)
     guard: bool = True                          # retrain a box teacher that fails on its own strong cases
     guard_attempts: int = 3                     # trainings at most (seeds seed, seed + 1, ...)
-    box_margin_mm: float = 2.0
+    box_margin_mm: float = BOX_MARGIN_MM
     tta: bool = True                            # test-time mirroring of the teacher's pseudo-labelling
     predict_tta: bool | None = None             # ... and of the test predictions (None: as ``tta``)
     filters: dict[str, float] = field(default_factory=dict)
@@ -241,7 +242,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         annotator=train.get("annotator"), box_mode=_box_mode(train.get("box_mode", "lesion"), path),
         teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
         guard=bool(train.get("guard", True)), guard_attempts=int(train.get("guard_attempts", 3)),
-        box_margin_mm=float(pl.get("box_margin_mm", 2.0)), tta=bool(pl.get("tta", True)),
+        box_margin_mm=float(pl.get("box_margin_mm", BOX_MARGIN_MM)), tta=bool(pl.get("tta", True)),
         predict_tta=bool(pred.get("tta", True)),
         filters={k: pl[k] for k in FILTER_KEYS if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
