@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from tqdm import tqdm
 
 from ..core import dataset_keys as keys
+from ..core.defaults import case_seed
 from ..core.errors import InputError
 from ..core.geometry import read_image, read_label
 from ..formats.annotator import Annotator, annotator_from
@@ -57,7 +58,7 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
                 without_tumour.append(case)
                 continue
             kept.append(case)
-            boxes = boxes_from_mask(label, mode=mode, seed=seed * 100003 + i, annotator=annotator,
+            boxes = boxes_from_mask(label, mode=mode, seed=case_seed(seed, i), annotator=annotator,
                                     spacing_zyx=ct.GetSpacing()[::-1])
             link_or_copy(ct_path, out / "imagesTr" / channel_file(case, CT_CHANNEL))
             write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL))

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..core.defaults import BOX_MARGIN_MM
+from ..core.defaults import BOX_MARGIN_MM, case_seed
 from ..core import dataset_keys as keys
 from ..core.components import label_components
 from ..core.files import write_text_atomic
@@ -60,7 +60,7 @@ def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teac
             ct = read_image(teacher_dataset / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}")
             label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
             boxes = boxes_from_mask(label, dataset_json.get(BOX_MODE_KEY, "lesion"),
-                                    seed=(seed + FRESH_BOX_SEED) * 100003 + index[case], annotator=annotator,
+                                    seed=case_seed(seed + FRESH_BOX_SEED, index[case]), annotator=annotator,
                                     spacing_zyx=ct.GetSpacing()[::-1])
             pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)
             yield case, ct, label, boxes, pred
