@@ -156,6 +156,7 @@ def write_image_atomic(image: sitk.Image, path: str | os.PathLike, compress: boo
             tmp.unlink()
 
 
-def spacing_zyx(geometry: Geometry) -> Sequence[float]:
-    """Spacing in numpy (z, y, x) order."""
-    return geometry.spacing[::-1]
+def spacing_zyx(of: "Geometry | sitk.Image") -> tuple[float, ...]:
+    """The spacing of a geometry or an image in numpy (z, y, x) order."""
+    spacing = of.spacing if isinstance(of, Geometry) else of.GetSpacing()
+    return tuple(float(s) for s in spacing[::-1])

@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from ..core.env import LUNGMASK_WEIGHTS
 from ..core.errors import InputError
-from ..core.geometry import Geometry, array_to_image
+from ..core.geometry import Geometry, array_to_image, spacing_zyx
 from .classical import (
     LEFT,
     RIGHT,
@@ -184,7 +184,7 @@ def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: 
     ct_lps, orient = _to_lps(ct)
     hu = sitk.GetArrayFromImage(ct_lps)
     check_hu(hu, what)
-    spacing_zyx = tuple(float(s) for s in ct_lps.GetSpacing()[::-1])
+    spacing = spacing_zyx(ct_lps)
 
     path, why = (None, "it was requested") if method == "classical" else resolve_weights(weights)
     if method == "lungmask" and path is None:
@@ -206,7 +206,7 @@ def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: 
         name, message = "classical", f"classical HU-threshold lung mask, because {why}; {detail}"
 
     region = lung_region(raw, body)
-    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    voxel_ml = float(np.prod(spacing)) / 1000.0
     volumes = ", ".join(f"{LUNG_NAMES[k]} lung region {np.count_nonzero(region == k) * voxel_ml:.1f} mL"
                         for k in (RIGHT, LEFT) if (region == k).any())
     message += f"; {volumes or 'no lung found'}"

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
-from ..core.geometry import Geometry, write_image_atomic
+from ..core.geometry import Geometry, write_image_atomic, spacing_zyx
 from ..formats.annotator import Annotator, annotator_from
 from .cases import SITE_NAMES, SITES, PhantomConfig, generate_case, make_config
 
@@ -77,7 +77,7 @@ def _build_case(job: dict) -> dict:
     elif split == "weak":
         mask = sitk.GetArrayFromImage(case.label)
         boxes = boxes_from_mask(mask, seed=seed, label="tumor", annotator=Annotator.from_dict(job["annotator"]),
-                                spacing_zyx=case.ct.GetSpacing()[::-1])
+                                spacing_zyx=spacing_zyx(case.ct))
         WeakSet(stage_out / "weak").write_case(cid, case.ct, BoxSet(Geometry.of(case.ct), boxes), label=case.label)
     else:
         write_image_atomic(case.label, stage_out / "test" / "labels" / f"{cid}.nii.gz")

@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from ..core import dataset_keys as keys
 from ..core.errors import InputError
-from ..core.geometry import Geometry, array_to_image
+from ..core.geometry import Geometry, array_to_image, spacing_zyx
 from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
 from .lesions import describe_lesions, drop_outside_lungs
 from .region import RegionPredictor
@@ -92,7 +92,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
 
     t0 = time.perf_counter()
     geometry = Geometry.of(ct)
-    spacing = geometry.spacing[::-1]
+    spacing = spacing_zyx(geometry)
     shape = geometry.array_shape
     warnings: list[str] = []
     info = model_info(predictor)

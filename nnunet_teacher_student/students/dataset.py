@@ -35,7 +35,7 @@ from tqdm import tqdm
 from ..core.defaults import BOX_MARGIN_MM
 from ..core import dataset_keys as keys
 from ..core.errors import InputError
-from ..core.geometry import Geometry, read_image, read_label
+from ..core.geometry import Geometry, read_image, read_label, spacing_zyx
 from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
 from ..formats.boxes import boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
@@ -108,7 +108,7 @@ class _CaseWriter:
             lungs = lung_mask(ct, weights=self.lung_weights)
             region = lungs.mask.copy()
             region[label > 0] = 1  # never crop a tumour (or a box) away, whatever the lung mask says
-            box = lung_crop_boxes(region, Geometry.of(ct).spacing[::-1], self.margin_mm)[0]
+            box = lung_crop_boxes(region, spacing_zyx(ct), self.margin_mm)[0]
             self.crops[case] = {"box": box.to_dict(), "geometry": Geometry.of(ct).to_dict(),
                                 "lung_method": lungs.method}
             img_dst.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +214,7 @@ def _unsure(probability_path: Path, ct: sitk.Image, boxes: np.ndarray, band: tup
     if probability.shape != boxes.shape:
         raise InputError(f"{probability_path}: shape {probability.shape} differs from its CT's {boxes.shape}")
     lo, hi = band
-    inside = dilate_in_plane(boxes, Geometry.of(ct).spacing[::-1], margin_mm)
+    inside = dilate_in_plane(boxes, spacing_zyx(ct), margin_mm)
     return inside & (probability >= lo) & (probability < hi)
 
 

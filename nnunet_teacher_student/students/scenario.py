@@ -23,7 +23,7 @@ from ..core import dataset_keys as keys
 from ..core.defaults import case_seed
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
-from ..core.geometry import Geometry, read_image, write_image_atomic, read_label
+from ..core.geometry import Geometry, read_image, write_image_atomic, read_label, spacing_zyx
 from ..formats.annotator import Annotator, annotator_from
 from ..formats.boxes import BoxMode, BoxSet, boxes_from_mask
 from ..formats.images import IMAGE_SUFFIX
@@ -109,7 +109,7 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                 label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
                 label = read_label(label_path, ct)
                 boxset = BoxSet(Geometry.of(ct), boxes_from_mask(
-                    label, box_mode, seed=case_seed(seed, i), annotator=annotator, spacing_zyx=ct.GetSpacing()[::-1]))
+                    label, box_mode, seed=case_seed(seed, i), annotator=annotator, spacing_zyx=spacing_zyx(ct)))
                 link_or_copy(label_path, weak.label_path(case))
                 boxset.save(weak.boxes_path(case))
                 write_image_atomic(boxset.mask_image(), weak.boxmask_path(case))

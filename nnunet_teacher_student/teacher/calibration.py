@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..core.geometry import spacing_zyx
 from ..core.defaults import BOX_MARGIN_MM
 from ..core.errors import InputError
 from ..core.files import write_text_atomic
@@ -83,7 +84,7 @@ def calibrate_band(model_folder: str | Path, folds: Sequence[int | str], teacher
     cases = []
     for case, ct, label, boxes, pred in strong_case_predictions(folder, folds, data, seed, device, False,
                                                                 box_margin_mm, held_out):
-        region = dilate_in_plane(pred.box_mask, ct.GetSpacing()[::-1], box_margin_mm)
+        region = dilate_in_plane(pred.box_mask, spacing_zyx(ct), box_margin_mm)
         counts += reliability_counts(pred.probability, label, region, n_bins)
         cases.append(case)
     if not cases:

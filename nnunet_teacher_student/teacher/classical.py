@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from ..core.defaults import BOX_MARGIN_MM
 from ..core.components import label_components
-from ..core.geometry import Geometry
+from ..core.geometry import Geometry, spacing_zyx
 from ..formats.boxes import BoxSet
 from .inference import TeacherPrediction, dilate_in_plane
 
@@ -42,7 +42,7 @@ class ClassicalTeacher:
 
     def predict(self, ct: sitk.Image, boxset: BoxSet) -> TeacherPrediction:
         boxset.check_against(ct, "boxes")
-        spacing = Geometry.of(ct).spacing[::-1]
+        spacing = spacing_zyx(ct)
         bmask = boxset.mask()
         hu = sitk.GetArrayFromImage(ct)
         candidate = dilate_in_plane(bmask, spacing, self.box_margin_mm) & (hu > self.hu_threshold)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from ..core import dataset_keys as keys
 from ..core.defaults import case_seed
 from ..core.errors import InputError
-from ..core.geometry import read_image, read_label
+from ..core.geometry import read_image, read_label, spacing_zyx
 from ..formats.annotator import Annotator, annotator_from
 from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY, CT_CHANNEL, channel_file, channel_suffix
 from ..formats.boxes import BoxMode, boxes_from_mask, box_mask
@@ -59,7 +59,7 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
                 continue
             kept.append(case)
             boxes = boxes_from_mask(label, mode=mode, seed=case_seed(seed, i), annotator=annotator,
-                                    spacing_zyx=ct.GetSpacing()[::-1])
+                                    spacing_zyx=spacing_zyx(ct))
             link_or_copy(ct_path, out / "imagesTr" / channel_file(case, CT_CHANNEL))
             write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL))
             link_or_copy(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", out / "labelsTr" / f"{case}{IMAGE_SUFFIX}")

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from ..core.geometry import spacing_zyx
 from ..core.defaults import BOX_MARGIN_MM
 from ..evaluation.metrics import dice
 from ..formats.boxes import BoxSet
@@ -44,7 +45,7 @@ class TeacherEnsemble:
         first = preds[0]
         probability = np.mean([p.probability for p in preds], axis=0).astype(np.float32)
         if first.regions:
-            spacing = ct.GetSpacing()[::-1]
+            spacing = spacing_zyx(ct)
             allowed = allowed_region(first.box_mask, spacing, self.members[0].patch_size_mm, mode, box_margin_mm)
             mask = (probability > 0.5) & allowed
         else:   # no box: nothing was predicted

@@ -24,7 +24,7 @@ from ..core.defaults import BOX_MARGIN_MM, case_seed
 from ..core import dataset_keys as keys
 from ..core.components import label_components
 from ..core.files import write_text_atomic
-from ..core.geometry import Geometry, read_image
+from ..core.geometry import Geometry, read_image, spacing_zyx
 from ..evaluation.metrics import dice
 from ..formats.annotator import annotator_from
 from ..formats.box_channel import BOX_MODE_KEY
@@ -61,7 +61,7 @@ def strong_case_predictions(model_folder: Path, folds: Sequence[int | str], teac
             label = read_label(teacher_dataset / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
             boxes = boxes_from_mask(label, dataset_json.get(BOX_MODE_KEY, "lesion"),
                                     seed=case_seed(seed + FRESH_BOX_SEED, index[case]), annotator=annotator,
-                                    spacing_zyx=ct.GetSpacing()[::-1])
+                                    spacing_zyx=spacing_zyx(ct))
             pred = predict_case(predictor, ct, BoxSet(Geometry.of(ct), boxes), box_margin_mm=box_margin_mm)
             yield case, ct, label, boxes, pred
 

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..core.defaults import BOX_MARGIN_MM
 from ..core.components import label_components
-from ..core.geometry import Geometry, array_to_image
+from ..core.geometry import Geometry, array_to_image, spacing_zyx
 from ..lungs.cropping import CropBox
 from ..formats.box_channel import stack_channels
 from ..formats.boxes import BoxSet
@@ -91,7 +91,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mod
     mode = mode or teacher_mode(predictor.folder)
     boxset.check_against(ct, "boxes")
     geometry = Geometry.of(ct)
-    spacing = geometry.spacing[::-1]
+    spacing = spacing_zyx(geometry)
     bmask = boxset.mask()
     data = stack_channels(sitk.GetArrayFromImage(ct), bmask if predictor.num_input_channels == 2 else None)
     if not bmask.any():
