@@ -1,7 +1,9 @@
 """Tumour masks from DICOM RTSTRUCT (rt-utils) and DICOM-SEG (highdicom), on a CT series' voxels.
 
 Both readers return a ``[z, y, x]`` uint8 mask in the order of :class:`CTSeries` (SimpleITK's
-order), matching slices by SOPInstanceUID, never by list position.
+order), matching slices by SOPInstanceUID, never by list position. An RTSTRUCT whose contours name
+slice UIDs the series lacks (re-anonymised copies keep stale per-contour references) but which names
+the CT's series or frame of reference is placed by its contours' patient coordinates instead.
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from .dicom_series import CTSeries
 DEFAULT_ROI_PATTERN = "GTV-1"
 ALL_GTV_PATTERN = r"GTV.*"
 PRIMARY_NEOPLASM = "neoplasm, primary"
-RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 
 
 def roi_matcher(pattern: str):
@@ -39,6 +40,7 @@ class RTStructInfo:
     ds: pydicom.Dataset
     roi_names: list[str]
     series_uids: set[str]
+    frames_of_reference: set[str]
 
 
 def read_rtstruct(path: Path) -> RTStructInfo:
@@ -50,12 +52,21 @@ def read_rtstruct(path: Path) -> RTStructInfo:
     if ds.get("Modality") != "RTSTRUCT" or "StructureSetROISequence" not in ds:
         raise InputError(f"{path}: not an RTSTRUCT with a StructureSetROISequence")
     names = [str(r.get("ROIName", "")) for r in ds.StructureSetROISequence]
-    series = set()
+    series, frames = set(), set()
     for fr in ds.get("ReferencedFrameOfReferenceSequence", []):
+        if fr.get("FrameOfReferenceUID"):
+            frames.add(str(fr.FrameOfReferenceUID))
         for st in fr.get("RTReferencedStudySequence", []):
             for se in st.get("RTReferencedSeriesSequence", []):
                 series.add(str(se.SeriesInstanceUID))
-    return RTStructInfo(Path(path), ds, names, series)
+    return RTStructInfo(Path(path), ds, names, series, frames)
+
+
+def names_the_series(info: RTStructInfo, ct: CTSeries) -> bool:
+    """Whether the RTSTRUCT names ``ct``'s series or its frame of reference."""
+    h = ct.headers[0]
+    return (str(h.get("SeriesInstanceUID", "")) in info.series_uids
+            or str(h.get("FrameOfReferenceUID", "")) in info.frames_of_reference)
 
 
 def _rt_utils_fits(ct: CTSeries, ds: pydicom.Dataset, numbers: list[str]) -> bool:
@@ -129,10 +140,11 @@ def rtstruct_mask(info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_P
     if not _contours_of(info.ds, numbers):
         raise InputError(f"{info.path}: ROI(s) {names} have no contours")
     foreign = _referenced_images(info.ds, numbers) - set(ct.sop_uids)
-    if foreign:
+    if foreign and not names_the_series(info, ct):
         raise InputError(f"{info.path}: does not fit the CT series {ct.files[0].parent}: its contours refer to "
-                         f"{len(foreign)} image(s) that are not slices of it (e.g. {sorted(foreign)[0]})")
-    if use_rt_utils and _rt_utils_fits(ct, info.ds, numbers):
+                         f"{len(foreign)} image(s) that are not slices of it (e.g. {sorted(foreign)[0]}), and it "
+                         f"names neither the series nor its frame of reference")
+    if use_rt_utils and not foreign and _rt_utils_fits(ct, info.ds, numbers):
         from rt_utils import image_helper
 
         mask = np.zeros(ct.image.GetSize()[::-1], np.uint8)

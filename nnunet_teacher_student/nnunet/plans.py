@@ -60,9 +60,11 @@ def plans_path(dataset_id: int, plans_name: str = "nnUNetPlans") -> Path:
 
 def add_small_configuration(dataset_id: int, name: str = "3d_small", patch_size=(16, 32, 32),
                             features=(8, 16, 32), batch_size: int = 2, base: str = "3d_fullres",
-                            plans_name: str = "nnUNetPlans") -> str:
-    """Add a configuration inheriting ``base`` with a smaller patch and network (same preprocessed
-    data, so no new preprocessing). Strides: 1 then 2 per stage, limited by the patch size."""
+                            plans_name: str = "nnUNetPlans", spacing=None) -> str:
+    """Add a configuration inheriting ``base`` with a smaller patch and network. Without ``spacing`` it
+    uses ``base``'s preprocessed data (no new preprocessing); with ``spacing`` (mm, z y x) it resamples
+    to it and has its own data folder (``nnUNetv2_preprocess -c NAME``). Strides: 1 then 2 per stage,
+    limited by the patch size."""
     path = plans_path(dataset_id, plans_name)
     plans = json.loads(path.read_text())
     if base not in plans["configurations"]:
@@ -73,7 +75,9 @@ def add_small_configuration(dataset_id: int, name: str = "3d_small", patch_size=
     kw = arch["arch_kwargs"]
     kw.update(n_stages=n, features_per_stage=list(features), kernel_sizes=[[3, 3, 3]] * n, strides=strides,
               n_conv_per_stage=[2] * n, n_conv_per_stage_decoder=[2] * (n - 1))
-    plans["configurations"][name] = {"inherits_from": base, "patch_size": list(patch_size),
-                                     "batch_size": batch_size, "architecture": arch}
+    config = {"inherits_from": base, "patch_size": list(patch_size), "batch_size": batch_size, "architecture": arch}
+    if spacing is not None:
+        config.update(spacing=[float(s) for s in spacing], data_identifier=f"{plans_name}_{name}")
+    plans["configurations"][name] = config
     write_text_atomic(json.dumps(plans, indent=2), path)
     return name

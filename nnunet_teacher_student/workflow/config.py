@@ -61,6 +61,7 @@ class SmallConfig:
     patch_size: tuple[int, int, int] = (16, 32, 32)
     features: tuple[int, ...] = (8, 16, 32)
     batch_size: int = 2
+    spacing: tuple[float, float, float] | None = None   # set (mm, z y x): own resampling and preprocessing
 
 
 @dataclass
@@ -201,7 +202,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         raise InputError(f"{path}: [data] strong must be an nnU-Net dataset id (integer), got {strong!r}")
     models = tuple(train.get("models", ("so", "do", "baseline")))
     bad = [m for m in models if m not in STUDENT_ROLES]
-    if bad or not models:
+    if bad:  # no models: the teacher and the pseudo-labels only
         raise InputError(f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {list(models)}")
     dataset_ids = {}
     for role in ("teacher", *dict.fromkeys(DATASET_OF.get(m, m) for m in models)):
@@ -219,9 +220,12 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
     if "small" in doc:
         s = doc["small"]
         small = SmallConfig(name=s.get("name", "3d_small"), patch_size=tuple(s.get("patch_size", (16, 32, 32))),
-                            features=tuple(s.get("features", (8, 16, 32))), batch_size=int(s.get("batch_size", 2)))
+                            features=tuple(s.get("features", (8, 16, 32))), batch_size=int(s.get("batch_size", 2)),
+                            spacing=tuple(float(v) for v in s["spacing"]) if "spacing" in s else None)
         if len(small.patch_size) != 3 or not small.features:
             raise InputError(f"{path}: [small] patch_size needs 3 numbers and features at least one")
+        if small.spacing is not None and (len(small.spacing) != 3 or min(small.spacing) <= 0):
+            raise InputError(f"{path}: [small] spacing needs 3 positive numbers (mm, z y x), got {s['spacing']!r}")
     device = str(train.get("device", "auto"))
     if device not in ("auto", "cpu", "cuda", "mps"):
         raise InputError(f"{path}: [train] device must be auto, cpu, cuda or mps, got {device!r}")
@@ -312,7 +316,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
               "relabel_with"),
     "pseudo_label": ("box_margin_mm", "tta", *FILTER_KEYS, "filter_mode"),
     "predict": ("lung_crop", "tta"),
-    "small": ("name", "patch_size", "features", "batch_size"),
+    "small": ("name", "patch_size", "features", "batch_size", "spacing"),
 }
 
 

@@ -25,21 +25,38 @@ def plan_commands(cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]
     the CT window fitted to the box voxels of the ``window`` datasets and our small configuration added."""
     n, conf = cfg.num_processes, BASE_CONFIGURATION
     plain = [i for i in ids if i not in window]
+    own = own_spacing(cfg)  # the small configuration resamples itself: the base is planned, not preprocessed
     out: list[list | PythonCall] = []
     if plain:
         out.append(["nnUNetv2_plan_and_preprocess", "-d", *plain, "-c", conf, "-np", n, "-npfp", n,
-                    "--verify_dataset_integrity"])
+                    "--verify_dataset_integrity", *(["--no_pp"] if own else [])])
     for i in (i for i in ids if i in window):
         out += [["nnUNetv2_extract_fingerprint", "-d", i, "-np", n, "--verify_dataset_integrity", "--clean"],
                 PythonCall(f"{PACKAGE}.teacher.dataset:use_box_window", i), ["nnUNetv2_plan_experiment", "-d", i],
-                ["nnUNetv2_preprocess", "-d", i, "-c", conf, "-np", n]]
+                *([] if own else [["nnUNetv2_preprocess", "-d", i, "-c", conf, "-np", n]])]
+    if own and ids:
+        out += [*small_config_calls(cfg, ids), ["nnUNetv2_preprocess", "-d", *ids, "-c", cfg.small.name, "-np", n]]
     return out
+
+
+def plan_log_name(command: list) -> str:
+    """The log of one planning command: ``plan_<ids>.log``, or ``preprocess_<ids>.log`` for preprocessing."""
+    i = command.index("-d") + 1
+    j = next((k for k, v in enumerate(command[i:]) if str(v).startswith("-")), len(command) - i)
+    stage = "preprocess" if command[0] == "nnUNetv2_preprocess" else "plan"
+    return f"{stage}_{'_'.join(map(str, command[i:i + j]))}.log"
+
+
+def own_spacing(cfg: PipelineConfig) -> bool:
+    """Whether the small configuration has its own spacing (and so its own preprocessed data)."""
+    return bool(cfg.small and cfg.small.spacing)
 
 
 def small_config_calls(cfg: PipelineConfig, ids: Sequence[int]) -> list[PythonCall]:
     s = cfg.small
+    own = (BASE_CONFIGURATION, "nnUNetPlans", tuple(s.spacing)) if s and s.spacing else ()
     return [PythonCall(f"{PACKAGE}.nnunet.plans:add_small_configuration", i, s.name, tuple(s.patch_size),
-                       tuple(s.features), s.batch_size) for i in ids] if s else []
+                       tuple(s.features), s.batch_size, *own) for i in ids] if s else []
 
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
@@ -49,25 +66,24 @@ def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: s
     ids = [cfg.dataset_ids[r] for r in roles]
     window = [cfg.dataset_ids[r] for r in roles if r == "teacher"]
     conf = cfg.train_configuration
-    cmd = " && ".join(shown(c) for c in plan_commands(cfg, ids, window) + small_config_calls(cfg, ids))
+    extra = [] if own_spacing(cfg) else small_config_calls(cfg, ids)
+    cmd = " && ".join(shown(c) for c in plan_commands(cfg, ids, window) + extra)
 
     def done() -> bool:
         return all(preprocessed_done(i, conf) for i in ids)
 
     def run() -> None:
         todo = [i for i in ids if not preprocessed_done(i, conf)]
-        base_todo = [i for i in todo if not preprocessed_done(i, BASE_CONFIGURATION)]
+        base_todo = todo if own_spacing(cfg) else [i for i in todo if not preprocessed_done(i, BASE_CONFIGURATION)]
         env = nnunet_env(cfg)
         for c in plan_commands(cfg, base_todo, window):
             if isinstance(c, PythonCall):
                 c()
             else:
-                i = c[c.index("-d") + 1]
-                log = layout.logs / (f"plan_{i}.log" if i in window else
-                                     f"plan_{'_'.join(map(str, [d for d in base_todo if d not in window]))}.log")
+                log = layout.logs / plan_log_name(c)
                 run_command([nnunet_command(c[0]), *map(str, c[1:])], env, log)
-        for call in small_config_calls(cfg, todo):  # only these: rewriting the plans makes their models stale
-            call()
+        for call in [] if own_spacing(cfg) else small_config_calls(cfg, todo):  # only these: rewriting the
+            call()                                                               # plans makes their models stale
 
     return Step(f"plan and preprocess ({what})", cmd, run, done,
                 clear=lambda: remove_paths(*(dataset_dir("preprocessed", i) for i in ids)))
@@ -265,7 +281,8 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
     datasets = list(dict.fromkeys(DATASET_OF.get(m, m) for m in cfg.train))
     for role in datasets:
         steps.append(student_dataset_step(cfg, layout, role))
-    steps.append(plan_step(cfg, layout, datasets, "students and baseline"))
+    if datasets:
+        steps.append(plan_step(cfg, layout, datasets, "students and baseline"))
     for role in cfg.train:
         steps.append(train_step(cfg, layout, role))
 

@@ -27,7 +27,8 @@ def raw_done(dataset_id: int) -> bool:
 
 
 def preprocessed_done(dataset_id: int, configuration: str) -> bool:
-    """Plans hold ``configuration`` and the base configuration's data folder has every training case."""
+    """Plans hold ``configuration`` and its data folder (its own, or the base's it inherits) has every
+    training case."""
     raw, pre = dataset_dir("raw", dataset_id), dataset_dir("preprocessed", dataset_id)
     if raw is None or pre is None:
         return False
@@ -35,7 +36,8 @@ def preprocessed_done(dataset_id: int, configuration: str) -> bool:
     if configuration not in plans.get("configurations", {}):
         return False
     n_train = load_json(raw / "dataset.json").get("numTraining")
-    data = pre / f"{PLANS}_{BASE_CONFIGURATION}"
+    own = plans["configurations"][configuration].get("data_identifier")
+    data = pre / (own or f"{PLANS}_{BASE_CONFIGURATION}")
     return (bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
             and newer(pre / "dataset.json", raw / "dataset.json"))  # planning copies dataset.json
 
