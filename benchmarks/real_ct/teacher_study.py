@@ -84,8 +84,7 @@ def plan(a, env: dict) -> None:
     d, log = a.teacher_id, a.work / "logs" / "plan.log"
     pre = a.work / "nnUNet_preprocessed"
     if not any(a.raw.glob(f"Dataset{d:03d}_*")):
-        n = len(json.loads(next(a.raw.glob(f"Dataset{a.strong:03d}_*/dataset.json")).read_text())
-                .get("numTraining", 0))
+        n = int(json.loads(next(a.raw.glob(f"Dataset{a.strong:03d}_*/dataset.json")).read_text())["numTraining"])
         sh([sys.executable, "-m", "nnunet_teacher_student.cli", "make-teacher-dataset", "--strong", a.strong,
             "-d", d, "--name", "RealCTTeacher", "--seed", a.seed, "--folds", n], env, log)
     folder = next(pre.glob(f"Dataset{d:03d}_*"), None)
