@@ -99,6 +99,7 @@ class PipelineConfig:
     filters: dict[str, float] = field(default_factory=dict)
     filter_mode: str = "flag"
     lung_crop: bool = True
+    student_crop: str | None = None             # "lungs": the student datasets hold lung crops (+ margin)
     num_processes: int = 1
     model_names: dict[str, str] = field(default_factory=lambda: dict(MODEL_NAMES))   # role -> display name
     rounds: int = 1                             # noisy-student rounds (1: the paper's method)
@@ -163,6 +164,15 @@ def nnunet_env(cfg: PipelineConfig, training: bool = False, seed: int | None = N
         if training:
             env["nnUNet_n_proc_DA"] = "0"  # planning breaks on 0; training on a CPU wants it
     return env
+
+
+def _student_crop(value: Any, path: Path) -> str | None:
+    """``[train] crop``: ``"lungs"`` crops every student-side case to its lungs; absent: whole CTs."""
+    if value in (None, "none"):
+        return None
+    if value != "lungs":
+        raise InputError(f"{path}: [train] crop must be \"lungs\" or \"none\", got {value!r}")
+    return "lungs"
 
 
 def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]]:
@@ -250,7 +260,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         predict_tta=bool(pred.get("tta", True)),
         filters={k: pl[k] for k in FILTER_KEYS if k in pl},
         filter_mode=str(pl.get("filter_mode", "flag")), lung_crop=bool(pred.get("lung_crop", True)),
-        num_processes=int(train.get("num_processes", 1)))
+        student_crop=_student_crop(train.get("crop"), path), num_processes=int(train.get("num_processes", 1)))
     add_rounds(cfg, train.get("rounds", 1), train.get("relabel_with"), ids.get("round_offset", 100), [strong], path)
     if "max_label_change" in cfg.filters and cfg.rounds == 1:
         raise InputError(f"{path}: [pseudo_label] max_label_change compares a round's pseudo-labels with the previous "
@@ -310,7 +320,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "paths": ("work_dir", "nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"),
     "data": ("strong", "weak", "test_images", "test_labels", "manifest", "weak_labels"),
     "datasets": (*ROLES, "round_offset"),
-    "train": ("configuration", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
+    "train": ("configuration", "crop", "folds", "device", "models", *(f"{r}_trainer" for r in (*ROLES, "so_nnunet")),
               "epochs", "iterations", "val_iterations", "no_mirroring", "skip_validation", "n_folds", "seed",
               "jitter", "annotator", "box_mode", "teacher_folds", "guard", "guard_attempts", "num_processes", "rounds",
               "relabel_with"),

@@ -243,6 +243,7 @@ def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str,
             "--form", form, *(["--weak", cfg.weak_dir] if weak_labels else []),
             *(["--pseudo", pseudo] if pseudo else []),
             *(["--band-from", layout.band] if weak_labels == "uncertain" else []), *manifest_arg(cfg),
+            *(["--crop", cfg.student_crop] if cfg.student_crop else []),
             "--folds", cfg.n_folds, "--seed", cfg.seed, "--overwrite"]
     done = (lambda: student_dataset_current(cfg, role, pseudo)) if weak_labels in ("pseudo", "uncertain") else \
         (lambda: raw_done(ids[role]))

@@ -137,6 +137,8 @@ def test_example_config_loads_with_paths_relative_to_the_file():
      "models = ['teacher']\n", "models may name"),
     ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\n[train]\nmodels = ['so']\ndevice = 'tpu'\n",
      "device must be"),
+    ("[data]\nstrong = 1\nweak = 'w'\n[datasets]\nteacher = 2\nso = 3\n[train]\nmodels = ['so']\ncrop = 'body'\n",
+     'crop must be "lungs" or "none"'),
     ("[oops]\n", "unknown section 'oops'"),
     ("[data]\nstrong = 1\nweak = 'w'\n[train]\nepoch = 1\n", r"unknown key in \[train\] 'epoch' \(did you mean 'epochs'\?\)"),
     ("[small]\npatch = [8, 16, 16]\n", r"unknown key in \[small\] 'patch' \(did you mean 'patch_size'\?\)"),
