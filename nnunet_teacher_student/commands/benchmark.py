@@ -63,6 +63,12 @@ def settings_from_args(args: argparse.Namespace, device: str):
                        ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
         if value is not None:
             setattr(s, key, value)
+    if args.pool_from is not None:
+        s.pool_from = str(Path(args.pool_from).resolve())
+    if args.no_lung_crop:
+        s.lung_crop = False
+    if args.configuration:
+        s.configuration, s.small = args.configuration, None   # nnU-Net's own configuration as planned
     if args.epochs_for:
         s.model_epochs = _epochs_for(args.epochs_for)
     if args.preset and s.small is not None and not args.quick:
@@ -78,7 +84,8 @@ def settings_from_args(args: argparse.Namespace, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict)
+    from ..experiments.benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict,
+                                         settings_defaults)
     from ..core.errors import InputError
     from ..workflow.outputs import Layout
     from ..core.devices import resolve_device
@@ -94,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args, resolve_device(args.device))
     if not args.report_only:
         prepare_run_folder(out, settings_dict(settings), SETTINGS_FILE, "nnts benchmark", args.overwrite,
-                           command="nnts " + shlex.join(sys.argv[1:]))
+                           command="nnts " + shlex.join(sys.argv[1:]), defaults=settings_defaults())
     elif not (out / SETTINGS_FILE).is_file():
         raise InputError(f"{out}: no benchmark here ({SETTINGS_FILE} missing); run it first")
     else:
@@ -159,6 +166,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="phantom family (default standard; copd: emphysema, consolidation, pleural tumours)")
     p.add_argument("--tumour-free", type=float, default=None, metavar="SHARE",
                    help="this share of the pool and of the test set is tumour-free (default: test cases drawn)")
+    p.add_argument("--pool-from", metavar="DIR",
+                   help="a pool of your own (real data) instead of phantoms: DIR/dataset (an nnU-Net raw dataset of "
+                        "the strong-able cases), DIR/manifest.json (case -> patient), DIR/test/images and "
+                        "DIR/test/labels; --pool and --test give their sizes")
+    p.add_argument("--configuration", choices=("2d", "3d_fullres", "3d_lowres"),
+                   help="train nnU-Net's own configuration, as it plans it, instead of the reduced CPU 3d_small "
+                        "(e.g. 2d for 2-D data)")
+    p.add_argument("--no-lung-crop", action="store_true",
+                   help="predict the test cases whole (for images not in Hounsfield units, e.g. pre-scaled patches)")
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
     p.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),

@@ -106,6 +106,11 @@ class BenchmarkSettings:
     family: str = "standard"             # the phantom population (phantom.families)
     tumour_free: float | None = None     # share of tumour-free cases in the pool and the test set (None: drawn)
     model_epochs: dict[str, int] = field(default_factory=dict)   # model -> its own epochs (ceilings, baseline)
+    #: a pool made elsewhere (real data) instead of phantoms: a folder with ``dataset/`` (an nnU-Net raw dataset of
+    #: the pool cases), ``manifest.json`` (case -> patient) and ``test/images``, ``test/labels``
+    pool_from: str | None = None
+    configuration: str = "3d_fullres"    # the nnU-Net configuration every model trains (without ``small``)
+    lung_crop: bool = True               # test predictions inside the lungs (needs CTs in Hounsfield units)
 
     def check(self) -> None:
         if not self.scenarios:
@@ -138,6 +143,10 @@ class BenchmarkSettings:
             raise InputError(f"unknown model(s) {unknown}; known: {list(MODELS)}")
         if self.n_test < 1:
             raise InputError("the benchmark needs at least one test case")
+        if self.pool_from is not None:
+            missing = [x for x in POOL_ITEMS if not (Path(self.pool_from) / x).exists()]
+            if missing:
+                raise InputError(f"{self.pool_from}: not a benchmark pool (missing {', '.join(missing)})")
         if len(self.runs()) * 10 + FIRST_RUN_ID > 999:
             raise InputError(f"{len(self.runs())} runs do not fit nnU-Net's dataset ids (at most 88)")
         if set(self.models) & set(SECOND_OFFSETS) and len(self.runs()) * 10 + SECOND_RUN_ID > 999:
@@ -172,12 +181,15 @@ def default_settings(device: str) -> BenchmarkSettings:
                              strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
 
 
+POOL_ITEMS = ("dataset/dataset.json", "manifest.json", "test/images", "test/labels")
+
+
 def run_dir(out: Path, scenario: str, seed: int) -> Path:
     return out / "runs" / f"{scenario}_seed{seed}"
 
 
 def pool_paths(out: Path) -> dict[str, Path]:
-    ph = out / "pool"
+    ph = out / "pool"   # the phantoms', or a link to --pool-from
     return {"root": ph, "test_images": ph / "test" / "images", "test_labels": ph / "test" / "labels",
             "manifest": ph / "manifest.json"}
 
@@ -200,12 +212,12 @@ def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str
         work_dir=run_dir(out, scenario, seed), strong=base + DATASET_OFFSETS["strong"],
         weak_dir=run_dir(out, scenario, seed) / "weak", dataset_ids=dataset_ids, dataset_names=dataset_names,
         test_images=pool["test_images"], test_labels=pool["test_labels"], manifest=pool["manifest"],
-        weak_labels=run_dir(out, scenario, seed) / "weak" / "labels", configuration="3d_fullres",
+        weak_labels=run_dir(out, scenario, seed) / "weak" / "labels", configuration=settings.configuration,
         small=SmallConfig(small["name"], tuple(small["patch_size"]), tuple(small["features"]), small["batch_size"])
         if small else None, folds=tuple(settings.folds), device=settings.device,
         trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
         budget=settings.budget(), seed=seed, jitter=settings.jitter, box_mode=settings.box_mode,
-        tta=not settings.no_mirroring, lung_crop=True,
+        tta=not settings.no_mirroring, lung_crop=settings.lung_crop,
         model_names=dict(MODEL_NAMES), folds_override={"teacher_ens": ensemble_folds(settings, scenario)},
         role_budgets={m: settings.budget(m) for m in settings.model_epochs})
 
@@ -216,14 +228,36 @@ def ensemble_folds(settings: BenchmarkSettings, scenario: str) -> tuple[int, ...
 
 
 def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
-    """Write the phantom pool once: ``pool`` strong-able cases (dataset ``POOL_ID``) and the test set."""
+    """Write the phantom pool once: ``pool`` strong-able cases (dataset ``POOL_ID``) and the test set; or link
+    the pool of ``--pool-from``."""
     pool = pool_paths(out)
+    if settings.pool_from:
+        return Step("the pool (from --pool-from)", f"ln -s {settings.pool_from} {pool['root']}",
+                    lambda: link_pool(Path(settings.pool_from), pool["root"], settings.pool), lambda: raw_done(POOL_ID))
     argv = ["synth", "-o", pool["root"], "-d", POOL_ID, "--name", "BenchPool", "--strong", settings.pool, "--weak", 0,
             "--test", settings.n_test, "--seed", settings.data_seed, "--preset", settings.preset,
             *(["--family", settings.family] if settings.family != "standard" else []),
             *(["--tumour-free", settings.tumour_free] if settings.tumour_free is not None else []), "--overwrite"]
     return nnts_step("phantom pool and test set", argv, lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
                      Layout(out).logs / "pool.log")
+
+
+def link_pool(src: Path, root: Path, n_pool: int) -> None:
+    """``root`` -> ``src`` and the pool's raw dataset as dataset ``POOL_ID`` (links: the pool is read, never
+    written); refuses a pool whose size is not ``n_pool``."""
+    from ..nnunet.plans import nnunet_dir
+
+    src = src.resolve()
+    n = int(json.loads((src / "dataset" / "dataset.json").read_text()).get("numTraining", 0))
+    if n != n_pool:
+        raise InputError(f"{src / 'dataset' / 'dataset.json'}: {n} pool case(s), but --pool says {n_pool}")
+    raw = nnunet_dir("nnUNet_raw") / f"Dataset{POOL_ID:03d}_BenchPool"
+    for link, target in ((root, src), (raw, src / "dataset")):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() and link.resolve() != target:
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(target, target_is_directory=True)
 
 
 def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: str) -> list[Step]:
@@ -348,3 +382,10 @@ def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str,
 
 def settings_dict(settings: BenchmarkSettings) -> dict:
     return json.loads(json.dumps(asdict(settings)))
+
+
+def settings_defaults() -> dict:
+    """The settings' plain defaults (what a benchmark folder written before a setting existed ran with)."""
+    from dataclasses import MISSING, fields
+
+    return {f.name: f.default for f in fields(BenchmarkSettings) if f.default is not MISSING}

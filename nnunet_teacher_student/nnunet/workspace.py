@@ -18,9 +18,10 @@ NNUNET_DIRS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
 def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str, overwrite: bool,
-                       command: str | None = None) -> None:
+                       command: str | None = None, defaults: Mapping | None = None) -> None:
     """Create, resume or (``overwrite``) replace ``out``. A non-empty folder without ``marker_name`` is
-    refused, and so is a folder whose marker holds other settings unless ``overwrite``."""
+    refused, and so is a folder whose marker holds other settings unless ``overwrite``. A setting the marker
+    lacks (written before the setting existed) counts as its value in ``defaults``."""
     marker = out / marker_name
     wanted = json.loads(json.dumps(dict(settings)))
     if out.exists() and not out.is_dir():
@@ -33,6 +34,8 @@ def prepare_run_folder(out: Path, settings: Mapping, marker_name: str, tool: str
             old = json.loads(marker.read_text()).get("settings")
         except json.JSONDecodeError:
             old = None
+        if old is not None:
+            old = {**json.loads(json.dumps(dict(defaults or {}))), **old}
         if overwrite:
             print(f"{tool}: --overwrite: removing the earlier run in {out}", flush=True)
             shutil.rmtree(out)

@@ -88,7 +88,7 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     if predictor.num_input_channels != 1:
         raise InputError(f"model {predictor.folder} expects {predictor.num_input_channels} input channels; "
                          "nnts predict needs a CT-only model (box teachers: use nnts teacher-predict)")
-    from ..lungs.mask import lung_mask
+    from ..lungs.mask import LungMaskResult, lung_mask
 
     t0 = time.perf_counter()
     geometry = Geometry.of(ct)
@@ -96,9 +96,13 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     shape = geometry.array_shape
     warnings: list[str] = []
     info = model_info(predictor)
-    lungs = lung_mask(ct, weights=lung_weights, method=lung_method, what=what)
+    if lung_crop or lung_dilation_mm is not None:
+        lungs = lung_mask(ct, weights=lung_weights, method=lung_method, what=what)
+    else:   # neither the crop nor the lesion filter needs the lungs (and the image need not be in HU)
+        empty = np.zeros(geometry.array_shape, np.uint8)
+        lungs = LungMaskResult(empty, empty, empty, "none", "not computed: no lung crop, lesions outside kept")
     t_lungs = time.perf_counter()
-    if not lungs.found:
+    if not lungs.found and lungs.method != "none":
         warnings.append(f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions")
     skip = skip_tiles and lungs.found
     in_lungs = lungs.mask > 0   # once: the tile masks of every box are views of it

@@ -107,9 +107,17 @@ class RegionPredictor:
 
     @property
     def patch_size_mm(self) -> np.ndarray:
-        """Network patch in mm (z, y, x): the context the sliding window needs around a region."""
+        """Network patch in mm (z, y, x): the context the sliding window needs around a region (a 2-D
+        configuration needs none across slices: z is 0)."""
         cm = self.predictor.configuration_manager
-        return np.array(cm.patch_size, float) * np.array(cm.spacing, float)
+        mm = np.array(cm.patch_size, float) * np.array(cm.spacing, float)
+        return np.concatenate([[0.0], mm]) if len(mm) == 2 else mm
+
+    def patch_transposed(self) -> list[int]:
+        """The sliding-window tile in nnU-Net's (transposed) axis order, 3 numbers (a 2-D configuration's tile
+        is one slice of its first axis)."""
+        patch = [int(p) for p in self.predictor.configuration_manager.patch_size]
+        return [1, *patch] if len(patch) == 2 else patch
 
     def tumour(self, label: int | None = None) -> tuple[int, int]:
         """(value in the label map, probability channel) of the tumour (see :func:`tumour_label`)."""
@@ -118,8 +126,11 @@ class RegionPredictor:
     def spacing_factors(self, spacing_zyx: Sequence[float]) -> list[float]:
         """Per axis (z, y, x): a CT's spacing / the model's, as nnU-Net's ``compute_new_shape`` multiplies by."""
         pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
-        back = np.argsort(pm.transpose_forward)
-        target = np.array(cm.spacing, float)[back]    # the plans' spacing is in nnU-Net's (transposed) axis order
+        forward = list(pm.transpose_forward)
+        target = [float(t) for t in cm.spacing]   # in nnU-Net's (transposed) axis order
+        if len(target) == 2:   # a 2-D configuration leaves its slicing axis as it is
+            target.insert(0, float(spacing_zyx[forward[0]]))
+        target = np.array(target)[np.argsort(forward)]
         return [float(s) / float(t) for s, t in zip(spacing_zyx, target)]
 
     def resampled_shape(self, shape_zyx: Sequence[int], spacing_zyx: Sequence[float]) -> tuple[int, ...]:
@@ -131,8 +142,8 @@ class RegionPredictor:
         (:func:`.grid.align_box`)."""
         from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
 
-        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
-        patch = [int(p) for p in np.array(cm.patch_size)[np.argsort(pm.transpose_forward)]]   # z, y, x
+        pm = self.predictor.plans_manager
+        patch = [int(p) for p in np.array(self.patch_transposed())[np.argsort(pm.transpose_forward)]]   # z, y, x
         step = self.predictor.tile_step_size
 
         def steps(p: int):
@@ -155,11 +166,11 @@ class RegionPredictor:
         after nnU-Net resamples it to the model's spacing, how many times more voxels that is, and the number of
         tiles (nnU-Net's own step computation; with ``tile_mask`` those it keeps, with ``crop`` over the mask's
         grown box of the resampled array only; times the mirrorings with test-time augmentation)."""
-        pm, cm = self.predictor.plans_manager, self.predictor.configuration_manager
+        pm = self.predictor.plans_manager
         resampled = self.resampled_shape(shape_zyx, spacing_zyx)
         axes = list(pm.transpose_forward)
         shape_t = [resampled[a] for a in axes]
-        kept, tiles = count_tiles(shape_t, cm.patch_size, self.predictor.tile_step_size,
+        kept, tiles = count_tiles(shape_t, self.patch_transposed(), self.predictor.tile_step_size,
                                   tile_mask.transposed(axes) if tile_mask is not None else None,
                                   crop=crop and tile_mask is not None)
         mirror = self.predictor.allowed_mirroring_axes if self.predictor.use_mirroring else None

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from ..core.defaults import BOX_MARGIN_MM
 from ..core.components import label_components
-from ..core.geometry import Geometry, spacing_zyx
+from ..core.geometry import spacing_zyx
 from ..formats.boxes import BoxSet
 from .inference import TeacherPrediction, dilate_in_plane
 

@@ -31,7 +31,10 @@ PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
 def sample_box_channel(label: np.ndarray, axial_axis: int, annotator: Annotator, spacing: Sequence[float],
                        rng: np.random.Generator, mode: BoxMode = "lesion") -> np.ndarray:
     """Box mask (same shape as ``label``) of annotator-drawn axial boxes around the lesions of ``label > 0``
-    (``mode`` ``lesion3d``: one 3-D box per lesion)."""
+    (``mode`` ``lesion3d``: one 3-D box per lesion). A 2-D ``label`` (nnU-Net's 2d configuration) is one
+    axial slice."""
+    if np.ndim(label) == 2:
+        return sample_box_channel(np.asarray(label)[None], 0, annotator, [1.0, *spacing[-2:]], rng, mode)[0]
     lab = np.moveaxis(np.asarray(label) > 0, axial_axis, 0)
     sp = list(spacing)
     sp.insert(0, sp.pop(axial_axis))
@@ -65,7 +68,8 @@ class OnlineBoxChannel(BasicTransform):
 
 
 def _pool_to(mask: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
-    return mask if tuple(mask.shape[2:]) == tuple(shape) else F.adaptive_max_pool3d(mask, tuple(shape))
+    pool = F.adaptive_max_pool2d if mask.ndim == 4 else F.adaptive_max_pool3d
+    return mask if tuple(mask.shape[2:]) == tuple(shape) else pool(mask, tuple(shape))
 
 
 class BoxPrior(WrappedNetwork):
@@ -86,7 +90,8 @@ class BoxPrior(WrappedNetwork):
     def prior(self, box: torch.Tensor, ct: torch.Tensor | None = None) -> torch.Tensor:
         """Prior logit ``(b, 1, *spatial)`` of a binary box mask ``(b, 1, *spatial)`` (and the CT channel)."""
         kernel = tuple(2 * m + 1 for m in self.margin_vox)
-        zone = F.max_pool3d(box, kernel, stride=1, padding=self.margin_vox) if any(self.margin_vox) else box
+        pool = F.max_pool2d if box.ndim == 4 else F.max_pool3d   # 2-D or 3-D patches
+        zone = pool(box, kernel, stride=1, padding=self.margin_vox) if any(self.margin_vox) else box
         core = box if self.bright_threshold is None or ct is None else box * (ct > self.bright_threshold).to(box.dtype)
         return self.outside + (self.ring - self.outside) * zone + (self.inside - self.ring) * core
 

@@ -32,9 +32,11 @@ def lesion_points(seg: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]
 
 
 def balanced_location(lesions: list[np.ndarray], max_offset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One ``(1, 4)`` class-location row: a voxel of a uniformly chosen lesion plus a random offset."""
+    """One ``(1, 4)`` class-location row: a voxel of a uniformly chosen lesion plus a random offset. A 2-D patch
+    (``max_offset`` of length 2) moves the voxel in-plane only: nnU-Net's 2-D loader takes its slice."""
     pts = lesions[int(rng.integers(len(lesions)))]
     voxel = pts[int(rng.integers(len(pts)))]
+    max_offset = np.concatenate([np.zeros(len(voxel) - len(max_offset), int), max_offset])
     offset = np.array([rng.integers(-m, m + 1) for m in max_offset])
     return np.concatenate([[0], voxel + offset])[None].astype(np.int64)
 

@@ -47,8 +47,9 @@ def axial_axis(plans_manager) -> int:
 
 
 def box_zone_margin(spacing, axial: int, margin_mm: float = BOX_MARGIN_MM) -> list[int]:
-    """In-plane voxels of the box zone's margin per axis of the preprocessed grid (0 along the axial axis)."""
-    return [0 if a == axial else int(math.ceil(margin_mm / float(s) - 1e-9)) for a, s in enumerate(spacing)]
+    """In-plane voxels of the box zone's margin per axis of the preprocessed grid (0 along the axial axis; a 2-D
+    configuration's two axes are both in-plane)."""
+    return [0 if a == axial and len(spacing) == 3 else int(math.ceil(margin_mm / float(s) - 1e-9)) for a, s in enumerate(spacing)]
 
 
 class SelectChannels(WrappedNetwork):

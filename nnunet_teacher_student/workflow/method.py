@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.env import BUDGET, SEED
-from .config import BASE_CONFIGURATION, DATASET_OF, PipelineConfig, nnunet_env
+from .config import DATASET_OF, PipelineConfig, nnunet_env
 from .outputs import (Layout, checkpoints, dataset_dir, guarded, model_folder, preprocessed_done, predictions_done,
                       newer, pseudo_done, pseudo_stale, raw_done, stale_outputs, student_dataset_current, trained)
 from .processes import PythonCall, nnunet_command, run_command, shown
@@ -23,7 +23,7 @@ TRAINING_VARIABLES = (*BUDGET, SEED, "nnUNet_n_proc_DA")
 def plan_commands(cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]) -> list[list | PythonCall]:
     """nnU-Net's planning and preprocessing of ``ids`` as command lines (nnU-Net's console scripts by name), with
     the CT window fitted to the box voxels of the ``window`` datasets and our small configuration added."""
-    n, conf = cfg.num_processes, BASE_CONFIGURATION
+    n, conf = cfg.num_processes, cfg.configuration
     plain = [i for i in ids if i not in window]
     own = own_spacing(cfg)  # the small configuration resamples itself: the base is planned, not preprocessed
     out: list[list | PythonCall] = []
@@ -54,7 +54,7 @@ def own_spacing(cfg: PipelineConfig) -> bool:
 
 def small_config_calls(cfg: PipelineConfig, ids: Sequence[int]) -> list[PythonCall]:
     s = cfg.small
-    own = (BASE_CONFIGURATION, "nnUNetPlans", tuple(s.spacing)) if s and s.spacing else ()
+    own = (cfg.configuration, "nnUNetPlans", tuple(s.spacing)) if s and s.spacing else ()
     return [PythonCall(f"{PACKAGE}.nnunet.plans:add_small_configuration", i, s.name, tuple(s.patch_size),
                        tuple(s.features), s.batch_size, *own) for i in ids] if s else []
 
@@ -74,7 +74,7 @@ def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: s
 
     def run() -> None:
         todo = [i for i in ids if not preprocessed_done(i, conf)]
-        base_todo = todo if own_spacing(cfg) else [i for i in todo if not preprocessed_done(i, BASE_CONFIGURATION)]
+        base_todo = todo if own_spacing(cfg) else [i for i in todo if not preprocessed_done(i, cfg.configuration)]
         env = nnunet_env(cfg)
         for c in plan_commands(cfg, base_todo, window):
             if isinstance(c, PythonCall):
@@ -325,7 +325,7 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     out = layout.predictions(role)
     argv = ["predict", "-i", cfg.test_images, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds,
             "-device", cfg.device, *([] if cfg.test_tta else ["--disable-tta"]),
-            *([] if cfg.lung_crop else ["--no-lung-crop"]), "--num-parts", 1]
+            *([] if cfg.lung_crop else ["--no-lung-crop", "--keep-outside-lungs"]), "--num-parts", 1]
     return nnts_step(f"predict the test set ({cfg.model_name(role)})", argv,
                      lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
                      layout.logs / f"predict_{role}.log", inputs=lambda: [cfg.test_images],

@@ -11,7 +11,7 @@ from ..core.files import file_sha256, load_json
 from ..formats.images import image_cases
 from ..nnunet.plans import dataset_folder_name, nnunet_dir
 from ..pseudo_labels.folder import PROVENANCE_FILE, QC_FILE
-from .config import BASE_CONFIGURATION, MODEL_NAMES, PLANS, PipelineConfig
+from .config import MODEL_NAMES, PLANS, PipelineConfig
 
 
 def dataset_dir(kind: str, dataset_id: int) -> Path | None:
@@ -36,8 +36,8 @@ def preprocessed_done(dataset_id: int, configuration: str) -> bool:
     if configuration not in plans.get("configurations", {}):
         return False
     n_train = load_json(raw / "dataset.json").get("numTraining")
-    own = plans["configurations"][configuration].get("data_identifier")
-    data = pre / (own or f"{PLANS}_{BASE_CONFIGURATION}")
+    config = plans["configurations"][configuration]   # its own data, else the data of the one it inherits
+    data = pre / (config.get("data_identifier") or f"{PLANS}_{config.get('inherits_from', configuration)}")
     return (bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
             and newer(pre / "dataset.json", raw / "dataset.json"))  # planning copies dataset.json
 

@@ -77,6 +77,16 @@ def test_lesion_balanced_locations_are_uniform_over_lesions_and_off_centre():
     assert labelled.mean() < 0.9, "offsets must move the patch centre off the tumour"
 
 
+def test_a_2d_patch_moves_the_location_in_plane_and_keeps_the_lesion_slice():
+    label = _two_lesions()
+    lesions = lesion_points(label[None], np.random.default_rng(0))
+    rng = np.random.default_rng(2)
+    locs = np.concatenate([balanced_location(lesions, np.array([15, 15]), rng) for _ in range(500)])
+    assert locs.shape == (500, 4)
+    assert all(label[z].any() for z in locs[:, 1]), "nnU-Net's 2-D loader takes the slice: it must hold a lesion"
+    assert np.ptp(locs[:, 2]) > 15 and np.ptp(locs[:, 3]) > 15
+
+
 class _Zero(torch.nn.Module):
     decoder = None
 
@@ -104,3 +114,23 @@ def test_hu_aware_prior_starts_dark_box_voxels_as_background():
     prob = torch.softmax(net(x), 1)[0, 1]
     assert prob[4, 14, 14] > 0.85 and prob[4, 18, 18] < 0.5   # bright: tumour; dark box corner: background
     assert torch.equal(prob > 0.5, (x[0, 1] > 0) & (x[0, 0] > -1.95))
+
+
+def test_2d_configuration_box_channel_and_prior_work_on_one_slice():
+    """nnU-Net's 2d configuration hands the teacher 2-D samples: boxes are drawn on the slice, both axes are
+    in-plane (the box zone grows along both) and the prior pools in 2-D."""
+    from nnunet_teacher_student.trainers.teachers import box_zone_margin
+
+    label = _two_lesions()[8]
+    np.random.seed(0)
+    online = OnlineBoxChannel(1, Annotator(edge_fraction=0.0, exact_share=1.0), (2.0, 2.0))
+    box = _apply(online, label)
+    assert box.shape == label.shape and box[label > 0].all()
+    big = label[:18, :18] > 0
+    assert box[:18, :18][big].all() and box[:18, :18].sum() == (np.ptp(np.nonzero(big)[0]) + 1) * \
+        (np.ptp(np.nonzero(big)[1]) + 1)   # exact annotator: the lesion's bounding rectangle
+    assert box_zone_margin([2.0, 2.0], 0) == [1, 1] and box_zone_margin([3.0, 2.0, 2.0], 0) == [0, 1, 1]
+    x = torch.zeros((1, 2, 32, 32))
+    x[0, 1, 10:20, 10:20] = 1
+    prob = torch.softmax(BoxPrior(_Zero(), 1, (2, 2))(x), 1)[0, 1]
+    assert prob.shape == (32, 32) and prob[15, 15] > 0.85 and 0.2 < prob[15, 21] < 0.5 and prob[15, 28] < 1e-3
