@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     runs = settings.runs()
     print(f"nnts benchmark: {len(runs)} run(s) = scenarios {settings.scenarios} x seeds {settings.seeds}; "
           f"models {', '.join(settings.models)}; {settings.epochs} epoch(s) x {settings.iterations} iterations per "
-          f"model on {settings.small['name'] if settings.small else '3d_fullres'}, device {settings.device}",
+          f"model on {settings.small['name'] if settings.small else settings.configuration}, device {settings.device}",
           flush=True)
     t0 = time.perf_counter()
     if not args.report_only:

@@ -59,6 +59,15 @@ def seed_average(per_seed: Iterable[Mapping[str, float]]) -> dict[str, float]:
     return {case: float(np.mean(v)) for case, v in sorted(values.items())}
 
 
+def group_average(values: Mapping[str, float], groups: Mapping[str, str]) -> dict[str, float]:
+    """Group (e.g. patient) -> the mean of its cases' values: the unit of the statistics when one patient
+    gives several cases (a case without a group is its own group)."""
+    members: dict[str, list[float]] = {}
+    for case, v in values.items():
+        members.setdefault(str(groups.get(case, case)), []).append(float(v))
+    return {g: float(np.mean(v)) for g, v in sorted(members.items())}
+
+
 def bootstrap_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean over the values (the cases), seeded; NaNs for fewer than 2."""
     arr = np.asarray(values, dtype=float)

@@ -73,17 +73,19 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
                                   "wall_seconds_steps": wall}, indent=1, default=str), report / "summary.json")
     s = settings
     lines = [
-        "# nnts benchmark: teacher-student vs plain nnU-Net on phantoms", "",
+        "# nnts benchmark: teacher-student vs plain nnU-Net on "
+        + (f"the pool of `{s.pool_from}`" if s.pool_from else "phantoms"), "",
         f"Scenarios (strong cases of a pool of {s.pool}; the rest are weak, boxes: "
         f"{'+/-%d voxel jitter (stress setting)' % s.jitter if s.jitter else 'the default annotator model'}): "
         + ", ".join(f"**{k}** {v} strong / {s.pool - v} weak" for k, v in s.scenarios.items())
         + f". Seeds {s.seeds} (which pool cases are strong, the box noise, and training: `NNTS_SEED`). "
         "Box teachers train on fold `all` and pass the teacher guard (retrained with the next seed if not; "
         "see each run's `nnts_guard.json`); the classical rule needs no training. "
-        f"The same {s.n_test} held-out test cases for every model ({s.preset} phantom preset, data seed "
-        f"{s.data_seed}). Budget per model: {s.epochs} epoch(s) x {s.iterations} iterations "
+        f"The same {s.n_test} held-out test cases for every model ("
+        + ("the pool's own test folder" if s.pool_from else f"{s.preset} phantom preset, data seed {s.data_seed}")
+        + f"). Budget per model: {s.epochs} epoch(s) x {s.iterations} iterations "
         f"({s.val_iterations} validation iterations), configuration "
-        f"`{s.small['name'] if s.small else '3d_fullres'}`"
+        f"`{s.small['name'] if s.small else s.configuration}`"
         + (f" (patch {s.small['patch_size']}, features {s.small['features']}, batch {s.small['batch_size']})"
            if s.small else "")
         + f", fold {s.folds}, device {s.device}, {'no ' if s.no_mirroring else ''}mirroring. "

@@ -75,3 +75,13 @@ def test_markdown_table_layout_like_tables_3_and_5():
     assert "**" not in single
     tied = markdown_table({"A": summarize(cases({"X": [0.0, 0.0]})), "B": summarize(cases({"X": [0.0, 0.0]}))})
     assert "**" not in tied   # no model is best when all are equal (e.g. all 0.00)
+
+
+def test_group_average_makes_the_patient_the_unit():
+    from nnunet_teacher_student.evaluation.statistics import case_mean, group_average
+
+    dsc = {"a_p0": 0.9, "a_p1": 0.7, "a_p2": 0.8, "b_p0": 0.2, "lone": 0.5}
+    per_patient = group_average(dsc, {"a_p0": "a", "a_p1": "a", "a_p2": "a", "b_p0": "b"})
+    assert per_patient == pytest.approx({"a": 0.8, "b": 0.2, "lone": 0.5})
+    assert case_mean(per_patient)["n"] == 3   # three patients, not five patches
+    assert case_mean(per_patient)["mean"] == pytest.approx(0.5)
