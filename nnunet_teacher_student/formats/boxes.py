@@ -54,11 +54,6 @@ class Box:
     def area(self) -> int:
         return (self.xmax - self.xmin + 1) * (self.ymax - self.ymin + 1)
 
-    @property
-    def center(self) -> tuple[float, float, float]:
-        """Box centre as (z, y, x) voxel coordinates."""
-        return (float(self.slice), (self.ymin + self.ymax) / 2, (self.xmin + self.xmax) / 2)
-
     def validate(self, shape_zyx: tuple[int, int, int], where: str = "") -> None:
         """Raise :class:`BoxError` if inverted or not inside an image of ``shape_zyx``."""
         nz, ny, nx = shape_zyx

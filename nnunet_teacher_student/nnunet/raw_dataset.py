@@ -23,10 +23,6 @@ from .plans import nnunet_dir
 SAMPLING_WEIGHTS_KEY = keys.SAMPLING_WEIGHTS
 
 
-def raw_dataset_path(dataset_id: int, name: str) -> Path:
-    return nnunet_dir("nnUNet_raw") / f"Dataset{dataset_id:03d}_{name}"
-
-
 def find_raw_dataset(dataset: int | str) -> Path:
     """A raw dataset by id (``501``) or folder name (``Dataset501_X``)."""
     root = nnunet_dir("nnUNet_raw")

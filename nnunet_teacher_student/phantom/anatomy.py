@@ -16,7 +16,6 @@ Segment = tuple[np.ndarray, np.ndarray, float, float]  # start xyz, end xyz, sta
 
 # tissue codes of PhantomCase.tissues
 AIR, FAT, SOFT, LUNG, VESSEL, AIRWAY, BONE, TUMOUR_SOLID, TUMOUR_GGO = range(9)
-TISSUE_NAMES = ("air", "fat", "soft", "lung", "vessel", "airway", "bone", "tumour_solid", "tumour_ggo")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ..core.defaults import BOX_MARGIN_MM
 from ..core import dataset_keys as keys
 from ..core.errors import InputError
 from ..core.geometry import Geometry, read_image, read_label, spacing_zyx
-from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
+from ..lungs.cropping import crop_image, lung_crop_boxes
 from ..formats.boxes import boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
@@ -216,11 +216,3 @@ def _unsure(probability_path: Path, ct: sitk.Image, boxes: np.ndarray, band: tup
     lo, hi = band
     inside = dilate_in_plane(boxes, spacing_zyx(ct), margin_mm)
     return inside & (probability >= lo) & (probability < hi)
-
-
-def crop_of(dataset_json: dict, case: str) -> tuple[CropBox, Geometry] | None:
-    """The lung crop a student dataset applied to ``case`` (None when uncropped)."""
-    entry = (dataset_json.get(keys.CROPS) or {}).get(case)
-    if not entry:
-        return None
-    return CropBox.from_dict(entry["box"]), Geometry.from_dict(entry["geometry"])
