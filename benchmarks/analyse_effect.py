@@ -26,7 +26,7 @@ def volume_ratio(cases, keys) -> float:
 def analyse(out: Path) -> dict:
     from nnunet_teacher_student.experiments.benchmark import TEACHERS, load_case_results
     from nnunet_teacher_student.experiments.benchmark_run import stored_settings
-    from nnunet_teacher_student.reporting.benchmark_report import case_values
+    from nnunet_teacher_student.experiments.benchmark_report import case_values
 
     settings = stored_settings(out)
     cases = load_case_results(out, settings)

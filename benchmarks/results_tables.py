@@ -29,7 +29,7 @@ def build(kind: str, folder: Path) -> str:
     if kind == "models":
         return models_table(folder)
     from nnunet_teacher_student.experiments.benchmark import TEACHERS, TEST_MODELS
-    from nnunet_teacher_student.reporting.benchmark_report import (aggregate, markdown_table, paired_table,
+    from nnunet_teacher_student.experiments.benchmark_report import (aggregate, markdown_table, paired_table,
                                                                    read_per_case_csv)
 
     cases = read_per_case_csv((folder / "per_case.csv").read_text())

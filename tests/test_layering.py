@@ -62,6 +62,53 @@ def test_stage_does_not_import(stage, forbidden):
     assert offenders(stage, forbidden) == []
 
 
+#: the stages from the bottom up: a stage may import its own and lower ranks only
+RANKS = {"core": 0, "formats": 1, "lungs": 1, "phantom": 2, "nnunet": 2, "evaluation": 2, "dataset_conversion": 2,
+         "prediction": 3, "trainers": 3, "teacher": 4, "pseudo_labels": 5, "students": 6, "workflow": 7,
+         "reporting": 8, "experiments": 9, "commands": 10, "cli": 11, "nnunet_ext": 11}
+#: back arrows not yet removed (issue 33: workflow steps still run nnts command lines through the CLI's parser)
+KNOWN_BACK_ARROWS = {("workflow.steps", "cli")}
+
+
+def stage_of(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == NAME else None
+
+
+def back_arrows(modules: dict[str, set[str]]) -> list[str]:
+    """Imports from a stage to a stage of a higher rank, or between two different stages of the same rank."""
+    out = []
+    for module, imports in modules.items():
+        a = stage_of(module)
+        for target in imports:
+            b = stage_of(target)
+            if a is None or b is None or a == b:
+                continue
+            if (module.removeprefix(NAME + "."), b) in KNOWN_BACK_ARROWS:
+                continue
+            if RANKS[b] >= RANKS[a]:
+                out.append(f"{module} ({a}, rank {RANKS[a]}) imports {target} ({b}, rank {RANKS[b]})")
+    return sorted(out)
+
+
+def test_every_stage_has_a_rank():
+    stages = {stage_of(m) for m in MODULES} - {None}
+    assert stages == set(RANKS)
+
+
+def test_no_stage_imports_upward_or_sideways():
+    assert back_arrows(MODULES) == []
+
+
+def test_a_planted_back_arrow_is_caught():
+    planted = dict(MODULES)
+    planted[f"{NAME}.core.planted"] = {f"{NAME}.experiments.benchmark"}
+    planted[f"{NAME}.prediction.planted"] = {f"{NAME}.trainers.base"}   # same rank, another stage
+    assert back_arrows(planted) == [
+        f"{NAME}.core.planted (core, rank 0) imports {NAME}.experiments.benchmark (experiments, rank 9)",
+        f"{NAME}.prediction.planted (prediction, rank 3) imports {NAME}.trainers.base (trainers, rank 3)"]
+
+
 def test_only_the_step_runner_calls_the_cli():
     """The workflow runs ``nnts`` command lines through the CLI's parser in one place, and imports no command."""
     users = sorted(m for m in in_stage("workflow") if any(i == f"{NAME}.cli" for i in MODULES[m]))

@@ -15,7 +15,7 @@ datasets, the models of :data:`MODELS`:
   (``teacher_ens``) and the DO student on its pseudo-labels (``do_ens``), and a noisy-student round: the DO
   student re-labels the weak set in the boxes (``do_relabel``) and a second DO student trains on it (``do_r2``).
 
-Every run is a list of resumable :class:`~..workflow.steps.Step`; ``reporting.benchmark_report`` aggregates.
+Every run is a list of resumable :class:`~..workflow.steps.Step`; ``experiments.benchmark_report`` aggregates.
 """
 from __future__ import annotations
 

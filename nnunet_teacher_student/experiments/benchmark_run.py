@@ -53,7 +53,7 @@ def write_benchmark_report(out: Path, settings, records: list[dict], seconds_now
     from ..experiments.benchmark import STUDENTS, TEACHERS, TEST_MODELS
     from ..experiments.benchmark import run_config
     from ..experiments.benchmark import load_case_results
-    from ..reporting.benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
+    from .benchmark_report import (aggregate, csv_text, failed_teachers, figure_dsc_vs_strong, goal_check,
                                     goal_text, markdown_table, paired_table, per_case_csv, per_run_teacher_table,
                                     per_seed_table)
     from ..workflow.outputs import model_folder

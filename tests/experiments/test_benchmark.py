@@ -19,7 +19,7 @@ import pytest
 from nnunet_teacher_student.experiments.benchmark import (DATASET_OFFSETS, MODELS, BenchmarkSettings, default_settings,
                                               load_run_results, pool_step, quick_settings, run_config, SECOND_OFFSETS,
                                               run_dir, run_steps_for)
-from nnunet_teacher_student.reporting.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
+from nnunet_teacher_student.experiments.benchmark_report import (aggregate, failed_teachers, goal_check, goal_text,
                                                      markdown_table, seed_stats)
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.experiments.presets import MODEL_NAMES
@@ -96,7 +96,7 @@ def test_goal_check_met_and_not_met():
 def test_a_tumour_free_case_cannot_carry_a_mean_or_a_comparison():
     """The audit's case: DO predicts nothing on the one tumour-free test case (DSC 1 by convention) and the
     others a speck (DSC 0). Tumour-case means and the paired test must not move; the speck is counted apart."""
-    from nnunet_teacher_student.reporting.benchmark_report import paired_stats
+    from nnunet_teacher_student.experiments.benchmark_report import paired_stats
 
     dsc = {"so": [0.6, 0.6], "do": [0.6, 0.6]}
     records, cases = _runs(dsc, free={"so": 0.002})
@@ -291,7 +291,7 @@ def test_quick_benchmark_end_to_end(tmp_path):
     summary = json.loads((report / "summary.json").read_text())
     assert len(summary["records"]) == 2 * 2 * len(MODELS)
     # the table is the case-level aggregate of per_case.csv: rebuild it and compare the DSC cells
-    from nnunet_teacher_student.reporting.benchmark_report import read_per_case_csv
+    from nnunet_teacher_student.experiments.benchmark_report import read_per_case_csv
 
     cases = read_per_case_csv((report / "per_case.csv").read_text())
     assert {k[2] for k in cases} == set(MODELS) and {k[:2] for k in cases} == {(s, d) for s in ("scarce", "vast")
@@ -373,7 +373,7 @@ def test_gpu_benchmark_script_smoke_on_the_cpu(tmp_path):
 
 
 def test_paired_statistics_average_seeds_per_case_and_per_seed_tables():
-    from nnunet_teacher_student.reporting.benchmark_report import paired_stats, paired_table, per_seed_table
+    from nnunet_teacher_student.experiments.benchmark_report import paired_stats, paired_table, per_seed_table
 
     def run(values):
         return {f"c{i}": {"dsc": v, "gt_volume_ml": 1.0} for i, v in enumerate(values)}
@@ -397,7 +397,7 @@ def test_paired_statistics_average_seeds_per_case_and_per_seed_tables():
 
 
 def test_per_case_csv_round_trips():
-    from nnunet_teacher_student.reporting.benchmark_report import per_case_csv, read_per_case_csv
+    from nnunet_teacher_student.experiments.benchmark_report import per_case_csv, read_per_case_csv
 
     records, cases = _runs({"so": [0.5, 0.6]}, free={"so": 0.01})
     back = read_per_case_csv(per_case_csv(cases))

@@ -16,8 +16,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..evaluation.statistics import case_mean, is_tumour_case, paired_cases, seed_average
-from ..experiments.benchmark import MODELS, STUDENTS, TEACHERS
-from ..experiments.presets import MODEL_NAMES
+from .benchmark import MODELS, STUDENTS, TEACHERS
+from .presets import MODEL_NAMES
 
 METRICS = ("dsc", "dsc_tp", "f1", "recall", "precision")
 LABELS = {"dsc": "DSC", "dsc_tp": "DSC-TP", "f1": "F1", "recall": "Recall", "precision": "Precision"}
@@ -211,7 +211,7 @@ def csv_text(records: Sequence[Mapping]) -> str:
 def figure_dsc_vs_strong(rows: Sequence[Mapping], out, title: str = "") -> object | None:
     """Case-level mean DSC over tumour cases (± its bootstrap 95 % CI over cases) against the number of strong
     cases, one line per model; teachers (scored on the weak cases) dashed."""
-    from .figures import pyplot, save_figure
+    from ..reporting.figures import pyplot, save_figure
 
     plt = pyplot()
     models = [m for m in MODELS if any(r["model"] == m and r["dsc"].get("n") for r in rows)]
