@@ -1,4 +1,5 @@
 """What every benchmark report carries (date, command, machine) and how it is written."""
+
 from __future__ import annotations
 
 import datetime
@@ -13,10 +14,13 @@ def run_meta(**extra) -> dict:
     """Date, the command line, the machine and torch's thread count, plus ``extra``."""
     import torch
 
-    return {"date": datetime.date.today().isoformat(),
-            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s)",
-            "torch_threads": torch.get_num_threads(), **extra}
+    return {
+        "date": datetime.date.today().isoformat(),
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s)",
+        "torch_threads": torch.get_num_threads(),
+        **extra,
+    }
 
 
 def emit(report: dict, out: Path | None) -> None:

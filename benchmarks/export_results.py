@@ -4,15 +4,24 @@ aggregate runs made on different machines or sessions (the nnU-Net folders, giga
 
 Usage: python benchmarks/export_results.py BENCHMARK_DIR TARGET_DIR
 """
+
 from __future__ import annotations
 
 import shutil
 import sys
 from pathlib import Path
 
-PATTERNS = ("nnts_benchmark.json", "timings_pool.json", "pool/manifest.json", "report/*",
-            "runs/*/timings.json", "runs/*/evaluation/*/summary.json", "runs/*/evaluation/*/*.csv",
-            "nnUNet_results/*/*/nnts_guard.json", "runs/*/weak/scenario.json")
+PATTERNS = (
+    "nnts_benchmark.json",
+    "timings_pool.json",
+    "pool/manifest.json",
+    "report/*",
+    "runs/*/timings.json",
+    "runs/*/evaluation/*/summary.json",
+    "runs/*/evaluation/*/*.csv",
+    "nnUNet_results/*/*/nnts_guard.json",
+    "runs/*/weak/scenario.json",
+)
 
 
 def export(src: Path, dst: Path) -> int:

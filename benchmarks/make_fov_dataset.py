@@ -8,6 +8,7 @@ that is in distribution on CTs with air and a table around the body)::
 Every case is centred on a square in-plane grid ``factor`` times its larger in-plane side, with air around the body
 and a patient table under it (``bench_predict.clinical_fov``); slices are kept. Cases already written are skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,9 @@ def main() -> None:
     ap.add_argument("--raw-id", type=int, required=True, help="source nnU-Net raw dataset id")
     ap.add_argument("--id", type=int, required=True, help="id of the copy")
     ap.add_argument("--name", default="FovLung")
-    ap.add_argument("--factor", type=float, default=2.0, help="in-plane grid / the case's larger in-plane side")
+    ap.add_argument(
+        "--factor", type=float, default=2.0, help="in-plane grid / the case's larger in-plane side"
+    )
     ap.add_argument("--test", type=Path, help="a test folder with images/ and labels/")
     ap.add_argument("--test-out", type=Path, help="where its clinical-FOV copy goes")
     args = ap.parse_args()
@@ -59,20 +62,32 @@ def main() -> None:
     dst = raw / f"Dataset{args.id:03d}_{args.name}"
     for label in sorted((src / "labelsTr").glob("*.nii.gz")):
         case = label.name[: -len(".nii.gz")]
-        fov_copy(src / "imagesTr" / f"{case}_0000.nii.gz", label, dst / "imagesTr" / f"{case}_0000.nii.gz",
-                 dst / "labelsTr" / label.name, args.factor)
+        fov_copy(
+            src / "imagesTr" / f"{case}_0000.nii.gz",
+            label,
+            dst / "imagesTr" / f"{case}_0000.nii.gz",
+            dst / "labelsTr" / label.name,
+            args.factor,
+        )
     meta = json.loads((src / "dataset.json").read_text())
     meta["name"] = args.name
-    meta["description"] = f"{meta.get('description', '')} (clinical field of view x{args.factor:g})".strip()
+    meta["description"] = (
+        f"{meta.get('description', '')} (clinical field of view x{args.factor:g})".strip()
+    )
     write_text_atomic(json.dumps(meta, indent=2), dst / "dataset.json")
     if args.test:
         for label in sorted((args.test / "labels").glob("*.nii.gz")):
             case = label.name[: -len(".nii.gz")]
             image = args.test / "images" / f"{case}_0000.nii.gz"
-            if not image.is_file():   # nnts test folders name the CT as its label
+            if not image.is_file():  # nnts test folders name the CT as its label
                 image = image.with_name(label.name)
-            fov_copy(image, label, args.test_out / "images" / image.name, args.test_out / "labels" / label.name,
-                     args.factor)
+            fov_copy(
+                image,
+                label,
+                args.test_out / "images" / image.name,
+                args.test_out / "labels" / label.name,
+                args.factor,
+            )
     print(f"{dst}: {meta['numTraining']} cases; test: {args.test_out}")
 
 

@@ -11,6 +11,7 @@ most 6 stages, 32 features doubling to 320). The defaults are an MSD-Lung-like p
 holds the network's seeded random initialisation: its masks mean nothing, its network passes cost what a trained
 model's do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,22 @@ def unet_kwargs(patch: list[int], base: dict) -> dict:
         size = [s // st for s, st in zip(size, step)]
     n = len(strides)
     kw = dict(base)
-    kw.update(n_stages=n, features_per_stage=[min(32 * 2 ** i, 320) for i in range(n)],
-              kernel_sizes=[[3, 3, 3]] * n, strides=strides, n_conv_per_stage=[2] * n,
-              n_conv_per_stage_decoder=[2] * (n - 1))
+    kw.update(
+        n_stages=n,
+        features_per_stage=[min(32 * 2**i, 320) for i in range(n)],
+        kernel_sizes=[[3, 3, 3]] * n,
+        strides=strides,
+        n_conv_per_stage=[2] * n,
+        n_conv_per_stage_decoder=[2] * (n - 1),
+    )
     return kw
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--like", type=Path, required=True, help="a trained model folder (its dataset and plans)")
+    ap.add_argument(
+        "--like", type=Path, required=True, help="a trained model folder (its dataset and plans)"
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--spacing", type=float, nargs=3, default=[1.24, 0.79, 0.79], help="z y x, mm")
     ap.add_argument("--patch", type=int, nargs=3, default=[80, 192, 160], help="z y x, voxels")
@@ -62,7 +70,9 @@ def main() -> None:
     plans = json.loads((args.like / "plans.json").read_text())
     conf = plans["configurations"]["3d_fullres"]
     conf.update(spacing=args.spacing, patch_size=args.patch, batch_size=2)
-    conf["architecture"]["arch_kwargs"] = unet_kwargs(args.patch, conf["architecture"]["arch_kwargs"])
+    conf["architecture"]["arch_kwargs"] = unet_kwargs(
+        args.patch, conf["architecture"]["arch_kwargs"]
+    )
     plans["configurations"] = {"3d_fullres": conf}
     write_text_atomic(json.dumps(plans, indent=2), args.out / "plans.json")
 
@@ -71,16 +81,28 @@ def main() -> None:
     cm = pm.get_configuration("3d_fullres")
     torch.manual_seed(args.seed)
     net = nnUNetTrainer.build_network_architecture(
-        pm, cm, determine_num_input_channels(pm, cm, dataset_json),
-        pm.get_label_manager(dataset_json).num_segmentation_heads, enable_deep_supervision=False)
+        pm,
+        cm,
+        determine_num_input_channels(pm, cm, dataset_json),
+        pm.get_label_manager(dataset_json).num_segmentation_heads,
+        enable_deep_supervision=False,
+    )
     fold = args.out / "fold_all"
     fold.mkdir(exist_ok=True)
-    torch.save({"network_weights": net.state_dict(), "trainer_name": "nnUNetTrainer",
-                "init_args": {"configuration": "3d_fullres", "fold": "all"},
-                "inference_allowed_mirroring_axes": (0, 1, 2)}, fold / "checkpoint_final.pth")
+    torch.save(
+        {
+            "network_weights": net.state_dict(),
+            "trainer_name": "nnUNetTrainer",
+            "init_args": {"configuration": "3d_fullres", "fold": "all"},
+            "inference_allowed_mirroring_axes": (0, 1, 2),
+        },
+        fold / "checkpoint_final.pth",
+    )
     n_params = sum(p.numel() for p in net.parameters())
-    print(f"{args.out}: untrained 3d_fullres, spacing {args.spacing}, patch {args.patch}, "
-          f"{cm.network_arch_init_kwargs['n_stages']} stages, {n_params / 1e6:.1f} M parameters (seed {args.seed})")
+    print(
+        f"{args.out}: untrained 3d_fullres, spacing {args.spacing}, patch {args.patch}, "
+        f"{cm.network_arch_init_kwargs['n_stages']} stages, {n_params / 1e6:.1f} M parameters (seed {args.seed})"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ differs. README.md and BENCHMARKS.md are both checked.
 
 Usage: python benchmarks/results_tables.py [--check | --write] [FILE.md ...]
 """
+
 from __future__ import annotations
 
 import json
@@ -29,21 +30,32 @@ def build(kind: str, folder: Path) -> str:
     if kind == "models":
         return models_table(folder)
     from nnunet_teacher_student.experiments.benchmark import TEACHERS, TEST_MODELS
-    from nnunet_teacher_student.experiments.benchmark_report import (aggregate, markdown_table, paired_table,
-                                                                   read_per_case_csv)
+    from nnunet_teacher_student.experiments.benchmark_report import (
+        aggregate,
+        markdown_table,
+        paired_table,
+        read_per_case_csv,
+    )
 
     cases = read_per_case_csv((folder / "per_case.csv").read_text())
     records = json.loads((folder / "summary.json").read_text())["records"]
     if kind == "paired":
-        scenarios = list(dict.fromkeys(r["scenario"] for r in sorted(records, key=lambda r: r["n_strong"])))
+        scenarios = list(
+            dict.fromkeys(r["scenario"] for r in sorted(records, key=lambda r: r["n_strong"]))
+        )
         return paired_table(cases, scenarios)
     models = {"test": TEST_MODELS, "teachers": TEACHERS}[kind]
     return markdown_table(aggregate(records, cases), models) + "\n"
 
 
 #: the models of one run's table, in this order, with their names
-RUN_MODELS = {"teacher": "Box teacher (pseudo-labels of the weak cases)", "baseline": "Baseline (strong only)",
-              "so_nnunet": "Control: nnU-Net on strong + pseudo", "so": "SO student", "do": "DO student"}
+RUN_MODELS = {
+    "teacher": "Box teacher (pseudo-labels of the weak cases)",
+    "baseline": "Baseline (strong only)",
+    "so_nnunet": "Control: nnU-Net on strong + pseudo",
+    "so": "SO student",
+    "do": "DO student",
+}
 
 
 def models_table(folder: Path) -> str:
@@ -54,23 +66,38 @@ def models_table(folder: Path) -> str:
     from nnunet_teacher_student.evaluation.aggregate import summarize
     from nnunet_teacher_student.evaluation.statistics import tumour_free_text
 
-    lines = ["| Model | tumour cases | DSC | Recall | Precision | tumour-free cases |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| Model | tumour cases | DSC | Recall | Precision | tumour-free cases |",
+        "|---|---|---|---|---|---|",
+    ]
     for model, name in RUN_MODELS.items():
         path = folder / "evaluation" / model / "per_case.csv"
         if not path.is_file():
             continue
-        cases = [{k: (float(v) if k not in ("case", "dataset", "pred_file", "gt_file", "missing_prediction")
-                      and v not in ("", "nan") else (None if v in ("", "nan") else v)) for k, v in row.items()}
-                 for row in csv.DictReader(path.open())]
+        cases = [
+            {
+                k: (
+                    float(v)
+                    if k not in ("case", "dataset", "pred_file", "gt_file", "missing_prediction")
+                    and v not in ("", "nan")
+                    else (None if v in ("", "nan") else v)
+                )
+                for k, v in row.items()
+            }
+            for row in csv.DictReader(path.open())
+        ]
         s = summarize(cases)
         cell = {m: f"{100 * s['overall'][m]['mean']:.1f}" for m in ("dsc", "recall", "precision")}
-        lines.append(f"| {name} | {s['overall']['n_cases']} | {cell['dsc']} | {cell['recall']} | {cell['precision']} "
-                     f"| {tumour_free_text(s['tumour_free'])} |")
+        lines.append(
+            f"| {name} | {s['overall']['n_cases']} | {cell['dsc']} | {cell['recall']} | {cell['precision']} "
+            f"| {tumour_free_text(s['tumour_free'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def rebuilt(text: str) -> str:
     """``text`` with every marked table rebuilt from its files."""
+
     def one(m: re.Match) -> str:
         return f"<!-- table {m[1]} {m[2]} -->\n{build(m[1], REPO / m[2])}<!-- end table -->"
 
@@ -79,7 +106,10 @@ def rebuilt(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv and argv[0].startswith("--") else "--check"
-    paths = [Path(a) for a in argv if not a.startswith("--")] or [REPO / "README.md", REPO / "BENCHMARKS.md"]
+    paths = [Path(a) for a in argv if not a.startswith("--")] or [
+        REPO / "README.md",
+        REPO / "BENCHMARKS.md",
+    ]
     failed = 0
     for path in paths:
         text = path.read_text()

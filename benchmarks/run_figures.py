@@ -3,6 +3,7 @@ each model's prediction), so that a mean is read beside what it averages.
 
 Usage: python benchmarks/run_figures.py BENCHMARK_DIR SCENARIO SEED OUT_DIR [--cases N]
 """
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,21 @@ def main(argv: list[str]) -> int:
     target.mkdir(parents=True, exist_ok=True)
     qc_file = layout.pseudo / "qc.json"
     qc = json.loads(qc_file.read_text())["cases"] if qc_file.is_file() else []
-    weak = figure_weak_cases(layout.work / "weak", layout.pseudo, target / f"weak_{scenario}{seed}.png", qc=qc,
-                             n_cases=n)
-    preds = {MODEL_NAMES[m]: layout.predictions(m) for m in settings.models
-             if m not in TEACHERS and layout.predictions(m).is_dir()}
-    test = figure_test_cases(pool["test_images"], pool["test_labels"], preds, target / f"test_{scenario}{seed}.png",
-                             n_cases=n)
+    weak = figure_weak_cases(
+        layout.work / "weak", layout.pseudo, target / f"weak_{scenario}{seed}.png", qc=qc, n_cases=n
+    )
+    preds = {
+        MODEL_NAMES[m]: layout.predictions(m)
+        for m in settings.models
+        if m not in TEACHERS and layout.predictions(m).is_dir()
+    }
+    test = figure_test_cases(
+        pool["test_images"],
+        pool["test_labels"],
+        preds,
+        target / f"test_{scenario}{seed}.png",
+        n_cases=n,
+    )
     print(f"written: {weak}, {test}")
     return 0
 

@@ -1,6 +1,7 @@
 """Session fixtures: a tiny phantom study in a temp folder with its own nnU-Net folders, planned and
 preprocessed, with a small plans configuration (patch 16x32x32, 3 stages, 8-32 features). Helpers
 that run nnU-Net's literal commands live in ``nnts_testlib``."""
+
 from __future__ import annotations
 
 import os
@@ -18,10 +19,16 @@ def nnunet_env(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("nnunet")
     env = {
-        "nnUNet_raw": str(base / "raw"), "nnUNet_preprocessed": str(base / "preprocessed"),
-        "nnUNet_results": str(base / "results"), "nnUNet_extTrainer": str(ext_trainer_dir()),
-        "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1",
-        "NNTS_EPOCHS": "2", "NNTS_ITERATIONS": "3", "NNTS_VAL_ITERATIONS": "2", "NNTS_NO_MIRRORING": "1",
+        "nnUNet_raw": str(base / "raw"),
+        "nnUNet_preprocessed": str(base / "preprocessed"),
+        "nnUNet_results": str(base / "results"),
+        "nnUNet_extTrainer": str(ext_trainer_dir()),
+        "nnUNet_def_n_proc": "1",
+        "OMP_NUM_THREADS": "1",
+        "NNTS_EPOCHS": "2",
+        "NNTS_ITERATIONS": "3",
+        "NNTS_VAL_ITERATIONS": "2",
+        "NNTS_NO_MIRRORING": "1",
     }
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         Path(env[k]).mkdir()
@@ -41,8 +48,17 @@ def phantom_study(nnunet_env):
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
 
     out = nnunet_env / "phantom"
-    write_phantom_datasets(out, STRONG_ID, n_strong=6, n_weak=4, n_test=2, seed=7, preset="tiny",
-                           raw_dir=os.environ["nnUNet_raw"], progress=False)
+    write_phantom_datasets(
+        out,
+        STRONG_ID,
+        n_strong=6,
+        n_weak=4,
+        n_test=2,
+        seed=7,
+        preset="tiny",
+        raw_dir=os.environ["nnUNet_raw"],
+        progress=False,
+    )
     return out
 
 
@@ -55,8 +71,14 @@ def planned_datasets(phantom_study) -> dict[int, Path]:
     from nnunet_teacher_student.students.dataset import make_student_dataset
     from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
 
-    make_teacher_dataset(STRONG_ID, TEACHER_ID, "PhantomTeacher", seed=0, weak_dir=phantom_study / "weak",
-                         annotator="exact")
+    make_teacher_dataset(
+        STRONG_ID,
+        TEACHER_ID,
+        "PhantomTeacher",
+        seed=0,
+        weak_dir=phantom_study / "weak",
+        annotator="exact",
+    )
     manifest = phantom_study / "manifest.json"
     make_student_dataset(STRONG_ID, SO_ID, "PhantomSO", "so", manifest=manifest, n_folds=3)
     make_student_dataset(STRONG_ID, DO_ID, "PhantomDO", "do", manifest=manifest, n_folds=3)

@@ -1,4 +1,5 @@
 """Helpers shared by the tests: run nnU-Net's literal commands in subprocesses, plan datasets, train."""
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,12 @@ SMALL_CONFIG = "3d_small"
 STRONG_ID, TEACHER_ID, SO_ID, DO_ID = 501, 502, 503, 504
 
 
-def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False,
-               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_nnunet(
+    args: list[str],
+    timeout: int = 1800,
+    training: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
     """Run an nnU-Net (or nnts) console command; fail the test with its output on error."""
     env = {**os.environ, **(extra_env or {})}
     if training:
@@ -25,7 +30,9 @@ def run_nnunet(args: list[str], timeout: int = 1800, training: bool = False,
     cmd = [nnunet_command(args[0])] + args[1:]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -34,8 +41,20 @@ def plan_and_preprocess(*dataset_ids: int) -> None:
     from nnunet_teacher_student.nnunet.plans import add_small_configuration
 
     ids = [str(i) for i in dataset_ids]
-    run_nnunet(["nnUNetv2_plan_and_preprocess", "-d", *ids, "-c", "3d_fullres", "-npfp", "1", "-np", "1",
-                "--verify_dataset_integrity"])
+    run_nnunet(
+        [
+            "nnUNetv2_plan_and_preprocess",
+            "-d",
+            *ids,
+            "-c",
+            "3d_fullres",
+            "-npfp",
+            "1",
+            "-np",
+            "1",
+            "--verify_dataset_integrity",
+        ]
+    )
     for i in dataset_ids:
         add_small_configuration(i, SMALL_CONFIG)
 
@@ -45,22 +64,42 @@ def train(dataset_id: int, trainer: str, fold: int = 0, validate: bool = True) -
     ``validate=False`` skips nnU-Net's final validation (``NNTS_SKIP_VALIDATION=1``)."""
     from nnunet_teacher_student.nnunet.plans import dataset_folder_name
 
-    run_nnunet(["nnUNetv2_train", str(dataset_id), SMALL_CONFIG, str(fold), "-tr", trainer, "-device", "cpu"],
-               training=True, extra_env=None if validate else {"NNTS_SKIP_VALIDATION": "1"})
+    run_nnunet(
+        [
+            "nnUNetv2_train",
+            str(dataset_id),
+            SMALL_CONFIG,
+            str(fold),
+            "-tr",
+            trainer,
+            "-device",
+            "cpu",
+        ],
+        training=True,
+        extra_env=None if validate else {"NNTS_SKIP_VALIDATION": "1"},
+    )
     name = dataset_folder_name(dataset_id, Path(os.environ["nnUNet_results"]))
     folder = Path(os.environ["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{SMALL_CONFIG}"
     assert (folder / f"fold_{fold}" / "checkpoint_final.pth").is_file()
     return folder
 
 
-def kill9_when(args: list[str], ready, env: dict[str, str] | None = None, timeout: float = 600) -> bool:
+def kill9_when(
+    args: list[str], ready, env: dict[str, str] | None = None, timeout: float = 600
+) -> bool:
     """Start ``args`` in its own process group, wait until ``ready()`` is true, then SIGKILL the whole
     group (children included). Returns False when the command finished before ``ready()`` held."""
     import signal
     import time
 
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, cwd=REPO)
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=REPO,
+    )
     t0 = time.monotonic()
     try:
         while not ready():

@@ -1,5 +1,6 @@
 """A battery of bad inputs across the ``nnts`` subcommands. For each: a non-zero exit, a message that names
 the offending file, no traceback, and nothing written or changed in the working folder."""
+
 from __future__ import annotations
 
 import json
@@ -66,7 +67,9 @@ def text_as_image(t: Path):
 
 
 def text_as_nrrd(t: Path):
-    (t / "ct.nrrd").write_text("NRRD0004\ntype: float\ndimension: 3\nsizes: 10 10 10\nencoding: raw\n\n")
+    (t / "ct.nrrd").write_text(
+        "NRRD0004\ntype: float\ndimension: 3\nsizes: 10 10 10\nencoding: raw\n\n"
+    )
     return ["lungs", "-i", str(t / "ct.nrrd"), "-o", str(t / "out.nii.gz")], "ct.nrrd"
 
 
@@ -90,7 +93,17 @@ def _convert_masks(t: Path, mask: sitk.Image | None, ct: sitk.Image | None = Non
     (t / "masks").mkdir()
     if mask is not None:
         _write(mask, t / "masks" / "a.nii.gz")
-    return ["convert", "folder", str(t / "cts"), "--masks", str(t / "masks"), "-o", str(t / "raw"), "-d", "7"]
+    return [
+        "convert",
+        "folder",
+        str(t / "cts"),
+        "--masks",
+        str(t / "masks"),
+        "-o",
+        str(t / "raw"),
+        "-d",
+        "7",
+    ]
 
 
 def _mask(arr: np.ndarray, like: sitk.Image | None = None) -> sitk.Image:
@@ -149,14 +162,30 @@ def convert_foreign_output(t: Path):
     BoxSet(Geometry.of(_ct()), [Box(3, 8, 8, 13, 13)]).save(t / "boxes" / "a.json")
     (t / "mine").mkdir()
     (t / "mine" / "notes.txt").write_text("my own files")
-    return ["convert", "folder", str(t / "cts"), "--boxes", str(t / "boxes"), "-o", str(t / "mine")], "mine"
+    return [
+        "convert",
+        "folder",
+        str(t / "cts"),
+        "--boxes",
+        str(t / "boxes"),
+        "-o",
+        str(t / "mine"),
+    ], "mine"
 
 
 def _convert_boxes(t: Path, name: str, text: str):
     _write(_ct(), t / "cts" / "a.nii.gz")
     (t / "boxes").mkdir()
     (t / "boxes" / name).write_text(text)
-    return ["convert", "folder", str(t / "cts"), "--boxes", str(t / "boxes"), "-o", str(t / "weak")], "a"
+    return [
+        "convert",
+        "folder",
+        str(t / "cts"),
+        "--boxes",
+        str(t / "boxes"),
+        "-o",
+        str(t / "weak"),
+    ], "a"
 
 
 def boxes_invalid_json(t: Path):
@@ -187,13 +216,22 @@ def boxes_csv_not_numbers(t: Path):
 
 # ------------------------------------------------------------------ VOC XML (``nnts convert lung-pet-ct-dx``)
 def _lpcd(t: Path, xml: str):
-    from dataset_conversion.conftest import write_series   # the DICOM series builder of the converter tests
+    from dataset_conversion.conftest import (
+        write_series,
+    )  # the DICOM series builder of the converter tests
 
     patient = t / "src" / "Lung_Dx-A0001" / "study" / "series"
     write_series(patient, sitk.GetArrayFromImage(_ct((20, 32, 32))))
     (t / "ann" / "A0001").mkdir(parents=True)
     (t / "ann" / "A0001" / "bad.xml").write_text(xml)
-    return ["convert", "lung-pet-ct-dx", str(t / "src"), str(t / "ann"), "-o", str(t / "weak")], "A0001"
+    return [
+        "convert",
+        "lung-pet-ct-dx",
+        str(t / "src"),
+        str(t / "ann"),
+        "-o",
+        str(t / "weak"),
+    ], "A0001"
 
 
 def xml_malformed(t: Path):
@@ -201,14 +239,18 @@ def xml_malformed(t: Path):
 
 
 def xml_hostile_entities(t: Path):
-    bomb = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
-            "<annotation><filename>&lol2;</filename></annotation>")
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+        "<annotation><filename>&lol2;</filename></annotation>"
+    )
     return _lpcd(t, bomb)
 
 
 def xml_external_entity(t: Path):
-    xxe = ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-           "<annotation><filename>&x;</filename></annotation>")
+    xxe = (
+        '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<annotation><filename>&x;</filename></annotation>"
+    )
     return _lpcd(t, xxe)
 
 
@@ -238,7 +280,16 @@ def dicom_no_images(t: Path):
 
 # ------------------------------------------------------------------ weak sets (``nnts pseudo-label --teacher classical``)
 def _pseudo(t: Path, weak: Path):
-    return ["pseudo-label", "--teacher", "classical", "-i", str(weak), "-o", str(t / "pseudo"), "--quiet"]
+    return [
+        "pseudo-label",
+        "--teacher",
+        "classical",
+        "-i",
+        str(weak),
+        "-o",
+        str(t / "pseudo"),
+        "--quiet",
+    ]
 
 
 def weak_set_missing(t: Path):
@@ -246,7 +297,9 @@ def weak_set_missing(t: Path):
 
 
 def weak_boxes_other_geometry(t: Path):
-    weak = _weak_set(t / "weak", _box_doc(geometry={**json.loads(_box_doc())["geometry"], "size": [30, 30, 8]}))
+    weak = _weak_set(
+        t / "weak", _box_doc(geometry={**json.loads(_box_doc())["geometry"], "size": [30, 30, 8]})
+    )
     return _pseudo(t, weak), "w.json"
 
 
@@ -265,7 +318,16 @@ def weak_truncated_ct(t: Path):
 def _evaluate(t: Path, pred: sitk.Image, gt: sitk.Image | None = None):
     _write(pred, t / "pred" / "c.nii.gz")
     _write(gt or _mask((sitk.GetArrayFromImage(_ct()) > 0).astype(np.uint8)), t / "gt" / "c.nii.gz")
-    return ["evaluate", "--pred", str(t / "pred"), "--gt", str(t / "gt"), "-o", str(t / "eval"), "--quiet"]
+    return [
+        "evaluate",
+        "--pred",
+        str(t / "pred"),
+        "--gt",
+        str(t / "gt"),
+        "-o",
+        str(t / "eval"),
+        "--quiet",
+    ]
 
 
 def eval_geometry_mismatch(t: Path):
@@ -292,7 +354,18 @@ def eval_truncated_prediction(t: Path):
 # ------------------------------------------------------------------ models (``nnts predict``)
 def _predict(t: Path, model: Path, *extra: str):
     _write(_ct(), t / "ct.nii.gz")
-    return ["predict", "-i", str(t / "ct.nii.gz"), "-o", str(t / "out"), "-m", str(model), "-device", "cpu", *extra]
+    return [
+        "predict",
+        "-i",
+        str(t / "ct.nii.gz"),
+        "-o",
+        str(t / "out"),
+        "-m",
+        str(model),
+        "-device",
+        "cpu",
+        *extra,
+    ]
 
 
 def model_not_a_model(t: Path):
@@ -346,28 +419,81 @@ def teacher_dataset_unknown_strong(t: Path):
 def synth_existing_output(t: Path):
     (t / "ph" / "manifest.json").parent.mkdir()
     (t / "ph" / "manifest.json").write_text("{}")
-    return ["synth", "-o", str(t / "ph"), "-d", "989", "--raw", str(t / "raw"), "--strong", "1", "--weak", "0",
-            "--test", "0", "--preset", "tiny"], "manifest.json"
+    return [
+        "synth",
+        "-o",
+        str(t / "ph"),
+        "-d",
+        "989",
+        "--raw",
+        str(t / "raw"),
+        "--strong",
+        "1",
+        "--weak",
+        "0",
+        "--test",
+        "0",
+        "--preset",
+        "tiny",
+    ], "manifest.json"
 
 
 BATTERY: list[Callable[[Path], tuple[list[str], str]]] = [
-    truncated_gzip, empty_image, text_as_image, text_as_nrrd, image_2d, image_4d, missing_image,
-    convert_truncated_ct, convert_mask_other_geometry, convert_mask_label_values, convert_float_mask,
-    convert_missing_mask, convert_empty_mask, convert_bad_dataset_id, convert_id_collision, convert_foreign_output,
-    boxes_invalid_json, boxes_missing_geometry, boxes_outside_image, boxes_inverted, boxes_csv_missing_column,
-    boxes_csv_not_numbers, xml_malformed, xml_hostile_entities, xml_external_entity,
-    dicom_corrupt_file, dicom_missing_slice, dicom_no_images,
-    weak_set_missing, weak_boxes_other_geometry, weak_boxes_bad_version, weak_truncated_ct,
-    eval_geometry_mismatch, eval_float_labels, eval_missing_prediction, eval_truncated_prediction,
-    model_not_a_model, model_without_folds, model_missing_fold, predict_empty_input_folder,
-    config_missing, config_not_toml, config_unknown_key, config_unknown_section,
-    teacher_dataset_unknown_strong, synth_existing_output,
+    truncated_gzip,
+    empty_image,
+    text_as_image,
+    text_as_nrrd,
+    image_2d,
+    image_4d,
+    missing_image,
+    convert_truncated_ct,
+    convert_mask_other_geometry,
+    convert_mask_label_values,
+    convert_float_mask,
+    convert_missing_mask,
+    convert_empty_mask,
+    convert_bad_dataset_id,
+    convert_id_collision,
+    convert_foreign_output,
+    boxes_invalid_json,
+    boxes_missing_geometry,
+    boxes_outside_image,
+    boxes_inverted,
+    boxes_csv_missing_column,
+    boxes_csv_not_numbers,
+    xml_malformed,
+    xml_hostile_entities,
+    xml_external_entity,
+    dicom_corrupt_file,
+    dicom_missing_slice,
+    dicom_no_images,
+    weak_set_missing,
+    weak_boxes_other_geometry,
+    weak_boxes_bad_version,
+    weak_truncated_ct,
+    eval_geometry_mismatch,
+    eval_float_labels,
+    eval_missing_prediction,
+    eval_truncated_prediction,
+    model_not_a_model,
+    model_without_folds,
+    model_missing_fold,
+    predict_empty_input_folder,
+    config_missing,
+    config_not_toml,
+    config_unknown_key,
+    config_unknown_section,
+    teacher_dataset_unknown_strong,
+    synth_existing_output,
 ]
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in root.rglob("*") if p.is_file() or p.is_dir()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file() or p.is_dir()
+    }
 
 
 @pytest.mark.parametrize("make", BATTERY, ids=[f.__name__ for f in BATTERY])

@@ -1,4 +1,5 @@
 """`nnts env` and the folder nnU-Net searches for our trainers."""
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,15 @@ def test_env_prints_exports_for_unset_folders_and_the_trainer_folder(capsys, mon
 def test_ext_folder_holds_only_the_reexport_module_and_nnunet_finds_every_trainer():
     files = [p.name for p in ext_trainer_dir().iterdir() if p.name != "__pycache__"]
     assert files == ["nnts_trainers.py"]
-    code = ("from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f\n"
-            f"names = {list(TRAINERS)!r}\n"
-            "print(all(f(n).__name__ == n for n in names))")
+    code = (
+        "from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f\n"
+        f"names = {list(TRAINERS)!r}\n"
+        "print(all(f(n).__name__ == n for n in names))"
+    )
     env = dict(os.environ, nnUNet_extTrainer=str(ext_trainer_dir()))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "True"
 

@@ -1,4 +1,5 @@
 """The package's layers, read statically (``ast``, nothing imported): which stage may import which."""
+
 from __future__ import annotations
 
 import ast
@@ -29,7 +30,9 @@ def imports_of(path: Path) -> set[str]:
             if node.level:
                 base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)   # `from . import x`: x may be a module
+            found.update(
+                f"{base}.{alias.name}" for alias in node.names
+            )  # `from . import x`: x may be a module
     return found
 
 
@@ -43,29 +46,74 @@ def in_stage(stage: str) -> dict[str, set[str]]:
 
 def offenders(stage: str, forbidden: tuple[str, ...]) -> list[str]:
     modules = in_stage(stage)
-    assert modules, f"no modules in {stage}"   # a renamed stage must not make the rule pass vacuously
-    return sorted(f"{m} imports {i}" for m, imports in modules.items() for i in imports
-                  if any(i == f or i.startswith(f + ".") for f in forbidden))
+    assert modules, (
+        f"no modules in {stage}"
+    )  # a renamed stage must not make the rule pass vacuously
+    return sorted(
+        f"{m} imports {i}"
+        for m, imports in modules.items()
+        for i in imports
+        if any(i == f or i.startswith(f + ".") for f in forbidden)
+    )
 
 
-@pytest.mark.parametrize("stage, forbidden", [
-    ("trainers", (f"{NAME}.cli", f"{NAME}.commands", f"{NAME}.workflow", f"{NAME}.experiments")),
-    ("formats", ("torch", f"{NAME}.trainers")),
-    ("evaluation", (f"{NAME}.trainers",)),
-    ("dataset_conversion", (f"{NAME}.trainers",)),
-    ("core", tuple(f"{NAME}.{s}" for s in ("formats", "nnunet", "teacher", "students", "pseudo_labels", "workflow",
-                                           "experiments", "reporting", "commands", "trainers"))),
-    ("workflow", (f"{NAME}.experiments", f"{NAME}.commands", f"{NAME}.reporting")),
-    ("reporting", (f"{NAME}.commands", f"{NAME}.cli")),
-])
+@pytest.mark.parametrize(
+    "stage, forbidden",
+    [
+        (
+            "trainers",
+            (f"{NAME}.cli", f"{NAME}.commands", f"{NAME}.workflow", f"{NAME}.experiments"),
+        ),
+        ("formats", ("torch", f"{NAME}.trainers")),
+        ("evaluation", (f"{NAME}.trainers",)),
+        ("dataset_conversion", (f"{NAME}.trainers",)),
+        (
+            "core",
+            tuple(
+                f"{NAME}.{s}"
+                for s in (
+                    "formats",
+                    "nnunet",
+                    "teacher",
+                    "students",
+                    "pseudo_labels",
+                    "workflow",
+                    "experiments",
+                    "reporting",
+                    "commands",
+                    "trainers",
+                )
+            ),
+        ),
+        ("workflow", (f"{NAME}.experiments", f"{NAME}.commands", f"{NAME}.reporting")),
+        ("reporting", (f"{NAME}.commands", f"{NAME}.cli")),
+    ],
+)
 def test_stage_does_not_import(stage, forbidden):
     assert offenders(stage, forbidden) == []
 
 
 #: the stages from the bottom up: a stage may import its own and lower ranks only
-RANKS = {"core": 0, "formats": 1, "lungs": 1, "phantom": 2, "nnunet": 2, "evaluation": 2, "dataset_conversion": 2,
-         "prediction": 3, "trainers": 3, "teacher": 4, "pseudo_labels": 5, "students": 6, "workflow": 7,
-         "reporting": 8, "experiments": 9, "commands": 10, "cli": 11, "nnunet_ext": 11}
+RANKS = {
+    "core": 0,
+    "formats": 1,
+    "lungs": 1,
+    "phantom": 2,
+    "nnunet": 2,
+    "evaluation": 2,
+    "dataset_conversion": 2,
+    "prediction": 3,
+    "trainers": 3,
+    "teacher": 4,
+    "pseudo_labels": 5,
+    "students": 6,
+    "workflow": 7,
+    "reporting": 8,
+    "experiments": 9,
+    "commands": 10,
+    "cli": 11,
+    "nnunet_ext": 11,
+}
 #: back arrows not yet removed (issue 33: workflow steps still run nnts command lines through the CLI's parser)
 KNOWN_BACK_ARROWS = {("workflow.steps", "cli")}
 
@@ -87,7 +135,9 @@ def back_arrows(modules: dict[str, set[str]]) -> list[str]:
             if (module.removeprefix(NAME + "."), b) in KNOWN_BACK_ARROWS:
                 continue
             if RANKS[b] >= RANKS[a]:
-                out.append(f"{module} ({a}, rank {RANKS[a]}) imports {target} ({b}, rank {RANKS[b]})")
+                out.append(
+                    f"{module} ({a}, rank {RANKS[a]}) imports {target} ({b}, rank {RANKS[b]})"
+                )
     return sorted(out)
 
 
@@ -103,10 +153,11 @@ def test_no_stage_imports_upward_or_sideways():
 def test_a_planted_back_arrow_is_caught():
     planted = dict(MODULES)
     planted[f"{NAME}.core.planted"] = {f"{NAME}.experiments.benchmark"}
-    planted[f"{NAME}.prediction.planted"] = {f"{NAME}.trainers.base"}   # same rank, another stage
+    planted[f"{NAME}.prediction.planted"] = {f"{NAME}.trainers.base"}  # same rank, another stage
     assert back_arrows(planted) == [
         f"{NAME}.core.planted (core, rank 0) imports {NAME}.experiments.benchmark (experiments, rank 9)",
-        f"{NAME}.prediction.planted (prediction, rank 3) imports {NAME}.trainers.base (trainers, rank 3)"]
+        f"{NAME}.prediction.planted (prediction, rank 3) imports {NAME}.trainers.base (trainers, rank 3)",
+    ]
 
 
 def test_only_the_step_runner_calls_the_cli():
@@ -130,9 +181,14 @@ def test_every_internal_import_names_an_existing_module_or_name():
             if target != NAME and not target.startswith(NAME + "."):
                 continue
             rel = Path(*target.split("."))
-            exists = any((PACKAGE.parent / p).exists() for p in (rel.with_suffix(".py"), rel / "__init__.py"))
+            exists = any(
+                (PACKAGE.parent / p).exists() for p in (rel.with_suffix(".py"), rel / "__init__.py")
+            )
             parent = Path(*target.split(".")[:-1])
-            is_name = any((PACKAGE.parent / p).exists() for p in (parent.with_suffix(".py"), parent / "__init__.py"))
+            is_name = any(
+                (PACKAGE.parent / p).exists()
+                for p in (parent.with_suffix(".py"), parent / "__init__.py")
+            )
             if not exists and not is_name:
                 missing.append(f"{module}: {target}")
     assert missing == []

@@ -9,6 +9,7 @@ patient.
 
     python benchmarks/real_ct/msd_pool.py /work/realdata/msd /work/realdata/msd_pool
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,10 @@ def read_patches(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import h5py
 
     with h5py.File(path, "r") as f:
-        images, labels = f["images"][:, 0].astype(np.float32), (f["labels"][:, 0] > 0.5).astype(np.uint8)
+        images, labels = (
+            f["images"][:, 0].astype(np.float32),
+            (f["labels"][:, 0] > 0.5).astype(np.uint8),
+        )
     return images, labels
 
 
@@ -49,8 +53,12 @@ def write_case(image: np.ndarray, label: np.ndarray, image_path: Path, label_pat
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("src", type=Path, help="folder with val_patches.h5, test_patches.h5 and README.md")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "src", type=Path, help="folder with val_patches.h5, test_patches.h5 and README.md"
+    )
     ap.add_argument("out", type=Path, help="the pool folder to write (refused when it exists)")
     a = ap.parse_args()
     if a.out.exists():
@@ -58,7 +66,10 @@ def main() -> None:
     readme = (a.src / "README.md").read_text()
     tmp = a.out.with_name(a.out.name + ".part")
     cases = {}
-    for split, file, where in (("train", "val_patches.h5", "dataset"), ("test", "test_patches.h5", "test")):
+    for split, file, where in (
+        ("train", "val_patches.h5", "dataset"),
+        ("test", "test_patches.h5", "test"),
+    ):
         images, labels = read_patches(a.src / file)
         ids = patients(readme, "Val" if split == "train" else "Test")
         if len(images) != PATCHES_PER_PATIENT * len(ids):
@@ -67,21 +78,45 @@ def main() -> None:
             patient = ids[k // PATCHES_PER_PATIENT]
             case = f"{patient}_p{k % PATCHES_PER_PATIENT}"
             if split == "train":
-                write_case(image, label, tmp / where / "imagesTr" / f"{case}_0000.nii.gz",
-                           tmp / where / "labelsTr" / f"{case}.nii.gz")
+                write_case(
+                    image,
+                    label,
+                    tmp / where / "imagesTr" / f"{case}_0000.nii.gz",
+                    tmp / where / "labelsTr" / f"{case}.nii.gz",
+                )
             else:
-                write_case(image, label, tmp / where / "images" / f"{case}.nii.gz",
-                           tmp / where / "labels" / f"{case}.nii.gz")
-            cases[case] = {"patient": patient, "site": "msd", "dataset": "msd-lung-2mm-patches", "split": split,
-                           "tumour_pixels": int(label.sum())}
+                write_case(
+                    image,
+                    label,
+                    tmp / where / "images" / f"{case}.nii.gz",
+                    tmp / where / "labels" / f"{case}.nii.gz",
+                )
+            cases[case] = {
+                "patient": patient,
+                "site": "msd",
+                "dataset": "msd-lung-2mm-patches",
+                "split": split,
+                "tumour_pixels": int(label.sum()),
+            }
     n_train = sum(c["split"] == "train" for c in cases.values())
-    (tmp / "dataset" / "dataset.json").write_text(json.dumps(
-        {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumour": 1}, "numTraining": n_train,
-         "file_ending": ".nii.gz", "name": "MSDLungPatches"}, indent=1))
+    (tmp / "dataset" / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "CT"},
+                "labels": {"background": 0, "tumour": 1},
+                "numTraining": n_train,
+                "file_ending": ".nii.gz",
+                "name": "MSDLungPatches",
+            },
+            indent=1,
+        )
+    )
     (tmp / "manifest.json").write_text(json.dumps({"cases": cases}, indent=1))
     tmp.rename(a.out)
-    print(f"wrote {a.out}: {n_train} pool patches, {len(cases) - n_train} test patches "
-          f"({sum(c['tumour_pixels'] == 0 for c in cases.values())} tumour-free)")
+    print(
+        f"wrote {a.out}: {n_train} pool patches, {len(cases) - n_train} test patches "
+        f"({sum(c['tumour_pixels'] == 0 for c in cases.values())} tumour-free)"
+    )
 
 
 if __name__ == "__main__":

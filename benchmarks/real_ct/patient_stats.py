@@ -8,6 +8,7 @@ per-patient table, means with bootstrap 95 % CIs over patients and paired Wilcox
 
     python benchmarks/real_ct/patient_stats.py /work/realdata/msd_bench -o benchmarks/results/DATE_msd2d
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,13 +17,29 @@ import json
 import math
 from pathlib import Path
 
-from nnunet_teacher_student.evaluation.statistics import case_mean, group_average, paired_cases, seed_average
+from nnunet_teacher_student.evaluation.statistics import (
+    case_mean,
+    group_average,
+    paired_cases,
+    seed_average,
+)
 
 ORDER = ("baseline", "so", "do", "upper", "teacher", "point_teacher")
-NAMES = {"baseline": "Baseline (strong only)", "so": "SO student", "do": "DO student",
-         "upper": "Upper bound (true masks)", "teacher": "Box teacher (weak set)",
-         "point_teacher": "Point teacher (weak set)"}
-PAIRS = (("so", "baseline"), ("do", "baseline"), ("do", "so"), ("upper", "baseline"), ("do", "upper"))
+NAMES = {
+    "baseline": "Baseline (strong only)",
+    "so": "SO student",
+    "do": "DO student",
+    "upper": "Upper bound (true masks)",
+    "teacher": "Box teacher (weak set)",
+    "point_teacher": "Point teacher (weak set)",
+}
+PAIRS = (
+    ("so", "baseline"),
+    ("do", "baseline"),
+    ("do", "so"),
+    ("upper", "baseline"),
+    ("do", "upper"),
+)
 
 
 def read_rows(bench: Path) -> list[dict]:
@@ -50,37 +67,61 @@ def fmt(x: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("bench", type=Path, help="the nnts benchmark folder")
-    ap.add_argument("-o", "--out", type=Path, required=True, help="folder for patients.md and per_patient.csv")
+    ap.add_argument(
+        "-o", "--out", type=Path, required=True, help="folder for patients.md and per_patient.csv"
+    )
     a = ap.parse_args()
     manifest = json.loads((a.bench / "pool" / "manifest.json").read_text())["cases"]
     patients = {c: v["patient"] for c, v in manifest.items()}
     rows = read_rows(a.bench)
     models = [m for m in ORDER if any(r["model"] == m for r in rows)]
     table = {m: per_patient(rows, patients, m) for m in models}
-    lines = ["| Model | patients | DSC [95 % CI over patients] | tumour-free patches with FP |", "|---|---|---|---|"]
+    lines = [
+        "| Model | patients | DSC [95 % CI over patients] | tumour-free patches with FP |",
+        "|---|---|---|---|",
+    ]
     for m in models:
         s = case_mean(table[m])
         fp, n = false_positives(rows, m)
-        lines.append(f"| {NAMES[m]} | {s['n']} | {fmt(s['mean'])} [{fmt(s['low'])}, {fmt(s['high'])}] | {fp} / {n} |")
-    lines += ["", "| Comparison | patients | mean ΔDSC [95 % CI] | better / worse | Wilcoxon p |", "|---|---|---|---|---|"]
+        lines.append(
+            f"| {NAMES[m]} | {s['n']} | {fmt(s['mean'])} [{fmt(s['low'])}, {fmt(s['high'])}] | {fp} / {n} |"
+        )
+    lines += [
+        "",
+        "| Comparison | patients | mean ΔDSC [95 % CI] | better / worse | Wilcoxon p |",
+        "|---|---|---|---|---|",
+    ]
     for x, y in PAIRS:
         if x in table and y in table:
             d = paired_cases(table[x], table[y])
             p = "–" if d["p"] is None else f"{d['p']:.2g}"
-            lines.append(f"| {NAMES[x]} − {NAMES[y]} | {d['n']} | {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] "
-                         f"| {d['better']} / {d['worse']} | {p} |")
+            lines.append(
+                f"| {NAMES[x]} − {NAMES[y]} | {d['n']} | {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}] "
+                f"| {d['better']} / {d['worse']} | {p} |"
+            )
     ids = sorted({p for t in table.values() for p in t})
-    lines += ["", "Per patient (DSC %, tumour patches, seeds averaged per patch first):", "",
-              "| Patient | " + " | ".join(NAMES[m] for m in models) + " |", "|---" * (len(models) + 1) + "|"]
-    lines += [f"| {p} | " + " | ".join(fmt(table[m].get(p, math.nan)) for m in models) + " |" for p in ids]
+    lines += [
+        "",
+        "Per patient (DSC %, tumour patches, seeds averaged per patch first):",
+        "",
+        "| Patient | " + " | ".join(NAMES[m] for m in models) + " |",
+        "|---" * (len(models) + 1) + "|",
+    ]
+    lines += [
+        f"| {p} | " + " | ".join(fmt(table[m].get(p, math.nan)) for m in models) + " |" for p in ids
+    ]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "patients.md").write_text("\n".join(lines) + "\n")
     with open(a.out / "per_patient.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["patient", *models])
-        w.writerows([[p, *(round(table[m][p], 2) if p in table[m] else "" for m in models)] for p in ids])
+        w.writerows(
+            [[p, *(round(table[m][p], 2) if p in table[m] else "" for m in models)] for p in ids]
+        )
     print("\n".join(lines))
 
 

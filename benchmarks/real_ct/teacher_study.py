@@ -9,6 +9,7 @@ goes on. Seeded: boxes (``--seed``), trainings (``NNTS_SEED``).
     python benchmarks/real_ct/teacher_study.py --raw /work/realdata/nnUNet_raw --strong 901 \\
         --work /work/realdata/teacher_study --epochs 20 --iterations 50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,13 +37,21 @@ def sh(args: list, env: dict, log: Path) -> None:
         f.flush()
         code = subprocess.call([str(a) for a in args], env=env, stdout=f, stderr=subprocess.STDOUT)
     if code:
-        sys.exit(f"failed ({code}): {' '.join(map(str, args))}\n" + "".join(open(log).readlines()[-25:]))
+        sys.exit(
+            f"failed ({code}): {' '.join(map(str, args))}\n" + "".join(open(log).readlines()[-25:])
+        )
 
 
 def nnunet_env(a) -> dict:
-    env = dict(os.environ, nnUNet_raw=str(a.raw), nnUNet_preprocessed=str(a.work / "nnUNet_preprocessed"),
-               nnUNet_results=str(a.work / "nnUNet_results"), nnUNet_def_n_proc="1", OMP_NUM_THREADS="1",
-               nnUNet_extTrainer=str(REPO / "nnunet_teacher_student" / "nnunet_ext"))
+    env = dict(
+        os.environ,
+        nnUNet_raw=str(a.raw),
+        nnUNet_preprocessed=str(a.work / "nnUNet_preprocessed"),
+        nnUNet_results=str(a.work / "nnUNet_results"),
+        nnUNet_def_n_proc="1",
+        OMP_NUM_THREADS="1",
+        nnUNet_extTrainer=str(REPO / "nnunet_teacher_student" / "nnunet_ext"),
+    )
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         os.environ[k] = env[k]
     return env
@@ -55,7 +64,11 @@ def write_weak_set(a) -> Path:
     from nnunet_teacher_student.formats.annotator import annotator_from
     from nnunet_teacher_student.formats.boxes import BoxSet, boxes_from_mask
     from nnunet_teacher_student.formats.weak_set import WeakSet
-    from nnunet_teacher_student.nnunet.raw_dataset import find_raw_dataset, link_or_copy, training_cases
+    from nnunet_teacher_student.nnunet.raw_dataset import (
+        find_raw_dataset,
+        link_or_copy,
+        training_cases,
+    )
 
     out = a.work / "weak"
     src = find_raw_dataset(a.strong)
@@ -68,8 +81,16 @@ def write_weak_set(a) -> Path:
         image = src / "imagesTr" / f"{case}_0000.nii.gz"
         ct = read_image(image)
         label = read_label(src / "labelsTr" / f"{case}.nii.gz", ct)
-        boxset = BoxSet(Geometry.of(ct), boxes_from_mask(label, "lesion", seed=case_seed(a.seed, i),
-                                                         annotator=annotator, spacing_zyx=spacing_zyx(ct)))
+        boxset = BoxSet(
+            Geometry.of(ct),
+            boxes_from_mask(
+                label,
+                "lesion",
+                seed=case_seed(a.seed, i),
+                annotator=annotator,
+                spacing_zyx=spacing_zyx(ct),
+            ),
+        )
         link_or_copy(src / "labelsTr" / f"{case}.nii.gz", weak.label_path(case))
         boxset.save(weak.boxes_path(case))
         link_or_copy(image, weak.image_path(case))
@@ -84,18 +105,60 @@ def plan(a, env: dict) -> None:
     d, log = a.teacher_id, a.work / "logs" / "plan.log"
     pre = a.work / "nnUNet_preprocessed"
     if not any(a.raw.glob(f"Dataset{d:03d}_*")):
-        n = int(json.loads(next(a.raw.glob(f"Dataset{a.strong:03d}_*/dataset.json")).read_text())["numTraining"])
-        sh([sys.executable, "-m", "nnunet_teacher_student.cli", "make-teacher-dataset", "--strong", a.strong,
-            "-d", d, "--name", "RealCTTeacher", "--seed", a.seed, "--folds", n], env, log)
+        n = int(
+            json.loads(next(a.raw.glob(f"Dataset{a.strong:03d}_*/dataset.json")).read_text())[
+                "numTraining"
+            ]
+        )
+        sh(
+            [
+                sys.executable,
+                "-m",
+                "nnunet_teacher_student.cli",
+                "make-teacher-dataset",
+                "--strong",
+                a.strong,
+                "-d",
+                d,
+                "--name",
+                "RealCTTeacher",
+                "--seed",
+                a.seed,
+                "--folds",
+                n,
+            ],
+            env,
+            log,
+        )
     folder = next(pre.glob(f"Dataset{d:03d}_*"), None)
     data = folder / f"nnUNetPlans_{a.config}" if folder else None
     if data and data.is_dir() and any(data.glob("*.pkl")):
         return
-    sh(["nnUNetv2_extract_fingerprint", "-d", d, "-np", 1, "--verify_dataset_integrity", "--clean"], env, log)
+    sh(
+        [
+            "nnUNetv2_extract_fingerprint",
+            "-d",
+            d,
+            "-np",
+            1,
+            "--verify_dataset_integrity",
+            "--clean",
+        ],
+        env,
+        log,
+    )
     use_box_window(d)
     sh(["nnUNetv2_plan_experiment", "-d", d], env, log)
-    add_small_configuration(d, a.config, tuple(a.patch), tuple(a.features), a.batch, "3d_fullres", "nnUNetPlans",
-                            tuple(a.spacing))
+    add_small_configuration(
+        d,
+        a.config,
+        tuple(a.patch),
+        tuple(a.features),
+        a.batch,
+        "3d_fullres",
+        "nnUNetPlans",
+        tuple(a.spacing),
+    )
     assert plans_path(d).is_file()
     sh(["nnUNetv2_preprocess", "-d", d, "-c", a.config, "-np", 1], env, log)
 
@@ -111,11 +174,31 @@ def train(a, env: dict, kind: str, fold: int) -> None:
     if (fold_dir / "checkpoint_final.pth").is_file():
         return
     resume = ["--c"] if (fold_dir / "checkpoint_latest.pth").is_file() else []
-    budget = dict(env, NNTS_EPOCHS=str(a.epochs), NNTS_ITERATIONS=str(a.iterations), NNTS_VAL_ITERATIONS="2",
-                  NNTS_SEED=str(a.seed), NNTS_SKIP_VALIDATION="1", nnUNet_n_proc_DA="0")
+    budget = dict(
+        env,
+        NNTS_EPOCHS=str(a.epochs),
+        NNTS_ITERATIONS=str(a.iterations),
+        NNTS_VAL_ITERATIONS="2",
+        NNTS_SEED=str(a.seed),
+        NNTS_SKIP_VALIDATION="1",
+        nnUNet_n_proc_DA="0",
+    )
     print(f"train {kind} teacher, fold {fold}", flush=True)
-    sh(["nnUNetv2_train", a.teacher_id, a.config, fold, "-tr", TRAINERS[kind], "-device", "cpu", *resume], budget,
-       a.work / "logs" / f"train_{kind}_{fold}.log")
+    sh(
+        [
+            "nnUNetv2_train",
+            a.teacher_id,
+            a.config,
+            fold,
+            "-tr",
+            TRAINERS[kind],
+            "-device",
+            "cpu",
+            *resume,
+        ],
+        budget,
+        a.work / "logs" / f"train_{kind}_{fold}.log",
+    )
 
 
 def held_out(a) -> list[list[str]]:
@@ -129,17 +212,51 @@ def predict(a, env: dict, kind: str, fold: int, cases: list[str], weak: Path) ->
         target = out / f"{case}.nii.gz"
         if target.is_file():
             continue
-        sh([sys.executable, "-m", "nnunet_teacher_student.cli", "teacher-predict", "-i",
-            weak / "images" / f"{case}.nii.gz", "-b", weak / "boxes" / f"{case}.json", "-o", target,
-            "-m", model_dir(a, kind), "-f", fold, "-device", "cpu", "--disable-tta"], env,
-           a.work / "logs" / f"predict_{kind}.log")
+        sh(
+            [
+                sys.executable,
+                "-m",
+                "nnunet_teacher_student.cli",
+                "teacher-predict",
+                "-i",
+                weak / "images" / f"{case}.nii.gz",
+                "-b",
+                weak / "boxes" / f"{case}.json",
+                "-o",
+                target,
+                "-m",
+                model_dir(a, kind),
+                "-f",
+                fold,
+                "-device",
+                "cpu",
+                "--disable-tta",
+            ],
+            env,
+            a.work / "logs" / f"predict_{kind}.log",
+        )
 
 
 def classical(a, env: dict, weak: Path) -> None:
     out = a.work / "predictions" / "classical"
     if not (out / "qc.json").is_file():
-        sh([sys.executable, "-m", "nnunet_teacher_student.cli", "pseudo-label", "--teacher", "classical", "-i", weak,
-            "-o", out, "--quiet"], env, a.work / "logs" / "classical.log")
+        sh(
+            [
+                sys.executable,
+                "-m",
+                "nnunet_teacher_student.cli",
+                "pseudo-label",
+                "--teacher",
+                "classical",
+                "-i",
+                weak,
+                "-o",
+                out,
+                "--quiet",
+            ],
+            env,
+            a.work / "logs" / "classical.log",
+        )
 
 
 def tumour_scores(pred_file: Path, label_file: Path) -> list[dict]:
@@ -158,12 +275,22 @@ def tumour_scores(pred_file: Path, label_file: Path) -> list[dict]:
         z, y, x = np.nonzero(t)
         gy, gx = int(np.ceil(10 / sy)), int(np.ceil(10 / sx))
         zone = np.zeros_like(t)
-        zone[z.min():z.max() + 1, max(y.min() - gy, 0):y.max() + gy + 1, max(x.min() - gx, 0):x.max() + gx + 1] = True
+        zone[
+            z.min() : z.max() + 1,
+            max(y.min() - gy, 0) : y.max() + gy + 1,
+            max(x.min() - gx, 0) : x.max() + gx + 1,
+        ] = True
         zone &= ~(truth & ~t)
         p = pred & zone
         dsc = 2 * (p & t).sum() / max(p.sum() + t.sum(), 1)
-        out.append({"tumour": k, "volume_ml": round(float(t.sum() * sz * sy * sx / 1000), 2),
-                    "dsc": round(float(dsc), 4), "detected": bool((p & t).sum() >= 0.25 * t.sum())})
+        out.append(
+            {
+                "tumour": k,
+                "volume_ml": round(float(t.sum() * sz * sy * sx / 1000), 2),
+                "dsc": round(float(dsc), 4),
+                "detected": bool((p & t).sum() >= 0.25 * t.sum()),
+            }
+        )
     return out
 
 
@@ -180,22 +307,34 @@ def score(a, weak: Path) -> dict:
             p = sitk.GetArrayFromImage(sitk.ReadImage(str(pred))) > 0
             t = sitk.GetArrayFromImage(sitk.ReadImage(str(label))) > 0
             for tum in tumour_scores(pred, label):
-                rows.append({"method": kind, "case": case, "case_dsc": round(float(dice(p, t)), 4), **tum})
+                rows.append(
+                    {"method": kind, "case": case, "case_dsc": round(float(dice(p, t)), 4), **tum}
+                )
     summary = {}
     for kind in (*a.kinds, "classical"):
         r = [x for x in rows if x["method"] == kind]
         if r:
             cases = {x["case"]: x["case_dsc"] for x in r}
-            summary[kind] = {"tumours": len(r), "tumour_dsc_mean": round(100 * float(np.mean([x["dsc"] for x in r])), 1),
-                             "recall": round(100 * float(np.mean([x["detected"] for x in r])), 1),
-                             "patients": len(cases), "case_dsc_mean": round(100 * float(np.mean(list(cases.values()))), 1)}
+            summary[kind] = {
+                "tumours": len(r),
+                "tumour_dsc_mean": round(100 * float(np.mean([x["dsc"] for x in r])), 1),
+                "recall": round(100 * float(np.mean([x["detected"] for x in r])), 1),
+                "patients": len(cases),
+                "case_dsc_mean": round(100 * float(np.mean(list(cases.values()))), 1),
+            }
     return {"rows": rows, "summary": summary}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--raw", type=Path, required=True, help="nnUNet_raw holding the converted real dataset")
-    ap.add_argument("--strong", type=int, default=901, help="converted real dataset id (nnts convert)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--raw", type=Path, required=True, help="nnUNet_raw holding the converted real dataset"
+    )
+    ap.add_argument(
+        "--strong", type=int, default=901, help="converted real dataset id (nnts convert)"
+    )
     ap.add_argument("--teacher-id", type=int, default=911)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--kinds", nargs="+", default=["box", "point"], choices=list(TRAINERS))
@@ -219,9 +358,19 @@ def main() -> None:
         for kind in a.kinds:
             train(a, env, kind, fold)
             predict(a, env, kind, fold, cases, weak)
-    result = {"meta": run_meta(spacing=a.spacing, patch=a.patch, features=a.features, epochs=a.epochs,
-                               iterations=a.iterations, seed=a.seed, annotator=a.annotator, folds=held_out(a)),
-              **score(a, weak)}
+    result = {
+        "meta": run_meta(
+            spacing=a.spacing,
+            patch=a.patch,
+            features=a.features,
+            epochs=a.epochs,
+            iterations=a.iterations,
+            seed=a.seed,
+            annotator=a.annotator,
+            folds=held_out(a),
+        ),
+        **score(a, weak),
+    }
     print(json.dumps(result["summary"], indent=1))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """``nnts benchmark``: the teacher-student method against plain nnU-Net on phantoms, scenarios x seeds."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,12 @@ import time
 from pathlib import Path
 
 from . import add_phantom_run_arguments
-from ..experiments.benchmark_run import SETTINGS_FILE, only_runs, stored_settings, write_benchmark_report
+from ..experiments.benchmark_run import (
+    SETTINGS_FILE,
+    only_runs,
+    stored_settings,
+    write_benchmark_report,
+)
 
 
 def _scenarios(values: list[str] | None) -> tuple[dict[str, int], dict[str, list[str]]] | None:
@@ -22,8 +28,10 @@ def _scenarios(values: list[str] | None) -> tuple[dict[str, int], dict[str, list
         name, _, rest = v.partition("=")
         n, _, where = rest.partition("@")
         if not n.isdigit() or (rest.count("@") and not where):
-            raise InputError(f"--scenarios takes NAME=STRONG_COUNT[@SITE,...] items (e.g. scarce=4@msd vast=12), "
-                             f"got {v!r}")
+            raise InputError(
+                f"--scenarios takes NAME=STRONG_COUNT[@SITE,...] items (e.g. scarce=4@msd vast=12), "
+                f"got {v!r}"
+            )
         counts[name] = int(n)
         if where:
             sites[name] = where.split(",")
@@ -49,18 +57,30 @@ def settings_from_args(args: argparse.Namespace, device: str):
     from ..core.errors import InputError
 
     s = quick_settings(device) if args.quick else default_settings(device)
-    if device != "cpu" and not args.quick:  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
+    if (
+        device != "cpu" and not args.quick
+    ):  # a GPU: nnU-Net's own 3d_fullres configuration, longer training
         s.small, s.epochs, s.iterations, s.val_iterations, s.no_mirroring = None, 50, 100, 20, False
         s.preset = "default"
     scenarios = _scenarios(args.scenarios)
     if scenarios is not None:
         s.scenarios, s.strong_sites = scenarios
-    for key, value in (("seeds", args.seeds), ("pool", args.pool),
-                       ("n_test", args.test), ("preset", args.preset), ("data_seed", args.data_seed),
-                       ("jitter", args.jitter), ("box_mode", args.box_mode), ("models", args.models),
-                       ("epochs", args.epochs), ("family", args.family), ("tumour_free", args.tumour_free),
-                       ("folds", args.folds),
-                       ("iterations", args.iterations), ("val_iterations", args.val_iterations)):
+    for key, value in (
+        ("seeds", args.seeds),
+        ("pool", args.pool),
+        ("n_test", args.test),
+        ("preset", args.preset),
+        ("data_seed", args.data_seed),
+        ("jitter", args.jitter),
+        ("box_mode", args.box_mode),
+        ("models", args.models),
+        ("epochs", args.epochs),
+        ("family", args.family),
+        ("tumour_free", args.tumour_free),
+        ("folds", args.folds),
+        ("iterations", args.iterations),
+        ("val_iterations", args.val_iterations),
+    ):
         if value is not None:
             setattr(s, key, value)
     if args.pool_from is not None:
@@ -68,13 +88,18 @@ def settings_from_args(args: argparse.Namespace, device: str):
     if args.no_lung_crop:
         s.lung_crop = False
     if args.configuration:
-        s.configuration, s.small = args.configuration, None   # nnU-Net's own configuration as planned
+        s.configuration, s.small = (
+            args.configuration,
+            None,
+        )  # nnU-Net's own configuration as planned
     if args.epochs_for:
         s.model_epochs = _epochs_for(args.epochs_for)
     if args.preset and s.small is not None and not args.quick:
         s.small = cpu_small(args.preset)
     if (args.patch or args.features) and s.small is None:
-        raise InputError("--patch/--features shape the reduced CPU configuration; on a GPU nnU-Net's 3d_fullres runs")
+        raise InputError(
+            "--patch/--features shape the reduced CPU configuration; on a GPU nnU-Net's 3d_fullres runs"
+        )
     if args.patch:
         s.small = {**s.small, "patch_size": list(args.patch)}
     if args.features:
@@ -84,8 +109,15 @@ def settings_from_args(args: argparse.Namespace, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.benchmark import (load_run_results, pool_step, run_config, run_steps_for, run_dir, settings_dict,
-                                         settings_defaults)
+    from ..experiments.benchmark import (
+        load_run_results,
+        pool_step,
+        run_config,
+        run_steps_for,
+        run_dir,
+        settings_dict,
+        settings_defaults,
+    )
     from ..core.errors import InputError
     from ..workflow.outputs import Layout
     from ..core.devices import resolve_device
@@ -100,18 +132,27 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output).resolve()
     settings = settings_from_args(args, resolve_device(args.device))
     if not args.report_only:
-        prepare_run_folder(out, settings_dict(settings), SETTINGS_FILE, "nnts benchmark", args.overwrite,
-                           command="nnts " + shlex.join(sys.argv[1:]), defaults=settings_defaults())
+        prepare_run_folder(
+            out,
+            settings_dict(settings),
+            SETTINGS_FILE,
+            "nnts benchmark",
+            args.overwrite,
+            command="nnts " + shlex.join(sys.argv[1:]),
+            defaults=settings_defaults(),
+        )
     elif not (out / SETTINGS_FILE).is_file():
         raise InputError(f"{out}: no benchmark here ({SETTINGS_FILE} missing); run it first")
     else:
         settings = stored_settings(out)
     exports = use_own_nnunet_folders(out, "nnts benchmark")
     runs = settings.runs()
-    print(f"nnts benchmark: {len(runs)} run(s) = scenarios {settings.scenarios} x seeds {settings.seeds}; "
-          f"models {', '.join(settings.models)}; {settings.epochs} epoch(s) x {settings.iterations} iterations per "
-          f"model on {settings.small['name'] if settings.small else settings.configuration}, device {settings.device}",
-          flush=True)
+    print(
+        f"nnts benchmark: {len(runs)} run(s) = scenarios {settings.scenarios} x seeds {settings.seeds}; "
+        f"models {', '.join(settings.models)}; {settings.epochs} epoch(s) x {settings.iterations} iterations per "
+        f"model on {settings.small['name'] if settings.small else settings.configuration}, device {settings.device}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     if not args.report_only:
         run_steps([pool_step(settings, out)], out / "timings_pool.json")
@@ -119,10 +160,15 @@ def run(args: argparse.Namespace) -> int:
         for k, (scenario, seed) in enumerate(runs):
             if only is not None and (scenario, seed) not in only:
                 continue
-            print(f"=== run {k + 1}/{len(runs)}: scenario {scenario} ({settings.scenarios[scenario]} strong), "
-                  f"seed {seed} ===", flush=True)
+            print(
+                f"=== run {k + 1}/{len(runs)}: scenario {scenario} ({settings.scenarios[scenario]} strong), "
+                f"seed {seed} ===",
+                flush=True,
+            )
             cfg = run_config(settings, out, k, scenario, seed)
-            run_steps(run_steps_for(settings, cfg, scenario), Layout(run_dir(out, scenario, seed)).timings)
+            run_steps(
+                run_steps_for(settings, cfg, scenario), Layout(run_dir(out, scenario, seed)).timings
+            )
     records = load_run_results(out, settings)
     report = write_benchmark_report(out, settings, records, time.perf_counter() - t0, exports)
     print(f"nnts benchmark: report: {report}")
@@ -131,58 +177,119 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "benchmark", help="the method vs plain nnU-Net on phantoms: scenarios x seeds, with a report",
+        "benchmark",
+        help="the method vs plain nnU-Net on phantoms: scenarios x seeds, with a report",
         description="On phantom data: for each scenario (a number of strong cases out of a pool; the rest weak) "
-                    "and seed, train the box and point teachers (and score the classical rule), the SO/DO students (defaults and _Paper), the "
-                    "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
-                    "bound; evaluate on one shared test set; report case-level means over the tumour cases (seeds averaged "
-                    "per case, bootstrap 95 %% CI over cases, paired Wilcoxon tests over cases), tumour-free cases "
-                    "apart (false positives), the goal "
-                    "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
-                    "a CPU (see BENCHMARKS.md for measured times); --quick is a smoke run.")
-    p.add_argument("-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder")
-    p.add_argument("--quick", action="store_true", help="smoke run: tiny phantoms, 2 seeds, 1 epoch per model")
-    p.add_argument("--scenarios", nargs="+", metavar="NAME=N",
-                   help="scenarios as name=strong count[@sites of the strong cases] (default: scarce=4@msd vast=12; "
-                        "the smallest is the goal's)")
+        "and seed, train the box and point teachers (and score the classical rule), the SO/DO students (defaults and _Paper), the "
+        "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
+        "bound; evaluate on one shared test set; report case-level means over the tumour cases (seeds averaged "
+        "per case, bootstrap 95 %% CI over cases, paired Wilcoxon tests over cases), tumour-free cases "
+        "apart (false positives), the goal "
+        "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
+        "a CPU (see BENCHMARKS.md for measured times); --quick is a smoke run.",
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny phantoms, 2 seeds, 1 epoch per model"
+    )
+    p.add_argument(
+        "--scenarios",
+        nargs="+",
+        metavar="NAME=N",
+        help="scenarios as name=strong count[@sites of the strong cases] (default: scarce=4@msd vast=12; "
+        "the smallest is the goal's)",
+    )
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: 0 1 2)")
     p.add_argument("--pool", type=int, help="cases that are strong or weak (default 24)")
     p.add_argument("--test", type=int, help="held-out test cases (default 10)")
     add_phantom_run_arguments(p)
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
-    p.add_argument("--jitter", type=int,
-                   help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)")
-    p.add_argument("--box-mode", choices=("lesion", "lesion3d"), default=None,
-                   help="weak labels: lesion (axial 2-D boxes, default) or lesion3d (one 3-D box per lesion, for "
-                        "the weak cases and the teacher's boxes)")
-    p.add_argument("--models", nargs="+", help="subset of: teacher point_teacher classical baseline ignore so do so_paper "
-                                               "do_paper upper upper_do so_unc do_unc (default: all)")
+    p.add_argument(
+        "--jitter",
+        type=int,
+        help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)",
+    )
+    p.add_argument(
+        "--box-mode",
+        choices=("lesion", "lesion3d"),
+        default=None,
+        help="weak labels: lesion (axial 2-D boxes, default) or lesion3d (one 3-D box per lesion, for "
+        "the weak cases and the teacher's boxes)",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        help="subset of: teacher point_teacher classical baseline ignore so do so_paper "
+        "do_paper upper upper_do so_unc do_unc (default: all)",
+    )
     p.add_argument("--epochs", type=int, help="epochs per model (default 10 on a CPU, 50 on a GPU)")
-    p.add_argument("--epochs-for", nargs="+", metavar="MODEL=N",
-                   help="a model's own epochs, e.g. upper=30 upper_do=30 (ceilings trained to convergence) or a "
-                        "baseline budget chosen on a tuning pool")
-    p.add_argument("--folds", nargs="+", help="folds of the test-set models (default: all = every strong case)")
-    p.add_argument("--family", choices=("standard", "copd"), default=None,
-                   help="phantom family (default standard; copd: emphysema, consolidation, pleural tumours)")
-    p.add_argument("--tumour-free", type=float, default=None, metavar="SHARE",
-                   help="this share of the pool and of the test set is tumour-free (default: test cases drawn)")
-    p.add_argument("--pool-from", metavar="DIR",
-                   help="a pool of your own (real data) instead of phantoms: DIR/dataset (an nnU-Net raw dataset of "
-                        "the strong-able cases), DIR/manifest.json (case -> patient), DIR/test/images and "
-                        "DIR/test/labels; --pool and --test give their sizes")
-    p.add_argument("--configuration", choices=("2d", "3d_fullres", "3d_lowres"),
-                   help="train nnU-Net's own configuration, as it plans it, instead of the reduced CPU 3d_small "
-                        "(e.g. 2d for 2-D data)")
-    p.add_argument("--no-lung-crop", action="store_true",
-                   help="predict the test cases whole (for images not in Hounsfield units, e.g. pre-scaled patches)")
+    p.add_argument(
+        "--epochs-for",
+        nargs="+",
+        metavar="MODEL=N",
+        help="a model's own epochs, e.g. upper=30 upper_do=30 (ceilings trained to convergence) or a "
+        "baseline budget chosen on a tuning pool",
+    )
+    p.add_argument(
+        "--folds", nargs="+", help="folds of the test-set models (default: all = every strong case)"
+    )
+    p.add_argument(
+        "--family",
+        choices=("standard", "copd"),
+        default=None,
+        help="phantom family (default standard; copd: emphysema, consolidation, pleural tumours)",
+    )
+    p.add_argument(
+        "--tumour-free",
+        type=float,
+        default=None,
+        metavar="SHARE",
+        help="this share of the pool and of the test set is tumour-free (default: test cases drawn)",
+    )
+    p.add_argument(
+        "--pool-from",
+        metavar="DIR",
+        help="a pool of your own (real data) instead of phantoms: DIR/dataset (an nnU-Net raw dataset of "
+        "the strong-able cases), DIR/manifest.json (case -> patient), DIR/test/images and "
+        "DIR/test/labels; --pool and --test give their sizes",
+    )
+    p.add_argument(
+        "--configuration",
+        choices=("2d", "3d_fullres", "3d_lowres"),
+        help="train nnU-Net's own configuration, as it plans it, instead of the reduced CPU 3d_small "
+        "(e.g. 2d for 2-D data)",
+    )
+    p.add_argument(
+        "--no-lung-crop",
+        action="store_true",
+        help="predict the test cases whole (for images not in Hounsfield units, e.g. pre-scaled patches)",
+    )
     p.add_argument("--iterations", type=int, help="iterations per epoch (default 100)")
     p.add_argument("--val-iterations", type=int, help="validation iterations per epoch")
-    p.add_argument("--patch", type=int, nargs=3, metavar=("Z", "Y", "X"),
-                   help="patch of the reduced CPU configuration 3d_small (default: the preset's)")
-    p.add_argument("--features", type=int, nargs="+", help="features per stage of 3d_small (default: the preset's)")
-    p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
-    p.add_argument("--only", nargs="+", metavar="SCENARIO:SEED",
-                   help="work on these runs only (e.g. two processes on two GPUs: --only scarce:0 and "
-                        "--only vast:0); the report covers every finished run")
+    p.add_argument(
+        "--patch",
+        type=int,
+        nargs=3,
+        metavar=("Z", "Y", "X"),
+        help="patch of the reduced CPU configuration 3d_small (default: the preset's)",
+    )
+    p.add_argument(
+        "--features",
+        type=int,
+        nargs="+",
+        help="features per stage of 3d_small (default: the preset's)",
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the finished runs"
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SCENARIO:SEED",
+        help="work on these runs only (e.g. two processes on two GPUs: --only scarce:0 and "
+        "--only vast:0); the report covers every finished run",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an earlier benchmark in OUT")
     p.set_defaults(func=run)

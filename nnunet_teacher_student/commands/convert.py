@@ -1,10 +1,13 @@
 """``nnts convert``: public datasets or your own folders -> nnU-Net raw data (masks) or a weak set (boxes)."""
+
 from __future__ import annotations
 
 import argparse
 import textwrap
 
-DESCRIPTION = "Public datasets or your own folders -> nnU-Net raw data (masks) or a weak set (boxes)."
+DESCRIPTION = (
+    "Public datasets or your own folders -> nnU-Net raw data (masks) or a weak set (boxes)."
+)
 RESUME_HELP = """\
 Output and resuming: masks go to an nnU-Net raw dataset $nnUNet_raw/DatasetIII_Name (or under -o),
 boxes to a weak set folder (images/, boxes/, boxmasks/). Each finished case leaves a record in
@@ -23,12 +26,29 @@ def _wrap(text: str) -> str:
 
 def _common(p: argparse.ArgumentParser, strong: bool) -> None:
     if strong:
-        p.add_argument("-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999)")
-        p.add_argument("-o", "--raw", default=None, help="nnU-Net raw folder (default: $nnUNet_raw)")
-    p.add_argument("-np", "--num-processes", type=int, default=1, help="parallel worker processes (default 1)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished output / a dataset with this id")
-    p.add_argument("--seed", type=int, default=0, help="seed of the patient-stratified split (default 0)")
-    p.add_argument("--test-fraction", type=float, default=0.15, help="fraction of cases in the test split (0.15)")
+        p.add_argument(
+            "-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999)"
+        )
+        p.add_argument(
+            "-o", "--raw", default=None, help="nnU-Net raw folder (default: $nnUNet_raw)"
+        )
+    p.add_argument(
+        "-np", "--num-processes", type=int, default=1, help="parallel worker processes (default 1)"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished output / a dataset with this id",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the patient-stratified split (default 0)"
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.15,
+        help="fraction of cases in the test split (0.15)",
+    )
 
 
 MSD_DESC = "Task06_Lung folder (imagesTr/, labelsTr/, dataset.json) -> nnU-Net raw dataset."
@@ -36,27 +56,39 @@ NSCLC_DESC = (
     "SRC/LUNG1-xxx/<study>/<series>/*.dcm (CT + RTSTRUCT and/or DICOM-SEG) -> nnU-Net raw dataset. The tumour is "
     "the union of the RTSTRUCT ROIs (or SEG segments) whose name fully matches --roi-pattern (case-insensitive); "
     "SEG segments of type 'Neoplasm, Primary' are taken when no label matches. Patients without one are reported "
-    "and skipped.")
+    "and skipped."
+)
 LPCD_DESC = (
     "SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm with ANNOTATIONS/XNNNN/<SOPInstanceUID>.xml -> weak set. Keeps CT "
     "series (no PET, no fused PET/CT) forming one regular stack whose z-extent lies in [--min-cm, --max-cm], as "
-    "the paper did; reports the counts, unmatched and malformed annotation files.")
+    "the paper did; reports the counts, unmatched and malformed annotation files."
+)
 FOLDER_DESC = (
     "SRC holds CTs (<case>.nii.gz/.nii/.nrrd/.mha or <case>/ DICOM series folders). With --masks DIR "
     "(<case>.nii.gz..., 0/1 on the CT's voxels) it writes nnU-Net raw dataset -d ID (under -o or $nnUNet_raw); "
     "with --boxes DIR (<case>.json in our box format, or <case>.csv with header slice,xmin,ymin,xmax,ymax[,label], "
-    "voxel indices, bounds inclusive) it writes the weak set -o OUT.")
+    "voxel indices, bounds inclusive) it writes the weak set -o OUT."
+)
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("convert", help="convert public datasets or folders of CTs",
-                                   description=DESCRIPTION, epilog=RESUME_HELP,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert public datasets or folders of CTs",
+        description=DESCRIPTION,
+        epilog=RESUME_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
 
     def add(name: str, help_: str, description: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=_wrap(description), epilog=RESUME_HELP,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=_wrap(description),
+            epilog=RESUME_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     p = add("msd-lung", "MSD Task06_Lung -> raw dataset", MSD_DESC)
     p.add_argument("src", help="the Task06_Lung folder")
@@ -67,12 +99,21 @@ def register(subparsers) -> None:
     p = add("nsclc-radiomics", "NSCLC-Radiomics (TCIA) -> raw dataset", NSCLC_DESC)
     p.add_argument("src", help="the collection folder holding the LUNG1-xxx patient folders")
     p.add_argument("--name", default="NSCLCRadiomics", help="dataset name (default NSCLCRadiomics)")
-    p.add_argument("--label-source", choices=["auto", "rtstruct", "seg"], default="auto",
-                   help="auto: RTSTRUCT first, then SEG (default)")
+    p.add_argument(
+        "--label-source",
+        choices=["auto", "rtstruct", "seg"],
+        default="auto",
+        help="auto: RTSTRUCT first, then SEG (default)",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--roi-pattern", default=None,
-                   help="regular expression for tumour ROI/segment names (default 'GTV-1'; e.g. 'GTV-1|gtv-pre-op')")
-    g.add_argument("--all-gtv", action="store_true", help="merge every ROI whose name starts with GTV")
+    g.add_argument(
+        "--roi-pattern",
+        default=None,
+        help="regular expression for tumour ROI/segment names (default 'GTV-1'; e.g. 'GTV-1|gtv-pre-op')",
+    )
+    g.add_argument(
+        "--all-gtv", action="store_true", help="merge every ROI whose name starts with GTV"
+    )
     _common(p, strong=True)
     p.set_defaults(func=_nsclc)
 
@@ -80,25 +121,53 @@ def register(subparsers) -> None:
     p.add_argument("src", help="the collection folder holding the Lung_Dx-XNNNN patient folders")
     p.add_argument("annotations", help="the Annotation folder (one sub-folder per patient)")
     p.add_argument("-o", "--out", required=True, help="weak set folder to write")
-    p.add_argument("--min-cm", type=float, default=16.0, help="shortest z-extent kept (default 16 cm)")
-    p.add_argument("--max-cm", type=float, default=60.0, help="longest z-extent kept (default 60 cm)")
-    p.add_argument("--boxes-3d", action="store_true",
-                   help="3-D box weak labels: each lesion's axial boxes (a 26-connected group) become its full "
-                        "in-plane extent on every slice it spans")
+    p.add_argument(
+        "--min-cm", type=float, default=16.0, help="shortest z-extent kept (default 16 cm)"
+    )
+    p.add_argument(
+        "--max-cm", type=float, default=60.0, help="longest z-extent kept (default 60 cm)"
+    )
+    p.add_argument(
+        "--boxes-3d",
+        action="store_true",
+        help="3-D box weak labels: each lesion's axial boxes (a 26-connected group) become its full "
+        "in-plane extent on every slice it spans",
+    )
     _common(p, strong=False)
     p.set_defaults(func=_lung_pet_ct_dx)
 
-    p = add("folder", "your own CTs with masks (-> raw dataset) or boxes (-> weak set)", FOLDER_DESC)
+    p = add(
+        "folder", "your own CTs with masks (-> raw dataset) or boxes (-> weak set)", FOLDER_DESC
+    )
     p.add_argument("src", help="folder of CTs")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--masks", help="folder of tumour masks, matched by case id")
     g.add_argument("--boxes", help="folder of box files (.json / .csv), matched by case id")
-    p.add_argument("-o", "--out", default=None, help="weak set folder (--boxes) or nnU-Net raw folder (--masks)")
-    p.add_argument("-d", "--dataset-id", type=int, default=None, help="nnU-Net dataset id (needed with --masks)")
+    p.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="weak set folder (--boxes) or nnU-Net raw folder (--masks)",
+    )
+    p.add_argument(
+        "-d",
+        "--dataset-id",
+        type=int,
+        default=None,
+        help="nnU-Net dataset id (needed with --masks)",
+    )
     p.add_argument("--name", default=None, help="dataset name (default: SRC's folder name)")
-    p.add_argument("--source-name", default=None, help="dataset name recorded in the manifest (default folder:SRC)")
-    p.add_argument("--patient-map", default=None, help="CSV 'case,patient' for patients with several scans")
-    p.add_argument("--any-nonzero", action="store_true", help="take every non-zero mask voxel as tumour")
+    p.add_argument(
+        "--source-name",
+        default=None,
+        help="dataset name recorded in the manifest (default folder:SRC)",
+    )
+    p.add_argument(
+        "--patient-map", default=None, help="CSV 'case,patient' for patients with several scans"
+    )
+    p.add_argument(
+        "--any-nonzero", action="store_true", help="take every non-zero mask voxel as tumour"
+    )
     _common(p, strong=False)
     p.set_defaults(func=_folder)
 
@@ -112,8 +181,16 @@ def _report(summary) -> int:
 def _msd(args) -> int:
     from ..dataset_conversion.msd_lung import convert_msd_lung
 
-    summary, _ = convert_msd_lung(args.src, args.dataset_id, args.name, args.raw, args.num_processes,
-                                  args.overwrite, args.seed, args.test_fraction)
+    summary, _ = convert_msd_lung(
+        args.src,
+        args.dataset_id,
+        args.name,
+        args.raw,
+        args.num_processes,
+        args.overwrite,
+        args.seed,
+        args.test_fraction,
+    )
     return _report(summary)
 
 
@@ -122,24 +199,55 @@ def _nsclc(args) -> int:
     from ..dataset_conversion.nsclc_radiomics import convert_nsclc_radiomics
 
     pattern = ALL_GTV_PATTERN if args.all_gtv else (args.roi_pattern or DEFAULT_ROI_PATTERN)
-    summary, _ = convert_nsclc_radiomics(args.src, args.dataset_id, args.name, args.raw, args.label_source, pattern,
-                                         args.num_processes, args.overwrite, args.seed, args.test_fraction)
+    summary, _ = convert_nsclc_radiomics(
+        args.src,
+        args.dataset_id,
+        args.name,
+        args.raw,
+        args.label_source,
+        pattern,
+        args.num_processes,
+        args.overwrite,
+        args.seed,
+        args.test_fraction,
+    )
     return _report(summary)
 
 
 def _lung_pet_ct_dx(args) -> int:
     from ..dataset_conversion.lung_pet_ct_dx import convert_lung_pet_ct_dx
 
-    summary, _ = convert_lung_pet_ct_dx(args.src, args.annotations, args.out, args.min_cm, args.max_cm,
-                                        args.num_processes, args.overwrite, args.seed, args.test_fraction,
-                                        args.boxes_3d)
+    summary, _ = convert_lung_pet_ct_dx(
+        args.src,
+        args.annotations,
+        args.out,
+        args.min_cm,
+        args.max_cm,
+        args.num_processes,
+        args.overwrite,
+        args.seed,
+        args.test_fraction,
+        args.boxes_3d,
+    )
     return _report(summary)
 
 
 def _folder(args) -> int:
     from ..dataset_conversion.folder import convert_folder
 
-    summary, _ = convert_folder(args.src, args.masks, args.boxes, args.out, args.dataset_id, args.name,
-                                args.source_name, args.patient_map, args.any_nonzero, args.num_processes,
-                                args.overwrite, args.seed, args.test_fraction)
+    summary, _ = convert_folder(
+        args.src,
+        args.masks,
+        args.boxes,
+        args.out,
+        args.dataset_id,
+        args.name,
+        args.source_name,
+        args.patient_map,
+        args.any_nonzero,
+        args.num_processes,
+        args.overwrite,
+        args.seed,
+        args.test_fraction,
+    )
     return _report(summary)

@@ -8,6 +8,7 @@ dataset, weak set, manifest or test set) or other settings is stale and redone, 
 ``--from STEP`` / ``--force STEP`` redo steps on request. ``--dry-run`` lists the steps and their state
 (done, stale, to do) without running them; the checks of :mod:`..workflow.preflight` run first, also in a dry run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,14 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(folders)
     missing = [k for k in NNUNET_DIRS if not os.environ.get(k)]
     if missing:
-        raise InputError(f"{args.config}: {', '.join(missing)} not set: export them (eval \"$(nnts env)\") or "
-                         "name them in the config's [paths] section")
+        raise InputError(
+            f'{args.config}: {", ".join(missing)} not set: export them (eval "$(nnts env)") or '
+            "name them in the config's [paths] section"
+        )
     if not is_weak_set(cfg.weak_dir):
-        raise InputError(f"{cfg.weak_dir}: not a weak set (needs images/ and boxes/; see nnts convert)")
+        raise InputError(
+            f"{cfg.weak_dir}: not a weak set (needs images/ and boxes/; see nnts convert)"
+        )
     for name in ("test_images", "test_labels", "manifest", "weak_labels"):
         value = getattr(cfg, name)
         if value is not None and not value.exists():
@@ -44,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.config}: test_labels given without test_images")
     from ..workflow.preflight import preflight
 
-    print(f"nnts pipeline: {preflight(cfg)}", flush=True)   # before anything trains, also in --dry-run
+    print(
+        f"nnts pipeline: {preflight(cfg)}", flush=True
+    )  # before anything trains, also in --dry-run
     ensure_ext_trainer_path()
     layout = Layout(cfg.work_dir)
     steps = method_steps(cfg, layout)
@@ -53,8 +60,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("\n".join(exports))
         for k, (step, state) in enumerate(zip(steps, step_states(steps, layout.timings)), 1):
-            state = "to do (forced)" if k - 1 in force else \
-                "stale: outputs made from other inputs or settings, to redo" if state == "stale" else state
+            state = (
+                "to do (forced)"
+                if k - 1 in force
+                else "stale: outputs made from other inputs or settings, to redo"
+                if state == "stale"
+                else state
+            )
             print(f"[stage {k}/{len(steps)}] {step.name}: {state}")
             print(f"  $ {step.command}")
         return 0
@@ -68,16 +80,27 @@ def run(args: argparse.Namespace) -> int:
         from ..reporting.run_report import write_run_report
 
         print("[report] tables and figures", flush=True)
-        intro = (f"`nnts pipeline {args.config}`: strong dataset {cfg.strong}, weak set `{cfg.weak_dir}`, device "
-                 f"{cfg.device}, configuration `{cfg.train_configuration}`, folds {list(cfg.folds)}, trainers "
-                 f"{cfg.trainers}.")
-        report = write_run_report(cfg, layout, title="nnts pipeline report", intro=intro,
-                                  settings={"config": str(Path(args.config).resolve()), "pipeline": cfg.summary()},
-                                  timings=timings, commands=[s.command for s in steps], continue_lines=exports,
-                                  caveat=_caveat(cfg))
+        intro = (
+            f"`nnts pipeline {args.config}`: strong dataset {cfg.strong}, weak set `{cfg.weak_dir}`, device "
+            f"{cfg.device}, configuration `{cfg.train_configuration}`, folds {list(cfg.folds)}, trainers "
+            f"{cfg.trainers}."
+        )
+        report = write_run_report(
+            cfg,
+            layout,
+            title="nnts pipeline report",
+            intro=intro,
+            settings={"config": str(Path(args.config).resolve()), "pipeline": cfg.summary()},
+            timings=timings,
+            commands=[s.command for s in steps],
+            continue_lines=exports,
+            caveat=_caveat(cfg),
+        )
         print(f"nnts pipeline: report: {report}")
-    print(f"nnts pipeline: done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {cfg.work_dir} and "
-          "nnU-Net's folders")
+    print(
+        f"nnts pipeline: done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {cfg.work_dir} and "
+        "nnU-Net's folders"
+    )
     return 0
 
 
@@ -92,7 +115,9 @@ def forced_steps(steps, from_step: str | None, force: list[str] | None) -> set[i
         hits = [k for k, s in enumerate(steps) if key.lower() in s.name.lower()]
         if len(hits) != 1:
             names = "; ".join(f"{k + 1}: {s.name}" for k, s in enumerate(steps))
-            raise InputError(f"step {key!r}: {'no' if not hits else 'more than one'} step matches (steps: {names})")
+            raise InputError(
+                f"step {key!r}: {'no' if not hits else 'more than one'} step matches (steps: {names})"
+            )
         return hits[0]
 
     out = set(range(index(from_step), len(steps))) if from_step else set()
@@ -102,24 +127,37 @@ def forced_steps(steps, from_step: str | None, force: list[str] | None) -> set[i
 def _caveat(cfg) -> str:
     """What the pipeline's numbers are: one run of these settings."""
     budget = cfg.budget.env() or {"budget": "nnU-Net's default (1000 epochs x 250 iterations)"}
-    return (f"One run: folds {list(cfg.folds)}, seed {cfg.seed}, training budget {budget}. Differences between models "
-            "smaller than the case-to-case spread, or on few test cases, are not evidence either way; several "
-            "folds/seeds tell how much a difference varies.")
+    return (
+        f"One run: folds {list(cfg.folds)}, seed {cfg.seed}, training budget {budget}. Differences between models "
+        "smaller than the case-to-case spread, or on few test cases, are not evidence either way; several "
+        "folds/seeds tell how much a difference varies."
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "pipeline", help="the whole method on your data, from a TOML config (resumable)",
+        "pipeline",
+        help="the whole method on your data, from a TOML config (resumable)",
         description="Run the teacher-student method on converted data: teacher dataset, plan and preprocess, box "
-                    "teacher, pseudo-labels with QC, SO/DO student and strong-only baseline datasets, plan, train, "
-                    "predict and evaluate the test set, report. Each step prints its equivalent nnU-Net/nnts "
-                    "command and is skipped when its outputs are complete (an interrupted run resumes). "
-                    "Config format: examples/pipeline.toml.")
+        "teacher, pseudo-labels with QC, SO/DO student and strong-only baseline datasets, plan, train, "
+        "predict and evaluate the test set, report. Each step prints its equivalent nnU-Net/nnts "
+        "command and is skipped when its outputs are complete (an interrupted run resumes). "
+        "Config format: examples/pipeline.toml.",
+    )
     p.add_argument("config", type=Path, help="pipeline TOML file")
-    p.add_argument("--dry-run", action="store_true", help="list the steps, their commands and state; run nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list the steps, their commands and state; run nothing",
+    )
     p.add_argument("--no-report", action="store_true", help="skip report.md and the figures")
-    p.add_argument("--from", dest="from_step", metavar="STEP",
-                   help="redo this step and every later one (its number as --dry-run lists it, or part of its name)")
-    p.add_argument("--force", nargs="+", metavar="STEP", help="redo these steps (numbers or parts of names)")
+    p.add_argument(
+        "--from",
+        dest="from_step",
+        metavar="STEP",
+        help="redo this step and every later one (its number as --dry-run lists it, or part of its name)",
+    )
+    p.add_argument(
+        "--force", nargs="+", metavar="STEP", help="redo these steps (numbers or parts of names)"
+    )
     p.set_defaults(func=run)
-

@@ -1,4 +1,5 @@
 """``nnts predict``: binary tumour masks (and a JSON report per case) for CTs, with any trained model."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,52 +10,123 @@ from . import add_model_arguments
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "predict", help="tumour masks for CTs (lung crop -> nnU-Net -> paste back)",
+        "predict",
+        help="tumour masks for CTs (lung crop -> nnU-Net -> paste back)",
         description="Predict lung tumours: lung mask -> crop to the lungs -> nnU-Net's predictor -> paste back "
-                    "into the CT's geometry -> drop lesions outside the dilated lung mask. Writes a binary uint8 "
-                    "tumour mask with exactly the CT's geometry and a JSON report (lesions with volume in mL and "
-                    "centroid, lung-mask method, timings). Works with every nnts trainer and plain nnU-Net models. "
-                    "A folder input is a batch: cases whose outputs exist are skipped (resumable).")
-    p.add_argument("-i", "--input", required=True, type=Path,
-                   help="CT: a NIfTI/NRRD/MHA file, a DICOM series folder, or a folder of either (batch)")
-    p.add_argument("-o", "--output", required=True, type=Path,
-                   help="a mask file name (.nii.gz, .nrrd, ...; one case) or a folder receiving <case>.nii.gz "
-                        "and <case>.json")
-    add_model_arguments(p, "trained model", None, "folds to ensemble (default: every fold_X with the checkpoint)")
-    p.add_argument("--no-lung-crop", action="store_true", help="predict the whole volume instead of the lung box(es)")
+        "into the CT's geometry -> drop lesions outside the dilated lung mask. Writes a binary uint8 "
+        "tumour mask with exactly the CT's geometry and a JSON report (lesions with volume in mL and "
+        "centroid, lung-mask method, timings). Works with every nnts trainer and plain nnU-Net models. "
+        "A folder input is a batch: cases whose outputs exist are skipped (resumable).",
+    )
+    p.add_argument(
+        "-i",
+        "--input",
+        required=True,
+        type=Path,
+        help="CT: a NIfTI/NRRD/MHA file, a DICOM series folder, or a folder of either (batch)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="a mask file name (.nii.gz, .nrrd, ...; one case) or a folder receiving <case>.nii.gz "
+        "and <case>.json",
+    )
+    add_model_arguments(
+        p, "trained model", None, "folds to ensemble (default: every fold_X with the checkpoint)"
+    )
+    p.add_argument(
+        "--no-lung-crop",
+        action="store_true",
+        help="predict the whole volume instead of the lung box(es)",
+    )
     boxes = p.add_mutually_exclusive_group()
-    boxes.add_argument("--per-lung", action="store_true",
-                       help="one crop per lung (as the paper), each cut from the CT before resampling; overlaps "
-                            "merged by maximum probability (default: one per lung or one around both, whichever needs "
-                            "fewer network passes)")
+    boxes.add_argument(
+        "--per-lung",
+        action="store_true",
+        help="one crop per lung (as the paper), each cut from the CT before resampling; overlaps "
+        "merged by maximum probability (default: one per lung or one around both, whichever needs "
+        "fewer network passes)",
+    )
     boxes.add_argument("--one-box", action="store_true", help="always one crop around both lungs")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--crop-after-resampling", dest="crop_after_resampling", action="store_const", const=True,
-                       help="cut the lung box from nnU-Net's resampled whole CT: the same voxel grid as "
-                            "full-volume prediction (no sub-voxel shift), at the cost of resampling the whole CT; one box")
-    where.add_argument("--crop-before-resampling", dest="crop_after_resampling", action="store_const", const=False,
-                       help="cut the lung box(es) from the CT, then let nnU-Net resample only the box(es) (default: "
-                            "fastest; the mask can differ from full-volume prediction at lesion boundaries)")
-    p.add_argument("--all-tiles", action="store_true",
-                   help="predict every sliding-window tile of a crop (default: skip the tiles farther than "
-                        "--margin-mm from the lungs; the result inside that margin is the same)")
-    p.add_argument("--save-probabilities", action="store_true",
-                   help="also write <case>_probability.nii.gz (float32 tumour probability, 0 outside the crops)")
-    p.add_argument("--lungmask-weights", type=Path, default=None,
-                   help="lungmask R231 state dict (.pth); default: $NNTS_LUNGMASK_WEIGHTS, else classical lung mask")
+    where.add_argument(
+        "--crop-after-resampling",
+        dest="crop_after_resampling",
+        action="store_const",
+        const=True,
+        help="cut the lung box from nnU-Net's resampled whole CT: the same voxel grid as "
+        "full-volume prediction (no sub-voxel shift), at the cost of resampling the whole CT; one box",
+    )
+    where.add_argument(
+        "--crop-before-resampling",
+        dest="crop_after_resampling",
+        action="store_const",
+        const=False,
+        help="cut the lung box(es) from the CT, then let nnU-Net resample only the box(es) (default: "
+        "fastest; the mask can differ from full-volume prediction at lesion boundaries)",
+    )
+    p.add_argument(
+        "--all-tiles",
+        action="store_true",
+        help="predict every sliding-window tile of a crop (default: skip the tiles farther than "
+        "--margin-mm from the lungs; the result inside that margin is the same)",
+    )
+    p.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write <case>_probability.nii.gz (float32 tumour probability, 0 outside the crops)",
+    )
+    p.add_argument(
+        "--lungmask-weights",
+        type=Path,
+        default=None,
+        help="lungmask R231 state dict (.pth); default: $NNTS_LUNGMASK_WEIGHTS, else classical lung mask",
+    )
     p.add_argument("--lung-method", choices=("auto", "lungmask", "classical"), default="auto")
-    p.add_argument("--margin-mm", type=float, default=10.0, help="margin around the lungs of the crop (default 10)")
-    p.add_argument("--lung-dilation-mm", type=float, default=5.0,
-                   help="keep lesions with a voxel within this distance of the lung region (default 5)")
-    p.add_argument("--keep-outside-lungs", action="store_true", help="do not drop lesions outside the lungs")
-    p.add_argument("--label", type=int, default=None,
-                   help="tumour label of a label model (default: the label named tumour, else the highest)")
-    p.add_argument("--step-size", type=float, default=0.5, help="sliding-window step as a fraction of the patch")
-    p.add_argument("--overwrite", action="store_true", help="predict cases whose outputs exist again")
-    p.add_argument("--num-parts", type=int, default=None,
-                   help="split a folder's cases into this many parts (default: the SLURM array's task count, else 1)")
-    p.add_argument("--part-id", type=int, default=None,
-                   help="which part this run predicts: 0..num-parts-1 (default: the SLURM array task, else 0)")
+    p.add_argument(
+        "--margin-mm",
+        type=float,
+        default=10.0,
+        help="margin around the lungs of the crop (default 10)",
+    )
+    p.add_argument(
+        "--lung-dilation-mm",
+        type=float,
+        default=5.0,
+        help="keep lesions with a voxel within this distance of the lung region (default 5)",
+    )
+    p.add_argument(
+        "--keep-outside-lungs", action="store_true", help="do not drop lesions outside the lungs"
+    )
+    p.add_argument(
+        "--label",
+        type=int,
+        default=None,
+        help="tumour label of a label model (default: the label named tumour, else the highest)",
+    )
+    p.add_argument(
+        "--step-size",
+        type=float,
+        default=0.5,
+        help="sliding-window step as a fraction of the patch",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="predict cases whose outputs exist again"
+    )
+    p.add_argument(
+        "--num-parts",
+        type=int,
+        default=None,
+        help="split a folder's cases into this many parts (default: the SLURM array's task count, else 1)",
+    )
+    p.add_argument(
+        "--part-id",
+        type=int,
+        default=None,
+        help="which part this run predicts: 0..num-parts-1 (default: the SLURM array task, else 0)",
+    )
     p.set_defaults(func=run)
 
 
@@ -70,15 +142,29 @@ def run(args: argparse.Namespace) -> int:
     num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
     if num_parts > 1:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
-    summary = predict_path(args.input, args.output, args.model, folds=args.folds, device=args.device,
-                           lung_crop=not args.no_lung_crop, tta=args.tta, checkpoint=args.checkpoint,
-                           per_lung=True if args.per_lung else False if args.one_box else None,
-                           skip_tiles=not args.all_tiles, margin_mm=args.margin_mm,
-                           lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
-                           lung_weights=args.lungmask_weights, lung_method=args.lung_method,
-                           save_probabilities=args.save_probabilities, label=args.label,
-                           step_size=args.step_size, overwrite=args.overwrite, num_parts=num_parts,
-                           part_id=part_id, crop_after_resampling=args.crop_after_resampling)
+    summary = predict_path(
+        args.input,
+        args.output,
+        args.model,
+        folds=args.folds,
+        device=args.device,
+        lung_crop=not args.no_lung_crop,
+        tta=args.tta,
+        checkpoint=args.checkpoint,
+        per_lung=True if args.per_lung else False if args.one_box else None,
+        skip_tiles=not args.all_tiles,
+        margin_mm=args.margin_mm,
+        lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
+        lung_weights=args.lungmask_weights,
+        lung_method=args.lung_method,
+        save_probabilities=args.save_probabilities,
+        label=args.label,
+        step_size=args.step_size,
+        overwrite=args.overwrite,
+        num_parts=num_parts,
+        part_id=part_id,
+        crop_after_resampling=args.crop_after_resampling,
+    )
     skipped = f", skipped {len(summary.skipped)} already done" if summary.skipped else ""
     print(f"predicted {len(summary.predicted)} case(s){skipped}; output: {args.output}")
     return 0

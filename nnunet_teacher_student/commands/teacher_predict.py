@@ -1,4 +1,5 @@
 """``nnts teacher-predict``: one CT + its boxes through a trained teacher (box-region inference)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,23 +13,48 @@ from . import add_model_arguments
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "teacher-predict", help="tumour mask of one CT from its boxes with a trained teacher",
+        "teacher-predict",
+        help="tumour mask of one CT from its boxes with a trained teacher",
         description="Run a trained box (or point) teacher on one CT and its axial boxes: only the neighbourhood "
-                    "of the boxes is predicted, the mask is kept inside the boxed slices and the boxes dilated "
-                    "in-plane by --box-margin-mm (box teacher), and written on the CT's own grid.")
+        "of the boxes is predicted, the mask is kept inside the boxed slices and the boxes dilated "
+        "in-plane by --box-margin-mm (box teacher), and written on the CT's own grid.",
+    )
     p.add_argument("-i", "--input", required=True, type=Path, help="CT image (NIfTI/NRRD/MHA)")
-    p.add_argument("-b", "--boxes", required=True, type=Path,
-                   help="boxes of this CT: an nnts box file (.json) or a box-mask image (0/1, CT geometry)")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output mask file (.nii.gz, ...)")
+    p.add_argument(
+        "-b",
+        "--boxes",
+        required=True,
+        type=Path,
+        help="boxes of this CT: an nnts box file (.json) or a box-mask image (0/1, CT geometry)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, type=Path, help="output mask file (.nii.gz, ...)"
+    )
     add_model_arguments(p, "trained teacher model", [0])
-    p.add_argument("--box-margin-mm", type=float, default=BOX_MARGIN_MM,
-                   help="in-plane dilation of the boxes that bounds the mask (default 2 mm)")
-    p.add_argument("--full-volume", action="store_true",
-                   help="run the network on the whole CT instead of the box regions (same constraint after)")
-    p.add_argument("--save-probability", type=Path, default=None, metavar="FILE",
-                   help="also write the tumour probability (float32, 0 outside the predicted regions)")
-    p.add_argument("--mode", choices=("box", "point"), default=None,
-                   help="teacher kind (default: from the trainer name in the model folder)")
+    p.add_argument(
+        "--box-margin-mm",
+        type=float,
+        default=BOX_MARGIN_MM,
+        help="in-plane dilation of the boxes that bounds the mask (default 2 mm)",
+    )
+    p.add_argument(
+        "--full-volume",
+        action="store_true",
+        help="run the network on the whole CT instead of the box regions (same constraint after)",
+    )
+    p.add_argument(
+        "--save-probability",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the tumour probability (float32, 0 outside the predicted regions)",
+    )
+    p.add_argument(
+        "--mode",
+        choices=("box", "point"),
+        default=None,
+        help="teacher kind (default: from the trainer name in the model folder)",
+    )
     p.set_defaults(func=run)
 
 
@@ -52,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.errors import InputError
     from ..core.geometry import Geometry, array_to_image, read_image, write_image_atomic
     from ..prediction.region import RegionPredictor
-    from ..teacher.inference import predict_case
+    from ..teacher.inference import teacher_predict_case
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
@@ -61,14 +87,29 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     predictor = RegionPredictor(args.model, args.folds, args.checkpoint, args.device, args.tta)
     t1 = time.perf_counter()
-    pred = predict_case(predictor, ct, boxset, args.mode, args.box_margin_mm, args.full_volume)
+    pred = teacher_predict_case(
+        predictor, ct, boxset, args.mode, args.box_margin_mm, args.full_volume
+    )
     t2 = time.perf_counter()
     geometry = Geometry.of(ct)
     write_image_atomic(array_to_image(pred.mask, geometry), args.output)
     if args.save_probability:
         write_image_atomic(array_to_image(pred.probability, geometry), args.save_probability)
-    ml = float(pred.mask.sum()) * float(geometry.spacing[0] * geometry.spacing[1] * geometry.spacing[2]) / 1000
-    print(json.dumps({"output": str(args.output), "boxes": len(boxset.boxes), "regions": len(pred.regions),
-                      "tumour_ml": round(ml, 3), "seconds_load": round(t1 - t0, 2),
-                      "seconds_predict": round(t2 - t1, 2)}))
+    ml = (
+        float(pred.mask.sum())
+        * float(geometry.spacing[0] * geometry.spacing[1] * geometry.spacing[2])
+        / 1000
+    )
+    print(
+        json.dumps(
+            {
+                "output": str(args.output),
+                "boxes": len(boxset.boxes),
+                "regions": len(pred.regions),
+                "tumour_ml": round(ml, 3),
+                "seconds_load": round(t1 - t0, 2),
+                "seconds_predict": round(t2 - t1, 2),
+            }
+        )
+    )
     return 0

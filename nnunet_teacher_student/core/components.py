@@ -4,6 +4,7 @@ cc3d 4.1's path for boolean arrays sizes its union-find table wrongly on arrays 
 an axis (``[[[True, False, True]]]``, 26-connectivity: "maximum length exception", whatever
 ``max_labels`` says); its path for integer arrays does not, so the mask goes in as a uint8 view.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 nnU-Net ignores keys it does not know, so our datasets carry their provenance and settings in them:
 """
+
 from __future__ import annotations
 
 #: teacher datasets: the annotator model of the boxes, axial or 3-D boxes, the source dataset, cases left out

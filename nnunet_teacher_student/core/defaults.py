@@ -1,4 +1,5 @@
 """Defaults that several steps share, named once."""
+
 from __future__ import annotations
 
 #: the box zone: a box grown in-plane by this much (mm); the teacher's prior, its inference, pseudo-labels and the

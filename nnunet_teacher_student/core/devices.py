@@ -1,4 +1,5 @@
 """The compute device: ``auto`` resolved once, the same way everywhere."""
+
 from __future__ import annotations
 
 

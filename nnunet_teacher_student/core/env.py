@@ -6,6 +6,7 @@ Training budget (read by our trainers inside ``nnUNetv2_train``; unset = nnU-Net
 ``NNTS_SKIP_VALIDATION=1`` (no final validation). ``NNTS_SEED``: seeds Python, numpy and torch before the network
 is built. ``NNTS_LUNGMASK_WEIGHTS``: a local lungmask R231 state dict. ``NNTS_DEBUG=1``: tracebacks on errors.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Atomic file writes, JSON reading and file checksums: readers never see a half-written file."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,11 @@ from .errors import InputError
 
 def tmp_sibling(path: Path) -> Path:
     """A new hidden temp file beside ``path`` with the permissions a plain create would give (umask)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.split('.')[0]}.", suffix=".tmp" + "".join(path.suffixes),
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name.split('.')[0]}.",
+        suffix=".tmp" + "".join(path.suffixes),
+        dir=path.parent,
+    )
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)

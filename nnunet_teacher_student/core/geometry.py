@@ -1,4 +1,5 @@
 """Image geometry (size, spacing, origin, direction) and atomic SimpleITK image I/O."""
+
 from __future__ import annotations
 
 import os
@@ -33,17 +34,27 @@ class Geometry:
     @classmethod
     def from_dict(cls, d: dict) -> "Geometry":
         try:
-            g = cls(tuple(int(v) for v in d["size"]), tuple(float(v) for v in d["spacing"]),
-                    tuple(float(v) for v in d["origin"]), tuple(float(v) for v in d["direction"]))
+            g = cls(
+                tuple(int(v) for v in d["size"]),
+                tuple(float(v) for v in d["spacing"]),
+                tuple(float(v) for v in d["origin"]),
+                tuple(float(v) for v in d["direction"]),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"geometry is incomplete or malformed ({e!r}): {d!r}") from e
         if len(g.size) != 3 or len(g.spacing) != 3 or len(g.origin) != 3 or len(g.direction) != 9:
-            raise InputError(f"geometry must be 3-D (size/spacing/origin of 3, direction of 9): {d!r}")
+            raise InputError(
+                f"geometry must be 3-D (size/spacing/origin of 3, direction of 9): {d!r}"
+            )
         return g
 
     def to_dict(self) -> dict:
-        return {"size": list(self.size), "spacing": list(self.spacing),
-                "origin": list(self.origin), "direction": list(self.direction)}
+        return {
+            "size": list(self.size),
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "direction": list(self.direction),
+        }
 
     @property
     def array_shape(self) -> tuple[int, int, int]:
@@ -51,15 +62,19 @@ class Geometry:
         return self.size[::-1]
 
     def matches(self, other: "Geometry", tol: float = 1e-3) -> bool:
-        return (self.size == other.size
-                and np.allclose(self.spacing, other.spacing, rtol=tol, atol=tol)
-                and np.allclose(self.origin, other.origin, rtol=tol, atol=tol * 10)
-                and np.allclose(self.direction, other.direction, atol=tol))
+        return (
+            self.size == other.size
+            and np.allclose(self.spacing, other.spacing, rtol=tol, atol=tol)
+            and np.allclose(self.origin, other.origin, rtol=tol, atol=tol * 10)
+            and np.allclose(self.direction, other.direction, atol=tol)
+        )
 
     def require_match(self, other: "Geometry", what: str) -> None:
         """Raise InputError naming ``what`` when the two grids differ."""
         if not self.matches(other):
-            raise InputError(f"{what}: geometry mismatch: expected {self.to_dict()}, got {other.to_dict()}")
+            raise InputError(
+                f"{what}: geometry mismatch: expected {self.to_dict()}, got {other.to_dict()}"
+            )
 
     def apply_to(self, image: sitk.Image) -> sitk.Image:
         image.SetSpacing(self.spacing)
@@ -71,7 +86,9 @@ class Geometry:
 def array_to_image(array: np.ndarray, geometry: Geometry) -> sitk.Image:
     """A (z, y, x) array as an image on ``geometry``."""
     if tuple(array.shape) != geometry.array_shape:
-        raise InputError(f"array shape {array.shape} does not match geometry {geometry.array_shape}")
+        raise InputError(
+            f"array shape {array.shape} does not match geometry {geometry.array_shape}"
+        )
     return geometry.apply_to(sitk.GetImageFromArray(array))
 
 
@@ -89,9 +106,11 @@ def verify_gzip(path: Path) -> None:
         with gzip.open(path, "rb") as f:
             while f.read(1 << 24):
                 pass
-    except (EOFError, OSError, zlib.error) as e:   # gzip.BadGzipFile is an OSError
-        raise InputError(f"{path}: corrupt or truncated gzip file ({e or type(e).__name__}); "
-                         "the image cannot be trusted, copy or export it again") from e
+    except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise InputError(
+            f"{path}: corrupt or truncated gzip file ({e or type(e).__name__}); "
+            "the image cannot be trusted, copy or export it again"
+        ) from e
 
 
 def read_image(path: str | os.PathLike) -> sitk.Image:
@@ -124,11 +143,17 @@ def read_header(path: str | os.PathLike) -> Geometry:
     try:
         reader.ReadImageInformation()
     except RuntimeError as e:
-        raise InputError(f"{path}: cannot read image header ({str(e).strip().splitlines()[-1:]})") from e
+        raise InputError(
+            f"{path}: cannot read image header ({str(e).strip().splitlines()[-1:]})"
+        ) from e
     if reader.GetDimension() != 3:
         raise InputError(f"{path}: expected a 3-D image, got {reader.GetDimension()}-D")
-    return Geometry(tuple(int(s) for s in reader.GetSize()), tuple(float(s) for s in reader.GetSpacing()),
-                    tuple(float(s) for s in reader.GetOrigin()), tuple(float(d) for d in reader.GetDirection()))
+    return Geometry(
+        tuple(int(s) for s in reader.GetSize()),
+        tuple(float(s) for s in reader.GetSpacing()),
+        tuple(float(s) for s in reader.GetOrigin()),
+        tuple(float(d) for d in reader.GetDirection()),
+    )
 
 
 def read_label(path: Path, ct: sitk.Image) -> np.ndarray:

@@ -5,6 +5,7 @@ order), matching slices by SOPInstanceUID, never by list position. An RTSTRUCT w
 slice UIDs the series lacks (re-anonymised copies keep stale per-contour references) but which names
 the CT's series or frame of reference is placed by its contours' patient coordinates instead.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,6 +34,7 @@ def roi_matcher(pattern: str):
 
 
 # ----------------------------------------------------------------------------------------- RTSTRUCT
+
 
 @dataclass
 class RTStructInfo:
@@ -65,14 +67,19 @@ def read_rtstruct(path: Path) -> RTStructInfo:
 def names_the_series(info: RTStructInfo, ct: CTSeries) -> bool:
     """Whether the RTSTRUCT names ``ct``'s series or its frame of reference."""
     h = ct.headers[0]
-    return (str(h.get("SeriesInstanceUID", "")) in info.series_uids
-            or str(h.get("FrameOfReferenceUID", "")) in info.frames_of_reference)
+    return (
+        str(h.get("SeriesInstanceUID", "")) in info.series_uids
+        or str(h.get("FrameOfReferenceUID", "")) in info.frames_of_reference
+    )
 
 
 def _rt_utils_fits(ct: CTSeries, ds: pydicom.Dataset, numbers: list[str]) -> bool:
     """rt-utils assumes square slices and square pixels, and a ContourImageSequence per contour."""
     h = ct.headers[0]
-    if int(h.Rows) != int(h.Columns) or abs(float(h.PixelSpacing[0]) - float(h.PixelSpacing[1])) > 1e-6:
+    if (
+        int(h.Rows) != int(h.Columns)
+        or abs(float(h.PixelSpacing[0]) - float(h.PixelSpacing[1])) > 1e-6
+    ):
         return False
     for rc in ds.get("ROIContourSequence", []):
         if str(rc.get("ReferencedROINumber")) in numbers:
@@ -93,9 +100,13 @@ def _contours_of(ds: pydicom.Dataset, numbers: list[str]) -> list[np.ndarray]:
 
 def _referenced_images(ds: pydicom.Dataset, numbers: list[str]) -> set[str]:
     """SOPInstanceUIDs the contours of the given ROIs refer to."""
-    return {str(img.ReferencedSOPInstanceUID)
-            for rc in ds.get("ROIContourSequence", []) if str(rc.get("ReferencedROINumber")) in numbers
-            for c in rc.get("ContourSequence", []) for img in c.get("ContourImageSequence", [])}
+    return {
+        str(img.ReferencedSOPInstanceUID)
+        for rc in ds.get("ROIContourSequence", [])
+        if str(rc.get("ReferencedROINumber")) in numbers
+        for c in rc.get("ContourSequence", [])
+        for img in c.get("ContourImageSequence", [])
+    }
 
 
 def rasterise_contours(contours: list[np.ndarray], image: sitk.Image, what: str) -> np.ndarray:
@@ -116,9 +127,13 @@ def rasterise_contours(contours: list[np.ndarray], image: sitk.Image, what: str)
         idx = (pts - origin) @ inverse.T  # continuous (x, y, z) indices
         z = np.rint(idx[:, 2])
         if np.ptp(idx[:, 2]) > 0.5 or abs(idx[0, 2] - z[0]) > 0.25:
-            raise InputError(f"{what}: a contour does not lie on a slice of the CT (z index {idx[0, 2]:.2f})")
+            raise InputError(
+                f"{what}: a contour does not lie on a slice of the CT (z index {idx[0, 2]:.2f})"
+            )
         if not 0 <= z[0] < size[2]:
-            raise InputError(f"{what}: a contour lies outside the CT (slice {int(z[0])} of {size[2]})")
+            raise InputError(
+                f"{what}: a contour lies outside the CT (slice {int(z[0])} of {size[2]})"
+            )
         per_slice.setdefault(int(z[0]), []).append(np.rint(idx[:, :2]).astype(np.int32))
     mask = np.zeros(size[::-1], np.uint8)
     for z, polys in per_slice.items():
@@ -128,11 +143,16 @@ def rasterise_contours(contours: list[np.ndarray], image: sitk.Image, what: str)
     return mask
 
 
-def rtstruct_mask(info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_PATTERN,
-                  use_rt_utils: bool = True) -> tuple[np.ndarray, list[str]]:
+def rtstruct_mask(
+    info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_PATTERN, use_rt_utils: bool = True
+) -> tuple[np.ndarray, list[str]]:
     """Union of the ROIs whose name matches ``pattern``, as a mask on ``ct``; and their names."""
     match = roi_matcher(pattern)
-    rois = [(str(r.ROINumber), str(r.ROIName)) for r in info.ds.StructureSetROISequence if match(r.get("ROIName", ""))]
+    rois = [
+        (str(r.ROINumber), str(r.ROIName))
+        for r in info.ds.StructureSetROISequence
+        if match(r.get("ROIName", ""))
+    ]
     if not rois:
         raise InputError(f"{info.path}: no ROI matching {pattern!r} (ROIs: {info.roi_names})")
     names = sorted({n for _, n in rois})
@@ -141,9 +161,11 @@ def rtstruct_mask(info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_P
         raise InputError(f"{info.path}: ROI(s) {names} have no contours")
     foreign = _referenced_images(info.ds, numbers) - set(ct.sop_uids)
     if foreign and not names_the_series(info, ct):
-        raise InputError(f"{info.path}: does not fit the CT series {ct.files[0].parent}: its contours refer to "
-                         f"{len(foreign)} image(s) that are not slices of it (e.g. {sorted(foreign)[0]}), and it "
-                         f"names neither the series nor its frame of reference")
+        raise InputError(
+            f"{info.path}: does not fit the CT series {ct.files[0].parent}: its contours refer to "
+            f"{len(foreign)} image(s) that are not slices of it (e.g. {sorted(foreign)[0]}), and it "
+            f"names neither the series nor its frame of reference"
+        )
     if use_rt_utils and not foreign and _rt_utils_fits(ct, info.ds, numbers):
         from rt_utils import image_helper
 
@@ -151,7 +173,9 @@ def rtstruct_mask(info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_P
         for rc in info.ds.ROIContourSequence:  # per ROI number: duplicated ROI names are all taken
             if str(rc.get("ReferencedROINumber")) in numbers and rc.get("ContourSequence"):
                 # slices given in SimpleITK order, so m[:, :, z] is slice z; (rows, columns) for square slices
-                m = image_helper.create_series_mask_from_contour_sequence(ct.headers, rc.ContourSequence)
+                m = image_helper.create_series_mask_from_contour_sequence(
+                    ct.headers, rc.ContourSequence
+                )
                 mask |= np.moveaxis(m, 2, 0).astype(np.uint8)
     else:
         mask = rasterise_contours(_contours_of(info.ds, numbers), ct.image, str(info.path))
@@ -159,6 +183,7 @@ def rtstruct_mask(info: RTStructInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_P
 
 
 # ----------------------------------------------------------------------------------------- SEG
+
 
 @dataclass
 class SegInfo:
@@ -184,7 +209,9 @@ def read_seg_info(path: Path) -> SegInfo:
     return SegInfo(Path(path), segments, series)
 
 
-def select_segments(info: SegInfo, pattern: str = DEFAULT_ROI_PATTERN) -> list[tuple[int, str, str]]:
+def select_segments(
+    info: SegInfo, pattern: str = DEFAULT_ROI_PATTERN
+) -> list[tuple[int, str, str]]:
     """Segments whose label matches ``pattern``; if none, those of type "Neoplasm, Primary"."""
     match = roi_matcher(pattern)
     chosen = [s for s in info.segments if match(s[1])]
@@ -193,14 +220,18 @@ def select_segments(info: SegInfo, pattern: str = DEFAULT_ROI_PATTERN) -> list[t
     return chosen
 
 
-def seg_mask(info: SegInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_PATTERN) -> tuple[np.ndarray, list[str]]:
+def seg_mask(
+    info: SegInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_PATTERN
+) -> tuple[np.ndarray, list[str]]:
     """Union of the selected segments (see :func:`select_segments`) as a mask on ``ct``."""
     import highdicom as hd
 
     chosen = select_segments(info, pattern)
     if not chosen:
-        raise InputError(f"{info.path}: no segment labelled {pattern!r} nor of type 'Neoplasm, Primary' "
-                         f"(segments: {[(s[1], s[2]) for s in info.segments]})")
+        raise InputError(
+            f"{info.path}: no segment labelled {pattern!r} nor of type 'Neoplasm, Primary' "
+            f"(segments: {[(s[1], s[2]) for s in info.segments]})"
+        )
     try:
         seg = hd.seg.segread(info.path)
     except Exception as e:  # noqa: BLE001
@@ -208,18 +239,25 @@ def seg_mask(info: SegInfo, ct: CTSeries, pattern: str = DEFAULT_ROI_PATTERN) ->
     referenced = {str(u[2]) for u in seg.get_source_image_uids()}
     foreign = referenced - set(ct.sop_uids)
     if foreign:
-        raise InputError(f"{info.path}: refers to {len(foreign)} image(s) that are not slices of the CT series "
-                         f"{ct.files[0].parent} (e.g. {sorted(foreign)[0]})")
+        raise InputError(
+            f"{info.path}: refers to {len(foreign)} image(s) that are not slices of the CT series "
+            f"{ct.files[0].parent} (e.g. {sorted(foreign)[0]})"
+        )
     if not referenced:
-        raise InputError(f"{info.path}: its frames refer to no source image; cannot place it on the CT")
+        raise InputError(
+            f"{info.path}: its frames refer to no source image; cannot place it on the CT"
+        )
     numbers = [s[0] for s in chosen]
     try:
-        pixels = seg.get_pixels_by_source_instance(ct.sop_uids, segment_numbers=numbers,
-                                                   assert_missing_frames_are_empty=True)
+        pixels = seg.get_pixels_by_source_instance(
+            ct.sop_uids, segment_numbers=numbers, assert_missing_frames_are_empty=True
+        )
     except (ValueError, RuntimeError, KeyError, AttributeError) as e:
         raise InputError(f"{info.path}: cannot map its frames onto the CT slices ({e})") from e
     threshold = 0.5 if str(seg.segmentation_type.value) == "FRACTIONAL" else 0
     mask = (pixels > threshold).any(axis=-1).astype(np.uint8)
     if mask.shape != ct.image.GetSize()[::-1]:
-        raise InputError(f"{info.path}: frames of {mask.shape[1:]} pixels on a CT of {ct.image.GetSize()[:2]}")
+        raise InputError(
+            f"{info.path}: frames of {mask.shape[1:]} pixels on a CT of {ct.image.GetSize()[:2]}"
+        )
     return mask, [s[1] or s[2] for s in chosen]

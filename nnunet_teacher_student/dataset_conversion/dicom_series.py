@@ -4,6 +4,7 @@ Headers are read with pydicom; the slice order is the one of SimpleITK's ImageSe
 (``GetGDCMSeriesFileNames``, sorted by position), and :class:`CTSeries` keeps the SOPInstanceUID
 of each z index so that annotations referring to slices land on the right voxels.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,23 @@ from pydicom.errors import InvalidDicomError
 from ..core.errors import InputError
 
 HEADER_TAGS = [
-    "SOPInstanceUID", "SOPClassUID", "SeriesInstanceUID", "StudyInstanceUID", "Modality", "SeriesDescription",
-    "SeriesNumber", "ImageType", "ImagePositionPatient", "ImageOrientationPatient", "Rows", "Columns",
-    "PixelSpacing", "PhotometricInterpretation", "SamplesPerPixel", "NumberOfFrames", "PatientID",
+    "SOPInstanceUID",
+    "SOPClassUID",
+    "SeriesInstanceUID",
+    "StudyInstanceUID",
+    "Modality",
+    "SeriesDescription",
+    "SeriesNumber",
+    "ImageType",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "PhotometricInterpretation",
+    "SamplesPerPixel",
+    "NumberOfFrames",
+    "PatientID",
 ]
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
@@ -57,7 +72,9 @@ class SeriesFiles:
     def folder(self) -> Path:
         folders = {f.parent for f in self.files}
         if len(folders) != 1:
-            raise InputError(f"series {self.uid} is spread over several folders: {sorted(map(str, folders))[:3]}")
+            raise InputError(
+                f"series {self.uid} is spread over several folders: {sorted(map(str, folders))[:3]}"
+            )
         return folders.pop()
 
     @property
@@ -67,8 +84,11 @@ class SeriesFiles:
 
 def _is_candidate(path: Path) -> bool:
     name = path.name
-    return (not name.startswith(".") and name.upper() != "DICOMDIR"
-            and (name.lower().endswith(".dcm") or "." not in name))
+    return (
+        not name.startswith(".")
+        and name.upper() != "DICOMDIR"
+        and (name.lower().endswith(".dcm") or "." not in name)
+    )
 
 
 def scan_dicom_tree(root: str | os.PathLike) -> tuple[dict[str, SeriesFiles], list[str]]:
@@ -91,7 +111,9 @@ def scan_dicom_tree(root: str | os.PathLike) -> tuple[dict[str, SeriesFiles], li
                 uid = str(ds.SeriesInstanceUID)
                 str(ds.SOPInstanceUID)
             except InvalidDicomError as e:
-                if path.suffix:  # a '.dcm' file that is not DICOM; suffix-less non-DICOM files are ignored
+                if (
+                    path.suffix
+                ):  # a '.dcm' file that is not DICOM; suffix-less non-DICOM files are ignored
                     problems.append(f"{path}: not a readable DICOM file ({e})")
                 continue
             except (OSError, AttributeError, EOFError, ValueError, KeyError) as e:
@@ -135,15 +157,19 @@ def check_slice_spacing(positions: np.ndarray, what: str) -> float:
         raise SliceError(f"{what}: a single slice, not a volume")
     steps = np.diff(pos)
     if (steps < 1e-3).any():
-        raise SliceError(f"{what}: {int((steps < 1e-3).sum())} duplicated slice position(s): several scans "
-                         "stacked in one series, or duplicated files")
+        raise SliceError(
+            f"{what}: {int((steps < 1e-3).sum())} duplicated slice position(s): several scans "
+            "stacked in one series, or duplicated files"
+        )
     step = float(np.median(steps))
     bad = np.abs(steps - step) > max(0.01, 0.05 * step)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise SliceError(f"{what}: non-uniform slice spacing (median {step:.3g} mm, but {steps[i]:.3g} mm "
-                         f"between positions {pos[i]:.1f} and {pos[i + 1]:.1f}; {int(bad.sum())} irregular "
-                         "step(s)): missing slices or stacked scans")
+        raise SliceError(
+            f"{what}: non-uniform slice spacing (median {step:.3g} mm, but {steps[i]:.3g} mm "
+            f"between positions {pos[i]:.1f} and {pos[i + 1]:.1f}; {int(bad.sum())} irregular "
+            "step(s)): missing slices or stacked scans"
+        )
     return step
 
 
@@ -169,11 +195,15 @@ def sitk_order(series: SeriesFiles) -> list[int]:
     try:
         order = [where[os.path.normcase(os.path.abspath(n))] for n in names]
     except KeyError as e:
-        raise InputError(f"{folder}: the series reader lists a file pydicom could not read: {e}") from e
+        raise InputError(
+            f"{folder}: the series reader lists a file pydicom could not read: {e}"
+        ) from e
     if len(order) != len(series.files):
         missing = sorted(set(range(len(series.files))) - set(order))
-        raise InputError(f"{folder}: the series reader skipped {len(series.files) - len(order)} file(s) of series "
-                         f"{series.uid}, e.g. {series.files[missing[0]] if missing else '?'}")
+        raise InputError(
+            f"{folder}: the series reader skipped {len(series.files) - len(order)} file(s) of series "
+            f"{series.uid}, e.g. {series.files[missing[0]] if missing else '?'}"
+        )
     return order
 
 
@@ -190,18 +220,27 @@ def read_ct_series(series: SeriesFiles) -> CTSeries:
         image = reader.Execute()
     except RuntimeError as e:
         lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
-        raise InputError(f"{what}: cannot read the series ({lines[-1] if lines else 'unreadable'})") from e
+        raise InputError(
+            f"{what}: cannot read the series ({lines[-1] if lines else 'unreadable'})"
+        ) from e
     if image.GetDimension() != 3 or image.GetSize()[2] != len(files):
         raise InputError(f"{what}: reader gave size {image.GetSize()} for {len(files)} slices")
     # Box and contour coordinates are pixel column/row of a slice: check x = column, y = row.
     direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
     iop = np.asarray(headers[0].ImageOrientationPatient, float)
-    if not (np.allclose(direction[:, 0], iop[:3], atol=1e-3) and np.allclose(direction[:, 1], iop[3:], atol=1e-3)):
-        raise InputError(f"{what}: the reader reoriented the slices (direction {direction.tolist()}, "
-                         f"orientation {iop.tolist()}); cannot map pixel columns/rows to voxels")
+    if not (
+        np.allclose(direction[:, 0], iop[:3], atol=1e-3)
+        and np.allclose(direction[:, 1], iop[3:], atol=1e-3)
+    ):
+        raise InputError(
+            f"{what}: the reader reoriented the slices (direction {direction.tolist()}, "
+            f"orientation {iop.tolist()}); cannot map pixel columns/rows to voxels"
+        )
     first_pos = np.asarray(headers[0].ImagePositionPatient, float)
     if not np.allclose(image.GetOrigin(), first_pos, atol=1e-2):
-        raise InputError(f"{what}: image origin {image.GetOrigin()} is not the first slice's position {first_pos}")
+        raise InputError(
+            f"{what}: image origin {image.GetOrigin()} is not the first slice's position {first_pos}"
+        )
     return CTSeries(image, files, [str(h.SOPInstanceUID) for h in headers], headers)
 
 

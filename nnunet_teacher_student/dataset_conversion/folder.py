@@ -8,6 +8,7 @@ the CT as read, bounds inclusive), or ``BOXES/<case>.nii.gz`` (any image suffix)
 grid, 1 inside any box, as a weak set's ``boxmasks/``), read back as one box per lesion and slice. CTs may be
 named ``<case>_0000.<suffix>`` (nnU-Net's layout). Files are matched by case id; unmatched CTs are reported.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,10 +38,12 @@ def _case_of(path: Path, suffixes: tuple[str, ...]) -> str | None:
     return None
 
 
-CHANNEL_SUFFIX = "_0000"   # nnU-Net's name of a case's first (CT) channel: <case>_0000.nii.gz
+CHANNEL_SUFFIX = "_0000"  # nnU-Net's name of a case's first (CT) channel: <case>_0000.nii.gz
 
 
-def _index(folder: Path, suffixes: tuple[str, ...], dirs: bool = False, channel: bool = False) -> dict[str, Path]:
+def _index(
+    folder: Path, suffixes: tuple[str, ...], dirs: bool = False, channel: bool = False
+) -> dict[str, Path]:
     """case id -> file (or DICOM folder when ``dirs``) in ``folder``; two files for one case is an error.
     ``channel``: a file named ``<case>_0000.<suffix>`` (nnU-Net's layout) is case ``<case>``."""
     if not folder.is_dir():
@@ -52,10 +55,17 @@ def _index(folder: Path, suffixes: tuple[str, ...], dirs: bool = False, channel:
         case = p.name if (dirs and p.is_dir()) else (_case_of(p, suffixes) if p.is_file() else None)
         if case is None:
             continue
-        if channel and p.is_file() and case.endswith(CHANNEL_SUFFIX) and len(case) > len(CHANNEL_SUFFIX):
+        if (
+            channel
+            and p.is_file()
+            and case.endswith(CHANNEL_SUFFIX)
+            and len(case) > len(CHANNEL_SUFFIX)
+        ):
             case = case[: -len(CHANNEL_SUFFIX)]
         if case in found:
-            raise InputError(f"{folder}: two inputs for case {case!r}: {found[case].name} and {p.name}")
+            raise InputError(
+                f"{folder}: two inputs for case {case!r}: {found[case].name} and {p.name}"
+            )
         found[case] = p
     return found
 
@@ -65,7 +75,9 @@ def read_ct(path: Path) -> sitk.Image:
     if path.is_file():
         return read_image(path)
     series, problems = scan_dicom_tree(path)
-    images = [s for s in series.values() if s.modality not in ("RTSTRUCT", "SEG", "SR", "PR", "REG", "KO")]
+    images = [
+        s for s in series.values() if s.modality not in ("RTSTRUCT", "SEG", "SR", "PR", "REG", "KO")
+    ]
     if len(images) != 1:
         extra = f"; unreadable: {problems[:3]}" if problems else ""
         raise InputError(f"{path}: expected one DICOM image series, found {len(images)}{extra}")
@@ -88,8 +100,11 @@ def read_csv_boxes(path: Path, shape_zyx: tuple[int, int, int]) -> list[Box]:
                 row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
                 try:
                     lesion = row.get("lesion_id") or None
-                    box = Box(*(int(row[c]) for c in CSV_COLUMNS), label=row.get("label") or None,
-                              lesion_id=None if lesion is None else int(lesion))
+                    box = Box(
+                        *(int(row[c]) for c in CSV_COLUMNS),
+                        label=row.get("label") or None,
+                        lesion_id=None if lesion is None else int(lesion),
+                    )
                 except ValueError as e:
                     raise BoxError(f"{path}, line {line}: not whole numbers: {row}") from e
                 box.validate(shape_zyx, f"{path}, line {line}")
@@ -113,8 +128,15 @@ def read_boxes(path: Path, ct: sitk.Image) -> BoxSet:
     return boxset
 
 
-def convert_mask_case(case: str, image: str, mask: str, out: StrongOutput, dataset: str, patient: str,
-                      any_nonzero: bool = False) -> TaskReport:
+def convert_mask_case(
+    case: str,
+    image: str,
+    mask: str,
+    out: StrongOutput,
+    dataset: str,
+    patient: str,
+    any_nonzero: bool = False,
+) -> TaskReport:
     record = out.done(case)
     if record is not None:
         return TaskReport([CaseResult(case, "resumed", info=record)])
@@ -122,13 +144,20 @@ def convert_mask_case(case: str, image: str, mask: str, out: StrongOutput, datas
     arr = binary_mask(mask_on_ct(read_image(mask), ct, f"mask {mask}"), str(mask), any_nonzero)
     if not arr.any():
         return TaskReport([CaseResult(case, "skipped", f"{mask}: empty mask")])
-    info = {"patient": patient, "dataset": dataset, "source": image, "label_file": mask,
-            "tumour_voxels": int(arr.sum())}
+    info = {
+        "patient": patient,
+        "dataset": dataset,
+        "source": image,
+        "label_file": mask,
+        "tumour_voxels": int(arr.sum()),
+    }
     out.write(case, ct, arr, info)
     return TaskReport([CaseResult(case, "converted", info=info)])
 
 
-def convert_box_case(case: str, image: str, boxes: str, out: WeakOutput, dataset: str, patient: str) -> TaskReport:
+def convert_box_case(
+    case: str, image: str, boxes: str, out: WeakOutput, dataset: str, patient: str
+) -> TaskReport:
     record = out.done(case)
     if record is not None:
         return TaskReport([CaseResult(case, "resumed", info=record)])
@@ -136,8 +165,14 @@ def convert_box_case(case: str, image: str, boxes: str, out: WeakOutput, dataset
     boxset = read_boxes(Path(boxes), ct)
     if not boxset.boxes:
         return TaskReport([CaseResult(case, "skipped", f"{boxes}: no boxes")])
-    info = {"patient": patient, "dataset": dataset, "source": image, "box_file": boxes,
-            "n_boxes": len(boxset.boxes), "classes": sorted({b.label for b in boxset.boxes if b.label})}
+    info = {
+        "patient": patient,
+        "dataset": dataset,
+        "source": image,
+        "box_file": boxes,
+        "n_boxes": len(boxset.boxes),
+        "classes": sorted({b.label for b in boxset.boxes if b.label}),
+    }
     out.write(case, ct, boxset, info)
     return TaskReport([CaseResult(case, "converted", info=info)])
 
@@ -156,30 +191,54 @@ def read_patient_map(path: str | os.PathLike | None) -> dict[str, str]:
     return {r["case"].strip(): r["patient"].strip() for r in rows}
 
 
-def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str | Path | None = None,
-                   out: str | None = None, dataset_id: int | None = None, name: str | None = None,
-                   source_name: str | None = None, patient_map: str | None = None, any_nonzero: bool = False,
-                   num_processes: int = 1, overwrite: bool = False, seed: int = 0,
-                   test_fraction: float = 0.15) -> tuple[Summary, StrongOutput | WeakOutput]:
+def convert_folder(
+    src: str | Path,
+    masks: str | Path | None = None,
+    boxes: str | Path | None = None,
+    out: str | None = None,
+    dataset_id: int | None = None,
+    name: str | None = None,
+    source_name: str | None = None,
+    patient_map: str | None = None,
+    any_nonzero: bool = False,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    seed: int = 0,
+    test_fraction: float = 0.15,
+) -> tuple[Summary, StrongOutput | WeakOutput]:
     """Masks -> raw dataset ``dataset_id`` (under ``out`` or $nnUNet_raw); boxes -> weak set ``out``."""
     if (masks is None) == (boxes is None):
         raise InputError("give either --masks (strong output) or --boxes (weak output)")
     src = Path(src)
     images = _index(src, IMAGE_SUFFIXES, dirs=True, channel=True)
     if not images:
-        raise InputError(f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders")
-    labels = (_index(Path(masks), IMAGE_SUFFIXES) if masks is not None
-              else _index(Path(boxes), BOX_SUFFIXES + IMAGE_SUFFIXES))
+        raise InputError(
+            f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders"
+        )
+    labels = (
+        _index(Path(masks), IMAGE_SUFFIXES)
+        if masks is not None
+        else _index(Path(boxes), BOX_SUFFIXES + IMAGE_SUFFIXES)
+    )
     dataset = source_name or f"folder:{src.resolve().name}"
     patients = read_patient_map(patient_map)
     unknown = sorted(set(patients) - set(images))
-    options = {"converter": "folder", "source": str(src.resolve()), "labels": str(Path(masks or boxes).resolve()),
-               "dataset": dataset, "any_nonzero": any_nonzero, "seed": seed, "test_fraction": test_fraction}
+    options = {
+        "converter": "folder",
+        "source": str(src.resolve()),
+        "labels": str(Path(masks or boxes).resolve()),
+        "dataset": dataset,
+        "any_nonzero": any_nonzero,
+        "seed": seed,
+        "test_fraction": test_fraction,
+    }
     if masks is not None:
         if dataset_id is None:
             raise InputError("--masks needs a dataset id (-d ID)")
         name = name or "".join(c if c.isalnum() or c in "-_" else "_" for c in src.resolve().name)
-        output: StrongOutput | WeakOutput = prepare_strong_output(out, dataset_id, name, options, overwrite)
+        output: StrongOutput | WeakOutput = prepare_strong_output(
+            out, dataset_id, name, options, overwrite
+        )
     else:
         if out is None:
             raise InputError("--boxes needs an output folder (-o WEAK_DIR)")
@@ -187,11 +246,26 @@ def convert_folder(src: str | Path, masks: str | Path | None = None, boxes: str 
     tasks, reports = [], []
     for case, image in sorted(images.items()):
         if case not in labels:
-            reports.append(TaskReport([CaseResult(case, "skipped", f"no {'mask' if masks else 'box file'} "
-                                                                    f"named {case}.* in {masks or boxes}")]))
+            reports.append(
+                TaskReport(
+                    [
+                        CaseResult(
+                            case,
+                            "skipped",
+                            f"no {'mask' if masks else 'box file'} "
+                            f"named {case}.* in {masks or boxes}",
+                        )
+                    ]
+                )
+            )
             continue
-        kwargs = {"case": case, "image": str(image), "out": output, "dataset": dataset,
-                  "patient": patients.get(case, case)}
+        kwargs = {
+            "case": case,
+            "image": str(image),
+            "out": output,
+            "dataset": dataset,
+            "patient": patients.get(case, case),
+        }
         if masks is not None:
             tasks.append((case, {**kwargs, "mask": str(labels[case]), "any_nonzero": any_nonzero}))
         else:

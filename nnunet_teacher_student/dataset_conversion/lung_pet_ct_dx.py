@@ -10,6 +10,7 @@ stack (no duplicated positions from stacked scans, no gaps). Each kept series wi
 matching annotation becomes a case ``<patient>_<SeriesNumber>``. Annotation files that match no
 slice of a kept series, and malformed ones, are reported per patient.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,15 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.geometry import Geometry
 from ..formats.boxes import Box, BoxError, BoxSet, boxes_3d as to_3d_boxes
-from .dicom_series import (SECONDARY_CAPTURE, SeriesFiles, SliceError, find_patients, read_ct_series, scan_dicom_tree,
-                           z_extent_mm)
+from .dicom_series import (
+    SECONDARY_CAPTURE,
+    SeriesFiles,
+    SliceError,
+    find_patients,
+    read_ct_series,
+    scan_dicom_tree,
+    z_extent_mm,
+)
 from .outputs import WeakOutput, prepare_weak_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
 from .voc_xml import VocError, VocFile, parse_voc
@@ -31,19 +39,30 @@ DATASET = "lung-pet-ct-dx"
 FUSED_WORDS = re.compile(r"fus(ed|ion)", re.IGNORECASE)
 PATIENT_RX = re.compile(r"^Lung_Dx-(?P<short>.+)$")
 
-NOT_CT, FUSED, NOT_AXIAL, STACKED, EXTENT = ("not CT", "fused PET/CT", "not an axial volume",
-                                             "stacked scans or missing slices", "z-extent out of range")
+NOT_CT, FUSED, NOT_AXIAL, STACKED, EXTENT = (
+    "not CT",
+    "fused PET/CT",
+    "not an axial volume",
+    "stacked scans or missing slices",
+    "z-extent out of range",
+)
 
 
-def classify_series(s: SeriesFiles, min_cm: float = 16.0, max_cm: float = 60.0) -> tuple[str, str] | None:
+def classify_series(
+    s: SeriesFiles, min_cm: float = 16.0, max_cm: float = 60.0
+) -> tuple[str, str] | None:
     """Why the paper's selection drops this series, as (reason, detail); None when kept."""
     h = s.first
     if s.modality != "CT":
         return NOT_CT, f"modality {s.modality or '?'}"
     image_type = [str(v).upper() for v in (h.get("ImageType") or [])]
-    if (str(h.get("SOPClassUID", "")) == SECONDARY_CAPTURE or int(h.get("SamplesPerPixel", 1) or 1) > 1
-            or str(h.get("PhotometricInterpretation", "")).upper().startswith(("RGB", "YBR", "PALETTE"))
-            or any("FUS" in t for t in image_type) or FUSED_WORDS.search(s.description)):
+    if (
+        str(h.get("SOPClassUID", "")) == SECONDARY_CAPTURE
+        or int(h.get("SamplesPerPixel", 1) or 1) > 1
+        or str(h.get("PhotometricInterpretation", "")).upper().startswith(("RGB", "YBR", "PALETTE"))
+        or any("FUS" in t for t in image_type)
+        or FUSED_WORDS.search(s.description)
+    ):
         return FUSED, f"'{s.description}' ({'/'.join(image_type)})"
     if "LOCALIZER" in image_type:
         return NOT_AXIAL, "localizer"
@@ -104,10 +123,14 @@ def _boxes_for(ct, matched: dict[str, VocFile]) -> tuple[list[Box], list[str]]:
     for uid, vf in sorted(matched.items()):
         z = z_of[uid]
         h = ct.headers[z]
-        given = [(a, int(b)) for a, b in ((vf.width, h.Columns), (vf.height, h.Rows)) if a is not None]
+        given = [
+            (a, int(b)) for a, b in ((vf.width, h.Columns), (vf.height, h.Rows)) if a is not None
+        ]
         if any(a != b for a, b in given):
-            rejected.append(f"{vf.path.name}: annotated image size {vf.width}x{vf.height} differs from the slice "
-                            f"({h.Columns}x{h.Rows})")
+            rejected.append(
+                f"{vf.path.name}: annotated image size {vf.width}x{vf.height} differs from the slice "
+                f"({h.Columns}x{h.Rows})"
+            )
             continue
         for b in vf.boxes:
             box = Box(z, b.xmin, b.ymin, b.xmax, b.ymax, label=b.label or None)
@@ -120,8 +143,14 @@ def _boxes_for(ct, matched: dict[str, VocFile]) -> tuple[list[Box], list[str]]:
     return boxes, rejected
 
 
-def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm: float = 16.0,
-                    max_cm: float = 60.0, boxes_3d: bool = False) -> TaskReport:
+def convert_patient(
+    patient_dir: str,
+    annotations: str,
+    out: WeakOutput,
+    min_cm: float = 16.0,
+    max_cm: float = 60.0,
+    boxes_3d: bool = False,
+) -> TaskReport:
     """Select the series of one patient, match its annotations, write one weak case per series (``boxes_3d``:
     each lesion's axial boxes merged into one 3-D box)."""
     patient = Path(patient_dir).name
@@ -129,13 +158,20 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
     series, problems = scan_dicom_tree(patient_dir)
     rep.notes.extend(f"{patient}: {p}" for p in problems)
     ann_root = Path(annotations)
-    ann_dir = next((d for d in (ann_root / patient_short_id(patient), ann_root / patient) if d.is_dir()), None)
+    ann_dir = next(
+        (d for d in (ann_root / patient_short_id(patient), ann_root / patient) if d.is_dir()), None
+    )
     if ann_dir is None:
         rep.notes.append(f"{patient}: no annotation folder {ann_root / patient_short_id(patient)}")
     parsed, malformed = _read_annotations(ann_dir)
     rep.notes.extend(f"{patient}: malformed annotation skipped: {m}" for m in malformed)
-    counts: Counter = Counter({"series found": len(series), "annotation files": len(parsed) + len(malformed),
-                               "annotation files malformed": len(malformed)})
+    counts: Counter = Counter(
+        {
+            "series found": len(series),
+            "annotation files": len(parsed) + len(malformed),
+            "annotation files malformed": len(malformed),
+        }
+    )
     kept, dropped = [], {}
     for s in sorted(series.values(), key=lambda s: s.uid):
         why = classify_series(s, min_cm, max_cm)
@@ -154,7 +190,9 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
         matched_uids.update(matched)
         if not matched:
             counts["kept without annotations"] += 1
-            rep.results.append(CaseResult(case, "skipped", f"no annotation matches a slice of series {s.folder}"))
+            rep.results.append(
+                CaseResult(case, "skipped", f"no annotation matches a slice of series {s.folder}")
+            )
             continue
         record = out.done(case)
         if record is not None:
@@ -169,10 +207,17 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
                 raise InputError(f"all {len(matched)} matching annotation file(s) were rejected")
             if boxes_3d:
                 boxes = to_3d_boxes(boxes, Geometry.of(ct.image).array_shape)
-            info = {"patient": patient, "dataset": DATASET, "source": str(s.folder), "series_uid": s.uid,
-                    "series_description": s.description, "n_boxes": len(boxes),
-                    "classes": sorted({b.label for b in boxes if b.label}),
-                    "annotation_files": len(matched), "z_extent_cm": round(z_extent_mm(s) / 10, 2)}
+            info = {
+                "patient": patient,
+                "dataset": DATASET,
+                "source": str(s.folder),
+                "series_uid": s.uid,
+                "series_description": s.description,
+                "n_boxes": len(boxes),
+                "classes": sorted({b.label for b in boxes if b.label}),
+                "annotation_files": len(matched),
+                "z_extent_cm": round(z_extent_mm(s) / 10, 2),
+            }
             out.write(case, ct.image, BoxSet(Geometry.of(ct.image), boxes), info)
             rep.results.append(CaseResult(case, "converted", info=info))
         except InputError as e:
@@ -181,21 +226,40 @@ def convert_patient(patient_dir: str, annotations: str, out: WeakOutput, min_cm:
     counts["annotation files matched"] = len(parsed) - len(unmatched)
     counts["annotation files unmatched"] = len(unmatched)
     if unmatched:
-        where = Counter(dropped.get(u, "no slice with this SOPInstanceUID found") for u in unmatched)
-        rep.notes.append(f"{patient}: {len(unmatched)} annotation file(s) match no slice of a kept series: "
-                         + "; ".join(f"{n} -> {w}" for w, n in where.items()))
+        where = Counter(
+            dropped.get(u, "no slice with this SOPInstanceUID found") for u in unmatched
+        )
+        rep.notes.append(
+            f"{patient}: {len(unmatched)} annotation file(s) match no slice of a kept series: "
+            + "; ".join(f"{n} -> {w}" for w, n in where.items())
+        )
         rep.details["unmatched_annotations"] = {
-            patient: [{"file": str(parsed[u].path), "reason": dropped.get(u, "no slice with this SOPInstanceUID found")}
-                      for u in unmatched]}
+            patient: [
+                {
+                    "file": str(parsed[u].path),
+                    "reason": dropped.get(u, "no slice with this SOPInstanceUID found"),
+                }
+                for u in unmatched
+            ]
+        }
     if malformed:
         rep.details["malformed_annotations"] = {patient: malformed}
     rep.counts = dict(counts)
     return rep
 
 
-def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: str | Path, min_cm: float = 16.0,
-                           max_cm: float = 60.0, num_processes: int = 1, overwrite: bool = False, seed: int = 0,
-                           test_fraction: float = 0.15, boxes_3d: bool = False) -> tuple[Summary, WeakOutput]:
+def convert_lung_pet_ct_dx(
+    src: str | Path,
+    annotations: str | Path,
+    out_dir: str | Path,
+    min_cm: float = 16.0,
+    max_cm: float = 60.0,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    seed: int = 0,
+    test_fraction: float = 0.15,
+    boxes_3d: bool = False,
+) -> tuple[Summary, WeakOutput]:
     """Convert every patient of ``src`` into the weak set ``out_dir``; returns the summary and the output."""
     src, annotations = Path(src), Path(annotations)
     if not annotations.is_dir():
@@ -203,17 +267,38 @@ def convert_lung_pet_ct_dx(src: str | Path, annotations: str | Path, out_dir: st
     if not 0 < min_cm < max_cm:
         raise InputError(f"z-extent range [{min_cm}, {max_cm}] cm is empty")
     patients = find_patients(src, "SRC/Lung_Dx-XNNNN/<study>/<series>/*.dcm")
-    options = {"converter": DATASET, "source": str(src.resolve()), "annotations": str(annotations.resolve()),
-               "min_cm": min_cm, "max_cm": max_cm, "seed": seed, "test_fraction": test_fraction,
-               **({"boxes_3d": True} if boxes_3d else {})}
+    options = {
+        "converter": DATASET,
+        "source": str(src.resolve()),
+        "annotations": str(annotations.resolve()),
+        "min_cm": min_cm,
+        "max_cm": max_cm,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        **({"boxes_3d": True} if boxes_3d else {}),
+    }
     out = prepare_weak_output(out_dir, options, overwrite)
-    tasks = [(p.name, {"patient_dir": str(p), "annotations": str(annotations), "out": out,
-                       "min_cm": min_cm, "max_cm": max_cm, "boxes_3d": boxes_3d}) for p in patients]
+    tasks = [
+        (
+            p.name,
+            {
+                "patient_dir": str(p),
+                "annotations": str(annotations),
+                "out": out,
+                "min_cm": min_cm,
+                "max_cm": max_cm,
+                "boxes_3d": boxes_3d,
+            },
+        )
+        for p in patients
+    ]
     reports = run_tasks(convert_patient, tasks, num_processes, desc=DATASET)
     summary = Summary(DATASET, str(src), str(out.root), reports)
     c = summary.counts
-    summary.headline.append(f"selection: {c.get('series found', 0)} images (series) found, "
-                            f"{c.get('kept (CT in range)', 0)} kept (CT, one regular stack, z-extent in "
-                            f"[{min_cm:g}, {max_cm:g}] cm); the paper kept 665 of 1295")
+    summary.headline.append(
+        f"selection: {c.get('series found', 0)} images (series) found, "
+        f"{c.get('kept (CT in range)', 0)} kept (CT, one regular stack, z-extent in "
+        f"[{min_cm:g}, {max_cm:g}] cm); the paper kept 665 of 1295"
+    )
     out.finish(summary, seed, test_fraction)
     return summary, out

@@ -4,6 +4,7 @@ Layout: ``SRC/imagesTr/lung_XXX.nii.gz``, ``SRC/labelsTr/lung_XXX.nii.gz`` (0 ba
 1 tumour), ``SRC/dataset.json``. The ``._*`` files of the archive are ignored. Every image keeps
 its own geometry; its label must lie on the same grid.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,7 +27,9 @@ def find_cases(src: Path) -> list[str]:
     images = src / "imagesTr"
     if not images.is_dir():
         raise InputError(f"{src}: not a Task06_Lung folder (no imagesTr/)")
-    cases = sorted(p.name[: -len(SUFFIX)] for p in images.glob(f"*{SUFFIX}") if not p.name.startswith("."))
+    cases = sorted(
+        p.name[: -len(SUFFIX)] for p in images.glob(f"*{SUFFIX}") if not p.name.startswith(".")
+    )
     if not cases:
         raise InputError(f"{images}: no {SUFFIX} images")
     return cases
@@ -43,28 +46,52 @@ def convert_case(src: str, case: str, out: StrongOutput) -> TaskReport:
     if record is not None:
         return TaskReport([CaseResult(case, "resumed", info=record)])
     src_path = Path(src)
-    image_path, label_path = src_path / "imagesTr" / f"{case}{SUFFIX}", src_path / "labelsTr" / f"{case}{SUFFIX}"
+    image_path, label_path = (
+        src_path / "imagesTr" / f"{case}{SUFFIX}",
+        src_path / "labelsTr" / f"{case}{SUFFIX}",
+    )
     if not label_path.is_file():
         return TaskReport([CaseResult(case, "skipped", f"no label {label_path}")])
     image = read_image(image_path)
     label = read_binary_label(label_path, image, f"case {case}")
     if not label.any():
         return TaskReport([CaseResult(case, "skipped", f"{label_path}: empty tumour mask")])
-    info = {"patient": case, "dataset": DATASET, "source": str(image_path), "tumour_voxels": int(label.sum())}
+    info = {
+        "patient": case,
+        "dataset": DATASET,
+        "source": str(image_path),
+        "tumour_voxels": int(label.sum()),
+    }
     out.write(case, image, label, info)
     return TaskReport([CaseResult(case, "converted", info=info)])
 
 
-def convert_msd_lung(src: str | Path, dataset_id: int, name: str = "MSDLung", raw: str | None = None,
-                     num_processes: int = 1, overwrite: bool = False, seed: int = 0,
-                     test_fraction: float = 0.15) -> tuple[Summary, StrongOutput]:
+def convert_msd_lung(
+    src: str | Path,
+    dataset_id: int,
+    name: str = "MSDLung",
+    raw: str | None = None,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    seed: int = 0,
+    test_fraction: float = 0.15,
+) -> tuple[Summary, StrongOutput]:
     """Convert Task06_Lung into ``Dataset{dataset_id:03d}_{name}``; returns the summary and the output."""
     src = Path(src)
     cases = find_cases(src)
-    options = {"converter": DATASET, "source": str(src.resolve()), "seed": seed, "test_fraction": test_fraction}
+    options = {
+        "converter": DATASET,
+        "source": str(src.resolve()),
+        "seed": seed,
+        "test_fraction": test_fraction,
+    }
     out = prepare_strong_output(raw, dataset_id, name, options, overwrite)
-    reports = run_tasks(convert_case, [(c, {"src": str(src), "case": c, "out": out}) for c in cases],
-                        num_processes, desc=DATASET)
+    reports = run_tasks(
+        convert_case,
+        [(c, {"src": str(src), "case": c, "out": out}) for c in cases],
+        num_processes,
+        desc=DATASET,
+    )
     summary = Summary(DATASET, str(src), str(out.root), reports)
     out.finish(summary, name, seed, test_fraction)
     return summary, out

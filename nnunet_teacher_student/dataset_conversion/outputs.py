@@ -14,6 +14,7 @@ for a raw dataset, ``cases.json`` for a weak set.
   name, or a folder that is not ours: refused unless ``--overwrite``, which deletes it first
   (a non-empty folder that is not a conversion output is never deleted).
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,9 @@ class _Output:
     """Common part: per-case records and the run's options."""
 
     root: Path
-    created: Path | None = None   # the topmost folder this run created (removed again if nothing is converted)
+    created: Path | None = (
+        None  # the topmost folder this run created (removed again if nothing is converted)
+    )
 
     @property
     def records_dir(self) -> Path:
@@ -88,12 +91,14 @@ class _Output:
     def discard_if_empty(self) -> bool:
         """No finished case: remove the output folder (it holds only this run's bookkeeping and empty
         sub-folders), so that a failed conversion leaves nothing behind; True if removed."""
-        if self.records() or any(p.is_file() and RECORDS not in p.relative_to(self.root).parts
-                                 for p in self.root.rglob("*")):
+        if self.records() or any(
+            p.is_file() and RECORDS not in p.relative_to(self.root).parts
+            for p in self.root.rglob("*")
+        ):
             return False
         if self.created:
             shutil.rmtree(self.created)
-        else:   # the folder was there (empty) before this run: empty it again
+        else:  # the folder was there (empty) before this run: empty it again
             for child in self.root.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         return True
@@ -118,28 +123,40 @@ def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> Path | N
         raise InputError(f"{root}: exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
         if not ours:
-            raise InputError(f"{root}: folder exists, is not empty and was not written by 'nnts convert'; "
-                             "choose another output (it is never deleted)")
+            raise InputError(
+                f"{root}: folder exists, is not empty and was not written by 'nnts convert'; "
+                "choose another output (it is never deleted)"
+            )
         if marker.is_file() and not overwrite:
-            raise InputError(f"{root}: a finished conversion is already there ({marker.name} exists); "
-                             "pass --overwrite to replace it")
+            raise InputError(
+                f"{root}: a finished conversion is already there ({marker.name} exists); "
+                "pass --overwrite to replace it"
+            )
         finished = [r for r in (root / RECORDS).glob("*.json") if r.name != "run.json"]
         if overwrite:
             print(f"--overwrite: deleting {root}")
             shutil.rmtree(root)
-        elif not finished and not marker.is_file():   # an earlier run that converted nothing: nothing to keep
+        elif (
+            not finished and not marker.is_file()
+        ):  # an earlier run that converted nothing: nothing to keep
             print(f"{root}: an earlier run converted no case; starting afresh")
             shutil.rmtree(root)
         else:
             previous = json.loads(run_file.read_text())
             if previous != options:
-                raise InputError(f"{root}: an interrupted conversion with other options is there "
-                                 f"({previous} != {options}); rerun with its options or pass --overwrite")
-            stale = [p for p in root.rglob(".*.tmp*") if p.is_file()]   # atomic writes cut off by a kill
+                raise InputError(
+                    f"{root}: an interrupted conversion with other options is there "
+                    f"({previous} != {options}); rerun with its options or pass --overwrite"
+                )
+            stale = [
+                p for p in root.rglob(".*.tmp*") if p.is_file()
+            ]  # atomic writes cut off by a kill
             for p in stale:
                 p.unlink()
-            print(f"resuming the interrupted conversion in {root}"
-                  + (f" ({len(stale)} unfinished temporary file(s) removed)" if stale else ""))
+            print(
+                f"resuming the interrupted conversion in {root}"
+                + (f" ({len(stale)} unfinished temporary file(s) removed)" if stale else "")
+            )
     created = None
     for folder in (root, *root.parents):
         if folder.exists():
@@ -153,13 +170,17 @@ def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> Path | N
 def to_hu_int16(image: sitk.Image, what: str) -> sitk.Image:
     """CT as int16 Hounsfield units (rounded; values beyond int16 are an error, not clipped)."""
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{what}: expected a grey-level CT, got {image.GetNumberOfComponentsPerPixel()} "
-                         "components per voxel (a fused or colour image?)")
+        raise InputError(
+            f"{what}: expected a grey-level CT, got {image.GetNumberOfComponentsPerPixel()} "
+            "components per voxel (a fused or colour image?)"
+        )
     if image.GetPixelID() == sitk.sitkInt16:
         return image
     arr = sitk.GetArrayViewFromImage(image)
     if arr.size and (np.nanmin(arr) < -32768 or np.nanmax(arr) > 32767 or np.isnan(arr).any()):
-        raise InputError(f"{what}: intensities {np.nanmin(arr)}..{np.nanmax(arr)} do not fit int16 HU")
+        raise InputError(
+            f"{what}: intensities {np.nanmin(arr)}..{np.nanmax(arr)} do not fit int16 HU"
+        )
     out = sitk.GetImageFromArray(np.rint(arr).astype(np.int16))
     out.CopyInformation(image)
     return out
@@ -187,7 +208,9 @@ class StrongOutput(_Output):
         if not label.any():
             raise InputError(f"case {case}: the tumour mask is empty")
         image = to_hu_int16(image, f"case {case}")
-        write_image_atomic(array_to_image(label.astype(np.uint8), Geometry.of(image)), self.label_path(case))
+        write_image_atomic(
+            array_to_image(label.astype(np.uint8), Geometry.of(image)), self.label_path(case)
+        )
         write_image_atomic(image, self.image_path(case))
         self._write_record(case, info)
 
@@ -200,9 +223,14 @@ class StrongOutput(_Output):
         n = len(manifest["cases"])
         if n:
             # hand-written rather than nnunetv2's generate_dataset_json: this file must be written atomically
-            dataset = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumor": 1},
-                       "numTraining": n, "file_ending": IMAGE_SUFFIX, "name": name,
-                       "description": f"converted by 'nnts convert {summary.converter}' from {summary.source}"}
+            dataset = {
+                "channel_names": {"0": "CT"},
+                "labels": {"background": 0, "tumor": 1},
+                "numTraining": n,
+                "file_ending": IMAGE_SUFFIX,
+                "name": name,
+                "description": f"converted by 'nnts convert {summary.converter}' from {summary.source}",
+            }
             write_text_atomic(json.dumps(dataset, indent=1), self.root / "dataset.json")
         return n
 
@@ -211,12 +239,15 @@ def raw_root(path: str | None) -> Path:
     """``path`` or ``$nnUNet_raw``."""
     root = path or os.environ.get("nnUNet_raw")
     if not root:
-        raise InputError("no nnU-Net raw folder: pass -o/--raw or set the nnUNet_raw environment variable")
+        raise InputError(
+            "no nnU-Net raw folder: pass -o/--raw or set the nnUNet_raw environment variable"
+        )
     return Path(root)
 
 
-def prepare_strong_output(raw: str | None, dataset_id: int, name: str, options: dict,
-                          overwrite: bool = False) -> StrongOutput:
+def prepare_strong_output(
+    raw: str | None, dataset_id: int, name: str, options: dict, overwrite: bool = False
+) -> StrongOutput:
     """Folder of dataset ``dataset_id`` under the raw root, after applying the resume rule."""
     if not 1 <= dataset_id <= 999:
         raise InputError(f"dataset id must be 1..999, got {dataset_id}")
@@ -227,8 +258,10 @@ def prepare_strong_output(raw: str | None, dataset_id: int, name: str, options: 
     others = [p for p in root.glob(f"Dataset{dataset_id:03d}_*") if p != target and p.is_dir()]
     if others:
         if not overwrite:
-            raise InputError(f"dataset id {dataset_id} is already used by {others[0]}; "
-                             "choose another id or pass --overwrite to replace it")
+            raise InputError(
+                f"dataset id {dataset_id} is already used by {others[0]}; "
+                "choose another id or pass --overwrite to replace it"
+            )
         for p in others:
             if not (p / "dataset.json").is_file() and not (p / RECORDS).is_dir():
                 raise InputError(f"{p}: not an nnU-Net dataset; refusing to delete it")
@@ -236,7 +269,9 @@ def prepare_strong_output(raw: str | None, dataset_id: int, name: str, options: 
             shutil.rmtree(p)
     if target.is_dir() and (target / "dataset.json").is_file() and not (target / RECORDS).is_dir():
         if not overwrite:
-            raise InputError(f"{target}: an nnU-Net dataset is already there; pass --overwrite to replace it")
+            raise InputError(
+                f"{target}: an nnU-Net dataset is already there; pass --overwrite to replace it"
+            )
         print(f"--overwrite: deleting {target}")
         shutil.rmtree(target)
     return StrongOutput(target, _start(target, target / "dataset.json", options, overwrite))
@@ -270,11 +305,16 @@ class WeakOutput(_Output):
         manifest = self.write_manifest_and_summary(summary, seed, test_fraction)
         recs = self.records()
         if manifest["cases"]:
-            meta = {case: {**recs[case], "split": entry["split"]} for case, entry in manifest["cases"].items()}
+            meta = {
+                case: {**recs[case], "split": entry["split"]}
+                for case, entry in manifest["cases"].items()
+            }
             self.weak.write_metadata(meta)
         return len(manifest["cases"])
 
 
-def prepare_weak_output(out: str | os.PathLike, options: dict, overwrite: bool = False) -> WeakOutput:
+def prepare_weak_output(
+    out: str | os.PathLike, options: dict, overwrite: bool = False
+) -> WeakOutput:
     root = Path(out)
     return WeakOutput(root, _start(root, root / "cases.json", options, overwrite))

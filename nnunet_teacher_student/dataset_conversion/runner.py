@@ -4,6 +4,7 @@ A task is ``(name, kwargs)``; the worker function returns a :class:`TaskReport`.
 in a task (bad input or an unforeseen failure) becomes a *skipped* result naming the task and
 the error: one bad case never stops the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,9 @@ class TaskReport:
     results: list[CaseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    details: dict[str, dict] = field(default_factory=dict)  # e.g. {"unmatched_annotations": {patient: [...]}}
+    details: dict[str, dict] = field(
+        default_factory=dict
+    )  # e.g. {"unmatched_annotations": {patient: [...]}}
 
 
 def _call(fn: Callable[..., TaskReport], name: str, kwargs: dict) -> TaskReport:
@@ -54,8 +57,12 @@ def _call(fn: Callable[..., TaskReport], name: str, kwargs: dict) -> TaskReport:
         return TaskReport([CaseResult(name, "skipped", f"unexpected {type(e).__name__}: {e}")])
 
 
-def run_tasks(fn: Callable[..., TaskReport], tasks: list[tuple[str, dict]], num_processes: int = 1,
-              desc: str = "converting") -> list[TaskReport]:
+def run_tasks(
+    fn: Callable[..., TaskReport],
+    tasks: list[tuple[str, dict]],
+    num_processes: int = 1,
+    desc: str = "converting",
+) -> list[TaskReport]:
     """Run ``fn(**kwargs)`` for every task, in ``num_processes`` processes, with a progress bar."""
     reports: list[TaskReport] = []
     bar = tqdm(total=len(tasks), desc=desc, unit="case", disable=None, file=sys.stderr)
@@ -70,7 +77,11 @@ def run_tasks(fn: Callable[..., TaskReport], tasks: list[tuple[str, dict]], num_
                 try:
                     reports.append(fut.result())
                 except BrokenProcessPool as e:  # a worker died (e.g. out of memory)
-                    reports.append(TaskReport([CaseResult(futures[fut], "skipped", f"worker process died: {e}")]))
+                    reports.append(
+                        TaskReport(
+                            [CaseResult(futures[fut], "skipped", f"worker process died: {e}")]
+                        )
+                    )
                 bar.update()
     bar.close()
     return reports
@@ -115,11 +126,16 @@ class Summary:
 
     def to_dict(self) -> dict:
         return {
-            "converter": self.converter, "source": self.source, "output": self.output,
+            "converter": self.converter,
+            "source": self.source,
+            "output": self.output,
             "converted": [r.case for r in self.cases("converted")],
             "resumed": [r.case for r in self.cases("resumed")],
             "skipped": {r.case: r.reason for r in self.cases("skipped")},
-            "counts": self.counts, "notes": self.notes, **self.details, **self.extra,
+            "counts": self.counts,
+            "notes": self.notes,
+            **self.details,
+            **self.extra,
         }
 
     def write(self, path: str | Path) -> None:
@@ -128,12 +144,20 @@ class Summary:
     def text(self, max_lines: int = 50) -> str:
         """Human-readable summary; long lists of skips and notes are cut (the JSON has them all)."""
         conv, res, skip = self.cases("converted"), self.cases("resumed"), self.cases("skipped")
-        lines = [f"{self.converter}: {self.source} -> {self.output}", *(f"  {h}" for h in self.headline),
-                 f"  {len(conv)} converted, {len(res)} already done (resumed), {len(skip)} skipped"]
+        lines = [
+            f"{self.converter}: {self.source} -> {self.output}",
+            *(f"  {h}" for h in self.headline),
+            f"  {len(conv)} converted, {len(res)} already done (resumed), {len(skip)} skipped",
+        ]
         lines += [f"  {key}: {n}" for key, n in self.counts.items()]
-        for kind, items in (("skipped", [f"{r.case}: {r.reason}" for r in skip]), ("note", self.notes)):
-            lines += [f"  {kind} {item}" if kind == "skipped" else f"  note: {item}" for item in items[:max_lines]]
+        for kind, items in (
+            ("skipped", [f"{r.case}: {r.reason}" for r in skip]),
+            ("note", self.notes),
+        ):
+            lines += [
+                f"  {kind} {item}" if kind == "skipped" else f"  note: {item}"
+                for item in items[:max_lines]
+            ]
             if len(items) > max_lines:
                 lines.append(f"  ... {len(items) - max_lines} more {kind} lines in {SUMMARY_NAME}")
         return "\n".join(lines)
-

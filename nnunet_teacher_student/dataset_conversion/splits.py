@@ -7,6 +7,7 @@ never straddle train and test::
     {"format": "nnts-manifest", "version": 1, "seed": 0, "test_fraction": 0.15,
      "cases": {"lung_001": {"patient": "lung_001", "dataset": "msd-lung", "split": "train", ...}}}
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ MANIFEST_VERSION = 1
 TEST_FRACTION = 0.15
 
 
-def patient_split(cases: dict[str, str], test_fraction: float = TEST_FRACTION, seed: int = 0) -> dict[str, str]:
+def patient_split(
+    cases: dict[str, str], test_fraction: float = TEST_FRACTION, seed: int = 0
+) -> dict[str, str]:
     """Assign each case to "train" or "test", whole patients at a time.
 
     ``cases`` maps case id -> patient id. Patients are shuffled with ``seed`` and taken into the
@@ -53,16 +56,30 @@ def check_test_fraction(test_fraction: float) -> None:
         raise InputError(f"test fraction must be in [0, 1), got {test_fraction}")
 
 
-def build_manifest(records: dict[str, dict], seed: int = 0, test_fraction: float = TEST_FRACTION) -> dict:
+def build_manifest(
+    records: dict[str, dict], seed: int = 0, test_fraction: float = TEST_FRACTION
+) -> dict:
     """Manifest of converted cases; each record needs ``patient`` and ``dataset``."""
     for case, rec in records.items():
         if "patient" not in rec or "dataset" not in rec:
             raise InputError(f"case {case}: record lacks 'patient' or 'dataset': {rec}")
     split = patient_split({c: r["patient"] for c, r in records.items()}, test_fraction, seed)
-    cases = {c: {"patient": r["patient"], "dataset": r["dataset"], "split": split[c],
-                 **({"source": r["source"]} if "source" in r else {})} for c, r in sorted(records.items())}
-    return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "seed": seed,
-            "test_fraction": test_fraction, "cases": cases}
+    cases = {
+        c: {
+            "patient": r["patient"],
+            "dataset": r["dataset"],
+            "split": split[c],
+            **({"source": r["source"]} if "source" in r else {}),
+        }
+        for c, r in sorted(records.items())
+    }
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "cases": cases,
+    }
 
 
 def write_manifest(manifest: dict, path: str | os.PathLike) -> None:
@@ -72,7 +89,11 @@ def write_manifest(manifest: dict, path: str | os.PathLike) -> None:
 def load_manifest(path: str | os.PathLike) -> dict:
     """Read and check a manifest (format, and no patient in both train and test)."""
     m = read_manifest(path)
-    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT or not isinstance(m.get("cases"), dict):
+    if (
+        not isinstance(m, dict)
+        or m.get("format") != MANIFEST_FORMAT
+        or not isinstance(m.get("cases"), dict)
+    ):
         raise InputError(f"{path}: not an {MANIFEST_FORMAT} file")
     check_patient_separation(m, str(path))
     return m
@@ -96,12 +117,19 @@ def merge_manifests(manifests: list[dict]) -> dict:
             if case in cases:
                 raise InputError(f"case id {case!r} appears in two manifests")
             cases[case] = entry
-    merged = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "cases": dict(sorted(cases.items()))}
+    merged = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "cases": dict(sorted(cases.items())),
+    }
     check_patient_separation(merged, "merged manifest")
     return merged
 
 
 def cases_in_split(manifest: dict, split: str, dataset: str | None = None) -> list[str]:
     """Case ids of one split, optionally of one source dataset only."""
-    return sorted(c for c, e in manifest["cases"].items()
-                  if e["split"] == split and (dataset is None or e.get("dataset") == dataset))
+    return sorted(
+        c
+        for c, e in manifest["cases"].items()
+        if e["split"] == split and (dataset is None or e.get("dataset") == dataset)
+    )

@@ -3,6 +3,7 @@
 A file holds ``<size><width/><height/></size>`` and ``<object><name>CLASS</name><bndbox>
 <xmin/><ymin/><xmax/><ymax/></bndbox></object>`` items, in pixel column/row of its slice.
 """
+
 from __future__ import annotations
 
 import os
@@ -69,8 +70,12 @@ def parse_voc(path: str | os.PathLike, max_bytes: int = 1_000_000) -> VocFile:
     if root.tag != "annotation":
         raise VocError(f"{path}: root element <{root.tag}>, expected <annotation>")
     size = root.find("size")
-    width = _int(size, "width", path) if size is not None and size.find("width") is not None else None
-    height = _int(size, "height", path) if size is not None and size.find("height") is not None else None
+    width = (
+        _int(size, "width", path) if size is not None and size.find("width") is not None else None
+    )
+    height = (
+        _int(size, "height", path) if size is not None and size.find("height") is not None else None
+    )
     boxes = []
     for obj in root.findall("object"):
         name = (obj.findtext("name") or "").strip()

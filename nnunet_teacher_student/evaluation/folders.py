@@ -1,5 +1,6 @@
 """Evaluate a folder of predicted masks against a folder of ground-truth masks and write
 ``per_case.csv``, ``lesions.csv``, ``summary.json`` and ``summary.md``."""
+
 from __future__ import annotations
 
 import csv
@@ -22,10 +23,38 @@ from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
 from .statistics import tumour_free_text
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
-CASE_COLUMNS = ("case", "dataset", "dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd",
-                "n_gt_lesions", "n_pred_components", "tp", "fn", "fp", "tp_pred", "gt_volume_ml",
-                "pred_volume_ml", "missing_prediction", "pred_file", "gt_file")
-LESION_COLUMNS = ("case", "dataset", "mask", "id", "voxels", "volume_ml", "overlap_fraction", "positive")
+CASE_COLUMNS = (
+    "case",
+    "dataset",
+    "dsc",
+    "dsc_tp",
+    "f1",
+    "recall",
+    "precision",
+    "hd95_mm",
+    "nsd",
+    "n_gt_lesions",
+    "n_pred_components",
+    "tp",
+    "fn",
+    "fp",
+    "tp_pred",
+    "gt_volume_ml",
+    "pred_volume_ml",
+    "missing_prediction",
+    "pred_file",
+    "gt_file",
+)
+LESION_COLUMNS = (
+    "case",
+    "dataset",
+    "mask",
+    "id",
+    "voxels",
+    "volume_ml",
+    "overlap_fraction",
+    "positive",
+)
 
 
 def case_files(folder: str | os.PathLike, what: str) -> dict[str, Path]:
@@ -40,14 +69,18 @@ def case_files(folder: str | os.PathLike, what: str) -> dict[str, Path]:
             continue
         case = p.name[: -len(suffix)]
         if case in out:
-            raise InputError(f"{p}: case {case!r} appears twice in the {what} folder ({out[case].name})")
+            raise InputError(
+                f"{p}: case {case!r} appears twice in the {what} folder ({out[case].name})"
+            )
         out[case] = p
     if not out:
         raise InputError(f"{folder}: no NIfTI (.nii.gz/.nii) files in the {what} folder")
     return out
 
 
-def pair_cases(pred: Mapping[str, Path], gt: Mapping[str, Path]) -> tuple[dict[str, Path | None], list[str]]:
+def pair_cases(
+    pred: Mapping[str, Path], gt: Mapping[str, Path]
+) -> tuple[dict[str, Path | None], list[str]]:
     """GT case -> prediction path (None when missing), and the predictions matching no GT case.
     A prediction named ``<case>_0000`` (nnU-Net's channel suffix) is accepted for ``<case>``."""
     pairs: dict[str, Path | None] = {}
@@ -71,15 +104,19 @@ def load_manifest(manifest: str | os.PathLike | Mapping | None) -> dict[str, str
         manifest = read_manifest(manifest, "manifest file")
     manifest = manifest_cases(manifest)
     if not isinstance(manifest, Mapping):
-        raise InputError(f"{where}: manifest must be a JSON object mapping case -> {{\"dataset\": name}}")
+        raise InputError(
+            f'{where}: manifest must be a JSON object mapping case -> {{"dataset": name}}'
+        )
     out = {}
     for case, entry in manifest.items():
         if isinstance(entry, str):
             out[str(case)] = entry
-        elif isinstance(entry, Mapping) and isinstance(entry.get("dataset", entry.get("site")), str):
+        elif isinstance(entry, Mapping) and isinstance(
+            entry.get("dataset", entry.get("site")), str
+        ):
             out[str(case)] = entry.get("dataset", entry.get("site"))
         else:
-            raise InputError(f"{where}: case {case!r} has no \"dataset\" or \"site\" name: {entry!r}")
+            raise InputError(f'{where}: case {case!r} has no "dataset" or "site" name: {entry!r}')
     return out
 
 
@@ -90,11 +127,18 @@ def _mask_array(path: Path) -> np.ndarray:
     return arr
 
 
-def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                     manifest: str | os.PathLike | Mapping | None = None, *, label: int | None = None,
-                     gt_label: int | None = None, allow_missing: bool = False,
-                     overlap: float = OVERLAP_THRESHOLD, nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
-                     progress: bool = True) -> dict:
+def evaluate_folders(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    manifest: str | os.PathLike | Mapping | None = None,
+    *,
+    label: int | None = None,
+    gt_label: int | None = None,
+    allow_missing: bool = False,
+    overlap: float = OVERLAP_THRESHOLD,
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+    progress: bool = True,
+) -> dict:
     """Score every GT case against its prediction. Returns ``{"settings", "rules", "cases",
     "summary", "missing_predictions", "unmatched_predictions"}``; ``rules`` states the metric
     definitions (see :func:`~.metrics.rules`).
@@ -109,21 +153,27 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     pairs, unmatched = pair_cases(case_files(pred_dir, "prediction"), gt_files)
     missing = [c for c, p in pairs.items() if p is None]
     if missing and not allow_missing:
-        raise InputError(f"{pred_dir}: no prediction for {len(missing)} ground-truth case(s): "
-                         f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} "
-                         "(use --allow-missing to score them as empty predictions)")
+        raise InputError(
+            f"{pred_dir}: no prediction for {len(missing)} ground-truth case(s): "
+            f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} "
+            "(use --allow-missing to score them as empty predictions)"
+        )
     groups = load_manifest(manifest)
     if manifest is not None:
         absent = [c for c in pairs if c not in groups]
         if absent:
-            raise InputError(f"{manifest if not isinstance(manifest, Mapping) else 'manifest'}: no dataset "
-                             f"for case(s) {', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}")
+            raise InputError(
+                f"{manifest if not isinstance(manifest, Mapping) else 'manifest'}: no dataset "
+                f"for case(s) {', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}"
+            )
     geometries = {}
     for case, pred_path in pairs.items():  # headers first: fail before any long computation
         geometries[case] = read_header(gt_files[case])
         if pred_path is not None:
-            geometries[case].require_match(read_header(pred_path),
-                                           f"{pred_path} (prediction for ground truth {gt_files[case]})")
+            geometries[case].require_match(
+                read_header(pred_path),
+                f"{pred_path} (prediction for ground truth {gt_files[case]})",
+            )
 
     from tqdm import tqdm
 
@@ -131,17 +181,40 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     for case, pred_path in tqdm(pairs.items(), desc="evaluate", unit="case", disable=not progress):
         gt = _mask_array(gt_files[case])
         pred = _mask_array(pred_path) if pred_path is not None else np.zeros_like(gt)
-        metrics = case_metrics(pred, gt, spacing_zyx(geometries[case]), label=label, gt_label=gt_label,
-                               overlap=overlap, nsd_tolerance_mm=nsd_tolerance_mm)
-        cases.append({"case": case, "dataset": groups.get(case, OVERALL), **metrics,
-                      "missing_prediction": pred_path is None,
-                      "pred_file": str(pred_path) if pred_path else "", "gt_file": str(gt_files[case])})
+        metrics = case_metrics(
+            pred,
+            gt,
+            spacing_zyx(geometries[case]),
+            label=label,
+            gt_label=gt_label,
+            overlap=overlap,
+            nsd_tolerance_mm=nsd_tolerance_mm,
+        )
+        cases.append(
+            {
+                "case": case,
+                "dataset": groups.get(case, OVERALL),
+                **metrics,
+                "missing_prediction": pred_path is None,
+                "pred_file": str(pred_path) if pred_path else "",
+                "gt_file": str(gt_files[case]),
+            }
+        )
     return {
-        "settings": {"pred_dir": str(pred_dir), "gt_dir": str(gt_dir),
-                     "manifest": None if manifest is None or isinstance(manifest, Mapping) else str(manifest),
-                     "label": label, "gt_label": gt_label if gt_label is not None else label,
-                     "overlap_threshold": overlap, "nsd_tolerance_mm": nsd_tolerance_mm,
-                     "hd_percentile": 95, "connectivity": 26, "allow_missing": allow_missing},
+        "settings": {
+            "pred_dir": str(pred_dir),
+            "gt_dir": str(gt_dir),
+            "manifest": None
+            if manifest is None or isinstance(manifest, Mapping)
+            else str(manifest),
+            "label": label,
+            "gt_label": gt_label if gt_label is not None else label,
+            "overlap_threshold": overlap,
+            "nsd_tolerance_mm": nsd_tolerance_mm,
+            "hd_percentile": 95,
+            "connectivity": 26,
+            "allow_missing": allow_missing,
+        },
         "rules": rules(overlap, nsd_tolerance_mm),
         "cases": cases,
         "summary": summarize(cases),
@@ -175,46 +248,78 @@ def summary_markdown(result: Mapping, name: str = "prediction") -> str:
     s = result["settings"]
     summary = result["summary"]
     n = len(result["cases"])
-    lines = [f"# Evaluation: {name}", "",
-             f"Predictions `{s['pred_dir']}` against ground truth `{s['gt_dir']}`: {n} case(s), "
-             f"datasets: {', '.join(summary['datasets'])}.", ""]
+    lines = [
+        f"# Evaluation: {name}",
+        "",
+        f"Predictions `{s['pred_dir']}` against ground truth `{s['gt_dir']}`: {n} case(s), "
+        f"datasets: {', '.join(summary['datasets'])}.",
+        "",
+    ]
     if result.get("missing_predictions"):
-        lines += [f"Missing predictions scored as empty: {', '.join(result['missing_predictions'])}.", ""]
+        lines += [
+            f"Missing predictions scored as empty: {', '.join(result['missing_predictions'])}.",
+            "",
+        ]
     if result.get("unmatched_predictions"):
-        lines += [f"Predictions without ground truth (ignored): {', '.join(result['unmatched_predictions'])}.", ""]
+        lines += [
+            f"Predictions without ground truth (ignored): {', '.join(result['unmatched_predictions'])}.",
+            "",
+        ]
     free = summary.get("tumour_free", {})
-    lines += ["## Segmentation and detection (as the paper's Tables 3 and 5, in %)", "",
-              f"Cells are mean ± std over the {summary['overall']['n_cases']} tumour cases; \"(n=k)\" means the "
-              "metric was undefined for the other cases. "
-              f"Tumour-free cases: {tumour_free_text(free)} (they are left out of every mean: an empty "
-              "prediction scores DSC 100 % there and one stray voxel 0 %).", "",
-              markdown_table({name: result}, PAPER_METRICS, bold_best=False),
-              f"## Surface distance (NSD at {s['nsd_tolerance_mm']:g} mm, in %) and volume", "",
-              markdown_table({name: result}, ("hd95_mm", "nsd", "gt_volume_ml", "pred_volume_ml"), bold_best=False),
-              "## Lesion counts (summed over cases)", "",
-              "| Dataset | Cases | GT lesions | TP | FN | FP | Pooled recall | Pooled precision |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Segmentation and detection (as the paper's Tables 3 and 5, in %)",
+        "",
+        f'Cells are mean ± std over the {summary["overall"]["n_cases"]} tumour cases; "(n=k)" means the '
+        "metric was undefined for the other cases. "
+        f"Tumour-free cases: {tumour_free_text(free)} (they are left out of every mean: an empty "
+        "prediction scores DSC 100 % there and one stray voxel 0 %).",
+        "",
+        markdown_table({name: result}, PAPER_METRICS, bold_best=False),
+        f"## Surface distance (NSD at {s['nsd_tolerance_mm']:g} mm, in %) and volume",
+        "",
+        markdown_table(
+            {name: result}, ("hd95_mm", "nsd", "gt_volume_ml", "pred_volume_ml"), bold_best=False
+        ),
+        "## Lesion counts (summed over cases)",
+        "",
+        "| Dataset | Cases | GT lesions | TP | FN | FP | Pooled recall | Pooled precision |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     groups = list(summary["datasets"].items())
     if list(summary["datasets"]) != [OVERALL]:
         groups.append((OVERALL, summary["overall"]))
     for dataset, g in groups:
         pooled = g["pooled"]
-        recall = "n/a" if pooled["recall"] is None or math.isnan(pooled["recall"]) else f"{100 * pooled['recall']:.2f}"
-        prec = ("n/a" if pooled["precision"] is None or math.isnan(pooled["precision"])
-                else f"{100 * pooled['precision']:.2f}")
-        lines.append(f"| {dataset} | {g['n_cases']} | {pooled['tp'] + pooled['fn']} | {pooled['tp']} | "
-                     f"{pooled['fn']} | {pooled['fp']} | {recall} | {prec} |")
+        recall = (
+            "n/a"
+            if pooled["recall"] is None or math.isnan(pooled["recall"])
+            else f"{100 * pooled['recall']:.2f}"
+        )
+        prec = (
+            "n/a"
+            if pooled["precision"] is None or math.isnan(pooled["precision"])
+            else f"{100 * pooled['precision']:.2f}"
+        )
+        lines.append(
+            f"| {dataset} | {g['n_cases']} | {pooled['tp'] + pooled['fn']} | {pooled['tp']} | "
+            f"{pooled['fn']} | {pooled['fp']} | {recall} | {prec} |"
+        )
     lines += ["", "## Rules", "", result["rules"]]
     return "\n".join(lines)
 
 
-def write_outputs(result: Mapping, out_dir: str | os.PathLike, name: str = "prediction") -> list[Path]:
+def write_outputs(
+    result: Mapping, out_dir: str | os.PathLike, name: str = "prediction"
+) -> list[Path]:
     """Write per_case.csv, lesions.csv, summary.json and summary.md (each atomically)."""
     out = Path(out_dir)
     lesion_rows = []
     for c in result["cases"]:
         for kind, key in (("gt", "gt_lesions"), ("pred", "pred_components")):
-            lesion_rows += [{"case": c["case"], "dataset": c["dataset"], "mask": kind, **lesion} for lesion in c[key]]
+            lesion_rows += [
+                {"case": c["case"], "dataset": c["dataset"], "mask": kind, **lesion}
+                for lesion in c[key]
+            ]
     texts = {
         "per_case.csv": _csv(list(result["cases"]), CASE_COLUMNS),
         "lesions.csv": _csv(lesion_rows, LESION_COLUMNS),
@@ -228,5 +333,11 @@ def write_outputs(result: Mapping, out_dir: str | os.PathLike, name: str = "pred
     return paths
 
 
-__all__ = ["evaluate_folders", "write_outputs", "summary_markdown", "load_manifest", "case_files",
-           "pair_cases"]
+__all__ = [
+    "evaluate_folders",
+    "write_outputs",
+    "summary_markdown",
+    "load_manifest",
+    "case_files",
+    "pair_cases",
+]

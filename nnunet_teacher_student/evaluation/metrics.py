@@ -6,6 +6,7 @@ MONAI (``monai.metrics``, the framework the paper itself was built on) computes 
 mask edges with exact Euclidean distances in physical units. DSC and the lesion bookkeeping are a
 few numpy counts (``np.bincount`` over component labels), which no library packages in this form.
 """
+
 from __future__ import annotations
 
 import math
@@ -139,8 +140,9 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return label_components(mask, CONNECTIVITY)
 
 
-def _describe(labels: np.ndarray, n: int, other: np.ndarray, voxel_ml: float,
-              threshold: float) -> list[Lesion]:
+def _describe(
+    labels: np.ndarray, n: int, other: np.ndarray, voxel_ml: float, threshold: float
+) -> list[Lesion]:
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
     covered = np.bincount(labels[other].ravel(), minlength=n + 1)
     out = []
@@ -150,14 +152,20 @@ def _describe(labels: np.ndarray, n: int, other: np.ndarray, voxel_ml: float,
     return out
 
 
-def match_lesions(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0),
-                  overlap: float = OVERLAP_THRESHOLD) -> LesionMatch:
+def match_lesions(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0),
+    overlap: float = OVERLAP_THRESHOLD,
+) -> LesionMatch:
     """Lesion-wise detection of two boolean masks (see :data:`RULES`)."""
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
     gt_labels, n_gt = _components(gt)
     pred_labels, n_pred = _components(pred)
-    result = LesionMatch(_describe(gt_labels, n_gt, pred, voxel_ml, overlap),
-                         _describe(pred_labels, n_pred, gt, voxel_ml, overlap))
+    result = LesionMatch(
+        _describe(gt_labels, n_gt, pred, voxel_ml, overlap),
+        _describe(pred_labels, n_pred, gt, voxel_ml, overlap),
+    )
     tp_ids = np.array([0] + [lesion.id for lesion in result.gt_lesions if lesion.positive])
     if len(tp_ids) > 1:
         gt_tp = np.isin(gt_labels, tp_ids[1:])
@@ -167,9 +175,13 @@ def match_lesions(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float]
     return result
 
 
-def surface_metrics(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float],
-                    tolerance_mm: float = NSD_TOLERANCE_MM,
-                    percentile: float = HD_PERCENTILE) -> tuple[float, float]:
+def surface_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    spacing_zyx: Sequence[float],
+    tolerance_mm: float = NSD_TOLERANCE_MM,
+    percentile: float = HD_PERCENTILE,
+) -> tuple[float, float]:
     """(HD95 in mm, NSD at ``tolerance_mm``) of two boolean masks, with the empty-mask rules."""
     p_any, g_any = bool(pred.any()), bool(gt.any())
     if not p_any and not g_any:
@@ -187,17 +199,30 @@ def surface_metrics(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[floa
     spacing = [float(s) for s in spacing_zyx]
     with warnings.catch_warnings():  # MONAI 1.5+ warns about an argument its own code still passes
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"monai\.")
-        hd = compute_hausdorff_distance(y_pred, y, include_background=True, percentile=percentile,
-                                        spacing=spacing)
-        nsd = compute_surface_dice(y_pred, y, class_thresholds=[float(tolerance_mm)],
-                                   include_background=True, spacing=spacing)
+        hd = compute_hausdorff_distance(
+            y_pred, y, include_background=True, percentile=percentile, spacing=spacing
+        )
+        nsd = compute_surface_dice(
+            y_pred,
+            y,
+            class_thresholds=[float(tolerance_mm)],
+            include_background=True,
+            spacing=spacing,
+        )
     return float(hd.reshape(-1)[0]), float(nsd.reshape(-1)[0])
 
 
-def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0), *,
-                 label: int | None = None, gt_label: int | None = None,
-                 overlap: float = OVERLAP_THRESHOLD, nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
-                 surface: bool = True) -> dict:
+def case_metrics(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0),
+    *,
+    label: int | None = None,
+    gt_label: int | None = None,
+    overlap: float = OVERLAP_THRESHOLD,
+    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
+    surface: bool = True,
+) -> dict:
     """All metrics of one case as a flat dict of scalars plus ``gt_lesions``/``pred_components`` lists.
 
     ``pred``/``gt`` are [z, y, x] arrays (label maps or booleans); ``label``/``gt_label`` select the
@@ -205,7 +230,9 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float] 
     skips HD95/NSD (NaN)."""
     pred_arr, gt_arr = np.asarray(pred), np.asarray(gt)
     if pred_arr.shape != gt_arr.shape or pred_arr.ndim != 3:
-        raise ValueError(f"pred and gt must be 3-D arrays of one shape, got {pred_arr.shape} and {gt_arr.shape}")
+        raise ValueError(
+            f"pred and gt must be 3-D arrays of one shape, got {pred_arr.shape} and {gt_arr.shape}"
+        )
     if len(spacing_zyx) != 3 or any(not (float(s) > 0) for s in spacing_zyx):
         raise ValueError(f"spacing_zyx must be 3 positive numbers, got {spacing_zyx!r}")
     p = binarize(pred_arr, label)
@@ -213,7 +240,9 @@ def case_metrics(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float] 
     box = _bbox(p | g)  # every metric below is unchanged by cropping to the union's bounding box
     p, g = p[box], g[box]
     match = match_lesions(p, g, spacing_zyx, overlap)
-    hd95, nsd = surface_metrics(p, g, spacing_zyx, nsd_tolerance_mm) if surface else (math.nan, math.nan)
+    hd95, nsd = (
+        surface_metrics(p, g, spacing_zyx, nsd_tolerance_mm) if surface else (math.nan, math.nan)
+    )
     voxel_ml = float(np.prod([float(s) for s in spacing_zyx])) / 1000.0
     return {
         "dsc": dice(p, g),

@@ -7,6 +7,7 @@ with any false positive and the false-positive volume (mL). Comparisons are made
 the seeds of one case are averaged first, then the cases are the units (paired Wilcoxon test, bootstrap CI
 over cases), and ``n`` is the number of cases.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,20 +34,26 @@ def tumour_free_summary(cases: Sequence[Mapping]) -> dict:
     empty = [c for c in cases if not is_tumour_case(c)]
     volumes = {str(c.get("case")): float(c.get("pred_volume_ml") or 0.0) for c in empty}
     vals = list(volumes.values())
-    return {"n_cases": len(empty), "n_with_fp": int(sum(v > 0 for v in vals)),
-            "fp_volume_ml_mean": float(np.mean(vals)) if vals else math.nan,
-            "fp_volume_ml_max": float(max(vals)) if vals else math.nan, "fp_volume_ml": volumes}
+    return {
+        "n_cases": len(empty),
+        "n_with_fp": int(sum(v > 0 for v in vals)),
+        "fp_volume_ml_mean": float(np.mean(vals)) if vals else math.nan,
+        "fp_volume_ml_max": float(max(vals)) if vals else math.nan,
+        "fp_volume_ml": volumes,
+    }
 
 
 def tumour_free_text(block: Mapping) -> str:
-    """"1 of 2 with false positives (mean 0.004 mL, at most 0.008 mL)", "none" without tumour-free cases."""
+    """ "1 of 2 with false positives (mean 0.004 mL, at most 0.008 mL)", "none" without tumour-free cases."""
     n = block.get("n_cases", 0)
     if not n:
         return "none"
     if not block["n_with_fp"]:
         return f"0 of {n} with false positives"
-    return (f"{block['n_with_fp']} of {n} with false positives (mean {block['fp_volume_ml_mean']:.3g} mL, "
-            f"at most {block['fp_volume_ml_max']:.3g} mL)")
+    return (
+        f"{block['n_with_fp']} of {n} with false positives (mean {block['fp_volume_ml_mean']:.3g} mL, "
+        f"at most {block['fp_volume_ml_max']:.3g} mL)"
+    )
 
 
 def seed_average(per_seed: Iterable[Mapping[str, float]]) -> dict[str, float]:
@@ -83,7 +90,12 @@ def case_mean(values: Mapping[str, float]) -> dict:
     """Mean over cases with its bootstrap CI and ``n`` (cases)."""
     arr = np.asarray(list(values.values()), dtype=float)
     low, high = bootstrap_ci(arr)
-    return {"n": int(arr.size), "mean": float(arr.mean()) if arr.size else math.nan, "low": low, "high": high}
+    return {
+        "n": int(arr.size),
+        "mean": float(arr.mean()) if arr.size else math.nan,
+        "low": low,
+        "high": high,
+    }
 
 
 def paired_cases(a: Mapping[str, float], b: Mapping[str, float]) -> dict | None:
@@ -99,6 +111,13 @@ def paired_cases(a: Mapping[str, float], b: Mapping[str, float]) -> dict | None:
         from scipy.stats import wilcoxon
 
         p = float(wilcoxon(diff).pvalue)
-    return {"n": int(diff.size), "mean": float(diff.mean()), "low": low, "high": high, "p": p,
-            "better": int((diff > TIE).sum()), "worse": int((diff < -TIE).sum()),
-            "diffs": {c: float(d) for c, d in zip(common, diff)}}
+    return {
+        "n": int(diff.size),
+        "mean": float(diff.mean()),
+        "low": low,
+        "high": high,
+        "p": p,
+        "better": int((diff > TIE).sum()),
+        "worse": int((diff < -TIE).sum()),
+        "diffs": {c: float(d) for c, d in zip(common, diff)},
+    }

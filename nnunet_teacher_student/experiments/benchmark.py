@@ -17,6 +17,7 @@ datasets, the models of :data:`MODELS`:
 
 Every run is a list of resumable :class:`~..workflow.steps.Step`; ``experiments.benchmark_report`` aggregates.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,37 +25,70 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
-from .presets import (CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS,
-                                                     MODEL_NAMES, STUDENT_DATASETS)
+from .presets import (
+    CPU_EPOCHS,
+    CPU_ITERATIONS,
+    CPU_PRESET,
+    CPU_SMALL,
+    CPU_VAL_ITERATIONS,
+    MODEL_NAMES,
+    STUDENT_DATASETS,
+)
 from ..workflow.config import Budget, PipelineConfig, SmallConfig
-from ..workflow.method import (calibrate_step, classical_pseudo_step, evaluate_step, plan_step, predict_step,
-                               pseudo_step, relabel_step, student_dataset_step, teacher_dataset_step, train_step,
-                               train_step_name)
+from ..workflow.method import (
+    calibrate_step,
+    classical_pseudo_step,
+    evaluate_step,
+    plan_step,
+    predict_step,
+    pseudo_step,
+    relabel_step,
+    student_dataset_step,
+    teacher_dataset_step,
+    train_step,
+    train_step_name,
+)
 from ..workflow.outputs import Layout, raw_done
 from ..workflow.steps import Step, nnts_step
 
 POOL_ID = 100
-FIRST_RUN_ID = 110          # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
-SECOND_RUN_ID = 600         # ... and, for the roles of SECOND_OFFSETS, SECOND_RUN_ID + 10 k + offset
+FIRST_RUN_ID = 110  # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
+SECOND_RUN_ID = 600  # ... and, for the roles of SECOND_OFFSETS, SECOND_RUN_ID + 10 k + offset
 #: dataset role -> id offset within a run's block of ten
-DATASET_OFFSETS = {"strong": 0, "teacher": 1, "so": 2, "do": 3, "baseline": 4, "ignore": 5, "upper": 6,
-                   "upper_do": 7, "so_unc": 8, "do_unc": 9}
+DATASET_OFFSETS = {
+    "strong": 0,
+    "teacher": 1,
+    "so": 2,
+    "do": 3,
+    "baseline": 4,
+    "ignore": 5,
+    "upper": 6,
+    "upper_do": 7,
+    "so_unc": 8,
+    "do_unc": 9,
+}
 #: the roles of a run's second block of ten (the first is full)
 SECOND_OFFSETS = {"do_ens": 0, "do_r2": 1}
 #: model key -> (dataset role, trainer)
 MODELS = {
     "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
     "point_teacher": ("teacher", "nnUNetTrainerPointTeacher"),
-    "classical": ("teacher", "classical"),   # no training: the rule of teacher.classical
+    "classical": ("teacher", "classical"),  # no training: the rule of teacher.classical
     "baseline": ("baseline", "nnUNetTrainerNNTS"),
     "ignore": ("ignore", "nnUNetTrainerNNTS"),
     "so": ("so", "nnUNetTrainerSOStudent"),
     "do": ("do", "nnUNetTrainerDOStudent"),
     "so_paper": ("so", "nnUNetTrainerSOStudent_Paper"),
-    "so_nnunet": ("so", "nnUNetTrainerNNTS"),   # control: the baseline's trainer on the SO student dataset
+    "so_nnunet": (
+        "so",
+        "nnUNetTrainerNNTS",
+    ),  # control: the baseline's trainer on the SO student dataset
     "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
     "upper": ("upper", "nnUNetTrainerNNTS"),
-    "upper_do": ("upper_do", "nnUNetTrainerDOStudent"),   # the DO student's own ceiling: its trainer on true masks
+    "upper_do": (
+        "upper_do",
+        "nnUNetTrainerDOStudent",
+    ),  # the DO student's own ceiling: its trainer on true masks
     # uncertainty-aware pseudo-labels: the box voxels the teacher is unsure of (band calibrated on the strong
     # cases) as nnU-Net's ignore label
     "so_unc": ("so_unc", "nnUNetTrainerSOStudent"),
@@ -70,7 +104,13 @@ MODELS = {
 #: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
 #: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
 SCARCE_STRONG_SITES = ("msd",)
-TEACHERS = ("teacher", "point_teacher", "classical", "teacher_ens", "do_relabel")   # scored on the weak set
+TEACHERS = (
+    "teacher",
+    "point_teacher",
+    "classical",
+    "teacher_ens",
+    "do_relabel",
+)  # scored on the weak set
 STUDENTS = ("so", "do", "so_paper", "do_paper", "so_unc", "do_unc", "do_ens", "do_r2")
 UNCERTAIN = ("so_unc", "do_unc")
 #: test-set models whose steps come after the rest (options added to finished runs)
@@ -85,13 +125,13 @@ DEFAULT_MODELS = tuple(MODELS)
 class BenchmarkSettings:
     """What a benchmark does; two invocations with equal settings share (resume) an output folder."""
 
-    scenarios: dict[str, int]            # name -> number of strong cases
+    scenarios: dict[str, int]  # name -> number of strong cases
     seeds: list[int]
-    pool: int                            # cases that are strong or weak in a run
+    pool: int  # cases that are strong or weak in a run
     n_test: int
     preset: str
     data_seed: int
-    jitter: int                          # stress setting (voxels); 0: the annotator model
+    jitter: int  # stress setting (voxels); 0: the annotator model
     models: list[str]
     device: str
     epochs: int
@@ -101,38 +141,56 @@ class BenchmarkSettings:
     small: dict | None = field(default_factory=lambda: cpu_small(CPU_PRESET))
     #: the test-set models' folds: ``all`` = every strong case (the baseline as much as the teacher)
     folds: list = field(default_factory=lambda: ["all"])
-    strong_sites: dict[str, list[str]] = field(default_factory=dict)   # scenario -> sites of its strong cases
-    box_mode: str = "lesion"             # weak and teacher boxes: axial per lesion, or lesion3d (one 3-D box each)
-    family: str = "standard"             # the phantom population (phantom.families)
-    tumour_free: float | None = None     # share of tumour-free cases in the pool and the test set (None: drawn)
-    model_epochs: dict[str, int] = field(default_factory=dict)   # model -> its own epochs (ceilings, baseline)
+    strong_sites: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # scenario -> sites of its strong cases
+    box_mode: str = (
+        "lesion"  # weak and teacher boxes: axial per lesion, or lesion3d (one 3-D box each)
+    )
+    family: str = "standard"  # the phantom population (phantom.families)
+    tumour_free: float | None = (
+        None  # share of tumour-free cases in the pool and the test set (None: drawn)
+    )
+    model_epochs: dict[str, int] = field(
+        default_factory=dict
+    )  # model -> its own epochs (ceilings, baseline)
     #: a pool made elsewhere (real data) instead of phantoms: a folder with ``dataset/`` (an nnU-Net raw dataset of
     #: the pool cases), ``manifest.json`` (case -> patient) and ``test/images``, ``test/labels``
     pool_from: str | None = None
-    configuration: str = "3d_fullres"    # the nnU-Net configuration every model trains (without ``small``)
-    lung_crop: bool = True               # test predictions inside the lungs (needs CTs in Hounsfield units)
+    configuration: str = (
+        "3d_fullres"  # the nnU-Net configuration every model trains (without ``small``)
+    )
+    lung_crop: bool = True  # test predictions inside the lungs (needs CTs in Hounsfield units)
 
     def check(self) -> None:
         if not self.scenarios:
             raise InputError("no scenario to run")
         for name, n in self.scenarios.items():
             if not name.isalnum():
-                raise InputError(f"scenario name {name!r}: use letters and digits only (it names datasets)")
+                raise InputError(
+                    f"scenario name {name!r}: use letters and digits only (it names datasets)"
+                )
             if not 1 <= n < self.pool:
-                raise InputError(f"scenario {name}: {n} strong case(s) must be in 1..{self.pool - 1} "
-                                 f"(the pool has {self.pool} cases)")
+                raise InputError(
+                    f"scenario {name}: {n} strong case(s) must be in 1..{self.pool - 1} "
+                    f"(the pool has {self.pool} cases)"
+                )
         from ..phantom.cases import SITES
 
         for name, sites in self.strong_sites.items():
             if name not in self.scenarios or not sites or set(sites) - set(SITES):
-                raise InputError(f"strong sites {sites} of scenario {name!r}: need a scenario of this benchmark and "
-                                 f"sites from {list(SITES)}")
+                raise InputError(
+                    f"strong sites {sites} of scenario {name!r}: need a scenario of this benchmark and "
+                    f"sites from {list(SITES)}"
+                )
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise InputError(f"seeds must be distinct and at least one, got {self.seeds}")
         from ..phantom.families import FAMILIES
 
         if self.family not in FAMILIES:
-            raise InputError(f"unknown phantom family {self.family!r} (choose from {sorted(FAMILIES)})")
+            raise InputError(
+                f"unknown phantom family {self.family!r} (choose from {sorted(FAMILIES)})"
+            )
         if self.tumour_free is not None and not 0 <= self.tumour_free < 1:
             raise InputError(f"the tumour-free share must be in [0, 1), got {self.tumour_free}")
         bad = {m: e for m, e in self.model_epochs.items() if m not in MODELS or int(e) < 1}
@@ -146,12 +204,18 @@ class BenchmarkSettings:
         if self.pool_from is not None:
             missing = [x for x in POOL_ITEMS if not (Path(self.pool_from) / x).exists()]
             if missing:
-                raise InputError(f"{self.pool_from}: not a benchmark pool (missing {', '.join(missing)})")
+                raise InputError(
+                    f"{self.pool_from}: not a benchmark pool (missing {', '.join(missing)})"
+                )
         if len(self.runs()) * 10 + FIRST_RUN_ID > 999:
-            raise InputError(f"{len(self.runs())} runs do not fit nnU-Net's dataset ids (at most 88)")
+            raise InputError(
+                f"{len(self.runs())} runs do not fit nnU-Net's dataset ids (at most 88)"
+            )
         if set(self.models) & set(SECOND_OFFSETS) and len(self.runs()) * 10 + SECOND_RUN_ID > 999:
-            raise InputError(f"{len(self.runs())} runs with {sorted(set(self.models) & set(SECOND_OFFSETS))} do not "
-                             "fit nnU-Net's dataset ids (at most 39 runs)")
+            raise InputError(
+                f"{len(self.runs())} runs with {sorted(set(self.models) & set(SECOND_OFFSETS))} do not "
+                "fit nnU-Net's dataset ids (at most 39 runs)"
+            )
 
     def runs(self) -> list[tuple[str, int]]:
         return [(name, seed) for name in self.scenarios for seed in self.seeds]
@@ -159,13 +223,30 @@ class BenchmarkSettings:
     def budget(self, model: str | None = None) -> Budget:
         """The budget of every model, or of ``model`` (its own epochs where ``model_epochs`` has them)."""
         epochs = self.model_epochs.get(model, self.epochs) if model else self.epochs
-        return Budget(epochs, self.iterations, self.val_iterations, self.no_mirroring, skip_validation=True)
+        return Budget(
+            epochs, self.iterations, self.val_iterations, self.no_mirroring, skip_validation=True
+        )
 
 
 def quick_settings(device: str) -> BenchmarkSettings:
     """A smoke run: both scenarios, two seeds, tiny phantoms, one epoch of two iterations per model."""
-    return BenchmarkSettings({"scarce": 2, "vast": 3}, [0, 1], 6, 2, "tiny", 0, 0, list(DEFAULT_MODELS), device,
-                             1, 2, 1, True, cpu_small("tiny"), strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
+    return BenchmarkSettings(
+        {"scarce": 2, "vast": 3},
+        [0, 1],
+        6,
+        2,
+        "tiny",
+        0,
+        0,
+        list(DEFAULT_MODELS),
+        device,
+        1,
+        2,
+        1,
+        True,
+        cpu_small("tiny"),
+        strong_sites={"scarce": list(SCARCE_STRONG_SITES)},
+    )
 
 
 def cpu_small(preset: str) -> dict:
@@ -176,9 +257,22 @@ def cpu_small(preset: str) -> dict:
 def default_settings(device: str) -> BenchmarkSettings:
     """Paper-like shapes at phantom scale: scarce (4 strong of 24) and vast (12 of 24), three seeds; the
     demo's per-model CPU budget (tiny phantoms, 10 epochs x 100 iterations on the reduced ``3d_small``)."""
-    return BenchmarkSettings({"scarce": 4, "vast": 12}, [0, 1, 2], 24, 10, CPU_PRESET, 0, 0, list(DEFAULT_MODELS),
-                             device, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS, True,
-                             strong_sites={"scarce": list(SCARCE_STRONG_SITES)})
+    return BenchmarkSettings(
+        {"scarce": 4, "vast": 12},
+        [0, 1, 2],
+        24,
+        10,
+        CPU_PRESET,
+        0,
+        0,
+        list(DEFAULT_MODELS),
+        device,
+        CPU_EPOCHS,
+        CPU_ITERATIONS,
+        CPU_VAL_ITERATIONS,
+        True,
+        strong_sites={"scarce": list(SCARCE_STRONG_SITES)},
+    )
 
 
 POOL_ITEMS = ("dataset/dataset.json", "manifest.json", "test/images", "test/labels")
@@ -189,9 +283,13 @@ def run_dir(out: Path, scenario: str, seed: int) -> Path:
 
 
 def pool_paths(out: Path) -> dict[str, Path]:
-    ph = out / "pool"   # the phantoms', or a link to --pool-from
-    return {"root": ph, "test_images": ph / "test" / "images", "test_labels": ph / "test" / "labels",
-            "manifest": ph / "manifest.json"}
+    ph = out / "pool"  # the phantoms', or a link to --pool-from
+    return {
+        "root": ph,
+        "test_images": ph / "test" / "images",
+        "test_labels": ph / "test" / "labels",
+        "manifest": ph / "manifest.json",
+    }
 
 
 def run_tag(scenario: str, seed: int) -> str:
@@ -199,27 +297,53 @@ def run_tag(scenario: str, seed: int) -> str:
     return f"B{scenario.capitalize()}S{seed}"
 
 
-def run_config(settings: BenchmarkSettings, out: Path, index: int, scenario: str, seed: int) -> PipelineConfig:
+def run_config(
+    settings: BenchmarkSettings, out: Path, index: int, scenario: str, seed: int
+) -> PipelineConfig:
     """The pipeline configuration of one run: its dataset ids, names and trainers, one per model key."""
     base, second = FIRST_RUN_ID + 10 * index, SECOND_RUN_ID + 10 * index
     tag = run_tag(scenario, seed)
-    dataset_ids = {m: second + SECOND_OFFSETS[MODELS[m][0]] if MODELS[m][0] in SECOND_OFFSETS else
-                   base + DATASET_OFFSETS[MODELS[m][0]] for m in MODELS}
-    dataset_names = {m: tag + "".join(w.capitalize() for w in MODELS[m][0].split("_")) for m in MODELS}
+    dataset_ids = {
+        m: second + SECOND_OFFSETS[MODELS[m][0]]
+        if MODELS[m][0] in SECOND_OFFSETS
+        else base + DATASET_OFFSETS[MODELS[m][0]]
+        for m in MODELS
+    }
+    dataset_names = {
+        m: tag + "".join(w.capitalize() for w in MODELS[m][0].split("_")) for m in MODELS
+    }
     pool = pool_paths(out)
     small = settings.small
     return PipelineConfig(
-        work_dir=run_dir(out, scenario, seed), strong=base + DATASET_OFFSETS["strong"],
-        weak_dir=run_dir(out, scenario, seed) / "weak", dataset_ids=dataset_ids, dataset_names=dataset_names,
-        test_images=pool["test_images"], test_labels=pool["test_labels"], manifest=pool["manifest"],
-        weak_labels=run_dir(out, scenario, seed) / "weak" / "labels", configuration=settings.configuration,
-        small=SmallConfig(small["name"], tuple(small["patch_size"]), tuple(small["features"]), small["batch_size"])
-        if small else None, folds=tuple(settings.folds), device=settings.device,
-        trainers={m: MODELS[m][1] for m in MODELS}, train=tuple(m for m in settings.models if m in TEST_MODELS),
-        budget=settings.budget(), seed=seed, jitter=settings.jitter, box_mode=settings.box_mode,
-        tta=not settings.no_mirroring, lung_crop=settings.lung_crop,
-        model_names=dict(MODEL_NAMES), folds_override={"teacher_ens": ensemble_folds(settings, scenario)},
-        role_budgets={m: settings.budget(m) for m in settings.model_epochs})
+        work_dir=run_dir(out, scenario, seed),
+        strong=base + DATASET_OFFSETS["strong"],
+        weak_dir=run_dir(out, scenario, seed) / "weak",
+        dataset_ids=dataset_ids,
+        dataset_names=dataset_names,
+        test_images=pool["test_images"],
+        test_labels=pool["test_labels"],
+        manifest=pool["manifest"],
+        weak_labels=run_dir(out, scenario, seed) / "weak" / "labels",
+        configuration=settings.configuration,
+        small=SmallConfig(
+            small["name"], tuple(small["patch_size"]), tuple(small["features"]), small["batch_size"]
+        )
+        if small
+        else None,
+        folds=tuple(settings.folds),
+        device=settings.device,
+        trainers={m: MODELS[m][1] for m in MODELS},
+        train=tuple(m for m in settings.models if m in TEST_MODELS),
+        budget=settings.budget(),
+        seed=seed,
+        jitter=settings.jitter,
+        box_mode=settings.box_mode,
+        tta=not settings.no_mirroring,
+        lung_crop=settings.lung_crop,
+        model_names=dict(MODEL_NAMES),
+        folds_override={"teacher_ens": ensemble_folds(settings, scenario)},
+        role_budgets={m: settings.budget(m) for m in settings.model_epochs},
+    )
 
 
 def ensemble_folds(settings: BenchmarkSettings, scenario: str) -> tuple[int, ...]:
@@ -232,14 +356,40 @@ def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
     the pool of ``--pool-from``."""
     pool = pool_paths(out)
     if settings.pool_from:
-        return Step("the pool (from --pool-from)", f"ln -s {settings.pool_from} {pool['root']}",
-                    lambda: link_pool(Path(settings.pool_from), pool["root"], settings.pool), lambda: raw_done(POOL_ID))
-    argv = ["synth", "-o", pool["root"], "-d", POOL_ID, "--name", "BenchPool", "--strong", settings.pool, "--weak", 0,
-            "--test", settings.n_test, "--seed", settings.data_seed, "--preset", settings.preset,
-            *(["--family", settings.family] if settings.family != "standard" else []),
-            *(["--tumour-free", settings.tumour_free] if settings.tumour_free is not None else []), "--overwrite"]
-    return nnts_step("phantom pool and test set", argv, lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
-                     Layout(out).logs / "pool.log")
+        return Step(
+            "the pool (from --pool-from)",
+            f"ln -s {settings.pool_from} {pool['root']}",
+            lambda: link_pool(Path(settings.pool_from), pool["root"], settings.pool),
+            lambda: raw_done(POOL_ID),
+        )
+    argv = [
+        "synth",
+        "-o",
+        pool["root"],
+        "-d",
+        POOL_ID,
+        "--name",
+        "BenchPool",
+        "--strong",
+        settings.pool,
+        "--weak",
+        0,
+        "--test",
+        settings.n_test,
+        "--seed",
+        settings.data_seed,
+        "--preset",
+        settings.preset,
+        *(["--family", settings.family] if settings.family != "standard" else []),
+        *(["--tumour-free", settings.tumour_free] if settings.tumour_free is not None else []),
+        "--overwrite",
+    ]
+    return nnts_step(
+        "phantom pool and test set",
+        argv,
+        lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
+        Layout(out).logs / "pool.log",
+    )
 
 
 def link_pool(src: Path, root: Path, n_pool: int) -> None:
@@ -250,7 +400,9 @@ def link_pool(src: Path, root: Path, n_pool: int) -> None:
     src = src.resolve()
     n = int(json.loads((src / "dataset" / "dataset.json").read_text()).get("numTraining", 0))
     if n != n_pool:
-        raise InputError(f"{src / 'dataset' / 'dataset.json'}: {n} pool case(s), but --pool says {n_pool}")
+        raise InputError(
+            f"{src / 'dataset' / 'dataset.json'}: {n} pool case(s), but --pool says {n_pool}"
+        )
     raw = nnunet_dir("nnUNet_raw") / f"Dataset{POOL_ID:03d}_BenchPool"
     for link, target in ((root, src), (raw, src / "dataset")):
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -265,21 +417,47 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
     and evaluations of the chosen models (the box teacher is always trained: the students need it)."""
     layout = Layout(cfg.work_dir)
     n_strong = settings.scenarios[scenario]
-    models = set(settings.models) | ({"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set())
-    for m in ("do_r2", "do_relabel", "do_ens"):   # a model's prerequisites, in dependency order
+    models = set(settings.models) | (
+        {"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set()
+    )
+    for m in ("do_r2", "do_relabel", "do_ens"):  # a model's prerequisites, in dependency order
         if m in models:
             models.add(NEEDS[m])
     weak = cfg.weak_dir
 
     strong_sites = settings.strong_sites.get(scenario)
     where = f" from {'/'.join(strong_sites)}" if strong_sites else ""
-    argv = ["make-scenario", "--strong", POOL_ID, "-d", cfg.strong, "--name", run_tag(scenario, cfg.seed) + "Strong",
-            "--strong-count", n_strong, "-o", weak, "--seed", cfg.seed, "--jitter", cfg.jitter, "--manifest",
-            cfg.manifest, *(["--strong-sites", *strong_sites] if strong_sites else []),
-            *(["--box-mode", cfg.box_mode] if cfg.box_mode != "lesion" else []), "--overwrite", "--quiet"]
-    steps = [nnts_step(f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})", argv,
-                       lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
-                       layout.logs / "scenario.log")]
+    argv = [
+        "make-scenario",
+        "--strong",
+        POOL_ID,
+        "-d",
+        cfg.strong,
+        "--name",
+        run_tag(scenario, cfg.seed) + "Strong",
+        "--strong-count",
+        n_strong,
+        "-o",
+        weak,
+        "--seed",
+        cfg.seed,
+        "--jitter",
+        cfg.jitter,
+        "--manifest",
+        cfg.manifest,
+        *(["--strong-sites", *strong_sites] if strong_sites else []),
+        *(["--box-mode", cfg.box_mode] if cfg.box_mode != "lesion" else []),
+        "--overwrite",
+        "--quiet",
+    ]
+    steps = [
+        nnts_step(
+            f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
+            argv,
+            lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
+            layout.logs / "scenario.log",
+        )
+    ]
     teachers = [m for m in ("teacher", "point_teacher", "classical") if m in models]
     if set(teachers) - {"classical"}:
         steps.append(teacher_dataset_step(cfg, layout))
@@ -290,31 +468,53 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
             else:
                 steps.append(train_step(cfg, layout, m))
                 steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
-            steps.append(evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels))
-    steps += student_steps(cfg, layout, [m for m in TEST_MODELS if m in models and m not in LATER],
-                           "students, baseline, ignore label, upper bound")
+            steps.append(
+                evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels)
+            )
+    steps += student_steps(
+        cfg,
+        layout,
+        [m for m in TEST_MODELS if m in models and m not in LATER],
+        "students, baseline, ignore label, upper bound",
+    )
     uncertain = [m for m in UNCERTAIN if m in models]
-    if uncertain:   # after the rest: adding the option to a finished run leaves its steps' fingerprints alone
-        steps.append(pseudo_step(cfg, layout, "teacher", layout.pseudo_probabilities, probabilities=True))
+    if (
+        uncertain
+    ):  # after the rest: adding the option to a finished run leaves its steps' fingerprints alone
+        steps.append(
+            pseudo_step(cfg, layout, "teacher", layout.pseudo_probabilities, probabilities=True)
+        )
         steps.append(calibrate_step(cfg, layout))
         steps += student_steps(cfg, layout, uncertain, "uncertainty-aware students")
-    if "do_relabel" in models:   # each option after the ones before it, for the same reason
+    if "do_relabel" in models:  # each option after the ones before it, for the same reason
         out = teacher_pseudo_dir(layout, "do_relabel")
-        steps += [relabel_step(cfg, layout, "do", 2, out, layout.pseudo),
-                  evaluate_step(cfg, layout, "do_relabel", out, cfg.weak_labels)]
+        steps += [
+            relabel_step(cfg, layout, "do", 2, out, layout.pseudo),
+            evaluate_step(cfg, layout, "do_relabel", out, cfg.weak_labels),
+        ]
         if "do_r2" in models:
             steps += student_steps(cfg, layout, ["do_r2"], "round 2 DO student", out)
     if "teacher_ens" in models:
         out = teacher_pseudo_dir(layout, "teacher_ens")
-        steps += [train_step(cfg, layout, "teacher_ens"), pseudo_step(cfg, layout, "teacher_ens", out),
-                  evaluate_step(cfg, layout, "teacher_ens", out, cfg.weak_labels)]
+        steps += [
+            train_step(cfg, layout, "teacher_ens"),
+            pseudo_step(cfg, layout, "teacher_ens", out),
+            evaluate_step(cfg, layout, "teacher_ens", out, cfg.weak_labels),
+        ]
         if "do_ens" in models:
-            steps += student_steps(cfg, layout, ["do_ens"], "DO student on the teacher ensemble", out)
+            steps += student_steps(
+                cfg, layout, ["do_ens"], "DO student on the teacher ensemble", out
+            )
     return steps
 
 
-def student_steps(cfg: PipelineConfig, layout: Layout, students: list[str], what: str,
-                  pseudo_dir: Path | None = None) -> list[Step]:
+def student_steps(
+    cfg: PipelineConfig,
+    layout: Layout,
+    students: list[str],
+    what: str,
+    pseudo_dir: Path | None = None,
+) -> list[Step]:
     """Datasets, planning, training, test predictions and evaluations of test-set models (``pseudo_dir``: their
     pseudo-labels, default the box teacher's)."""
     steps = []
@@ -358,26 +558,53 @@ def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
             timings[(scenario, seed)] = json.loads(path.read_text()) if path.is_file() else {}
         summary = summarize(doc["cases"]) if doc.get("cases") else doc["summary"]
         overall = summary["overall"]
-        rec = {"scenario": scenario, "n_strong": settings.scenarios[scenario],
-               "n_weak": settings.pool - settings.scenarios[scenario], "seed": seed, "model": model,
-               "name": MODEL_NAMES[model], "evaluated_on": "weak set" if model in TEACHERS else "test set",
-               "n_cases": overall.get("n_cases"),
-               "n_tumour_free": summary.get("tumour_free", {}).get("n_cases", 0),
-               "tumour_free_with_fp": summary.get("tumour_free", {}).get("n_with_fp", 0)}
+        rec = {
+            "scenario": scenario,
+            "n_strong": settings.scenarios[scenario],
+            "n_weak": settings.pool - settings.scenarios[scenario],
+            "seed": seed,
+            "model": model,
+            "name": MODEL_NAMES[model],
+            "evaluated_on": "weak set" if model in TEACHERS else "test set",
+            "n_cases": overall.get("n_cases"),
+            "n_tumour_free": summary.get("tumour_free", {}).get("n_cases", 0),
+            "tumour_free_with_fp": summary.get("tumour_free", {}).get("n_with_fp", 0),
+        }
         for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
             rec[metric] = overall.get(metric, {}).get("mean")
         step = train_step_name(MODEL_NAMES[model], MODELS[model][1])
-        rec["train_seconds"] = next((s.get("seconds") for s in timings[(scenario, seed)].get("steps", [])
-                                     if s["name"] == step), None)
+        rec["train_seconds"] = next(
+            (
+                s.get("seconds")
+                for s in timings[(scenario, seed)].get("steps", [])
+                if s["name"] == step
+            ),
+            None,
+        )
         records.append(rec)
     return records
 
 
-def load_case_results(out: Path, settings: BenchmarkSettings) -> dict[tuple[str, int, str], dict[str, dict]]:
+def load_case_results(
+    out: Path, settings: BenchmarkSettings
+) -> dict[tuple[str, int, str], dict[str, dict]]:
     """Per (scenario, seed, model), every scored case's evaluation record (tumour-free cases included)."""
-    keep = ("dsc", "dsc_tp", "f1", "recall", "precision", "gt_volume_ml", "pred_volume_ml", "n_gt_lesions")
-    return {(scenario, seed, model): {c["case"]: {k: c.get(k) for k in keep} for c in doc.get("cases", [])}
-            for scenario, seed, model, doc in _evaluations(out, settings)}
+    keep = (
+        "dsc",
+        "dsc_tp",
+        "f1",
+        "recall",
+        "precision",
+        "gt_volume_ml",
+        "pred_volume_ml",
+        "n_gt_lesions",
+    )
+    return {
+        (scenario, seed, model): {
+            c["case"]: {k: c.get(k) for k in keep} for c in doc.get("cases", [])
+        }
+        for scenario, seed, model, doc in _evaluations(out, settings)
+    }
 
 
 def settings_dict(settings: BenchmarkSettings) -> dict:

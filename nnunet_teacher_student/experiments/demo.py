@@ -4,6 +4,7 @@ Generates the scarce scenario (few strong cases from one site, more weak cases w
 held-out test set from all three sites), then runs the same steps as ``nnts pipeline``: teacher dataset,
 plan, box teacher, pseudo-labels with QC, SO/DO students, the control (plain nnU-Net on the SO student's
 dataset) and the strong-only baseline, test predictions, evaluation, and a report folder. Everything lives under the output folder (its own nnU-Net folders), and reruns resume."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,12 @@ from pathlib import Path
 from .presets import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
 
 
-DEFAULT_MINUTES = 20.0      # the default budget the CPU/GPU defaults are sized for
+DEFAULT_MINUTES = 20.0  # the default budget the CPU/GPU defaults are sized for
 
 
-OVERHEAD_MINUTES = 4.0      # measured time of everything but the training epochs (planning, inference, ...)
+OVERHEAD_MINUTES = (
+    4.0  # measured time of everything but the training epochs (planning, inference, ...)
+)
 
 
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
@@ -38,7 +41,7 @@ SETTINGS_FILE = "nnts_demo.json"
 class DemoSettings:
     """What a demo run does; two runs with equal settings may share (resume) an output folder."""
 
-    mode: str                       # quick | default | gpu
+    mode: str  # quick | default | gpu
     preset: str
     n_strong: int
     n_weak: int
@@ -51,8 +54,10 @@ class DemoSettings:
     iterations: int
     val_iterations: int
     no_mirroring: bool
-    sites: str = "scarce"    # strong cases from one site (MSD-like), weak and test cases from all three
-    jitter: int = 0         # stress setting: absolute box jitter (voxels); 0: the default annotator model
+    sites: str = (
+        "scarce"  # strong cases from one site (MSD-like), weak and test cases from all three
+    )
+    jitter: int = 0  # stress setting: absolute box jitter (voxels); 0: the default annotator model
 
 
 def budget_epochs(default_epochs: int, minutes: float) -> int:
@@ -61,20 +66,67 @@ def budget_epochs(default_epochs: int, minutes: float) -> int:
     return max(1, int(default_epochs * share))
 
 
-def demo_settings(quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None,
-                  budget_minutes: float | None = None, preset: str | None = None) -> DemoSettings:
+def demo_settings(
+    quick: bool,
+    device: str,
+    seed: int,
+    epochs: int | None,
+    iterations: int | None,
+    budget_minutes: float | None = None,
+    preset: str | None = None,
+) -> DemoSettings:
     """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
     (reduced ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
     if quick:
-        s = DemoSettings("quick", "tiny", 6, 6, 2, seed, device, "3d_fullres", dict(CPU_SMALL["tiny"]),
-                         epochs=1, iterations=2, val_iterations=1, no_mirroring=True)
-    elif device == "cpu":  # tiny phantoms: 1000 iterations per model fit; 300 on the default preset did not learn
-        s = DemoSettings("default", CPU_PRESET, 4, 32, 10, seed, device, "3d_fullres", dict(CPU_SMALL[CPU_PRESET]),
-                         epochs=CPU_EPOCHS, iterations=CPU_ITERATIONS, val_iterations=CPU_VAL_ITERATIONS,
-                         no_mirroring=True)
+        s = DemoSettings(
+            "quick",
+            "tiny",
+            6,
+            6,
+            2,
+            seed,
+            device,
+            "3d_fullres",
+            dict(CPU_SMALL["tiny"]),
+            epochs=1,
+            iterations=2,
+            val_iterations=1,
+            no_mirroring=True,
+        )
+    elif (
+        device == "cpu"
+    ):  # tiny phantoms: 1000 iterations per model fit; 300 on the default preset did not learn
+        s = DemoSettings(
+            "default",
+            CPU_PRESET,
+            4,
+            32,
+            10,
+            seed,
+            device,
+            "3d_fullres",
+            dict(CPU_SMALL[CPU_PRESET]),
+            epochs=CPU_EPOCHS,
+            iterations=CPU_ITERATIONS,
+            val_iterations=CPU_VAL_ITERATIONS,
+            no_mirroring=True,
+        )
     else:
-        s = DemoSettings("gpu", "default", 4, 32, 10, seed, device, "3d_fullres", None,
-                         epochs=50, iterations=100, val_iterations=20, no_mirroring=False)
+        s = DemoSettings(
+            "gpu",
+            "default",
+            4,
+            32,
+            10,
+            seed,
+            device,
+            "3d_fullres",
+            None,
+            epochs=50,
+            iterations=100,
+            val_iterations=20,
+            no_mirroring=False,
+        )
     if preset is not None and not quick:
         s.preset = preset
         if s.small is not None:
@@ -92,23 +144,68 @@ def _pipeline_config(settings: DemoSettings, out: Path):
     from ..workflow.config import Budget, PipelineConfig, SmallConfig
 
     ph = out / "phantom"
-    small = SmallConfig(**{**settings.small, "patch_size": tuple(settings.small["patch_size"]),
-                           "features": tuple(settings.small["features"])}) if settings.small else None
+    small = (
+        SmallConfig(
+            **{
+                **settings.small,
+                "patch_size": tuple(settings.small["patch_size"]),
+                "features": tuple(settings.small["features"]),
+            }
+        )
+        if settings.small
+        else None
+    )
     return PipelineConfig(
-        work_dir=out, strong=DATASET_IDS["strong"], weak_dir=ph / "weak",
-        dataset_ids={**{k: v for k, v in DATASET_IDS.items() if k != "strong"}, "so_nnunet": DATASET_IDS["so"]},
-        dataset_names={"teacher": "PhantomTeacher", "so": "PhantomStudentSO", "do": "PhantomStudentDO",
-                       "baseline": "PhantomBaseline", "so_nnunet": "PhantomStudentSO"}, train=TRAIN,
-        test_images=ph / "test" / "images", test_labels=ph / "test" / "labels", manifest=ph / "manifest.json",
-        weak_labels=ph / "weak" / "labels", configuration=settings.configuration, small=small, folds=("all",),
-        device=settings.device, budget=Budget(settings.epochs, settings.iterations, settings.val_iterations,
-                                              settings.no_mirroring, skip_validation=True),
-        seed=settings.seed, jitter=settings.jitter, tta=not settings.no_mirroring, lung_crop=True,
-        guard_attempts=2 if settings.mode == "quick" else 3)
+        work_dir=out,
+        strong=DATASET_IDS["strong"],
+        weak_dir=ph / "weak",
+        dataset_ids={
+            **{k: v for k, v in DATASET_IDS.items() if k != "strong"},
+            "so_nnunet": DATASET_IDS["so"],
+        },
+        dataset_names={
+            "teacher": "PhantomTeacher",
+            "so": "PhantomStudentSO",
+            "do": "PhantomStudentDO",
+            "baseline": "PhantomBaseline",
+            "so_nnunet": "PhantomStudentSO",
+        },
+        train=TRAIN,
+        test_images=ph / "test" / "images",
+        test_labels=ph / "test" / "labels",
+        manifest=ph / "manifest.json",
+        weak_labels=ph / "weak" / "labels",
+        configuration=settings.configuration,
+        small=small,
+        folds=("all",),
+        device=settings.device,
+        budget=Budget(
+            settings.epochs,
+            settings.iterations,
+            settings.val_iterations,
+            settings.no_mirroring,
+            skip_validation=True,
+        ),
+        seed=settings.seed,
+        jitter=settings.jitter,
+        tta=not settings.no_mirroring,
+        lung_crop=True,
+        guard_attempts=2 if settings.mode == "quick" else 3,
+    )
 
 
-def run_demo(output: Path, *, quick: bool, device: str, seed: int, epochs: int | None, iterations: int | None,
-             budget: float | None, preset: str | None, overwrite: bool) -> int:
+def run_demo(
+    output: Path,
+    *,
+    quick: bool,
+    device: str,
+    seed: int,
+    epochs: int | None,
+    iterations: int | None,
+    budget: float | None,
+    preset: str | None,
+    overwrite: bool,
+) -> int:
     """Run (or resume) the demo into ``output``; returns the exit code."""
     from ..core.devices import resolve_device
     from ..core.errors import InputError
@@ -131,11 +228,14 @@ def run_demo(output: Path, *, quick: bool, device: str, seed: int, epochs: int |
     exports = use_own_nnunet_folders(out, "nnts demo")
     print("nnts demo: nnU-Net folders of this run (to continue with nnU-Net's commands):")
     print("\n".join(f"  {line}" for line in exports), flush=True)
-    print(f"nnts demo: mode {settings.mode}, device {device}, configuration "
-          f"{settings.small['name'] if settings.small else settings.configuration}, "
-          f"{settings.epochs} epoch(s) x {settings.iterations} iterations per model; "
-          f"phantoms: {settings.n_strong} strong, {settings.n_weak} weak, {settings.n_test} test "
-          f"({settings.preset} preset)", flush=True)
+    print(
+        f"nnts demo: mode {settings.mode}, device {device}, configuration "
+        f"{settings.small['name'] if settings.small else settings.configuration}, "
+        f"{settings.epochs} epoch(s) x {settings.iterations} iterations per model; "
+        f"phantoms: {settings.n_strong} strong, {settings.n_weak} weak, {settings.n_test} test "
+        f"({settings.preset} preset)",
+        flush=True,
+    )
 
     cfg = _pipeline_config(settings, out)
     layout = Layout(out)
@@ -143,39 +243,88 @@ def run_demo(output: Path, *, quick: bool, device: str, seed: int, epochs: int |
 
     synth_step = nnts_step(
         "generate phantoms (scarce scenario)",
-        ["synth", "-o", ph, "-d", DATASET_IDS["strong"], "--name", STRONG_NAME, "--strong", settings.n_strong,
-         "--weak", settings.n_weak, "--test", settings.n_test, "--seed", settings.seed, "--preset", settings.preset,
-         "--sites", settings.sites, "--jitter", settings.jitter, "--raw", out / "nnUNet_raw", "--overwrite"],
-        lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]), layout.logs / "synth.log")
+        [
+            "synth",
+            "-o",
+            ph,
+            "-d",
+            DATASET_IDS["strong"],
+            "--name",
+            STRONG_NAME,
+            "--strong",
+            settings.n_strong,
+            "--weak",
+            settings.n_weak,
+            "--test",
+            settings.n_test,
+            "--seed",
+            settings.seed,
+            "--preset",
+            settings.preset,
+            "--sites",
+            settings.sites,
+            "--jitter",
+            settings.jitter,
+            "--raw",
+            out / "nnUNet_raw",
+            "--overwrite",
+        ],
+        lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]),
+        layout.logs / "synth.log",
+    )
     steps = [synth_step] + method_steps(cfg, layout)
     report_dir = out / "report"
-    steps.append(Step("report (tables, figures, timings)", f"# written by nnts demo: {report_dir / 'report.md'}",
-                      lambda: None, lambda: False))
+    steps.append(
+        Step(
+            "report (tables, figures, timings)",
+            f"# written by nnts demo: {report_dir / 'report.md'}",
+            lambda: None,
+            lambda: False,
+        )
+    )
     t0 = time.perf_counter()
     timings = run_steps(steps[:-1], layout.timings)
-    report = _write_report(out, cfg, layout, settings, timings, [s.command for s in steps[:-1]], exports)
+    report = _write_report(
+        out, cfg, layout, settings, timings, [s.command for s in steps[:-1]], exports
+    )
     wall = time.perf_counter() - t0
     print(f"nnts demo: done in {wall / 60:.1f} min; report: {report}")
     print(f"nnts demo: open {report} (figures beside it); nnU-Net folders under {out}")
     return 0
 
 
-def _write_report(out: Path, cfg, layout, settings: DemoSettings, timings: list[dict], commands: list[str],
-                  exports: list[str]) -> Path:
+def _write_report(
+    out: Path,
+    cfg,
+    layout,
+    settings: DemoSettings,
+    timings: list[dict],
+    commands: list[str],
+    exports: list[str],
+) -> Path:
     from ..reporting.run_report import write_run_report
 
     print("[report] tables and figures", flush=True)
-    intro = (f"`nnts demo{' --quick' if settings.mode == 'quick' else ''}`: the box teacher -> pseudo-label -> "
-             f"student method on synthetic lung CT phantoms ({settings.preset} preset, seed {settings.seed}): "
-             f"{settings.n_strong} strong cases (tumour masks; sites: {settings.sites}), {settings.n_weak} weak cases "
-             f"(axial boxes only), {settings.n_test} held-out test cases. Device {settings.device}, nnU-Net configuration "
-             f"`{cfg.train_configuration}`, {settings.epochs} epoch(s) x {settings.iterations} iterations per model, "
-             "fold `all` (every model trains on all its cases, the baseline on every strong case as the teacher). "
-             "The baseline is plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same "
-             "budget; the students train on the strong cases plus the teacher's pseudo-labels of the weak cases, and "
-             "the control trains the baseline's trainer on the SO student's dataset (same trainer, more data: the "
-             "pseudo-labels' effect on its own).")
+    intro = (
+        f"`nnts demo{' --quick' if settings.mode == 'quick' else ''}`: the box teacher -> pseudo-label -> "
+        f"student method on synthetic lung CT phantoms ({settings.preset} preset, seed {settings.seed}): "
+        f"{settings.n_strong} strong cases (tumour masks; sites: {settings.sites}), {settings.n_weak} weak cases "
+        f"(axial boxes only), {settings.n_test} held-out test cases. Device {settings.device}, nnU-Net configuration "
+        f"`{cfg.train_configuration}`, {settings.epochs} epoch(s) x {settings.iterations} iterations per model, "
+        "fold `all` (every model trains on all its cases, the baseline on every strong case as the teacher). "
+        "The baseline is plain nnU-Net (`nnUNetTrainerNNTS`) on the strong cases only, with the same "
+        "budget; the students train on the strong cases plus the teacher's pseudo-labels of the weak cases, and "
+        "the control trains the baseline's trainer on the SO student's dataset (same trainer, more data: the "
+        "pseudo-labels' effect on its own)."
+    )
     return write_run_report(
-        cfg, layout, title="nnts demo: teacher-student lung tumour segmentation on phantoms", intro=intro,
-        settings={"demo": json.loads(json.dumps(asdict(settings))), "pipeline": cfg.summary()}, timings=timings,
-        commands=commands, continue_lines=exports, quick=settings.mode == "quick")
+        cfg,
+        layout,
+        title="nnts demo: teacher-student lung tumour segmentation on phantoms",
+        intro=intro,
+        settings={"demo": json.loads(json.dumps(asdict(settings))), "pipeline": cfg.summary()},
+        timings=timings,
+        commands=commands,
+        continue_lines=exports,
+        quick=settings.mode == "quick",
+    )

@@ -9,6 +9,7 @@ in ``[-voxels, voxels]``, whatever the lesion size.
 The same model makes the phantoms' weak boxes, the scenarios' weak boxes, the teacher dataset's
 ``_0001`` boxes and the box teacher's online box channel; its settings are recorded with them.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -23,18 +24,22 @@ from ..core.errors import InputError
 class Annotator:
     """Box noise; ``Annotator.exact()`` draws tight boxes."""
 
-    edge_fraction: float = 0.10   # each edge moves by U(-f, f) x the box extent along its axis
-    floor_mm: float = 0.5         # ... but at most by max(floor, f x extent) ...
-    cap_mm: float = 5.0           # ... and never by more than cap_mm
-    exact_share: float = 0.25     # share of boxes drawn exactly
-    skip_ends: float = 0.0        # probability that each end slice of a lesion (>= 3 slices) is not boxed
-    voxels: int = 0               # stress setting: uniform integer edge moves in [-voxels, voxels]
+    edge_fraction: float = 0.10  # each edge moves by U(-f, f) x the box extent along its axis
+    floor_mm: float = 0.5  # ... but at most by max(floor, f x extent) ...
+    cap_mm: float = 5.0  # ... and never by more than cap_mm
+    exact_share: float = 0.25  # share of boxes drawn exactly
+    skip_ends: float = 0.0  # probability that each end slice of a lesion (>= 3 slices) is not boxed
+    voxels: int = 0  # stress setting: uniform integer edge moves in [-voxels, voxels]
 
     def validate(self) -> "Annotator":
         if not 0 <= self.edge_fraction <= 0.5:
-            raise InputError(f"annotator edge_fraction must be in [0, 0.5], got {self.edge_fraction}")
+            raise InputError(
+                f"annotator edge_fraction must be in [0, 0.5], got {self.edge_fraction}"
+            )
         if not 0 <= self.floor_mm <= self.cap_mm:
-            raise InputError(f"annotator needs 0 <= floor_mm <= cap_mm, got {self.floor_mm}, {self.cap_mm}")
+            raise InputError(
+                f"annotator needs 0 <= floor_mm <= cap_mm, got {self.floor_mm}, {self.cap_mm}"
+            )
         for name in ("exact_share", "skip_ends"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"annotator {name} must be in [0, 1], got {getattr(self, name)}")
@@ -49,12 +54,19 @@ class Annotator:
     @classmethod
     def stress(cls, voxels: int) -> "Annotator":
         """The absolute-voxel jitter (``voxels`` = 0: exact boxes)."""
-        return cls.exact() if voxels == 0 else replace(cls.exact(), exact_share=0.0, voxels=int(voxels)).validate()
+        return (
+            cls.exact()
+            if voxels == 0
+            else replace(cls.exact(), exact_share=0.0, voxels=int(voxels)).validate()
+        )
 
     @property
     def is_exact(self) -> bool:
-        return self.voxels == 0 and self.skip_ends == 0 and (self.exact_share >= 1 or self.edge_fraction == 0
-                                                             and self.floor_mm == 0)
+        return (
+            self.voxels == 0
+            and self.skip_ends == 0
+            and (self.exact_share >= 1 or self.edge_fraction == 0 and self.floor_mm == 0)
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,9 +76,13 @@ class Annotator:
         known = {f.name for f in fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
-            raise InputError(f"{where}: unknown annotator setting(s) {bad} (known: {sorted(known)})")
+            raise InputError(
+                f"{where}: unknown annotator setting(s) {bad} (known: {sorted(known)})"
+            )
         try:
-            return cls(**{k: (int(v) if k == "voxels" else float(v)) for k, v in d.items()}).validate()
+            return cls(
+                **{k: (int(v) if k == "voxels" else float(v)) for k, v in d.items()}
+            ).validate()
         except (TypeError, ValueError) as e:
             raise InputError(f"{where}: bad annotator setting ({e})") from e
 
@@ -82,7 +98,9 @@ class Annotator:
         for part in spec.split(","):
             key, sep, value = part.partition("=")
             if not sep:
-                raise InputError(f"annotator setting {part!r}: write key=value (e.g. edge_fraction=0.1)")
+                raise InputError(
+                    f"annotator setting {part!r}: write key=value (e.g. edge_fraction=0.1)"
+                )
             items[key.strip()] = value.strip()
         if set(items) == {"voxels"}:
             return cls.stress(int(items["voxels"]))
@@ -94,25 +112,31 @@ class Annotator:
         if self.is_exact:
             return "exact boxes"
         ends = f", end slices skipped with p={self.skip_ends:g}" if self.skip_ends else ""
-        return (f"edges +/-{100 * self.edge_fraction:g} % of the box extent ({self.floor_mm:g}-{self.cap_mm:g} mm), "
-                f"{100 * self.exact_share:g} % exact{ends}")
+        return (
+            f"edges +/-{100 * self.edge_fraction:g} % of the box extent ({self.floor_mm:g}-{self.cap_mm:g} mm), "
+            f"{100 * self.exact_share:g} % exact{ends}"
+        )
 
     # ------------------------------------------------------------------ drawing
-    def edge_moves(self, rng: np.random.Generator, extent_xy: np.ndarray, spacing_xy: Sequence[float]) -> np.ndarray:
+    def edge_moves(
+        self, rng: np.random.Generator, extent_xy: np.ndarray, spacing_xy: Sequence[float]
+    ) -> np.ndarray:
         """Integer moves ``(n, 4)`` for boxes of ``extent_xy`` (n, 2) voxels: (dxmin, dymin, dxmax, dymax)."""
         n = len(extent_xy)
         if self.voxels:
             return rng.integers(-self.voxels, self.voxels + 1, size=(n, 4))
         spacing = np.asarray(spacing_xy, float)
-        extent_mm = np.asarray(extent_xy, float) * spacing            # (n, 2)
+        extent_mm = np.asarray(extent_xy, float) * spacing  # (n, 2)
         bound_mm = np.clip(self.edge_fraction * extent_mm, self.floor_mm, self.cap_mm)
-        bound_mm = np.concatenate([bound_mm, bound_mm], axis=1)       # (n, 4): x, y, x, y
+        bound_mm = np.concatenate([bound_mm, bound_mm], axis=1)  # (n, 4): x, y, x, y
         moves_mm = rng.uniform(-1, 1, size=(n, 4)) * bound_mm
         moves = np.rint(moves_mm / np.concatenate([spacing, spacing])).astype(int)
         moves[rng.random(n) < self.exact_share] = 0
         return moves
 
-    def skipped_slices(self, rng: np.random.Generator, lesion_slices: dict[int, list[int]]) -> set[tuple[int, int]]:
+    def skipped_slices(
+        self, rng: np.random.Generator, lesion_slices: dict[int, list[int]]
+    ) -> set[tuple[int, int]]:
         """(lesion, slice) pairs left unboxed: each end of a lesion spanning >= 3 slices with p=skip_ends."""
         out = set()
         if not self.skip_ends:
@@ -130,7 +154,9 @@ class Annotator:
 DEFAULT_ANNOTATOR = Annotator()
 
 
-def annotator_from(jitter: int | None = None, annotator: Annotator | str | dict | None = None) -> Annotator:
+def annotator_from(
+    jitter: int | None = None, annotator: Annotator | str | dict | None = None
+) -> Annotator:
     """The annotator of a call that takes the legacy ``jitter`` (voxels, stress) and/or an annotator:
     an explicit annotator wins; else ``jitter > 0`` is the stress setting; else the default model."""
     if isinstance(annotator, Annotator):

@@ -1,6 +1,7 @@
 """The teacher's box channel: the binary box mask fed to the box teacher as its second input channel
 beside the CT. Its index, its file name in an nnU-Net dataset, stacking it with the CT, and the threshold
 that keeps it binary live here once (no torch: readers of datasets and the trainers share it)."""
+
 from __future__ import annotations
 
 import numpy as np

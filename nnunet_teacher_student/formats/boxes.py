@@ -10,6 +10,7 @@ see :class:`BoxSet`) and a box-mask image (uint8, CT geometry, 1 inside any box)
 ``mask -> BoxSet -> mask`` is always the identity (non-rectangular regions are split into
 row-run rectangles).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ from .annotator import Annotator
 
 FORMAT_NAME = "nnts-axial-boxes"
 FORMAT_VERSION = 1
-SCHEMA = Path(__file__).parent.parent / "schemas" / "axial_boxes.schema.json"   # JSON Schema of the box file
+SCHEMA = (
+    Path(__file__).parent.parent / "schemas" / "axial_boxes.schema.json"
+)  # JSON Schema of the box file
 BOX_FORMAT_HELP = f"the JSON Schema {SCHEMA} and examples/boxes_example.json of the repository"
 
 
@@ -59,11 +62,17 @@ class Box:
         nz, ny, nx = shape_zyx
         prefix = f"{where}: " if where else ""
         if self.xmin > self.xmax or self.ymin > self.ymax:
-            raise BoxError(f"{prefix}inverted or empty box {self.as_tuple()} (needs xmin<=xmax, ymin<=ymax)")
+            raise BoxError(
+                f"{prefix}inverted or empty box {self.as_tuple()} (needs xmin<=xmax, ymin<=ymax)"
+            )
         if not (0 <= self.slice < nz):
-            raise BoxError(f"{prefix}box {self.as_tuple()} on slice {self.slice} outside the image (0..{nz - 1})")
+            raise BoxError(
+                f"{prefix}box {self.as_tuple()} on slice {self.slice} outside the image (0..{nz - 1})"
+            )
         if self.xmin < 0 or self.ymin < 0 or self.xmax >= nx or self.ymax >= ny:
-            raise BoxError(f"{prefix}box {self.as_tuple()} outside the image (x 0..{nx - 1}, y 0..{ny - 1})")
+            raise BoxError(
+                f"{prefix}box {self.as_tuple()} outside the image (x 0..{nx - 1}, y 0..{ny - 1})"
+            )
 
     def as_tuple(self) -> tuple[int, int, int, int, int]:
         return (self.slice, self.xmin, self.ymin, self.xmax, self.ymax)
@@ -75,9 +84,15 @@ class Box:
     @classmethod
     def from_dict(cls, d: dict, where: str = "") -> "Box":
         try:
-            return cls(int(d["slice"]), int(d["xmin"]), int(d["ymin"]), int(d["xmax"]), int(d["ymax"]),
-                       None if d.get("label") is None else str(d["label"]),
-                       None if d.get("lesion_id") is None else int(d["lesion_id"]))
+            return cls(
+                int(d["slice"]),
+                int(d["xmin"]),
+                int(d["ymin"]),
+                int(d["xmax"]),
+                int(d["ymax"]),
+                None if d.get("label") is None else str(d["label"]),
+                None if d.get("lesion_id") is None else int(d["lesion_id"]),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise BoxError(f"{where}: malformed box entry {d!r} ({e!r})") from e
 
@@ -94,9 +109,15 @@ class BoxSet:
             b.validate(self.geometry.array_shape, where)
 
     def to_json(self) -> str:
-        return json.dumps({"format": FORMAT_NAME, "version": FORMAT_VERSION,
-                           "geometry": self.geometry.to_dict(),
-                           "boxes": [b.to_dict() for b in sorted(self.boxes)]}, indent=1)
+        return json.dumps(
+            {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "geometry": self.geometry.to_dict(),
+                "boxes": [b.to_dict() for b in sorted(self.boxes)],
+            },
+            indent=1,
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         self.validate(str(path))
@@ -107,15 +128,22 @@ class BoxSet:
         path = Path(path)
         d = read_json_file(path, "box file", BoxError)
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
-            raise BoxError(f"{path}: not an {FORMAT_NAME} file (missing 'format': '{FORMAT_NAME}'); see {BOX_FORMAT_HELP}")
+            raise BoxError(
+                f"{path}: not an {FORMAT_NAME} file (missing 'format': '{FORMAT_NAME}'); see {BOX_FORMAT_HELP}"
+            )
         if d.get("version") != FORMAT_VERSION:
             raise BoxError(f"{path}: unsupported version {d.get('version')!r}")
         if "geometry" not in d:
             flat = [k for k in ("size", "spacing", "origin", "direction") if k in d]
-            where = (f"the keys {flat} belong inside 'geometry'" if flat else
-                     f"top-level keys found: {sorted(d)}")
-            raise BoxError(f"{path}: missing key 'geometry', the CT's grid as {{\"size\", \"spacing\", \"origin\", "
-                           f"\"direction\"}} ({where}); see {BOX_FORMAT_HELP}")
+            where = (
+                f"the keys {flat} belong inside 'geometry'"
+                if flat
+                else f"top-level keys found: {sorted(d)}"
+            )
+            raise BoxError(
+                f'{path}: missing key \'geometry\', the CT\'s grid as {{"size", "spacing", "origin", '
+                f'"direction"}} ({where}); see {BOX_FORMAT_HELP}'
+            )
         try:
             geometry = Geometry.from_dict(d["geometry"])
         except (KeyError, InputError) as e:
@@ -142,7 +170,7 @@ def box_mask(boxes: Iterable[Box], shape_zyx: tuple[int, int, int]) -> np.ndarra
     out = np.zeros(shape_zyx, dtype=np.uint8)
     for b in boxes:
         b.validate(shape_zyx)
-        out[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1] = 1
+        out[b.slice, b.ymin : b.ymax + 1, b.xmin : b.xmax + 1] = 1
     return out
 
 
@@ -159,8 +187,16 @@ def _lesion_boxes_per_slice(labels: np.ndarray, n: int) -> list[Box]:
             if ys.size == 0:
                 continue
             xs = np.flatnonzero(plane.any(axis=0))
-            boxes.append(Box(z0 + dz, x0 + int(xs[0]), y0 + int(ys[0]), x0 + int(xs[-1]), y0 + int(ys[-1]),
-                             lesion_id=lesion_id))
+            boxes.append(
+                Box(
+                    z0 + dz,
+                    x0 + int(xs[0]),
+                    y0 + int(ys[0]),
+                    x0 + int(xs[-1]),
+                    y0 + int(ys[-1]),
+                    lesion_id=lesion_id,
+                )
+            )
     return boxes
 
 
@@ -169,7 +205,9 @@ def _component_boxes_2d(mask: np.ndarray) -> list[Box]:
     for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
         lab2d, n = ndimage.label(mask[z], structure=np.ones((3, 3)))
         for i, sl in enumerate(ndimage.find_objects(lab2d), start=1):
-            boxes.append(Box(int(z), sl[1].start, sl[0].start, sl[1].stop - 1, sl[0].stop - 1, lesion_id=i))
+            boxes.append(
+                Box(int(z), sl[1].start, sl[0].start, sl[1].stop - 1, sl[0].stop - 1, lesion_id=i)
+            )
     return boxes
 
 
@@ -179,17 +217,26 @@ def _lesion_boxes_3d(labels: np.ndarray, n: int) -> list[Box]:
         if sl is None:
             continue
         for z in range(sl[0].start, sl[0].stop):
-            boxes.append(Box(z, sl[2].start, sl[1].start, sl[2].stop - 1, sl[1].stop - 1, lesion_id=lesion_id))
+            boxes.append(
+                Box(
+                    z, sl[2].start, sl[1].start, sl[2].stop - 1, sl[1].stop - 1, lesion_id=lesion_id
+                )
+            )
     return boxes
 
 
 BoxMode = Literal["lesion", "component2d", "lesion3d"]
 
 
-def boxes_from_mask(mask: np.ndarray, mode: BoxMode = "lesion", jitter: int = 0,
-                    seed: int | np.random.Generator | None = None, label: str | None = None,
-                    annotator: Annotator | None = None,
-                    spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0)) -> list[Box]:
+def boxes_from_mask(
+    mask: np.ndarray,
+    mode: BoxMode = "lesion",
+    jitter: int = 0,
+    seed: int | np.random.Generator | None = None,
+    label: str | None = None,
+    annotator: Annotator | None = None,
+    spacing_zyx: Sequence[float] = (1.0, 1.0, 1.0),
+) -> list[Box]:
     """Boxes that a radiologist would draw around the tumours of a ``[z, y, x]`` label mask.
 
     mode ``lesion``: one box per 3-D lesion (26-connected component) per axial slice;
@@ -206,7 +253,9 @@ def boxes_from_mask(mask: np.ndarray, mode: BoxMode = "lesion", jitter: int = 0,
         boxes, labels = _component_boxes_2d(mask), None
     else:
         labels, n = label_components(mask)
-        boxes = _lesion_boxes_per_slice(labels, n) if mode == "lesion" else _lesion_boxes_3d(labels, n)
+        boxes = (
+            _lesion_boxes_per_slice(labels, n) if mode == "lesion" else _lesion_boxes_3d(labels, n)
+        )
     if label is not None:
         boxes = [replace(b, label=label) for b in boxes]
     if annotator is None and jitter:
@@ -216,13 +265,19 @@ def boxes_from_mask(mask: np.ndarray, mode: BoxMode = "lesion", jitter: int = 0,
         if mode == "lesion3d":
             boxes = _annotate_boxes_3d(boxes, annotator, mask.shape, spacing_zyx, rng)
         else:
-            boxes = annotate_boxes(boxes, annotator, mask.shape, spacing_zyx, rng,
-                                   labels if mode == "lesion" else None)
+            boxes = annotate_boxes(
+                boxes, annotator, mask.shape, spacing_zyx, rng, labels if mode == "lesion" else None
+            )
     return sorted(boxes)
 
 
-def _annotate_boxes_3d(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int, int, int],
-                       spacing_zyx: Sequence[float], rng: np.random.Generator) -> list[Box]:
+def _annotate_boxes_3d(
+    boxes: list[Box],
+    annotator: Annotator,
+    shape_zyx: tuple[int, int, int],
+    spacing_zyx: Sequence[float],
+    rng: np.random.Generator,
+) -> list[Box]:
     """One 3-D box per lesion is one drawing: its in-plane edges move once, the same on every slice (end slices
     may be left out as in the 2-D model)."""
     per_lesion: dict[int, list[Box]] = {}
@@ -247,16 +302,32 @@ def boxes_3d(boxes: Sequence[Box], shape_zyx: tuple[int, int, int]) -> list[Box]
     for lesion_id, sl in enumerate(ndimage.find_objects(groups), start=1):
         if sl is None:
             continue
-        labels = sorted({b.label for b in boxes if b.label and groups[b.slice, b.ymin, b.xmin] == lesion_id})
+        labels = sorted(
+            {b.label for b in boxes if b.label and groups[b.slice, b.ymin, b.xmin] == lesion_id}
+        )
         for z in range(sl[0].start, sl[0].stop):
-            out.append(Box(z, sl[2].start, sl[1].start, sl[2].stop - 1, sl[1].stop - 1,
-                           label=labels[0] if labels else None, lesion_id=lesion_id))
+            out.append(
+                Box(
+                    z,
+                    sl[2].start,
+                    sl[1].start,
+                    sl[2].stop - 1,
+                    sl[1].stop - 1,
+                    label=labels[0] if labels else None,
+                    lesion_id=lesion_id,
+                )
+            )
     return sorted(out)
 
 
-def annotate_boxes(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int, int, int],
-                   spacing_zyx: Sequence[float], rng: np.random.Generator,
-                   lesion_labels: np.ndarray | None = None) -> list[Box]:
+def annotate_boxes(
+    boxes: list[Box],
+    annotator: Annotator,
+    shape_zyx: tuple[int, int, int],
+    spacing_zyx: Sequence[float],
+    rng: np.random.Generator,
+    lesion_labels: np.ndarray | None = None,
+) -> list[Box]:
     """Apply ``annotator``'s noise to tight boxes; clipped to the image, never inverted.
 
     With ``lesion_labels`` (the labelled mask the boxes came from) a fractional model never moves
@@ -266,9 +337,15 @@ def annotate_boxes(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int,
     if annotator.skip_ends:
         per_lesion: dict[int, list[int]] = {}
         for b in boxes:
-            per_lesion.setdefault(b.lesion_id if b.lesion_id is not None else -1, []).append(b.slice)
+            per_lesion.setdefault(b.lesion_id if b.lesion_id is not None else -1, []).append(
+                b.slice
+            )
         skip = annotator.skipped_slices(rng, per_lesion)
-        boxes = [b for b in boxes if (b.lesion_id if b.lesion_id is not None else -1, b.slice) not in skip]
+        boxes = [
+            b
+            for b in boxes
+            if (b.lesion_id if b.lesion_id is not None else -1, b.slice) not in skip
+        ]
     extent = np.array([[b.xmax - b.xmin + 1, b.ymax - b.ymin + 1] for b in boxes])
     moves = annotator.edge_moves(rng, extent, (spacing_zyx[2], spacing_zyx[1]))
     _, ny, nx = shape_zyx
@@ -276,7 +353,9 @@ def annotate_boxes(boxes: list[Box], annotator: Annotator, shape_zyx: tuple[int,
     for b, d in zip(boxes, moves):
         xmin, ymin, xmax, ymax = b.xmin + d[0], b.ymin + d[1], b.xmax + d[2], b.ymax + d[3]
         if lesion_labels is not None and not annotator.voxels and b.lesion_id is not None:
-            ay, ax = _anchor(lesion_labels[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1] == b.lesion_id)
+            ay, ax = _anchor(
+                lesion_labels[b.slice, b.ymin : b.ymax + 1, b.xmin : b.xmax + 1] == b.lesion_id
+            )
             ax, ay = ax + b.xmin, ay + b.ymin
             xmin, xmax, ymin, ymax = min(xmin, ax), max(xmax, ax), min(ymin, ay), max(ymax, ay)
         xmin = int(np.clip(xmin, 0, nx - 1))
@@ -343,7 +422,9 @@ def _row_run_rectangles(comp: np.ndarray, z: int, y0: int, x0: int) -> list[Box]
     return boxes
 
 
-def load_box_mask(path: str | os.PathLike, geometry: Geometry | None = None) -> tuple[np.ndarray, Geometry]:
+def load_box_mask(
+    path: str | os.PathLike, geometry: Geometry | None = None
+) -> tuple[np.ndarray, Geometry]:
     """Read a box-mask image, check it is binary and (optionally) on ``geometry``."""
     img = read_image(path)
     g = Geometry.of(img)
@@ -352,5 +433,7 @@ def load_box_mask(path: str | os.PathLike, geometry: Geometry | None = None) -> 
     arr = sitk.GetArrayFromImage(img)
     values = np.unique(arr)
     if not np.isin(values, (0, 1)).all():
-        raise BoxError(f"{path}: a box mask holds only 0 and 1, found values {values[:10].tolist()}")
+        raise BoxError(
+            f"{path}: a box mask holds only 0 and 1, found values {values[:10].tolist()}"
+        )
     return arr.astype(np.uint8), g

@@ -1,4 +1,5 @@
 """Image file names: the suffix every file we write has, and the suffixes we read."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,5 +25,8 @@ def case_name(path: Path) -> str:
 def image_cases(folder: Path) -> list[str]:
     """Case names of the CT files in a folder (as ``nnts predict`` names them). Kept here, not in ``prediction``,
     so that checking a step does not import torch."""
-    return sorted(case_name(p) for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and image_suffix(p))
+    return sorted(
+        case_name(p)
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and image_suffix(p)
+    )

@@ -1,5 +1,6 @@
 """The manifest (``manifest.json`` of ``nnts convert`` and ``nnts synth``): case -> split, patient, dataset or
 site, and more. This is its one reader; ``dataset_conversion.splits`` builds and writes it."""
+
 from __future__ import annotations
 
 import os
@@ -17,4 +18,6 @@ def read_manifest(path: str | os.PathLike, what: str = "manifest") -> Any:
 
 def manifest_cases(doc: Any) -> Any:
     """The ``{case: entry}`` part of a manifest document (a bare ``{case: entry}`` mapping is accepted too)."""
-    return doc["cases"] if isinstance(doc, Mapping) and isinstance(doc.get("cases"), Mapping) else doc
+    return (
+        doc["cases"] if isinstance(doc, Mapping) and isinstance(doc.get("cases"), Mapping) else doc
+    )

@@ -11,6 +11,7 @@
 
 A test set uses ``images/`` and ``labels/`` only.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,9 @@ class WeakSet:
     """Paths of a weak set; methods read and write one case at a time."""
 
     root: Path
-    labels_dir: Path | None = None   # the true masks, when not in ``labels/`` (pipeline config ``weak_labels``)
+    labels_dir: Path | None = (
+        None  # the true masks, when not in ``labels/`` (pipeline config ``weak_labels``)
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -69,8 +72,11 @@ class WeakSet:
         """Cases that have both an image and a box file, sorted."""
         if not self.images.is_dir():
             raise InputError(f"{self.images}: not a weak set (missing images/ folder)")
-        ids = sorted(p.name[: -len(IMAGE_SUFFIX)] for p in self.images.glob(f"*{IMAGE_SUFFIX}")
-                     if not p.name.startswith("."))
+        ids = sorted(
+            p.name[: -len(IMAGE_SUFFIX)]
+            for p in self.images.glob(f"*{IMAGE_SUFFIX}")
+            if not p.name.startswith(".")
+        )
         missing = [c for c in ids if not self.boxes_path(c).is_file()]
         if missing:
             raise InputError(f"{self.boxes}: no box file for case(s) {missing[:5]}")
@@ -90,12 +96,16 @@ class WeakSet:
         """The cheap part of :meth:`read_case` (image header, box file, their geometry): finds the usual
         mistakes in a whole weak set before a long job writes anything."""
         boxset = BoxSet.load(self.boxes_path(case))
-        boxset.geometry.require_match(read_header(self.image_path(case)), str(self.boxes_path(case)))
+        boxset.geometry.require_match(
+            read_header(self.image_path(case)), str(self.boxes_path(case))
+        )
 
     def read_boxmask(self, case: str, geometry: Geometry | None = None):
         return load_box_mask(self.boxmask_path(case), geometry)
 
-    def write_case(self, case: str, image: sitk.Image, boxset: BoxSet, label: sitk.Image | None = None) -> None:
+    def write_case(
+        self, case: str, image: sitk.Image, boxset: BoxSet, label: sitk.Image | None = None
+    ) -> None:
         """Write a case atomically file by file; the image is written last so that
         :meth:`case_ids` never lists a half-written case."""
         boxset.check_against(image, f"case {case}")

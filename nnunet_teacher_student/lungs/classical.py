@@ -1,5 +1,6 @@
 """The classical lung mask (HU threshold, airway removal, right/left split) and the lung *region* cropping
 uses (each lung closed by its convex hull and completed by the mirror of the other), for any lung segmentation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,10 @@ def _airway_seed(inside_air: np.ndarray, body: np.ndarray) -> tuple[int, np.ndar
         centres = ndimage.center_of_mass(inside_air[z], comps, range(1, n + 1))
         best = None
         for i, (_, cx) in enumerate(centres, start=1):
-            if 0.0002 * body_area <= areas[i] <= 0.025 * body_area and abs(cx - centre) <= 0.2 * width:
+            if (
+                0.0002 * body_area <= areas[i] <= 0.025 * body_area
+                and abs(cx - centre) <= 0.2 * width
+            ):
                 if best is None or areas[i] > areas[best]:
                     best = i
         if best is not None:
@@ -114,8 +118,9 @@ def _z_overlap(a: np.ndarray, b: np.ndarray) -> float:
     return max(0, inter) / (zb[-1] - zb[0] + 1)
 
 
-def classical_lung_labels(hu: np.ndarray, body_and_air: tuple[np.ndarray, np.ndarray] | None = None
-                          ) -> tuple[np.ndarray, str]:
+def classical_lung_labels(
+    hu: np.ndarray, body_and_air: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, str]:
     """Lungs of an LPS-oriented HU volume by thresholding: air inside the body minus the airways; the
     largest component and, if it lies beside it, the second (joined lungs are split). Labels: 1 = right
     (low x), 2 = left. ``body_and_air``: :func:`body_and_inside_air` of ``hu`` if already computed."""
@@ -134,10 +139,14 @@ def classical_lung_labels(hu: np.ndarray, body_and_air: tuple[np.ndarray, np.nda
     body_centre = body_midline_x(body)
     xs = np.nonzero(largest)[2]
     note = ""
-    if min((xs < body_centre).mean(), (xs >= body_centre).mean()) > 0.2:  # spans both halves: lungs touch
+    if (
+        min((xs < body_centre).mean(), (xs >= body_centre).mean()) > 0.2
+    ):  # spans both halves: lungs touch
         split = _split_joined(largest)
         if split is None:
-            split = np.where(largest, np.where(np.arange(hu.shape[2]) < body_centre, 1, 2)[None, None, :], 0)
+            split = np.where(
+                largest, np.where(np.arange(hu.shape[2]) < body_centre, 1, 2)[None, None, :], 0
+            )
             note = "; joined lungs split at the body midline"
         else:
             note = "; joined lungs separated by erosion"
@@ -146,14 +155,18 @@ def classical_lung_labels(hu: np.ndarray, body_and_air: tuple[np.ndarray, np.nda
         parts = [largest]
         if n > 1 and sizes[order[1] - 1] >= 0.1 * sizes[order[0] - 1]:
             second = comps == order[1]
-            if _z_overlap(largest, second) >= 0.5:  # bowel gas lies below the lungs, not beside them
+            if (
+                _z_overlap(largest, second) >= 0.5
+            ):  # bowel gas lies below the lungs, not beside them
                 parts.append(second)
         if len(parts) == 1:
             note = "; only one lung found"
     return order_right_left(parts, hu.shape, body_centre), f"{airway_msg}{note}"
 
 
-def order_right_left(parts: list[np.ndarray], shape: tuple[int, ...], body_centre: float) -> np.ndarray:
+def order_right_left(
+    parts: list[np.ndarray], shape: tuple[int, ...], body_centre: float
+) -> np.ndarray:
     """Label lung masks 1 (right: lower x in LPS) and 2 (left); a single lung by its side of the body."""
     parts = [p for p in parts if p.any()]
     out = np.zeros(shape, np.uint8)
@@ -186,8 +199,15 @@ def convex_hull_3d(mask: np.ndarray) -> np.ndarray:
         for z in np.nonzero(out.any(axis=(1, 2)))[0]:
             out[z] |= convex_hull_image(out[z])
         return out
-    edges = np.unique(np.sort(np.concatenate([hull.simplices[:, [0, 1]], hull.simplices[:, [1, 2]],
-                                              hull.simplices[:, [0, 2]]]), axis=1), axis=0)
+    edges = np.unique(
+        np.sort(
+            np.concatenate(
+                [hull.simplices[:, [0, 1]], hull.simplices[:, [1, 2]], hull.simplices[:, [0, 2]]]
+            ),
+            axis=1,
+        ),
+        axis=0,
+    )
     p, q = points[edges[:, 0]], points[edges[:, 1]]
     for z in range(int(points[:, 0].min()), int(points[:, 0].max()) + 1):
         crosses = (p[:, 0] - z) * (q[:, 0] - z) <= 0
@@ -207,7 +227,9 @@ def convex_hull_3d(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: bool = True) -> np.ndarray:
+def lung_region(
+    raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: bool = True
+) -> np.ndarray:
     """The region cropping uses, from lung labels (1 right, 2 left) of an LPS-oriented volume:
 
     1. each lung closed by its 3-D convex hull: a tumour at the pleura pushes into the lung and leaves
@@ -227,13 +249,19 @@ def lung_region(raw_labels: np.ndarray, body: np.ndarray | None = None, mirror: 
         lung = raw_labels == label
         if lung.any():
             zs, ys, xs = np.nonzero(lung)
-            box = (slice(zs.min(), zs.max() + 1), slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+            box = (
+                slice(zs.min(), zs.max() + 1),
+                slice(ys.min(), ys.max() + 1),
+                slice(xs.min(), xs.max() + 1),
+            )
             hulls[label] = (box, convex_hull_3d(lung[box]))
     out = np.zeros(raw_labels.shape, np.uint8)
     for label, (box, hull) in hulls.items():
         view = out[box]
         if label == LEFT and RIGHT in hulls:  # overlap: split halfway between the lungs' centres
-            mid = (np.nonzero(raw_labels == RIGHT)[2].mean() + np.nonzero(raw_labels == LEFT)[2].mean()) / 2
+            mid = (
+                np.nonzero(raw_labels == RIGHT)[2].mean() + np.nonzero(raw_labels == LEFT)[2].mean()
+            ) / 2
             x = np.arange(box[2].start, box[2].stop)[None, None, :]
             view[hull & ((view == 0) | (x >= mid))] = label
         else:

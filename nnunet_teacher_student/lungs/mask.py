@@ -10,6 +10,7 @@ lungmask is imported lazily and under ``warnings.catch_warnings`` because import
 Weights are never downloaded: lungmask needs a local state dict (``weights=`` or the
 ``NNTS_LUNGMASK_WEIGHTS`` environment variable).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,9 +65,13 @@ class LungMaskResult:
     def found(self) -> bool:
         return bool(self.mask.any())
 
-    def to_image(self, ct: sitk.Image, which: Literal["mask", "labels", "raw_labels"] = "labels") -> sitk.Image:
+    def to_image(
+        self, ct: sitk.Image, which: Literal["mask", "labels", "raw_labels"] = "labels"
+    ) -> sitk.Image:
         """One of the arrays as a uint8 image in the CT's geometry."""
-        return array_to_image(np.ascontiguousarray(getattr(self, which), dtype=np.uint8), Geometry.of(ct))
+        return array_to_image(
+            np.ascontiguousarray(getattr(self, which), dtype=np.uint8), Geometry.of(ct)
+        )
 
 
 # --------------------------------------------------------------------------- lungmask
@@ -110,15 +115,19 @@ def resolve_weights(weights: str | os.PathLike | None) -> tuple[Path | None, str
         return path, f"lungmask weights {path}"
     env = os.environ.get(ENV_WEIGHTS, "").strip()
     if not env:
-        return None, f"no lungmask weights were given (--lungmask-weights) and {ENV_WEIGHTS} is not set"
+        return (
+            None,
+            f"no lungmask weights were given (--lungmask-weights) and {ENV_WEIGHTS} is not set",
+        )
     path = Path(env).expanduser()
     if not path.is_file():
         return None, f"{ENV_WEIGHTS}={env} is not a file"
     return path, f"lungmask weights {path} (from {ENV_WEIGHTS})"
 
 
-def lungmask_labels(ct_lps: sitk.Image, weights: Path, force_cpu: bool = False,
-                    progress: bool = False) -> np.ndarray:
+def lungmask_labels(
+    ct_lps: sitk.Image, weights: Path, force_cpu: bool = False, progress: bool = False
+) -> np.ndarray:
     """Run lungmask with a local R231-type state dict on an LPS-oriented HU image; raw labels [z, y, x]."""
     lm = import_lungmask()
     import torch
@@ -126,7 +135,9 @@ def lungmask_labels(ct_lps: sitk.Image, weights: Path, force_cpu: bool = False,
     try:
         state = torch.load(str(weights), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a bad file
-        raise InputError(f"{weights}: cannot read lungmask weights ({type(e).__name__}: {e})") from e
+        raise InputError(
+            f"{weights}: cannot read lungmask weights ({type(e).__name__}: {e})"
+        ) from e
     if not isinstance(state, dict) or not state:
         raise InputError(f"{weights}: not a lungmask state dict")
     try:  # lungmask reads the class count from the last tensor (the final layer's bias)
@@ -134,14 +145,20 @@ def lungmask_labels(ct_lps: sitk.Image, weights: Path, force_cpu: bool = False,
     except TypeError:
         n_classes = None
     if n_classes != 3:
-        raise InputError(f"{weights}: expected R231-type weights with 3 classes (background, right, left), "
-                         f"got {n_classes}")
+        raise InputError(
+            f"{weights}: expected R231-type weights with 3 classes (background, right, left), "
+            f"got {n_classes}"
+        )
     with _quiet_lungmask_logger():
         try:  # modelpath is given, so lungmask loads this file and never downloads
-            inferer = lm.LMInferer(modelpath=str(weights), force_cpu=force_cpu, tqdm_disable=not progress)
+            inferer = lm.LMInferer(
+                modelpath=str(weights), force_cpu=force_cpu, tqdm_disable=not progress
+            )
         except RuntimeError as e:
-            raise InputError(f"{weights}: weights do not fit lungmask's R231 network "
-                             f"({str(e).strip().splitlines()[0]})") from e
+            raise InputError(
+                f"{weights}: weights do not fit lungmask's R231 network "
+                f"({str(e).strip().splitlines()[0]})"
+            ) from e
         out = inferer.apply(sitk.Cast(ct_lps, sitk.sitkFloat32))
     return np.asarray(out, dtype=np.uint8)
 
@@ -151,8 +168,10 @@ def check_hu(array: np.ndarray, what: str = "CT") -> None:
     """Raise :class:`InputError` unless ``array`` looks like a CT in Hounsfield units."""
     low = float(array.min())
     if low > -500:
-        raise InputError(f"{what}: no voxel below -500 HU (minimum {low:g}); lung masks need a CT in "
-                         "Hounsfield units (air -1000, lung about -850)")
+        raise InputError(
+            f"{what}: no voxel below -500 HU (minimum {low:g}); lung masks need a CT in "
+            "Hounsfield units (air -1000, lung about -850)"
+        )
 
 
 def _to_lps(ct: sitk.Image) -> tuple[sitk.Image, str]:
@@ -168,8 +187,14 @@ def _from_lps(array: np.ndarray, ct_lps: sitk.Image, orient: str) -> np.ndarray:
     return sitk.GetArrayFromImage(sitk.DICOMOrient(image, orient))
 
 
-def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: Method = "auto",
-              force_cpu: bool = False, progress: bool = False, what: str = "CT") -> LungMaskResult:
+def lung_mask(
+    ct: sitk.Image,
+    weights: str | os.PathLike | None = None,
+    method: Method = "auto",
+    force_cpu: bool = False,
+    progress: bool = False,
+    what: str = "CT",
+) -> LungMaskResult:
     """The lung region of ``ct`` (an image in HU) on its own voxel grid.
 
     ``method="auto"``: lungmask R231 if ``weights`` is given or ``NNTS_LUNGMASK_WEIGHTS`` names an
@@ -207,13 +232,21 @@ def lung_mask(ct: sitk.Image, weights: str | os.PathLike | None = None, method: 
 
     region = lung_region(raw, body)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    volumes = ", ".join(f"{LUNG_NAMES[k]} lung region {np.count_nonzero(region == k) * voxel_ml:.1f} mL"
-                        for k in (RIGHT, LEFT) if (region == k).any())
+    volumes = ", ".join(
+        f"{LUNG_NAMES[k]} lung region {np.count_nonzero(region == k) * voxel_ml:.1f} mL"
+        for k in (RIGHT, LEFT)
+        if (region == k).any()
+    )
     message += f"; {volumes or 'no lung found'}"
     for k in (RIGHT, LEFT):
         if (region == k).any() and not (raw == k).any():
             message += f"; no {LUNG_NAMES[k]} lung found: its region is the other lung mirrored about the body midline"
     labels = _from_lps(region, ct_lps, orient)
     raw = _from_lps(raw, ct_lps, orient)
-    return LungMaskResult(mask=(labels > 0).astype(np.uint8), labels=labels.astype(np.uint8),
-                          raw_labels=raw.astype(np.uint8), method=name, message=message)
+    return LungMaskResult(
+        mask=(labels > 0).astype(np.uint8),
+        labels=labels.astype(np.uint8),
+        raw_labels=raw.astype(np.uint8),
+        method=name,
+        message=message,
+    )

@@ -4,6 +4,7 @@ nnU-Net makes its own 5-fold split when a dataset has no ``splits_final.json``; 
 patients and fails with fewer than 5 cases. Our datasets bring their own: ``splits_final.json`` beside
 the raw dataset (travels with it) and in its preprocessed folder (where nnU-Net reads it).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ def load_manifest_cases(path: str | Path | None) -> dict[str, dict]:
     return {k: v for k, v in cases.items() if isinstance(v, dict)}
 
 
-def patient_folds(cases: list[str], patients: dict[str, str], n_folds: int = 5, seed: int = 0) -> list[list[str]]:
+def patient_folds(
+    cases: list[str], patients: dict[str, str], n_folds: int = 5, seed: int = 0
+) -> list[list[str]]:
     """Cases split into ``n_folds`` validation folds, never splitting a patient across folds."""
     groups: dict[str, list[str]] = {}
     for c in cases:
@@ -41,18 +44,20 @@ def patient_folds(cases: list[str], patients: dict[str, str], n_folds: int = 5, 
     return folds
 
 
-def make_splits(strong: list[str], pseudo: list[str], patients: dict[str, str], n_folds: int = 5,
-                seed: int = 0) -> list[dict[str, list[str]]]:
+def make_splits(
+    strong: list[str], pseudo: list[str], patients: dict[str, str], n_folds: int = 5, seed: int = 0
+) -> list[dict[str, list[str]]]:
     """nnU-Net splits: validation = strong cases of one fold; training = other strong + all pseudo."""
     folds = patient_folds(strong, patients, n_folds, seed)
-    if len(folds) == 1:  # one patient: nothing to hold out, so it validates on its own training data
+    if (
+        len(folds) == 1
+    ):  # one patient: nothing to hold out, so it validates on its own training data
         return [{"train": sorted(list(strong) + list(pseudo)), "val": sorted(strong)}]
     splits = []
     for k, val in enumerate(folds):
         train = [c for j, f in enumerate(folds) if j != k for c in f] + list(pseudo)
         splits.append({"train": sorted(train), "val": sorted(val)})
     return splits
-
 
 
 def write_splits(raw_folder: Path, splits: list[dict[str, list[str]]]) -> None:

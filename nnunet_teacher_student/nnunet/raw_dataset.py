@@ -1,6 +1,7 @@
 """Writing derived nnU-Net raw datasets (teacher, student) all at once: files go to a hidden staging
 folder beside the target, ``dataset.json`` is written last, then the folder is renamed into place.
 An interrupted run leaves only the staging folder (removed by the next run), never a half dataset."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,11 @@ def training_cases(folder: Path) -> list[str]:
     labels = folder / "labelsTr"
     if not labels.is_dir():
         raise InputError(f"{labels}: missing")
-    return sorted(p.name[: -len(IMAGE_SUFFIX)] for p in labels.glob(f"*{IMAGE_SUFFIX}") if not p.name.startswith("."))
+    return sorted(
+        p.name[: -len(IMAGE_SUFFIX)]
+        for p in labels.glob(f"*{IMAGE_SUFFIX}")
+        if not p.name.startswith(".")
+    )
 
 
 @contextmanager
@@ -56,8 +61,10 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False) -> Itera
     existing = [p for p in root.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir()]
     existing += [p for p in root.glob(f"Dataset*_{name}") if p.is_dir() and p not in existing]
     if existing and not overwrite:
-        raise InputError(f"{existing[0]}: an nnU-Net dataset with id {dataset_id} or name {name!r} exists; "
-                         "pass --overwrite to replace it")
+        raise InputError(
+            f"{existing[0]}: an nnU-Net dataset with id {dataset_id} or name {name!r} exists; "
+            "pass --overwrite to replace it"
+        )
     staging = root / f".staging_{target.name}"
     if staging.exists():
         shutil.rmtree(staging)
@@ -74,9 +81,16 @@ def staged_dataset(dataset_id: int, name: str, overwrite: bool = False) -> Itera
             shutil.rmtree(staging)
 
 
-def write_dataset_json(folder: Path, channel_names: dict, labels: dict, num_training: int, **extra) -> None:
-    d = {"channel_names": channel_names, "labels": labels, "numTraining": num_training,
-         "file_ending": IMAGE_SUFFIX, **extra}
+def write_dataset_json(
+    folder: Path, channel_names: dict, labels: dict, num_training: int, **extra
+) -> None:
+    d = {
+        "channel_names": channel_names,
+        "labels": labels,
+        "numTraining": num_training,
+        "file_ending": IMAGE_SUFFIX,
+        **extra,
+    }
     (folder / "dataset.json").write_text(json.dumps(d, indent=1))
 
 

@@ -6,6 +6,7 @@ spacings stay scanner-like, so volumes stay small enough for CPU runs. Cases com
 "sites" mimicking the paper's datasets (MSD-Lung, NSCLC-Radiomics, Lung-PET-CT-Dx): tumour sizes
 follow its Table 1; slice thickness, noise, blur, the share of part-solid and of juxtapleural tumours and the
 solid tumours' density differ per site."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -17,11 +18,40 @@ from scipy import ndimage
 
 from ..core.errors import InputError
 from ..core.geometry import Geometry, array_to_image
-from .anatomy import (AIRWAY, BONE, FAT, LUNG, SOFT, TUMOUR_GGO, TUMOUR_SOLID, VESSEL, Anatomy, Grid,
-                              aorta_segments, airway_segments, body_layers, bone_hu, lung_inside, sample_anatomy,
-                              tube_occupancy, vessel_segments)
-from .families import (add_consolidation, add_emphysema, add_tumour_texture, get_family, mixture_diameters)
-from .tumours import DIAMETER_RANGE_MM, PLACEMENTS, PlacedTumour, place_tumours, sample_tumour_diameters
+from .anatomy import (
+    AIRWAY,
+    BONE,
+    FAT,
+    LUNG,
+    SOFT,
+    TUMOUR_GGO,
+    TUMOUR_SOLID,
+    VESSEL,
+    Anatomy,
+    Grid,
+    aorta_segments,
+    airway_segments,
+    body_layers,
+    bone_hu,
+    lung_inside,
+    sample_anatomy,
+    tube_occupancy,
+    vessel_segments,
+)
+from .families import (
+    add_consolidation,
+    add_emphysema,
+    add_tumour_texture,
+    get_family,
+    mixture_diameters,
+)
+from .tumours import (
+    DIAMETER_RANGE_MM,
+    PLACEMENTS,
+    PlacedTumour,
+    place_tumours,
+    sample_tumour_diameters,
+)
 
 
 SITE_NAMES = ("msd", "nsclc", "lpcd")
@@ -33,27 +63,57 @@ class SiteProfile:
     acquisition (spacing, noise, blur) and the tumours (count, part-solid and juxtapleural shares, contrast)."""
 
     name: str
-    n_tumour_probs: tuple[float, float, float, float]   # P(0), P(1), P(2), P(3) tumours
-    xy_frac: tuple[float, float]                         # in-plane spacing, part of the range
-    z_modes: tuple[tuple[float, float, float], ...]      # (weight, lo, hi) parts of the slice range
+    n_tumour_probs: tuple[float, float, float, float]  # P(0), P(1), P(2), P(3) tumours
+    xy_frac: tuple[float, float]  # in-plane spacing, part of the range
+    z_modes: tuple[tuple[float, float, float], ...]  # (weight, lo, hi) parts of the slice range
     noise_hu: tuple[float, float]
     blur_px: tuple[float, float]
     part_solid_prob: float
-    placement_probs: tuple[float, float, float] = (0.45, 0.3, 0.25)   # central, juxtapleural, next to a vessel
-    solid_hu: tuple[float, float] = (10.0, 50.0)                       # solid tumour tissue (contrast)
+    placement_probs: tuple[float, float, float] = (
+        0.45,
+        0.3,
+        0.25,
+    )  # central, juxtapleural, next to a vessel
+    solid_hu: tuple[float, float] = (10.0, 50.0)  # solid tumour tissue (contrast)
 
 
 SITES: dict[str, SiteProfile] = {
     # MSD-Lung: thin-slice diagnostic CT, mostly one tumour, smallest tumours, mostly solid and central
-    "msd": SiteProfile("msd", (0.08, 0.8, 0.1, 0.02), (0.0, 1.0), ((1.0, 0.0, 0.4),), (10, 25), (0.4, 0.65), 0.1,
-                       (0.6, 0.15, 0.25), (25.0, 60.0)),
+    "msd": SiteProfile(
+        "msd",
+        (0.08, 0.8, 0.1, 0.02),
+        (0.0, 1.0),
+        ((1.0, 0.0, 0.4),),
+        (10, 25),
+        (0.4, 0.65),
+        0.1,
+        (0.6, 0.15, 0.25),
+        (25.0, 60.0),
+    ),
     # NSCLC-Radiomics: ~1 mm pixels, mostly 3 mm slices, larger tumours (+ nodes), often on the chest wall
-    "nsclc": SiteProfile("nsclc", (0.05, 0.7, 0.2, 0.05), (0.5, 1.0), ((0.85, 0.45, 0.55), (0.15, 0.0, 0.4)),
-                         (15, 35), (0.5, 0.75), 0.25, (0.3, 0.5, 0.2), (0.0, 40.0)),
+    "nsclc": SiteProfile(
+        "nsclc",
+        (0.05, 0.7, 0.2, 0.05),
+        (0.5, 1.0),
+        ((0.85, 0.45, 0.55), (0.15, 0.0, 0.4)),
+        (15, 35),
+        (0.5, 0.75),
+        0.25,
+        (0.3, 0.5, 0.2),
+        (0.0, 40.0),
+    ),
     # Lung-PET-CT-Dx: mixed scanners, slices 1-5 mm, noisier low-dose PET-CT, more part-solid, lower contrast
-    "lpcd": SiteProfile("lpcd", (0.1, 0.62, 0.22, 0.06), (0.0, 1.0),
-                        ((0.5, 0.0, 0.4), (0.3, 0.4, 0.6), (0.2, 0.9, 1.0)), (20, 50), (0.4, 0.75), 0.45,
-                        (0.35, 0.35, 0.3), (-30.0, 30.0)),
+    "lpcd": SiteProfile(
+        "lpcd",
+        (0.1, 0.62, 0.22, 0.06),
+        (0.0, 1.0),
+        ((0.5, 0.0, 0.4), (0.3, 0.4, 0.6), (0.2, 0.9, 1.0)),
+        (20, 50),
+        (0.4, 0.75),
+        0.45,
+        (0.35, 0.35, 0.3),
+        (-30.0, 30.0),
+    ),
 }
 
 
@@ -66,8 +126,8 @@ class PhantomConfig:
     spacing_z: tuple[float, float] = (1.0, 5.0)
     inplane_px: tuple[int, int] = (64, 112)
     slices: tuple[int, int] = (16, 48)
-    tumour_scale: float = 1.0   # extra tumour enlargement on top of ``scale``
-    family: str = "standard"    # the population (``families.FAMILIES``): standard, or copd
+    tumour_scale: float = 1.0  # extra tumour enlargement on top of ``scale``
+    family: str = "standard"  # the population (``families.FAMILIES``): standard, or copd
 
     def validate(self) -> "PhantomConfig":
         if not 0 < self.scale <= 1:
@@ -89,23 +149,32 @@ class PhantomConfig:
 PRESETS: dict[str, PhantomConfig] = {
     "default": PhantomConfig(),
     # tumour_scale 3: median tumour ~140 voxels (1.5 gave 26), so DSC measures shape, not one boundary voxel
-    "tiny": PhantomConfig(scale=0.09, spacing_z=(1.0, 2.0), inplane_px=(32, 48), slices=(16, 24), tumour_scale=3.0),
+    "tiny": PhantomConfig(
+        scale=0.09, spacing_z=(1.0, 2.0), inplane_px=(32, 48), slices=(16, 24), tumour_scale=3.0
+    ),
 }
 
 
-def make_config(preset: str = "default", scale: float | None = None, **overrides: Any) -> PhantomConfig:
+def make_config(
+    preset: str = "default", scale: float | None = None, **overrides: Any
+) -> PhantomConfig:
     """A preset, optionally with another anatomy scale (size limits follow it) and field overrides."""
     if preset not in PRESETS:
         raise InputError(f"unknown phantom preset {preset!r} (choose from {sorted(PRESETS)})")
     cfg = PRESETS[preset]
     if scale is not None and scale != cfg.scale:
         f = scale / cfg.scale
-        lim = {k: tuple(max(4, int(round(v * f))) for v in getattr(cfg, k)) for k in ("inplane_px", "slices")}
+        lim = {
+            k: tuple(max(4, int(round(v * f))) for v in getattr(cfg, k))
+            for k in ("inplane_px", "slices")
+        }
         cfg = replace(cfg, scale=scale, **lim)
     unknown = set(overrides) - set(PhantomConfig.__dataclass_fields__)
     if unknown:
         raise InputError(f"unknown phantom option(s) {sorted(unknown)}")
-    return replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}).validate()
+    return replace(
+        cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    ).validate()
 
 
 @dataclass
@@ -124,16 +193,24 @@ def _frac(rng: np.random.Generator, rng_range: tuple[float, float], lo: float, h
     return rng_range[0] + rng.uniform(lo, hi) * (rng_range[1] - rng_range[0])
 
 
-def _sample_grid(rng: np.random.Generator, an: Anatomy, cfg: PhantomConfig, site: SiteProfile
-                 ) -> tuple[Grid, tuple[float, float, float]]:
+def _sample_grid(
+    rng: np.random.Generator, an: Anatomy, cfg: PhantomConfig, site: SiteProfile
+) -> tuple[Grid, tuple[float, float, float]]:
     """Spacing drawn per site, field of view around the body, z coverage fitted to the slice limits."""
     s = cfg.scale
     sxy = _frac(rng, cfg.spacing_xy, *site.xy_frac)
     w = np.array([m[0] for m in site.z_modes])
     mode = site.z_modes[int(rng.choice(len(w), p=w / w.sum()))]
-    sz = round(float(np.clip(round(_frac(rng, cfg.spacing_z, mode[1], mode[2]) / 0.05) * 0.05, *cfg.spacing_z)), 4)
+    sz = round(
+        float(
+            np.clip(
+                round(_frac(rng, cfg.spacing_z, mode[1], mode[2]) / 0.05) * 0.05, *cfg.spacing_z
+            )
+        ),
+        4,
+    )
     px_lo, px_hi = cfg.inplane_px
-    need = 2.04 * an.a * s / px_hi       # bigger patients get bigger pixels, as with a wider display FOV
+    need = 2.04 * an.a * s / px_hi  # bigger patients get bigger pixels, as with a wider display FOV
     sxy = round(float(min(max(sxy, need), cfg.spacing_xy[1])), 4)
     fov = 2 * an.a * rng.uniform(1.05, 1.3)
     n = int(np.clip(round(fov * s / sxy), px_lo, px_hi))
@@ -147,7 +224,7 @@ def _sample_grid(rng: np.random.Generator, an: Anatomy, cfg: PhantomConfig, site
     z_lo, z_hi = -rng.uniform(15, 60), an.H + rng.uniform(10, 30)
     nz_nat = int(round((z_hi - z_lo) / zstep))
     nz = int(np.clip(nz_nat, *cfg.slices))
-    if nz < nz_nat:    # thin slices: the scan covers less (may clip apex/base)
+    if nz < nz_nat:  # thin slices: the scan covers less (may clip apex/base)
         z_lo += (nz_nat - nz) * zstep * rng.uniform(0.3, 0.7)
     elif nz > nz_nat:  # thick slices: the scan reaches further into neck and abdomen
         z_lo -= (nz - nz_nat) * zstep * rng.uniform(0.5, 0.9)
@@ -167,11 +244,19 @@ def _render_anatomy(an: Anatomy, grid: Grid, rng: np.random.Generator):
     hu = np.full(shape, -1000.0, np.float32)
     tissue = np.zeros(shape, np.uint8)
     body, inner, cavity = body_layers(an, grid)
-    for mask2d, value, code in ((body, h["fat"], FAT), (inner, h["muscle"], SOFT), (cavity, h["soft"], SOFT)):
+    for mask2d, value, code in (
+        (body, h["fat"], FAT),
+        (inner, h["muscle"], SOFT),
+        (cavity, h["soft"], SOFT),
+    ):
         hu[:, mask2d] = value
         tissue[:, mask2d] = code
-    med_fat = (((x / (0.2 * an.a_i)) ** 2 + ((y + 0.55 * an.b_i) / (0.3 * an.b_i)) ** 2 <= 1)
-               & (z > 0.45 * an.H) & (z < an.H) & cavity)
+    med_fat = (
+        ((x / (0.2 * an.a_i)) ** 2 + ((y + 0.55 * an.b_i) / (0.3 * an.b_i)) ** 2 <= 1)
+        & (z > 0.45 * an.H)
+        & (z < an.H)
+        & cavity
+    )
     hu[med_fat] = h["med_fat"]
     tissue[med_fat] = FAT
     lung = lung_inside(an, x, y, z)
@@ -199,7 +284,9 @@ def _render_anatomy(an: Anatomy, grid: Grid, rng: np.random.Generator):
     return hu, tissue, lung, vessel, segs
 
 
-def _ring(mask: np.ndarray, sl: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[tuple[slice, ...], np.ndarray]:
+def _ring(
+    mask: np.ndarray, sl: tuple[slice, ...], shape: tuple[int, ...]
+) -> tuple[tuple[slice, ...], np.ndarray]:
     """The lesion's box grown by one voxel, and the lesion dilated (6-neighbourhood) inside it."""
     big = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(sl, shape))
     local = np.zeros(tuple(b.stop - b.start for b in big), bool)
@@ -211,14 +298,22 @@ def _diameter_mm(idx: np.ndarray, spacing_zyx: np.ndarray) -> float:
     """Mean of the longest and shortest axis of the ellipsoid with the lesion's second moments."""
     pts = idx * spacing_zyx
     cov = np.cov(pts.T) if len(pts) > 1 else np.zeros((3, 3))
-    cov = cov + np.diag(spacing_zyx ** 2 / 12)   # a voxel is a box, not a point
+    cov = cov + np.diag(spacing_zyx**2 / 12)  # a voxel is a box, not a point
     axes = 2 * np.sqrt(5 * np.clip(np.linalg.eigvalsh(cov), 0, None))
     return float((axes.max() + axes.min()) / 2)
 
 
-def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, preset: str = "default",
-                  n_tumours: int | None = None, min_tumours: int = 0, config: PhantomConfig | None = None,
-                  **overrides: Any) -> PhantomCase:
+def generate_case(
+    seed: int,
+    site: str = "msd",
+    scale: float | None = None,
+    *,
+    preset: str = "default",
+    n_tumours: int | None = None,
+    min_tumours: int = 0,
+    config: PhantomConfig | None = None,
+    **overrides: Any,
+) -> PhantomCase:
     """One phantom case, identical for identical arguments.
 
     ``scale`` shrinks the real-size chest (default: the preset's); ``overrides`` set other
@@ -240,17 +335,32 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
     n = int(rng.choice(4, p=prof.n_tumour_probs)) if n_tumours is None else n_tumours
     n = max(n, min_tumours)
     fam = get_family(cfg.family)
-    nominal = (mixture_diameters(rng, fam.diameter_mixture, n, DIAMETER_RANGE_MM) if fam.diameter_mixture
-               else sample_tumour_diameters(rng, site, n))
+    nominal = (
+        mixture_diameters(rng, fam.diameter_mixture, n, DIAMETER_RANGE_MM)
+        if fam.diameter_mixture
+        else sample_tumour_diameters(rng, site, n)
+    )
     if n > 1:  # the first is the primary; further lesions are smaller
         nominal[1:] *= rng.uniform(0.45, 0.9, n - 1)
     part_solid = rng.random(n) < prof.part_solid_prob * np.where(nominal < 45, 1.0, 0.25)
-    placements = [PLACEMENTS[i] for i in rng.choice(3, size=n, p=fam.placement_probs or prof.placement_probs)]
+    placements = [
+        PLACEMENTS[i] for i in rng.choice(3, size=n, p=fam.placement_probs or prof.placement_probs)
+    ]
     # at least 3 pixels across and one slice thick, so that every tumour is visible
     min_d = max(3 * spacing[0], spacing[2]) / cfg.scale
     fit = np.maximum(nominal * cfg.tumour_scale, min_d)
-    placed = place_tumours(rng, grid, lung, segs, fit, nominal, part_solid, placements, prof.solid_hu,
-                           fam.wave_amplitude)
+    placed = place_tumours(
+        rng,
+        grid,
+        lung,
+        segs,
+        fit,
+        nominal,
+        part_solid,
+        placements,
+        prof.solid_hu,
+        fam.wave_amplitude,
+    )
 
     label = np.zeros(grid.shape, np.uint8)
     spacing_zyx = np.array(spacing[::-1])
@@ -268,7 +378,7 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
         tumours.append(_tumour_info(t, grid, lung, vessel, spacing_zyx, cfg))
 
     consolidation = np.zeros(grid.shape, bool)
-    if fam.name != "standard":   # its own generator: the standard phantoms' draws stay as they were
+    if fam.name != "standard":  # its own generator: the standard phantoms' draws stay as they were
         frng = np.random.default_rng([seed, 1])
         add_tumour_texture(frng, hu, label, fam.texture_hu)
         consolidation = add_consolidation(frng, hu, lung, label, placed, spacing_zyx, fam)
@@ -278,32 +388,61 @@ def generate_case(seed: int, site: str = "msd", scale: float | None = None, *, p
     sig = rng.uniform(*prof.blur_px)
     hu = ndimage.gaussian_filter(hu, (0.35, sig, sig), mode="nearest")
     noise_sd = rng.uniform(*prof.noise_hu)
-    noise = ndimage.gaussian_filter(rng.standard_normal(grid.shape, dtype=np.float32), (0, 0.6, 0.6))
+    noise = ndimage.gaussian_filter(
+        rng.standard_normal(grid.shape, dtype=np.float32), (0, 0.6, 0.6)
+    )
     hu += noise * np.float32(noise_sd / max(float(noise.std()), 1e-6))
     ct = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
 
-    geometry = Geometry(size=(grid.shape[2], grid.shape[1], grid.shape[0]), spacing=tuple(float(v) for v in spacing),
-                        origin=(float(grid.x[0] * cfg.scale), float(grid.y[0] * cfg.scale),
-                                float(grid.z[0] * cfg.scale)),
-                        direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0))
+    geometry = Geometry(
+        size=(grid.shape[2], grid.shape[1], grid.shape[0]),
+        spacing=tuple(float(v) for v in spacing),
+        origin=(
+            float(grid.x[0] * cfg.scale),
+            float(grid.y[0] * cfg.scale),
+            float(grid.z[0] * cfg.scale),
+        ),
+        direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
+    )
     info = {
-        "seed": int(seed), "site": site, "scale": cfg.scale, "tumour_scale": cfg.tumour_scale,
-        "spacing": list(geometry.spacing), "size": list(geometry.size), "noise_hu": round(float(noise_sd), 2),
-        "blur_px": round(float(sig), 3), "n_tumours": len(tumours), "tumours": tumours, "family": fam.name,
+        "seed": int(seed),
+        "site": site,
+        "scale": cfg.scale,
+        "tumour_scale": cfg.tumour_scale,
+        "spacing": list(geometry.spacing),
+        "size": list(geometry.size),
+        "noise_hu": round(float(noise_sd), 2),
+        "blur_px": round(float(sig), 3),
+        "n_tumours": len(tumours),
+        "tumours": tumours,
+        "family": fam.name,
         "consolidation_ml": round(float(consolidation.sum() * np.prod(spacing_zyx) / 1000), 5),
     }
-    return PhantomCase(array_to_image(ct, geometry), array_to_image(label, geometry),
-                       array_to_image(lung.astype(np.uint8), geometry), info, tissue)
+    return PhantomCase(
+        array_to_image(ct, geometry),
+        array_to_image(label, geometry),
+        array_to_image(lung.astype(np.uint8), geometry),
+        info,
+        tissue,
+    )
 
 
-def _tumour_info(t: PlacedTumour, grid: Grid, lung: np.ndarray, vessel: np.ndarray, spacing_zyx: np.ndarray,
-                 cfg: PhantomConfig) -> dict:
+def _tumour_info(
+    t: PlacedTumour,
+    grid: Grid,
+    lung: np.ndarray,
+    vessel: np.ndarray,
+    spacing_zyx: np.ndarray,
+    cfg: PhantomConfig,
+) -> dict:
     idx = np.argwhere(t.mask) + [s.start for s in t.sl]
     big, dil = _ring(t.mask, t.sl, grid.shape)
     return {
         "volume_ml": round(float(len(idx) * np.prod(spacing_zyx) / 1000), 5),
         "diameter_mm": round(_diameter_mm(idx, spacing_zyx), 3),
-        "nominal_diameter_mm": round(float(t.nominal_diameter), 2),   # real size, the site's Table 1 draw
+        "nominal_diameter_mm": round(
+            float(t.nominal_diameter), 2
+        ),  # real size, the site's Table 1 draw
         "n_voxels": int(len(idx)),
         "center_zyx": [int(v) for v in np.rint(idx.mean(axis=0))],
         "juxtapleural": bool((dil & ~lung[big]).any()),

@@ -1,6 +1,7 @@
 """The phantom datasets (``nnts synth``): :func:`write_phantom_datasets` writes a strong nnU-Net raw dataset,
 a weak set (CT + axial boxes) and a test set of :func:`~.cases.generate_case` phantoms, plus ``manifest.json``
 (case -> split, site, patient, tumour volumes, spacing)."""
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ def _assign_sites(sites: str | Sequence[str], counts: dict[str, int]) -> dict[st
     for pool in pools.values():
         bad = [s for s in pool if s not in SITES]
         if bad or not pool:
-            raise InputError(f"unknown site(s) {bad or pool} (use mixed, scarce, paper, or any of {list(SITES)})")
+            raise InputError(
+                f"unknown site(s) {bad or pool} (use mixed, scarce, paper, or any of {list(SITES)})"
+            )
     return {k: [pools[k][i % len(pools[k])] for i in range(n)] for k, n in counts.items()}
 
 
@@ -60,14 +63,21 @@ def _build_case(job: dict) -> dict:
 
     t0 = time.perf_counter()
     seed = job["seed"]
-    for attempt in range(1, 9):   # a tumour that fits nowhere is dropped: redraw until enough remain
-        case = generate_case(seed, job["site"], config=PhantomConfig(**job["config"]), min_tumours=job["min_tumours"],
-                             n_tumours=job.get("n_tumours"))
+    for attempt in range(1, 9):  # a tumour that fits nowhere is dropped: redraw until enough remain
+        case = generate_case(
+            seed,
+            job["site"],
+            config=PhantomConfig(**job["config"]),
+            min_tumours=job["min_tumours"],
+            n_tumours=job.get("n_tumours"),
+        )
         if case.info["n_tumours"] >= job["min_tumours"]:
             break
         seed = _case_seed(job["seed"], attempt)
     else:
-        raise RuntimeError(f"{job['case']}: could not place {job['min_tumours']} tumour(s) in 8 draws")
+        raise RuntimeError(
+            f"{job['case']}: could not place {job['min_tumours']} tumour(s) in 8 draws"
+        )
     t_gen = time.perf_counter() - t0
     cid, split = job["case"], job["split"]
     stage_raw, stage_out = Path(job["stage_raw"]), Path(job["stage_out"])
@@ -76,19 +86,34 @@ def _build_case(job: dict) -> dict:
         write_image_atomic(case.ct, stage_raw / "imagesTr" / f"{cid}_0000.nii.gz")
     elif split == "weak":
         mask = sitk.GetArrayFromImage(case.label)
-        boxes = boxes_from_mask(mask, seed=seed, label="tumor", annotator=Annotator.from_dict(job["annotator"]),
-                                spacing_zyx=spacing_zyx(case.ct))
-        WeakSet(stage_out / "weak").write_case(cid, case.ct, BoxSet(Geometry.of(case.ct), boxes), label=case.label)
+        boxes = boxes_from_mask(
+            mask,
+            seed=seed,
+            label="tumor",
+            annotator=Annotator.from_dict(job["annotator"]),
+            spacing_zyx=spacing_zyx(case.ct),
+        )
+        WeakSet(stage_out / "weak").write_case(
+            cid, case.ct, BoxSet(Geometry.of(case.ct), boxes), label=case.label
+        )
     else:
         write_image_atomic(case.label, stage_out / "test" / "labels" / f"{cid}.nii.gz")
         write_image_atomic(case.ct, stage_out / "test" / "images" / f"{cid}.nii.gz")
     write_image_atomic(case.lungs, stage_out / "lungs" / f"{cid}.nii.gz")
     info = case.info
     return {
-        "case": cid, "split": split, "site": info["site"], "patient": job["patient"], "seed": seed,
-        "spacing": info["spacing"], "size": info["size"], "n_tumours": info["n_tumours"],
-        "tumour_volumes_ml": [t["volume_ml"] for t in info["tumours"]], "tumours": info["tumours"],
-        "noise_hu": info["noise_hu"], "_seconds_generate": t_gen,
+        "case": cid,
+        "split": split,
+        "site": info["site"],
+        "patient": job["patient"],
+        "seed": seed,
+        "spacing": info["spacing"],
+        "size": info["size"],
+        "n_tumours": info["n_tumours"],
+        "tumour_volumes_ml": [t["volume_ml"] for t in info["tumours"]],
+        "tumours": info["tumours"],
+        "noise_hu": info["noise_hu"],
+        "_seconds_generate": t_gen,
     }
 
 
@@ -98,7 +123,7 @@ def tumour_free_indices(n: int, fraction: float) -> set[int]:
     k = int(round(fraction * n))
     chosen = {min(int(i * n / k) + i, n - 1) for i in range(k)} if k else set()
     spare = (i for i in range(n) if i not in chosen)
-    while len(chosen) < k:   # the steps ran into the end: the first free cases
+    while len(chosen) < k:  # the steps ran into the end: the first free cases
         chosen.add(next(spare))
     return chosen
 
@@ -106,17 +131,32 @@ def tumour_free_indices(n: int, fraction: float) -> set[int]:
 def _resolve_raw(raw_dir: str | os.PathLike | None) -> Path:
     raw = raw_dir or os.environ.get("nnUNet_raw")
     if not raw:
-        raise InputError("no nnU-Net raw folder: set the nnUNet_raw environment variable or pass --raw DIR")
+        raise InputError(
+            "no nnU-Net raw folder: set the nnUNet_raw environment variable or pass --raw DIR"
+        )
     return Path(raw)
 
 
-def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong: int = 8, n_weak: int = 24,
-                           n_test: int = 8, seed: int = 0, preset: str = "default", scale: float | None = None,
-                           raw_dir: str | os.PathLike | None = None, dataset_name: str = "PhantomLung",
-                           jitter: int = 0, num_processes: int = 1, overwrite: bool = False,
-                           sites: str | Sequence[str] = "mixed", progress: bool = True,
-                           annotator: Annotator | str | dict | None = None, tumour_free: float | None = None,
-                           **config_overrides: Any) -> dict:
+def write_phantom_datasets(
+    out_dir: str | os.PathLike,
+    dataset_id: int,
+    n_strong: int = 8,
+    n_weak: int = 24,
+    n_test: int = 8,
+    seed: int = 0,
+    preset: str = "default",
+    scale: float | None = None,
+    raw_dir: str | os.PathLike | None = None,
+    dataset_name: str = "PhantomLung",
+    jitter: int = 0,
+    num_processes: int = 1,
+    overwrite: bool = False,
+    sites: str | Sequence[str] = "mixed",
+    progress: bool = True,
+    annotator: Annotator | str | dict | None = None,
+    tumour_free: float | None = None,
+    **config_overrides: Any,
+) -> dict:
     """Write the strong nnU-Net raw dataset, ``out_dir/weak`` (boxes, true labels kept in ``labels/``),
     ``out_dir/test`` (images + labels), ``out_dir/lungs`` (true lung masks of every case) and
     ``out_dir/manifest.json``; everything is staged in temporary folders and moved in place at the end.
@@ -139,21 +179,35 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
     if not dataset_name or not all(c.isalnum() or c in "_-" for c in dataset_name):
         raise InputError(f"dataset name {dataset_name!r}: use letters, digits, '_' or '-'")
     if n_strong < 1 or n_weak < 0 or n_test < 0:
-        raise InputError(f"need >= 1 strong and >= 0 weak/test cases, got {n_strong}/{n_weak}/{n_test}")
+        raise InputError(
+            f"need >= 1 strong and >= 0 weak/test cases, got {n_strong}/{n_weak}/{n_test}"
+        )
     if tumour_free is not None and not 0 <= tumour_free < 1:
         raise InputError(f"the tumour-free fraction must be in [0, 1), got {tumour_free}")
     if jitter < 0 or num_processes < 1:
-        raise InputError(f"jitter must be >= 0 and num_processes >= 1, got {jitter}, {num_processes}")
+        raise InputError(
+            f"jitter must be >= 0 and num_processes >= 1, got {jitter}, {num_processes}"
+        )
     raw = _resolve_raw(raw_dir)
     out = Path(out_dir)
     target = raw / f"Dataset{dataset_id:03d}_{dataset_name}"
-    clash = [p for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p != target] if raw.is_dir() else []
+    clash = (
+        [p for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p != target]
+        if raw.is_dir()
+        else []
+    )
     if clash:
-        raise InputError(f"{clash[0]}: another dataset already uses id {dataset_id}; remove it or choose another id")
-    existing = ([target] if target.exists() else []) + [out / n for n in OUT_ITEMS if (out / n).exists()]
+        raise InputError(
+            f"{clash[0]}: another dataset already uses id {dataset_id}; remove it or choose another id"
+        )
+    existing = ([target] if target.exists() else []) + [
+        out / n for n in OUT_ITEMS if (out / n).exists()
+    ]
     if existing and not overwrite:
-        raise InputError(f"{existing[0]}: already exists (pass overwrite=True / --overwrite to replace "
-                         f"{', '.join(str(p) for p in existing)})")
+        raise InputError(
+            f"{existing[0]}: already exists (pass overwrite=True / --overwrite to replace "
+            f"{', '.join(str(p) for p in existing)})"
+        )
 
     counts = {"strong": n_strong, "weak": n_weak, "test": n_test}
     site_of = _assign_sites(sites, counts)
@@ -166,38 +220,75 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
         free = tumour_free_indices(n, tumour_free) if tumour_free is not None else set()
         for k in range(n):
             index += 1
-            count = {"min_tumours": 0, "n_tumours": 0} if k in free else \
-                {"min_tumours": 0 if split == "test" and tumour_free is None else 1}
-            jobs.append({"case": f"phantom_{index:04d}", "patient": f"patient_{index:04d}", "split": split,
-                         "site": site_of[split][k], "seed": _case_seed(seed, index), "config": asdict(cfg),
-                         **count, "annotator": annotator.to_dict(),
-                         "stage_raw": str(stage_raw), "stage_out": str(stage_out)})
+            count = (
+                {"min_tumours": 0, "n_tumours": 0}
+                if k in free
+                else {"min_tumours": 0 if split == "test" and tumour_free is None else 1}
+            )
+            jobs.append(
+                {
+                    "case": f"phantom_{index:04d}",
+                    "patient": f"patient_{index:04d}",
+                    "split": split,
+                    "site": site_of[split][k],
+                    "seed": _case_seed(seed, index),
+                    "config": asdict(cfg),
+                    **count,
+                    "annotator": annotator.to_dict(),
+                    "stage_raw": str(stage_raw),
+                    "stage_out": str(stage_out),
+                }
+            )
     t0 = time.perf_counter()
     try:
-        records = _run_jobs(jobs, num_processes, tqdm(total=len(jobs), desc="nnts synth", unit="case",
-                                                       disable=not progress))
+        records = _run_jobs(
+            jobs,
+            num_processes,
+            tqdm(total=len(jobs), desc="nnts synth", unit="case", disable=not progress),
+        )
         _write_dataset_json(stage_raw, dataset_name, n_strong, seed, preset, cfg)
         from ..formats.weak_set import WeakSet
+
         weak = WeakSet(stage_out / "weak")
-        for folder in (weak.images, weak.boxes, weak.boxmasks, weak.labels, stage_out / "test" / "images",
-                       stage_out / "test" / "labels"):   # present even when a split is empty
+        for folder in (
+            weak.images,
+            weak.boxes,
+            weak.boxmasks,
+            weak.labels,
+            stage_out / "test" / "images",
+            stage_out / "test" / "labels",
+        ):  # present even when a split is empty
             folder.mkdir(parents=True, exist_ok=True)
         weak.write_metadata(
-            {r["case"]: {"site": r["site"], "patient": r["patient"], "n_tumours": r["n_tumours"]}
-             for r in records.values() if r["split"] == "weak"})
+            {
+                r["case"]: {"site": r["site"], "patient": r["patient"], "n_tumours": r["n_tumours"]}
+                for r in records.values()
+                if r["split"] == "weak"
+            }
+        )
         # commit: replace old outputs, move staged folders in place, manifest last
         for p in existing:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         os.replace(stage_raw, target)
         for name in ("weak", "test", "lungs"):
             os.replace(stage_out / name, out / name)
-        settings = {"dataset_id": dataset_id, "dataset_name": dataset_name, "dataset_dir": str(target.resolve()),
-                    "seed": seed, "preset": preset, "config": asdict(cfg), "annotator": annotator.to_dict(),
-                    "sites": sites if isinstance(sites, str) else list(sites), "counts": counts,
-                    "tumour_free": tumour_free}
+        settings = {
+            "dataset_id": dataset_id,
+            "dataset_name": dataset_name,
+            "dataset_dir": str(target.resolve()),
+            "seed": seed,
+            "preset": preset,
+            "config": asdict(cfg),
+            "annotator": annotator.to_dict(),
+            "sites": sites if isinstance(sites, str) else list(sites),
+            "counts": counts,
+            "tumour_free": tumour_free,
+        }
         write_text_atomic(json.dumps(settings, indent=1), out / "synth_settings.json")
-        manifest = {cid: {k: v for k, v in r.items() if k != "case" and not k.startswith("_")}
-                    for cid, r in sorted(records.items())}
+        manifest = {
+            cid: {k: v for k, v in r.items() if k != "case" and not k.startswith("_")}
+            for cid, r in sorted(records.items())
+        }
         write_text_atomic(json.dumps(manifest, indent=1), out / "manifest.json")
     finally:
         for stage in (stage_raw, stage_out):
@@ -206,11 +297,19 @@ def write_phantom_datasets(out_dir: str | os.PathLike, dataset_id: int, n_strong
     total = time.perf_counter() - t0
     gen = [r["_seconds_generate"] for r in records.values()]
     return {
-        "dataset_dir": str(target), "weak_dir": str(out / "weak"), "test_dir": str(out / "test"),
-        "lungs_dir": str(out / "lungs"), "manifest": str(out / "manifest.json"), "counts": counts,
-        "n_cases": len(jobs), "n_tumours": int(sum(r["n_tumours"] for r in records.values())),
-        "seconds_per_case_generate": float(np.mean(gen)), "seconds_per_case": total / len(jobs),
-        "seconds_total": total, "config": asdict(cfg), "annotator": annotator.describe(),
+        "dataset_dir": str(target),
+        "weak_dir": str(out / "weak"),
+        "test_dir": str(out / "test"),
+        "lungs_dir": str(out / "lungs"),
+        "manifest": str(out / "manifest.json"),
+        "counts": counts,
+        "n_cases": len(jobs),
+        "n_tumours": int(sum(r["n_tumours"] for r in records.values())),
+        "seconds_per_case_generate": float(np.mean(gen)),
+        "seconds_per_case": total / len(jobs),
+        "seconds_total": total,
+        "config": asdict(cfg),
+        "annotator": annotator.describe(),
     }
 
 
@@ -222,7 +321,9 @@ def _run_jobs(jobs: list[dict], num_processes: int, bar) -> dict[str, dict]:
                 records[job["case"]] = _build_case(job)
                 bar.update()
         else:  # spawn: safe with SimpleITK/torch threads in the parent
-            with ProcessPoolExecutor(num_processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with ProcessPoolExecutor(
+                num_processes, mp_context=multiprocessing.get_context("spawn")
+            ) as pool:
                 for fut in as_completed([pool.submit(_build_case, job) for job in jobs]):
                     r = fut.result()
                     records[r["case"]] = r
@@ -230,12 +331,13 @@ def _run_jobs(jobs: list[dict], num_processes: int, bar) -> dict[str, dict]:
     return records
 
 
-def _write_dataset_json(folder: Path, name: str, n_training: int, seed: int, preset: str,
-                        cfg: PhantomConfig) -> None:
+def _write_dataset_json(
+    folder: Path, name: str, n_training: int, seed: int, preset: str, cfg: PhantomConfig
+) -> None:
     ds = {
         "name": name,
         "description": f"Synthetic chest-CT phantoms with lung tumours (nnts synth, preset {preset}, seed {seed}, "
-                       f"anatomy scale {cfg.scale})",
+        f"anatomy scale {cfg.scale})",
         "channel_names": {"0": "CT"},
         "labels": {"background": 0, "tumor": 1},
         "numTraining": n_training,

@@ -7,6 +7,7 @@ mostly attached to the pleura, and, around half of them, unlabelled atelectasis/
 density lung, -100 to +40 HU) on the pleural side, which a box ∧ HU rule and a careless teacher take for
 tumour. A family only adds draws after the standard ones, so the standard phantoms stay bit for bit.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,20 +25,28 @@ class Family:
     name: str
     #: tumour diameters (real mm) as a log-normal mixture ``(weight, mean, sd)``; None: the site's Table 1 draw
     diameter_mixture: tuple[tuple[float, float, float], ...] | None = None
-    placement_probs: tuple[float, float, float] | None = None   # central, juxtapleural, vessel (all sites)
-    wave_amplitude: tuple[float, float] = (0.02, 0.05)           # surface roughness (spiculation)
-    texture_hu: float = 0.0                                      # sd of the correlated texture inside tumours
-    consolidation_prob: float = 0.0                              # per tumour
+    placement_probs: tuple[float, float, float] | None = (
+        None  # central, juxtapleural, vessel (all sites)
+    )
+    wave_amplitude: tuple[float, float] = (0.02, 0.05)  # surface roughness (spiculation)
+    texture_hu: float = 0.0  # sd of the correlated texture inside tumours
+    consolidation_prob: float = 0.0  # per tumour
     consolidation_hu: tuple[float, float] = (-100.0, 40.0)
-    consolidation_reach: tuple[float, float] = (0.6, 1.2)        # how far it reaches, in tumour radii
-    emphysema: tuple[float, float] = (0.0, 0.0)                  # share of the lung in blebs
+    consolidation_reach: tuple[float, float] = (0.6, 1.2)  # how far it reaches, in tumour radii
+    emphysema: tuple[float, float] = (0.0, 0.0)  # share of the lung in blebs
 
 
 FAMILIES: dict[str, Family] = {
     "standard": Family("standard"),
-    "copd": Family("copd", diameter_mixture=((0.55, 20.0, 6.0), (0.45, 50.0, 15.0)),
-                   placement_probs=(0.25, 0.55, 0.2), wave_amplitude=(0.06, 0.14), texture_hu=35.0,
-                   consolidation_prob=0.5, emphysema=(0.05, 0.3)),
+    "copd": Family(
+        "copd",
+        diameter_mixture=((0.55, 20.0, 6.0), (0.45, 50.0, 15.0)),
+        placement_probs=(0.25, 0.55, 0.2),
+        wave_amplitude=(0.06, 0.14),
+        texture_hu=35.0,
+        consolidation_prob=0.5,
+        emphysema=(0.05, 0.3),
+    ),
 }
 
 
@@ -47,8 +56,12 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-def mixture_diameters(rng: np.random.Generator, mixture: tuple[tuple[float, float, float], ...], n: int,
-                      clip: tuple[float, float]) -> np.ndarray:
+def mixture_diameters(
+    rng: np.random.Generator,
+    mixture: tuple[tuple[float, float, float], ...],
+    n: int,
+    clip: tuple[float, float],
+) -> np.ndarray:
     """``n`` diameters (mm) from a mixture of log-normals with the given means and SDs, clipped."""
     w = np.array([m[0] for m in mixture], float)
     out = np.empty(n)
@@ -59,18 +72,29 @@ def mixture_diameters(rng: np.random.Generator, mixture: tuple[tuple[float, floa
     return np.clip(out, *clip)
 
 
-def add_tumour_texture(rng: np.random.Generator, hu: np.ndarray, label: np.ndarray, sd: float) -> None:
+def add_tumour_texture(
+    rng: np.random.Generator, hu: np.ndarray, label: np.ndarray, sd: float
+) -> None:
     """Correlated intensity texture inside the tumours (heterogeneous enhancement, necrotic streaks)."""
     if sd <= 0 or not label.any():
         return
-    field = ndimage.gaussian_filter(rng.standard_normal(hu.shape).astype(np.float32), (0.5, 1.0, 1.0))
+    field = ndimage.gaussian_filter(
+        rng.standard_normal(hu.shape).astype(np.float32), (0.5, 1.0, 1.0)
+    )
     field *= np.float32(sd / max(float(field.std()), 1e-6))
     inside = label > 0
     hu[inside] += field[inside]
 
 
-def add_consolidation(rng: np.random.Generator, hu: np.ndarray, lung: np.ndarray, label: np.ndarray,
-                      tumours: list, spacing_zyx: np.ndarray, family: Family) -> np.ndarray:
+def add_consolidation(
+    rng: np.random.Generator,
+    hu: np.ndarray,
+    lung: np.ndarray,
+    label: np.ndarray,
+    tumours: list,
+    spacing_zyx: np.ndarray,
+    family: Family,
+) -> np.ndarray:
     """Unlabelled soft-tissue-density lung beside some tumours, on the side of the nearest pleura (a wedge
     of atelectasis / post-obstructive consolidation). Returns its mask."""
     out = np.zeros(hu.shape, bool)
@@ -99,7 +123,7 @@ def add_consolidation(rng: np.random.Generator, hu: np.ndarray, lung: np.ndarray
         dist = ndimage.distance_transform_edt(~own, sampling=spacing_zyx)
         zz, yy, xx = np.meshgrid(*(np.arange(a, b) for a, b in zip(lo, hi)), indexing="ij")
         rel = np.stack([zz - centre[0], yy - centre[1], xx - centre[2]], axis=-1) * spacing_zyx
-        side = rel @ towards > -0.3 * radius_mm   # the half towards the pleura, and a little beyond
+        side = rel @ towards > -0.3 * radius_mm  # the half towards the pleura, and a little beyond
         region = (dist > 0) & (dist <= reach) & side & lung[box] & (label[box] == 0)
         out[box] |= region
     if out.any():
@@ -108,8 +132,9 @@ def add_consolidation(rng: np.random.Generator, hu: np.ndarray, lung: np.ndarray
     return out
 
 
-def add_emphysema(rng: np.random.Generator, hu: np.ndarray, lung: np.ndarray, keep: np.ndarray,
-                  family: Family) -> None:
+def add_emphysema(
+    rng: np.random.Generator, hu: np.ndarray, lung: np.ndarray, keep: np.ndarray, family: Family
+) -> None:
     """Air blebs: a share of the lung (outside ``keep``: tumours, vessels, consolidation) at -960..-990 HU."""
     lo, hi = family.emphysema
     if hi <= 0:
@@ -118,7 +143,9 @@ def add_emphysema(rng: np.random.Generator, hu: np.ndarray, lung: np.ndarray, ke
     free = lung & ~keep
     if share <= 0 or not free.any():
         return
-    field = ndimage.gaussian_filter(rng.standard_normal(hu.shape).astype(np.float32), (0.7, 1.2, 1.2))
+    field = ndimage.gaussian_filter(
+        rng.standard_normal(hu.shape).astype(np.float32), (0.7, 1.2, 1.2)
+    )
     cut = np.quantile(field[free], 1 - share)
     blebs = free & (field >= cut)
     hu[blebs] = rng.uniform(-990, -960, int(blebs.sum())).astype(np.float32)

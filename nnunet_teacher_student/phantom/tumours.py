@@ -5,6 +5,7 @@ random plane waves; it is clipped to the lung so it never leaves it (juxtapleura
 pleura with a broad flat base). Part-solid tumours have a solid core and a ground-glass halo;
 the whole lesion is labelled. Sizes follow the paper's Table 1 per site (real mm).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from .anatomy import Grid, Segment
 
 # Table 1 of Fredriksen et al.: tumour diameter [mm], mean and SD (real size)
 SITE_DIAMETER_MM: dict[str, tuple[float, float]] = {
-    "msd": (37.63, 20.08), "nsclc": (63.63, 29.62), "lpcd": (48.66, 19.85),
+    "msd": (37.63, 20.08),
+    "nsclc": (63.63, 29.62),
+    "lpcd": (48.66, 19.85),
 }
 DIAMETER_RANGE_MM = (10.0, 120.0)
 PLACEMENTS = ("central", "juxtapleural", "vessel")
@@ -56,22 +59,38 @@ class TumourShape:
         return 1.4 * self.radius
 
 
-def sample_shape(rng: np.random.Generator, radius: float, part_solid: bool,
-                 solid_hu: tuple[float, float] = (10.0, 50.0),
-                 wave_amplitude: tuple[float, float] = (0.02, 0.05)) -> TumourShape:
+def sample_shape(
+    rng: np.random.Generator,
+    radius: float,
+    part_solid: bool,
+    solid_hu: tuple[float, float] = (10.0, 50.0),
+    wave_amplitude: tuple[float, float] = (0.02, 0.05),
+) -> TumourShape:
     lobes = [(np.zeros(3), radius * rng.uniform(0.75, 1.0, 3), _rotation(rng))]
     for _ in range(int(rng.integers(1, 5))):
         v = rng.normal(size=3)
-        lobes.append((v / np.linalg.norm(v) * radius * rng.uniform(0.25, 0.5),
-                      radius * rng.uniform(0.35, 0.6, 3), _rotation(rng)))
+        lobes.append(
+            (
+                v / np.linalg.norm(v) * radius * rng.uniform(0.25, 0.5),
+                radius * rng.uniform(0.35, 0.6, 3),
+                _rotation(rng),
+            )
+        )
     waves = []
     for _ in range(4):
         v = rng.normal(size=3)
         k = v / np.linalg.norm(v) * 2 * np.pi / (radius * rng.uniform(0.5, 1.2))
         waves.append((k, rng.uniform(0, 2 * np.pi), rng.uniform(*wave_amplitude)))
-    return TumourShape(radius, lobes, waves, part_solid, core_level=rng.uniform(0.4, 0.7),
-                       solid_hu=rng.uniform(*solid_hu), ggo_hu=rng.uniform(-600, -300),
-                       necrosis_hu=rng.uniform(5, 25) if radius > 25 and rng.random() < 0.4 else 0.0)
+    return TumourShape(
+        radius,
+        lobes,
+        waves,
+        part_solid,
+        core_level=rng.uniform(0.4, 0.7),
+        solid_hu=rng.uniform(*solid_hu),
+        ggo_hu=rng.uniform(-600, -300),
+        necrosis_hu=rng.uniform(5, 25) if radius > 25 and rng.random() < 0.4 else 0.0,
+    )
 
 
 def shape_level(shape: TumourShape, dx, dy, dz) -> np.ndarray:
@@ -79,7 +98,9 @@ def shape_level(shape: TumourShape, dx, dy, dz) -> np.ndarray:
     level = None
     for off, semi, rot in shape.lobes:
         px, py, pz = dx - off[0], dy - off[1], dz - off[2]
-        q = sum(((px * rot[0, i] + py * rot[1, i] + pz * rot[2, i]) / semi[i]) ** 2 for i in range(3))
+        q = sum(
+            ((px * rot[0, i] + py * rot[1, i] + pz * rot[2, i]) / semi[i]) ** 2 for i in range(3)
+        )
         level = q if level is None else np.minimum(level, q)
     level = np.sqrt(level)
     for k, phase, amp in shape.waves:
@@ -89,13 +110,13 @@ def shape_level(shape: TumourShape, dx, dy, dz) -> np.ndarray:
 
 @dataclass
 class PlacedTumour:
-    centre: np.ndarray          # real mm xyz
+    centre: np.ndarray  # real mm xyz
     shape: TumourShape
     placement: str
-    nominal_diameter: float     # real mm, the site's draw (before tumour_scale and fitting)
+    nominal_diameter: float  # real mm, the site's draw (before tumour_scale and fitting)
     sl: tuple[slice, slice, slice] | None = None
-    mask: np.ndarray | None = field(default=None, repr=False)   # within sl
-    core: np.ndarray | None = field(default=None, repr=False)   # within sl, solid part
+    mask: np.ndarray | None = field(default=None, repr=False)  # within sl
+    core: np.ndarray | None = field(default=None, repr=False)  # within sl, solid part
     necrotic: np.ndarray | None = field(default=None, repr=False)  # within sl, low-density centre
 
 
@@ -111,19 +132,30 @@ def rasterise(t: PlacedTumour, grid: Grid, lung: np.ndarray, taken: np.ndarray) 
     mask = (level <= 1) & lung[sl] & ~taken[sl]
     if not mask.any():  # smaller than a voxel: keep the centre voxel
         k, j, i = grid.index_of(t.centre)
-        mask[k - sl[0].start, j - sl[1].start, i - sl[2].start] = lung[k, j, i] and not taken[k, j, i]
+        mask[k - sl[0].start, j - sl[1].start, i - sl[2].start] = (
+            lung[k, j, i] and not taken[k, j, i]
+        )
     labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    if n > 1:  # clipped by the lung into pieces: one lesion is one connected component, keep the largest
+    if (
+        n > 1
+    ):  # clipped by the lung into pieces: one lesion is one connected component, keep the largest
         mask = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     core = mask & (level <= t.shape.core_level) if t.shape.part_solid else mask
     t.sl, t.mask, t.core = sl, mask, core
     t.necrotic = core & (level <= 0.45) if t.shape.necrosis_hu else None
 
 
-def _candidates(dist: np.ndarray, lo: float, hi: float, zmargin: int, grid: Grid,
-                others: list[PlacedTumour], r: float) -> np.ndarray:
+def _candidates(
+    dist: np.ndarray,
+    lo: float,
+    hi: float,
+    zmargin: int,
+    grid: Grid,
+    others: list[PlacedTumour],
+    r: float,
+) -> np.ndarray:
     """Voxel indices (n, 3) whose distance to the pleura is in [lo, hi], away from other tumours."""
-    sub = dist[zmargin: dist.shape[0] - zmargin] if zmargin else dist
+    sub = dist[zmargin : dist.shape[0] - zmargin] if zmargin else dist
     idx = np.argwhere((sub >= lo) & (sub <= hi))
     if idx.size == 0:
         return idx
@@ -135,10 +167,18 @@ def _candidates(dist: np.ndarray, lo: float, hi: float, zmargin: int, grid: Grid
     return idx[ok]
 
 
-def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessels: list[Segment],
-                  diameters: np.ndarray, nominal: np.ndarray, part_solid: np.ndarray,
-                  placements: list[str], solid_hu: tuple[float, float] = (10.0, 50.0),
-                  wave_amplitude: tuple[float, float] = (0.02, 0.05)) -> list[PlacedTumour]:
+def place_tumours(
+    rng: np.random.Generator,
+    grid: Grid,
+    lung: np.ndarray,
+    vessels: list[Segment],
+    diameters: np.ndarray,
+    nominal: np.ndarray,
+    part_solid: np.ndarray,
+    placements: list[str],
+    solid_hu: tuple[float, float] = (10.0, 50.0),
+    wave_amplitude: tuple[float, float] = (0.02, 0.05),
+) -> list[PlacedTumour]:
     """Find a centre for each tumour of ``diameters`` (real mm) and rasterise it; shrink it when
     nothing fits. ``nominal`` are the site draws, kept for the record; ``solid_hu`` the site's range of
     solid tumour density.
@@ -161,16 +201,21 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
                     centre = _near_vessel(rng, grid, dist, vessels, r, zmargin, placed)
                 if centre is None:
                     actual = "juxtapleural" if where == "juxtapleural" else "central"
-                    clear = 1.1 * r + 0.8 * step.max()   # one voxel of lung left around it
-                    tiers = ([(0.35 * r, 0.75 * r)] if actual == "juxtapleural"
-                             else [(clear, np.inf), (1.25 * r, np.inf), (0.9 * r, np.inf)])
+                    clear = 1.1 * r + 0.8 * step.max()  # one voxel of lung left around it
+                    tiers = (
+                        [(0.35 * r, 0.75 * r)]
+                        if actual == "juxtapleural"
+                        else [(clear, np.inf), (1.25 * r, np.inf), (0.9 * r, np.inf)]
+                    )
                     for lo, hi in tiers:
                         cand = _candidates(dist, lo, hi, zmargin, grid, placed, r)
                         if len(cand):
                             centre = grid.point_of(tuple(cand[rng.integers(len(cand))]))
                             centre = centre + rng.uniform(-0.5, 0.5, 3) * step[::-1]
                             break
-            if centre is not None and r < step[0]:  # thinner than a slice: centre it on one so it shows
+            if (
+                centre is not None and r < step[0]
+            ):  # thinner than a slice: centre it on one so it shows
                 k = int(np.argmin(np.abs(grid.z - centre[2])))
                 centre[2] = grid.z[k] + rng.uniform(-0.15, 0.15) * step[0]
             if centre is not None:
@@ -178,7 +223,9 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
             r *= 0.85
         if centre is None:
             continue
-        t = PlacedTumour(centre, sample_shape(rng, r, bool(ps), solid_hu, wave_amplitude), actual, float(nom))
+        t = PlacedTumour(
+            centre, sample_shape(rng, r, bool(ps), solid_hu, wave_amplitude), actual, float(nom)
+        )
         rasterise(t, grid, lung, taken)
         if t.mask is not None and int(t.mask.sum()) >= MIN_TUMOUR_VOXELS:
             taken[t.sl] |= t.mask
@@ -186,8 +233,15 @@ def place_tumours(rng: np.random.Generator, grid: Grid, lung: np.ndarray, vessel
     return placed
 
 
-def _near_vessel(rng, grid: Grid, dist: np.ndarray, vessels: list[Segment], r: float, zmargin: int,
-                 others: list[PlacedTumour]) -> np.ndarray | None:
+def _near_vessel(
+    rng,
+    grid: Grid,
+    dist: np.ndarray,
+    vessels: list[Segment],
+    r: float,
+    zmargin: int,
+    others: list[PlacedTumour],
+) -> np.ndarray | None:
     zlo, zhi = grid.z[zmargin], grid.z[grid.shape[0] - 1 - zmargin]
     for _ in range(25):
         p0, p1, r0, _r1 = vessels[rng.integers(len(vessels))]

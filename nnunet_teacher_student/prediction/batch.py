@@ -1,5 +1,6 @@
 """``nnts predict`` on files: the CTs of a path (image files, DICOM series, folders of either), where each
 case's outputs go, and the resumable batch loop."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,10 @@ class CaseInput:
         if self.series is None:
             image = read_image(self.path)
             if image.GetNumberOfComponentsPerPixel() != 1:
-                raise InputError(f"{self.path}: expected a single-channel CT, got "
-                                 f"{image.GetNumberOfComponentsPerPixel()} components per voxel")
+                raise InputError(
+                    f"{self.path}: expected a single-channel CT, got "
+                    f"{image.GetNumberOfComponentsPerPixel()} components per voxel"
+                )
             return image
         from ..dataset_conversion.dicom_series import read_ct_series
 
@@ -46,14 +49,19 @@ def find_cases(root: str | os.PathLike) -> list[CaseInput]:
     root = Path(root)
     if root.is_file():
         if image_suffix(root) is None:
-            raise InputError(f"{root}: not an image file ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series folder")
+            raise InputError(
+                f"{root}: not an image file ({', '.join(IMAGE_SUFFIXES)}) or a DICOM series folder"
+            )
         return [CaseInput(case_name(root), root)]
     if not root.is_dir():
         raise InputError(f"{root}: no such file or folder")
     from ..dataset_conversion.dicom_series import scan_dicom_tree
 
-    cases = [CaseInput(case_name(p), p) for p in sorted(root.iterdir())
-             if p.is_file() and not p.name.startswith(".") and image_suffix(p)]
+    cases = [
+        CaseInput(case_name(p), p)
+        for p in sorted(root.iterdir())
+        if p.is_file() and not p.name.startswith(".") and image_suffix(p)
+    ]
     series, problems = scan_dicom_tree(root)
     ct_series = [s for s in series.values() if s.modality in ("CT", "")]
     by_folder: dict[Path, list] = {}
@@ -67,13 +75,17 @@ def find_cases(root: str | os.PathLike) -> list[CaseInput]:
             cases.append(CaseInput(name, folder, s))
     if not cases:
         found = sorted({s.modality or "?" for s in series.values()})
-        raise InputError(f"{root}: no CT found (image files {', '.join(IMAGE_SUFFIXES)} or CT DICOM series)"
-                         + (f"; DICOM series of modality {found}" if found else "")
-                         + (f"; {problems[0]}" if problems else ""))
+        raise InputError(
+            f"{root}: no CT found (image files {', '.join(IMAGE_SUFFIXES)} or CT DICOM series)"
+            + (f"; DICOM series of modality {found}" if found else "")
+            + (f"; {problems[0]}" if problems else "")
+        )
     names = [c.name for c in cases]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InputError(f"{root}: several inputs map to the same case name(s) {dupes[:5]}; rename them")
+        raise InputError(
+            f"{root}: several inputs map to the same case name(s) {dupes[:5]}; rename them"
+        )
     return cases
 
 
@@ -85,8 +97,11 @@ class CaseOutput:
     probability: Path
 
     def done(self, save_probabilities: bool) -> bool:
-        return self.mask.is_file() and self.report.is_file() and (self.probability.is_file()
-                                                                   or not save_probabilities)
+        return (
+            self.mask.is_file()
+            and self.report.is_file()
+            and (self.probability.is_file() or not save_probabilities)
+        )
 
 
 def case_output(output: Path, name: str, single_file: bool) -> CaseOutput:
@@ -95,8 +110,14 @@ def case_output(output: Path, name: str, single_file: bool) -> CaseOutput:
     if single_file:
         suffix = image_suffix(output) or ""
         stem = output.name[: -len(suffix)]
-        return CaseOutput(output, output.with_name(stem + ".json"), output.with_name(stem + "_probability" + suffix))
-    return CaseOutput(output / f"{name}.nii.gz", output / f"{name}.json", output / f"{name}_probability.nii.gz")
+        return CaseOutput(
+            output,
+            output.with_name(stem + ".json"),
+            output.with_name(stem + "_probability" + suffix),
+        )
+    return CaseOutput(
+        output / f"{name}.nii.gz", output / f"{name}.json", output / f"{name}_probability.nii.gz"
+    )
 
 
 @dataclass
@@ -106,14 +127,30 @@ class PredictSummary:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_folder: str | os.PathLike,
-                 folds: Sequence[int | str] | None = None, device: str = "cpu", lung_crop: bool = True,
-                 tta: bool = True, checkpoint: str = "checkpoint_final.pth", per_lung: bool | None = None,
-                 skip_tiles: bool = True, margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0,
-                 lung_weights: str | os.PathLike | None = None, lung_method: str = "auto",
-                 save_probabilities: bool = False, label: int | None = None, step_size: float = 0.5,
-                 overwrite: bool = False, progress: bool = True, num_parts: int = 1,
-                 part_id: int = 0, crop_after_resampling: bool | None = None) -> PredictSummary:
+def predict_path(
+    input: str | os.PathLike,
+    output: str | os.PathLike,
+    model_folder: str | os.PathLike,
+    folds: Sequence[int | str] | None = None,
+    device: str = "cpu",
+    lung_crop: bool = True,
+    tta: bool = True,
+    checkpoint: str = "checkpoint_final.pth",
+    per_lung: bool | None = None,
+    skip_tiles: bool = True,
+    margin_mm: float = 10.0,
+    lung_dilation_mm: float | None = 5.0,
+    lung_weights: str | os.PathLike | None = None,
+    lung_method: str = "auto",
+    save_probabilities: bool = False,
+    label: int | None = None,
+    step_size: float = 0.5,
+    overwrite: bool = False,
+    progress: bool = True,
+    num_parts: int = 1,
+    part_id: int = 0,
+    crop_after_resampling: bool | None = None,
+) -> PredictSummary:
     """Predict a CT file, a DICOM series folder, or a folder of either.
 
     ``output``: a file name with an image suffix (one case), or a folder receiving ``<case>.nii.gz`` and
@@ -129,15 +166,21 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
 
     output = Path(output)
     cases = find_cases(input)
-    if num_parts > 1:   # every num_parts-th case by name, as nnts pseudo-label and nnUNetv2_predict share
+    if (
+        num_parts > 1
+    ):  # every num_parts-th case by name, as nnts pseudo-label and nnUNetv2_predict share
         mine = set(part_cases([c.name for c in cases], num_parts, part_id))
         cases = [c for c in cases if c.name in mine]
     single_file = image_suffix(output) is not None
     if single_file and len(cases) > 1:
         raise InputError(f"{input}: holds {len(cases)} CTs; give a folder as output, not {output}")
     summary = PredictSummary()
-    folder, ours = (output.parent, f".{output.name.split('.')[0]}.*.tmp*") if single_file else (output, ".*.tmp*")
-    for stale in (folder.glob(ours) if folder.is_dir() else []):   # atomic writes cut off by a kill
+    folder, ours = (
+        (output.parent, f".{output.name.split('.')[0]}.*.tmp*")
+        if single_file
+        else (output, ".*.tmp*")
+    )
+    for stale in folder.glob(ours) if folder.is_dir() else []:  # atomic writes cut off by a kill
         stale.unlink()
     todo = []
     for case in cases:
@@ -155,14 +198,29 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
             ct = case.read()
             t_read = time.perf_counter() - t0
             if predictor is None:  # only load the model when there is work
-                predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta, step_size,
-                                            progress=progress)   # nnU-Net's bar over the sliding window's tiles
-            result = predict_case(predictor, ct, lung_crop=lung_crop, lung_weights=lung_weights,
-                                  per_lung=per_lung, margin_mm=margin_mm, lung_dilation_mm=lung_dilation_mm,
-                                  save_probabilities=save_probabilities, lung_method=lung_method, label=label,
-                                  what=str(case.path), announce=progress, skip_tiles=skip_tiles,
-                                  **({} if crop_after_resampling is None else
-                                     {"crop_after_resampling": crop_after_resampling}))
+                predictor = RegionPredictor(
+                    model_folder, folds, checkpoint, device, tta, step_size, progress=progress
+                )  # nnU-Net's bar over the sliding window's tiles
+            result = predict_case(
+                predictor,
+                ct,
+                lung_crop=lung_crop,
+                lung_weights=lung_weights,
+                per_lung=per_lung,
+                margin_mm=margin_mm,
+                lung_dilation_mm=lung_dilation_mm,
+                save_probabilities=save_probabilities,
+                lung_method=lung_method,
+                label=label,
+                what=str(case.path),
+                announce=progress,
+                skip_tiles=skip_tiles,
+                **(
+                    {}
+                    if crop_after_resampling is None
+                    else {"crop_after_resampling": crop_after_resampling}
+                ),
+            )
         except InputError as e:
             if len(cases) == 1:
                 raise
@@ -170,20 +228,32 @@ def predict_path(input: str | os.PathLike, output: str | os.PathLike, model_fold
             bar.write(f"nnts predict: {case.name}: {e}")
             continue
         t1 = time.perf_counter()
-        out.report.unlink(missing_ok=True)  # a report marks a finished case: remove a stale one first
+        out.report.unlink(
+            missing_ok=True
+        )  # a report marks a finished case: remove a stale one first
         write_image_atomic(result.mask_image(ct), out.mask)
         if save_probabilities:
             write_image_atomic(result.probability_image(ct), out.probability)
-        report = {"case": case.name, "input": str(case.path), "output": str(out.mask),
-                  "probability": str(out.probability) if save_probabilities else None, **result.report}
-        report["timings_s"] = {"read": round(t_read, 3), **report["timings_s"],
-                               "write": round(time.perf_counter() - t1, 3)}
+        report = {
+            "case": case.name,
+            "input": str(case.path),
+            "output": str(out.mask),
+            "probability": str(out.probability) if save_probabilities else None,
+            **result.report,
+        }
+        report["timings_s"] = {
+            "read": round(t_read, 3),
+            **report["timings_s"],
+            "write": round(time.perf_counter() - t1, 3),
+        }
         write_text_atomic(json.dumps(report, indent=1) + "\n", out.report)
         for w in report["warnings"]:
             bar.write(f"nnts predict: {case.name}: warning: {w}")
         summary.predicted.append(case.name)
     if summary.failed:
         names = ", ".join(f"{k} ({v})" for k, v in list(summary.failed.items())[:5])
-        raise InputError(f"{len(summary.failed)} of {len(cases)} case(s) failed: {names}; the others are in "
-                         f"{output} (rerun to retry only the failed ones)")
+        raise InputError(
+            f"{len(summary.failed)} of {len(cases)} case(s) failed: {names}; the others are in "
+            f"{output} (rerun to retry only the failed ones)"
+        )
     return summary

@@ -11,6 +11,7 @@ named tumour/lesion/nodule/GTV if there is exactly one, else the highest label, 
 Per-lung crops may overlap in the mediastinum: each crop is predicted on its own and the results are
 merged by maximum probability and union of the tumour masks.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,19 +61,34 @@ class CasePrediction:
 def model_info(predictor: RegionPredictor) -> dict[str, Any]:
     """What the report says about the model."""
     ds = predictor.predictor.dataset_json
-    return {"folder": str(predictor.folder), "trainer": predictor.folder.name.split("__")[0],
-            "configuration": predictor.folder.name.split("__")[-1], "folds": predictor.folds or "auto",
-            "checkpoint": predictor.checkpoint, "tta": bool(predictor.predictor.use_mirroring),
-            "trained_on_lung_crops": bool(ds.get(keys.CROPS))}
+    return {
+        "folder": str(predictor.folder),
+        "trainer": predictor.folder.name.split("__")[0],
+        "configuration": predictor.folder.name.split("__")[-1],
+        "folds": predictor.folds or "auto",
+        "checkpoint": predictor.checkpoint,
+        "tta": bool(predictor.predictor.use_mirroring),
+        "trained_on_lung_crops": bool(ds.get(keys.CROPS)),
+    }
 
 
-def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = True,
-                 lung_weights: str | os.PathLike | None = None, per_lung: bool | None = None,
-                 margin_mm: float = 10.0, lung_dilation_mm: float | None = 5.0, save_probabilities: bool = False,
-                 lung_method: str = "auto", label: int | None = None, what: str = "CT",
-                 announce: bool = False, skip_tiles: bool = True,
-                 crop_after_resampling: bool = CROP_AFTER_RESAMPLING, align_grid: bool = ALIGN_GRID
-                 ) -> CasePrediction:
+def predict_case(
+    predictor: RegionPredictor,
+    ct: sitk.Image,
+    lung_crop: bool = True,
+    lung_weights: str | os.PathLike | None = None,
+    per_lung: bool | None = None,
+    margin_mm: float = 10.0,
+    lung_dilation_mm: float | None = 5.0,
+    save_probabilities: bool = False,
+    lung_method: str = "auto",
+    label: int | None = None,
+    what: str = "CT",
+    announce: bool = False,
+    skip_tiles: bool = True,
+    crop_after_resampling: bool = CROP_AFTER_RESAMPLING,
+    align_grid: bool = ALIGN_GRID,
+) -> CasePrediction:
     """Tumour mask of one CT (in HU) on its own grid.
 
     ``lung_crop``: predict only the lung box(es) grown by ``margin_mm``; ``per_lung``: one box per lung (True),
@@ -86,8 +102,10 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
     """
     if predictor.num_input_channels != 1:
-        raise InputError(f"model {predictor.folder} expects {predictor.num_input_channels} input channels; "
-                         "nnts predict needs a CT-only model (box teachers: use nnts teacher-predict)")
+        raise InputError(
+            f"model {predictor.folder} expects {predictor.num_input_channels} input channels; "
+            "nnts predict needs a CT-only model (box teachers: use nnts teacher-predict)"
+        )
     from ..lungs.mask import LungMaskResult, lung_mask
 
     t0 = time.perf_counter()
@@ -98,23 +116,32 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
     info = model_info(predictor)
     if lung_crop or lung_dilation_mm is not None:
         lungs = lung_mask(ct, weights=lung_weights, method=lung_method, what=what)
-    else:   # neither the crop nor the lesion filter needs the lungs (and the image need not be in HU)
+    else:  # neither the crop nor the lesion filter needs the lungs (and the image need not be in HU)
         empty = np.zeros(geometry.array_shape, np.uint8)
-        lungs = LungMaskResult(empty, empty, empty, "none", "not computed: no lung crop, lesions outside kept")
+        lungs = LungMaskResult(
+            empty, empty, empty, "none", "not computed: no lung crop, lesions outside kept"
+        )
     t_lungs = time.perf_counter()
     if not lungs.found and lungs.method != "none":
-        warnings.append(f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions")
+        warnings.append(
+            f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions"
+        )
     skip = skip_tiles and lungs.found
-    in_lungs = lungs.mask > 0   # once: the tile masks of every box are views of it
+    in_lungs = lungs.mask > 0  # once: the tile masks of every box are views of it
     regrid = bool(crop_after_resampling and lung_crop and lungs.found and per_lung is not True)
     if regrid:
         boxes = [CropBox((0, 0, 0), shape, shape, "full")]
-        estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip, crop=True)]
+        estimates = [
+            region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip, crop=True)
+        ]
         layout = "one box around the lungs, cut from nnU-Net's resampled CT"
-        shown = lung_crop_boxes(lungs.labels, spacing, margin_mm, per_lung=False)   # the same box on the CT's grid
+        shown = lung_crop_boxes(
+            lungs.labels, spacing, margin_mm, per_lung=False
+        )  # the same box on the CT's grid
     elif lung_crop and lungs.found:
-        boxes, estimates, layout = choose_regions(predictor, in_lungs, lungs.labels, spacing, margin_mm, per_lung,
-                                                  skip, align_grid)
+        boxes, estimates, layout = choose_regions(
+            predictor, in_lungs, lungs.labels, spacing, margin_mm, per_lung, skip, align_grid
+        )
     else:
         boxes = [CropBox((0, 0, 0), shape, shape, "full")]
         estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip)]
@@ -129,16 +156,29 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         shown = boxes
     if announce:
         for k, (b, e) in enumerate(zip(shown, estimates), 1):
-            grow = (f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
-                    if e["voxel_factor"] >= 2 else "")
-            kept = f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)" \
-                if e["tiles_run"] < e["tiles"] else f"{e['tiles']} tile(s)"
-            print(f"  {what}: region {k}/{len(boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
-                  f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {kept}, "
-                  f"{e['network_passes']} network pass(es)", flush=True)
+            grow = (
+                f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
+                if e["voxel_factor"] >= 2
+                else ""
+            )
+            kept = (
+                f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)"
+                if e["tiles_run"] < e["tiles"]
+                else f"{e['tiles']} tile(s)"
+            )
+            print(
+                f"  {what}: region {k}/{len(boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
+                f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {kept}, "
+                f"{e['network_passes']} network pass(es)",
+                flush=True,
+            )
     for box in boxes:  # crop the image, not a full-size array copy of it
         channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
-        tiles = predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm, skip) if skip or regrid else None
+        tiles = (
+            predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm, skip)
+            if skip or regrid
+            else None
+        )
         seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles, crop=regrid)
         mask[box.slices] |= seg == value
         np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
@@ -163,46 +203,87 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, lung_crop: bool = T
         "total_volume_ml": round(sum(x["volume_ml"] for x in lesions), 4),
         "lesions": lesions,
         "dropped_outside_lungs": dropped,
-        "lung_mask": {"method": lungs.method, "message": lungs.message, "found": lungs.found,
-                      "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2)},
-        "lung_crop": bool(lung_crop and lungs.found), "per_lung": len(boxes) > 1, "layout": layout,
+        "lung_mask": {
+            "method": lungs.method,
+            "message": lungs.message,
+            "found": lungs.found,
+            "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2),
+        },
+        "lung_crop": bool(lung_crop and lungs.found),
+        "per_lung": len(boxes) > 1,
+        "layout": layout,
         "skip_tiles": skip,
-        "crop_margin_mm": margin_mm, "lung_dilation_mm": lung_dilation_mm,
-        "crop_after_resampling": regrid, "align_grid": bool(align_grid and lung_crop and lungs.found and not regrid),
-        "crops": [b.to_dict() for b in shown], "sliding_window": estimates,
-        "predicted_fraction": round(float(sum(np.prod(b.size) for b in shown)) / float(np.prod(shape)), 4),
+        "crop_margin_mm": margin_mm,
+        "lung_dilation_mm": lung_dilation_mm,
+        "crop_after_resampling": regrid,
+        "align_grid": bool(align_grid and lung_crop and lungs.found and not regrid),
+        "crops": [b.to_dict() for b in shown],
+        "sliding_window": estimates,
+        "predicted_fraction": round(
+            float(sum(np.prod(b.size) for b in shown)) / float(np.prod(shape)), 4
+        ),
         "merge": MERGE_RULE if len(boxes) > 1 else None,
-        "tumour_label": value, "model": info, "geometry": geometry.to_dict(),
-        "timings_s": {"lung_mask": round(t_lungs - t0, 3), "predict": round(t_pred - t_lungs, 3),
-                      "drop_outside_lungs": round(t_drop - t_pred, 3), "describe": round(t_post - t_drop, 3),
-                      "total": round(t_post - t0, 3)},
+        "tumour_label": value,
+        "model": info,
+        "geometry": geometry.to_dict(),
+        "timings_s": {
+            "lung_mask": round(t_lungs - t0, 3),
+            "predict": round(t_pred - t_lungs, 3),
+            "drop_outside_lungs": round(t_drop - t_pred, 3),
+            "describe": round(t_post - t_drop, 3),
+            "total": round(t_post - t0, 3),
+        },
         "warnings": warnings,
     }
     return CasePrediction(mask, probability if save_probabilities else None, report)
 
 
 # --------------------------------------------------------------------------- regions
-def region_estimate(predictor: RegionPredictor, box: CropBox, lung_mask: np.ndarray, spacing_zyx: Sequence[float],
-                    margin_mm: float, skip_tiles: bool, crop: bool = False) -> dict:
+def region_estimate(
+    predictor: RegionPredictor,
+    box: CropBox,
+    lung_mask: np.ndarray,
+    spacing_zyx: Sequence[float],
+    margin_mm: float,
+    skip_tiles: bool,
+    crop: bool = False,
+) -> dict:
     """The sliding window's work in ``box`` (``skip_tiles``: only the tiles near the lungs count; ``crop``: over
     the lungs' grown box of the resampled ``box``)."""
-    tiles = predictor.tile_mask(lung_mask[box.slices], spacing_zyx, margin_mm, skip_tiles) \
-        if skip_tiles or crop else None
+    tiles = (
+        predictor.tile_mask(lung_mask[box.slices], spacing_zyx, margin_mm, skip_tiles)
+        if skip_tiles or crop
+        else None
+    )
     return predictor.work_estimate(box.size, spacing_zyx, tiles, crop=crop)
 
 
-def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_labels: np.ndarray,
-                   spacing_zyx: Sequence[float], margin_mm: float, per_lung: bool | None, skip_tiles: bool,
-                   align: bool = False) -> tuple[list[CropBox], list[dict], str]:
+def choose_regions(
+    predictor: RegionPredictor,
+    lung_mask: np.ndarray,
+    lung_labels: np.ndarray,
+    spacing_zyx: Sequence[float],
+    margin_mm: float,
+    per_lung: bool | None,
+    skip_tiles: bool,
+    align: bool = False,
+) -> tuple[list[CropBox], list[dict], str]:
     """(boxes, their work estimates, layout name): one box per lung or one around both, as asked, or (``per_lung``
     None) whichever costs fewer network passes; a tie goes to the single box (one resampling, no merge).
     ``align``: each box grown to the ends where its resampling samples as the whole CT's (:mod:`.grid`)."""
     layouts = {}
-    for split in ((False, True) if per_lung is None else (per_lung,)):
-        boxes = [predictor.aligned(b, spacing_zyx) if align else b
-                 for b in lung_crop_boxes(lung_labels, spacing_zyx, margin_mm, per_lung=split)]
-        layouts[split] = (boxes, [region_estimate(predictor, b, lung_mask, spacing_zyx, margin_mm, skip_tiles)
-                                  for b in boxes])
+    for split in (False, True) if per_lung is None else (per_lung,):
+        boxes = [
+            predictor.aligned(b, spacing_zyx) if align else b
+            for b in lung_crop_boxes(lung_labels, spacing_zyx, margin_mm, per_lung=split)
+        ]
+        layouts[split] = (
+            boxes,
+            [
+                region_estimate(predictor, b, lung_mask, spacing_zyx, margin_mm, skip_tiles)
+                for b in boxes
+            ],
+        )
     split = min(layouts, key=lambda k: (sum(e["network_passes"] for e in layouts[k][1]), k))
     boxes, estimates = layouts[split]
     name = "one box per lung" if len(boxes) > 1 else "one box around the lungs"
@@ -210,5 +291,3 @@ def choose_regions(predictor: RegionPredictor, lung_mask: np.ndarray, lung_label
         cost = {k: sum(e["network_passes"] for e in v[1]) for k, v in layouts.items()}
         name += f" (fewer network passes: {cost[split]} vs {cost[not split]})"
     return boxes, estimates, name
-
-

@@ -9,6 +9,7 @@ most of the difference from the full-volume mask comes from where the sliding wi
 work on the CT's field of view the aligned box agreed as well or better at the same tile count, so ``nnts predict``
 aligns by default (``predict_case(align_grid=False)`` turns it off).
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -26,8 +27,15 @@ def resampled_length(n: int, factor: float) -> int:
     return int(round(factor * n))
 
 
-def align_axis(start: int, stop: int, length: int, factor: float, reach: int = ALIGN_REACH,
-               steps: Callable[[int], int] | None = None, tol: float = ALIGN_TOL) -> tuple[int, int, float]:
+def align_axis(
+    start: int,
+    stop: int,
+    length: int,
+    factor: float,
+    reach: int = ALIGN_REACH,
+    steps: Callable[[int], int] | None = None,
+    tol: float = ALIGN_TOL,
+) -> tuple[int, int, float]:
     """``(start, stop, error)``: the interval grown by at most ``reach`` per end whose ends lie closest to the whole
     axis' output voxel borders and whose own resampled length spans exactly the output voxels between them;
     ``error`` is the largest offset (input voxels) between its sample positions and the whole axis'.
@@ -35,7 +43,7 @@ def align_axis(start: int, stop: int, length: int, factor: float, reach: int = A
     tiles costs more than the alignment gains), and among the ends with the fewest the best aligned is taken
     (offsets under ``tol`` count as equal, then the least growth)."""
     total = resampled_length(length, factor)
-    s = length / total    # input voxels per output voxel of the whole axis
+    s = length / total  # input voxels per output voxel of the whole axis
     count = steps or (lambda m: 0)
 
     def offset(x: int) -> tuple[int, float]:
@@ -48,18 +56,22 @@ def align_axis(start: int, stop: int, length: int, factor: float, reach: int = A
         for b in range(stop, min(length, stop + reach) + 1):
             kb, eb = offset(b)
             if resampled_length(b - a, factor) != kb - ka:
-                continue     # its own resampling would not span the same output voxels
+                continue  # its own resampling would not span the same output voxels
             e = max(ea, eb)
             cost = (count(kb - ka), e > tol, e, (start - a) + (b - stop))
             if best_cost is None or cost < best_cost:
                 best, best_cost = (a, b, e), cost
-    if best is None:      # no end within reach spans whole output voxels: the interval as it is
+    if best is None:  # no end within reach spans whole output voxels: the interval as it is
         return start, stop, float(max(offset(start)[1], offset(stop)[1]))
     return best[0], best[1], float(best[2])
 
 
-def align_box(box: CropBox, factors: Sequence[float], reach: int = ALIGN_REACH,
-              steps: Sequence[Callable[[int], int]] | None = None) -> tuple[CropBox, list[float]]:
+def align_box(
+    box: CropBox,
+    factors: Sequence[float],
+    reach: int = ALIGN_REACH,
+    steps: Sequence[Callable[[int], int]] | None = None,
+) -> tuple[CropBox, list[float]]:
     """The box grown per axis (z, y, x) by :func:`align_axis`; also each axis' remaining sample offset."""
     start, stop, errors = [], [], []
     for axis, (a, b, n, f) in enumerate(zip(box.start, box.stop, box.shape, factors)):

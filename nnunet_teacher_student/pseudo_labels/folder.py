@@ -10,6 +10,7 @@
 
 Only names here: writers and readers (pseudo-labelling, student datasets, the workflow's checks, the report)
 share them."""
+
 from __future__ import annotations
 
 from pathlib import Path

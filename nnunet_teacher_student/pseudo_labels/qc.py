@@ -10,6 +10,7 @@ case's label changed since the previous round (``label_change``: 1 - the DSC of 
 Filters (:func:`apply_filters`) name the doubtful cases; ``nnts pseudo-label`` either flags them in
 the table or drops them (lists them in ``excluded.json``, which ``make-student-dataset`` skips).
 """
+
 from __future__ import annotations
 
 import csv
@@ -39,10 +40,26 @@ FILTERS: dict[str, tuple[str, str]] = {
     "max_disagreement": ("disagreement", "max"),
     "max_label_change": ("label_change", "max"),
 }
-CSV_COLUMNS = ("case", "volume_ml", "lesion_count", "n_boxes", "boxed_slices", "empty_boxed_slices",
-               "box_fill_mean", "box_fill_min", "box_iou_mean", "box_iou_min", "empty_boxes", "probability_in_boxes",
-               "entropy_in_boxes", "disagreement", "label_change", "dice_vs_truth",
-               "seconds", "flags")
+CSV_COLUMNS = (
+    "case",
+    "volume_ml",
+    "lesion_count",
+    "n_boxes",
+    "boxed_slices",
+    "empty_boxed_slices",
+    "box_fill_mean",
+    "box_fill_min",
+    "box_iou_mean",
+    "box_iou_min",
+    "empty_boxes",
+    "probability_in_boxes",
+    "entropy_in_boxes",
+    "disagreement",
+    "label_change",
+    "dice_vs_truth",
+    "seconds",
+    "flags",
+)
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -64,27 +81,37 @@ def box_consistency(mask: np.ndarray, boxset: BoxSet) -> list[float]:
     out = []
     for b in boxset.boxes:
         labels, _ = ndimage.label(mask[b.slice], structure=np.ones((3, 3), bool))
-        touching = np.unique(labels[b.ymin:b.ymax + 1, b.xmin:b.xmax + 1])
+        touching = np.unique(labels[b.ymin : b.ymax + 1, b.xmin : b.xmax + 1])
         touching = touching[touching > 0]
         if not touching.size:
             out.append(0.0)
             continue
         ys, xs = np.nonzero(np.isin(labels, touching))
         y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
-        inter = max(0, min(y1, b.ymax) - max(y0, b.ymin) + 1) * max(0, min(x1, b.xmax) - max(x0, b.xmin) + 1)
-        union = (y1 - y0 + 1) * (x1 - x0 + 1) + (b.ymax - b.ymin + 1) * (b.xmax - b.xmin + 1) - inter
+        inter = max(0, min(y1, b.ymax) - max(y0, b.ymin) + 1) * max(
+            0, min(x1, b.xmax) - max(x0, b.xmin) + 1
+        )
+        union = (
+            (y1 - y0 + 1) * (x1 - x0 + 1) + (b.ymax - b.ymin + 1) * (b.xmax - b.xmin + 1) - inter
+        )
         out.append(round(inter / union, 6))
     return out
 
 
-def case_qc(pred: TeacherPrediction, boxset: BoxSet, spacing_xyz: Sequence[float],
-            true_mask: np.ndarray | None = None) -> dict:
+def case_qc(
+    pred: TeacherPrediction,
+    boxset: BoxSet,
+    spacing_xyz: Sequence[float],
+    true_mask: np.ndarray | None = None,
+) -> dict:
     """QC record of one pseudo mask (``spacing_xyz`` in SimpleITK order; ``None`` where undefined)."""
     mask = pred.mask > 0
     inside = pred.box_mask > 0
     voxel_ml = float(np.prod(spacing_xyz)) / 1000.0
     _, n_lesions = label_components(mask)
-    fills = [float(mask[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1].mean()) for b in boxset.boxes]
+    fills = [
+        float(mask[b.slice, b.ymin : b.ymax + 1, b.xmin : b.xmax + 1].mean()) for b in boxset.boxes
+    ]
     boxed = np.flatnonzero(inside.reshape(inside.shape[0], -1).any(axis=1))
     filled = mask.reshape(mask.shape[0], -1).any(axis=1)
     prob = pred.probability[inside]
@@ -108,7 +135,9 @@ def case_qc(pred: TeacherPrediction, boxset: BoxSet, spacing_xyz: Sequence[float
     }
     if true_mask is not None:
         if true_mask.shape != mask.shape:
-            raise ValueError(f"true mask shape {true_mask.shape} differs from the pseudo mask {mask.shape}")
+            raise ValueError(
+                f"true mask shape {true_mask.shape} differs from the pseudo mask {mask.shape}"
+            )
         record["dice_vs_truth"] = dice(mask, np.asarray(true_mask) > 0)
     return record
 
@@ -130,7 +159,9 @@ def failed_filters(record: Mapping, thresholds: Mapping[str, float | None]) -> l
     return failed
 
 
-def apply_filters(records: Iterable[Mapping], **thresholds: float | None) -> tuple[list[Mapping], dict[str, list[str]]]:
+def apply_filters(
+    records: Iterable[Mapping], **thresholds: float | None
+) -> tuple[list[Mapping], dict[str, list[str]]]:
     """``(kept records, {filter: cases it removed})`` for thresholds named as :data:`FILTERS` (``min_box_fill=0.3``;
     None: off); a case failing several filters is listed under each."""
     removed: dict[str, list[str]] = {k: [] for k, v in thresholds.items() if v is not None}
@@ -151,8 +182,19 @@ def _mean(values: list[float]) -> float | None:
 def summarize(records: Sequence[Mapping]) -> dict:
     """Means over cases (``None`` where no case has the metric) and the seconds per case."""
     out: dict = {"cases": len(records)}
-    for key in ("volume_ml", "lesion_count", "box_fill_mean", "box_iou_mean", "probability_in_boxes", "entropy_in_boxes",
-                "empty_boxed_slices", "disagreement", "label_change", "dice_vs_truth", "seconds"):
+    for key in (
+        "volume_ml",
+        "lesion_count",
+        "box_fill_mean",
+        "box_iou_mean",
+        "probability_in_boxes",
+        "entropy_in_boxes",
+        "empty_boxed_slices",
+        "disagreement",
+        "label_change",
+        "dice_vs_truth",
+        "seconds",
+    ):
         values = [r[key] for r in records if r.get(key) is not None]
         out[f"mean_{key}"] = _mean(values)
     out["cases_with_truth"] = sum(r.get("dice_vs_truth") is not None for r in records)
@@ -170,7 +212,9 @@ def table_csv(records: Sequence[Mapping]) -> str:
     return buf.getvalue()
 
 
-def write_qc_table(records: Sequence[Mapping], out_dir: str | Path, extra: Mapping | None = None) -> dict:
+def write_qc_table(
+    records: Sequence[Mapping], out_dir: str | Path, extra: Mapping | None = None
+) -> dict:
     """Write ``qc.csv`` and ``qc.json`` (records + summary + ``extra``) atomically; returns the JSON."""
     out = Path(out_dir)
     doc = {"summary": summarize(records), **(extra or {}), "cases": list(records)}

@@ -15,6 +15,7 @@ are sorted and part ``k`` of ``N`` takes ``cases[k::N]`` (like ``nnUNetv2_predic
 so parts can run on separate GPUs/machines into the same folder; each part refreshes the QC table at its
 end (a rerun with every case finished only refreshes it).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,19 +34,41 @@ from ..core.sharding import part_cases
 from ..evaluation.metrics import dice
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
-from ..teacher.inference import predict_case, teacher_mode
-from .folder import (EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, QC_DIR, QC_FILE, QC_TABLE,
-                     probability_file)
+from ..teacher.inference import teacher_predict_case, teacher_mode
+from .folder import (
+    EXCLUDED_FILE,
+    PROBABILITY_DIR,
+    PROVENANCE_FILE,
+    QC_DIR,
+    QC_FILE,
+    QC_TABLE,
+    probability_file,
+)
 from .qc import FILTERS, case_qc, failed_filters, write_qc_table
 
 # provenance entries that must agree before a run may resume into an existing output folder
-IDENTITY_KEYS = ("checkpoint_sha256", "folds", "checkpoint", "mode", "box_margin_mm", "tta", "ensemble", "previous")
+IDENTITY_KEYS = (
+    "checkpoint_sha256",
+    "folds",
+    "checkpoint",
+    "mode",
+    "box_margin_mm",
+    "tta",
+    "ensemble",
+    "previous",
+)
 #: how several folds of a teacher are combined (nnU-Net's predictor averages logits; we average probabilities)
 ENSEMBLE_RULE = "mean of the folds' probabilities > 0.5"
 
 
-def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], checkpoint: str,
-                       mode: str, box_margin_mm: float, tta: bool) -> dict:
+def teacher_provenance(
+    model_folder: str | Path,
+    folds: Sequence[int | str],
+    checkpoint: str,
+    mode: str,
+    box_margin_mm: float,
+    tta: bool,
+) -> dict:
     """Who made the pseudo masks. ``checkpoint_sha256`` is the checkpoint file's SHA-256 for one fold,
     else the SHA-256 of the per-fold hashes (``checkpoint_sha256_per_fold``)."""
     folder = Path(model_folder).resolve()
@@ -55,22 +78,34 @@ def teacher_provenance(model_folder: str | Path, folds: Sequence[int | str], che
         if not ckpt.is_file():
             raise InputError(f"{ckpt}: checkpoint missing (train fold {f} first, or pick -f/-chk)")
         per_fold[str(f)] = file_sha256(ckpt)
-    combined = (next(iter(per_fold.values())) if len(per_fold) == 1 else
-                hashlib.sha256(json.dumps(per_fold, sort_keys=True).encode()).hexdigest())
+    combined = (
+        next(iter(per_fold.values()))
+        if len(per_fold) == 1
+        else hashlib.sha256(json.dumps(per_fold, sort_keys=True).encode()).hexdigest()
+    )
     parts = folder.name.split("__")
     return {
-        "teacher_model_folder": str(folder), "dataset": folder.parent.name,
-        "trainer": parts[0], "plans": parts[1] if len(parts) > 1 else None,
+        "teacher_model_folder": str(folder),
+        "dataset": folder.parent.name,
+        "trainer": parts[0],
+        "plans": parts[1] if len(parts) > 1 else None,
         "configuration": parts[2] if len(parts) > 2 else None,
-        "folds": [str(f) for f in folds], "checkpoint": checkpoint, "checkpoint_sha256": combined,
-        "checkpoint_sha256_per_fold": per_fold, "mode": mode, "box_margin_mm": float(box_margin_mm),
+        "folds": [str(f) for f in folds],
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": combined,
+        "checkpoint_sha256_per_fold": per_fold,
+        "mode": mode,
+        "box_margin_mm": float(box_margin_mm),
         "tta": bool(tta),
     }
 
 
 def _is_finished(out: Path, case: str, probabilities: bool = False) -> bool:
-    return ((out / f"{case}{IMAGE_SUFFIX}").is_file() and (out / QC_DIR / f"{case}.json").is_file()
-            and (not probabilities or probability_file(out, case).is_file()))
+    return (
+        (out / f"{case}{IMAGE_SUFFIX}").is_file()
+        and (out / QC_DIR / f"{case}.json").is_file()
+        and (not probabilities or probability_file(out, case).is_file())
+    )
 
 
 def _remove_stale_temps(out: Path, cases: Sequence[str]) -> int:
@@ -106,14 +141,18 @@ def _check_provenance(out: Path, prov: dict, cases: Sequence[str], overwrite: bo
         if not diff:
             return
         if not overwrite:
-            raise InputError(f"{path}: {out} holds pseudo masks of another teacher or setting (differs in "
-                             f"{', '.join(diff)}: {[old.get(k) for k in diff]} vs {[prov.get(k) for k in diff]}); "
-                             "choose another output folder or pass --overwrite to replace them")
+            raise InputError(
+                f"{path}: {out} holds pseudo masks of another teacher or setting (differs in "
+                f"{', '.join(diff)}: {[old.get(k) for k in diff]} vs {[prov.get(k) for k in diff]}); "
+                "choose another output folder or pass --overwrite to replace them"
+            )
         _remove_outputs(out, cases)
     write_text_atomic(json.dumps(prov, indent=1), path)
 
 
-def _check_filters(filters: Mapping[str, float | None] | None, filter_mode: str) -> dict[str, float]:
+def _check_filters(
+    filters: Mapping[str, float | None] | None, filter_mode: str
+) -> dict[str, float]:
     if filter_mode not in ("flag", "drop"):
         raise InputError(f"--filter-mode must be flag or drop, got {filter_mode!r}")
     filters = {k: v for k, v in (filters or {}).items() if v is not None}
@@ -123,8 +162,12 @@ def _check_filters(filters: Mapping[str, float | None] | None, filter_mode: str)
     return filters
 
 
-def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str, float | None] | None = None,
-                 filter_mode: str = "flag") -> dict:
+def aggregate_qc(
+    out_dir: str | Path,
+    cases: Sequence[str],
+    filters: Mapping[str, float | None] | None = None,
+    filter_mode: str = "flag",
+) -> dict:
     """QC table of the finished ``cases`` with filter flags; in ``drop`` mode the failing cases go
     to ``excluded.json`` (else it lists none). Idempotent; returns the ``qc.json`` document."""
     filters = _check_filters(filters, filter_mode)
@@ -140,23 +183,48 @@ def aggregate_qc(out_dir: str | Path, cases: Sequence[str], filters: Mapping[str
     removed = {name: [r["case"] for r in records if name in r["flags"]] for name in filters}
     failing = {r["case"]: r["flags"] for r in records if r["flags"]}
     excluded = failing if filter_mode == "drop" else {}
-    extra = {"complete": not missing, "cases_expected": len(cases), "missing": missing,
-             "filters": filters, "filter_mode": filter_mode,
-             "removed_by_filter": {k: len(v) for k, v in removed.items()}, "removed_cases": removed,
-             "failing_any_filter": len(failing), "excluded": sorted(excluded)}
+    extra = {
+        "complete": not missing,
+        "cases_expected": len(cases),
+        "missing": missing,
+        "filters": filters,
+        "filter_mode": filter_mode,
+        "removed_by_filter": {k: len(v) for k, v in removed.items()},
+        "removed_cases": removed,
+        "failing_any_filter": len(failing),
+        "excluded": sorted(excluded),
+    }
     doc = write_qc_table(records, out, extra)
-    write_text_atomic(json.dumps({"filter_mode": filter_mode, "filters": filters, "excluded": excluded},
-                                 indent=1), out / EXCLUDED_FILE)
+    write_text_atomic(
+        json.dumps(
+            {"filter_mode": filter_mode, "filters": filters, "excluded": excluded}, indent=1
+        ),
+        out / EXCLUDED_FILE,
+    )
     return doc
 
 
-def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir: str | Path,
-                 folds: Sequence[int | str] = (0,), checkpoint: str = "checkpoint_final.pth", device: str = "cpu",
-                 tta: bool = True, num_parts: int = 1, part_id: int = 0, box_margin_mm: float = BOX_MARGIN_MM,
-                 mode: str | None = None, filters: Mapping[str, float | None] | None = None,
-                 filter_mode: str = "flag", overwrite: bool = False, progress: bool = True,
-                 teacher: str = "model", labels_dir: str | Path | None = None,
-                 save_probabilities: bool = False, previous: str | Path | None = None) -> dict:
+def pseudo_label(
+    model_folder: str | Path | None,
+    weak_dir: str | Path,
+    out_dir: str | Path,
+    folds: Sequence[int | str] = (0,),
+    checkpoint: str = "checkpoint_final.pth",
+    device: str = "cpu",
+    tta: bool = True,
+    num_parts: int = 1,
+    part_id: int = 0,
+    box_margin_mm: float = BOX_MARGIN_MM,
+    mode: str | None = None,
+    filters: Mapping[str, float | None] | None = None,
+    filter_mode: str = "flag",
+    overwrite: bool = False,
+    progress: bool = True,
+    teacher: str = "model",
+    labels_dir: str | Path | None = None,
+    save_probabilities: bool = False,
+    previous: str | Path | None = None,
+) -> dict:
     """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
     ``teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a trained model. ``labels_dir``: the
     weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``).
@@ -170,7 +238,9 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
     mine = part_cases(all_cases, num_parts, part_id)
     resolved = out.resolve()
     if resolved in {p.resolve() for p in (weak.images, weak.boxes, weak.boxmasks, weak.labels)}:
-        raise InputError(f"{out}: output folder is a folder of the weak set itself; choose another one")
+        raise InputError(
+            f"{out}: output folder is a folder of the weak set itself; choose another one"
+        )
     _check_filters(filters, filter_mode)
     if teacher == "classical":
         from ..teacher.classical import ClassicalTeacher
@@ -179,7 +249,9 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
         prov = rule.provenance()
     elif teacher == "model":
         if model_folder is None:
-            raise InputError("pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical")
+            raise InputError(
+                "pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical"
+            )
         mode = mode or teacher_mode(model_folder)
         prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
         if len(folds) > 1:
@@ -187,21 +259,31 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
     else:
         raise InputError(f"unknown teacher {teacher!r} (model or classical)")
     prov["weak_dir"] = str(Path(weak_dir).resolve())
-    for case in mine:   # headers and box files of every case first: nothing is written for a broken weak set
+    for case in (
+        mine
+    ):  # headers and box files of every case first: nothing is written for a broken weak set
         weak.check_case(case)
     if previous is not None:
         previous = Path(previous)
         if previous.resolve() == resolved:
-            raise InputError(f"{previous}: the previous round's pseudo-labels cannot be the output folder")
+            raise InputError(
+                f"{previous}: the previous round's pseudo-labels cannot be the output folder"
+            )
         lacking = [c for c in mine if not (previous / f"{c}{IMAGE_SUFFIX}").is_file()]
         if lacking:
-            raise InputError(f"{previous}: no pseudo-label of {len(lacking)} case(s) of the weak set, e.g. "
-                             f"{previous / (lacking[0] + IMAGE_SUFFIX)} (not the previous round's folder?)")
+            raise InputError(
+                f"{previous}: no pseudo-label of {len(lacking)} case(s) of the weak set, e.g. "
+                f"{previous / (lacking[0] + IMAGE_SUFFIX)} (not the previous round's folder?)"
+            )
         prov["previous"] = str(previous.resolve())
     if save_probabilities and teacher == "classical":
-        raise InputError("--save-probabilities needs a trained teacher: the classical rule has no probabilities")
+        raise InputError(
+            "--save-probabilities needs a trained teacher: the classical rule has no probabilities"
+        )
     todo = [c for c in mine if overwrite or not _is_finished(out, c, save_probabilities)]
-    first = weak.read_case(todo[0]) if todo else None   # and the first image in full, before the output exists
+    first = (
+        weak.read_case(todo[0]) if todo else None
+    )  # and the first image in full, before the output exists
     out.mkdir(parents=True, exist_ok=True)
     _check_provenance(out, prov, all_cases, overwrite)
     _remove_stale_temps(out, mine)
@@ -209,6 +291,7 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
     t_start = time.perf_counter()
     if todo:
         if teacher == "classical":
+
             def predict(ct, boxset):
                 return rule.predict(ct, boxset), {}
         elif len(folds) > 1:
@@ -224,8 +307,14 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
             predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta)
 
             def predict(ct, boxset):
-                return predict_case(predictor, ct, boxset, mode, box_margin_mm), {}
-        bar = tqdm(todo, desc=f"nnts pseudo-label (part {part_id}/{num_parts})", unit="case", disable=not progress)
+                return teacher_predict_case(predictor, ct, boxset, mode, box_margin_mm), {}
+
+        bar = tqdm(
+            todo,
+            desc=f"nnts pseudo-label (part {part_id}/{num_parts})",
+            unit="case",
+            disable=not progress,
+        )
         for case in bar:
             t0 = time.perf_counter()
             ct, boxset = first if case == todo[0] else weak.read_case(case)
@@ -237,8 +326,10 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
                 before = read_label(previous / f"{case}{IMAGE_SUFFIX}", ct) > 0
                 record["label_change"] = 1.0 - dice(before, pred.mask > 0)
             if save_probabilities:
-                write_image_atomic(array_to_image(pred.probability.astype("float32"), geometry),
-                                   probability_file(out, case))
+                write_image_atomic(
+                    array_to_image(pred.probability.astype("float32"), geometry),
+                    probability_file(out, case),
+                )
             write_image_atomic(array_to_image(pred.mask, geometry), out / f"{case}{IMAGE_SUFFIX}")
             record["seconds"] = time.perf_counter() - t0
             record["teacher_checkpoint_sha256"] = prov["checkpoint_sha256"]
@@ -247,11 +338,20 @@ def pseudo_label(model_folder: str | Path | None, weak_dir: str | Path, out_dir:
             bar.set_postfix_str(f"{case} {record['seconds']:.1f}s")
     doc = aggregate_qc(out, all_cases, filters, filter_mode)
     return {
-        "out_dir": str(out), "cases_total": len(all_cases), "num_parts": num_parts, "part_id": part_id,
-        "cases_in_part": len(mine), "predicted": len(seconds), "skipped": len(mine) - len(todo),
+        "out_dir": str(out),
+        "cases_total": len(all_cases),
+        "num_parts": num_parts,
+        "part_id": part_id,
+        "cases_in_part": len(mine),
+        "predicted": len(seconds),
+        "skipped": len(mine) - len(todo),
         "seconds_total": time.perf_counter() - t_start,
         "seconds_per_case": sum(seconds) / len(seconds) if seconds else None,
-        "complete": doc["complete"], "missing": len(doc["missing"]), "qc": doc["summary"],
-        "removed_by_filter": doc["removed_by_filter"], "failing_any_filter": doc["failing_any_filter"],
-        "excluded": len(doc["excluded"]), "filter_mode": filter_mode,
+        "complete": doc["complete"],
+        "missing": len(doc["missing"]),
+        "qc": doc["summary"],
+        "removed_by_filter": doc["removed_by_filter"],
+        "failing_any_filter": doc["failing_any_filter"],
+        "excluded": len(doc["excluded"]),
+        "filter_mode": filter_mode,
     }

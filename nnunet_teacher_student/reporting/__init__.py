@@ -1,1 +1,1 @@
-"""Reports and figures: the run report and the benchmark report."""
+"""Reports and figures: the run report, its tables and figures (the benchmark report lives in ``experiments``)."""

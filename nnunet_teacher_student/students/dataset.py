@@ -22,6 +22,7 @@ every training fold; test cases are never in the dataset. ``dataset.json`` carri
 (``nnts_provenance``: per case strong/pseudo, source, teacher checkpoint hash), optional crop boxes
 (``nnts_crops``) and optional size-balanced sampling weights (``nnts_sampling_weights``).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,17 +42,28 @@ from ..formats.boxes import boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
-from ..nnunet.raw_dataset import (SAMPLING_WEIGHTS_KEY, find_raw_dataset, link_or_copy, staged_dataset, training_cases,
-                                  write_dataset_json)
+from ..nnunet.raw_dataset import (
+    SAMPLING_WEIGHTS_KEY,
+    find_raw_dataset,
+    link_or_copy,
+    staged_dataset,
+    training_cases,
+    write_dataset_json,
+)
 from ..pseudo_labels.folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, probability_file
 
 Form = Literal["so", "do", "ignore"]
-LABELS = {"so": {"background": 0, "tumor": 1}, "do": {"background": 0, "box": [1, 2], "tumor": 2},
-          "ignore": {"background": 0, "tumor": 1, "ignore": 2}}
+LABELS = {
+    "so": {"background": 0, "tumor": 1},
+    "do": {"background": 0, "box": [1, 2], "tumor": 2},
+    "ignore": {"background": 0, "tumor": 1, "ignore": 2},
+}
 IGNORE_VALUE = 2
 #: the uncertainty-aware forms' labels: the ignore label is nnU-Net's highest label, in no region
-UNCERTAIN_LABELS = {"so": {"background": 0, "tumor": 1, "ignore": 2},
-                    "do": {"background": 0, "box": [1, 2], "tumor": 2, "ignore": 3}}
+UNCERTAIN_LABELS = {
+    "so": {"background": 0, "tumor": 1, "ignore": 2},
+    "do": {"background": 0, "box": [1, 2], "tumor": 2, "ignore": 3},
+}
 
 
 def size_balance_weights(volumes_ml: dict[str, float], n_bins: int = 4) -> dict[str, int]:
@@ -87,13 +99,22 @@ def _volume_ml(mask: np.ndarray, image: sitk.Image) -> float:
 class _CaseWriter:
     """Writes one case (CT + label) into a staged dataset, cropping to the lungs when asked."""
 
-    def __init__(self, out: Path, form: Form, crop: str | None, lung_weights: str | None, margin_mm: float):
+    def __init__(
+        self, out: Path, form: Form, crop: str | None, lung_weights: str | None, margin_mm: float
+    ):
         self.out, self.form, self.crop = out, form, crop
         self.lung_weights, self.margin_mm = lung_weights, margin_mm
         self.crops: dict[str, dict] = {}
 
-    def write(self, case: str, ct_path: Path, ct: sitk.Image, tumour: np.ndarray | None,
-              boxes: np.ndarray | None, unsure: np.ndarray | None = None) -> None:
+    def write(
+        self,
+        case: str,
+        ct_path: Path,
+        ct: sitk.Image,
+        tumour: np.ndarray | None,
+        boxes: np.ndarray | None,
+        unsure: np.ndarray | None = None,
+    ) -> None:
         label = _label(self.form, tumour, boxes)
         if unsure is not None:
             label[unsure] = UNCERTAIN_LABELS[self.form]["ignore"]
@@ -107,10 +128,15 @@ class _CaseWriter:
 
             lungs = lung_mask(ct, weights=self.lung_weights)
             region = lungs.mask.copy()
-            region[label > 0] = 1  # never crop a tumour (or a box) away, whatever the lung mask says
+            region[label > 0] = (
+                1  # never crop a tumour (or a box) away, whatever the lung mask says
+            )
             box = lung_crop_boxes(region, spacing_zyx(ct), self.margin_mm)[0]
-            self.crops[case] = {"box": box.to_dict(), "geometry": Geometry.of(ct).to_dict(),
-                                "lung_method": lungs.method}
+            self.crops[case] = {
+                "box": box.to_dict(),
+                "geometry": Geometry.of(ct).to_dict(),
+                "lung_method": lungs.method,
+            }
             img_dst.parent.mkdir(parents=True, exist_ok=True)
             sitk.WriteImage(crop_image(ct, box), str(img_dst), useCompression=True)
             sitk.WriteImage(crop_image(label_img, box), str(lab_dst), useCompression=True)
@@ -119,24 +145,42 @@ class _CaseWriter:
             sitk.WriteImage(label_img, str(lab_dst), useCompression=True)
 
 
-def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Form = "so",
-                         weak_dir: str | Path | None = None, pseudo_dir: str | Path | None = None,
-                         manifest: str | Path | None = None, n_folds: int = 5, seed: int = 0,
-                         size_balance: bool = False, crop: str | None = None, lung_weights: str | None = None,
-                         crop_margin_mm: float = 10.0, exclude: set[str] | frozenset[str] = frozenset(),
-                         overwrite: bool = False, uncertain_band: tuple[float, float] | None = None) -> Path:
+def make_student_dataset(
+    strong: int | str,
+    dataset_id: int,
+    name: str,
+    form: Form = "so",
+    weak_dir: str | Path | None = None,
+    pseudo_dir: str | Path | None = None,
+    manifest: str | Path | None = None,
+    n_folds: int = 5,
+    seed: int = 0,
+    size_balance: bool = False,
+    crop: str | None = None,
+    lung_weights: str | None = None,
+    crop_margin_mm: float = 10.0,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    overwrite: bool = False,
+    uncertain_band: tuple[float, float] | None = None,
+) -> Path:
     """Write the student dataset; without ``pseudo_dir`` it holds strong cases only (the baseline), except
     for the ``ignore`` form, which takes the weak set's boxes and no pseudo masks. ``uncertain_band``: the
     uncertainty-aware form (see the module text)."""
     if form not in LABELS:
         raise InputError(f"unknown student dataset form {form!r} (so, do or ignore)")
     if uncertain_band is not None and (form == "ignore" or pseudo_dir is None):
-        raise InputError("--uncertain-band needs --form so or do with --pseudo (a teacher's pseudo masks)")
+        raise InputError(
+            "--uncertain-band needs --form so or do with --pseudo (a teacher's pseudo masks)"
+        )
     if form == "ignore":
         if weak_dir is None or pseudo_dir is not None:
-            raise InputError("the ignore form needs --weak (its boxes become the ignore label) and no --pseudo")
+            raise InputError(
+                "the ignore form needs --weak (its boxes become the ignore label) and no --pseudo"
+            )
     elif (weak_dir is None) != (pseudo_dir is None):
-        raise InputError("give both --weak and --pseudo (pseudo masks of that weak set), or neither")
+        raise InputError(
+            "give both --weak and --pseudo (pseudo masks of that weak set), or neither"
+        )
     src = find_raw_dataset(strong)
     meta = load_manifest_cases(manifest)
     exclude = set(exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
@@ -148,18 +192,32 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
         prov = pseudo_root / PROVENANCE_FILE
         teacher = json.loads(prov.read_text()) if prov.is_file() else {}
     excluded_file = pseudo_root / EXCLUDED_FILE if pseudo_root else None
-    if excluded_file is not None and excluded_file.is_file():  # cases dropped by pseudo-label QC filters
+    if (
+        excluded_file is not None and excluded_file.is_file()
+    ):  # cases dropped by pseudo-label QC filters
         exclude |= set(json.loads(excluded_file.read_text()).get("excluded", {}))
     weak_cases = [c for c in (weak.case_ids() if weak else []) if c not in exclude]
-    missing = [c for c in weak_cases if not (pseudo_root / f"{c}{IMAGE_SUFFIX}").is_file()] if pseudo_root else []
-    true_labels = pseudo_root is not None and weak is not None and pseudo_root.resolve() == weak.labels.resolve()
+    missing = (
+        [c for c in weak_cases if not (pseudo_root / f"{c}{IMAGE_SUFFIX}").is_file()]
+        if pseudo_root
+        else []
+    )
+    true_labels = (
+        pseudo_root is not None
+        and weak is not None
+        and pseudo_root.resolve() == weak.labels.resolve()
+    )
     if missing:
-        raise InputError(f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)")
+        raise InputError(
+            f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)"
+        )
     if uncertain_band is not None:
         no_prob = [c for c in weak_cases if not probability_file(pseudo_root, c).is_file()]
         if no_prob:
-            raise InputError(f"{pseudo_root / PROBABILITY_DIR}: no teacher probability for weak case(s) "
-                             f"{no_prob[:5]} (run nnts pseudo-label --save-probabilities)")
+            raise InputError(
+                f"{pseudo_root / PROBABILITY_DIR}: no teacher probability for weak case(s) "
+                f"{no_prob[:5]} (run nnts pseudo-label --save-probabilities)"
+            )
     margin_mm = float(teacher.get("box_margin_mm", BOX_MARGIN_MM))
     ignored = 0
     clash = sorted(set(strong_cases) & set(weak_cases))
@@ -175,25 +233,61 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
             tumour = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
             boxes = box_mask(boxes_from_mask(tumour), tumour.shape) if form == "do" else None
             writer.write(case, ct_path, ct, tumour, boxes)
-            provenance[case] = {"kind": "strong", "source": meta.get(case, {}).get("site", src.name)}
+            provenance[case] = {
+                "kind": "strong",
+                "source": meta.get(case, {}).get("site", src.name),
+            }
             volumes[case] = _volume_ml(tumour, ct)
         for case in tqdm(weak_cases, desc=f"student dataset ({form}, weak)", unit="case"):
             ct, boxset = weak.read_case(case)
             tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
-            unsure = _unsure(probability_file(pseudo_root, case), ct, boxset.mask(),
-                             uncertain_band, margin_mm) if uncertain_band is not None else None
+            unsure = (
+                _unsure(
+                    probability_file(pseudo_root, case),
+                    ct,
+                    boxset.mask(),
+                    uncertain_band,
+                    margin_mm,
+                )
+                if uncertain_band is not None
+                else None
+            )
             ignored += int(unsure.sum()) if unsure is not None else 0
-            writer.write(case, weak.image_path(case), ct, tumour, boxset.mask() if form != "so" else None, unsure)
-            kind = "weak-true" if true_labels else "weak-boxes-ignored" if form == "ignore" else "pseudo"
-            provenance[case] = {"kind": kind, "source": meta.get(case, {}).get("site", weak.root.name),
-                                "teacher": teacher.get("checkpoint_sha256")}
+            writer.write(
+                case,
+                weak.image_path(case),
+                ct,
+                tumour,
+                boxset.mask() if form != "so" else None,
+                unsure,
+            )
+            kind = (
+                "weak-true"
+                if true_labels
+                else "weak-boxes-ignored"
+                if form == "ignore"
+                else "pseudo"
+            )
+            provenance[case] = {
+                "kind": kind,
+                "source": meta.get(case, {}).get("site", weak.root.name),
+                "teacher": teacher.get("checkpoint_sha256"),
+            }
             volumes[case] = _volume_ml(tumour if tumour is not None else boxset.mask(), ct)
-        extra = {"name": name, keys.FORM: form, keys.PROVENANCE: provenance, keys.TEACHER: teacher or None}
+        extra = {
+            "name": name,
+            keys.FORM: form,
+            keys.PROVENANCE: provenance,
+            keys.TEACHER: teacher or None,
+        }
         if form == "do":
             extra["regions_class_order"] = [1, 2]
         if uncertain_band is not None:
-            extra[keys.UNCERTAIN_BAND] = {"band": list(uncertain_band), "ignored_voxels": ignored,
-                                            "box_margin_mm": margin_mm}
+            extra[keys.UNCERTAIN_BAND] = {
+                "band": list(uncertain_band),
+                "ignored_voxels": ignored,
+                "box_margin_mm": margin_mm,
+            }
         if writer.crops:
             extra[keys.CROPS] = writer.crops
         if size_balance:
@@ -205,14 +299,21 @@ def make_student_dataset(strong: int | str, dataset_id: int, name: str, form: Fo
     return install_splits(dataset_id)
 
 
-def _unsure(probability_path: Path, ct: sitk.Image, boxes: np.ndarray, band: tuple[float, float],
-            margin_mm: float) -> np.ndarray:
+def _unsure(
+    probability_path: Path,
+    ct: sitk.Image,
+    boxes: np.ndarray,
+    band: tuple[float, float],
+    margin_mm: float,
+) -> np.ndarray:
     """Voxels inside the dilated boxes whose teacher probability lies in ``[lo, hi)``."""
     from ..teacher.inference import dilate_in_plane
 
     probability = sitk.GetArrayFromImage(read_image(probability_path))
     if probability.shape != boxes.shape:
-        raise InputError(f"{probability_path}: shape {probability.shape} differs from its CT's {boxes.shape}")
+        raise InputError(
+            f"{probability_path}: shape {probability.shape} differs from its CT's {boxes.shape}"
+        )
     lo, hi = band
     inside = dilate_in_plane(boxes, spacing_zyx(ct), margin_mm)
     return inside & (probability >= lo) & (probability < hi)

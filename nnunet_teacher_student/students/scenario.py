@@ -7,6 +7,7 @@ weak set whose boxes are derived from their masks with seeded jitter; their true
 the new dataset's ``dataset.json`` as ``nnts_scenario``) records every choice. Size balancing is not
 applied here: it is recorded and passed on to ``make-student-dataset --size-balance``.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ from ..nnunet.raw_dataset import find_raw_dataset, link_or_copy, staged_dataset,
 SCENARIO_FILE = "scenario.json"
 
 
-def choose_strong(cases: list[str], strong_count: int, patients: dict[str, str], seed: int = 0) -> list[str]:
+def choose_strong(
+    cases: list[str], strong_count: int, patients: dict[str, str], seed: int = 0
+) -> list[str]:
     """Seeded choice of ``strong_count`` cases made of whole patients: patients are taken in a shuffled
     order, skipping any that would overshoot; fewer cases come back only when no combination fits."""
     groups: dict[str, list[str]] = {}
@@ -52,17 +55,31 @@ def choose_strong(cases: list[str], strong_count: int, patients: dict[str, str],
 
 def _image_files(folder: Path, case: str) -> list[Path]:
     """``imagesTr/<case>_XXXX.nii.gz`` channel files of a case."""
-    return sorted(p for p in (folder / "imagesTr").glob(f"{case}_[0-9][0-9][0-9][0-9]{IMAGE_SUFFIX}"))
+    return sorted(
+        p for p in (folder / "imagesTr").glob(f"{case}_[0-9][0-9][0-9][0-9]{IMAGE_SUFFIX}")
+    )
 
 
 def _volume_ml(mask: np.ndarray, geometry: Geometry) -> float:
     return float(mask.sum() * np.prod(geometry.spacing) / 1000.0)
 
 
-def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new_strong_id: int, name: str,
-                  seed: int = 0, jitter: int = 0, box_mode: BoxMode = "lesion", manifest: str | Path | None = None,
-                  size_balance: bool = False, overwrite: bool = False, progress: bool = True,
-                  annotator: Annotator | str | dict | None = None, strong_sites: list[str] | None = None) -> dict:
+def make_scenario(
+    strong: int | str,
+    out_dir: str | Path,
+    strong_count: int,
+    new_strong_id: int,
+    name: str,
+    seed: int = 0,
+    jitter: int = 0,
+    box_mode: BoxMode = "lesion",
+    manifest: str | Path | None = None,
+    size_balance: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    annotator: Annotator | str | dict | None = None,
+    strong_sites: list[str] | None = None,
+) -> dict:
     """Write the new strong dataset ``Dataset{new_strong_id}_{name}`` and the weak set ``out_dir``;
     returns the scenario record (also written to ``out_dir/scenario.json``). The weak boxes are drawn by
     ``annotator`` (default model; ``jitter > 0`` without one: the absolute stress setting). ``strong_sites``
@@ -75,8 +92,10 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
     test_cases = sorted(c for c, v in meta.items() if v.get("split") == "test")
     pool = [c for c in training_cases(src) if c not in set(test_cases)]
     if not 1 <= strong_count < len(pool):
-        raise InputError(f"--strong-count must be in 1..{len(pool) - 1} ({src.name} has {len(pool)} training "
-                         f"case(s) outside the test set), got {strong_count}")
+        raise InputError(
+            f"--strong-count must be in 1..{len(pool) - 1} ({src.name} has {len(pool)} training "
+            f"case(s) outside the test set), got {strong_count}"
+        )
     if jitter < 0:
         raise InputError(f"--jitter must be >= 0, got {jitter}")
     annotator = annotator_from(jitter, annotator)
@@ -88,37 +107,62 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
     if strong_sites:
         candidates = [c for c in pool if meta.get(c, {}).get("site") in set(strong_sites)]
         if len(candidates) < strong_count:
-            raise InputError(f"{manifest or 'no manifest'}: {len(candidates)} pool case(s) from site(s) "
-                             f"{sorted(strong_sites)}, fewer than the {strong_count} strong cases asked")
+            raise InputError(
+                f"{manifest or 'no manifest'}: {len(candidates)} pool case(s) from site(s) "
+                f"{sorted(strong_sites)}, fewer than the {strong_count} strong cases asked"
+            )
     chosen = choose_strong(candidates, strong_count, patients, seed)
     weak_cases = [c for c in pool if c not in set(chosen)]
     volumes: dict[str, float] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging.", dir=out.parent))
     try:
-        with staged_dataset(new_strong_id, name, overwrite) as ds:  # refuses an existing dataset first
+        with staged_dataset(
+            new_strong_id, name, overwrite
+        ) as ds:  # refuses an existing dataset first
             weak = WeakSet(stage)
             n_boxes = {}
-            for i, case in enumerate(tqdm(weak_cases, desc="scenario (weak cases)", unit="case",
-                                          disable=not progress)):
+            for i, case in enumerate(
+                tqdm(weak_cases, desc="scenario (weak cases)", unit="case", disable=not progress)
+            ):
                 files = _image_files(src, case)
                 if len(files) != 1:
-                    raise InputError(f"{src / 'imagesTr'}: case {case} needs exactly one CT channel, "
-                                     f"found {len(files)}")
+                    raise InputError(
+                        f"{src / 'imagesTr'}: case {case} needs exactly one CT channel, "
+                        f"found {len(files)}"
+                    )
                 ct = read_image(files[0])
                 label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
                 label = read_label(label_path, ct)
-                boxset = BoxSet(Geometry.of(ct), boxes_from_mask(
-                    label, box_mode, seed=case_seed(seed, i), annotator=annotator, spacing_zyx=spacing_zyx(ct)))
+                boxset = BoxSet(
+                    Geometry.of(ct),
+                    boxes_from_mask(
+                        label,
+                        box_mode,
+                        seed=case_seed(seed, i),
+                        annotator=annotator,
+                        spacing_zyx=spacing_zyx(ct),
+                    ),
+                )
                 link_or_copy(label_path, weak.label_path(case))
                 boxset.save(weak.boxes_path(case))
                 write_image_atomic(boxset.mask_image(), weak.boxmask_path(case))
-                link_or_copy(files[0], weak.image_path(case))  # last: the case exists once its image does
+                link_or_copy(
+                    files[0], weak.image_path(case)
+                )  # last: the case exists once its image does
                 n_boxes[case] = len(boxset.boxes)
                 volumes[case] = _volume_ml(label, Geometry.of(ct))
-            weak.write_metadata({c: {"site": meta.get(c, {}).get("site", src.name),
-                                     "patient": patients.get(c, c), "source": src.name, "n_boxes": n_boxes[c]}
-                                 for c in weak_cases})
+            weak.write_metadata(
+                {
+                    c: {
+                        "site": meta.get(c, {}).get("site", src.name),
+                        "patient": patients.get(c, c),
+                        "source": src.name,
+                        "n_boxes": n_boxes[c],
+                    }
+                    for c in weak_cases
+                }
+            )
             for case in chosen:
                 label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
                 label = read_image(label_path)
@@ -127,20 +171,34 @@ def make_scenario(strong: int | str, out_dir: str | Path, strong_count: int, new
                     link_or_copy(f, ds / "imagesTr" / f.name)
                 link_or_copy(label_path, ds / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
             record = {
-                "source_dataset": src.name, "strong_dataset": f"Dataset{new_strong_id:03d}_{name}",
-                "weak_dir": str(out.resolve()), "strong_count_requested": strong_count,
-                "strong_count": len(chosen), "strong_cases": chosen, "weak_cases": weak_cases,
-                "test_cases_excluded": test_cases, "patients_grouped": bool(meta), "seed": seed, "jitter": jitter,
+                "source_dataset": src.name,
+                "strong_dataset": f"Dataset{new_strong_id:03d}_{name}",
+                "weak_dir": str(out.resolve()),
+                "strong_count_requested": strong_count,
+                "strong_count": len(chosen),
+                "strong_cases": chosen,
+                "weak_cases": weak_cases,
+                "test_cases_excluded": test_cases,
+                "patients_grouped": bool(meta),
+                "seed": seed,
+                "jitter": jitter,
                 "annotator": annotator.to_dict(),
-                "box_mode": box_mode, "manifest": str(Path(manifest).resolve()) if manifest else None,
-                "size_balance": size_balance, "strong_sites": sorted(strong_sites) if strong_sites else None,
+                "box_mode": box_mode,
+                "manifest": str(Path(manifest).resolve()) if manifest else None,
+                "size_balance": size_balance,
+                "strong_sites": sorted(strong_sites) if strong_sites else None,
                 "tumour_volume_ml": {c: round(v, 4) for c, v in sorted(volumes.items())},
             }
             write_text_atomic(json.dumps(record, indent=1), stage / SCENARIO_FILE)
             src_json = json.loads((src / "dataset.json").read_text())
-            dataset_json = {**src_json, "name": name, "numTraining": len(chosen), keys.SCENARIO: record,
-                            "description": f"scenario from {src.name}: {len(chosen)} strong cases "
-                                           f"(seed {seed}); the other {len(weak_cases)} are weak in {out}"}
+            dataset_json = {
+                **src_json,
+                "name": name,
+                "numTraining": len(chosen),
+                keys.SCENARIO: record,
+                "description": f"scenario from {src.name}: {len(chosen)} strong cases "
+                f"(seed {seed}); the other {len(weak_cases)} are weak in {out}",
+            }
             (ds / "dataset.json").write_text(json.dumps(dataset_json, indent=1))
         if out.exists():
             shutil.rmtree(out)

@@ -9,6 +9,7 @@ in the band become nnU-Net's ignore label in an uncertainty-aware student datase
 fold that did not train on it (held out); with fold ``all`` the teacher saw every strong case, its
 probabilities there are over-confident and the band comes out narrow (the band file says which).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,13 +28,16 @@ N_BINS = 20
 MAX_ERROR = 0.2
 
 
-def reliability_counts(probability: np.ndarray, truth: np.ndarray, region: np.ndarray,
-                       n_bins: int = N_BINS) -> np.ndarray:
+def reliability_counts(
+    probability: np.ndarray, truth: np.ndarray, region: np.ndarray, n_bins: int = N_BINS
+) -> np.ndarray:
     """``[n_bins, 2]`` voxel counts inside ``region``: per probability bin, background and tumour voxels."""
     p = np.clip(probability[region > 0], 0, 1)
     t = truth[region > 0] > 0
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    return np.stack([np.bincount(bins[~t], minlength=n_bins), np.bincount(bins[t], minlength=n_bins)], axis=1)
+    return np.stack(
+        [np.bincount(bins[~t], minlength=n_bins), np.bincount(bins[t], minlength=n_bins)], axis=1
+    )
 
 
 def band_from_counts(counts: np.ndarray, max_error: float = MAX_ERROR) -> tuple[float, float]:
@@ -63,15 +67,24 @@ def _held_out_cases(model_folder: Path, folds: Sequence[int | str]) -> dict | No
 
     splits_path = Path(nnUNet_preprocessed or "") / model_folder.parent.name / "splits_final.json"
     if not splits_path.is_file():
-        raise InputError(f"{splits_path}: no nnU-Net splits for the folds {list(folds)} (plan the teacher dataset "
-                         "first, or calibrate fold all)")
+        raise InputError(
+            f"{splits_path}: no nnU-Net splits for the folds {list(folds)} (plan the teacher dataset "
+            "first, or calibrate fold all)"
+        )
     splits = json.loads(splits_path.read_text())
     return {int(f): list(splits[int(f)]["val"]) for f in folds}
 
 
-def calibrate_band(model_folder: str | Path, folds: Sequence[int | str], teacher_dataset: str | Path, seed: int = 0,
-                   device: str = "cpu", box_margin_mm: float = BOX_MARGIN_MM, max_error: float = MAX_ERROR,
-                   n_bins: int = N_BINS) -> dict:
+def calibrate_band(
+    model_folder: str | Path,
+    folds: Sequence[int | str],
+    teacher_dataset: str | Path,
+    seed: int = 0,
+    device: str = "cpu",
+    box_margin_mm: float = BOX_MARGIN_MM,
+    max_error: float = MAX_ERROR,
+    n_bins: int = N_BINS,
+) -> dict:
     """Calibrate the band on the strong cases of ``teacher_dataset`` (a raw dataset folder); returns the band
     document (``band``, ``held_out``, the bins' counts)."""
     from .guard import strong_case_predictions
@@ -82,17 +95,25 @@ def calibrate_band(model_folder: str | Path, folds: Sequence[int | str], teacher
     held_out = _held_out_cases(folder, folds)
     counts = np.zeros((n_bins, 2), int)
     cases = []
-    for case, ct, label, boxes, pred in strong_case_predictions(folder, folds, data, seed, device, False,
-                                                                box_margin_mm, held_out):
+    for case, ct, label, boxes, pred in strong_case_predictions(
+        folder, folds, data, seed, device, False, box_margin_mm, held_out
+    ):
         region = dilate_in_plane(pred.box_mask, spacing_zyx(ct), box_margin_mm)
         counts += reliability_counts(pred.probability, label, region, n_bins)
         cases.append(case)
     if not cases:
         raise InputError(f"{data}: no strong case to calibrate on")
     lo, hi = band_from_counts(counts, max_error)
-    return {"band": [lo, hi], "max_error": max_error, "held_out": held_out is not None, "cases": cases,
-            "teacher_model_folder": str(folder), "folds": [str(f) for f in folds], "seed": seed,
-            "bins": [[i / n_bins, (i + 1) / n_bins, int(b), int(t)] for i, (b, t) in enumerate(counts)]}
+    return {
+        "band": [lo, hi],
+        "max_error": max_error,
+        "held_out": held_out is not None,
+        "cases": cases,
+        "teacher_model_folder": str(folder),
+        "folds": [str(f) for f in folds],
+        "seed": seed,
+        "bins": [[i / n_bins, (i + 1) / n_bins, int(b), int(t)] for i, (b, t) in enumerate(counts)],
+    }
 
 
 def write_band(doc: dict, path: str | Path) -> None:

@@ -5,6 +5,7 @@ classical lung mask of :mod:`...lungs`, which keeps pleural tumours inside), res
 connected components that reach into a box (the component(s) each box frames; a vessel crossing only
 the margin is dropped). It is the floor a learned teacher must beat, and a zero-training option.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,10 +36,21 @@ class ClassicalTeacher:
         """Who made the pseudo masks, in the keys ``pseudo_labels`` compares before resuming."""
         settings = asdict(self)
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-        return {"teacher_model_folder": None, "dataset": None, "trainer": CLASSICAL_TRAINER, "plans": None,
-                "configuration": None, "folds": [], "checkpoint": None, "checkpoint_sha256": f"classical-{digest}",
-                "checkpoint_sha256_per_fold": {}, "mode": "classical", "box_margin_mm": self.box_margin_mm,
-                "tta": False, "classical": settings}
+        return {
+            "teacher_model_folder": None,
+            "dataset": None,
+            "trainer": CLASSICAL_TRAINER,
+            "plans": None,
+            "configuration": None,
+            "folds": [],
+            "checkpoint": None,
+            "checkpoint_sha256": f"classical-{digest}",
+            "checkpoint_sha256_per_fold": {},
+            "mode": "classical",
+            "box_margin_mm": self.box_margin_mm,
+            "tta": False,
+            "classical": settings,
+        }
 
     def predict(self, ct: sitk.Image, boxset: BoxSet) -> TeacherPrediction:
         boxset.check_against(ct, "boxes")

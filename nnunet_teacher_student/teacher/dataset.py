@@ -3,6 +3,7 @@
 Weak cases (CT + boxes) go to ``imagesWeak/`` of the same dataset in the same two-channel form:
 the input folder for ``nnUNetv2_predict`` / ``nnts pseudo-label``. Test cases never enter.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,22 +17,43 @@ from ..core.defaults import case_seed
 from ..core.errors import InputError
 from ..core.geometry import read_image, read_label, spacing_zyx
 from ..formats.annotator import Annotator, annotator_from
-from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY, CT_CHANNEL, channel_file, channel_suffix
+from ..formats.box_channel import (
+    BOX_CHANNEL,
+    BOX_MODE_KEY,
+    CT_CHANNEL,
+    channel_file,
+    channel_suffix,
+)
 from ..formats.boxes import BoxMode, boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
-from ..nnunet.raw_dataset import (find_raw_dataset, link_or_copy, staged_dataset, training_cases, write_dataset_json,
-                                  write_mask)
+from ..nnunet.raw_dataset import (
+    find_raw_dataset,
+    link_or_copy,
+    staged_dataset,
+    training_cases,
+    write_dataset_json,
+    write_mask,
+)
 
 TEACHER_CHANNELS = {"0": "CT", "1": "noNorm"}
 WEAK_FOLDER = "imagesWeak"
 
 
-def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: int = 0, seed: int = 0,
-                         mode: BoxMode = "lesion", weak_dir: str | Path | None = None,
-                         exclude: set[str] | frozenset[str] = frozenset(), overwrite: bool = False,
-                         manifest: str | Path | None = None, n_folds: int = 5,
-                         annotator: Annotator | str | dict | None = None) -> Path:
+def make_teacher_dataset(
+    strong: int | str,
+    dataset_id: int,
+    name: str,
+    jitter: int = 0,
+    seed: int = 0,
+    mode: BoxMode = "lesion",
+    weak_dir: str | Path | None = None,
+    exclude: set[str] | frozenset[str] = frozenset(),
+    overwrite: bool = False,
+    manifest: str | Path | None = None,
+    n_folds: int = 5,
+    annotator: Annotator | str | dict | None = None,
+) -> Path:
     """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder.
 
     Each strong case's ``_0001`` boxes are drawn from its mask by ``annotator`` (default: the default
@@ -58,11 +80,21 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
                 without_tumour.append(case)
                 continue
             kept.append(case)
-            boxes = boxes_from_mask(label, mode=mode, seed=case_seed(seed, i), annotator=annotator,
-                                    spacing_zyx=spacing_zyx(ct))
+            boxes = boxes_from_mask(
+                label,
+                mode=mode,
+                seed=case_seed(seed, i),
+                annotator=annotator,
+                spacing_zyx=spacing_zyx(ct),
+            )
             link_or_copy(ct_path, out / "imagesTr" / channel_file(case, CT_CHANNEL))
-            write_mask(box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL))
-            link_or_copy(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", out / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
+            write_mask(
+                box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL)
+            )
+            link_or_copy(
+                src / "labelsTr" / f"{case}{IMAGE_SUFFIX}",
+                out / "labelsTr" / f"{case}{IMAGE_SUFFIX}",
+            )
         for case in tqdm(weak_cases, desc="teacher dataset (weak)", unit="case"):
             if case in exclude:
                 continue
@@ -73,10 +105,21 @@ def make_teacher_dataset(strong: int | str, dataset_id: int, name: str, jitter: 
             raise InputError(f"{src}: no training case with tumour left to build a teacher dataset")
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
         write_splits(out, make_splits(kept, [], patients, n_folds, seed))
-        write_dataset_json(out, TEACHER_CHANNELS, {"background": 0, "tumor": 1}, len(kept),
-                           name=name, description=f"teacher dataset from {src.name}: CT + box mask "
-                           f"(mode {mode}, {annotator.describe()}, seed {seed})", **{keys.SOURCE: src.name,
-                              keys.ANNOTATOR: annotator.to_dict(), BOX_MODE_KEY: mode, keys.WITHOUT_TUMOUR: without_tumour})
+        write_dataset_json(
+            out,
+            TEACHER_CHANNELS,
+            {"background": 0, "tumor": 1},
+            len(kept),
+            name=name,
+            description=f"teacher dataset from {src.name}: CT + box mask "
+            f"(mode {mode}, {annotator.describe()}, seed {seed})",
+            **{
+                keys.SOURCE: src.name,
+                keys.ANNOTATOR: annotator.to_dict(),
+                BOX_MODE_KEY: mode,
+                keys.WITHOUT_TUMOUR: without_tumour,
+            },
+        )
     return install_splits(dataset_id)
 
 
@@ -98,16 +141,33 @@ def box_intensity_properties(dataset_folder: Path) -> dict:
     samples = []
     for folder in (dataset_folder / "imagesTr", dataset_folder / WEAK_FOLDER):
         for box_file in sorted(folder.glob(f"*{channel_suffix(BOX_CHANNEL)}{IMAGE_SUFFIX}")):
-            ct_file = box_file.with_name(box_file.name.replace(channel_suffix(BOX_CHANNEL) + IMAGE_SUFFIX, channel_suffix(CT_CHANNEL) + IMAGE_SUFFIX))
-            values = sitk.GetArrayFromImage(read_image(ct_file))[sitk.GetArrayFromImage(read_image(box_file)) > 0]
+            ct_file = box_file.with_name(
+                box_file.name.replace(
+                    channel_suffix(BOX_CHANNEL) + IMAGE_SUFFIX,
+                    channel_suffix(CT_CHANNEL) + IMAGE_SUFFIX,
+                )
+            )
+            values = sitk.GetArrayFromImage(read_image(ct_file))[
+                sitk.GetArrayFromImage(read_image(box_file)) > 0
+            ]
             if values.size:
-                samples.append(rng.choice(values, min(BOX_WINDOW_SAMPLES, values.size), replace=False))
+                samples.append(
+                    rng.choice(values, min(BOX_WINDOW_SAMPLES, values.size), replace=False)
+                )
     if not samples:
-        raise InputError(f"{dataset_folder}: no box voxels in imagesTr/{WEAK_FOLDER} to fit the CT window to")
+        raise InputError(
+            f"{dataset_folder}: no box voxels in imagesTr/{WEAK_FOLDER} to fit the CT window to"
+        )
     v = np.concatenate(samples).astype(np.float64)
-    return {"max": float(v.max()), "mean": float(v.mean()), "median": float(np.median(v)), "min": float(v.min()),
-            "percentile_00_5": float(np.percentile(v, 0.5)), "percentile_99_5": float(np.percentile(v, 99.5)),
-            "std": float(v.std())}
+    return {
+        "max": float(v.max()),
+        "mean": float(v.mean()),
+        "median": float(np.median(v)),
+        "min": float(v.min()),
+        "percentile_00_5": float(np.percentile(v, 0.5)),
+        "percentile_99_5": float(np.percentile(v, 99.5)),
+        "std": float(v.std()),
+    }
 
 
 def use_box_window(dataset_id: int) -> dict:
@@ -123,10 +183,14 @@ def use_box_window(dataset_id: int) -> dict:
     raw = find_raw_dataset(dataset_id)
     path = nnunet_dir("nnUNet_preprocessed") / raw.name / "dataset_fingerprint.json"
     if not path.is_file():
-        raise InputError(f"{path}: no fingerprint (run nnUNetv2_extract_fingerprint -d {dataset_id} first)")
+        raise InputError(
+            f"{path}: no fingerprint (run nnUNetv2_extract_fingerprint -d {dataset_id} first)"
+        )
     doc = json.loads(path.read_text())
-    if not doc.get(BOX_WINDOW_KEY):   # nnU-Net's own, freshly extracted: keep a copy
-        write_text_atomic(json.dumps(doc, indent=1), path.with_name("dataset_fingerprint.nnunet.json"))
+    if not doc.get(BOX_WINDOW_KEY):  # nnU-Net's own, freshly extracted: keep a copy
+        write_text_atomic(
+            json.dumps(doc, indent=1), path.with_name("dataset_fingerprint.nnunet.json")
+        )
     props = box_intensity_properties(raw)
     doc["foreground_intensity_properties_per_channel"]["0"] = props
     doc[BOX_WINDOW_KEY] = True

@@ -5,6 +5,7 @@ own answer; here each fold predicts the case on its own (the same network passes
 probability is the members' mean and its mask is that mean above 0.5, constrained as one teacher's. The members'
 masks give the case's disagreement for the pseudo-label QC: 1 - their mean pairwise DSC.
 """
+
 from __future__ import annotations
 
 from itertools import combinations
@@ -18,7 +19,7 @@ from ..core.geometry import spacing_zyx
 from ..core.defaults import BOX_MARGIN_MM
 from ..evaluation.metrics import dice
 from ..formats.boxes import BoxSet
-from .inference import TeacherMode, TeacherPrediction, allowed_region, predict_case
+from .inference import TeacherMode, TeacherPrediction, allowed_region, teacher_predict_case
 
 
 def member_disagreement(masks: Sequence[np.ndarray]) -> float:
@@ -32,23 +33,41 @@ def member_disagreement(masks: Sequence[np.ndarray]) -> float:
 class TeacherEnsemble:
     """One :class:`~..prediction.region.RegionPredictor` per fold of a teacher's model folder."""
 
-    def __init__(self, model_folder: str | Path, folds: Sequence[int | str], checkpoint: str = "checkpoint_final.pth",
-                 device: str = "cpu", tta: bool = True):
+    def __init__(
+        self,
+        model_folder: str | Path,
+        folds: Sequence[int | str],
+        checkpoint: str = "checkpoint_final.pth",
+        device: str = "cpu",
+        tta: bool = True,
+    ):
         from ..prediction.region import RegionPredictor
 
         self.members = [RegionPredictor(model_folder, (f,), checkpoint, device, tta) for f in folds]
 
-    def predict(self, ct: sitk.Image, boxset: BoxSet, mode: TeacherMode, box_margin_mm: float = BOX_MARGIN_MM
-                ) -> tuple[TeacherPrediction, dict]:
+    def predict(
+        self,
+        ct: sitk.Image,
+        boxset: BoxSet,
+        mode: TeacherMode,
+        box_margin_mm: float = BOX_MARGIN_MM,
+    ) -> tuple[TeacherPrediction, dict]:
         """The ensemble's prediction and its QC entries (``ensemble_members``, ``disagreement``)."""
-        preds = [predict_case(m, ct, boxset, mode, box_margin_mm) for m in self.members]
+        preds = [teacher_predict_case(m, ct, boxset, mode, box_margin_mm) for m in self.members]
         first = preds[0]
         probability = np.mean([p.probability for p in preds], axis=0).astype(np.float32)
         if first.regions:
             spacing = spacing_zyx(ct)
-            allowed = allowed_region(first.box_mask, spacing, self.members[0].patch_size_mm, mode, box_margin_mm)
+            allowed = allowed_region(
+                first.box_mask, spacing, self.members[0].patch_size_mm, mode, box_margin_mm
+            )
             mask = (probability > 0.5) & allowed
-        else:   # no box: nothing was predicted
+        else:  # no box: nothing was predicted
             mask = np.zeros(first.mask.shape, bool)
-        qc = {"ensemble_members": len(preds), "disagreement": member_disagreement([p.mask for p in preds])}
-        return TeacherPrediction(mask.astype(np.uint8), probability, first.box_mask, first.regions), qc
+        qc = {
+            "ensemble_members": len(preds),
+            "disagreement": member_disagreement([p.mask for p in preds]),
+        }
+        return TeacherPrediction(
+            mask.astype(np.uint8), probability, first.box_mask, first.regions
+        ), qc

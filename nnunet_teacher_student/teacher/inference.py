@@ -8,6 +8,7 @@ by ``box_margin_mm`` against annotator jitter. Slices without a box stay empty.
 The point teacher (CT only) gets a region of one patch centred on each box group's centre and no
 box constraint: it never sees the box extent.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,7 +53,9 @@ def box_groups(box_mask: np.ndarray) -> tuple[np.ndarray, int]:
     return label_components(box_mask)
 
 
-def teacher_regions(box_mask: np.ndarray, spacing_zyx, patch_mm, mode: TeacherMode) -> list[CropBox]:
+def teacher_regions(
+    box_mask: np.ndarray, spacing_zyx, patch_mm, mode: TeacherMode
+) -> list[CropBox]:
     """Regions to predict: per box group, its bounding box grown by half a patch (box mode), or one
     patch centred on the group's centre (point mode); overlapping regions are merged."""
     labels, n = box_groups(box_mask)
@@ -81,8 +84,14 @@ def dilate_in_plane(mask: np.ndarray, spacing_zyx, margin_mm: float) -> np.ndarr
     return ndimage.binary_dilation(mask > 0, structure=structure)
 
 
-def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mode: TeacherMode | None = None,
-                 box_margin_mm: float = BOX_MARGIN_MM, full_volume: bool = False) -> TeacherPrediction:
+def teacher_predict_case(
+    predictor: RegionPredictor,
+    ct: sitk.Image,
+    boxset: BoxSet,
+    mode: TeacherMode | None = None,
+    box_margin_mm: float = BOX_MARGIN_MM,
+    full_volume: bool = False,
+) -> TeacherPrediction:
     """Teacher prediction for one CT and its boxes, on the CT's grid.
 
     ``full_volume=True`` runs nnU-Net on the whole CT instead of the regions (for comparison); the
@@ -93,7 +102,9 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mod
     geometry = Geometry.of(ct)
     spacing = spacing_zyx(geometry)
     bmask = boxset.mask()
-    data = stack_channels(sitk.GetArrayFromImage(ct), bmask if predictor.num_input_channels == 2 else None)
+    data = stack_channels(
+        sitk.GetArrayFromImage(ct), bmask if predictor.num_input_channels == 2 else None
+    )
     if not bmask.any():
         empty = np.zeros(bmask.shape, np.uint8)
         return TeacherPrediction(empty, empty.astype(np.float32), bmask, [])
@@ -103,11 +114,15 @@ def predict_case(predictor: RegionPredictor, ct: sitk.Image, boxset: BoxSet, mod
         regions = teacher_regions(bmask, spacing, predictor.patch_size_mm, mode)
     result = predictor.predict_regions(data, spacing, regions)
     allowed = allowed_region(bmask, spacing, predictor.patch_size_mm, mode, box_margin_mm)
-    mask = (result.segmentation == predictor.tumour()[0]) & allowed   # the tumour, never a DO model's box
+    mask = (
+        result.segmentation == predictor.tumour()[0]
+    ) & allowed  # the tumour, never a DO model's box
     return TeacherPrediction(mask.astype(np.uint8), result.probability, bmask, result.regions)
 
 
-def allowed_region(bmask: np.ndarray, spacing_zyx, patch_mm, mode: TeacherMode, box_margin_mm: float) -> np.ndarray:
+def allowed_region(
+    bmask: np.ndarray, spacing_zyx, patch_mm, mode: TeacherMode, box_margin_mm: float
+) -> np.ndarray:
     """Where a teacher's mask may be: the boxes dilated in-plane by ``box_margin_mm`` (box mode), or the
     point teacher's regions (it never sees the box extent)."""
     if mode == "box":

@@ -7,6 +7,7 @@ The seed variable seeds Python's, numpy's and torch's generators before the netw
 weights' initialisation and nnU-Net's data loading and augmentation (in the main process:
 ``nnUNet_n_proc_DA=0``) repeat; on a CPU the same command then gives the same checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,7 @@ SEED_ENV = env.SEED
 def seed_everything(seed: int) -> None:
     """Seed Python's, numpy's and torch's global generators."""
     random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
@@ -39,12 +40,20 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
     """nnU-Net's default trainer plus the ``NNTS_*`` budget variables: the fair baseline for our
     comparisons (same budget as our trainers, nothing else changed)."""
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+    def __init__(
+        self,
+        plans: dict,
+        configuration: str,
+        fold: int,
+        dataset_json: dict,
+        device: torch.device = torch.device("cuda"),
+    ):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.num_epochs = env_int(env.EPOCHS) or self.num_epochs
         self.num_iterations_per_epoch = env_int(env.ITERATIONS) or self.num_iterations_per_epoch
-        self.num_val_iterations_per_epoch = env_int(env.VAL_ITERATIONS) or self.num_val_iterations_per_epoch
+        self.num_val_iterations_per_epoch = (
+            env_int(env.VAL_ITERATIONS) or self.num_val_iterations_per_epoch
+        )
         # checkpoint_latest about ten times per run (nnU-Net: every 50 epochs), so that an interrupted short run
         # resumes with `nnUNetv2_train ... --c` instead of starting over
         self.save_every = max(1, min(self.save_every, self.num_epochs // 10))
@@ -57,7 +66,7 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         previous checkpoint intact, so ``--c`` can resume from it."""
         tmp = f"{filename}.tmp"
         super().save_checkpoint(tmp)
-        if os.path.isfile(tmp):   # only rank 0 writes
+        if os.path.isfile(tmp):  # only rank 0 writes
             os.replace(tmp, filename)
 
     def on_train_start(self):
@@ -70,13 +79,17 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         (10-15 s of imports on a small CPU), a large share of a short training run, and workflows that
         score a separate test set (``nnts demo``/``benchmark``) do not read it."""
         if env_flag(env.SKIP_VALIDATION):
-            self.print_to_log_file("NNTS_SKIP_VALIDATION=1: nnU-Net's final validation skipped "
-                                   "(run `nnUNetv2_train ... --val` to do it later)")
+            self.print_to_log_file(
+                "NNTS_SKIP_VALIDATION=1: nnU-Net's final validation skipped "
+                "(run `nnUNetv2_train ... --val` to do it later)"
+            )
             return
         super().perform_actual_validation(save_probabilities)
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch, mirror_axes = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        rotation, dummy_2d, initial_patch, mirror_axes = (
+            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        )
         if env_flag(env.NO_MIRRORING):
             mirror_axes = None
             self.inference_allowed_mirroring_axes = None
@@ -97,7 +110,11 @@ class IgnoreAwareDiceLoss(nn.Module):
         self.ignore_label = ignore_label
         self.dice = MemoryEfficientSoftDiceLoss(
             apply_nonlin=torch.sigmoid if regions else softmax_helper_dim1,
-            batch_dice=batch_dice, do_bg=regions, smooth=1e-5, ddp=ddp)
+            batch_dice=batch_dice,
+            do_bg=regions,
+            smooth=1e-5,
+            ddp=ddp,
+        )
 
     def forward(self, net_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         mask = None
@@ -114,7 +131,7 @@ class IgnoreAwareDiceLoss(nn.Module):
 
 def deep_supervision_weights(num_scales: int) -> np.ndarray:
     """nnU-Net's weighting: halve per scale, drop the lowest, normalise."""
-    w = np.array([1 / (2 ** i) for i in range(num_scales)])
+    w = np.array([1 / (2**i) for i in range(num_scales)])
     w[-1] = 0
     return w / w.sum()
 
@@ -123,10 +140,16 @@ class DiceLossMixin:
     """Dice loss only (the paper's loss), ignore-label aware, with deep supervision when enabled."""
 
     def _build_loss(self):
-        loss = IgnoreAwareDiceLoss(self.label_manager.has_regions, self.label_manager.ignore_label,
-                                   self.configuration_manager.batch_dice, self.is_ddp)
+        loss = IgnoreAwareDiceLoss(
+            self.label_manager.has_regions,
+            self.label_manager.ignore_label,
+            self.configuration_manager.batch_dice,
+            self.is_ddp,
+        )
         if self.enable_deep_supervision:
-            loss = DeepSupervisionWrapper(loss, deep_supervision_weights(len(self._get_deep_supervision_scales())))
+            loss = DeepSupervisionWrapper(
+                loss, deep_supervision_weights(len(self._get_deep_supervision_scales()))
+            )
         return loss
 
 
@@ -163,10 +186,17 @@ class PaperSetupMixin:
         """One batch; the optimiser steps every ``paper_accumulation_steps`` batches."""
         data = batch["data"].to(self.device, non_blocking=True)
         target = batch["target"]
-        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+        target = (
+            [t.to(self.device, non_blocking=True) for t in target]
+            if isinstance(target, list)
             else target.to(self.device, non_blocking=True)
+        )
         steps = self.paper_accumulation_steps
-        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+        with (
+            autocast(self.device.type, enabled=True)
+            if self.device.type == "cuda"
+            else dummy_context()
+        ):
             loss = self.loss(self.network(data), target)
         scaled = loss / steps
         (self.grad_scaler.scale(scaled) if self.grad_scaler is not None else scaled).backward()
@@ -192,8 +222,10 @@ class PaperSetupMixin:
         else:
             self._epochs_without_improvement += 1
         if self._epochs_without_improvement >= self.patience:
-            self.print_to_log_file(f"Early stopping: no better EMA pseudo Dice for {self.patience} epochs "
-                                   f"(best {self._best_for_patience:.4f})")
+            self.print_to_log_file(
+                f"Early stopping: no better EMA pseudo Dice for {self.patience} epochs "
+                f"(best {self._best_for_patience:.4f})"
+            )
             raise EarlyStopping()
 
     def run_training(self):
@@ -206,6 +238,11 @@ class PaperSetupMixin:
         """Crop edge ``paper_patch_edge`` (128) where the planned patch is larger, kept divisible
         by the network's total stride."""
         cfg = self.configuration_manager.configuration
-        strides = np.prod(np.array(cfg["architecture"]["arch_kwargs"]["strides"][:num_stages]), axis=0)
-        patch = [int(min(p, max(s, self.paper_patch_edge // s * s))) for p, s in zip(cfg["patch_size"], strides)]
+        strides = np.prod(
+            np.array(cfg["architecture"]["arch_kwargs"]["strides"][:num_stages]), axis=0
+        )
+        patch = [
+            int(min(p, max(s, self.paper_patch_edge // s * s)))
+            for p, s in zip(cfg["patch_size"], strides)
+        ]
         cfg["patch_size"] = patch

@@ -10,6 +10,7 @@
   outside the box zone background is fixed (its gradient vanishes): the loss is spent where the
   answer is unknown.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -28,13 +29,21 @@ from .networks import WrappedNetwork
 PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
 
 
-def sample_box_channel(label: np.ndarray, axial_axis: int, annotator: Annotator, spacing: Sequence[float],
-                       rng: np.random.Generator, mode: BoxMode = "lesion") -> np.ndarray:
+def sample_box_channel(
+    label: np.ndarray,
+    axial_axis: int,
+    annotator: Annotator,
+    spacing: Sequence[float],
+    rng: np.random.Generator,
+    mode: BoxMode = "lesion",
+) -> np.ndarray:
     """Box mask (same shape as ``label``) of annotator-drawn axial boxes around the lesions of ``label > 0``
     (``mode`` ``lesion3d``: one 3-D box per lesion). A 2-D ``label`` (nnU-Net's 2d configuration) is one
     axial slice."""
     if np.ndim(label) == 2:
-        return sample_box_channel(np.asarray(label)[None], 0, annotator, [1.0, *spacing[-2:]], rng, mode)[0]
+        return sample_box_channel(
+            np.asarray(label)[None], 0, annotator, [1.0, *spacing[-2:]], rng, mode
+        )[0]
     lab = np.moveaxis(np.asarray(label) > 0, axial_axis, 0)
     sp = list(spacing)
     sp.insert(0, sp.pop(axial_axis))
@@ -45,8 +54,14 @@ def sample_box_channel(label: np.ndarray, axial_axis: int, annotator: Annotator,
 class OnlineBoxChannel(BasicTransform):
     """Replace image channel ``channel`` by a fresh box mask drawn from the sample's segmentation."""
 
-    def __init__(self, channel: int, annotator: Annotator, spacing: Sequence[float], axial_axis: int = 0,
-                 mode: BoxMode = "lesion"):
+    def __init__(
+        self,
+        channel: int,
+        annotator: Annotator,
+        spacing: Sequence[float],
+        axial_axis: int = 0,
+        mode: BoxMode = "lesion",
+    ):
         super().__init__()
         self.mode = mode
         self.channel = channel
@@ -58,9 +73,13 @@ class OnlineBoxChannel(BasicTransform):
         img, seg = data_dict.get("image"), data_dict.get("segmentation")
         if img is None or seg is None:
             return data_dict
-        rng = np.random.default_rng(np.random.randint(0, 2 ** 31 - 1))  # seeded through numpy's global state
+        rng = np.random.default_rng(
+            np.random.randint(0, 2**31 - 1)
+        )  # seeded through numpy's global state
         label = seg[0].numpy() if isinstance(seg, torch.Tensor) else np.asarray(seg[0])
-        boxes = sample_box_channel(label, self.axial_axis, self.annotator, self.spacing, rng, self.mode)
+        boxes = sample_box_channel(
+            label, self.axial_axis, self.annotator, self.spacing, rng, self.mode
+        )
         img = img.clone()
         img[self.channel] = torch.from_numpy(boxes).to(img.dtype)
         data_dict["image"] = img
@@ -76,11 +95,22 @@ class BoxPrior(WrappedNetwork):
     """Binarise the box channel, run ``net``, add the box prior to the tumour logit (channel 1) of every
     output scale. ``margin_vox`` is the box zone's in-plane growth per axis (0 on the axial axis)."""
 
-    def __init__(self, net: nn.Module, box_channel: int, margin_vox: Sequence[int], tumour_channel: int = 1,
-                 inside: float = PRIOR_INSIDE, ring: float = PRIOR_RING, outside: float = PRIOR_OUTSIDE,
-                 bright_threshold: float | None = None, ct_channel: int = 0):
+    def __init__(
+        self,
+        net: nn.Module,
+        box_channel: int,
+        margin_vox: Sequence[int],
+        tumour_channel: int = 1,
+        inside: float = PRIOR_INSIDE,
+        ring: float = PRIOR_RING,
+        outside: float = PRIOR_OUTSIDE,
+        bright_threshold: float | None = None,
+        ct_channel: int = 0,
+    ):
         super().__init__(net)
-        self.bright_threshold = bright_threshold   # set: only box voxels of the (normalised) CT above it get +inside
+        self.bright_threshold = (
+            bright_threshold  # set: only box voxels of the (normalised) CT above it get +inside
+        )
         self.ct_channel = ct_channel
         self.box_channel = box_channel
         self.margin_vox = tuple(int(m) for m in margin_vox)
@@ -90,22 +120,26 @@ class BoxPrior(WrappedNetwork):
     def prior(self, box: torch.Tensor, ct: torch.Tensor | None = None) -> torch.Tensor:
         """Prior logit ``(b, 1, *spatial)`` of a binary box mask ``(b, 1, *spatial)`` (and the CT channel)."""
         kernel = tuple(2 * m + 1 for m in self.margin_vox)
-        pool = F.max_pool2d if box.ndim == 4 else F.max_pool3d   # 2-D or 3-D patches
+        pool = F.max_pool2d if box.ndim == 4 else F.max_pool3d  # 2-D or 3-D patches
         zone = pool(box, kernel, stride=1, padding=self.margin_vox) if any(self.margin_vox) else box
-        core = box if self.bright_threshold is None or ct is None else box * (ct > self.bright_threshold).to(box.dtype)
+        core = (
+            box
+            if self.bright_threshold is None or ct is None
+            else box * (ct > self.bright_threshold).to(box.dtype)
+        )
         return self.outside + (self.ring - self.outside) * zone + (self.inside - self.ring) * core
 
     def forward(self, x: torch.Tensor):
         x = x.clone()
-        box = (x[:, self.box_channel:self.box_channel + 1] > BOX_THRESHOLD).to(x.dtype)
-        x[:, self.box_channel:self.box_channel + 1] = box
+        box = (x[:, self.box_channel : self.box_channel + 1] > BOX_THRESHOLD).to(x.dtype)
+        x[:, self.box_channel : self.box_channel + 1] = box
         out = self.net(x)
-        prior = self.prior(box, x[:, self.ct_channel:self.ct_channel + 1])
+        prior = self.prior(box, x[:, self.ct_channel : self.ct_channel + 1])
         outputs = out if isinstance(out, (list, tuple)) else [out]
         shifted = []
         for o in outputs:
             p = _pool_to(prior, o.shape[2:]).to(o.dtype)
             o = o.clone()
-            o[:, self.tumour_channel:self.tumour_channel + 1] += p
+            o[:, self.tumour_channel : self.tumour_channel + 1] += p
             shifted.append(o)
         return shifted if isinstance(out, (list, tuple)) else shifted[0]

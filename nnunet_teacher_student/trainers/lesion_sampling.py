@@ -7,6 +7,7 @@ of each loaded sample to one voxel of a lesion chosen uniformly, moved by a rand
 half the final patch: the loader (nnU-Net's own) then places that lesion anywhere in the patch,
 sometimes with its box at the patch border. Only ``load_case`` changes; the loader is untouched.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -31,7 +32,9 @@ def lesion_points(seg: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]
     return out
 
 
-def balanced_location(lesions: list[np.ndarray], max_offset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def balanced_location(
+    lesions: list[np.ndarray], max_offset: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """One ``(1, 4)`` class-location row: a voxel of a uniformly chosen lesion plus a random offset. A 2-D patch
     (``max_offset`` of length 2) moves the voxel in-plane only: nnU-Net's 2-D loader takes its slice."""
     pts = lesions[int(rng.integers(len(lesions)))]
@@ -49,7 +52,9 @@ class LesionBalancedMixin:
     def _lesions(self, identifier: str, seg: np.ndarray) -> list[np.ndarray]:
         cache = self.__dict__.setdefault("_lesion_cache", {})
         if identifier not in cache:
-            cache[identifier] = lesion_points(seg, np.random.default_rng(zlib.crc32(identifier.encode())))
+            cache[identifier] = lesion_points(
+                seg, np.random.default_rng(zlib.crc32(identifier.encode()))
+            )
         return cache[identifier]
 
     def load_case(self, identifier):
@@ -58,7 +63,7 @@ class LesionBalancedMixin:
         if lesions and self.patch_size is not None:
             max_offset = np.maximum(np.asarray(self.patch_size) // 2 - 1, 0)
             # the global numpy generator: nnU-Net's loader draws from it too, so NNTS_SEED fixes both
-            rng = np.random.default_rng(np.random.randint(0, 2 ** 31 - 1))
+            rng = np.random.default_rng(np.random.randint(0, 2**31 - 1))
             loc = balanced_location(lesions, max_offset, rng)
             properties = dict(properties)
             properties["class_locations"] = {k: loc for k in properties["class_locations"]}
@@ -75,7 +80,10 @@ class LesionBalancedNumpy(LesionBalancedMixin, nnUNetDatasetNumpy):
 
 def lesion_balanced(dataset_class: type) -> type:
     """Our lesion-balanced variant of an nnU-Net dataset class (module-level classes: they pickle)."""
-    for base, ours in ((nnUNetDatasetBlosc2, LesionBalancedBlosc2), (nnUNetDatasetNumpy, LesionBalancedNumpy)):
+    for base, ours in (
+        (nnUNetDatasetBlosc2, LesionBalancedBlosc2),
+        (nnUNetDatasetNumpy, LesionBalancedNumpy),
+    ):
         if issubclass(dataset_class, base):
             return ours
     raise TypeError(f"no lesion-balanced variant of {dataset_class.__name__}")

@@ -7,6 +7,7 @@
   order of nnU-Net's regions ``[(1, 2), (2,)]``).
 - The box teacher's input thresholding and box prior: :class:`~.box_channel.BoxPrior`.
 """
+
 from __future__ import annotations
 
 import pydoc
@@ -53,10 +54,17 @@ def truncate_stages(kwargs: dict, max_stages: int | None) -> dict:
     return out
 
 
-def plain_unet(kwargs: dict, input_channels: int, num_outputs: int, deep_supervision: bool) -> PlainConvUNet:
+def plain_unet(
+    kwargs: dict, input_channels: int, num_outputs: int, deep_supervision: bool
+) -> PlainConvUNet:
     """A ``PlainConvUNet`` from resolved plan kwargs, He-initialised like nnU-Net's."""
     kw = {k: v for k, v in kwargs.items() if k != "deep_supervision"}
-    net = PlainConvUNet(input_channels=input_channels, num_classes=num_outputs, deep_supervision=deep_supervision, **kw)
+    net = PlainConvUNet(
+        input_channels=input_channels,
+        num_classes=num_outputs,
+        deep_supervision=deep_supervision,
+        **kw,
+    )
     net.apply(InitWeights_He(1e-2))
     return net
 
@@ -100,7 +108,9 @@ class DualDecoderUNet(nn.Module):
         kw = dict(kwargs)
         dec_convs = kw.pop("n_conv_per_stage_decoder")
         nonlin_first = kw.pop("nonlin_first", False)
-        self.encoder = PlainConvEncoder(input_channels, return_skips=True, nonlin_first=nonlin_first, **kw)
+        self.encoder = PlainConvEncoder(
+            input_channels, return_skips=True, nonlin_first=nonlin_first, **kw
+        )
         self.decoder = DecoderPair(
             UNetDecoder(self.encoder, 1, dec_convs, deep_supervision, nonlin_first=nonlin_first),
             UNetDecoder(self.encoder, 1, dec_convs, deep_supervision, nonlin_first=nonlin_first),

@@ -1,6 +1,7 @@
 """Size-balanced case sampling: cases listed in the dataset.json key ``nnts_sampling_weights``
 (``{case: repeats}``, written by ``nnts make-student-dataset --size-balance``) are drawn
 ``repeats`` times as often during training. Validation is unchanged."""
+
 from __future__ import annotations
 
 from ..nnunet.raw_dataset import SAMPLING_WEIGHTS_KEY
@@ -22,6 +23,8 @@ class SizeBalancedSamplingMixin:
         weights = self.dataset_json.get(SAMPLING_WEIGHTS_KEY)
         if weights:
             tr_keys = repeat_cases(list(tr_keys), weights)
-            self.print_to_log_file(f"size-balanced sampling: {len(tr_keys)} training entries "
-                                   f"from {len(set(tr_keys))} cases")
+            self.print_to_log_file(
+                f"size-balanced sampling: {len(tr_keys)} training entries "
+                f"from {len(set(tr_keys))} cases"
+            )
         return tr_keys, val_keys

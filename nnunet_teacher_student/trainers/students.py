@@ -8,6 +8,7 @@
   paper's Dice-only loss. Dice alone over-segmented on phantoms where the teacher was good (precision
   25 % / 16 % against the CE + Dice baseline's 48 %), so the default students keep nnU-Net's loss.
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,10 @@ class _StudentBase(SizeBalancedSamplingMixin, nnUNetTrainerNNTS):
 
     @classmethod
     def _student_kwargs(cls, configuration_manager) -> dict:
-        kwargs = resolve_arch_kwargs(configuration_manager.network_arch_init_kwargs,
-                                     configuration_manager.network_arch_init_kwargs_req_import)
+        kwargs = resolve_arch_kwargs(
+            configuration_manager.network_arch_init_kwargs,
+            configuration_manager.network_arch_init_kwargs_req_import,
+        )
         return with_prelu(truncate_stages(kwargs, cls.max_stages))
 
 
@@ -32,10 +35,20 @@ class nnUNetTrainerSOStudent(_StudentBase):
     """Single-output student on the SO dataset (labels background/tumor)."""
 
     @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        return plain_unet(cls._student_kwargs(configuration_manager), num_input_channels, num_output_channels,
-                          enable_deep_supervision)
+    def build_network_architecture(
+        cls,
+        plans_manager,
+        configuration_manager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        return plain_unet(
+            cls._student_kwargs(configuration_manager),
+            num_input_channels,
+            num_output_channels,
+            enable_deep_supervision,
+        )
 
 
 class nnUNetTrainerDOStudent(_StudentBase):
@@ -46,22 +59,41 @@ class nnUNetTrainerDOStudent(_StudentBase):
             raise RuntimeError(
                 f"{type(self).__name__} needs the DO student dataset (regions box=[1, 2], tumor=2); dataset "
                 f"{self.plans_manager.dataset_name} has labels {self.dataset_json.get('labels')}. "
-                "Create it with `nnts make-student-dataset --form do`.")
+                "Create it with `nnts make-student-dataset --form do`."
+            )
         super().initialize()
 
     @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
+    def build_network_architecture(
+        cls,
+        plans_manager,
+        configuration_manager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
         if num_output_channels != 2:
-            raise RuntimeError(f"the DO network has 2 outputs (box, tumour regions), asked for {num_output_channels}")
-        return DualDecoderUNet(num_input_channels, enable_deep_supervision, **cls._student_kwargs(configuration_manager))
+            raise RuntimeError(
+                f"the DO network has 2 outputs (box, tumour regions), asked for {num_output_channels}"
+            )
+        return DualDecoderUNet(
+            num_input_channels,
+            enable_deep_supervision,
+            **cls._student_kwargs(configuration_manager),
+        )
 
 
 class _PaperStudent(PaperSetupMixin, DiceLossMixin):
     max_stages = 5  # 4 down-samplings
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+    def __init__(
+        self,
+        plans: dict,
+        configuration: str,
+        fold: int,
+        dataset_json: dict,
+        device: torch.device = torch.device("cuda"),
+    ):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self._paper_init()
 

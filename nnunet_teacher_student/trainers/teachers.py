@@ -11,6 +11,7 @@ residual on the box prior (:class:`~.box_channel.BoxPrior`: +2 on box voxels bri
 the rest of the box and its margin, -8 beyond). The point teacher keeps the paper's
 tumour-centred patches: the centre is all it is told.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,7 +32,7 @@ from .transforms import protect_guidance_channels
 ANNOTATOR_KEY = keys.ANNOTATOR
 
 
-PRIOR_HU = -700.0   # the box prior's +inside only on voxels brighter than aerated lung (ground-glass, -750..-300 HU, is in)
+PRIOR_HU = -700.0  # the box prior's +inside only on voxels brighter than aerated lung (ground-glass, -750..-300 HU, is in)
 
 
 def normalised_hu(plans_manager, hu: float) -> float:
@@ -49,7 +50,10 @@ def axial_axis(plans_manager) -> int:
 def box_zone_margin(spacing, axial: int, margin_mm: float = BOX_MARGIN_MM) -> list[int]:
     """In-plane voxels of the box zone's margin per axis of the preprocessed grid (0 along the axial axis; a 2-D
     configuration's two axes are both in-plane)."""
-    return [0 if a == axial and len(spacing) == 3 else int(math.ceil(margin_mm / float(s) - 1e-9)) for a, s in enumerate(spacing)]
+    return [
+        0 if a == axial and len(spacing) == 3 else int(math.ceil(margin_mm / float(s) - 1e-9))
+        for a, s in enumerate(spacing)
+    ]
 
 
 class SelectChannels(WrappedNetwork):
@@ -69,16 +73,29 @@ class _TeacherBase(nnUNetTrainerNNTS):
     paper_network = False  # PReLU + truncated stages
     max_stages: int | None = None
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+    def __init__(
+        self,
+        plans: dict,
+        configuration: str,
+        fold: int,
+        dataset_json: dict,
+        device: torch.device = torch.device("cuda"),
+    ):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.oversample_foreground_percent = 1.0
 
     @classmethod
-    def _core_network(cls, configuration_manager, num_input_channels: int, num_output_channels: int,
-                      enable_deep_supervision: bool) -> nn.Module:
-        kwargs = resolve_arch_kwargs(configuration_manager.network_arch_init_kwargs,
-                                     configuration_manager.network_arch_init_kwargs_req_import)
+    def _core_network(
+        cls,
+        configuration_manager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool,
+    ) -> nn.Module:
+        kwargs = resolve_arch_kwargs(
+            configuration_manager.network_arch_init_kwargs,
+            configuration_manager.network_arch_init_kwargs_req_import,
+        )
         if cls.paper_network:
             kwargs = with_prelu(truncate_stages(kwargs, cls.max_stages))
         return plain_unet(kwargs, num_input_channels, num_output_channels, enable_deep_supervision)
@@ -90,13 +107,25 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
     balanced off-centre patches. Network: box prior + learned residual (binary box input)."""
 
     @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        net = cls._core_network(configuration_manager, num_input_channels, num_output_channels,
-                                enable_deep_supervision)
+    def build_network_architecture(
+        cls,
+        plans_manager,
+        configuration_manager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        net = cls._core_network(
+            configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision
+        )
         margin = box_zone_margin(configuration_manager.spacing, axial_axis(plans_manager))
-        return BoxPrior(net, BOX_CHANNEL, margin, tumour_channel=num_output_channels - 1,
-                        bright_threshold=normalised_hu(plans_manager, PRIOR_HU))
+        return BoxPrior(
+            net,
+            BOX_CHANNEL,
+            margin,
+            tumour_channel=num_output_channels - 1,
+            bright_threshold=normalised_hu(plans_manager, PRIOR_HU),
+        )
 
     @property
     def annotator(self) -> Annotator:
@@ -106,27 +135,64 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
     def get_tr_and_val_datasets(self):
         from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
-        self.dataset_class = lesion_balanced(self.dataset_class or infer_dataset_class(self.preprocessed_dataset_folder))
+        self.dataset_class = lesion_balanced(
+            self.dataset_class or infer_dataset_class(self.preprocessed_dataset_folder)
+        )
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
         for ds in (dataset_tr, dataset_val):
             ds.patch_size = tuple(self.configuration_manager.patch_size)
         return dataset_tr, dataset_val
 
-    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
-                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
-                                foreground_labels=None, regions=None, ignore_label=None):
+    def get_training_transforms(
+        self,
+        patch_size,
+        rotation_for_DA,
+        deep_supervision_scales,
+        mirror_axes,
+        do_dummy_2d_data_aug,
+        use_mask_for_norm=None,
+        is_cascaded=False,
+        foreground_labels=None,
+        regions=None,
+        ignore_label=None,
+    ):
         pipeline = super().get_training_transforms(
-            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
-            use_mask_for_norm, is_cascaded, foreground_labels, regions, ignore_label)
-        online = OnlineBoxChannel(BOX_CHANNEL, self.annotator, self.configuration_manager.spacing,
-                                  axial_axis(self.plans_manager), self.dataset_json.get(BOX_MODE_KEY, "lesion"))
-        return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL], [online])
+            patch_size,
+            rotation_for_DA,
+            deep_supervision_scales,
+            mirror_axes,
+            do_dummy_2d_data_aug,
+            use_mask_for_norm,
+            is_cascaded,
+            foreground_labels,
+            regions,
+            ignore_label,
+        )
+        online = OnlineBoxChannel(
+            BOX_CHANNEL,
+            self.annotator,
+            self.configuration_manager.spacing,
+            axial_axis(self.plans_manager),
+            self.dataset_json.get(BOX_MODE_KEY, "lesion"),
+        )
+        return protect_guidance_channels(
+            pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL], [online]
+        )
 
-    def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,
-                                  regions=None, ignore_label=None):
-        pipeline = super().get_validation_transforms(deep_supervision_scales, is_cascaded, foreground_labels,
-                                                     regions, ignore_label)
-        return protect_guidance_channels(pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL])
+    def get_validation_transforms(
+        self,
+        deep_supervision_scales,
+        is_cascaded=False,
+        foreground_labels=None,
+        regions=None,
+        ignore_label=None,
+    ):
+        pipeline = super().get_validation_transforms(
+            deep_supervision_scales, is_cascaded, foreground_labels, regions, ignore_label
+        )
+        return protect_guidance_channels(
+            pipeline, len(self.dataset_json["channel_names"]), [BOX_CHANNEL]
+        )
 
 
 class nnUNetTrainerPointTeacher(_TeacherBase):
@@ -134,18 +200,34 @@ class nnUNetTrainerPointTeacher(_TeacherBase):
     at inference its region is centred on the box centre, without the box extent."""
 
     @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True) -> nn.Module:
-        return SelectChannels(cls._core_network(configuration_manager, 1, num_output_channels,
-                                                enable_deep_supervision), (0,))
+    def build_network_architecture(
+        cls,
+        plans_manager,
+        configuration_manager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        return SelectChannels(
+            cls._core_network(
+                configuration_manager, 1, num_output_channels, enable_deep_supervision
+            ),
+            (0,),
+        )
 
 
 class _PaperTeacher(PaperSetupMixin, DiceLossMixin):
     paper_network = True
     max_stages = 4  # 3 down-samplings
 
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
+    def __init__(
+        self,
+        plans: dict,
+        configuration: str,
+        fold: int,
+        dataset_json: dict,
+        device: torch.device = torch.device("cuda"),
+    ):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self._paper_init()
         self._paper_patch_size(self.max_stages)

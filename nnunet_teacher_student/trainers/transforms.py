@@ -4,6 +4,7 @@ nnU-Net's pipeline interpolates every image channel in its spatial transform and
 intensity transforms to every channel. For a box channel we want: the same spatial transform as
 the CT (so both move together), re-binarised afterwards, and no intensity augmentation.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -11,7 +12,10 @@ from typing import Sequence
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform, ImageOnlyTransform
 from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
-from batchgeneratorsv2.transforms.utils.pseudo2d import Convert2DTo3DTransform, Convert3DTo2DTransform
+from batchgeneratorsv2.transforms.utils.pseudo2d import (
+    Convert2DTo3DTransform,
+    Convert3DTo2DTransform,
+)
 from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from batchgeneratorsv2.transforms.utils.random import RandomTransform
 
@@ -55,8 +59,12 @@ def _is_intensity(t: BasicTransform) -> bool:
     return isinstance(inner, ImageOnlyTransform)
 
 
-def protect_guidance_channels(pipeline: ComposeTransforms, num_channels: int, guidance: Sequence[int],
-                              after_spatial: Sequence[BasicTransform] = ()) -> ComposeTransforms:
+def protect_guidance_channels(
+    pipeline: ComposeTransforms,
+    num_channels: int,
+    guidance: Sequence[int],
+    after_spatial: Sequence[BasicTransform] = (),
+) -> ComposeTransforms:
     """Rewrite nnU-Net's pipeline: binarise guidance channels before and after the spatial
     transform and restrict every intensity transform to the image channels; ``after_spatial``
     transforms run right after the spatial transform (back in 3-D), e.g. the online box channel."""

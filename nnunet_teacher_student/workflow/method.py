@@ -2,6 +2,7 @@
 teacher dataset -> plan -> train the box teacher -> pseudo-label the weak set (QC) -> SO/DO student and
 strong-only baseline datasets -> plan -> train -> predict the test set -> evaluate. nnU-Net's own commands
 run as subprocesses whose progress lines are streamed; their full output goes to ``logs/``."""
+
 from __future__ import annotations
 
 import shlex
@@ -10,8 +11,22 @@ from typing import Sequence
 
 from ..core.env import BUDGET, SEED
 from .config import DATASET_OF, PipelineConfig, nnunet_env
-from .outputs import (Layout, checkpoints, dataset_dir, guarded, model_folder, preprocessed_done, predictions_done,
-                      newer, pseudo_done, pseudo_stale, raw_done, stale_outputs, student_dataset_current, trained)
+from .outputs import (
+    Layout,
+    checkpoints,
+    dataset_dir,
+    guarded,
+    model_folder,
+    preprocessed_done,
+    predictions_done,
+    newer,
+    pseudo_done,
+    pseudo_stale,
+    raw_done,
+    stale_outputs,
+    student_dataset_current,
+    trained,
+)
 from .processes import PythonCall, nnunet_command, run_command, shown
 from .steps import Step, nnts_step, remove_paths
 
@@ -20,22 +35,53 @@ PACKAGE = __package__.rsplit(".", 1)[0]
 TRAINING_VARIABLES = (*BUDGET, SEED, "nnUNet_n_proc_DA")
 
 
-def plan_commands(cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]) -> list[list | PythonCall]:
+def plan_commands(
+    cfg: PipelineConfig, ids: Sequence[int], window: Sequence[int]
+) -> list[list | PythonCall]:
     """nnU-Net's planning and preprocessing of ``ids`` as command lines (nnU-Net's console scripts by name), with
     the CT window fitted to the box voxels of the ``window`` datasets and our small configuration added."""
     n, conf = cfg.num_processes, cfg.configuration
     plain = [i for i in ids if i not in window]
-    own = own_spacing(cfg)  # the small configuration resamples itself: the base is planned, not preprocessed
+    own = own_spacing(
+        cfg
+    )  # the small configuration resamples itself: the base is planned, not preprocessed
     out: list[list | PythonCall] = []
     if plain:
-        out.append(["nnUNetv2_plan_and_preprocess", "-d", *plain, "-c", conf, "-np", n, "-npfp", n,
-                    "--verify_dataset_integrity", *(["--no_pp"] if own else [])])
+        out.append(
+            [
+                "nnUNetv2_plan_and_preprocess",
+                "-d",
+                *plain,
+                "-c",
+                conf,
+                "-np",
+                n,
+                "-npfp",
+                n,
+                "--verify_dataset_integrity",
+                *(["--no_pp"] if own else []),
+            ]
+        )
     for i in (i for i in ids if i in window):
-        out += [["nnUNetv2_extract_fingerprint", "-d", i, "-np", n, "--verify_dataset_integrity", "--clean"],
-                PythonCall(f"{PACKAGE}.teacher.dataset:use_box_window", i), ["nnUNetv2_plan_experiment", "-d", i],
-                *([] if own else [["nnUNetv2_preprocess", "-d", i, "-c", conf, "-np", n]])]
+        out += [
+            [
+                "nnUNetv2_extract_fingerprint",
+                "-d",
+                i,
+                "-np",
+                n,
+                "--verify_dataset_integrity",
+                "--clean",
+            ],
+            PythonCall(f"{PACKAGE}.teacher.dataset:use_box_window", i),
+            ["nnUNetv2_plan_experiment", "-d", i],
+            *([] if own else [["nnUNetv2_preprocess", "-d", i, "-c", conf, "-np", n]]),
+        ]
     if own and ids:
-        out += [*small_config_calls(cfg, ids), ["nnUNetv2_preprocess", "-d", *ids, "-c", cfg.small.name, "-np", n]]
+        out += [
+            *small_config_calls(cfg, ids),
+            ["nnUNetv2_preprocess", "-d", *ids, "-c", cfg.small.name, "-np", n],
+        ]
     return out
 
 
@@ -44,7 +90,7 @@ def plan_log_name(command: list) -> str:
     i = command.index("-d") + 1
     j = next((k for k, v in enumerate(command[i:]) if str(v).startswith("-")), len(command) - i)
     stage = "preprocess" if command[0] == "nnUNetv2_preprocess" else "plan"
-    return f"{stage}_{'_'.join(map(str, command[i:i + j]))}.log"
+    return f"{stage}_{'_'.join(map(str, command[i : i + j]))}.log"
 
 
 def own_spacing(cfg: PipelineConfig) -> bool:
@@ -55,8 +101,22 @@ def own_spacing(cfg: PipelineConfig) -> bool:
 def small_config_calls(cfg: PipelineConfig, ids: Sequence[int]) -> list[PythonCall]:
     s = cfg.small
     own = (cfg.configuration, "nnUNetPlans", tuple(s.spacing)) if s and s.spacing else ()
-    return [PythonCall(f"{PACKAGE}.nnunet.plans:add_small_configuration", i, s.name, tuple(s.patch_size),
-                       tuple(s.features), s.batch_size, *own) for i in ids] if s else []
+    return (
+        [
+            PythonCall(
+                f"{PACKAGE}.nnunet.plans:add_small_configuration",
+                i,
+                s.name,
+                tuple(s.patch_size),
+                tuple(s.features),
+                s.batch_size,
+                *own,
+            )
+            for i in ids
+        ]
+        if s
+        else []
+    )
 
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
@@ -74,7 +134,11 @@ def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: s
 
     def run() -> None:
         todo = [i for i in ids if not preprocessed_done(i, conf)]
-        base_todo = todo if own_spacing(cfg) else [i for i in todo if not preprocessed_done(i, cfg.configuration)]
+        base_todo = (
+            todo
+            if own_spacing(cfg)
+            else [i for i in todo if not preprocessed_done(i, cfg.configuration)]
+        )
         env = nnunet_env(cfg)
         for c in plan_commands(cfg, base_todo, window):
             if isinstance(c, PythonCall):
@@ -82,11 +146,18 @@ def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: s
             else:
                 log = layout.logs / plan_log_name(c)
                 run_command([nnunet_command(c[0]), *map(str, c[1:])], env, log)
-        for call in [] if own_spacing(cfg) else small_config_calls(cfg, todo):  # only these: rewriting the
-            call()                                                               # plans makes their models stale
+        for call in (
+            [] if own_spacing(cfg) else small_config_calls(cfg, todo)
+        ):  # only these: rewriting the
+            call()  # plans makes their models stale
 
-    return Step(f"plan and preprocess ({what})", cmd, run, done,
-                clear=lambda: remove_paths(*(dataset_dir("preprocessed", i) for i in ids)))
+    return Step(
+        f"plan and preprocess ({what})",
+        cmd,
+        run,
+        done,
+        clear=lambda: remove_paths(*(dataset_dir("preprocessed", i) for i in ids)),
+    )
 
 
 def train_step_name(model_name: str, trainer: str) -> str:
@@ -96,17 +167,31 @@ def train_step_name(model_name: str, trainer: str) -> str:
 
 def train_command(cfg: PipelineConfig, role: str, fold) -> list:
     """``nnUNetv2_train`` of one fold of a role (nnU-Net's console script by name)."""
-    return ["nnUNetv2_train", cfg.dataset_ids[role], cfg.train_configuration, fold, "-tr", cfg.trainers[role],
-            "-device", cfg.device]
+    return [
+        "nnUNetv2_train",
+        cfg.dataset_ids[role],
+        cfg.train_configuration,
+        fold,
+        "-tr",
+        cfg.trainers[role],
+        "-device",
+        cfg.device,
+    ]
 
 
 def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     did, trainer = cfg.dataset_ids[role], cfg.trainers[role]
     folds = cfg.folds_for(role)
     env = nnunet_env(cfg, training=True, role=role)
-    cmds = [shlex.join([*(f"{k}={env[k]}" for k in TRAINING_VARIABLES if k in env),
-                        *map(str, train_command(cfg, role, f))])
-            for f in folds]
+    cmds = [
+        shlex.join(
+            [
+                *(f"{k}={env[k]}" for k in TRAINING_VARIABLES if k in env),
+                *map(str, train_command(cfg, role, f)),
+            ]
+        )
+        for f in folds
+    ]
 
     def train(seed: int) -> None:
         for f in folds:
@@ -118,8 +203,10 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
             if (fold_dir / "checkpoint_latest.pth").is_file():
                 args.append("--c")  # resume an interrupted training
             log = layout.logs / f"train_{role}_fold{f}_seed{seed}.log"
-            print(f"  training {cfg.model_name(role)}: dataset {did}, fold {f}, seed {seed} (log: {log})",
-                  flush=True)
+            print(
+                f"  training {cfg.model_name(role)}: dataset {did}, fold {f}, seed {seed} (log: {log})",
+                flush=True,
+            )
             run_command(args, nnunet_env(cfg, training=True, seed=seed, role=role), log)
 
     def run() -> None:
@@ -129,9 +216,17 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         from ..teacher.guard import guarded_training, score_teacher
 
         folder, data = model_folder(cfg, role), dataset_dir("raw", did)
-        guarded_training(folder, folds, data, cfg.seed, train,
-                         lambda seed: score_teacher(folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm),
-                         max_attempts=cfg.guard_attempts)
+        guarded_training(
+            folder,
+            folds,
+            data,
+            cfg.seed,
+            train,
+            lambda seed: score_teacher(
+                folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm
+            ),
+            max_attempts=cfg.guard_attempts,
+        )
 
     def done() -> bool:
         if not trained(cfg, role):
@@ -143,33 +238,68 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         return bool(load_guard(model_folder(cfg, role), folds).get("final"))
 
     if guarded(cfg, role):
-        cmds.append("# then the teacher guard: DSC on the strong cases with fresh boxes >= 0.80 and no empty box, "
-                    f"else retrain with the next NNTS_SEED (at most {cfg.guard_attempts} attempts)")
+        cmds.append(
+            "# then the teacher guard: DSC on the strong cases with fresh boxes >= 0.80 and no empty box, "
+            f"else retrain with the next NNTS_SEED (at most {cfg.guard_attempts} attempts)"
+        )
 
     def clear() -> None:
         folder = model_folder(cfg, role)
         from ..teacher.guard import guard_file
 
-        remove_paths(*(folder / f"fold_{f}" for f in folds), *(p for f in folds for p in folder.glob(f"fold_{f}_*_failed")),
-                     guard_file(folder, folds))
+        remove_paths(
+            *(folder / f"fold_{f}" for f in folds),
+            *(p for f in folds for p in folder.glob(f"fold_{f}_*_failed")),
+            guard_file(folder, folds),
+        )
 
-    return Step(train_step_name(cfg.model_name(role), trainer), " && ".join(cmds), run, done, clear=clear)
+    return Step(
+        train_step_name(cfg.model_name(role), trainer), " && ".join(cmds), run, done, clear=clear
+    )
 
 
-def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out: Path | None = None,
-                probabilities: bool = False, previous: Path | None = None, name: str | None = None) -> Step:
+def pseudo_step(
+    cfg: PipelineConfig,
+    layout: Layout,
+    role: str = "teacher",
+    out: Path | None = None,
+    probabilities: bool = False,
+    previous: Path | None = None,
+    name: str | None = None,
+) -> Step:
     """Pseudo-label the weak set with the model of ``role`` (a teacher, or a student re-labelling for a
     noisy-student round, constrained to the boxes as a box teacher) into ``out`` (default: ``layout.pseudo``);
     the trainer decides box or point mode. Pseudo-labels of a retrained model are replaced.
     ``probabilities``: the teacher's probabilities too (``--save-probabilities``). ``previous``: the previous
     round's pseudo-labels (``--previous``: each case's label change in the QC, and the ``max_label_change`` filter)."""
     out = out or layout.pseudo
-    filters = {k: v for k, v in cfg.filters.items() if previous is not None or k != "max_label_change"}
-    argv = ["pseudo-label", "-i", cfg.weak_dir, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds_for(role),
-            "-device", cfg.device, "--box-margin-mm", cfg.box_margin_mm, *([] if cfg.tta else ["--disable-tta"]),
-            *(a for k, v in filters.items() for a in (f"--{k.replace('_', '-')}", v)),
-            "--filter-mode", cfg.filter_mode, *labels_arg(cfg), "--num-parts", 1,
-            *(["--save-probabilities"] if probabilities else []), *(["--previous", previous] if previous else [])]
+    filters = {
+        k: v for k, v in cfg.filters.items() if previous is not None or k != "max_label_change"
+    }
+    argv = [
+        "pseudo-label",
+        "-i",
+        cfg.weak_dir,
+        "-o",
+        out,
+        "-m",
+        model_folder(cfg, role),
+        "-f",
+        *cfg.folds_for(role),
+        "-device",
+        cfg.device,
+        "--box-margin-mm",
+        cfg.box_margin_mm,
+        *([] if cfg.tta else ["--disable-tta"]),
+        *(a for k, v in filters.items() for a in (f"--{k.replace('_', '-')}", v)),
+        "--filter-mode",
+        cfg.filter_mode,
+        *labels_arg(cfg),
+        "--num-parts",
+        1,
+        *(["--save-probabilities"] if probabilities else []),
+        *(["--previous", previous] if previous else []),
+    ]
 
     def replace_stale() -> list[str]:
         if pseudo_stale(out, checkpoints(cfg, role)):
@@ -178,42 +308,97 @@ def pseudo_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher", out:
         return []
 
     if name is None:
-        name = "pseudo-label the weak set (with QC)" if role == "teacher" else \
-            f"pseudo-label the weak set ({cfg.model_name(role)})"
+        name = (
+            "pseudo-label the weak set (with QC)"
+            if role == "teacher"
+            else f"pseudo-label the weak set ({cfg.model_name(role)})"
+        )
     if probabilities:
         name = name.replace("(with QC)", "(with QC and the teacher's probabilities)")
-    return nnts_step(name, argv, lambda: pseudo_done(out, checkpoints(cfg, role)),
-                     layout.logs / f"pseudo_{role}.log", clear=lambda: remove_paths(out), when_run=replace_stale)
+    return nnts_step(
+        name,
+        argv,
+        lambda: pseudo_done(out, checkpoints(cfg, role)),
+        layout.logs / f"pseudo_{role}.log",
+        clear=lambda: remove_paths(out),
+        when_run=replace_stale,
+    )
 
 
-def relabel_step(cfg: PipelineConfig, layout: Layout, role: str, k: int, out: Path, previous: Path) -> Step:
+def relabel_step(
+    cfg: PipelineConfig, layout: Layout, role: str, k: int, out: Path, previous: Path
+) -> Step:
     """Noisy-student round ``k``: the student of ``role`` re-labels the weak set into ``out``, inside the boxes as the
     box teacher does, against the previous round's labels in ``previous``."""
-    return pseudo_step(cfg, layout, role, out, previous=previous,
-                       name=f"round {k}: re-label the weak set ({cfg.model_name(role)}, in the boxes)")
+    return pseudo_step(
+        cfg,
+        layout,
+        role,
+        out,
+        previous=previous,
+        name=f"round {k}: re-label the weak set ({cfg.model_name(role)}, in the boxes)",
+    )
 
 
 def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -> Step:
     """The teacher's unsure probability band from its strong cases (``nnts calibrate-band``)."""
-    argv = ["calibrate-band", "--teacher-dataset", cfg.dataset_ids[role], "-o", layout.band, "-m",
-            model_folder(cfg, role), "-f", *cfg.folds_for(role), "-device", cfg.device, "--box-margin-mm",
-            cfg.box_margin_mm, "--seed", cfg.seed]
+    argv = [
+        "calibrate-band",
+        "--teacher-dataset",
+        cfg.dataset_ids[role],
+        "-o",
+        layout.band,
+        "-m",
+        model_folder(cfg, role),
+        "-f",
+        *cfg.folds_for(role),
+        "-device",
+        cfg.device,
+        "--box-margin-mm",
+        cfg.box_margin_mm,
+        "--seed",
+        cfg.seed,
+    ]
 
     def done() -> bool:
         ckpts = checkpoints(cfg, role)
         return all(c.is_file() for c in ckpts) and newer(layout.band, *ckpts)
 
-    return nnts_step("calibrate the teacher's unsure band on the strong cases", argv, done,
-                     layout.logs / "calibrate_band.log", clear=lambda: remove_paths(layout.band))
+    return nnts_step(
+        "calibrate the teacher's unsure band on the strong cases",
+        argv,
+        done,
+        layout.logs / "calibrate_band.log",
+        clear=lambda: remove_paths(layout.band),
+    )
 
 
 def classical_pseudo_step(cfg: PipelineConfig, layout: Layout, out: Path) -> Step:
     """Pseudo-label the weak set with the classical rule (no training): the reference floor."""
-    argv = ["pseudo-label", "--teacher", "classical", "-i", cfg.weak_dir, "-o", out, "--box-margin-mm",
-            cfg.box_margin_mm, *labels_arg(cfg), "--num-parts", 1, "--overwrite", "--quiet"]
-    return nnts_step("pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)", argv,
-                     lambda: pseudo_done(out), layout.logs / "pseudo_classical.log", inputs=lambda: [cfg.weak_dir],
-                     clear=lambda: remove_paths(out))
+    argv = [
+        "pseudo-label",
+        "--teacher",
+        "classical",
+        "-i",
+        cfg.weak_dir,
+        "-o",
+        out,
+        "--box-margin-mm",
+        cfg.box_margin_mm,
+        *labels_arg(cfg),
+        "--num-parts",
+        1,
+        "--overwrite",
+        "--quiet",
+    ]
+    return nnts_step(
+        "pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)",
+        argv,
+        lambda: pseudo_done(out),
+        layout.logs / "pseudo_classical.log",
+        inputs=lambda: [cfg.weak_dir],
+        clear=lambda: remove_paths(out),
+    )
 
 
 def labels_arg(cfg: PipelineConfig) -> list:
@@ -229,27 +414,61 @@ STUDENT_DATASETS = {
 }
 
 
-def student_dataset_step(cfg: PipelineConfig, layout: Layout, role: str,
-                         spec: tuple[str, str | None, str] | None = None, pseudo_dir: Path | None = None) -> Step:
+def student_dataset_step(
+    cfg: PipelineConfig,
+    layout: Layout,
+    role: str,
+    spec: tuple[str, str | None, str] | None = None,
+    pseudo_dir: Path | None = None,
+) -> Step:
     """Build the nnU-Net raw dataset of a student-side role: ``spec`` (default :data:`STUDENT_DATASETS`
     of the role) is its dataset form, where the weak cases' labels come from and the step's title;
     ``pseudo_dir``: the pseudo-labels to take (default ``layout.pseudo``, the teacher's). Cases that
     the pseudo-label QC excluded are left out (``make-student-dataset`` reads the folder's list)."""
     form, weak_labels, what = spec or STUDENT_DATASETS[role]
     ids = cfg.dataset_ids
-    pseudo = {"pseudo": pseudo_dir or layout.pseudo, "truth": cfg.weak_dir / "labels",
-              "uncertain": layout.pseudo_probabilities}.get(weak_labels)
-    argv = ["make-student-dataset", "--strong", cfg.strong, "-d", ids[role], "--name", cfg.dataset_names[role],
-            "--form", form, *(["--weak", cfg.weak_dir] if weak_labels else []),
-            *(["--pseudo", pseudo] if pseudo else []),
-            *(["--band-from", layout.band] if weak_labels == "uncertain" else []), *manifest_arg(cfg),
-            *(["--crop", cfg.student_crop] if cfg.student_crop else []),
-            "--folds", cfg.n_folds, "--seed", cfg.seed, "--overwrite"]
-    done = (lambda: student_dataset_current(cfg, role, pseudo)) if weak_labels in ("pseudo", "uncertain") else \
-        (lambda: raw_done(ids[role]))
-    return nnts_step(what, argv, done, layout.logs / f"dataset_{role}.log",
-                     inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir if weak_labels else None,
-                                     cfg.manifest])
+    pseudo = {
+        "pseudo": pseudo_dir or layout.pseudo,
+        "truth": cfg.weak_dir / "labels",
+        "uncertain": layout.pseudo_probabilities,
+    }.get(weak_labels)
+    argv = [
+        "make-student-dataset",
+        "--strong",
+        cfg.strong,
+        "-d",
+        ids[role],
+        "--name",
+        cfg.dataset_names[role],
+        "--form",
+        form,
+        *(["--weak", cfg.weak_dir] if weak_labels else []),
+        *(["--pseudo", pseudo] if pseudo else []),
+        *(["--band-from", layout.band] if weak_labels == "uncertain" else []),
+        *manifest_arg(cfg),
+        *(["--crop", cfg.student_crop] if cfg.student_crop else []),
+        "--folds",
+        cfg.n_folds,
+        "--seed",
+        cfg.seed,
+        "--overwrite",
+    ]
+    done = (
+        (lambda: student_dataset_current(cfg, role, pseudo))
+        if weak_labels in ("pseudo", "uncertain")
+        else (lambda: raw_done(ids[role]))
+    )
+    return nnts_step(
+        what,
+        argv,
+        done,
+        layout.logs / f"dataset_{role}.log",
+        inputs=lambda: [
+            dataset_dir("raw", cfg.strong),
+            cfg.weak_dir if weak_labels else None,
+            cfg.manifest,
+        ],
+    )
 
 
 def manifest_arg(cfg: PipelineConfig) -> list:
@@ -258,14 +477,34 @@ def manifest_arg(cfg: PipelineConfig) -> list:
 
 def teacher_dataset_step(cfg: PipelineConfig, layout: Layout) -> Step:
     """Build the teacher dataset (CT + box channel) of ``cfg`` from its strong dataset and weak set."""
-    argv = ["make-teacher-dataset", "--strong", cfg.strong, "-d", cfg.dataset_ids["teacher"], "--name",
-            cfg.dataset_names["teacher"], "--weak", cfg.weak_dir, "--jitter", cfg.jitter,
-            *(["--annotator", cfg.annotator] if cfg.annotator else []),
-            *(["--box-mode", cfg.box_mode] if cfg.box_mode != "lesion" else []), "--seed", cfg.seed, *manifest_arg(cfg),
-            "--folds", cfg.n_folds, "--overwrite"]
-    return nnts_step("teacher dataset (CT + box channel)", argv, lambda: raw_done(cfg.dataset_ids["teacher"]),
-                     layout.logs / "dataset_teacher.log",
-                     inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir, cfg.manifest])
+    argv = [
+        "make-teacher-dataset",
+        "--strong",
+        cfg.strong,
+        "-d",
+        cfg.dataset_ids["teacher"],
+        "--name",
+        cfg.dataset_names["teacher"],
+        "--weak",
+        cfg.weak_dir,
+        "--jitter",
+        cfg.jitter,
+        *(["--annotator", cfg.annotator] if cfg.annotator else []),
+        *(["--box-mode", cfg.box_mode] if cfg.box_mode != "lesion" else []),
+        "--seed",
+        cfg.seed,
+        *manifest_arg(cfg),
+        "--folds",
+        cfg.n_folds,
+        "--overwrite",
+    ]
+    return nnts_step(
+        "teacher dataset (CT + box channel)",
+        argv,
+        lambda: raw_done(cfg.dataset_ids["teacher"]),
+        layout.logs / "dataset_teacher.log",
+        inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir, cfg.manifest],
+    )
 
 
 def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
@@ -292,7 +531,9 @@ def method_steps(cfg: PipelineConfig, layout: Layout) -> list[Step]:
             steps.append(predict_step(cfg, layout, role))
         if cfg.test_labels:
             for role in cfg.train:
-                steps.append(evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels))
+                steps.append(
+                    evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels)
+                )
     if cfg.weak_labels:
         steps.append(evaluate_step(cfg, layout, "teacher", layout.pseudo, cfg.weak_labels))
     for k in range(2, cfg.rounds + 1):
@@ -305,32 +546,61 @@ def round_steps(cfg: PipelineConfig, layout: Layout, k: int) -> list[Step]:
     box teacher is, re-labels the weak set (label change against the previous round in the QC; strong cases keep
     their masks); the round's students train on it, predict and are evaluated as round 1's."""
     out = layout.round_pseudo(k)
-    steps = [relabel_step(cfg, layout, cfg.round_role(cfg.relabel_with, k - 1), k, out, layout.round_pseudo(k - 1))]
+    steps = [
+        relabel_step(
+            cfg, layout, cfg.round_role(cfg.relabel_with, k - 1), k, out, layout.round_pseudo(k - 1)
+        )
+    ]
     if cfg.weak_labels:
         steps.append(evaluate_step(cfg, layout, cfg.round_pseudo_role(k), out, cfg.weak_labels))
     roles = [cfg.round_role(m, k) for m in cfg.round_models()]
     for m, role in zip(cfg.round_models(), roles):
         form, labels, what = STUDENT_DATASETS[m]
-        steps.append(student_dataset_step(cfg, layout, role, (form, labels, f"round {k}: {what}"), pseudo_dir=out))
+        steps.append(
+            student_dataset_step(
+                cfg, layout, role, (form, labels, f"round {k}: {what}"), pseudo_dir=out
+            )
+        )
     steps.append(plan_step(cfg, layout, roles, f"round {k} students"))
     steps += [train_step(cfg, layout, role) for role in roles]
     if cfg.test_images:
         steps += [predict_step(cfg, layout, role) for role in roles]
         if cfg.test_labels:
-            steps += [evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels) for role in roles]
+            steps += [
+                evaluate_step(cfg, layout, role, layout.predictions(role), cfg.test_labels)
+                for role in roles
+            ]
     return steps
 
 
 def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     out = layout.predictions(role)
-    argv = ["predict", "-i", cfg.test_images, "-o", out, "-m", model_folder(cfg, role), "-f", *cfg.folds,
-            "-device", cfg.device, *([] if cfg.test_tta else ["--disable-tta"]),
-            *([] if cfg.lung_crop else ["--no-lung-crop", "--keep-outside-lungs"]), "--num-parts", 1]
-    return nnts_step(f"predict the test set ({cfg.model_name(role)})", argv,
-                     lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
-                     layout.logs / f"predict_{role}.log", inputs=lambda: [cfg.test_images],
-                     clear=lambda: remove_paths(out),
-                     when_run=lambda: ["--overwrite"] if stale_outputs(out, checkpoints(cfg, role)) else [])
+    argv = [
+        "predict",
+        "-i",
+        cfg.test_images,
+        "-o",
+        out,
+        "-m",
+        model_folder(cfg, role),
+        "-f",
+        *cfg.folds,
+        "-device",
+        cfg.device,
+        *([] if cfg.test_tta else ["--disable-tta"]),
+        *([] if cfg.lung_crop else ["--no-lung-crop", "--keep-outside-lungs"]),
+        "--num-parts",
+        1,
+    ]
+    return nnts_step(
+        f"predict the test set ({cfg.model_name(role)})",
+        argv,
+        lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
+        layout.logs / f"predict_{role}.log",
+        inputs=lambda: [cfg.test_images],
+        clear=lambda: remove_paths(out),
+        when_run=lambda: ["--overwrite"] if stale_outputs(out, checkpoints(cfg, role)) else [],
+    )
 
 
 def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt: Path) -> Step:
@@ -340,9 +610,28 @@ def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt
     def done() -> bool:
         summary = out / "summary.json"
         return summary.is_file() and summary.stat().st_mtime >= max(
-            (p.stat().st_mtime for p in pred.glob("*.nii.gz")), default=0)
+            (p.stat().st_mtime for p in pred.glob("*.nii.gz")), default=0
+        )
 
-    argv = ["evaluate", "--pred", pred, "--gt", gt, "-o", out, *manifest_arg(cfg), "--name", name, "--quiet"]
+    argv = [
+        "evaluate",
+        "--pred",
+        pred,
+        "--gt",
+        gt,
+        "-o",
+        out,
+        *manifest_arg(cfg),
+        "--name",
+        name,
+        "--quiet",
+    ]
     what = "pseudo-labels vs true weak masks" if gt == cfg.weak_labels else "test set"
-    return nnts_step(f"evaluate {name} ({what})", argv, done, layout.logs / f"evaluate_{role}.log",
-                     inputs=lambda: [gt, cfg.manifest], clear=lambda: remove_paths(out))
+    return nnts_step(
+        f"evaluate {name} ({what})",
+        argv,
+        done,
+        layout.logs / f"evaluate_{role}.log",
+        inputs=lambda: [gt, cfg.manifest],
+        clear=lambda: remove_paths(out),
+    )

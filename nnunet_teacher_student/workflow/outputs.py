@@ -1,5 +1,6 @@
 """Where each step's outputs are (nnU-Net's folders, the work folder's :class:`Layout`) and whether they are
 current: the freshness rules of the steps' ``done()`` checks. Nothing here imports torch."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,10 +37,18 @@ def preprocessed_done(dataset_id: int, configuration: str) -> bool:
     if configuration not in plans.get("configurations", {}):
         return False
     n_train = load_json(raw / "dataset.json").get("numTraining")
-    config = plans["configurations"][configuration]   # its own data, else the data of the one it inherits
-    data = pre / (config.get("data_identifier") or f"{PLANS}_{config.get('inherits_from', configuration)}")
-    return (bool(n_train) and data.is_dir() and len(list(data.glob("*.pkl"))) >= int(n_train)
-            and newer(pre / "dataset.json", raw / "dataset.json"))  # planning copies dataset.json
+    config = plans["configurations"][
+        configuration
+    ]  # its own data, else the data of the one it inherits
+    data = pre / (
+        config.get("data_identifier") or f"{PLANS}_{config.get('inherits_from', configuration)}"
+    )
+    return (
+        bool(n_train)
+        and data.is_dir()
+        and len(list(data.glob("*.pkl"))) >= int(n_train)
+        and newer(pre / "dataset.json", raw / "dataset.json")
+    )  # planning copies dataset.json
 
 
 def newer(path: Path, *than: Path) -> bool:
@@ -52,9 +61,15 @@ def newer(path: Path, *than: Path) -> bool:
 
 def model_folder(cfg: PipelineConfig, role: str) -> Path:
     """``$nnUNet_results/DatasetXXX_Name/TRAINER__nnUNetPlans__CONFIG`` of a role's model."""
-    ds = dataset_folder_name(cfg.dataset_ids[role], nnunet_dir("nnUNet_raw")) or \
-        f"Dataset{cfg.dataset_ids[role]:03d}_{cfg.dataset_names[role]}"
-    return nnunet_dir("nnUNet_results") / ds / f"{cfg.trainers[role]}__{PLANS}__{cfg.train_configuration}"
+    ds = (
+        dataset_folder_name(cfg.dataset_ids[role], nnunet_dir("nnUNet_raw"))
+        or f"Dataset{cfg.dataset_ids[role]:03d}_{cfg.dataset_names[role]}"
+    )
+    return (
+        nnunet_dir("nnUNet_results")
+        / ds
+        / f"{cfg.trainers[role]}__{PLANS}__{cfg.train_configuration}"
+    )
 
 
 def trained(cfg: PipelineConfig, role: str) -> bool:
@@ -62,7 +77,9 @@ def trained(cfg: PipelineConfig, role: str) -> bool:
     folder = model_folder(cfg, role)
     pre = dataset_dir("preprocessed", cfg.dataset_ids[role])
     plans = [pre / f"{PLANS}.json"] if pre else []
-    return all(newer(folder / f"fold_{f}" / "checkpoint_final.pth", *plans) for f in cfg.folds_for(role))
+    return all(
+        newer(folder / f"fold_{f}" / "checkpoint_final.pth", *plans) for f in cfg.folds_for(role)
+    )
 
 
 def guarded(cfg: PipelineConfig, role: str) -> bool:
@@ -71,14 +88,19 @@ def guarded(cfg: PipelineConfig, role: str) -> bool:
 
 
 def checkpoints(cfg: PipelineConfig, role: str) -> list[Path]:
-    return [model_folder(cfg, role) / f"fold_{f}" / "checkpoint_final.pth" for f in cfg.folds_for(role)]
+    return [
+        model_folder(cfg, role) / f"fold_{f}" / "checkpoint_final.pth" for f in cfg.folds_for(role)
+    ]
 
 
 def predictions_done(images: Path, out: Path, models: Sequence[Path] = ()) -> bool:
     """Every case has its mask and report, made after the model's checkpoints."""
     if not out.is_dir():
         return False
-    return all(newer(out / f"{c}.json", *models) and (out / f"{c}.nii.gz").is_file() for c in image_cases(images))
+    return all(
+        newer(out / f"{c}.json", *models) and (out / f"{c}.nii.gz").is_file()
+        for c in image_cases(images)
+    )
 
 
 def stale_outputs(folder: Path, models: Sequence[Path]) -> bool:
@@ -113,7 +135,9 @@ def student_dataset_current(cfg: PipelineConfig, role: str, pseudo_dir: Path) ->
     if role == "baseline":
         return True
     made_by = (load_json(folder / "dataset.json").get(keys.TEACHER) or {}).get("checkpoint_sha256")
-    return made_by is not None and made_by == load_json(pseudo_dir / PROVENANCE_FILE).get("checkpoint_sha256")
+    return made_by is not None and made_by == load_json(pseudo_dir / PROVENANCE_FILE).get(
+        "checkpoint_sha256"
+    )
 
 
 @dataclass
@@ -155,7 +179,9 @@ class Layout:
         return self.work / "timings.json"
 
 
-def load_results(layout: Layout, roles: Sequence[str], names: dict[str, str] | None = None) -> dict[str, dict]:
+def load_results(
+    layout: Layout, roles: Sequence[str], names: dict[str, str] | None = None
+) -> dict[str, dict]:
     """``{model name: evaluation summary.json}`` of the roles that have one (``names``: role -> display name,
     default the method's)."""
     names = names or MODEL_NAMES

@@ -3,6 +3,7 @@
 A clash that the student-dataset step would find after the teacher has trained (hours at a real budget), a
 label that is not 0/1, a box file for another grid: each is found here, in seconds, with the file named.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,11 +26,15 @@ def check_strong_dataset(dataset: int | str) -> list[str]:
     meta = read_json_file(folder / "dataset.json", "dataset.json", InputError)
     channels = meta.get("channel_names", {})
     if len(channels) != 1:
-        raise InputError(f"{folder / 'dataset.json'}: the strong dataset needs one input channel (the CT), "
-                         f"has {channels}")
+        raise InputError(
+            f"{folder / 'dataset.json'}: the strong dataset needs one input channel (the CT), "
+            f"has {channels}"
+        )
     labels = meta.get("labels", {})
     if sorted(labels.values()) != [0, 1]:
-        raise InputError(f"{folder / 'dataset.json'}: labels must be background 0 and tumor 1, got {labels}")
+        raise InputError(
+            f"{folder / 'dataset.json'}: labels must be background 0 and tumor 1, got {labels}"
+        )
     cases = training_cases(folder)
     if not cases:
         raise InputError(f"{folder / 'labelsTr'}: no training case")
@@ -39,7 +44,9 @@ def check_strong_dataset(dataset: int | str) -> list[str]:
         read_header(ct).require_match(read_header(label), str(label))
         values = np.unique(sitk.GetArrayFromImage(read_image(label)))
         if not np.isin(values, (0, 1)).all():
-            raise InputError(f"{label}: tumour labels must be 0/1, found values {values[:10].tolist()}")
+            raise InputError(
+                f"{label}: tumour labels must be 0/1, found values {values[:10].tolist()}"
+            )
     return cases
 
 
@@ -64,8 +71,10 @@ def check_dataset_ids(dataset_ids: dict[str, int], dataset_names: dict[str, str]
         name = dataset_names.get(DATASET_OF.get(role, role))
         for other in sorted(root.glob(f"Dataset{did:03d}_*")) if root.is_dir() else []:
             if other.is_dir() and other.name != f"Dataset{did:03d}_{name}":
-                raise InputError(f"{other}: dataset id {did} ([datasets] {role}) is taken by another dataset; "
-                                 "choose a free id")
+                raise InputError(
+                    f"{other}: dataset id {did} ([datasets] {role}) is taken by another dataset; "
+                    "choose a free id"
+                )
 
 
 def preflight(cfg) -> str:
@@ -74,11 +83,15 @@ def preflight(cfg) -> str:
     weak = check_weak_set(cfg.weak_dir)
     both = sorted(set(strong) & set(weak))
     if both:
-        raise InputError(f"{cfg.weak_dir}: case id(s) {both[:5]} are also strong cases of dataset {cfg.strong}; "
-                         "a case is strong or weak, not both (rename or drop one)")
+        raise InputError(
+            f"{cfg.weak_dir}: case id(s) {both[:5]} are also strong cases of dataset {cfg.strong}; "
+            "a case is strong or weak, not both (rename or drop one)"
+        )
     rounds = [cfg.round_role(m, k) for k in range(2, cfg.rounds + 1) for m in cfg.round_models()]
-    check_dataset_ids({r: i for r, i in cfg.dataset_ids.items() if r in ("teacher", *cfg.train, *rounds)},
-                      cfg.dataset_names)
+    check_dataset_ids(
+        {r: i for r, i in cfg.dataset_ids.items() if r in ("teacher", *cfg.train, *rounds)},
+        cfg.dataset_names,
+    )
     n_test = 0
     if cfg.test_images:
         from ..prediction.batch import find_cases
@@ -86,9 +99,13 @@ def preflight(cfg) -> str:
         tests = find_cases(cfg.test_images)
         n_test = len(tests)
         if cfg.test_labels:
-            labelled = {p.name[: -len(IMAGE_SUFFIX)] for p in Path(cfg.test_labels).glob(f"*{IMAGE_SUFFIX}")}
+            labelled = {
+                p.name[: -len(IMAGE_SUFFIX)] for p in Path(cfg.test_labels).glob(f"*{IMAGE_SUFFIX}")
+            }
             missing = sorted(c.name for c in tests if c.name not in labelled)
             if missing:
                 raise InputError(f"{cfg.test_labels}: no label for test case(s) {missing[:5]}")
-    return (f"checks passed: {len(strong)} strong case(s), {len(weak)} weak case(s), no id shared, "
-            f"{n_test} test case(s), dataset ids free")
+    return (
+        f"checks passed: {len(strong)} strong case(s), {len(weak)} weak case(s), no id shared, "
+        f"{n_test} test case(s), dataset ids free"
+    )

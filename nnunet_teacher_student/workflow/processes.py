@@ -1,4 +1,5 @@
 """nnU-Net's commands as child processes: streamed progress, logs, signals, CPU time, the device."""
+
 from __future__ import annotations
 
 import os
@@ -14,10 +15,12 @@ from ..core.errors import InputError
 
 
 # nnU-Net output lines worth showing live (the rest goes to the log file)
-PROGRESS_LINE = re.compile(r"Epoch \d+|train_loss|val_loss|Pseudo dice|Epoch time|Yayy|best ema|"
-                           r"Fingerprint extraction|Experiment planning|Preprocessing dataset|Configuration: |"
-                           r"predicting |Validation complete|Mean Validation Dice|Traceback|Error|error:",
-                           re.IGNORECASE)
+PROGRESS_LINE = re.compile(
+    r"Epoch \d+|train_loss|val_loss|Pseudo dice|Epoch time|Yayy|best ema|"
+    r"Fingerprint extraction|Experiment planning|Preprocessing dataset|Configuration: |"
+    r"predicting |Validation complete|Mean Validation Dice|Traceback|Error|error:",
+    re.IGNORECASE,
+)
 
 
 def cpu_seconds() -> float:
@@ -25,12 +28,22 @@ def cpu_seconds() -> float:
     unlike wall time, it does not grow when other jobs share the machine."""
     import resource
 
-    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
 
 
-def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | None = None,
-                show: re.Pattern | None = PROGRESS_LINE, out=None) -> None:
+def run_command(
+    args: Sequence[str],
+    env: Mapping[str, str],
+    log_file: Path | None = None,
+    show: re.Pattern | None = PROGRESS_LINE,
+    out=None,
+) -> None:
     """Run a command, streaming the lines matching ``show`` (indented) and logging all output.
     A non-zero exit raises :class:`InputError` with the last lines and the log's path; Ctrl-C stops
     the child too."""
@@ -43,10 +56,19 @@ def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | No
         log.write(f"\n$ {shlex.join(args)}\n")
     try:
         # own process group: stopping the step also stops the workers nnU-Net spawns
-        proc = subprocess.Popen(list(args), env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1, start_new_session=True)
+        proc = subprocess.Popen(
+            list(args),
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
     except FileNotFoundError as e:
-        raise InputError(f"{args[0]}: command not found (is nnU-Net installed in this environment?)") from e
+        raise InputError(
+            f"{args[0]}: command not found (is nnU-Net installed in this environment?)"
+        ) from e
     try:
         for line in proc.stdout:
             line = line.rstrip()
@@ -66,7 +88,10 @@ def run_command(args: Sequence[str], env: Mapping[str, str], log_file: Path | No
             log.close()
     if rc != 0:
         where = f"; full log: {log_file}" if log_file else ""
-        raise InputError(f"`{shlex.join(args)}` failed with exit code {rc}{where}; last output:\n" + "\n".join(tail))
+        raise InputError(
+            f"`{shlex.join(args)}` failed with exit code {rc}{where}; last output:\n"
+            + "\n".join(tail)
+        )
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
@@ -126,8 +151,14 @@ class PythonCall:
         return getattr(importlib.import_module(self.module), self.name)(*self.args)
 
     def __str__(self) -> str:
-        return shlex.join(["python", "-c", f"from {self.module} import {self.name}; "
-                                           f"{self.name}({', '.join(map(repr, self.args))})"])
+        return shlex.join(
+            [
+                "python",
+                "-c",
+                f"from {self.module} import {self.name}; "
+                f"{self.name}({', '.join(map(repr, self.args))})",
+            ]
+        )
 
 
 def shown(command) -> str:

@@ -4,6 +4,7 @@ by hand), a ``done()`` check on its outputs and a ``run()``. A step that is one 
 what is shown and what runs are the same data. :func:`run_steps` prints ``[stage k/n] name`` and
 the command, skips finished steps (so an interrupted run resumes), times the others and keeps the timings in
 ``timings.json``; a step whose inputs or settings changed since its outputs were made is redone."""
+
 from __future__ import annotations
 
 import contextlib
@@ -35,12 +36,25 @@ class Step:
     clear: Callable[[], None] = lambda: None
 
 
-def nnts_step(name: str, argv: Sequence[object], done: Callable[[], bool], log: Path,
-              inputs: Callable[[], Sequence[Path]] = lambda: (), clear: Callable[[], None] = lambda: None,
-              when_run: Callable[[], Sequence[str]] = lambda: ()) -> Step:
+def nnts_step(
+    name: str,
+    argv: Sequence[object],
+    done: Callable[[], bool],
+    log: Path,
+    inputs: Callable[[], Sequence[Path]] = lambda: (),
+    clear: Callable[[], None] = lambda: None,
+    when_run: Callable[[], Sequence[str]] = lambda: (),
+) -> Step:
     """The step ``nnts ARGV``; ``when_run`` adds flags decided when it runs (``--overwrite`` of stale outputs)."""
     argv = [str(a) for a in argv]
-    return Step(name, shlex.join(["nnts", *argv]), lambda: run_nnts([*argv, *when_run()], log), done, inputs, clear)
+    return Step(
+        name,
+        shlex.join(["nnts", *argv]),
+        lambda: run_nnts([*argv, *when_run()], log),
+        done,
+        inputs,
+        clear,
+    )
 
 
 def run_nnts(argv: Sequence[str], log: Path) -> None:
@@ -67,7 +81,13 @@ def files_stamp(paths: Sequence[Path | None]) -> list:
         if path is None:
             continue
         path = Path(path)
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+        files = (
+            [path]
+            if path.is_file()
+            else sorted(p for p in path.rglob("*") if p.is_file())
+            if path.is_dir()
+            else []
+        )
         out += [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
         if not files:
             out.append([str(path), None, None])
@@ -80,14 +100,18 @@ def step_fingerprint(step: Step, previous: str) -> str:
     step's turn comes (earlier steps may make its inputs)."""
     import hashlib
 
-    return hashlib.sha256(json.dumps([step.command, files_stamp(list(step.inputs())), previous]).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps([step.command, files_stamp(list(step.inputs())), previous]).encode()
+    ).hexdigest()
 
 
 def _state(step: Step, fingerprint: str, record: Mapping) -> str:
     if not step.done():
         return "to do"
     made = record.get("fingerprint")
-    return "done" if made in (None, fingerprint) else "stale"   # None: made before fingerprints were kept
+    return (
+        "done" if made in (None, fingerprint) else "stale"
+    )  # None: made before fingerprints were kept
 
 
 def remove_paths(*paths: Path | None) -> None:
@@ -108,8 +132,9 @@ def step_states(steps: Sequence[Step], timings_file: Path | None) -> list[str]:
     return states
 
 
-def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None,
-              force: Sequence[int] = ()) -> list[dict]:
+def run_steps(
+    steps: Sequence[Step], timings_file: Path | None = None, out=None, force: Sequence[int] = ()
+) -> list[dict]:
     """Run the unfinished steps in order; returns ``[{name, command, status, seconds, fingerprint}]``.
 
     ``timings_file`` keeps the seconds and fingerprints of steps finished by an earlier (interrupted) run. A
@@ -124,8 +149,10 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None,
 
     def save() -> None:
         if timings_file:
-            rest = [{"name": s.name, "command": s.command, "status": "pending", "seconds": None}
-                    for s in steps[len(records):]]
+            rest = [
+                {"name": s.name, "command": s.command, "status": "pending", "seconds": None}
+                for s in steps[len(records) :]
+            ]
             write_text_atomic(json.dumps({"steps": records + rest}, indent=1), timings_file)
 
     for k, step in enumerate(steps, 1):
@@ -135,14 +162,30 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None,
             prev = old.get(step.name, {})
             print(f"[stage {k}/{n}] {step.name}: done already, skipped", file=out, flush=True)
             print(f"  $ {step.command}", file=out, flush=True)
-            records.append({"name": step.name, "command": step.command, "status": "done in an earlier run",
-                            "seconds": prev.get("seconds"), "cpu_seconds": prev.get("cpu_seconds"),
-                            "fingerprint": fp})
+            records.append(
+                {
+                    "name": step.name,
+                    "command": step.command,
+                    "status": "done in an earlier run",
+                    "seconds": prev.get("seconds"),
+                    "cpu_seconds": prev.get("cpu_seconds"),
+                    "fingerprint": fp,
+                }
+            )
             save()
             continue
-        why = ("forced" if k - 1 in force else
-               "outputs made from other inputs or settings" if state == "stale" else "")
-        print(f"[stage {k}/{n}] {step.name}" + (f" (redone: {why})" if why else ""), file=out, flush=True)
+        why = (
+            "forced"
+            if k - 1 in force
+            else "outputs made from other inputs or settings"
+            if state == "stale"
+            else ""
+        )
+        print(
+            f"[stage {k}/{n}] {step.name}" + (f" (redone: {why})" if why else ""),
+            file=out,
+            flush=True,
+        )
         print(f"  $ {step.command}", file=out, flush=True)
         if why:
             step.clear()
@@ -150,9 +193,19 @@ def run_steps(steps: Sequence[Step], timings_file: Path | None = None, out=None,
         step.run()
         seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         if not step.done():
-            raise InputError(f"step '{step.name}' finished but its outputs are incomplete (command: {step.command})")
+            raise InputError(
+                f"step '{step.name}' finished but its outputs are incomplete (command: {step.command})"
+            )
         print(f"  ... {step.name}: {seconds:.1f} s (CPU {cpu:.1f} s)", file=out, flush=True)
-        records.append({"name": step.name, "command": step.command, "status": "ran", "seconds": seconds,
-                        "cpu_seconds": cpu, "fingerprint": fp})
+        records.append(
+            {
+                "name": step.name,
+                "command": step.command,
+                "status": "ran",
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "fingerprint": fp,
+            }
+        )
         save()
     return records

@@ -1,5 +1,6 @@
 """``components.label_components``: cc3d's labelling, checked against scipy's, on the thin arrays where
 cc3d 4.1 alone raises."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,11 @@ from scipy import ndimage
 
 from nnunet_teacher_student.core.components import label_components
 
-STRUCTURES = {6: ndimage.generate_binary_structure(3, 1), 18: ndimage.generate_binary_structure(3, 2),
-              26: ndimage.generate_binary_structure(3, 3)}
+STRUCTURES = {
+    6: ndimage.generate_binary_structure(3, 1),
+    18: ndimage.generate_binary_structure(3, 2),
+    26: ndimage.generate_binary_structure(3, 3),
+}
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:

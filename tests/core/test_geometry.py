@@ -1,4 +1,5 @@
 """Shared file helpers of ``geometry``: JSON files read with errors that name the file."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,7 +19,10 @@ def test_read_json_file_names_the_file_and_keeps_the_error_class(tmp_path):
     bad.write_bytes(b"\xff\xfe{")
     with pytest.raises(BoxError, match=r"bad\.json: box file is not valid JSON"):
         read_json_file(bad, "box file", BoxError)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "bad.json"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.json",
+        "bad.json",
+    ]  # no temporary file left
 
 
 def test_read_image_refuses_truncated_and_corrupt_gzip_images(tmp_path):
@@ -34,9 +38,15 @@ def test_read_image_refuses_truncated_and_corrupt_gzip_images(tmp_path):
     assert (sitk.GetArrayFromImage(read_image(good)) == arr).all()
     data = good.read_bytes()
     truncated, flipped = tmp_path / "short.nii.gz", tmp_path / "crc.nii.gz"
-    truncated.write_bytes(data[:len(data) // 3])
-    assert sitk.ReadImage(str(truncated)).GetSize() == (24, 24, 12)   # what happens without the check
-    flipped.write_bytes(data[:-6] + bytes([data[-6] ^ 0xFF]) + data[-5:])   # a CRC byte of the trailer
+    truncated.write_bytes(data[: len(data) // 3])
+    assert sitk.ReadImage(str(truncated)).GetSize() == (
+        24,
+        24,
+        12,
+    )  # what happens without the check
+    flipped.write_bytes(
+        data[:-6] + bytes([data[-6] ^ 0xFF]) + data[-5:]
+    )  # a CRC byte of the trailer
     for bad in (truncated, flipped):
         with pytest.raises(InputError, match=rf"{bad.name}: corrupt or truncated gzip file"):
             read_image(bad)

@@ -1,4 +1,5 @@
 """RTSTRUCT (rt-utils + fallback) and DICOM-SEG (highdicom) readers, on the real sample and on synthetic series."""
+
 from __future__ import annotations
 
 import copy
@@ -10,7 +11,12 @@ import SimpleITK as sitk
 from pydicom.sequence import Sequence
 
 from nnunet_teacher_student.dataset_conversion.dicom_labels import (
-    read_rtstruct, read_seg_info, rtstruct_mask, seg_mask, select_segments)
+    read_rtstruct,
+    read_seg_info,
+    rtstruct_mask,
+    seg_mask,
+    select_segments,
+)
 from nnunet_teacher_student.dataset_conversion.dicom_series import read_ct_series, scan_dicom_tree
 from nnunet_teacher_student.core.errors import InputError
 
@@ -32,7 +38,9 @@ def real(sample):
 @pytest.mark.parametrize("use_rt_utils", [True, False])
 def test_rtstruct_reproduces_the_real_fixture_mask(real, use_rt_utils):
     ct, fx, ref = real
-    mask, names = rtstruct_mask(read_rtstruct(fx / "A0002_B40f_GTV-1_rtstruct.dcm"), ct, use_rt_utils=use_rt_utils)
+    mask, names = rtstruct_mask(
+        read_rtstruct(fx / "A0002_B40f_GTV-1_rtstruct.dcm"), ct, use_rt_utils=use_rt_utils
+    )
     assert names == ["GTV-1"]
     assert mask.shape == ref.shape
     assert dice(mask, ref) >= 0.99
@@ -42,7 +50,9 @@ def test_seg_reproduces_the_real_fixture_mask(real):
     ct, fx, ref = real
     info = read_seg_info(fx / "A0002_B40f_GTV-1_seg.dcm")
     ds = pydicom.dcmread(info.path)
-    assert "SegmentIdentificationSequence" in ds.SharedFunctionalGroupsSequence[0]  # the shared variant
+    assert (
+        "SegmentIdentificationSequence" in ds.SharedFunctionalGroupsSequence[0]
+    )  # the shared variant
     mask, names = seg_mask(info, ct)
     assert names == ["GTV-1"] and dice(mask, ref) >= 0.99
 
@@ -59,7 +69,9 @@ def test_seg_with_per_frame_segment_identification_and_primary_neoplasm_type(rea
     path = tmp_path / "perframe.dcm"
     ds.save_as(path)
     info = read_seg_info(path)
-    assert [s[0] for s in select_segments(info, "GTV-1")] == [1]  # chosen by its type, not its label
+    assert [s[0] for s in select_segments(info, "GTV-1")] == [
+        1
+    ]  # chosen by its type, not its label
     mask, _ = seg_mask(info, ct)
     assert dice(mask, ref) >= 0.99
 
@@ -81,8 +93,11 @@ def test_rtstruct_roi_pattern_merges_variants_and_reports_missing(tmp_path, buil
     gtv2 = np.zeros_like(gtv1)
     gtv2[2:4, 5:10, 5:12] = 1
     datasets = build.write_series(tmp_path / "ct", vol)
-    build.write_rtstruct(tmp_path / "ct", {"gtv-pre-op": gtv1, "GTV-2": gtv2, "Lung-Left": np.ones_like(gtv1)},
-                         tmp_path / "rt.dcm")
+    build.write_rtstruct(
+        tmp_path / "ct",
+        {"gtv-pre-op": gtv1, "GTV-2": gtv2, "Lung-Left": np.ones_like(gtv1)},
+        tmp_path / "rt.dcm",
+    )
     series, _ = scan_dicom_tree(tmp_path / "ct")
     ct = read_ct_series(next(iter(series.values())))
     assert ct.sop_uids == [d.SOPInstanceUID for d in datasets]  # SimpleITK's order = position order
@@ -99,7 +114,9 @@ def test_rtstruct_roi_pattern_merges_variants_and_reports_missing(tmp_path, buil
 def test_fallback_rasteriser_handles_non_square_slices(tmp_path, build):
     """rt-utils assumes square slices; the fallback places hand-made contours exactly."""
     vol = np.full((5, 30, 50), -900, np.int16)
-    datasets = build.write_series(tmp_path / "ct", vol, spacing=(0.7, 0.9, 3.0), iop=(-1, 0, 0, 0, -1, 0))
+    datasets = build.write_series(
+        tmp_path / "ct", vol, spacing=(0.7, 0.9, 3.0), iop=(-1, 0, 0, 0, -1, 0)
+    )
     series, _ = scan_dicom_tree(tmp_path / "ct")
     ct = read_ct_series(next(iter(series.values())))
     rt = pydicom.dcmread(tmp_path / "ct" / "1-01.dcm")  # any dataset as a carrier

@@ -1,4 +1,5 @@
 """Lung-PET-CT-Dx converter: the real sample, the paper's series selection, bad annotations, resuming."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,16 @@ XXE = """<?xml version="1.0"?>
 
 def test_real_sample_via_cli(sample, tmp_path, capsys):
     out = tmp_path / "weak"
-    rc = cli.main(["convert", "lung-pet-ct-dx", str(sample / "Lung-PET-CT-Dx"), str(sample / "Annotation"),
-                   "-o", str(out)])
+    rc = cli.main(
+        [
+            "convert",
+            "lung-pet-ct-dx",
+            str(sample / "Lung-PET-CT-Dx"),
+            str(sample / "Annotation"),
+            "-o",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0
     assert "8 annotation file(s) match no slice of a kept series" in printed
@@ -44,29 +53,56 @@ def test_real_sample_via_cli(sample, tmp_path, capsys):
     assert sorted(b.slice for b in boxset.boxes) == list(range(12, 22))  # InstanceNumber 9..18
     assert {b.label for b in boxset.boxes} == {"A"}
     # the fixture mask is "inside the boxes and HU > -300": our boxes must give it back exactly
-    ref = sitk.GetArrayFromImage(sitk.ReadImage(str(sample / "rtstruct-seg-fixtures" / "A0002_B40f_GTV-1_mask.nii.gz")))
+    ref = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(sample / "rtstruct-seg-fixtures" / "A0002_B40f_GTV-1_mask.nii.gz"))
+    )
     boxmask, _ = weak.read_boxmask("Lung_Dx-A0002_3", boxset.geometry)
     assert ((boxmask > 0) & (sitk.GetArrayFromImage(image) > -300) == (ref > 0)).all()
     meta = weak.metadata()["Lung_Dx-A0002_3"]
-    assert meta["classes"] == ["A"] and meta["patient"] == "Lung_Dx-A0002" and meta["split"] in ("train", "test")
-    assert load_manifest(out / "manifest.json")["cases"]["Lung_Dx-A0002_3"]["dataset"] == "lung-pet-ct-dx"
+    assert (
+        meta["classes"] == ["A"]
+        and meta["patient"] == "Lung_Dx-A0002"
+        and meta["split"] in ("train", "test")
+    )
+    assert (
+        load_manifest(out / "manifest.json")["cases"]["Lung_Dx-A0002_3"]["dataset"]
+        == "lung-pet-ct-dx"
+    )
 
 
 def test_real_sample_as_3d_boxes(sample, tmp_path):
     """--boxes-3d: the real series' ten axial boxes of one lesion become one 3-D box holding every one of them."""
     flat, deep = tmp_path / "weak2d", tmp_path / "weak3d"
     for out, extra in ((flat, []), (deep, ["--boxes-3d"])):
-        assert cli.main(["convert", "lung-pet-ct-dx", str(sample / "Lung-PET-CT-Dx"), str(sample / "Annotation"),
-                         "-o", str(out), *extra]) == 0
+        assert (
+            cli.main(
+                [
+                    "convert",
+                    "lung-pet-ct-dx",
+                    str(sample / "Lung-PET-CT-Dx"),
+                    str(sample / "Annotation"),
+                    "-o",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
     _, boxes2d = WeakSet(flat).read_case("Lung_Dx-A0002_3")
     _, boxes3d = WeakSet(deep).read_case("Lung_Dx-A0002_3")
     assert sorted(b.slice for b in boxes3d.boxes) == list(range(12, 22))
-    assert len({(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes3d.boxes}) == 1 < \
-        len({(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes2d.boxes})
+    assert (
+        len({(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes3d.boxes})
+        == 1
+        < len({(b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes2d.boxes})
+    )
     m2, m3 = boxes2d.mask(), boxes3d.mask()
     assert (m3 >= m2).all() and m3.sum() > m2.sum()
     b = boxes3d.boxes[0]
-    assert (b.xmin, b.xmax) == (min(x.xmin for x in boxes2d.boxes), max(x.xmax for x in boxes2d.boxes))
+    assert (b.xmin, b.xmax) == (
+        min(x.xmin for x in boxes2d.boxes),
+        max(x.xmax for x in boxes2d.boxes),
+    )
     assert {x.label for x in boxes3d.boxes} == {"A"}
 
 
@@ -76,25 +112,45 @@ def _collection(tmp_path, build):
     pdir = src / "Lung_Dx-A0001" / "study"
     vol = np.full((12, 64, 64), -900, np.int16)
     vol[5, 10:20, 30:42] = 100  # the lesion on z index 5: rows 10..19, columns 30..41
-    flipped = build.write_series(pdir / "2-CT", vol, spacing=(0.7, 0.7, 20.0), iop=(-1, 0, 0, 0, -1, 0),
-                                 series_number=2)
-    pet = build.write_series(pdir / "3-PET", vol, spacing=(4, 4, 20.0), modality="PT", series_number=3)
-    build.write_series(pdir / "4-FUSED", vol, spacing=(0.7, 0.7, 20.0), description="PET/CT Fusion", series_number=4)
-    build.write_series(pdir / "5-STACKED", vol, spacing=(0.7, 0.7, 20.0), series_number=5,
-                       positions_z=[0, 20, 40, 60, 80, 100, 0, 20, 40, 60, 80, 100])
+    flipped = build.write_series(
+        pdir / "2-CT", vol, spacing=(0.7, 0.7, 20.0), iop=(-1, 0, 0, 0, -1, 0), series_number=2
+    )
+    pet = build.write_series(
+        pdir / "3-PET", vol, spacing=(4, 4, 20.0), modality="PT", series_number=3
+    )
+    build.write_series(
+        pdir / "4-FUSED",
+        vol,
+        spacing=(0.7, 0.7, 20.0),
+        description="PET/CT Fusion",
+        series_number=4,
+    )
+    build.write_series(
+        pdir / "5-STACKED",
+        vol,
+        spacing=(0.7, 0.7, 20.0),
+        series_number=5,
+        positions_z=[0, 20, 40, 60, 80, 100, 0, 20, 40, 60, 80, 100],
+    )
     build.write_series(pdir / "6-SHORT", vol[:5], spacing=(0.7, 0.7, 5.0), series_number=6)
     a = ann / "A0001"
     build.write_voc(a / f"{flipped[5].SOPInstanceUID}.xml", [("G", 30, 10, 41, 19)], 64, 64)
     build.write_voc(a / f"{flipped[7].SOPInstanceUID}.xml", [("G", 0, 0, 3, 3)], 64, 64)
-    build.write_voc(a / f"{flipped[8].SOPInstanceUID}.xml", [("G", 0, 0, 3, 3)], 512, 512)  # wrong image size
-    build.write_voc(a / f"{flipped[9].SOPInstanceUID}.xml", [("G", 60, 0, 64, 3)], 64, 64)  # beyond column 63
+    build.write_voc(
+        a / f"{flipped[8].SOPInstanceUID}.xml", [("G", 0, 0, 3, 3)], 512, 512
+    )  # wrong image size
+    build.write_voc(
+        a / f"{flipped[9].SOPInstanceUID}.xml", [("G", 60, 0, 64, 3)], 64, 64
+    )  # beyond column 63
     build.write_voc(a / f"{pet[2].SOPInstanceUID}.xml", [("G", 1, 1, 5, 5)], 64, 64)
     build.write_voc(a / "1.2.3.4.5.xml", [("G", 1, 1, 5, 5)], 64, 64)
     (a / "1.2.3.4.6.xml").write_text("<annotation><object><name>A</name><bndbox><xmin>1")
     (a / "1.2.3.4.7.xml").write_text(BOMB)
     (a / "1.2.3.4.8.xml").write_text(XXE)
     vol2 = np.full((10, 32, 32), -900, np.int16)
-    build.write_series(src / "Lung_Dx-B0002" / "study" / "2-CT", vol2, spacing=(1, 1, 25.0), patient="B0002")
+    build.write_series(
+        src / "Lung_Dx-B0002" / "study" / "2-CT", vol2, spacing=(1, 1, 25.0), patient="B0002"
+    )
     return src, ann, flipped, pet
 
 
@@ -104,16 +160,24 @@ def test_selection_counts_bad_xml_and_box_placement(tmp_path, build):
     counts = summary.counts
     assert counts["series found"] == 6
     assert (counts["dropped: not CT"], counts["dropped: fused PET/CT"]) == (1, 1)
-    assert (counts["dropped: stacked scans or missing slices"], counts["dropped: z-extent out of range"]) == (1, 1)
+    assert (
+        counts["dropped: stacked scans or missing slices"],
+        counts["dropped: z-extent out of range"],
+    ) == (1, 1)
     assert counts["kept (CT in range)"] == 2 and counts["kept without annotations"] == 1
     assert counts["annotation files malformed"] == 3 and counts["annotation files unmatched"] == 2
     assert [r.case for r in summary.cases("converted")] == ["Lung_Dx-A0001_2"]
     assert counts["boxes rejected"] == 2
     rejected = " ".join(n for n in summary.notes if "box rejected" in n)
-    assert "512x512 differs from the slice (64x64)" in rejected and "(9, 60, 0, 64, 3) outside the image" in rejected
+    assert (
+        "512x512 differs from the slice (64x64)" in rejected
+        and "(9, 60, 0, 64, 3) outside the image" in rejected
+    )
     assert "no annotation matches" in summary.to_dict()["skipped"]["Lung_Dx-B0002_2"]
-    unmatched = {u["file"].rsplit("/", 1)[1]: u["reason"]
-                 for u in summary.to_dict()["unmatched_annotations"]["Lung_Dx-A0001"]}
+    unmatched = {
+        u["file"].rsplit("/", 1)[1]: u["reason"]
+        for u in summary.to_dict()["unmatched_annotations"]["Lung_Dx-A0001"]
+    }
     assert "not CT" in unmatched[f"{pet[2].SOPInstanceUID}.xml"]
     assert unmatched["1.2.3.4.5.xml"].startswith("no slice")
     malformed = " ".join(summary.to_dict()["malformed_annotations"]["Lung_Dx-A0001"])
@@ -123,7 +187,9 @@ def test_selection_counts_bad_xml_and_box_placement(tmp_path, build):
     image, boxset = out.weak.read_case("Lung_Dx-A0001_2")
     assert np.allclose(np.reshape(image.GetDirection(), (3, 3)).diagonal(), (-1, -1, 1))
     assert {(b.slice, b.xmin, b.ymin, b.xmax, b.ymax, b.label) for b in boxset.boxes} == {
-        (5, 30, 10, 41, 19, "G"), (7, 0, 0, 3, 3, "G")}
+        (5, 30, 10, 41, 19, "G"),
+        (7, 0, 0, 3, 3, "G"),
+    }
     ct = sitk.GetArrayFromImage(image)
     box = boxset.mask()
     assert (ct[5][box[5] > 0] == 100).all() and (ct[5][box[5] == 0] == -900).all()
@@ -133,7 +199,9 @@ def test_resume_and_overwrite(tmp_path, build):
     src, ann = tmp_path / "src", tmp_path / "ann"
     for p in ("A0001", "E0002", "G0003"):
         vol = np.full((9, 32, 32), -900, np.int16)
-        ds = build.write_series(src / f"Lung_Dx-{p}" / "s" / "2-CT", vol, spacing=(1, 1, 20.0), patient=p)
+        ds = build.write_series(
+            src / f"Lung_Dx-{p}" / "s" / "2-CT", vol, spacing=(1, 1, 20.0), patient=p
+        )
         build.write_voc(ann / p / f"{ds[4].SOPInstanceUID}.xml", [(p[0], 3, 4, 10, 12)], 32, 32)
     out = tmp_path / "weak"
     first, _ = convert_lung_pet_ct_dx(src, ann, out, num_processes=2)

@@ -1,4 +1,5 @@
 """MSD Task06_Lung converter: geometry kept per image, bad labels reported, dataset id rules."""
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,10 @@ def task06(tmp_path, build):
     img2 = _image(ct, direction=PERMUTED)
     w(img2, str(src / "imagesTr" / "lung_002.nii.gz"))
     # the label of lung_002 describes the same voxels but is stored in another axis order
-    w(sitk.DICOMOrient(_image(mask, direction=PERMUTED), "LPS"), str(src / "labelsTr" / "lung_002.nii.gz"))
+    w(
+        sitk.DICOMOrient(_image(mask, direction=PERMUTED), "LPS"),
+        str(src / "labelsTr" / "lung_002.nii.gz"),
+    )
     w(_image(ct), str(src / "imagesTr" / "lung_003.nii.gz"))
     w(_image(mask, spacing=(0.8, 0.8, 5.0)), str(src / "labelsTr" / "lung_003.nii.gz"))
     w(_image(ct), str(src / "imagesTr" / "lung_004.nii.gz"))
@@ -59,14 +63,21 @@ def test_convert_task06(task06, tmp_path, capsys):
     assert "geometry differs" in summary["skipped"]["lung_003"]
     assert "mask values [0, 2]" in summary["skipped"]["lung_004"]
     assert "no label" in summary["skipped"]["lung_005"]
-    assert sorted(p.name for p in (root / "imagesTr").iterdir()) == ["lung_001_0000.nii.gz", "lung_002_0000.nii.gz"]
+    assert sorted(p.name for p in (root / "imagesTr").iterdir()) == [
+        "lung_001_0000.nii.gz",
+        "lung_002_0000.nii.gz",
+    ]
 
     img1 = sitk.ReadImage(str(root / "imagesTr" / "lung_001_0000.nii.gz"))
-    assert img1.GetPixelID() == sitk.sitkInt16 and (sitk.GetArrayFromImage(img1) == ct).all()  # HU rounded
+    assert (
+        img1.GetPixelID() == sitk.sitkInt16 and (sitk.GetArrayFromImage(img1) == ct).all()
+    )  # HU rounded
     img2 = sitk.ReadImage(str(root / "imagesTr" / "lung_002_0000.nii.gz"))
     lab2 = sitk.ReadImage(str(root / "labelsTr" / "lung_002.nii.gz"))
     assert np.allclose(img2.GetDirection(), PERMUTED) and np.allclose(lab2.GetDirection(), PERMUTED)
-    assert np.allclose(img2.GetSpacing(), (0.8, 0.8, 2.5)) and np.allclose(img2.GetOrigin(), (10.0, -5.0, 3.0))
+    assert np.allclose(img2.GetSpacing(), (0.8, 0.8, 2.5)) and np.allclose(
+        img2.GetOrigin(), (10.0, -5.0, 3.0)
+    )
     assert (sitk.GetArrayFromImage(lab2) == mask).all()  # realigned onto the CT's voxels
     dataset = json.loads((root / "dataset.json").read_text())
     assert dataset["numTraining"] == 2 and dataset["labels"]["tumor"] == 1
@@ -74,8 +85,12 @@ def test_convert_task06(task06, tmp_path, capsys):
 
     verify_dataset_integrity(str(root), num_processes=1)  # nnU-Net accepts the dataset as it is
     manifest = json.loads((root / "manifest.json").read_text())
-    assert manifest["cases"]["lung_001"] == {"patient": "lung_001", "dataset": "msd-lung", "split": "train",
-                                             "source": str(src / "imagesTr" / "lung_001.nii.gz")}
+    assert manifest["cases"]["lung_001"] == {
+        "patient": "lung_001",
+        "dataset": "msd-lung",
+        "split": "train",
+        "source": str(src / "imagesTr" / "lung_001.nii.gz"),
+    }
 
 
 def test_dataset_id_rules_and_resume(task06, tmp_path):
@@ -87,7 +102,10 @@ def test_dataset_id_rules_and_resume(task06, tmp_path):
     with pytest.raises(InputError, match="already used by .*Dataset007_MSDLung"):
         convert_msd_lung(src, 7, name="Lung2", raw=raw)
     summary, out = convert_msd_lung(src, 7, name="Lung2", raw=raw, overwrite=True)
-    assert not (tmp_path / "raw" / "Dataset007_MSDLung").exists() and out.root.name == "Dataset007_Lung2"
+    assert (
+        not (tmp_path / "raw" / "Dataset007_MSDLung").exists()
+        and out.root.name == "Dataset007_Lung2"
+    )
     # interrupted run: no dataset.json yet, lung_002 unfinished
     (out.root / "dataset.json").unlink()
     out.label_path("lung_002").unlink()

@@ -1,4 +1,5 @@
 """NSCLC-Radiomics converter on a small synthetic TCIA-layout collection."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ def collection(tmp_path, build):
 
     def patient(pid, rois=None, seg=None, iop=(1, 0, 0, 0, 1, 0), positions=None):
         base = src / pid / "01-01-2000-study"
-        ds = build.write_series(base / "1.000000-CT", vol, iop=iop, patient=pid, positions_z=positions)
+        ds = build.write_series(
+            base / "1.000000-CT", vol, iop=iop, patient=pid, positions_z=positions
+        )
         if rois is not None:
             (base / "2.000000-RTSTRUCT").mkdir(parents=True)
             build.write_rtstruct(base / "1.000000-CT", rois, base / "2.000000-RTSTRUCT" / "1-1.dcm")
@@ -41,7 +44,11 @@ def collection(tmp_path, build):
     patient("LUNG1-001", {"GTV-1": gtv, "Lung-Left": np.ones_like(gtv)}, {"GTV-1": gtv})
     patient("LUNG1-002", {"gtv-pre-op": gtv, "GTV-2": other})
     patient("LUNG1-003", None, {"Heart": other, "GTV-1": gtv}, iop=(-1, 0, 0, 0, -1, 0))
-    patient("LUNG1-004", {"GTV-1": gtv}, positions=[i * 2.5 for i in range(6)] + [i * 2.5 for i in range(7, 13)])
+    patient(
+        "LUNG1-004",
+        {"GTV-1": gtv},
+        positions=[i * 2.5 for i in range(6)] + [i * 2.5 for i in range(7, 13)],
+    )
     base = patient("LUNG1-005", {"GTV-1": gtv})
     corrupt = sorted((base / "1.000000-CT").glob("*.dcm"))[3]
     corrupt.write_bytes(corrupt.read_bytes()[:-1000])  # header intact, pixel data truncated
@@ -61,7 +68,9 @@ def test_convert_collection(collection, tmp_path, monkeypatch, capsys):
     assert summary["converted"] == ["LUNG1-001", "LUNG1-003"]
     skipped = summary["skipped"]
     assert set(skipped) == {"LUNG1-002", "LUNG1-004", "LUNG1-005", "LUNG1-128"}
-    assert "no ROI matching 'GTV-1'" in skipped["LUNG1-128"] and "Lung-Right" in skipped["LUNG1-128"]
+    assert (
+        "no ROI matching 'GTV-1'" in skipped["LUNG1-128"] and "Lung-Right" in skipped["LUNG1-128"]
+    )
     assert "non-uniform slice spacing" in skipped["LUNG1-004"]
     assert "skipped 1 file(s)" in skipped["LUNG1-005"] and "skipped LUNG1-128" in printed
     dataset = json.loads((root / "dataset.json").read_text())
@@ -71,7 +80,9 @@ def test_convert_collection(collection, tmp_path, monkeypatch, capsys):
         image = sitk.ReadImage(str(root / "imagesTr" / f"{case}_0000.nii.gz"))
         label = sitk.ReadImage(str(root / "labelsTr" / f"{case}.nii.gz"))
         assert image.GetPixelID() == sitk.sitkInt16 and label.GetPixelID() == sitk.sitkUInt8
-        assert label.GetDirection() == image.GetDirection() and label.GetOrigin() == image.GetOrigin()
+        assert (
+            label.GetDirection() == image.GetDirection() and label.GetOrigin() == image.GetOrigin()
+        )
         lab, ct = sitk.GetArrayFromImage(label), sitk.GetArrayFromImage(image)
         assert dice(lab, truth["gtv"]) >= 0.95
         assert (ct[lab > 0] == 40).mean() > 0.95  # the mask sits on the bright tumour voxels
@@ -88,7 +99,9 @@ def test_patterns_all_gtv_and_label_source(collection, tmp_path):
     assert "LUNG1-002" in [r.case for r in summary.cases("converted")]
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(out.label_path("LUNG1-002"))))
     assert dice(lab, truth["gtv"] | truth["other"]) >= 0.95
-    seg_only, out2 = convert_nsclc_radiomics(src, 504, raw=str(tmp_path / "raw"), label_source="seg")
+    seg_only, out2 = convert_nsclc_radiomics(
+        src, 504, raw=str(tmp_path / "raw"), label_source="seg"
+    )
     assert [r.case for r in seg_only.cases("converted")] == ["LUNG1-001", "LUNG1-003"]
     assert "no DICOM-SEG" in seg_only.to_dict()["skipped"]["LUNG1-002"]
     with pytest.raises(InputError, match="already used by"):

@@ -1,6 +1,7 @@
 """A real CT series with an RTSTRUCT as re-anonymised copies ship it (the layout of the NSCLC-Radiomics
 cases in precision-medicine-toolbox: one flat folder per patient, per-contour slice UIDs stale): the
 converter places the contours by position and reproduces the fixture mask."""
+
 from __future__ import annotations
 
 import shutil
@@ -46,7 +47,9 @@ def test_stale_contour_references_are_placed_by_position(sample, tmp_path):
     ref = sitk.ReadImage(str(sample / "rtstruct-seg-fixtures" / "A0002_B40f_GTV-1_mask.nii.gz"))
     label = sitk.ReadImage(str(out.label_path("LUNG1-901_CT")))
     assert label.GetSize() == ref.GetSize() == (512, 512, 30)
-    assert np.allclose(label.GetOrigin(), ref.GetOrigin()) and np.allclose(label.GetSpacing(), ref.GetSpacing())
+    assert np.allclose(label.GetOrigin(), ref.GetOrigin()) and np.allclose(
+        label.GetSpacing(), ref.GetSpacing()
+    )
     assert dice(sitk.GetArrayFromImage(label), sitk.GetArrayFromImage(ref)) >= 0.99
 
 

@@ -1,4 +1,5 @@
 """Patient-stratified, seeded split and the manifest."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from nnunet_teacher_student.dataset_conversion.splits import (
-    build_manifest, cases_in_split, load_manifest, merge_manifests, patient_split, write_manifest)
+    build_manifest,
+    cases_in_split,
+    load_manifest,
+    merge_manifests,
+    patient_split,
+    write_manifest,
+)
 from nnunet_teacher_student.core.errors import InputError
 
 
@@ -28,7 +35,11 @@ def test_split_keeps_patients_whole_and_hits_fifteen_percent(scans_per_patient, 
 
 def test_split_with_one_scan_per_patient_is_exact_and_seeded():
     cases = {f"c{i:03d}": f"c{i:03d}" for i in range(200)}
-    a, b, c = patient_split(cases, seed=0), patient_split(cases, seed=0), patient_split(cases, seed=1)
+    a, b, c = (
+        patient_split(cases, seed=0),
+        patient_split(cases, seed=0),
+        patient_split(cases, seed=1),
+    )
     assert sum(v == "test" for v in a.values()) == 30
     assert a == b and a != c
     with pytest.raises(InputError):
@@ -36,15 +47,24 @@ def test_split_with_one_scan_per_patient_is_exact_and_seeded():
 
 
 def test_manifest_round_trip_and_merging(tmp_path):
-    m1 = build_manifest({f"lung_{i}": {"patient": f"lung_{i}", "dataset": "msd-lung"} for i in range(20)})
-    m2 = build_manifest({f"L{i}": {"patient": f"P{i // 2}", "dataset": "nsclc-radiomics", "source": "/x"}
-                         for i in range(20)}, seed=3)
+    m1 = build_manifest(
+        {f"lung_{i}": {"patient": f"lung_{i}", "dataset": "msd-lung"} for i in range(20)}
+    )
+    m2 = build_manifest(
+        {
+            f"L{i}": {"patient": f"P{i // 2}", "dataset": "nsclc-radiomics", "source": "/x"}
+            for i in range(20)
+        },
+        seed=3,
+    )
     write_manifest(m1, tmp_path / "m1.json")
     assert load_manifest(tmp_path / "m1.json") == json.loads(json.dumps(m1))
     merged = merge_manifests([m1, m2])
     assert len(merged["cases"]) == 40
     assert len(cases_in_split(merged, "test", "msd-lung")) == 3
-    assert len(cases_in_split(merged, "test")) == 5  # 3 + 2 (patients in pairs: 2 is as close to 3 as 4)
+    assert (
+        len(cases_in_split(merged, "test")) == 5
+    )  # 3 + 2 (patients in pairs: 2 is as close to 3 as 4)
     with pytest.raises(InputError, match="appears in two manifests"):
         merge_manifests([m1, m1])
     m1["cases"]["lung_1"]["patient"] = m1["cases"]["lung_2"]["patient"] = "same"

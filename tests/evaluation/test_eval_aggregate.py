@@ -1,11 +1,17 @@
 """Aggregation (mean ± population std, NaN counting) and the paper-style Markdown table."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from nnunet_teacher_student.evaluation.aggregate import format_cell, markdown_table, mean_std, summarize
+from nnunet_teacher_student.evaluation.aggregate import (
+    format_cell,
+    markdown_table,
+    mean_std,
+    summarize,
+)
 
 
 def test_mean_std_is_population_std_like_the_paper():
@@ -30,9 +36,24 @@ def cases(values: dict[str, list[float]]) -> list[dict]:
     out = []
     for dataset, dscs in values.items():
         for i, d in enumerate(dscs):
-            out.append({"case": f"{dataset}_{i}", "dataset": dataset, "dsc": d, "dsc_tp": d, "f1": d,
-                        "recall": d, "precision": d, "hd95_mm": 10 * (1 - d), "tp": 1, "fn": 0, "fp": 1,
-                        "tp_pred": 1, "gt_volume_ml": 2.0, "pred_volume_ml": 2.0})
+            out.append(
+                {
+                    "case": f"{dataset}_{i}",
+                    "dataset": dataset,
+                    "dsc": d,
+                    "dsc_tp": d,
+                    "f1": d,
+                    "recall": d,
+                    "precision": d,
+                    "hd95_mm": 10 * (1 - d),
+                    "tp": 1,
+                    "fn": 0,
+                    "fp": 1,
+                    "tp_pred": 1,
+                    "gt_volume_ml": 2.0,
+                    "pred_volume_ml": 2.0,
+                }
+            )
     return out
 
 
@@ -48,8 +69,10 @@ def test_summarize_groups_per_dataset_and_overall():
 def test_means_are_over_tumour_cases_and_tumour_free_cases_are_counted_apart():
     # an empty prediction on a tumour-free case scores DSC 1 by convention: it must not lift the mean
     tumour = cases({"All": [0.6, 0.8]})
-    empty = [{"case": "e0", "dataset": "All", "dsc": 1.0, "gt_volume_ml": 0.0, "pred_volume_ml": 0.0},
-             {"case": "e1", "dataset": "All", "dsc": 0.0, "gt_volume_ml": 0.0, "pred_volume_ml": 0.25}]
+    empty = [
+        {"case": "e0", "dataset": "All", "dsc": 1.0, "gt_volume_ml": 0.0, "pred_volume_ml": 0.0},
+        {"case": "e1", "dataset": "All", "dsc": 0.0, "gt_volume_ml": 0.0, "pred_volume_ml": 0.25},
+    ]
     s = summarize(tumour + empty)
     assert s["overall"]["n_cases"] == 2 and s["overall"]["dsc"]["mean"] == pytest.approx(0.7)
     assert s["all_cases"]["n_cases"] == 4 and s["all_cases"]["dsc"]["mean"] == pytest.approx(0.6)
@@ -59,22 +82,32 @@ def test_means_are_over_tumour_cases_and_tumour_free_cases_are_counted_apart():
 
 
 def test_markdown_table_layout_like_tables_3_and_5():
-    results = {"Baseline": {"summary": summarize(cases({"MSD-Lung": [0.6, 0.8], "NSCLC": [0.2]}))},
-               "DO Student": summarize(cases({"MSD-Lung": [0.9, 0.7], "NSCLC": [0.1]}))}
+    results = {
+        "Baseline": {"summary": summarize(cases({"MSD-Lung": [0.6, 0.8], "NSCLC": [0.2]}))},
+        "DO Student": summarize(cases({"MSD-Lung": [0.9, 0.7], "NSCLC": [0.1]})),
+    }
     lines = markdown_table(results).strip().splitlines()
     assert lines[0] == "| Dataset | Model | DSC | DSC-TP | F1-score | Recall | Precision |"
     assert lines[1] == "|---|---|---|---|---|---|---|"
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
-    assert [r[:2] for r in rows] == [["MSD-Lung", "Baseline"], ["", "DO Student"], ["NSCLC", "Baseline"],
-                                     ["", "DO Student"], ["All", "Baseline"], ["", "DO Student"]]
+    assert [r[:2] for r in rows] == [
+        ["MSD-Lung", "Baseline"],
+        ["", "DO Student"],
+        ["NSCLC", "Baseline"],
+        ["", "DO Student"],
+        ["All", "Baseline"],
+        ["", "DO Student"],
+    ]
     assert rows[0][2] == "70.00 ± 10.00" and rows[1][2] == "**80.00 ± 10.00**"
     assert rows[2][2] == "**20.00 ± 0.00**"
     hd = markdown_table(results, metrics=("hd95_mm",)).splitlines()
     assert "**2.00 ± 1.00**" in hd[3]  # lower is better for HD95
     single = markdown_table({"Only": results["DO Student"]}, bold_best=True)
     assert "**" not in single
-    tied = markdown_table({"A": summarize(cases({"X": [0.0, 0.0]})), "B": summarize(cases({"X": [0.0, 0.0]}))})
-    assert "**" not in tied   # no model is best when all are equal (e.g. all 0.00)
+    tied = markdown_table(
+        {"A": summarize(cases({"X": [0.0, 0.0]})), "B": summarize(cases({"X": [0.0, 0.0]}))}
+    )
+    assert "**" not in tied  # no model is best when all are equal (e.g. all 0.00)
 
 
 def test_group_average_makes_the_patient_the_unit():
@@ -83,5 +116,5 @@ def test_group_average_makes_the_patient_the_unit():
     dsc = {"a_p0": 0.9, "a_p1": 0.7, "a_p2": 0.8, "b_p0": 0.2, "lone": 0.5}
     per_patient = group_average(dsc, {"a_p0": "a", "a_p1": "a", "a_p2": "a", "b_p0": "b"})
     assert per_patient == pytest.approx({"a": 0.8, "b": 0.2, "lone": 0.5})
-    assert case_mean(per_patient)["n"] == 3   # three patients, not five patches
+    assert case_mean(per_patient)["n"] == 3  # three patients, not five patches
     assert case_mean(per_patient)["mean"] == pytest.approx(0.5)

@@ -1,5 +1,6 @@
 """Per-case metrics: hand-computed cases, empty-mask rules, and cross-checks of the cc3d/MONAI-based
 code against independent brute-force implementations (scipy.ndimage.label, all-pairs distances)."""
+
 from __future__ import annotations
 
 import math
@@ -22,9 +23,10 @@ def cube(z0, z1, y0=4, y1=14, x0=4, x1=14, shape=SHAPE) -> np.ndarray:
 
 # ---------------------------------------------------------------- hand-computed cases
 
+
 def test_two_overlapping_cubes_dsc_and_detection():
-    gt = cube(4, 14)      # 10x10x10 = 1000 voxels
-    pred = cube(8, 18)    # shifted by 4 slices: 600 voxels overlap
+    gt = cube(4, 14)  # 10x10x10 = 1000 voxels
+    pred = cube(8, 18)  # shifted by 4 slices: 600 voxels overlap
     m = case_metrics(pred, gt, (1, 1, 1))
     assert m["dsc"] == pytest.approx(2 * 600 / 2000)
     assert (m["tp"], m["fn"], m["fp"], m["tp_pred"]) == (1, 0, 0, 1)
@@ -35,8 +37,8 @@ def test_two_overlapping_cubes_dsc_and_detection():
 
 @pytest.mark.parametrize("slices, detected", [(2, False), (3, True)])
 def test_lesion_detected_at_30_not_at_20_percent(slices, detected):
-    gt = cube(4, 14)                      # 10 slices
-    pred = cube(4, 4 + slices)            # covers 20 % or 30 % of the lesion, all of it inside GT
+    gt = cube(4, 14)  # 10 slices
+    pred = cube(4, 4 + slices)  # covers 20 % or 30 % of the lesion, all of it inside GT
     m = case_metrics(pred, gt, (1, 1, 1))
     assert m["tp"] == int(detected) and m["fn"] == int(not detected)
     assert m["recall"] == float(detected)
@@ -51,15 +53,15 @@ def test_lesion_detected_at_30_not_at_20_percent(slices, detected):
 
 
 def test_exactly_25_percent_counts_as_detected():
-    gt = cube(0, 4, 0, 4, 0, 4)   # 64 voxels
+    gt = cube(0, 4, 0, 4, 0, 4)  # 64 voxels
     pred = cube(0, 1, 0, 4, 0, 4)  # 16 voxels = 25 %
     assert match_lesions(pred, gt).tp == 1
 
 
 def test_false_positive_component_and_dsc_tp():
-    gt = cube(2, 7, 2, 7, 2, 7) | cube(2, 7, 15, 20, 15, 20)   # two 125-voxel lesions
-    pred = cube(2, 7, 2, 7, 3, 8)        # lesion 1: 100 of 125 voxels, 80 %
-    pred |= cube(15, 18, 15, 18, 2, 5)   # 27 voxels far from any lesion: FP
+    gt = cube(2, 7, 2, 7, 2, 7) | cube(2, 7, 15, 20, 15, 20)  # two 125-voxel lesions
+    pred = cube(2, 7, 2, 7, 3, 8)  # lesion 1: 100 of 125 voxels, 80 %
+    pred |= cube(15, 18, 15, 18, 2, 5)  # 27 voxels far from any lesion: FP
     m = case_metrics(pred, gt, (1, 1, 1))
     assert (m["n_gt_lesions"], m["n_pred_components"]) == (2, 2)
     assert (m["tp"], m["fn"], m["fp"], m["tp_pred"]) == (1, 1, 1, 1)
@@ -72,8 +74,8 @@ def test_false_positive_component_and_dsc_tp():
 
 
 def test_leaking_component_is_fp_but_counts_in_dsc_tp():
-    gt = cube(10, 12, 10, 12, 10, 12)       # 8 voxels
-    pred = cube(6, 16, 6, 16, 6, 16)        # 1000 voxels covering the lesion: 0.8 % inside GT
+    gt = cube(10, 12, 10, 12, 10, 12)  # 8 voxels
+    pred = cube(6, 16, 6, 16, 6, 16)  # 1000 voxels covering the lesion: 0.8 % inside GT
     m = case_metrics(pred, gt, (1, 1, 1))
     assert (m["tp"], m["fp"], m["recall"], m["precision"], m["f1"]) == (1, 1, 1.0, 0.0, 0.0)
     assert m["dsc_tp"] == pytest.approx(2 * 8 / 1008) == pytest.approx(m["dsc"])
@@ -81,8 +83,8 @@ def test_leaking_component_is_fp_but_counts_in_dsc_tp():
 
 def test_26_connectivity_joins_corner_neighbours():
     gt = np.zeros(SHAPE, bool)
-    gt[5, 5, 5] = gt[6, 6, 6] = True          # touch at a corner only: one lesion
-    gt[10, 10, 10] = True                     # separate lesion
+    gt[5, 5, 5] = gt[6, 6, 6] = True  # touch at a corner only: one lesion
+    gt[10, 10, 10] = True  # separate lesion
     assert match_lesions(np.zeros_like(gt), gt).fn == 2
 
 
@@ -93,10 +95,22 @@ def test_empty_rules():
     assert (both["dsc"], both["nsd"], both["hd95_mm"]) == (1.0, 1.0, 0.0)
     assert all(math.isnan(both[k]) for k in ("recall", "precision", "f1", "dsc_tp"))
     gt_empty = case_metrics(lesion, empty, (1, 1, 1))
-    assert (gt_empty["dsc"], gt_empty["nsd"], gt_empty["precision"], gt_empty["f1"], gt_empty["fp"]) == (0, 0, 0, 0, 1)
+    assert (
+        gt_empty["dsc"],
+        gt_empty["nsd"],
+        gt_empty["precision"],
+        gt_empty["f1"],
+        gt_empty["fp"],
+    ) == (0, 0, 0, 0, 1)
     assert all(math.isnan(gt_empty[k]) for k in ("recall", "hd95_mm", "dsc_tp"))
     pred_empty = case_metrics(empty, lesion, (1, 1, 1))
-    assert (pred_empty["dsc"], pred_empty["nsd"], pred_empty["recall"], pred_empty["f1"], pred_empty["fn"]) == (0, 0, 0, 0, 1)
+    assert (
+        pred_empty["dsc"],
+        pred_empty["nsd"],
+        pred_empty["recall"],
+        pred_empty["f1"],
+        pred_empty["fn"],
+    ) == (0, 0, 0, 0, 1)
     assert all(math.isnan(pred_empty[k]) for k in ("precision", "hd95_mm", "dsc_tp"))
 
 
@@ -120,22 +134,25 @@ def test_bad_arguments():
 
 # ---------------------------------------------------------------- surface metrics
 
+
 def test_hd95_and_nsd_single_voxels_anisotropic():
     gt = np.zeros((8, 8, 8), bool)
     pred = np.zeros_like(gt)
     gt[3, 3, 3] = True
-    pred[4, 3, 3] = True                                   # one slice away: 3 mm at z-spacing 3
+    pred[4, 3, 3] = True  # one slice away: 3 mm at z-spacing 3
     m = case_metrics(pred, gt, (3.0, 0.7, 0.7))
     assert m["hd95_mm"] == pytest.approx(3.0)
-    assert m["nsd"] == 0.0                                   # 3 mm > 2 mm tolerance
+    assert m["nsd"] == 0.0  # 3 mm > 2 mm tolerance
     assert case_metrics(pred, gt, (3.0, 0.7, 0.7), nsd_tolerance_mm=3.5)["nsd"] == 1.0
     pred2 = np.zeros_like(gt)
-    pred2[3, 3, 5] = True                                   # two columns away in x: 1.4 mm
+    pred2[3, 3, 5] = True  # two columns away in x: 1.4 mm
     m2 = case_metrics(pred2, gt, (3.0, 0.7, 0.7))
     assert m2["hd95_mm"] == pytest.approx(1.4) and m2["nsd"] == 1.0
     pred3 = np.zeros_like(gt)
-    pred3[4, 4, 3] = True                                   # diagonal: sqrt(3^2 + 0.7^2)
-    assert case_metrics(pred3, gt, (3.0, 0.7, 0.7))["hd95_mm"] == pytest.approx(math.hypot(3.0, 0.7), rel=1e-5)
+    pred3[4, 4, 3] = True  # diagonal: sqrt(3^2 + 0.7^2)
+    assert case_metrics(pred3, gt, (3.0, 0.7, 0.7))["hd95_mm"] == pytest.approx(
+        math.hypot(3.0, 0.7), rel=1e-5
+    )
 
 
 def test_identical_masks_have_zero_hd_and_full_nsd():
@@ -145,6 +162,7 @@ def test_identical_masks_have_zero_hd_and_full_nsd():
 
 
 # ---------------------------------------------------------------- independent references
+
 
 def ref_edges(mask: np.ndarray) -> np.ndarray:
     """Voxels of the mask with a face neighbour outside it (image border counts as outside)."""
@@ -199,9 +217,13 @@ def test_cross_check_against_brute_force(seed):
     rng = np.random.default_rng(seed)
     gt = blobs(rng)
     pred = gt.copy() if seed == 0 else blobs(rng)
-    if seed >= 3:  # a shifted copy of the GT plus speckle: partial overlaps around the 25 % threshold
-        pred = np.roll(gt, (seed - 2, 1, 2 * seed - 5), axis=(0, 1, 2)) | (rng.random(gt.shape) < 0.001)
-    assert pred.any() and gt.any()   # fixed seeds: every draw has lesions on both sides
+    if (
+        seed >= 3
+    ):  # a shifted copy of the GT plus speckle: partial overlaps around the 25 % threshold
+        pred = np.roll(gt, (seed - 2, 1, 2 * seed - 5), axis=(0, 1, 2)) | (
+            rng.random(gt.shape) < 0.001
+        )
+    assert pred.any() and gt.any()  # fixed seeds: every draw has lesions on both sides
     spacing = (2.5, 0.9, 0.7)
     m = case_metrics(pred, gt, spacing)
     hd95, nsd = ref_surface(pred, gt, spacing)
@@ -216,7 +238,7 @@ def test_cross_check_against_brute_force(seed):
 def test_cropping_and_image_border_do_not_change_metrics():
     rng = np.random.default_rng(7)
     gt, pred = blobs(rng), blobs(rng)
-    gt[0, 5:9, 5:9] = pred[-1, 3:8, 3:8] = True     # touch the image border
+    gt[0, 5:9, 5:9] = pred[-1, 3:8, 3:8] = True  # touch the image border
     spacing = (1.5, 0.8, 0.8)
     a = case_metrics(pred, gt, spacing)
     b = case_metrics(np.pad(pred, 3), np.pad(gt, 3), spacing)

@@ -1,6 +1,7 @@
 """The clinical-resolution preset ``examples/real_ct.toml``: its own spacing is planned and preprocessed as
 its own nnU-Net configuration, the student datasets are lung crops, and ``models = []`` stops after the
 pseudo-labels."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,13 @@ def test_preset_plans_its_own_spacing_and_crops_the_students_to_the_lungs(tmp_pa
     assert cfg.train_configuration == "3d_real" and cfg.student_crop == "lungs"
     plan = steps["plan and preprocess (teacher)"]
     # nnU-Net plans the base configuration from the data, then our configuration is added and preprocessed
-    order = ["nnUNetv2_extract_fingerprint -d 911", "use_box_window(911)", "nnUNetv2_plan_experiment -d 911",
-             "add_small_configuration(911", "nnUNetv2_preprocess -d 911 -c 3d_real"]
+    order = [
+        "nnUNetv2_extract_fingerprint -d 911",
+        "use_box_window(911)",
+        "nnUNetv2_plan_experiment -d 911",
+        "add_small_configuration(911",
+        "nnUNetv2_preprocess -d 911 -c 3d_real",
+    ]
     at = [plan.index(part) for part in order]
     assert at == sorted(at), plan
     assert "(32, 80, 80), (8, 16, 32, 64, 128), 2," in plan and "(3.0, 2.0, 2.0))" in plan
@@ -37,15 +43,24 @@ def test_preset_plans_its_own_spacing_and_crops_the_students_to_the_lungs(tmp_pa
     assert "--no_pp" in students and "nnUNetv2_preprocess -d 912 913 914 -c 3d_real" in students
     crops = [c for c in steps.values() if "--crop lungs" in c]
     assert len(crops) == 3 and all("make-student-dataset" in c for c in crops)  # so, do, baseline
-    assert any("nnUNetv2_train 911 3d_real all -tr nnUNetTrainerBoxTeacher" in c for c in steps.values())
+    assert any(
+        "nnUNetv2_train 911 3d_real all -tr nnUNetTrainerBoxTeacher" in c for c in steps.values()
+    )
 
 
 def test_no_models_runs_the_teacher_and_the_pseudo_labels_only(tmp_path, monkeypatch):
     config = tmp_path / "teacher_only.toml"
-    config.write_text(PRESET.read_text().replace('models = ["so", "do", "baseline"]', "models = []")
-                      .replace('weak = "data/real_weak"', f"weak = {json.dumps(str(REPO / 'examples' / 'data'))}"))
+    config.write_text(
+        PRESET.read_text()
+        .replace('models = ["so", "do", "baseline"]', "models = []")
+        .replace('weak = "data/real_weak"', f"weak = {json.dumps(str(REPO / 'examples' / 'data'))}")
+    )
     cfg, steps = _steps(config, tmp_path, monkeypatch)
     assert cfg.train == ()
     commands = " ".join(steps.values())
     assert "nnts pseudo-label" in commands and "nnUNetv2_train 911 3d_real" in commands
-    assert "make-student-dataset" not in commands and "912" not in commands and "nnts predict" not in commands
+    assert (
+        "make-student-dataset" not in commands
+        and "912" not in commands
+        and "nnts predict" not in commands
+    )

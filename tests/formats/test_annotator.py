@@ -1,4 +1,5 @@
 """The annotator model: fractional edge noise that never loses a lesion, exact share, skipped ends, stress setting."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,12 +22,14 @@ def _blobs(seed: int, shape=(12, 40, 40)) -> np.ndarray:
     for _ in range(int(rng.integers(1, 4))):
         c = rng.uniform([2, 8, 8], [shape[0] - 2, shape[1] - 8, shape[2] - 8])
         r = rng.uniform([1, 2, 2], [4, 9, 9])
-        mask |= (((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2) <= 1
+        mask |= (
+            ((z - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((x - c[2]) / r[2]) ** 2
+        ) <= 1
     return mask
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(0, 10 ** 6), st.integers(0, 10 ** 6))
+@given(st.integers(0, 10**6), st.integers(0, 10**6))
 def test_default_boxes_always_overlap_their_lesion(mask_seed, box_seed):
     mask = _blobs(mask_seed)
     labels, _ = label_components(mask)
@@ -35,7 +38,7 @@ def test_default_boxes_always_overlap_their_lesion(mask_seed, box_seed):
     tight = boxes_from_mask(mask)
     assert len(boxes) == len(tight)
     for b in boxes:
-        region = labels[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1]
+        region = labels[b.slice, b.ymin : b.ymax + 1, b.xmin : b.xmax + 1]
         assert (region == b.lesion_id).any(), f"box {b} lost its lesion"
 
 
@@ -44,14 +47,18 @@ def test_default_boxes_cover_at_least_95_percent_of_the_tumour_on_average():
     for seed in range(40):
         case = generate_case(seed, ("msd", "nsclc", "lpcd")[seed % 3], preset="tiny", min_tumours=1)
         label = sitk.GetArrayFromImage(case.label) > 0
-        if not label.any():  # every tumour dropped as too small (write_phantom_datasets redraws such cases)
+        if (
+            not label.any()
+        ):  # every tumour dropped as too small (write_phantom_datasets redraws such cases)
             continue
         spacing = case.ct.GetSpacing()[::-1]
         boxes = boxes_from_mask(label, seed=seed, annotator=Annotator(), spacing_zyx=spacing)
         moved += sum(b != t for b, t in zip(boxes, boxes_from_mask(label)))
         bm = box_mask(boxes, label.shape) > 0
         coverages.append((label & bm).sum() / label.sum())
-    print(f"mean coverage {np.mean(coverages):.3f}, min {np.min(coverages):.3f}, boxes moved {moved}")
+    print(
+        f"mean coverage {np.mean(coverages):.3f}, min {np.min(coverages):.3f}, boxes moved {moved}"
+    )
     assert np.mean(coverages) >= 0.95
     assert moved > 0, "the default model must add noise"
 
@@ -60,10 +67,17 @@ def test_exact_share_and_stress_and_skipped_ends():
     mask = _blobs(3, (20, 40, 40))
     tight = boxes_from_mask(mask)
     assert boxes_from_mask(mask, seed=1, annotator=Annotator.exact()) == tight
-    all_exact = boxes_from_mask(mask, seed=1, annotator=Annotator(edge_fraction=0.3, exact_share=1.0))
+    all_exact = boxes_from_mask(
+        mask, seed=1, annotator=Annotator(edge_fraction=0.3, exact_share=1.0)
+    )
     assert all_exact == tight
     stressed = boxes_from_mask(mask, seed=1, annotator=Annotator.stress(2))
-    d = np.array([[s.xmin - t.xmin, s.ymin - t.ymin, s.xmax - t.xmax, s.ymax - t.ymax] for s, t in zip(stressed, tight)])
+    d = np.array(
+        [
+            [s.xmin - t.xmin, s.ymin - t.ymin, s.xmax - t.xmax, s.ymax - t.ymax]
+            for s, t in zip(stressed, tight)
+        ]
+    )
     assert np.abs(d).max() <= 2 and np.abs(d).max() > 0
     skipped = boxes_from_mask(mask, seed=1, annotator=Annotator(skip_ends=1.0))
     per_lesion = {}

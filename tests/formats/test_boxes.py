@@ -1,4 +1,5 @@
 """Axial boxes: properties (hypothesis) and validation."""
+
 from __future__ import annotations
 
 import json
@@ -9,17 +10,29 @@ import SimpleITK as sitk
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nnunet_teacher_student.formats.boxes import (Box, BoxError, BoxSet, box_mask, boxes_from_box_mask, boxes_from_mask,
-                                          load_box_mask)
+from nnunet_teacher_student.formats.boxes import (
+    Box,
+    BoxError,
+    BoxSet,
+    box_mask,
+    boxes_from_box_mask,
+    boxes_from_mask,
+    load_box_mask,
+)
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry
 
-masks = arrays(np.uint8, st.tuples(st.integers(1, 5), st.integers(1, 12), st.integers(1, 12)),
-               elements=st.integers(0, 1))
+masks = arrays(
+    np.uint8,
+    st.tuples(st.integers(1, 5), st.integers(1, 12), st.integers(1, 12)),
+    elements=st.integers(0, 1),
+)
 
 
 def geometry_for(shape_zyx) -> Geometry:
-    return Geometry(tuple(shape_zyx[::-1]), (0.7, 0.7, 2.5), (-10.0, 5.0, 100.0), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    return Geometry(
+        tuple(shape_zyx[::-1]), (0.7, 0.7, 2.5), (-10.0, 5.0, 100.0), (1, 0, 0, 0, 1, 0, 0, 0, 1)
+    )
 
 
 @given(masks, st.sampled_from(["lesion", "component2d", "lesion3d"]))
@@ -33,8 +46,13 @@ def test_every_mask_voxel_lies_in_a_box_of_its_slice(mask, mode):
 @given(masks, st.sampled_from(["lesion", "component2d"]))
 def test_boxes_are_tight_without_jitter(mask, mode):
     for b in boxes_from_mask(mask, mode=mode):
-        inside = mask[b.slice, b.ymin:b.ymax + 1, b.xmin:b.xmax + 1]
-        assert inside[0, :].any() and inside[-1, :].any() and inside[:, 0].any() and inside[:, -1].any()
+        inside = mask[b.slice, b.ymin : b.ymax + 1, b.xmin : b.xmax + 1]
+        assert (
+            inside[0, :].any()
+            and inside[-1, :].any()
+            and inside[:, 0].any()
+            and inside[:, -1].any()
+        )
 
 
 @given(masks, st.integers(0, 3), st.integers(0, 2**31 - 1))
@@ -68,7 +86,15 @@ def test_jitter_is_seeded_and_bounded():
     assert a != boxes_from_mask(mask, jitter=2, seed=6)
     tight = boxes_from_mask(mask)
     for j, t in zip(a, tight):
-        assert max(abs(j.xmin - t.xmin), abs(j.xmax - t.xmax), abs(j.ymin - t.ymin), abs(j.ymax - t.ymax)) <= 2
+        assert (
+            max(
+                abs(j.xmin - t.xmin),
+                abs(j.xmax - t.xmax),
+                abs(j.ymin - t.ymin),
+                abs(j.ymax - t.ymax),
+            )
+            <= 2
+        )
 
 
 def test_lesion3d_gives_one_extent_per_lesion():
@@ -80,19 +106,26 @@ def test_lesion3d_gives_one_extent_per_lesion():
     assert [b.slice for b in boxes] == [0, 1]
 
 
-@pytest.mark.parametrize("box, message", [
-    (Box(0, 5, 1, 4, 2), "inverted"),
-    (Box(0, 0, 0, 10, 2), "outside"),
-    (Box(7, 0, 0, 1, 1), "slice 7"),
-    (Box(0, -1, 0, 1, 1), "outside"),
-])
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        (Box(0, 5, 1, 4, 2), "inverted"),
+        (Box(0, 0, 0, 10, 2), "outside"),
+        (Box(7, 0, 0, 1, 1), "slice 7"),
+        (Box(0, -1, 0, 1, 1), "outside"),
+    ],
+)
 def test_invalid_boxes_are_refused_with_the_file_named(tmp_path, box, message):
     path = tmp_path / "c.json"
     with pytest.raises(BoxError, match=message):
         BoxSet(geometry_for((3, 10, 10)), [box]).save(path)
     assert not path.exists()
-    data = {"format": "nnts-axial-boxes", "version": 1, "geometry": geometry_for((3, 10, 10)).to_dict(),
-            "boxes": [box.to_dict()]}
+    data = {
+        "format": "nnts-axial-boxes",
+        "version": 1,
+        "geometry": geometry_for((3, 10, 10)).to_dict(),
+        "boxes": [box.to_dict()],
+    }
     path.write_text(json.dumps(data))
     with pytest.raises(BoxError, match=str(path)):
         BoxSet.load(path)
@@ -124,18 +157,22 @@ def test_box_files_follow_the_shipped_json_schema_and_mistakes_are_explained(tmp
 
     schema = json.loads(SCHEMA.read_text())
     example = Path(__file__).resolve().parents[2] / "examples" / "boxes_example.json"
-    jsonschema.validate(json.loads(example.read_text()), schema)           # the README's example
+    jsonschema.validate(json.loads(example.read_text()), schema)  # the README's example
     loaded = BoxSet.load(example)
     assert len(loaded.boxes) == 4 and {b.lesion_id for b in loaded.boxes} == {1, 2}
-    ours = BoxSet(Geometry((30, 20, 8), (0.8, 0.8, 2.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1)),
-                  [Box(3, 2, 2, 9, 9, label="tumor", lesion_id=1), Box(4, 1, 1, 5, 5)])
-    jsonschema.validate(json.loads(ours.to_json()), schema)                # what nnts writes
+    ours = BoxSet(
+        Geometry((30, 20, 8), (0.8, 0.8, 2.0), (0.0, 0.0, 0.0), (1, 0, 0, 0, 1, 0, 0, 0, 1)),
+        [Box(3, 2, 2, 9, 9, label="tumor", lesion_id=1), Box(4, 1, 1, 5, 5)],
+    )
+    jsonschema.validate(json.loads(ours.to_json()), schema)  # what nnts writes
     flat = json.loads(example.read_text())
-    flat.update(flat.pop("geometry"))                                      # geometry keys at the top level
+    flat.update(flat.pop("geometry"))  # geometry keys at the top level
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(flat, schema)
     (tmp_path / "flat.json").write_text(json.dumps(flat))
-    with pytest.raises(BoxError, match=r"flat.json: missing key 'geometry'.*belong inside 'geometry'.*schema"):
+    with pytest.raises(
+        BoxError, match=r"flat.json: missing key 'geometry'.*belong inside 'geometry'.*schema"
+    ):
         BoxSet.load(tmp_path / "flat.json")
 
 
@@ -154,7 +191,10 @@ def test_a_noisy_3d_box_is_one_drawing_per_lesion():
         for b in boxes:
             by_lesion.setdefault(b.lesion_id, set()).add((b.xmin, b.ymin, b.xmax, b.ymax))
         assert all(len(v) == 1 for v in by_lesion.values()), seed
-        tight = {b.lesion_id: (b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes_from_mask(mask, mode="lesion3d")}
+        tight = {
+            b.lesion_id: (b.xmin, b.ymin, b.xmax, b.ymax)
+            for b in boxes_from_mask(mask, mode="lesion3d")
+        }
         moved_any |= any(v != {tight[k]} for k, v in by_lesion.items())
-        assert 7 + 3 - 4 <= len(boxes) <= 7 + 3   # only end slices may be left out
+        assert 7 + 3 - 4 <= len(boxes) <= 7 + 3  # only end slices may be left out
     assert moved_any

@@ -1,4 +1,5 @@
 """Crop boxes: margins, per-lung boxes, and exact crop/paste round trips on oblique grids."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,13 @@ import pytest
 import SimpleITK as sitk
 from hypothesis import given, settings, strategies as st
 
-from nnunet_teacher_student.lungs.cropping import CropBox, box_around, crop_image, lung_crop_boxes, paste_image
+from nnunet_teacher_student.lungs.cropping import (
+    CropBox,
+    box_around,
+    crop_image,
+    lung_crop_boxes,
+    paste_image,
+)
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry
 
@@ -17,7 +24,9 @@ def oblique_image(shape_zyx=(12, 20, 24), components: int = 1, seed: int = 0) ->
     """Random image on a rotated (non-axis-aligned) anisotropic grid with a non-zero origin."""
     rng = np.random.default_rng(seed)
     shape = shape_zyx + ((components,) if components > 1 else ())
-    image = sitk.GetImageFromArray(rng.integers(-1000, 1000, shape).astype(np.int16), isVector=components > 1)
+    image = sitk.GetImageFromArray(
+        rng.integers(-1000, 1000, shape).astype(np.int16), isVector=components > 1
+    )
     a, b = 0.4, -0.3
     rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
     rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
@@ -31,10 +40,12 @@ def test_cropbox_dict_roundtrip_and_validation():
     box = CropBox((1, 2, 3), (5, 6, 7), (10, 10, 10), "right")
     assert CropBox.from_dict(json.loads(json.dumps(box.to_dict()))) == box
     assert box.size == (4, 4, 4)
-    for bad in ({"start": [0, 0, 0], "stop": [0, 5, 5], "shape": [5, 5, 5]},   # empty
-                {"start": [0, 0, 0], "stop": [6, 5, 5], "shape": [5, 5, 5]},   # outside
-                {"start": [0, 0], "stop": [5, 5], "shape": [5, 5]},            # 2-D
-                {"start": [0, 0, 0], "stop": [5, 5, 5]}):                      # no shape
+    for bad in (
+        {"start": [0, 0, 0], "stop": [0, 5, 5], "shape": [5, 5, 5]},  # empty
+        {"start": [0, 0, 0], "stop": [6, 5, 5], "shape": [5, 5, 5]},  # outside
+        {"start": [0, 0], "stop": [5, 5], "shape": [5, 5]},  # 2-D
+        {"start": [0, 0, 0], "stop": [5, 5, 5]},
+    ):  # no shape
         with pytest.raises(InputError):
             CropBox.from_dict(bad)
 
@@ -78,7 +89,7 @@ def test_margin_in_mm_rounds_up_and_clips():
 
 def test_lung_crop_boxes_labels_and_binary():
     labels = np.zeros((20, 30, 40), np.uint8)
-    labels[2:18, 5:25, 3:15] = 1   # right lung (low x)
+    labels[2:18, 5:25, 3:15] = 1  # right lung (low x)
     labels[4:16, 6:24, 22:36] = 2  # left lung
     spacing = (2.0, 1.0, 1.0)
     (both,) = lung_crop_boxes(labels, spacing, margin_mm=2)
@@ -90,7 +101,12 @@ def test_lung_crop_boxes_labels_and_binary():
     binary = (labels > 0).astype(np.uint8)
     binary[0, 0, 39] = 1  # a speck is not a lung
     first, second = lung_crop_boxes(binary, spacing, margin_mm=2, per_lung=True)
-    assert (first.start, first.stop, second.start, second.stop) == (right.start, right.stop, left.start, left.stop)
+    assert (first.start, first.stop, second.start, second.stop) == (
+        right.start,
+        right.stop,
+        left.start,
+        left.stop,
+    )
     with pytest.raises(InputError, match="empty"):
         lung_crop_boxes(np.zeros_like(labels), spacing, per_lung=True)
 
@@ -105,8 +121,11 @@ def test_crop_image_keeps_physical_position_and_pastes_back_exactly(components):
     # every crop voxel sits where the original voxel of the same value sits
     for idx in [(0, 0, 0), (14, 12, 5), (7, 3, 2)]:
         orig = tuple(i + s for i, s in zip(idx, box.start[::-1]))
-        np.testing.assert_allclose(cropped.TransformIndexToPhysicalPoint(idx),
-                                   image.TransformIndexToPhysicalPoint(orig), atol=1e-9)
+        np.testing.assert_allclose(
+            cropped.TransformIndexToPhysicalPoint(idx),
+            image.TransformIndexToPhysicalPoint(orig),
+            atol=1e-9,
+        )
         assert cropped[idx] == image[orig]
     back = paste_image(cropped, box, image, fill=-1024)
     assert Geometry.of(back) == Geometry.of(image)
@@ -115,8 +134,10 @@ def test_crop_image_keeps_physical_position_and_pastes_back_exactly(components):
     expected[box.slices] = sitk.GetArrayFromImage(image)[box.slices]
     np.testing.assert_array_equal(sitk.GetArrayFromImage(back), expected)
     full = CropBox((0, 0, 0), (12, 20, 24), (12, 20, 24))
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(paste_image(crop_image(image, full), full, image)),
-                                  sitk.GetArrayFromImage(image))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(paste_image(crop_image(image, full), full, image)),
+        sitk.GetArrayFromImage(image),
+    )
 
 
 def test_paste_refuses_a_crop_of_another_box_or_image():

@@ -1,4 +1,5 @@
 """Lung masks: classical method on synthetic chests, lungmask R231 offline with a random state dict, CLI."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,16 @@ def _segment_distance(p: np.ndarray, a, b) -> np.ndarray:
     return np.linalg.norm(p - (a + t[..., None] * (b - a)), axis=-1)
 
 
-def synthetic_chest(size_xyz=(112, 96, 40), spacing=(3.2, 3.2, 5.0), direction=IDENTITY, noise=20.0, seed=0,
-                    tumour_side="lateral", join_lungs=False, body_shift_x=0.0):
+def synthetic_chest(
+    size_xyz=(112, 96, 40),
+    spacing=(3.2, 3.2, 5.0),
+    direction=IDENTITY,
+    noise=20.0,
+    seed=0,
+    tumour_side="lateral",
+    join_lungs=False,
+    body_shift_x=0.0,
+):
     """A chest CT in LPS millimetres centred on 0, and its truth masks [z, y, x].
 
     Body ellipse (40 HU) in air (-1000); two lung ellipsoids (-850; right lung at -x); a trachea (-1000)
@@ -48,11 +57,17 @@ def synthetic_chest(size_xyz=(112, 96, 40), spacing=(3.2, 3.2, 5.0), direction=I
     right = ((x + cx) / 50) ** 2 + ((y - 10) / 75) ** 2 + (z / 80) ** 2 < 1
     left = ((x - cx) / 50) ** 2 + ((y - 10) / 75) ** 2 + (z / 80) ** 2 < 1
     trachea = (_segment_distance(p, (0, -20, 300), (0, -20, 25)) < 10) & body
-    bronchi = (_segment_distance(p, (0, -20, 25), (-45, 0, 5)) < 6) | (_segment_distance(p, (0, -20, 25), (45, 0, 5)) < 6)
+    bronchi = (_segment_distance(p, (0, -20, 25), (-45, 0, 5)) < 6) | (
+        _segment_distance(p, (0, -20, 25), (45, 0, 5)) < 6
+    )
     r = 18.0
-    if tumour_side == "whole":  # a tumour (or collapse) that has replaced the whole right lung: no air left
+    if (
+        tumour_side == "whole"
+    ):  # a tumour (or collapse) that has replaced the whole right lung: no air left
         tumour = right.copy()
-    elif tumour_side == "apex":  # a large mass filling the lung's apex: a sphere on it, clipped to the lung
+    elif (
+        tumour_side == "apex"
+    ):  # a large mass filling the lung's apex: a sphere on it, clipped to the lung
         tumour = (np.linalg.norm(p - np.array([-cx, 10, 80]), axis=-1) < 35) & right
     else:
         centre = [-(cx + 50) + r, 10, 0] if tumour_side == "lateral" else [-(cx - 50) - r, 10, 0]
@@ -81,15 +96,20 @@ def no_env_weights(monkeypatch):
 CORONAL = (1, 0, 0, 0, 0, -1, 0, 1, 0)  # slices are coronal: index j runs along z, k along -y
 
 
-@pytest.mark.parametrize("tumour_side,direction", [("lateral", IDENTITY), ("medial", IDENTITY),
-                                                   ("lateral", FLIP_XZ), ("medial", CORONAL)])
+@pytest.mark.parametrize(
+    "tumour_side,direction",
+    [("lateral", IDENTITY), ("medial", IDENTITY), ("lateral", FLIP_XZ), ("medial", CORONAL)],
+)
 def test_classical_region_keeps_juxtapleural_tumour(direction, tumour_side, no_env_weights):
     grid = {"size_xyz": (112, 40, 96), "spacing": (3.2, 5.0, 3.2)} if direction == CORONAL else {}
     ct, truth = synthetic_chest(direction=direction, tumour_side=tumour_side, **grid)
     result = lungs.lung_mask(ct)
     assert result.method == "classical"
     assert "classical" in result.message and lungs.ENV_WEIGHTS in result.message  # says why
-    assert result.mask.shape == result.labels.shape == truth["body"].shape and result.mask.dtype == np.uint8
+    assert (
+        result.mask.shape == result.labels.shape == truth["body"].shape
+        and result.mask.dtype == np.uint8
+    )
     # the threshold alone cuts the tumour out; the region keeps it
     assert (result.raw_labels > 0)[truth["tumour"]].mean() < 0.1
     assert result.mask[truth["tumour"]].mean() > 0.97
@@ -110,7 +130,9 @@ def test_mass_filling_the_apex_is_recovered_from_the_other_side(no_env_weights):
     result = lungs.lung_mask(ct)
     tumour = truth["tumour"]
     assert (result.raw_labels > 0)[tumour].mean() < 0.1
-    hull_only = lungs.lung_region(result.raw_labels, mirror=False)  # identity direction: LPS = array order
+    hull_only = lungs.lung_region(
+        result.raw_labels, mirror=False
+    )  # identity direction: LPS = array order
     assert (hull_only > 0)[tumour].mean() < 0.8  # no hull of the remaining air reaches the apex
     assert result.mask[tumour].mean() > 0.99  # the mirrored left lung does
     assert set(np.unique(result.labels[tumour])) == {lungs.RIGHT}
@@ -121,8 +143,12 @@ def test_lung_replaced_by_tumour_is_mirrored_from_the_other(no_env_weights):
     ct, truth = synthetic_chest(tumour_side="whole", body_shift_x=6.0)
     result = lungs.lung_mask(ct)
     tumour = truth["tumour"]
-    assert not (result.raw_labels == lungs.RIGHT).any()  # no air on the right: the threshold finds one lung
-    assert (lungs.lung_region(result.raw_labels, body=truth["body"], mirror=False) > 0)[tumour].mean() < 0.01
+    assert not (
+        result.raw_labels == lungs.RIGHT
+    ).any()  # no air on the right: the threshold finds one lung
+    assert (lungs.lung_region(result.raw_labels, body=truth["body"], mirror=False) > 0)[
+        tumour
+    ].mean() < 0.01
     # the left lung mirrored about the body's midline (6 mm off the lungs' own) covers most of the right,
     # and the crop box with its 10 mm margin all of it
     assert (result.labels == lungs.RIGHT)[tumour].mean() > 0.8
@@ -130,7 +156,9 @@ def test_lung_replaced_by_tumour_is_mirrored_from_the_other(no_env_weights):
     for box in lung_crop_boxes(result.labels, ct.GetSpacing()[::-1], 10.0, per_lung=True):
         covered[box.slices] = True
     assert covered[tumour].all()
-    assert dice(result.labels == lungs.LEFT, truth["left"]) > 0.85  # the left lung's own region is kept
+    assert (
+        dice(result.labels == lungs.LEFT, truth["left"]) > 0.85
+    )  # the left lung's own region is kept
     assert "no right lung found" in result.message
     assert not result.mask[~truth["body"]].any()
 
@@ -175,19 +203,23 @@ def test_weights_choice(tmp_path, monkeypatch, no_env_weights):
 
 
 def test_importing_lungmask_keeps_warning_filters():
-    code = ("import sys, warnings\n"
-            "from nnunet_teacher_student.lungs.mask import import_lungmask\n"
-            "before = list(warnings.filters)\n"
-            "import_lungmask()\n"
-            "assert 'lungmask.mask' in sys.modules\n"
-            "added = [f for f in warnings.filters if f not in before]\n"
-            "assert all(f in warnings.filters for f in before), 'filters removed'\n"
-            "blanket = [f for f in added if f[0] == 'ignore' and f[1] is None and f[3] is None\n"
-            "           and issubclass(UserWarning, f[2])]\n"
-            "assert not blanket, blanket\n"
-            "warnings.warn('still-visible', UserWarning)\n")
+    code = (
+        "import sys, warnings\n"
+        "from nnunet_teacher_student.lungs.mask import import_lungmask\n"
+        "before = list(warnings.filters)\n"
+        "import_lungmask()\n"
+        "assert 'lungmask.mask' in sys.modules\n"
+        "added = [f for f in warnings.filters if f not in before]\n"
+        "assert all(f in warnings.filters for f in before), 'filters removed'\n"
+        "blanket = [f for f in added if f[0] == 'ignore' and f[1] is None and f[3] is None\n"
+        "           and issubclass(UserWarning, f[2])]\n"
+        "assert not blanket, blanket\n"
+        "warnings.warn('still-visible', UserWarning)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "UserWarning: still-visible" in done.stderr
 
@@ -205,7 +237,9 @@ def test_lungmask_r231_runs_offline_from_local_weights(tmp_path, monkeypatch, no
     torch.manual_seed(0)
     # R231 network exactly as lungmask.mask.get_model builds it; random weights, with the last layer
     # set to predict class 1 so that lungmask's output (inside its body crop) is not empty
-    net = lm.UNet(n_classes=3, padding=True, depth=5, up_mode="upsample", batch_norm=True, residual=False)
+    net = lm.UNet(
+        n_classes=3, padding=True, depth=5, up_mode="upsample", batch_norm=True, residual=False
+    )
     with torch.no_grad():
         net.last.weight.zero_()
         net.last.bias.copy_(torch.tensor([0.0, 1.0, 0.0]))
@@ -214,8 +248,9 @@ def test_lungmask_r231_runs_offline_from_local_weights(tmp_path, monkeypatch, no
 
     # 2 slices of 64 x 64 (lungmask resizes each slice to 256 x 256); body shifted to the patient's
     # left and an x/z-flipped direction, so a wrong orientation round trip would mirror the output
-    ct, truth = synthetic_chest(size_xyz=(64, 64, 2), spacing=(7.0, 7.0, 20.0), direction=FLIP_XZ,
-                                body_shift_x=60.0)
+    ct, truth = synthetic_chest(
+        size_xyz=(64, 64, 2), spacing=(7.0, 7.0, 20.0), direction=FLIP_XZ, body_shift_x=60.0
+    )
     result = lungs.lung_mask(ct, weights=weights, method="lungmask", force_cpu=True)
     assert result.method == "lungmask-R231"
     assert str(weights) in result.message
@@ -236,7 +271,12 @@ def test_cli_writes_region_in_ct_geometry(tmp_path, capsys, no_env_weights):
     ct.SetOrigin((12.5, -40.0, 300.0))
     ct_path, out = tmp_path / "ct.nii.gz", tmp_path / "lungs.nii.gz"
     sitk.WriteImage(ct, str(ct_path))
-    assert nnts(["lungs", "-i", str(ct_path), "-o", str(out), "--boxes-json", str(tmp_path / "b.json")]) == 0
+    assert (
+        nnts(
+            ["lungs", "-i", str(ct_path), "-o", str(out), "--boxes-json", str(tmp_path / "b.json")]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "method: classical" in printed and "crop right" in printed
     written = sitk.ReadImage(str(out))
@@ -245,7 +285,12 @@ def test_cli_writes_region_in_ct_geometry(tmp_path, capsys, no_env_weights):
     assert set(np.unique(labels)) == {0, 1, 2}
     assert labels[truth["tumour"]].min() == lungs.RIGHT
     assert nnts(["lungs", "-i", str(tmp_path / "none.nii.gz"), "-o", str(out)]) == 1
-    assert nnts(["lungs", "-i", str(ct_path), "-o", str(tmp_path / "x.nii.gz"), "--method", "lungmask"]) == 1
+    assert (
+        nnts(
+            ["lungs", "-i", str(ct_path), "-o", str(tmp_path / "x.nii.gz"), "--method", "lungmask"]
+        )
+        == 1
+    )
     assert not (tmp_path / "x.nii.gz").exists()
 
 
@@ -279,7 +324,9 @@ def test_phantom_juxtapleural_tumours_stay_inside_region_and_crops(no_env_weight
         if not any(t["placement"] == "juxtapleural" for t in case.info["tumours"]):
             continue
         result = lungs.lung_mask(case.ct, method="classical")
-        boxes = lung_crop_boxes(result.labels, spacing_zyx(Geometry.of(case.ct)), margin_mm=10, per_lung=True)
+        boxes = lung_crop_boxes(
+            result.labels, spacing_zyx(Geometry.of(case.ct)), margin_mm=10, per_lung=True
+        )
         assert len(boxes) == 2
         inside_boxes = np.zeros(result.mask.shape, bool)
         for box in boxes:
@@ -288,7 +335,10 @@ def test_phantom_juxtapleural_tumours_stay_inside_region_and_crops(no_env_weight
         for i in range(1, n + 1):
             tumour = components == i
             centre = np.argwhere(tumour).mean(axis=0)
-            info = min(case.info["tumours"], key=lambda t: np.linalg.norm(np.subtract(t["center_zyx"], centre)))
+            info = min(
+                case.info["tumours"],
+                key=lambda t: np.linalg.norm(np.subtract(t["center_zyx"], centre)),
+            )
             if info["placement"] != "juxtapleural":
                 continue
             total += tumour.sum()

@@ -3,6 +3,7 @@ and DICOM input, exact crop-and-paste, dropping of lesions outside the lungs, ba
 
 The model is the 2-epoch toy of the session fixtures: these tests check pipeline properties, not accuracy.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,15 +39,26 @@ def write_dicom_series(image: sitk.Image, folder: Path) -> None:
     n = array.shape[0]
     for z in range(n):
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, generate_uid()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = (
+            CTImageStorage,
+            generate_uid(),
+        )
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "P1", "P1^", "CT", 2, n - z
+        ds.PatientID, ds.PatientName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = (
+            "P1",
+            "P1^",
+            "CT",
+            2,
+            n - z,
+        )
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.ImageOrientationPatient = [float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]])]
+        ds.ImageOrientationPatient = [
+            float(v) for v in np.concatenate([direction[:, 0], direction[:, 1]])
+        ]
         ds.ImagePositionPatient = [float(v) for v in image.TransformIndexToPhysicalPoint((0, 0, z))]
         ds.PixelSpacing, ds.SliceThickness = [float(sy), float(sx)], float(sz)
         ds.Rows, ds.Columns = array.shape[1], array.shape[2]
@@ -84,11 +96,11 @@ def test_lesions_outside_the_dilated_lungs_are_dropped():
     lungs = np.zeros((20, 40, 40), np.uint8)
     lungs[5:15, 10:30, 5:18] = 1
     pred = np.zeros_like(lungs)
-    pred[8:10, 15:18, 16:22] = 1   # crosses the lung border: kept whole
-    pred[8:10, 15:18, 21:23] = 1   # ... joined to the first (26-connected)
-    pred[10, 20, 22] = 1           # 4 mm right of the lung (x 17 -> 22 is 5 voxels = 5 mm): kept
-    pred[10, 25, 23] = 1           # 6 mm away: dropped
-    pred[0:2, 0:3, 35:39] = 1      # far outside: dropped
+    pred[8:10, 15:18, 16:22] = 1  # crosses the lung border: kept whole
+    pred[8:10, 15:18, 21:23] = 1  # ... joined to the first (26-connected)
+    pred[10, 20, 22] = 1  # 4 mm right of the lung (x 17 -> 22 is 5 voxels = 5 mm): kept
+    pred[10, 25, 23] = 1  # 6 mm away: dropped
+    pred[0:2, 0:3, 35:39] = 1  # far outside: dropped
     kept, comps, dropped = drop_outside_lungs(pred, lungs, spacing, dilation_mm=5.0)
     assert kept.dtype == np.uint8
     assert kept[8:10, 15:18, 16:23].all() and kept[10, 20, 22] == 1
@@ -102,8 +114,8 @@ def test_lesions_outside_the_dilated_lungs_are_dropped():
 
 def test_lesion_volume_and_physical_centroid_follow_the_ct_geometry():
     mask = np.zeros((6, 10, 12), np.uint8)
-    mask[1:3, 2:4, 3:7] = 1   # 16 voxels
-    mask[5, 9, 11] = 1        # 1 voxel
+    mask[1:3, 2:4, 3:7] = 1  # 16 voxels
+    mask[5, 9, 11] = 1  # 1 voxel
     ct = sitk.GetImageFromArray(np.zeros(mask.shape, np.int16))
     ct.SetSpacing((0.5, 0.8, 2.0))
     ct.SetOrigin((10.0, -20.0, 30.0))
@@ -124,8 +136,8 @@ def test_tumour_label_is_the_tumour_not_the_box():
     assert tumour_label(do) == (2, 1)
     # nnU-Net's own region segmentation of box-only / tumour voxels: our label keeps the tumour only
     probs = np.zeros((2, 1, 1, 3), np.float32)
-    probs[0, ..., 1:] = 0.9           # box region
-    probs[1, ..., 2] = 0.8            # tumour region
+    probs[0, ..., 1:] = 0.9  # box region
+    probs[1, ..., 2] = 0.8  # tumour region
     seg = do.convert_probabilities_to_segmentation(probs)
     assert ((seg == tumour_label(do)[0]) == (probs[1] > 0.5)).all() and (seg == 1).any()
     so = LabelManager({"background": 0, "tumor": 1}, regions_class_order=None)
@@ -141,8 +153,14 @@ def test_tumour_label_is_the_tumour_not_the_box():
 def test_crop_and_paste_round_trip_is_exact(predictor, test_ct):
     ct = read_image(test_ct)
     # per-lung crops of the CT paste back to the CT exactly inside the box, 0 outside
-    result = predict_case(predictor, ct, per_lung=True, lung_dilation_mm=None, save_probabilities=True,
-                          skip_tiles=False)
+    result = predict_case(
+        predictor,
+        ct,
+        per_lung=True,
+        lung_dilation_mm=None,
+        save_probabilities=True,
+        skip_tiles=False,
+    )
     rep = result.report
     assert rep["per_lung"] and len(rep["crops"]) == 2 and rep["merge"]
     from nnunet_teacher_student.lungs.cropping import CropBox
@@ -151,13 +169,17 @@ def test_crop_and_paste_round_trip_is_exact(predictor, test_ct):
     arr = sitk.GetArrayFromImage(ct)
     for box in boxes:
         back = sitk.GetArrayFromImage(paste_image(crop_image(ct, box), box, ct, fill=-2000))
-        assert (back[box.slices] == arr[box.slices]).all() and (back != -2000).sum() == np.prod(box.size)
+        assert (back[box.slices] == arr[box.slices]).all() and (back != -2000).sum() == np.prod(
+            box.size
+        )
     # the pipeline's mask/probability = nnU-Net's prediction on each crop, pasted and merged, bit for bit
     expect_mask = np.zeros(arr.shape, bool)
     expect_prob = np.zeros(arr.shape, np.float32)
     for box in boxes:
-        seg, prob, _ = predictor.predict_array(sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None],
-                                               Geometry.of(ct).spacing[::-1])
+        seg, prob, _ = predictor.predict_array(
+            sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None],
+            Geometry.of(ct).spacing[::-1],
+        )
         expect_mask[box.slices] |= seg == 1
         expect_prob[box.slices] = np.maximum(expect_prob[box.slices], prob)
     assert (result.mask == expect_mask).all() and np.array_equal(result.probability, expect_prob)
@@ -189,17 +211,36 @@ def test_pipeline_drops_exactly_the_lesions_away_from_the_lungs(predictor, test_
     assert sum(les["voxels"] for les in kept.report["lesions"]) == int(kept.mask.sum())
 
 
-def test_nifti_with_permuted_flipped_axes_keeps_its_geometry(strong_model, test_ct, tmp_path, capsys):
+def test_nifti_with_permuted_flipped_axes_keeps_its_geometry(
+    strong_model, test_ct, tmp_path, capsys
+):
     ct = sitk.DICOMOrient(read_image(test_ct), "SRA")  # axes permuted and flipped
     assert not np.allclose(ct.GetDirection(), np.eye(3).ravel())
     src = tmp_path / "ct.nrrd"
     sitk.WriteImage(ct, str(src))
     out = tmp_path / "pred" / "mask.nii.gz"
-    code = nnts(["predict", "-i", str(src), "-o", str(out), "-m", str(strong_model), "-f", "0",
-                 "-device", "cpu", "--disable-tta", "--save-probabilities"])
+    code = nnts(
+        [
+            "predict",
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+            "-m",
+            str(strong_model),
+            "-f",
+            "0",
+            "-device",
+            "cpu",
+            "--disable-tta",
+            "--save-probabilities",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "at the model's spacing" in captured.out and "tile(s)" in captured.out   # the work, before it starts
+    assert (
+        "at the model's spacing" in captured.out and "tile(s)" in captured.out
+    )  # the work, before it starts
     mask = sitk.ReadImage(str(out))
     assert mask.GetPixelID() == sitk.sitkUInt8
     assert_same_geometry(mask, ct)
@@ -207,22 +248,44 @@ def test_nifti_with_permuted_flipped_axes_keeps_its_geometry(strong_model, test_
     assert_same_geometry(sitk.ReadImage(str(tmp_path / "pred" / "mask_probability.nii.gz")), ct)
     report = json.loads((tmp_path / "pred" / "mask.json").read_text())
     assert report["n_lesions"] == len(report["lesions"])
-    assert len(report["sliding_window"]) == len(report["crops"]) and report["sliding_window"][0]["tiles"] >= 1
-    assert sum(les["voxels"] for les in report["lesions"]) == int(sitk.GetArrayFromImage(mask).sum())
+    assert (
+        len(report["sliding_window"]) == len(report["crops"])
+        and report["sliding_window"][0]["tiles"] >= 1
+    )
+    assert sum(les["voxels"] for les in report["lesions"]) == int(
+        sitk.GetArrayFromImage(mask).sum()
+    )
     assert report["lung_mask"]["method"] == "classical" and report["lung_mask"]["found"]
-    assert {"read", "lung_mask", "predict", "drop_outside_lungs", "describe", "write", "total"} <= set(report["timings_s"])
+    assert {
+        "read",
+        "lung_mask",
+        "predict",
+        "drop_outside_lungs",
+        "describe",
+        "write",
+        "total",
+    } <= set(report["timings_s"])
     assert Geometry.from_dict(report["geometry"]).matches(Geometry.of(ct))
 
 
 def test_dicom_series_keeps_its_geometry(strong_model, test_ct, tmp_path):
-    from nnunet_teacher_student.dataset_conversion.dicom_series import read_ct_series, scan_dicom_tree
+    from nnunet_teacher_student.dataset_conversion.dicom_series import (
+        read_ct_series,
+        scan_dicom_tree,
+    )
 
     ct = read_image(test_ct)
     ct.SetDirection((0, 1, 0, -1, 0, 0, 0, 0, 1))  # rotated 90 degrees about z
     write_dicom_series(ct, tmp_path / "series")
     series = read_ct_series(next(iter(scan_dicom_tree(tmp_path / "series")[0].values()))).image
-    summary = predict_path(tmp_path / "series", tmp_path / "out.nii.gz", strong_model, folds=(0,), tta=False,
-                           progress=False)
+    summary = predict_path(
+        tmp_path / "series",
+        tmp_path / "out.nii.gz",
+        strong_model,
+        folds=(0,),
+        tta=False,
+        progress=False,
+    )
     assert summary.predicted == ["series"]
     mask = sitk.ReadImage(str(tmp_path / "out.nii.gz"))
     assert_same_geometry(mask, series)
@@ -255,24 +318,53 @@ def test_batch_mode_resumes(strong_model, test_ct, tmp_path):
 
 def test_ct_without_lungs_falls_back_to_the_whole_volume(predictor):
     zz, yy, xx = np.indices((10, 32, 32))
-    hu = np.where((yy - 16) ** 2 + (xx - 16) ** 2 < 12 ** 2, 40, -1000).astype(np.int16)
+    hu = np.where((yy - 16) ** 2 + (xx - 16) ** 2 < 12**2, 40, -1000).astype(np.int16)
     ct = sitk.GetImageFromArray(hu)
     ct.SetSpacing((0.9, 0.9, 1.3))
     result = predict_case(predictor, ct)
     rep = result.report
     assert not rep["lung_mask"]["found"] and not rep["lung_crop"]
-    assert rep["crops"] == [{"name": "full", "start": [0, 0, 0], "stop": [10, 32, 32], "shape": [10, 32, 32]}]
+    assert rep["crops"] == [
+        {"name": "full", "start": [0, 0, 0], "stop": [10, 32, 32], "shape": [10, 32, 32]}
+    ]
     assert any("no lung found" in w for w in rep["warnings"])
     assert result.mask.shape == hu.shape and result.mask.dtype == np.uint8
 
 
 def test_bad_input_is_a_clear_error(strong_model, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert nnts(["predict", "-i", str(tmp_path / "empty"), "-o", str(tmp_path / "o"), "-m", str(strong_model)]) == 1
+    assert (
+        nnts(
+            [
+                "predict",
+                "-i",
+                str(tmp_path / "empty"),
+                "-o",
+                str(tmp_path / "o"),
+                "-m",
+                str(strong_model),
+            ]
+        )
+        == 1
+    )
     assert "no CT found" in capsys.readouterr().err
     (tmp_path / "ct.nii.gz").write_text("not an image")
-    assert nnts(["predict", "-i", str(tmp_path / "ct.nii.gz"), "-o", str(tmp_path / "o"),
-                 "-m", str(strong_model), "-device", "cpu"]) == 1
+    assert (
+        nnts(
+            [
+                "predict",
+                "-i",
+                str(tmp_path / "ct.nii.gz"),
+                "-o",
+                str(tmp_path / "o"),
+                "-m",
+                str(strong_model),
+                "-device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "ct.nii.gz" in err and "cannot read image" in err
     assert not (tmp_path / "o").exists()
@@ -286,34 +378,88 @@ def test_bad_input_is_a_clear_error(strong_model, tmp_path, capsys):
     for name in ("plans.json", "dataset.json"):
         shutil.copyfile(strong_model / name, broken / name)
     for folds in ([], ["-f", "0"]):
-        assert nnts(["predict", "-i", str(ct), "-o", str(tmp_path / "o"), "-m", str(broken), *folds,
-                     "-device", "cpu"]) == 1
+        assert (
+            nnts(
+                [
+                    "predict",
+                    "-i",
+                    str(ct),
+                    "-o",
+                    str(tmp_path / "o"),
+                    "-m",
+                    str(broken),
+                    *folds,
+                    "-device",
+                    "cpu",
+                ]
+            )
+            == 1
+        )
         err = capsys.readouterr().err
-        assert str(broken) in err and ("no fold_X" in err or "checkpoint missing" in err) and "Traceback" not in err
+        assert (
+            str(broken) in err
+            and ("no fold_X" in err or "checkpoint missing" in err)
+            and "Traceback" not in err
+        )
     # a checkpoint that is not one
     (broken / "fold_0").mkdir()
     (broken / "fold_0" / "checkpoint_final.pth").write_bytes(b"\x00" * 64)
-    assert nnts(["predict", "-i", str(ct), "-o", str(tmp_path / "o"), "-m", str(broken), "-f", "0",
-                 "-device", "cpu"]) == 1
+    assert (
+        nnts(
+            [
+                "predict",
+                "-i",
+                str(ct),
+                "-o",
+                str(tmp_path / "o"),
+                "-m",
+                str(broken),
+                "-f",
+                "0",
+                "-device",
+                "cpu",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
-    assert "cannot load the model" in err and "Traceback" not in err and not (tmp_path / "o").exists()
+    assert (
+        "cannot load the model" in err and "Traceback" not in err and not (tmp_path / "o").exists()
+    )
 
 
-def test_kill9_then_rerun_equals_an_uninterrupted_folder_prediction(strong_model, test_ct, tmp_path):
+def test_kill9_then_rerun_equals_an_uninterrupted_folder_prediction(
+    strong_model, test_ct, tmp_path
+):
     from nnts_testlib import kill9_when, nnts_cli
 
     batch = tmp_path / "in"
     batch.mkdir()
     for k in range(5):
         os.symlink(test_ct, batch / f"case{k}_0000.nii.gz")
-    argv = ["predict", "-i", str(batch), "-m", str(strong_model), "-f", "0", "-device", "cpu", "--disable-tta"]
+    argv = [
+        "predict",
+        "-i",
+        str(batch),
+        "-m",
+        str(strong_model),
+        "-f",
+        "0",
+        "-device",
+        "cpu",
+        "--disable-tta",
+    ]
     killed = tmp_path / "killed"
-    assert kill9_when(nnts_cli(*argv, "-o", str(killed)), lambda: len(list(killed.glob("*.json"))) >= 1), \
-        "the prediction finished before the kill"
+    assert kill9_when(
+        nnts_cli(*argv, "-o", str(killed)), lambda: len(list(killed.glob("*.json"))) >= 1
+    ), "the prediction finished before the kill"
     assert len(list(killed.glob("*.json"))) < 5
     assert nnts([*argv, "-o", str(killed)]) == 0
     assert nnts([*argv, "-o", str(tmp_path / "straight")]) == 0
     for k in range(5):
-        a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"case{k}.nii.gz"))) for d in (killed, tmp_path / "straight"))
+        a, b = (
+            sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"case{k}.nii.gz")))
+            for d in (killed, tmp_path / "straight")
+        )
         assert (a == b).all()
-    assert not [p for p in killed.iterdir() if p.name.startswith(".")]   # no temp files left
+    assert not [p for p in killed.iterdir() if p.name.startswith(".")]  # no temp files left

@@ -1,5 +1,6 @@
 """Tile skipping: nnU-Net's sliding window without the tiles far from the lungs gives, near the lungs, exactly
 the prediction of the full tiling, and background elsewhere; the layout choice follows the tile counts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,12 @@ import torch
 from nnunet_teacher_student.core.geometry import Geometry, read_image
 from nnunet_teacher_student.prediction.lesions import near_mask
 from nnunet_teacher_student.prediction.case import predict_case
-from nnunet_teacher_student.prediction.tiles import UNPREDICTED_LOGIT, TileMask, count_tiles, fill_unpredicted
+from nnunet_teacher_student.prediction.tiles import (
+    UNPREDICTED_LOGIT,
+    TileMask,
+    count_tiles,
+    fill_unpredicted,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +40,14 @@ def test_tile_mask_keeps_the_tiles_within_the_margin():
     mask = np.zeros((20, 40, 40), bool)
     mask[10, 5, 5] = True
     tm = TileMask(mask, (0, 2, 2))
-    assert tm.touches((10, 0, 0), (11, 4, 4), mask.shape)         # 1 voxel away in y and x: within the margin
-    assert not tm.touches((0, 20, 20), (8, 40, 40), mask.shape)   # far away
+    assert tm.touches(
+        (10, 0, 0), (11, 4, 4), mask.shape
+    )  # 1 voxel away in y and x: within the margin
+    assert not tm.touches((0, 20, 20), (8, 40, 40), mask.shape)  # far away
     # on a grid resampled to half the size, the same voxel maps to about (5, 2.5, 2.5)
-    assert tm.touches((5, 2, 2), (6, 3, 3), (10, 20, 20)) and not tm.touches((0, 10, 10), (3, 20, 20), (10, 20, 20))
+    assert tm.touches((5, 2, 2), (6, 3, 3), (10, 20, 20)) and not tm.touches(
+        (0, 10, 10), (3, 20, 20), (10, 20, 20)
+    )
     kept, total = count_tiles((20, 40, 40), (4, 8, 8), 0.5, TileMask(mask, (0, 0, 0)))
     # the tiles holding that voxel (2 per axis), and in z the tile ending just before it (one voxel of slack)
     assert total == 9 * 9 * 9 and kept == 3 * 2 * 2
@@ -65,15 +75,23 @@ def test_skipping_tiles_changes_nothing_near_the_lungs(predictor, padded_ct):
     run = predictor.predictor.tiles_run - before[0]
     total = predictor.predictor.tiles_total - before[1]
     est = skipped.report["sliding_window"][0]
-    assert 0 < run < total and est["tiles_run"] == run and est["tiles"] == total   # some tiles skipped, as estimated
+    assert (
+        0 < run < total and est["tiles_run"] == run and est["tiles"] == total
+    )  # some tiles skipped, as estimated
     spacing = Geometry.of(padded_ct).spacing[::-1]
     lungs = lung_mask(padded_ct).mask > 0
     near = near_mask(lungs, spacing, margin / 2)
-    assert np.array_equal(full.probability[near], skipped.probability[near])   # bit for bit near the lungs
+    assert np.array_equal(
+        full.probability[near], skipped.probability[near]
+    )  # bit for bit near the lungs
     assert np.array_equal(full.mask[near], skipped.mask[near])
-    far = ~near_mask(lungs, spacing, margin + 2 * max(predictor.patch_size_mm))   # beyond every kept tile
+    far = ~near_mask(
+        lungs, spacing, margin + 2 * max(predictor.patch_size_mm)
+    )  # beyond every kept tile
     assert far.any() and not skipped.mask[far].any() and skipped.probability[far].max() < 1e-6
-    assert full.mask.any()   # the toy model predicts something, so the comparison is not of two empty masks
+    assert (
+        full.mask.any()
+    )  # the toy model predicts something, so the comparison is not of two empty masks
 
 
 def test_auto_layout_picks_the_cheaper_one(predictor, padded_ct):
@@ -103,8 +121,15 @@ def pointwise(strong_model):
         net.bias.zero_()
         net.weight[1, 0] = 3.0
     p = rp.predictor
-    p.manual_initialization(net, p.plans_manager, p.configuration_manager, [net.state_dict()], p.dataset_json,
-                            p.trainer_name, None)
+    p.manual_initialization(
+        net,
+        p.plans_manager,
+        p.configuration_manager,
+        [net.state_dict()],
+        p.dataset_json,
+        p.trainer_name,
+        None,
+    )
     return rp
 
 
@@ -121,20 +146,31 @@ def test_cropping_after_resampling_keeps_nnunets_grid(pointwise, padded_ct):
     spacing = Geometry.of(padded_ct).spacing[::-1]
     lungs = lung_mask(padded_ct).mask > 0
     near = near_mask(lungs, spacing, margin / 2)
-    assert full.mask[near].any() and not full.mask[near].all()   # the CT shapes the mask near the lungs
+    assert (
+        full.mask[near].any() and not full.mask[near].all()
+    )  # the CT shapes the mask near the lungs
     for skip in (False, True):
         before = pointwise.predictor.tiles_run
         grid = predict_case(pointwise, padded_ct, crop_after_resampling=True, skip_tiles=skip, **kw)
         rep = grid.report
-        assert rep["crop_after_resampling"] and rep["sliding_window"][0]["tiles_run"] == \
-            pointwise.predictor.tiles_run - before
+        assert (
+            rep["crop_after_resampling"]
+            and rep["sliding_window"][0]["tiles_run"] == pointwise.predictor.tiles_run - before
+        )
         assert rep["sliding_window"][0]["tiles_run"] < full.report["sliding_window"][0]["tiles"]
         diff = np.abs(grid.probability[near] - full.probability[near])
         assert diff.max() < 2e-3, (skip, diff.max())
         far = ~near_mask(lungs, spacing, margin + 2 * max(pointwise.patch_size_mm))
         assert far.any() and grid.probability[far].max() < 1e-6
-    box = predict_case(pointwise, padded_ct, crop_after_resampling=False, per_lung=False, skip_tiles=False,
-                       align_grid=False, **kw)
+    box = predict_case(
+        pointwise,
+        padded_ct,
+        crop_after_resampling=False,
+        per_lung=False,
+        skip_tiles=False,
+        align_grid=False,
+        **kw,
+    )
     shifted = np.abs(box.probability[near] - full.probability[near]).max()
     assert shifted > 1e-2
     # the default grows the box onto the whole CT's sample positions: nearer nnU-Net's grid

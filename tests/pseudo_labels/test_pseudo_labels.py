@@ -1,5 +1,6 @@
 """Pseudo-labelling (``nnts pseudo-label``): QC numbers and filters, resumability after ``kill -9``,
 shards, provenance, and the DO student dataset built from real pseudo masks."""
+
 from __future__ import annotations
 
 import json
@@ -57,7 +58,9 @@ def test_case_qc_numbers():
     # box consistency: the mask's own box on slice 1 is y 2-4 x 2-5 (12 px) in the 16-px box; slice 2 is empty
     assert r["box_iou"] == [pytest.approx(0.75), 0.0] and r["empty_boxes"] == 1
     assert r["box_iou_mean"] == pytest.approx(0.375) and r["box_iou_min"] == 0.0
-    kept, removed = apply_filters([{**r, "case": "a"}, {**r, "case": "b", "box_iou_mean": 0.9}], min_box_iou=0.5)
+    kept, removed = apply_filters(
+        [{**r, "case": "a"}, {**r, "case": "b", "box_iou_mean": 0.9}], min_box_iou=0.5
+    )
     assert [k["case"] for k in kept] == ["b"] and removed == {"min_box_iou": ["a"]}
     assert r["probability_in_boxes"] == pytest.approx(0.25)
     assert r["entropy_in_boxes"] == pytest.approx(0.5)  # 1 bit on slice 1, 0 bits on slice 2
@@ -71,11 +74,36 @@ def test_binary_entropy():
 
 
 def test_filters_report_what_each_removed():
-    records = [{"case": "a", "box_fill_mean": 0.8, "entropy_in_boxes": 0.1, "empty_boxed_slices": 0, "volume_ml": 5},
-               {"case": "b", "box_fill_mean": 0.2, "entropy_in_boxes": 0.9, "empty_boxed_slices": 3, "volume_ml": 1},
-               {"case": "c", "box_fill_mean": 0.4, "entropy_in_boxes": 0.2, "empty_boxed_slices": 1, "volume_ml": 2},
-               {"case": "d", "box_fill_mean": None, "entropy_in_boxes": None, "empty_boxed_slices": 0,
-                "volume_ml": 0.0}]
+    records = [
+        {
+            "case": "a",
+            "box_fill_mean": 0.8,
+            "entropy_in_boxes": 0.1,
+            "empty_boxed_slices": 0,
+            "volume_ml": 5,
+        },
+        {
+            "case": "b",
+            "box_fill_mean": 0.2,
+            "entropy_in_boxes": 0.9,
+            "empty_boxed_slices": 3,
+            "volume_ml": 1,
+        },
+        {
+            "case": "c",
+            "box_fill_mean": 0.4,
+            "entropy_in_boxes": 0.2,
+            "empty_boxed_slices": 1,
+            "volume_ml": 2,
+        },
+        {
+            "case": "d",
+            "box_fill_mean": None,
+            "entropy_in_boxes": None,
+            "empty_boxed_slices": 0,
+            "volume_ml": 0.0,
+        },
+    ]
     kept, removed = apply_filters(records, min_box_fill=0.3, max_entropy=0.5, max_empty_slices=1)
     assert [r["case"] for r in kept] == ["a", "c", "d"]  # undefined metrics (no boxes) pass
     assert removed == {"min_box_fill": ["b"], "max_entropy": ["b"], "max_empty_slices": ["b"]}
@@ -99,12 +127,24 @@ def test_aggregate_drop_mode_writes_excluded(tmp_path):
     for case, fill in (("a", 0.9), ("b", 0.1)):
         sitk.WriteImage(sitk.GetImageFromArray(pred.mask), str(tmp_path / f"{case}.nii.gz"))
         (tmp_path / "qc").mkdir(exist_ok=True)
-        (tmp_path / "qc" / f"{case}.json").write_text(json.dumps({"case": case, "box_fill_mean": fill}))
+        (tmp_path / "qc" / f"{case}.json").write_text(
+            json.dumps({"case": case, "box_fill_mean": fill})
+        )
     doc = aggregate_qc(tmp_path, ["a", "b", "c"], {"min_box_fill": 0.5}, "drop")
-    assert not doc["complete"] and doc["missing"] == ["c"] and doc["removed_by_filter"] == {"min_box_fill": 1}
-    assert json.loads((tmp_path / "excluded.json").read_text())["excluded"] == {"b": ["min_box_fill"]}
+    assert (
+        not doc["complete"]
+        and doc["missing"] == ["c"]
+        and doc["removed_by_filter"] == {"min_box_fill": 1}
+    )
+    assert json.loads((tmp_path / "excluded.json").read_text())["excluded"] == {
+        "b": ["min_box_fill"]
+    }
     csv_lines = (tmp_path / "qc.csv").read_text().splitlines()
-    assert len(csv_lines) == 3 and csv_lines[2].startswith("b,") and csv_lines[2].endswith(",min_box_fill")
+    assert (
+        len(csv_lines) == 3
+        and csv_lines[2].startswith("b,")
+        and csv_lines[2].endswith(",min_box_fill")
+    )
     aggregate_qc(tmp_path, ["a", "b", "c"], {"min_box_fill": 0.5}, "flag")
     assert json.loads((tmp_path / "excluded.json").read_text())["excluded"] == {}
 
@@ -120,7 +160,11 @@ def _masks(folder: Path) -> dict[str, sitk.Image]:
 
 
 def _visible_files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def _hidden_files(folder: Path) -> list[Path]:
@@ -132,7 +176,9 @@ def _assert_same_masks(a: Path, b: Path) -> None:
     assert ma.keys() == mb.keys() and len(ma) > 0
     for name in ma:
         assert Geometry.of(ma[name]) == Geometry.of(mb[name])
-        assert np.array_equal(sitk.GetArrayFromImage(ma[name]), sitk.GetArrayFromImage(mb[name])), name
+        assert np.array_equal(sitk.GetArrayFromImage(ma[name]), sitk.GetArrayFromImage(mb[name])), (
+            name
+        )
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +191,11 @@ def reference(box_teacher_model, weak_dir, tmp_path_factory):
     """One uninterrupted, unsharded pseudo-labelling run."""
     out = tmp_path_factory.mktemp("pseudo") / "reference"
     summary = pseudo_label(box_teacher_model, weak_dir, out, tta=False, progress=False)
-    print(f"\npseudo-label reference run: {summary['seconds_per_case']:.2f} s/case, "
-          f"mean DSC vs truth {summary['qc']['mean_dice_vs_truth']:.3f}, "
-          f"per case {[round(r['dice_vs_truth'], 3) for r in json.loads((out / 'qc.json').read_text())['cases']]}")
+    print(
+        f"\npseudo-label reference run: {summary['seconds_per_case']:.2f} s/case, "
+        f"mean DSC vs truth {summary['qc']['mean_dice_vs_truth']:.3f}, "
+        f"per case {[round(r['dice_vs_truth'], 3) for r in json.loads((out / 'qc.json').read_text())['cases']]}"
+    )
     return out, summary
 
 
@@ -169,13 +217,15 @@ def test_reference_run_outputs(reference, weak_dir, box_teacher_model):
         assert Geometry.of(mask).matches(Geometry.of(ct)) and mask.GetPixelID() == sitk.sitkUInt8
         assert set(np.unique(sitk.GetArrayFromImage(mask))) <= {0, 1}
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["checkpoint_sha256"] == file_sha256(box_teacher_model / "fold_0" / "checkpoint_final.pth")
+    assert prov["checkpoint_sha256"] == file_sha256(
+        box_teacher_model / "fold_0" / "checkpoint_final.pth"
+    )
     assert prov["trainer"] == "nnUNetTrainerBoxTeacher" and prov["mode"] == "box"
     qc = json.loads((out / "qc.json").read_text())
     assert [r["case"] for r in qc["cases"]] == cases
     from nnunet_teacher_student.evaluation.metrics import dice
 
-    for r in qc["cases"]:   # the QC's DSC is the written mask's against the weak case's true label
+    for r in qc["cases"]:  # the QC's DSC is the written mask's against the weak case's true label
         truth = sitk.GetArrayFromImage(sitk.ReadImage(str(weak.label_path(r["case"])))) > 0
         mask = sitk.GetArrayFromImage(masks[f"{r['case']}.nii.gz"]) > 0
         assert r["n_boxes"] > 0 and r["dice_vs_truth"] == pytest.approx(dice(mask, truth), abs=1e-6)
@@ -192,8 +242,22 @@ def test_kill_and_resume_equals_uninterrupted(reference, weak_dir, box_teacher_m
     out = tmp_path / "killed"
     # same intra-op thread count as the reference run in this process, so the numbers are the same
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=str(torch.get_num_threads()))
-    cmd = [sys.executable, "-m", "nnunet_teacher_student.cli", "pseudo-label", "-i", str(weak_dir), "-o", str(out),
-           "-m", str(box_teacher_model), "-device", "cpu", "--disable-tta", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nnunet_teacher_student.cli",
+        "pseudo-label",
+        "-i",
+        str(weak_dir),
+        "-o",
+        str(out),
+        "-m",
+        str(box_teacher_model),
+        "-device",
+        "cpu",
+        "--disable-tta",
+        "--quiet",
+    ]
     with open(tmp_path / "killed.log", "w") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
@@ -201,8 +265,11 @@ def test_kill_and_resume_equals_uninterrupted(reference, weak_dir, box_teacher_m
             time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL, (tmp_path / "killed.log").read_text()
-    finished = [p for p in (out / "qc").glob("*.json") if not p.name.startswith(".")] \
-        if (out / "qc").is_dir() else []
+    finished = (
+        [p for p in (out / "qc").glob("*.json") if not p.name.startswith(".")]
+        if (out / "qc").is_dir()
+        else []
+    )
     assert 1 <= len(_mask_files(out)) and len(finished) < len(_masks(ref)), "killed too late"
     for p in _mask_files(out):  # whatever is visible is complete
         sitk.GetArrayFromImage(sitk.ReadImage(str(p)))
@@ -219,16 +286,21 @@ def test_kill_and_resume_equals_uninterrupted(reference, weak_dir, box_teacher_m
 def test_two_shards_equal_one_run(reference, weak_dir, box_teacher_model, tmp_path):
     ref, _ = reference
     out = tmp_path / "sharded"
-    s1 = pseudo_label(box_teacher_model, weak_dir, out, tta=False, num_parts=2, part_id=1, progress=False)
+    s1 = pseudo_label(
+        box_teacher_model, weak_dir, out, tta=False, num_parts=2, part_id=1, progress=False
+    )
     assert s1["predicted"] == s1["cases_in_part"] == 2 and not s1["complete"] and s1["missing"] == 2
-    s0 = pseudo_label(box_teacher_model, weak_dir, out, tta=False, num_parts=2, part_id=0, progress=False)
+    s0 = pseudo_label(
+        box_teacher_model, weak_dir, out, tta=False, num_parts=2, part_id=0, progress=False
+    )
     assert s0["predicted"] == 2 and s0["complete"]
     assert _visible_files(out) == _visible_files(ref)
     _assert_same_masks(ref, out)
     qc_ref, qc = (json.loads((d / "qc.json").read_text()) for d in (ref, out))
     drop = ("seconds",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in qc["cases"]] == \
-        [{k: v for k, v in r.items() if k not in drop} for r in qc_ref["cases"]]
+    assert [{k: v for k, v in r.items() if k not in drop} for r in qc["cases"]] == [
+        {k: v for k, v in r.items() if k not in drop} for r in qc_ref["cases"]
+    ]
 
 
 @pytest.mark.slow
@@ -239,16 +311,35 @@ def test_provenance_guard_filters_and_overwrite(reference, weak_dir, box_teacher
     with pytest.raises(InputError, match="box_margin_mm"):
         pseudo_label(box_teacher_model, weak_dir, out, tta=False, box_margin_mm=4.0, progress=False)
     # a rerun with everything finished predicts nothing and re-applies the filters
-    fills = {r["case"]: r["box_fill_mean"] for r in json.loads((ref / "qc.json").read_text())["cases"]}
+    fills = {
+        r["case"]: r["box_fill_mean"] for r in json.loads((ref / "qc.json").read_text())["cases"]
+    }
     threshold = float(np.median(list(fills.values())))
-    s = pseudo_label(box_teacher_model, weak_dir, out, tta=False, filters={"min_box_fill": threshold},
-                     filter_mode="drop", progress=False)
+    s = pseudo_label(
+        box_teacher_model,
+        weak_dir,
+        out,
+        tta=False,
+        filters={"min_box_fill": threshold},
+        filter_mode="drop",
+        progress=False,
+    )
     expected = sorted(c for c, f in fills.items() if f < threshold)
     assert s["predicted"] == 0 and s["skipped"] == len(fills)
-    assert s["removed_by_filter"] == {"min_box_fill": len(expected)} and s["excluded"] == len(expected)
+    assert s["removed_by_filter"] == {"min_box_fill": len(expected)} and s["excluded"] == len(
+        expected
+    )
     assert sorted(json.loads((out / "excluded.json").read_text())["excluded"]) == expected
     # --overwrite with another setting replaces the old teacher's outputs
-    s = pseudo_label(box_teacher_model, weak_dir, out, tta=False, box_margin_mm=0.0, overwrite=True, progress=False)
+    s = pseudo_label(
+        box_teacher_model,
+        weak_dir,
+        out,
+        tta=False,
+        box_margin_mm=0.0,
+        overwrite=True,
+        progress=False,
+    )
     assert s["predicted"] == len(fills) and s["complete"]
     assert json.loads((out / "provenance.json").read_text())["box_margin_mm"] == 0.0
     from nnunet_teacher_student.formats.weak_set import WeakSet
@@ -260,7 +351,9 @@ def test_provenance_guard_filters_and_overwrite(reference, weak_dir, box_teacher
 
 
 @pytest.mark.slow
-def test_do_student_dataset_from_pseudo_labels(reference, weak_dir, phantom_study, box_teacher_model):
+def test_do_student_dataset_from_pseudo_labels(
+    reference, weak_dir, phantom_study, box_teacher_model
+):
     """The DO student dataset from real pseudo masks passes nnU-Net's integrity check and records the teacher."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
@@ -268,8 +361,16 @@ def test_do_student_dataset_from_pseudo_labels(reference, weak_dir, phantom_stud
     from nnunet_teacher_student.students.dataset import make_student_dataset
 
     ref, _ = reference
-    folder = make_student_dataset(STRONG_ID, PSEUDO_STUDENT_ID, "PseudoDO", "do", weak_dir, ref,
-                                  phantom_study / "manifest.json", n_folds=3)
+    folder = make_student_dataset(
+        STRONG_ID,
+        PSEUDO_STUDENT_ID,
+        "PseudoDO",
+        "do",
+        weak_dir,
+        ref,
+        phantom_study / "manifest.json",
+        n_folds=3,
+    )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
     sha = file_sha256(box_teacher_model / "fold_0" / "checkpoint_final.pth")
@@ -286,15 +387,23 @@ def test_true_masks_from_another_folder_feed_the_qc(tmp_path):
     arr = np.full((6, 24, 24), -850, np.int16)
     arr[2:4, 8:14, 8:14] = 40
     ct = sitk.GetImageFromArray(arr)
-    WeakSet(tmp_path / "weak").write_case("w", ct, BoxSet(Geometry.of(ct), [Box(2, 7, 7, 14, 14), Box(3, 7, 7, 14, 14)]))
+    WeakSet(tmp_path / "weak").write_case(
+        "w", ct, BoxSet(Geometry.of(ct), [Box(2, 7, 7, 14, 14), Box(3, 7, 7, 14, 14)])
+    )
     truth = sitk.GetImageFromArray((arr > 0).astype(np.uint8))
     truth.CopyInformation(ct)
     (tmp_path / "truth").mkdir()
     sitk.WriteImage(truth, str(tmp_path / "truth" / "w.nii.gz"))
     pseudo_label(None, tmp_path / "weak", tmp_path / "p0", teacher="classical", progress=False)
     assert json.loads((tmp_path / "p0" / "qc" / "w.json").read_text())["dice_vs_truth"] is None
-    pseudo_label(None, tmp_path / "weak", tmp_path / "p1", teacher="classical", progress=False,
-                 labels_dir=tmp_path / "truth")
+    pseudo_label(
+        None,
+        tmp_path / "weak",
+        tmp_path / "p1",
+        teacher="classical",
+        progress=False,
+        labels_dir=tmp_path / "truth",
+    )
     assert json.loads((tmp_path / "p1" / "qc" / "w.json").read_text())["dice_vs_truth"] > 0.5
 
 
@@ -302,8 +411,9 @@ UNCERTAIN_DO_ID = 571
 
 
 @pytest.mark.slow
-def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(box_teacher_model, weak_dir, phantom_study,
-                                                                       tmp_path):
+def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(
+    box_teacher_model, weak_dir, phantom_study, tmp_path
+):
     """Saved probabilities give exactly the box voxels in the band the ignore label (3, in no region); the DO
     trainer trains on the result with nnU-Net's own ignore-label handling of regions."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
@@ -314,11 +424,23 @@ def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(box_teach
     from nnunet_teacher_student.teacher.inference import dilate_in_plane
 
     out = tmp_path / "pseudo"
-    pseudo_label(box_teacher_model, weak_dir, out, tta=False, progress=False, save_probabilities=True)
+    pseudo_label(
+        box_teacher_model, weak_dir, out, tta=False, progress=False, save_probabilities=True
+    )
     weak = WeakSet(weak_dir)
     band = (0.2, 0.8)
-    folder = make_student_dataset(STRONG_ID, UNCERTAIN_DO_ID, "UncertainDO", "do", weak_dir, out,
-                                  phantom_study / "manifest.json", n_folds=3, uncertain_band=band, overwrite=True)
+    folder = make_student_dataset(
+        STRONG_ID,
+        UNCERTAIN_DO_ID,
+        "UncertainDO",
+        "do",
+        weak_dir,
+        out,
+        phantom_study / "manifest.json",
+        n_folds=3,
+        uncertain_band=band,
+        overwrite=True,
+    )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
     assert ds["labels"] == {"background": 0, "box": [1, 2], "tumor": 2, "ignore": 3}
@@ -328,10 +450,16 @@ def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(box_teach
         p = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "probabilities" / f"{case}.nii.gz")))
         mask = sitk.GetArrayFromImage(sitk.ReadImage(str(out / f"{case}.nii.gz")))
         label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz")))
-        unsure = dilate_in_plane(boxes.mask(), ct.GetSpacing()[::-1], 2.0) & (p >= band[0]) & (p < band[1])
+        unsure = (
+            dilate_in_plane(boxes.mask(), ct.GetSpacing()[::-1], 2.0)
+            & (p >= band[0])
+            & (p < band[1])
+        )
         assert np.array_equal(label == 3, unsure), case
         sure = ~unsure
-        assert np.array_equal((label == 2)[sure], (mask > 0)[sure]), case   # the rest is the teacher's mask
+        assert np.array_equal((label == 2)[sure], (mask > 0)[sure]), (
+            case
+        )  # the rest is the teacher's mask
         total += int(unsure.sum())
     assert total == ds["nnts_uncertain_band"]["ignored_voxels"] > 0
     plan_and_preprocess(UNCERTAIN_DO_ID)
@@ -350,12 +478,27 @@ def test_uncertain_band_needs_probabilities(phantom_study, tmp_path):
     WeakSet(tmp_path / "weak").write_case("w", ct, BoxSet(Geometry.of(ct), [Box(2, 7, 7, 14, 14)]))
     pseudo_label(None, tmp_path / "weak", tmp_path / "p", teacher="classical", progress=False)
     with pytest.raises(InputError, match="save-probabilities"):
-        pseudo_label(None, tmp_path / "weak", tmp_path / "p2", teacher="classical", progress=False,
-                     save_probabilities=True)
+        pseudo_label(
+            None,
+            tmp_path / "weak",
+            tmp_path / "p2",
+            teacher="classical",
+            progress=False,
+            save_probabilities=True,
+        )
     assert not (tmp_path / "p2").exists()
-    with pytest.raises(InputError, match=r"probabilities: no teacher probability for weak case\(s\) \['w'\]"):
-        make_student_dataset(STRONG_ID, 572, "NoProb", "so", tmp_path / "weak", tmp_path / "p",
-                             uncertain_band=(0.3, 0.7))
+    with pytest.raises(
+        InputError, match=r"probabilities: no teacher probability for weak case\(s\) \['w'\]"
+    ):
+        make_student_dataset(
+            STRONG_ID,
+            572,
+            "NoProb",
+            "so",
+            tmp_path / "weak",
+            tmp_path / "p",
+            uncertain_band=(0.3, 0.7),
+        )
 
 
 # ------------------------------------------------------------------------------ ensembles and rounds
@@ -363,13 +506,13 @@ def test_member_disagreement_is_one_minus_mean_pairwise_dice():
     from nnunet_teacher_student.teacher.ensemble import member_disagreement
 
     a = np.zeros((4, 8, 8), np.uint8)
-    a[1:3, 2:6, 2:6] = 1                    # 32 voxels
+    a[1:3, 2:6, 2:6] = 1  # 32 voxels
     b = a.copy()
-    b[1:3, 2:6, 2:4] = 0                    # 16 of them: DSC(a, b) = 2 * 16 / 48
+    b[1:3, 2:6, 2:4] = 0  # 16 of them: DSC(a, b) = 2 * 16 / 48
     empty = np.zeros_like(a)
     assert member_disagreement([a]) == 0.0 and member_disagreement([a, a]) == pytest.approx(0.0)
     assert member_disagreement([a, b]) == pytest.approx(1 - 32 / 48)
-    assert member_disagreement([empty, empty]) == pytest.approx(0.0)   # two empty masks agree
+    assert member_disagreement([empty, empty]) == pytest.approx(0.0)  # two empty masks agree
     assert member_disagreement([a, b, empty]) == pytest.approx(1 - (32 / 48 + 0 + 0) / 3)
 
 
@@ -383,7 +526,9 @@ def _second_fold(model: Path, into: Path, noise: float) -> Path:
         shutil.copyfile(model / f, copy / f)
     shutil.copytree(model / "fold_0", copy / "fold_0")
     (copy / "fold_1").mkdir()
-    ckpt = torch.load(model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    ckpt = torch.load(
+        model / "fold_0" / "checkpoint_final.pth", map_location="cpu", weights_only=False
+    )
     gen = torch.Generator().manual_seed(0)
     for k, w in ckpt["network_weights"].items():
         if w.is_floating_point() and w.numel() > 1:
@@ -393,8 +538,9 @@ def _second_fold(model: Path, into: Path, noise: float) -> Path:
 
 
 @pytest.mark.slow
-def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(reference, weak_dir,
-                                                                               box_teacher_model, tmp_path):
+def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(
+    reference, weak_dir, box_teacher_model, tmp_path
+):
     """Two folds: the ensemble's probability is the members' mean, its mask that mean above 0.5 inside the
     dilated boxes, its disagreement 1 - the members' DSC; pseudo-label writes and filters on it."""
     from nnunet_teacher_student.formats.weak_set import WeakSet
@@ -406,7 +552,9 @@ def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(r
     model = _second_fold(box_teacher_model, tmp_path / "models", noise=0.3)
     weak = WeakSet(weak_dir)
     ct, boxes = weak.read_case(weak.case_ids()[0])
-    members = [predict_case(RegionPredictor(model, (f,), tta=False), ct, boxes, "box") for f in (0, 1)]
+    members = [
+        predict_case(RegionPredictor(model, (f,), tta=False), ct, boxes, "box") for f in (0, 1)
+    ]
     pred, qc = TeacherEnsemble(model, (0, 1), tta=False).predict(ct, boxes, "box")
     mean = (members[0].probability + members[1].probability) / 2
     assert np.allclose(pred.probability, mean, atol=1e-6)
@@ -420,22 +568,35 @@ def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(r
     assert s["complete"] and json.loads((out / "provenance.json").read_text())["ensemble"]
     records = json.loads((out / "qc.json").read_text())["cases"]
     values = [r["disagreement"] for r in records]
-    assert max(values) > 0, values   # the noisy fold differs somewhere
+    assert max(values) > 0, values  # the noisy fold differs somewhere
     assert "disagreement" in (out / "qc.csv").read_text().splitlines()[0]
     threshold = float(np.median(values))
-    s = pseudo_label(model, weak_dir, out, folds=(0, 1), tta=False, progress=False, filter_mode="drop",
-                     filters={"max_disagreement": threshold})
+    s = pseudo_label(
+        model,
+        weak_dir,
+        out,
+        folds=(0, 1),
+        tta=False,
+        progress=False,
+        filter_mode="drop",
+        filters={"max_disagreement": threshold},
+    )
     assert s["predicted"] == 0
-    assert sorted(json.loads((out / "excluded.json").read_text())["excluded"]) == \
-        sorted(r["case"] for r in records if r["disagreement"] > threshold)
+    assert sorted(json.loads((out / "excluded.json").read_text())["excluded"]) == sorted(
+        r["case"] for r in records if r["disagreement"] > threshold
+    )
     # one fold of the copy is the reference teacher itself
-    single = pseudo_label(model, weak_dir, tmp_path / "fold0", folds=(0,), tta=False, progress=False)
+    single = pseudo_label(
+        model, weak_dir, tmp_path / "fold0", folds=(0,), tta=False, progress=False
+    )
     assert single["complete"]
     _assert_same_masks(reference[0], tmp_path / "fold0")
 
 
 @pytest.mark.slow
-def test_previous_round_gives_each_case_its_label_change(reference, weak_dir, box_teacher_model, tmp_path):
+def test_previous_round_gives_each_case_its_label_change(
+    reference, weak_dir, box_teacher_model, tmp_path
+):
     """``previous``: label_change = 1 - DSC against the previous round's mask, per case; a folder lacking a case,
     or the output folder itself, is refused before anything is written."""
     from nnunet_teacher_student.evaluation.metrics import dice
@@ -446,7 +607,10 @@ def test_previous_round_gives_each_case_its_label_change(reference, weak_dir, bo
     pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=ref)
     records = json.loads((out / "qc.json").read_text())["cases"]
     for r in records:
-        before, after = (sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"{r['case']}.nii.gz"))) > 0 for d in (ref, out))
+        before, after = (
+            sitk.GetArrayFromImage(sitk.ReadImage(str(d / f"{r['case']}.nii.gz"))) > 0
+            for d in (ref, out)
+        )
         assert r["label_change"] == pytest.approx(1 - dice(before, after))
     assert json.loads((out / "provenance.json").read_text())["previous"] == str(ref.resolve())
     partial = tmp_path / "partial"
@@ -454,7 +618,15 @@ def test_previous_round_gives_each_case_its_label_change(reference, weak_dir, bo
     gone = sorted(partial.glob("*.nii.gz"))[0]
     gone.unlink()
     with pytest.raises(InputError, match=gone.name):
-        pseudo_label(model, weak_dir, tmp_path / "never", folds=(1,), tta=False, progress=False, previous=partial)
+        pseudo_label(
+            model,
+            weak_dir,
+            tmp_path / "never",
+            folds=(1,),
+            tta=False,
+            progress=False,
+            previous=partial,
+        )
     assert not (tmp_path / "never").exists()
     with pytest.raises(InputError, match="cannot be the output folder"):
         pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=out)

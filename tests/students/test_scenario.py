@@ -1,4 +1,5 @@
 """Paper-like scenarios (``nnts make-scenario``) and the student datasets built from them."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,18 @@ def grouped_manifest(phantom_study, tmp_path_factory):
 @pytest.fixture(scope="module")
 def scenario(phantom_study, grouped_manifest, tmp_path_factory):
     weak = tmp_path_factory.mktemp("scenario") / "weak"
-    record = make_scenario(STRONG_ID, weak, 3, SCENARIO_ID, "Scenario", seed=1, annotator="exact",
-                           manifest=grouped_manifest, size_balance=True, progress=False)
+    record = make_scenario(
+        STRONG_ID,
+        weak,
+        3,
+        SCENARIO_ID,
+        "Scenario",
+        seed=1,
+        annotator="exact",
+        manifest=grouped_manifest,
+        size_balance=True,
+        progress=False,
+    )
     return record, weak
 
 
@@ -82,9 +93,15 @@ def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path
     records = []
     for i, seed in enumerate((5, 5, 6)):
         out = tmp_path / f"w{i}"
-        records.append(make_scenario(STRONG_ID, out, 2, 543 + i, f"Jitter{i}", seed=seed, jitter=2, progress=False))
-    boxes = [{c: BoxSet.load(tmp_path / f"w{i}" / "boxes" / f"{c}.json").boxes for c in r["weak_cases"]}
-             for i, r in enumerate(records)]
+        records.append(
+            make_scenario(
+                STRONG_ID, out, 2, 543 + i, f"Jitter{i}", seed=seed, jitter=2, progress=False
+            )
+        )
+    boxes = [
+        {c: BoxSet.load(tmp_path / f"w{i}" / "boxes" / f"{c}.json").boxes for c in r["weak_cases"]}
+        for i, r in enumerate(records)
+    ]
     assert records[0]["strong_cases"] == records[1]["strong_cases"] and boxes[0] == boxes[1]
     assert records[0]["strong_cases"] != records[2]["strong_cases"] or boxes[0] != boxes[2]
     with pytest.raises(InputError, match="exists"):  # the weak set folder
@@ -95,31 +112,98 @@ def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path
     with pytest.raises(InputError, match="strong-count"):
         make_scenario(STRONG_ID, tmp_path / "w8", 6, 547, "TooMany", progress=False)
     # --overwrite replaces both
-    make_scenario(STRONG_ID, tmp_path / "w0", 3, 543, "Jitter0", seed=5, overwrite=True, progress=False)
-    assert len(training_cases(find_raw_dataset(543))) == 3 and len(WeakSet(tmp_path / "w0").case_ids()) == 3
+    make_scenario(
+        STRONG_ID, tmp_path / "w0", 3, 543, "Jitter0", seed=5, overwrite=True, progress=False
+    )
+    assert (
+        len(training_cases(find_raw_dataset(543))) == 3
+        and len(WeakSet(tmp_path / "w0").case_ids()) == 3
+    )
 
 
 def test_scenario_draws_strong_cases_from_the_chosen_sites_only(phantom_study, tmp_path):
     manifest = phantom_study / "manifest.json"
     sites = {c: v["site"] for c, v in json.loads(manifest.read_text()).items()}
-    record = make_scenario(STRONG_ID, tmp_path / "w", 2, 561, "FromMsd", seed=3, manifest=manifest,
-                           strong_sites=["msd"], progress=False)
-    assert {sites[c] for c in record["strong_cases"]} == {"msd"} and record["strong_sites"] == ["msd"]
-    assert {sites[c] for c in record["weak_cases"]} >= {"nsclc", "lpcd"}   # the weak set keeps every site
-    with pytest.raises(InputError, match=r"fewer than the 3 strong cases"):  # the pool has 2 msd cases
-        make_scenario(STRONG_ID, tmp_path / "w2", 3, 562, "TooFew", manifest=manifest, strong_sites=["msd"],
-                      progress=False)
-    assert not (tmp_path / "w2").exists() and not list(Path(os.environ["nnUNet_raw"]).glob("Dataset562_*"))
+    record = make_scenario(
+        STRONG_ID,
+        tmp_path / "w",
+        2,
+        561,
+        "FromMsd",
+        seed=3,
+        manifest=manifest,
+        strong_sites=["msd"],
+        progress=False,
+    )
+    assert {sites[c] for c in record["strong_cases"]} == {"msd"} and record["strong_sites"] == [
+        "msd"
+    ]
+    assert {sites[c] for c in record["weak_cases"]} >= {
+        "nsclc",
+        "lpcd",
+    }  # the weak set keeps every site
+    with pytest.raises(
+        InputError, match=r"fewer than the 3 strong cases"
+    ):  # the pool has 2 msd cases
+        make_scenario(
+            STRONG_ID,
+            tmp_path / "w2",
+            3,
+            562,
+            "TooFew",
+            manifest=manifest,
+            strong_sites=["msd"],
+            progress=False,
+        )
+    assert not (tmp_path / "w2").exists() and not list(
+        Path(os.environ["nnUNet_raw"]).glob("Dataset562_*")
+    )
 
 
 def test_make_scenario_cli(phantom_study, tmp_path, capsys):
     out = tmp_path / "weak"
-    assert cli.main(["make-scenario", "--strong", str(STRONG_ID), "-d", "548", "--name", "ScenarioCli",
-                     "--strong-count", "4", "-o", str(out), "--seed", "3", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "make-scenario",
+                "--strong",
+                str(STRONG_ID),
+                "-d",
+                "548",
+                "--name",
+                "ScenarioCli",
+                "--strong-count",
+                "4",
+                "-o",
+                str(out),
+                "--seed",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "strong: 4 case(s)" in capsys.readouterr().out
     assert len(WeakSet(out).case_ids()) == 2
-    assert cli.main(["make-scenario", "--strong", str(STRONG_ID), "-d", "548", "--name", "ScenarioCli",
-                     "--strong-count", "4", "-o", str(out), "--quiet"]) == 1
+    assert (
+        cli.main(
+            [
+                "make-scenario",
+                "--strong",
+                str(STRONG_ID),
+                "-d",
+                "548",
+                "--name",
+                "ScenarioCli",
+                "--strong-count",
+                "4",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 1
+    )
     assert "pass --overwrite" in capsys.readouterr().err
 
 
@@ -131,14 +215,25 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
     from nnunet_teacher_student.students.dataset import make_student_dataset
 
     record, weak_dir = scenario
-    folder = make_student_dataset(SCENARIO_ID, STUDENT_ID, "ScenarioDO", "do", weak_dir, weak_dir / "labels",
-                                  grouped_manifest, n_folds=2, size_balance=True)
+    folder = make_student_dataset(
+        SCENARIO_ID,
+        STUDENT_ID,
+        "ScenarioDO",
+        "do",
+        weak_dir,
+        weak_dir / "labels",
+        grouped_manifest,
+        n_folds=2,
+        size_balance=True,
+    )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
     weak_cases, strong_cases = set(record["weak_cases"]), set(record["strong_cases"])
     # the weak set's own labels/ as pseudo masks: the upper bound, marked as such
     assert {c for c, v in ds["nnts_provenance"].items() if v["kind"] == "weak-true"} == weak_cases
-    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{sorted(weak_cases)[0]}.nii.gz")))
+    label = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(folder / "labelsTr" / f"{sorted(weak_cases)[0]}.nii.gz"))
+    )
     assert set(np.unique(label)) <= {0, 1, 2} and (label == 2).any() and (label == 1).any()
     splits = json.loads((folder / "splits_final.json").read_text())
     patients = {c: v["patient"] for c, v in json.loads(grouped_manifest.read_text()).items()}
@@ -149,8 +244,16 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
         assert not {patients[c] for c in split["val"]} & {patients[c] for c in split["train"]}
     assert sorted(c for s in splits for c in s["val"]) == sorted(strong_cases)
     with pytest.raises(InputError, match="--overwrite"):
-        make_student_dataset(SCENARIO_ID, STUDENT_ID, "ScenarioDO", "do", weak_dir, weak_dir / "labels",
-                             grouped_manifest, n_folds=2)
+        make_student_dataset(
+            SCENARIO_ID,
+            STUDENT_ID,
+            "ScenarioDO",
+            "do",
+            weak_dir,
+            weak_dir / "labels",
+            grouped_manifest,
+            n_folds=2,
+        )
 
 
 def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
@@ -162,8 +265,9 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
     from nnunet_teacher_student.students.dataset import make_student_dataset
 
     record, weak_dir = scenario
-    folder = make_student_dataset(SCENARIO_ID, 551, "ScenarioIgnore", "ignore", weak_dir, None, grouped_manifest,
-                                  n_folds=2)
+    folder = make_student_dataset(
+        SCENARIO_ID, 551, "ScenarioIgnore", "ignore", weak_dir, None, grouped_manifest, n_folds=2
+    )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
     manager = LabelManager(ds["labels"], regions_class_order=None)
@@ -176,11 +280,14 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
         assert ds["nnts_provenance"][case]["kind"] == "weak-boxes-ignored"
     for case in record["strong_cases"]:
         label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / f"{case}.nii.gz")))
-        truth = sitk.GetArrayFromImage(sitk.ReadImage(str(find_raw_dataset(SCENARIO_ID) / "labelsTr" /
-                                                          f"{case}.nii.gz")))
+        truth = sitk.GetArrayFromImage(
+            sitk.ReadImage(str(find_raw_dataset(SCENARIO_ID) / "labelsTr" / f"{case}.nii.gz"))
+        )
         assert np.array_equal(label, truth)
     with pytest.raises(InputError, match="ignore form needs --weak"):
-        make_student_dataset(SCENARIO_ID, 552, "ScenarioIgnore2", "ignore", weak_dir, weak_dir / "labels")
+        make_student_dataset(
+            SCENARIO_ID, 552, "ScenarioIgnore2", "ignore", weak_dir, weak_dir / "labels"
+        )
 
 
 def test_teacher_dataset_brings_patient_grouped_folds(scenario, grouped_manifest):
@@ -191,9 +298,16 @@ def test_teacher_dataset_brings_patient_grouped_folds(scenario, grouped_manifest
     from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
 
     record, weak_dir = scenario
-    folder = make_teacher_dataset(SCENARIO_ID, 553, "ScenarioTeacher", weak_dir=weak_dir, manifest=grouped_manifest)
+    folder = make_teacher_dataset(
+        SCENARIO_ID, 553, "ScenarioTeacher", weak_dir=weak_dir, manifest=grouped_manifest
+    )
     splits = json.loads((folder / "splits_final.json").read_text())
-    assert json.loads((nnunet_dir("nnUNet_preprocessed") / folder.name / "splits_final.json").read_text()) == splits
+    assert (
+        json.loads(
+            (nnunet_dir("nnUNet_preprocessed") / folder.name / "splits_final.json").read_text()
+        )
+        == splits
+    )
     patients = {c: v["patient"] for c, v in json.loads(grouped_manifest.read_text()).items()}
     strong = set(record["strong_cases"])
     assert sorted(c for s in splits for c in s["val"]) == sorted(strong)

@@ -1,11 +1,16 @@
 """The teacher's unsure band: binning against the truth and the band around 0.5 that it implies."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from nnunet_teacher_student.core.errors import InputError
-from nnunet_teacher_student.teacher.calibration import band_from_counts, check_band, reliability_counts
+from nnunet_teacher_student.teacher.calibration import (
+    band_from_counts,
+    check_band,
+    reliability_counts,
+)
 
 
 def _counts(wrong_share: dict[int, float], n_bins: int = 10, n: int = 100) -> np.ndarray:
@@ -25,7 +30,7 @@ def test_band_spans_the_unsure_bins_next_to_one_half():
 def test_a_teacher_right_everywhere_has_an_empty_band_and_empty_bins_are_unsure():
     assert band_from_counts(_counts({}), 0.2) == (0.5, 0.5)
     counts = _counts({})
-    counts[4] = counts[5] = counts[6] = 0        # nothing shows the teacher is right at 0.4-0.7
+    counts[4] = counts[5] = counts[6] = 0  # nothing shows the teacher is right at 0.4-0.7
     assert band_from_counts(counts, 0.2) == (0.4, 0.7)
 
 
@@ -42,7 +47,11 @@ def test_reliability_counts_bin_the_region_only():
     region = np.array([[[1, 1, 1, 1, 0]]])
     counts = reliability_counts(p, truth, region, n_bins=10)
     assert counts.sum() == 4
-    assert counts[0].tolist() == [1, 0] and counts[3].tolist() == [0, 1] and counts[9].tolist() == [1, 1]
+    assert (
+        counts[0].tolist() == [1, 0]
+        and counts[3].tolist() == [0, 1]
+        and counts[9].tolist() == [1, 1]
+    )
 
 
 def test_band_limits_are_checked():

@@ -1,5 +1,6 @@
-"""Box-region inference of a trained teacher (``teacher_inference.predict_case``, ``nnts teacher-predict``):
+"""Box-region inference of a trained teacher (``teacher.inference.teacher_predict_case``, ``nnts teacher-predict``):
 region vs full-volume inference, the box constraint, and the output geometry."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from nnunet_teacher_student import cli
 from nnunet_teacher_student.formats.boxes import BoxSet
 from nnunet_teacher_student.evaluation.metrics import dice
 from nnunet_teacher_student.core.geometry import Geometry
-from nnunet_teacher_student.teacher.inference import dilate_in_plane, predict_case
+from nnunet_teacher_student.teacher.inference import dilate_in_plane, teacher_predict_case
 from nnunet_teacher_student.formats.weak_set import WeakSet
 
 
@@ -37,20 +38,30 @@ def _compare_region_full(predictor, weak: WeakSet, on_case_grid: bool = False) -
             spacing = Geometry.of(ct).spacing[::-1]
             if on_case_grid:
                 config["spacing"] = list(spacing)
-            region = predict_case(predictor, ct, boxset)
-            full = predict_case(predictor, ct, boxset, full_volume=True)
+            region = teacher_predict_case(predictor, ct, boxset)
+            full = teacher_predict_case(predictor, ct, boxset, full_volume=True)
             near = dilate_in_plane(boxset.mask(), spacing, 2.0)
             inside = _region_mask(region, near.shape)
             assert inside[near].all(), f"{case}: regions do not cover the dilated boxes"
-            assert not region.probability[~inside].any(), f"{case}: probability outside the predicted regions"
+            assert not region.probability[~inside].any(), (
+                f"{case}: probability outside the predicted regions"
+            )
             diff = np.abs(region.probability - full.probability)[near]
             near_prob = full.probability[near]
-            rows.append({"case": case, "dice": dice(region.mask > 0, full.mask > 0),
-                         "voxels": (int(region.mask.sum()), int(full.mask.sum())),
-                         "mean_abs_diff": float(diff.mean()), "max_abs_diff": float(diff.max()),
-                         "dilated_box_voxels": int(near.sum()), "max_prob": float(near_prob.max()),
-                         "prob_mass": float(near_prob.sum()), "prob_std": float(near_prob.std()),
-                         "corr": float(np.corrcoef(region.probability[near], near_prob)[0, 1])})
+            rows.append(
+                {
+                    "case": case,
+                    "dice": dice(region.mask > 0, full.mask > 0),
+                    "voxels": (int(region.mask.sum()), int(full.mask.sum())),
+                    "mean_abs_diff": float(diff.mean()),
+                    "max_abs_diff": float(diff.max()),
+                    "dilated_box_voxels": int(near.sum()),
+                    "max_prob": float(near_prob.max()),
+                    "prob_mass": float(near_prob.sum()),
+                    "prob_std": float(near_prob.std()),
+                    "corr": float(np.corrcoef(region.probability[near], near_prob)[0, 1]),
+                }
+            )
     finally:
         config["spacing"] = plans_spacing
     print("\nregion vs full volume:", json.dumps(rows))
@@ -69,8 +80,11 @@ def saturated_model(box_teacher_model, tmp_path_factory) -> Path:
     import torch
 
     folder = tmp_path_factory.mktemp("saturated") / box_teacher_model.name
-    shutil.copytree(box_teacher_model, folder, ignore=shutil.ignore_patterns("validation", "*.png", "*.txt",
-                                                                             "checkpoint_best.pth"))
+    shutil.copytree(
+        box_teacher_model,
+        folder,
+        ignore=shutil.ignore_patterns("validation", "*.png", "*.txt", "checkpoint_best.pth"),
+    )
     path = folder / "fold_0" / "checkpoint_final.pth"
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     seg = [k for k in ckpt["network_weights"] if "seg_layers" in k]
@@ -101,8 +115,15 @@ def pointwise_predictor(box_teacher_model):
         net.bias.zero_()
         net.weight[1, 0], net.weight[1, 1], net.bias[1] = 3.0, 6.0, -5.0
     p = rp.predictor
-    p.manual_initialization(net, p.plans_manager, p.configuration_manager, [net.state_dict()], p.dataset_json,
-                            p.trainer_name, None)
+    p.manual_initialization(
+        net,
+        p.plans_manager,
+        p.configuration_manager,
+        [net.state_dict()],
+        p.dataset_json,
+        p.trainer_name,
+        None,
+    )
     return rp
 
 
@@ -116,7 +137,9 @@ def test_region_inference_equals_full_volume(pointwise_predictor, weak):
     assert sum(r["voxels"][1] for r in rows) > 0
     for r in rows:
         assert r["dice"] == 1.0 and r["voxels"][0] == r["voxels"][1], r
-        assert r["max_abs_diff"] < 2e-3, r  # nnU-Net sums the tiles' logits in float16: measured <= 4e-4
+        assert r["max_abs_diff"] < 2e-3, (
+            r
+        )  # nnU-Net sums the tiles' logits in float16: measured <= 4e-4
         assert r["prob_std"] > 0.05 and 0 < r["voxels"][1] < r["dilated_box_voxels"], r
 
 
@@ -143,12 +166,14 @@ def test_constraint_holds(saturated_model, weak):
         bmask = boxset.mask()
         spacing = Geometry.of(ct).spacing[::-1]
         for margin in (2.0, 0.0):
-            pred = predict_case(predictor, ct, boxset, box_margin_mm=margin)
+            pred = teacher_predict_case(predictor, ct, boxset, box_margin_mm=margin)
             expected = dilate_in_plane(bmask, spacing, margin)
             assert np.array_equal(pred.mask > 0, expected), (case, margin)
             assert not pred.mask[~bmask.any(axis=(1, 2))].any()
         assert dilate_in_plane(bmask, spacing, 2.0).sum() > bmask.sum()  # the margin mattered
-        point = predict_case(predictor, ct, boxset, mode="point")  # no box extent: the point regions only
+        point = teacher_predict_case(
+            predictor, ct, boxset, mode="point"
+        )  # no box extent: the point regions only
         assert np.array_equal(point.mask > 0, _region_mask(point, bmask.shape))
 
 
@@ -165,13 +190,49 @@ def test_teacher_predict_cli_keeps_geometry(saturated_model, weak, tmp_path, cap
     moved = BoxSet(geometry, boxset.boxes)
     moved.save(tmp_path / "boxes.json")
     sitk.WriteImage(moved.mask_image(), str(tmp_path / "boxmask.nii.gz"))
-    common = ["-i", str(tmp_path / "ct.nii.gz"), "-m", str(saturated_model), "-device", "cpu", "--disable-tta"]
-    assert cli.main(["teacher-predict", *common, "-b", str(tmp_path / "boxes.json"), "-o", str(tmp_path / "a.nii.gz"),
-                     "--save-probability", str(tmp_path / "p.nii.gz")]) == 0
+    common = [
+        "-i",
+        str(tmp_path / "ct.nii.gz"),
+        "-m",
+        str(saturated_model),
+        "-device",
+        "cpu",
+        "--disable-tta",
+    ]
+    assert (
+        cli.main(
+            [
+                "teacher-predict",
+                *common,
+                "-b",
+                str(tmp_path / "boxes.json"),
+                "-o",
+                str(tmp_path / "a.nii.gz"),
+                "--save-probability",
+                str(tmp_path / "p.nii.gz"),
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert report["boxes"] == len(boxset.boxes) and report["regions"] >= 1 and report["tumour_ml"] > 0
-    assert cli.main(["teacher-predict", *common, "-b", str(tmp_path / "boxmask.nii.gz"),
-                     "-o", str(tmp_path / "b.nii.gz"), "--box-margin-mm", "2"]) == 0
+    assert (
+        report["boxes"] == len(boxset.boxes) and report["regions"] >= 1 and report["tumour_ml"] > 0
+    )
+    assert (
+        cli.main(
+            [
+                "teacher-predict",
+                *common,
+                "-b",
+                str(tmp_path / "boxmask.nii.gz"),
+                "-o",
+                str(tmp_path / "b.nii.gz"),
+                "--box-margin-mm",
+                "2",
+            ]
+        )
+        == 0
+    )
     a, b, p = (sitk.ReadImage(str(tmp_path / n)) for n in ("a.nii.gz", "b.nii.gz", "p.nii.gz"))
     for img in (a, b, p):
         assert Geometry.of(img).matches(geometry)
@@ -180,8 +241,21 @@ def test_teacher_predict_cli_keeps_geometry(saturated_model, weak, tmp_path, cap
     assert np.array_equal(arr > 0, dilate_in_plane(moved.mask(), geometry.spacing[::-1], 2.0))
     assert sitk.GetArrayFromImage(p).max() > 0.99
     # boxes drawn on another grid are refused before any model is loaded
-    other = BoxSet(Geometry(geometry.size, (2.0, 2.0, 2.0), geometry.origin, geometry.direction), boxset.boxes)
+    other = BoxSet(
+        Geometry(geometry.size, (2.0, 2.0, 2.0), geometry.origin, geometry.direction), boxset.boxes
+    )
     other.save(tmp_path / "other.json")
-    assert cli.main(["teacher-predict", *common, "-b", str(tmp_path / "other.json"),
-                     "-o", str(tmp_path / "c.nii.gz")]) == 1
+    assert (
+        cli.main(
+            [
+                "teacher-predict",
+                *common,
+                "-b",
+                str(tmp_path / "other.json"),
+                "-o",
+                str(tmp_path / "c.nii.gz"),
+            ]
+        )
+        == 1
+    )
     assert "geometry mismatch" in capsys.readouterr().err and not (tmp_path / "c.nii.gz").exists()

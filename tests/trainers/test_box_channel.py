@@ -1,5 +1,6 @@
 """The box channel stays binary and aligned with the CT: after preprocessing (as loaded for
 training), after spatial augmentation, untouched by intensity augmentation, and at inference."""
+
 from __future__ import annotations
 
 import json
@@ -52,13 +53,17 @@ def test_box_channel_binary_and_aligned_after_augmentation(teacher_dataset, monk
     bad_default, inside_default, _ = _box_stats(default)
     bad_ours, inside, tumour = _box_stats(ours)
     bad_val, inside_val, _ = _box_stats(ours_val)
-    assert bad_default > 0, "nnU-Net's own pipeline should blur the box channel (else this test proves nothing)"
+    assert bad_default > 0, (
+        "nnU-Net's own pipeline should blur the box channel (else this test proves nothing)"
+    )
     assert bad_ours == 0 and bad_val == 0
     assert tumour > 0, "teacher patches must contain tumour"
     # box and CT moved together: tumour voxels (the segmentation moves with the CT) lie in the box
     # channel (the fixture's boxes have no jitter, so they cover the whole tumour before resampling).
-    print(f"tumour voxels inside the box: augmented {inside:.3f}, validation {inside_val:.3f}, "
-          f"nnU-Net default {inside_default:.3f}")
+    print(
+        f"tumour voxels inside the box: augmented {inside:.3f}, validation {inside_val:.3f}, "
+        f"nnU-Net default {inside_default:.3f}"
+    )
     assert inside > 0.95 and inside_val > 0.95
 
 

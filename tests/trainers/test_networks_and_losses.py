@@ -1,4 +1,5 @@
 """Networks (PReLU U-Net, dual-output U-Net, binarised box input), guidance transforms and losses."""
+
 from __future__ import annotations
 
 import pickle
@@ -8,18 +9,37 @@ import torch
 from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
 from torch import nn
 
-from nnunet_teacher_student.trainers import (nnUNetTrainerBoxTeacher, nnUNetTrainerDOStudent,
-                                             nnUNetTrainerSOStudent_Paper)
+from nnunet_teacher_student.trainers import (
+    nnUNetTrainerBoxTeacher,
+    nnUNetTrainerDOStudent,
+    nnUNetTrainerSOStudent_Paper,
+)
 from nnunet_teacher_student.trainers.base import IgnoreAwareDiceLoss
 from nnunet_teacher_student.trainers.box_channel import BoxPrior
-from nnunet_teacher_student.trainers.networks import (DualDecoderUNet, plain_unet, truncate_stages,
-                                                      with_prelu)
+from nnunet_teacher_student.trainers.networks import (
+    DualDecoderUNet,
+    plain_unet,
+    truncate_stages,
+    with_prelu,
+)
 from nnunet_teacher_student.trainers.transforms import BinarizeChannels, OnlyChannels
 
-KW = dict(n_stages=3, features_per_stage=[4, 8, 16], conv_op=nn.Conv3d, kernel_sizes=[[3, 3, 3]] * 3,
-          strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], n_conv_per_stage=[1, 1, 1], n_conv_per_stage_decoder=[1, 1],
-          conv_bias=True, norm_op=nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
-          dropout_op=None, dropout_op_kwargs=None, nonlin=nn.LeakyReLU, nonlin_kwargs={"inplace": True})
+KW = dict(
+    n_stages=3,
+    features_per_stage=[4, 8, 16],
+    conv_op=nn.Conv3d,
+    kernel_sizes=[[3, 3, 3]] * 3,
+    strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]],
+    n_conv_per_stage=[1, 1, 1],
+    n_conv_per_stage_decoder=[1, 1],
+    conv_bias=True,
+    norm_op=nn.InstanceNorm3d,
+    norm_op_kwargs={"eps": 1e-5, "affine": True},
+    dropout_op=None,
+    dropout_op_kwargs=None,
+    nonlin=nn.LeakyReLU,
+    nonlin_kwargs={"inplace": True},
+)
 
 
 def test_dual_output_shapes_at_every_scale_match_the_single_output_unet():
@@ -52,7 +72,11 @@ def test_both_decoders_and_the_shared_encoder_receive_gradients():
 
 def test_truncate_stages_keeps_the_first_stages():
     kw = truncate_stages(KW, 2)
-    assert kw["n_stages"] == 2 and kw["strides"] == KW["strides"][:2] and kw["n_conv_per_stage_decoder"] == [1]
+    assert (
+        kw["n_stages"] == 2
+        and kw["strides"] == KW["strides"][:2]
+        and kw["n_conv_per_stage_decoder"] == [1]
+    )
     assert truncate_stages(KW, 9) == KW
 
 
@@ -72,7 +96,9 @@ def test_intensity_transform_leaves_the_box_channel_untouched_and_binarize_resto
     img = torch.zeros(2, 8, 8, 8)
     img[0] = torch.randn(8, 8, 8)
     img[1, 2:5, 2:5, 2:5] = 1
-    noisy = OnlyChannels(GaussianNoiseTransform(noise_variance=(0.5, 0.5), p_per_channel=1), [0])(image=img.clone())
+    noisy = OnlyChannels(GaussianNoiseTransform(noise_variance=(0.5, 0.5), p_per_channel=1), [0])(
+        image=img.clone()
+    )
     assert torch.equal(noisy["image"][1], img[1]) and not torch.equal(noisy["image"][0], img[0])
     smeared = img.clone()
     smeared[1] = smeared[1] * 0.9 + 0.05
@@ -109,7 +135,9 @@ def test_dice_loss_is_finite_on_empty_targets_and_ignores_the_ignore_label(regio
     assert not torch.allclose(base, loss(in_labelled, labelled), atol=1e-2)
 
 
-@pytest.mark.parametrize("cls", [nnUNetTrainerBoxTeacher, nnUNetTrainerDOStudent, nnUNetTrainerSOStudent_Paper])
+@pytest.mark.parametrize(
+    "cls", [nnUNetTrainerBoxTeacher, nnUNetTrainerDOStudent, nnUNetTrainerSOStudent_Paper]
+)
 def test_trainer_classes_and_networks_pickle(cls):
     assert pickle.loads(pickle.dumps(cls)) is cls
     net = DualDecoderUNet(1, True, **with_prelu(KW))

@@ -1,5 +1,6 @@
 """The box teacher's training parts on real computations: online box channel, lesion-balanced off-centre
 locations, and the box prior that keeps an untrained teacher out of the all-background state."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,9 +36,11 @@ def test_online_box_channel_one_box_per_lesion_per_slice_aligned_and_fresh():
         n_lesions = len(set(np.unique(lesions[z])) - {0})
         _, n_boxes = label_components(exact[z][None] > 0)
         assert n_boxes == n_lesions, f"slice {z}: {n_boxes} boxes for {n_lesions} lesions"
-        for lid in set(np.unique(lesions[z])) - {0}:  # tight: the box is the lesion's in-plane bounding box
+        for lid in set(np.unique(lesions[z])) - {
+            0
+        }:  # tight: the box is the lesion's in-plane bounding box
             ys, xs = np.nonzero(lesions[z] == lid)
-            assert exact[z, ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()
+            assert exact[z, ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()
     assert not (label.astype(bool) & (exact == 0)).any()
     noisy = OnlineBoxChannel(1, Annotator(edge_fraction=0.2, exact_share=0.0), (2.0, 0.7, 0.7))
     a, b = _apply(noisy, label), _apply(noisy, label)
@@ -49,15 +52,21 @@ def test_online_box_channel_of_a_3d_box_teacher_draws_one_box_per_lesion():
     """A teacher dataset of 3-D boxes trains on 3-D boxes: the same rectangle on every slice a lesion spans."""
     label = _two_lesions()
     np.random.seed(1)
-    boxes = _apply(OnlineBoxChannel(1, Annotator(edge_fraction=0.2, exact_share=0.0), (2.0, 0.7, 0.7),
-                                    mode="lesion3d"), label)
+    boxes = _apply(
+        OnlineBoxChannel(
+            1, Annotator(edge_fraction=0.2, exact_share=0.0), (2.0, 0.7, 0.7), mode="lesion3d"
+        ),
+        label,
+    )
     lesions, n = label_components(label > 0)
     for lid in range(1, n + 1):
         zs = np.flatnonzero((lesions == lid).any(axis=(1, 2)))
         # the lesion's own column of the box channel (its 3-D box), identical on each of its slices
         ys, xs = np.nonzero((lesions == lid).any(axis=0))
-        window = boxes[zs, max(ys.min() - 3, 0):ys.max() + 4, max(xs.min() - 3, 0):xs.max() + 4]
-        assert all((w == window[0]).all() for w in window), f"lesion {lid}: the box changes across slices"
+        window = boxes[zs, max(ys.min() - 3, 0) : ys.max() + 4, max(xs.min() - 3, 0) : xs.max() + 4]
+        assert all((w == window[0]).all() for w in window), (
+            f"lesion {lid}: the box changes across slices"
+        )
         assert window[0].any()
 
 
@@ -66,11 +75,15 @@ def test_lesion_balanced_locations_are_uniform_over_lesions_and_off_centre():
     lesions = lesion_points(label[None], np.random.default_rng(0))
     assert sorted(len(p) for p in lesions)[0] < 50 < sorted(len(p) for p in lesions)[1]
     rng = np.random.default_rng(1)
-    locs = np.concatenate([balanced_location(lesions, np.array([7, 15, 15]), rng) for _ in range(2000)])
+    locs = np.concatenate(
+        [balanced_location(lesions, np.array([7, 15, 15]), rng) for _ in range(2000)]
+    )
     in_small = np.hypot(locs[:, 2] - 25, locs[:, 3] - 25) < 2 + 15 * 1.5
     in_big = np.hypot(locs[:, 2] - 10, locs[:, 3] - 10) < 7 + 15 * 1.5
     share_small = (in_small & ~in_big).sum() / max((in_small ^ in_big).sum(), 1)
-    assert 0.35 < share_small < 0.65, f"small lesion chosen {share_small:.2f} of the time (voxel-uniform: ~0.03)"
+    assert 0.35 < share_small < 0.65, (
+        f"small lesion chosen {share_small:.2f} of the time (voxel-uniform: ~0.03)"
+    )
     labelled = np.zeros(len(locs), bool)
     for i, (_, z, y, x) in enumerate(locs):
         labelled[i] = 0 <= z < 16 and 0 <= y < 32 and 0 <= x < 32 and label[z, y, x] > 0
@@ -83,7 +96,9 @@ def test_a_2d_patch_moves_the_location_in_plane_and_keeps_the_lesion_slice():
     rng = np.random.default_rng(2)
     locs = np.concatenate([balanced_location(lesions, np.array([15, 15]), rng) for _ in range(500)])
     assert locs.shape == (500, 4)
-    assert all(label[z].any() for z in locs[:, 1]), "nnU-Net's 2-D loader takes the slice: it must hold a lesion"
+    assert all(label[z].any() for z in locs[:, 1]), (
+        "nnU-Net's 2-D loader takes the slice: it must hold a lesion"
+    )
     assert np.ptp(locs[:, 2]) > 15 and np.ptp(locs[:, 3]) > 15
 
 
@@ -108,11 +123,13 @@ def test_box_prior_makes_an_untrained_teacher_predict_the_box_not_nothing():
 def test_hu_aware_prior_starts_dark_box_voxels_as_background():
     x = torch.zeros((1, 2, 8, 32, 32))
     x[0, 1, 2:6, 10:20, 10:20] = 1
-    x[0, 0] = -2.4                     # normalised lung / air
-    x[0, 0, 3:5, 12:16, 12:16] = 0.5   # a bright lesion inside the box
+    x[0, 0] = -2.4  # normalised lung / air
+    x[0, 0, 3:5, 12:16, 12:16] = 0.5  # a bright lesion inside the box
     net = BoxPrior(_Zero(), 1, (0, 2, 2), bright_threshold=-1.95)
     prob = torch.softmax(net(x), 1)[0, 1]
-    assert prob[4, 14, 14] > 0.85 and prob[4, 18, 18] < 0.5   # bright: tumour; dark box corner: background
+    assert (
+        prob[4, 14, 14] > 0.85 and prob[4, 18, 18] < 0.5
+    )  # bright: tumour; dark box corner: background
     assert torch.equal(prob > 0.5, (x[0, 1] > 0) & (x[0, 0] > -1.95))
 
 
@@ -127,10 +144,20 @@ def test_2d_configuration_box_channel_and_prior_work_on_one_slice():
     box = _apply(online, label)
     assert box.shape == label.shape and box[label > 0].all()
     big = label[:18, :18] > 0
-    assert box[:18, :18][big].all() and box[:18, :18].sum() == (np.ptp(np.nonzero(big)[0]) + 1) * \
-        (np.ptp(np.nonzero(big)[1]) + 1)   # exact annotator: the lesion's bounding rectangle
-    assert box_zone_margin([2.0, 2.0], 0) == [1, 1] and box_zone_margin([3.0, 2.0, 2.0], 0) == [0, 1, 1]
+    assert box[:18, :18][big].all() and box[:18, :18].sum() == (np.ptp(np.nonzero(big)[0]) + 1) * (
+        np.ptp(np.nonzero(big)[1]) + 1
+    )  # exact annotator: the lesion's bounding rectangle
+    assert box_zone_margin([2.0, 2.0], 0) == [1, 1] and box_zone_margin([3.0, 2.0, 2.0], 0) == [
+        0,
+        1,
+        1,
+    ]
     x = torch.zeros((1, 2, 32, 32))
     x[0, 1, 10:20, 10:20] = 1
     prob = torch.softmax(BoxPrior(_Zero(), 1, (2, 2))(x), 1)[0, 1]
-    assert prob.shape == (32, 32) and prob[15, 15] > 0.85 and 0.2 < prob[15, 21] < 0.5 and prob[15, 28] < 1e-3
+    assert (
+        prob.shape == (32, 32)
+        and prob[15, 15] > 0.85
+        and 0.2 < prob[15, 21] < 0.5
+        and prob[15, 28] < 1e-3
+    )

@@ -1,4 +1,5 @@
 """Every trainer of ours trains, checkpoints and predicts through nnU-Net's literal commands."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,30 @@ def _student_inputs(phantom_study: Path, tmp_path: Path) -> Path:
 
 
 def _predict(dataset_id: int, trainer: str, inputs: Path, out: Path) -> list[np.ndarray]:
-    run_nnunet(["nnUNetv2_predict", "-i", str(inputs), "-o", str(out), "-d", str(dataset_id), "-c", SMALL_CONFIG,
-                "-f", "0", "-tr", trainer, "-device", "cpu", "--disable_tta", "-npp", "1", "-nps", "1"])
+    run_nnunet(
+        [
+            "nnUNetv2_predict",
+            "-i",
+            str(inputs),
+            "-o",
+            str(out),
+            "-d",
+            str(dataset_id),
+            "-c",
+            SMALL_CONFIG,
+            "-f",
+            "0",
+            "-tr",
+            trainer,
+            "-device",
+            "cpu",
+            "--disable_tta",
+            "-npp",
+            "1",
+            "-nps",
+            "1",
+        ]
+    )
     preds = sorted(out.glob("*.nii.gz"))
     assert preds
     arrays = []
@@ -35,12 +58,20 @@ def _predict(dataset_id: int, trainer: str, inputs: Path, out: Path) -> list[np.
     return arrays
 
 
-@pytest.mark.parametrize("trainer, form", [("nnUNetTrainerSOStudent", "so"), ("nnUNetTrainerDOStudent", "do")])
-def test_students_train_and_predict_with_literal_commands(student_datasets, tmp_path, trainer, form):
+@pytest.mark.parametrize(
+    "trainer, form", [("nnUNetTrainerSOStudent", "so"), ("nnUNetTrainerDOStudent", "do")]
+)
+def test_students_train_and_predict_with_literal_commands(
+    student_datasets, tmp_path, trainer, form
+):
     dataset_id = DO_ID if form == "do" else SO_ID
     model = train(dataset_id, trainer)
-    assert list((model / "fold_0" / "validation").glob("*.nii.gz")), "nnUNetv2_train's final validation predicts"
-    arrays = _predict(dataset_id, trainer, _student_inputs(student_datasets, tmp_path), tmp_path / "out")
+    assert list((model / "fold_0" / "validation").glob("*.nii.gz")), (
+        "nnUNetv2_train's final validation predicts"
+    )
+    arrays = _predict(
+        dataset_id, trainer, _student_inputs(student_datasets, tmp_path), tmp_path / "out"
+    )
     allowed = {0, 1, 2} if form == "do" else {0, 1}
     assert all(set(np.unique(a)) <= allowed for a in arrays)
 
@@ -51,17 +82,25 @@ def test_point_teacher_trains_and_predicts_with_literal_commands(teacher_dataset
     assert not (model / "fold_0" / "validation").exists()
     log = "".join(p.read_text() for p in (model / "fold_0").glob("training_log_*.txt"))
     assert "final validation skipped" in log
-    arrays = _predict(TEACHER_ID, "nnUNetTrainerPointTeacher", teacher_dataset / "imagesWeak", tmp_path / "out")
+    arrays = _predict(
+        TEACHER_ID, "nnUNetTrainerPointTeacher", teacher_dataset / "imagesWeak", tmp_path / "out"
+    )
     assert all(set(np.unique(a)) <= {0, 1} for a in arrays)
 
 
-@pytest.mark.parametrize("trainer, dataset_id", [
-    ("nnUNetTrainerSOStudent_Paper", SO_ID), ("nnUNetTrainerDOStudent_Paper", DO_ID),
-    ("nnUNetTrainerBaseline_Paper", SO_ID), ("nnUNetTrainerBoxTeacher_Paper", TEACHER_ID),
-    ("nnUNetTrainerPointTeacher_Paper", TEACHER_ID),
-])
-def test_paper_variants_train_checkpoint_and_predict(student_datasets, teacher_dataset, monkeypatch, trainer,
-                                                     dataset_id):
+@pytest.mark.parametrize(
+    "trainer, dataset_id",
+    [
+        ("nnUNetTrainerSOStudent_Paper", SO_ID),
+        ("nnUNetTrainerDOStudent_Paper", DO_ID),
+        ("nnUNetTrainerBaseline_Paper", SO_ID),
+        ("nnUNetTrainerBoxTeacher_Paper", TEACHER_ID),
+        ("nnUNetTrainerPointTeacher_Paper", TEACHER_ID),
+    ],
+)
+def test_paper_variants_train_checkpoint_and_predict(
+    student_datasets, teacher_dataset, monkeypatch, trainer, dataset_id
+):
     """In-process (the literal command path is the same class; this saves a process start per variant):
     nnU-Net's run_training, then the checkpoint through nnUNetPredictor."""
     import json
@@ -77,15 +116,23 @@ def test_paper_variants_train_checkpoint_and_predict(student_datasets, teacher_d
     plans = json.loads((pre / "nnUNetPlans.json").read_text())
     plans["continue_training"] = False
     cls = recursive_find_trainer_class_by_name(trainer)
-    t = cls(plans, SMALL_CONFIG, 0, json.loads((pre / "dataset.json").read_text()), device=torch.device("cpu"))
+    t = cls(
+        plans,
+        SMALL_CONFIG,
+        0,
+        json.loads((pre / "dataset.json").read_text()),
+        device=torch.device("cpu"),
+    )
     assert (t.initial_lr, t.enable_deep_supervision, t.paper_accumulation_steps) == (1e-4, False, 8)
     t.run_training()
     assert t.batch_size == 1 and isinstance(t.optimizer, torch.optim.Adam)
     assert any(isinstance(m, torch.nn.PReLU) for m in t.network.modules())
     predictor = RegionPredictor(t.output_folder_base, folds=(0,), tta=False)
     n_channels = len(t.dataset_json["channel_names"])
-    seg, prob, _ = predictor.predict_array(np.random.default_rng(0).normal(-700, 200, (n_channels, 20, 40, 40))
-                                           .astype(np.float32), (1.5, 0.8, 0.8))
+    seg, prob, _ = predictor.predict_array(
+        np.random.default_rng(0).normal(-700, 200, (n_channels, 20, 40, 40)).astype(np.float32),
+        (1.5, 0.8, 0.8),
+    )
     assert seg.shape == (20, 40, 40) and np.isfinite(prob).all()
 
 
@@ -104,6 +151,8 @@ def test_do_checkpoint_reloads_into_nnunet_predictor(student_datasets, tmp_path)
     ct = sitk.ReadImage(str(next((student_datasets / "test" / "images").glob("*.nii.gz"))))
     arr = sitk.GetArrayFromImage(ct).astype(np.float32)[None]
     seg, tumour_prob, probs = predictor.predict_array(arr, ct.GetSpacing()[::-1])
-    assert probs.shape[0] == 2 and seg.shape == arr.shape[1:] and predictor.tumour() == (2, 1)   # label 2 (regions_class_order [1, 2]), channel 1
+    assert (
+        probs.shape[0] == 2 and seg.shape == arr.shape[1:] and predictor.tumour() == (2, 1)
+    )  # label 2 (regions_class_order [1, 2]), channel 1
     assert np.array_equal(tumour_prob, probs[1])
     assert set(np.unique(seg)) <= {0, 1, 2}
