@@ -114,12 +114,12 @@ def predict_case(
     shape = geometry.array_shape
     warnings: list[str] = []
     info = model_info(predictor)
-    if lung_crop or lung_dilation_mm is not None:
+    if lung_crop or lung_dilation_mm is not None or skip_tiles:
         lungs = lung_mask(ct, weights=lung_weights, method=lung_method, what=what)
-    else:  # neither the crop nor the lesion filter needs the lungs (and the image need not be in HU)
+    else:  # neither the crop, the lesion filter nor tile skipping needs the lungs (nor HU)
         empty = np.zeros(geometry.array_shape, np.uint8)
         lungs = LungMaskResult(
-            empty, empty, empty, "none", "not computed: no lung crop, lesions outside kept"
+            empty, empty, empty, "none", "not computed: no crop, no tile skipping, all lesions kept"
         )
     t_lungs = time.perf_counter()
     if not lungs.found and lungs.method != "none":

@@ -71,11 +71,13 @@ def best_slice(mask: np.ndarray) -> int:
 
 
 def _show_ct(ax, ct_slice: np.ndarray, aspect: float) -> None:
+    """The slice in the lung window, or its own range when it is not in HU (pre-scaled images, e.g. [0, 1])."""
+    hu = float(np.min(ct_slice)) < -100 or float(np.max(ct_slice)) > 100
     ax.imshow(
         ct_slice,
         cmap="gray",
-        vmin=WINDOW_HU[0],
-        vmax=WINDOW_HU[1],
+        vmin=WINDOW_HU[0] if hu else float(np.min(ct_slice)),
+        vmax=WINDOW_HU[1] if hu else float(np.max(ct_slice)),
         aspect=aspect,
         interpolation="nearest",
     )

@@ -588,7 +588,7 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         "-device",
         cfg.device,
         *([] if cfg.test_tta else ["--disable-tta"]),
-        *([] if cfg.lung_crop else ["--no-lung-crop", "--keep-outside-lungs"]),
+        *([] if cfg.lung_crop else ["--no-lung-crop", "--keep-outside-lungs", "--all-tiles"]),
         "--num-parts",
         1,
     ]

@@ -659,3 +659,76 @@ def test_per_case_csv_round_trips():
     assert back[("scarce", 1, "so")]["c4"]["dsc"] == pytest.approx(0.64)
     assert back[("scarce", 0, "so")]["empty"]["pred_volume_ml"] == pytest.approx(0.01)
     assert aggregate(records, back) == aggregate(records, cases)
+
+
+def _pool(root: Path, n: int) -> Path:
+    """A minimal pool folder of the --pool-from layout (its files are never read as images here)."""
+    (root / "dataset").mkdir(parents=True)
+    (root / "dataset" / "dataset.json").write_text(json.dumps({"numTraining": n}))
+    (root / "manifest.json").write_text(json.dumps({"cases": {}}))
+    for sub in ("images", "labels"):
+        (root / "test" / sub).mkdir(parents=True)
+    return root
+
+
+def test_a_pool_of_your_own_is_checked_linked_and_trained_as_configured(tmp_path, monkeypatch):
+    from nnunet_teacher_student.experiments.benchmark import (
+        POOL_ID,
+        link_pool,
+        pool_step,
+        run_config,
+        settings_defaults,
+        settings_dict,
+    )
+    from nnunet_teacher_student.nnunet.workspace import prepare_run_folder
+
+    pool = _pool(tmp_path / "pool_src", 12)
+    s = default_settings("cpu")
+    s.scenarios, s.strong_sites, s.pool, s.n_test = {"scarce": 4}, {}, 12, 3
+    s.pool_from, s.configuration, s.small, s.lung_crop = str(pool), "2d", None, False
+    s.check()
+    missing = BenchmarkSettings(**{**s.__dict__, "pool_from": str(tmp_path)})
+    with pytest.raises(InputError, match="not a benchmark pool .*dataset/dataset.json"):
+        missing.check()
+
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path / "raw"))
+    out = tmp_path / "bench"
+    with pytest.raises(InputError, match="12 pool case.*--pool says 30"):
+        link_pool(pool, out / "pool", 30)
+    step = pool_step(s, out)
+    assert not step.done()
+    step.run()
+    assert step.done() and (out / "pool").resolve() == pool.resolve()
+    assert (tmp_path / "raw" / f"Dataset{POOL_ID:03d}_BenchPool").resolve() == (
+        pool / "dataset"
+    ).resolve()
+    cfg = run_config(s, out, 0, "scarce", 0)
+    assert cfg.configuration == cfg.train_configuration == "2d" and not cfg.lung_crop
+    assert cfg.test_images == out / "pool" / "test" / "images"
+
+    # a folder written before these settings existed resumes: what its marker lacks counts as the default
+    old = {
+        k: v
+        for k, v in settings_dict(default_settings("cpu")).items()
+        if k not in ("pool_from", "configuration", "lung_crop")
+    }
+    marker = tmp_path / "old" / "nnts_benchmark.json"
+    marker.parent.mkdir()
+    marker.write_text(json.dumps({"settings": old}))
+    prepare_run_folder(
+        marker.parent,
+        settings_dict(default_settings("cpu")),
+        marker.name,
+        "nnts benchmark",
+        False,
+        defaults=settings_defaults(),
+    )
+    with pytest.raises(InputError, match="differs in configuration"):
+        prepare_run_folder(
+            marker.parent,
+            {**settings_dict(default_settings("cpu")), "configuration": "2d"},
+            marker.name,
+            "nnts benchmark",
+            False,
+            defaults=settings_defaults(),
+        )

@@ -463,3 +463,20 @@ def test_kill9_then_rerun_equals_an_uninterrupted_folder_prediction(
         )
         assert (a == b).all()
     assert not [p for p in killed.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_no_crop_and_no_lesion_filter_need_no_lungs_nor_hounsfield_units(predictor):
+    """Pre-scaled images (e.g. patches in [0, 1]) predict whole when neither the crop, the lesion filter nor tile
+    skipping is asked for: the lung mask, which needs HU, is not computed."""
+    rng = np.random.default_rng(0)
+    ct = sitk.GetImageFromArray(rng.uniform(0, 1, (6, 32, 32)).astype(np.float32))
+    with pytest.raises(InputError, match="Hounsfield"):
+        predict_case(predictor, ct)  # the default crops to the lungs: a clear error
+    result = predict_case(predictor, ct, lung_crop=False, lung_dilation_mm=None, skip_tiles=False)
+    rep = result.report
+    assert rep["lung_mask"]["method"] == "none" and not rep["lung_crop"]
+    assert rep["crops"] == [
+        {"name": "full", "start": [0, 0, 0], "stop": [6, 32, 32], "shape": [6, 32, 32]}
+    ]
+    assert not any("no lung found" in w for w in rep["warnings"])
+    assert result.mask.shape == (6, 32, 32)

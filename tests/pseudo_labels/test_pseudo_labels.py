@@ -547,13 +547,14 @@ def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(
     from nnunet_teacher_student.evaluation.metrics import dice
     from nnunet_teacher_student.prediction.region import RegionPredictor
     from nnunet_teacher_student.teacher.ensemble import TeacherEnsemble
-    from nnunet_teacher_student.teacher.inference import dilate_in_plane, predict_case
+    from nnunet_teacher_student.teacher.inference import dilate_in_plane, teacher_predict_case
 
     model = _second_fold(box_teacher_model, tmp_path / "models", noise=0.3)
     weak = WeakSet(weak_dir)
     ct, boxes = weak.read_case(weak.case_ids()[0])
     members = [
-        predict_case(RegionPredictor(model, (f,), tta=False), ct, boxes, "box") for f in (0, 1)
+        teacher_predict_case(RegionPredictor(model, (f,), tta=False), ct, boxes, "box")
+        for f in (0, 1)
     ]
     pred, qc = TeacherEnsemble(model, (0, 1), tta=False).predict(ct, boxes, "box")
     mean = (members[0].probability + members[1].probability) / 2
