@@ -17,6 +17,7 @@ import json
 import math
 from pathlib import Path
 
+from nnunet_teacher_student.experiments.presets import MODEL_NAMES as NAMES
 from nnunet_teacher_student.evaluation.statistics import (
     case_mean,
     group_average,
@@ -25,14 +26,6 @@ from nnunet_teacher_student.evaluation.statistics import (
 )
 
 ORDER = ("baseline", "so", "do", "upper", "teacher", "point_teacher")
-NAMES = {
-    "baseline": "Baseline (strong only)",
-    "so": "SO student",
-    "do": "DO student",
-    "upper": "Upper bound (true masks)",
-    "teacher": "Box teacher (weak set)",
-    "point_teacher": "Point teacher (weak set)",
-}
 PAIRS = (
     ("so", "baseline"),
     ("do", "baseline"),
