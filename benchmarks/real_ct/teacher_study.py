@@ -347,6 +347,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--annotator", default="default")
+    ap.add_argument(
+        "--folds", type=int, nargs="+", help="train and predict only these folds (default: all)"
+    )
     ap.add_argument("--out", type=Path, help="result JSON (per-tumour rows and the summary)")
     a = ap.parse_args()
     a.raw, a.work = a.raw.resolve(), a.work.resolve()
@@ -355,6 +358,8 @@ def main() -> None:
     classical(a, env, weak)
     plan(a, env)
     for fold, cases in enumerate(held_out(a)):
+        if a.folds is not None and fold not in a.folds:
+            continue
         for kind in a.kinds:
             train(a, env, kind, fold)
             predict(a, env, kind, fold, cases, weak)
