@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.models import DATASETS, MODELS, STUDENTS, TEACHERS, TEST_MODELS
 from .presets import (
     CPU_EPOCHS,
     CPU_ITERATIONS,
@@ -32,10 +33,10 @@ from .presets import (
     CPU_SMALL,
     CPU_VAL_ITERATIONS,
     MODEL_NAMES,
-    STUDENT_DATASETS,
 )
 from ..workflow.config import Budget, PipelineConfig, SmallConfig
 from ..workflow.method import (
+    STUDENT_DATASETS,
     calibrate_step,
     classical_pseudo_step,
     evaluate_step,
@@ -54,70 +55,17 @@ from ..workflow.steps import Step, nnts_step
 POOL_ID = 100
 FIRST_RUN_ID = 110  # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
 SECOND_RUN_ID = 600  # ... and, for the roles of SECOND_OFFSETS, SECOND_RUN_ID + 10 k + offset
-#: dataset role -> id offset within a run's block of ten
-DATASET_OFFSETS = {
-    "strong": 0,
-    "teacher": 1,
-    "so": 2,
-    "do": 3,
-    "baseline": 4,
-    "ignore": 5,
-    "upper": 6,
-    "upper_do": 7,
-    "so_unc": 8,
-    "do_unc": 9,
-}
-#: the roles of a run's second block of ten (the first is full)
-SECOND_OFFSETS = {"do_ens": 0, "do_r2": 1}
-#: model key -> (dataset role, trainer)
-MODELS = {
-    "teacher": ("teacher", "nnUNetTrainerBoxTeacher"),
-    "point_teacher": ("teacher", "nnUNetTrainerPointTeacher"),
-    "classical": ("teacher", "classical"),  # no training: the rule of teacher.classical
-    "baseline": ("baseline", "nnUNetTrainerNNTS"),
-    "ignore": ("ignore", "nnUNetTrainerNNTS"),
-    "so": ("so", "nnUNetTrainerSOStudent"),
-    "do": ("do", "nnUNetTrainerDOStudent"),
-    "so_paper": ("so", "nnUNetTrainerSOStudent_Paper"),
-    "so_nnunet": (
-        "so",
-        "nnUNetTrainerNNTS",
-    ),  # control: the baseline's trainer on the SO student dataset
-    "do_paper": ("do", "nnUNetTrainerDOStudent_Paper"),
-    "upper": ("upper", "nnUNetTrainerNNTS"),
-    "upper_do": (
-        "upper_do",
-        "nnUNetTrainerDOStudent",
-    ),  # the DO student's own ceiling: its trainer on true masks
-    # uncertainty-aware pseudo-labels: the box voxels the teacher is unsure of (band calibrated on the strong
-    # cases) as nnU-Net's ignore label
-    "so_unc": ("so_unc", "nnUNetTrainerSOStudent"),
-    "do_unc": ("do_unc", "nnUNetTrainerDOStudent"),
-    # teacher ensemble: the box teacher's folds (as many as the strong cases allow, at most n_folds), probabilities
-    # averaged; the DO student on its pseudo-labels
-    "teacher_ens": ("teacher", "nnUNetTrainerBoxTeacher"),
-    "do_ens": ("do_ens", "nnUNetTrainerDOStudent"),
-    # noisy-student round 2: the DO student re-labels the weak set in the boxes; a DO student trains on that
-    "do_relabel": ("do", "nnUNetTrainerDOStudent"),
-    "do_r2": ("do_r2", "nnUNetTrainerDOStudent"),
-}
+#: dataset slot -> id offset within a run's first block of ten, and within its second (core.models.DATASETS)
+DATASET_OFFSETS = {k: d.offset for k, d in DATASETS.items() if d.block == 0}
+SECOND_OFFSETS = {k: d.offset for k, d in DATASETS.items() if d.block == 1}
 #: the scarce scenario's strong cases come from one site (small, solid, mostly central tumours, clean scans) while
 #: the weak and test cases span all three, as the paper's few strong cases came from fewer sites than its weak ones
 SCARCE_STRONG_SITES = ("msd",)
-TEACHERS = (
-    "teacher",
-    "point_teacher",
-    "classical",
-    "teacher_ens",
-    "do_relabel",
-)  # scored on the weak set
-STUDENTS = ("so", "do", "so_paper", "do_paper", "so_unc", "do_unc", "do_ens", "do_r2")
-UNCERTAIN = ("so_unc", "do_unc")
+UNCERTAIN = tuple(k for k in STUDENTS if DATASETS[MODELS[k].dataset].labels == "uncertain")
 #: test-set models whose steps come after the rest (options added to finished runs)
-LATER = (*UNCERTAIN, "do_ens", "do_r2")
+LATER = tuple(k for k, m in MODELS.items() if m.later)
 #: models that need another model of the run first
-NEEDS = {"do_ens": "teacher_ens", "do_relabel": "do", "do_r2": "do_relabel"}
-TEST_MODELS = tuple(m for m in MODELS if m not in TEACHERS)
+NEEDS = {k: m.needs for k, m in MODELS.items() if m.needs}
 DEFAULT_MODELS = tuple(MODELS)
 
 
@@ -304,13 +252,12 @@ def run_config(
     base, second = FIRST_RUN_ID + 10 * index, SECOND_RUN_ID + 10 * index
     tag = run_tag(scenario, seed)
     dataset_ids = {
-        m: second + SECOND_OFFSETS[MODELS[m][0]]
-        if MODELS[m][0] in SECOND_OFFSETS
-        else base + DATASET_OFFSETS[MODELS[m][0]]
+        m: (second if DATASETS[MODELS[m].dataset].block else base)
+        + DATASETS[MODELS[m].dataset].offset
         for m in MODELS
     }
     dataset_names = {
-        m: tag + "".join(w.capitalize() for w in MODELS[m][0].split("_")) for m in MODELS
+        m: tag + "".join(w.capitalize() for w in MODELS[m].dataset.split("_")) for m in MODELS
     }
     pool = pool_paths(out)
     small = settings.small
@@ -332,7 +279,7 @@ def run_config(
         else None,
         folds=tuple(settings.folds),
         device=settings.device,
-        trainers={m: MODELS[m][1] for m in MODELS},
+        trainers={m: MODELS[m].trainer for m in MODELS},
         train=tuple(m for m in settings.models if m in TEST_MODELS),
         budget=settings.budget(),
         seed=seed,
@@ -518,7 +465,7 @@ def student_steps(
     """Datasets, planning, training, test predictions and evaluations of test-set models (``pseudo_dir``: their
     pseudo-labels, default the box teacher's)."""
     steps = []
-    dataset_roles = list(dict.fromkeys(MODELS[m][0] for m in students))
+    dataset_roles = list(dict.fromkeys(MODELS[m].dataset for m in students))
     for role in dataset_roles:
         steps.append(student_dataset_step(cfg, layout, role, STUDENT_DATASETS[role], pseudo_dir))
     if dataset_roles:
@@ -572,7 +519,7 @@ def load_run_results(out: Path, settings: BenchmarkSettings) -> list[dict]:
         }
         for metric in ("dsc", "dsc_tp", "f1", "recall", "precision", "hd95_mm", "nsd"):
             rec[metric] = overall.get(metric, {}).get("mean")
-        step = train_step_name(MODEL_NAMES[model], MODELS[model][1])
+        step = train_step_name(MODEL_NAMES[model], MODELS[model].trainer)
         rec["train_seconds"] = next(
             (
                 s.get("seconds")

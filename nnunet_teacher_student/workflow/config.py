@@ -13,30 +13,17 @@ from ..core.defaults import BOX_MARGIN_MM
 from ..core.devices import resolve_device
 from ..core.env import EPOCHS, ITERATIONS, NO_MIRRORING, SEED, SKIP_VALIDATION, VAL_ITERATIONS
 from ..core.errors import InputError
+from ..core.models import MODELS, PIPELINE_MODELS, model_names
 from ..nnunet.plans import with_ext_trainer
 
 
+#: the roles with a dataset id of their own in ``[datasets]`` and a ``<role>_trainer`` in ``[train]``
 ROLES = ("teacher", "so", "do", "baseline")
-STUDENT_ROLES = ("so", "do", "so_nnunet", "baseline")
-
-
-DEFAULT_TRAINERS = {
-    "teacher": "nnUNetTrainerBoxTeacher",
-    "so": "nnUNetTrainerSOStudent",
-    "do": "nnUNetTrainerDOStudent",
-    "baseline": "nnUNetTrainerNNTS",
-    "so_nnunet": "nnUNetTrainerNNTS",
-}
-#: models that train on another model's dataset (the rest train on their own role's dataset)
-DATASET_OF = {"so_nnunet": "so"}
-#: display names of the method's models (experiments add their own through ``PipelineConfig.model_names``)
-MODEL_NAMES = {
-    "so": "SO student",
-    "do": "DO student",
-    "baseline": "Baseline (strong only)",
-    "teacher": "Box teacher (pseudo-labels)",
-    "so_nnunet": "nnU-Net on strong + pseudo (control)",
-}
+#: what ``[train] models`` may name, their trainers, the models that train on another's dataset, the labels
+STUDENT_ROLES = PIPELINE_MODELS
+DEFAULT_TRAINERS = {k: MODELS[k].trainer for k in ("teacher", *PIPELINE_MODELS)}
+DATASET_OF = {k: MODELS[k].dataset for k in PIPELINE_MODELS if MODELS[k].dataset != k}
+MODEL_NAMES = model_names()
 BASE_CONFIGURATION = "3d_fullres"
 PLANS = "nnUNetPlans"
 

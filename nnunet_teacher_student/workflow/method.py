@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..core.env import BUDGET, SEED
+from ..core.models import DATASETS
 from .config import DATASET_OF, PipelineConfig, nnunet_env
 from .outputs import (
     Layout,
@@ -407,11 +408,7 @@ def labels_arg(cfg: PipelineConfig) -> list:
 
 
 #: role -> (dataset form, where the weak cases' labels come from (pseudo, truth, boxes or none), step title)
-STUDENT_DATASETS = {
-    "so": ("so", "pseudo", "SO student dataset (strong + pseudo-labels)"),
-    "do": ("do", "pseudo", "DO student dataset (box + tumour regions)"),
-    "baseline": ("so", None, "baseline dataset (strong cases only, SO form)"),
-}
+STUDENT_DATASETS = {k: (d.form, d.labels, d.title) for k, d in DATASETS.items() if d.form}
 
 
 def student_dataset_step(

@@ -249,7 +249,7 @@ def test_run_steps_cover_every_model_with_separate_datasets(tmp_path, monkeypatc
     names = [st.name for st in steps]
     assert len(names) == len(set(names))  # timings are keyed by step name
     commands = "\n".join(st.command for st in steps)
-    for model, (_, trainer) in MODELS.items():
+    for model, trainer in ((k, m.trainer) for k, m in MODELS.items()):
         if model == "classical":
             assert "nnts pseudo-label --teacher classical" in commands
             continue
