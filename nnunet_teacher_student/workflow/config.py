@@ -201,24 +201,27 @@ def _student_crop(value: Any, path: Path) -> str | None:
     return "lungs"
 
 
-def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]]:
-    """Read a pipeline TOML file; returns the config and the nnU-Net folders it sets (``[paths]``).
-    Relative paths are relative to the file's folder."""
+def read_toml(path: Path) -> dict:
+    """The TOML document at ``path``; a missing or invalid file is an :class:`InputError` naming it."""
     try:
         import tomllib
     except ImportError:  # Python 3.10: the same parser as a package
         import tomli as tomllib
 
-    path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found")
     try:
-        doc = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not valid TOML ({e})") from e
+
+
+def path_reader(path: Path):
+    """A function ``(value, key) -> Path | None`` reading a path setting of the file at ``path`` (``~`` and
+    variables expanded, relative to the file's folder)."""
     base = path.resolve().parent
 
-    def p(value: Any, key: str) -> Path | None:
+    def read(value: Any, key: str) -> Path | None:
         if value in (None, ""):
             return None
         if not isinstance(value, str):
@@ -226,10 +229,11 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         q = Path(os.path.expandvars(os.path.expanduser(value)))
         return q if q.is_absolute() else base / q
 
-    check_config_keys(doc, path)
-    paths, data = doc.get("paths", {}), doc.get("data", {})
-    ids, train = doc.get("datasets", {}), doc.get("train", {})
-    pl, pred = doc.get("pseudo_label", {}), doc.get("predict", {})
+    return read
+
+
+def strong_id(data: dict, path: Path) -> int:
+    """``[data] strong``, after checking that ``[data]`` names the strong dataset and the weak set."""
     for key in ("strong", "weak"):
         if key not in data:
             raise InputError(
@@ -240,12 +244,22 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         raise InputError(
             f"{path}: [data] strong must be an nnU-Net dataset id (integer), got {strong!r}"
         )
+    return strong
+
+
+def pipeline_models(train: dict, path: Path) -> tuple[str, ...]:
+    """``[train] models``: the models trained after the teacher (none: the teacher and pseudo-labels only)."""
     models = tuple(train.get("models", ("so", "do", "baseline")))
-    bad = [m for m in models if m not in STUDENT_ROLES]
-    if bad:  # no models: the teacher and the pseudo-labels only
+    if [m for m in models if m not in STUDENT_ROLES]:
         raise InputError(
             f"{path}: [train] models may name {list(STUDENT_ROLES)}, got {list(models)}"
         )
+    return models
+
+
+def role_dataset_ids(ids: dict, strong: int, models: Sequence[str], path: Path) -> dict[str, int]:
+    """Role -> new nnU-Net dataset id from ``[datasets]``: the teacher's and each model's dataset (models
+    that train on another's dataset share its id)."""
     dataset_ids = {}
     for role in ("teacher", *dict.fromkeys(DATASET_OF.get(m, m) for m in models)):
         value = ids.get(role)
@@ -260,56 +274,88 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
             f"{path}: dataset ids must all differ, got strong={strong} and {dataset_ids}"
         )
     dataset_ids.update({m: dataset_ids[DATASET_OF[m]] for m in models if m in DATASET_OF})
-    trainers = dict(DEFAULT_TRAINERS)
-    trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
-    small = None
-    if "small" in doc:
-        s = doc["small"]
-        small = SmallConfig(
-            name=s.get("name", "3d_small"),
-            patch_size=tuple(s.get("patch_size", (16, 32, 32))),
-            features=tuple(s.get("features", (8, 16, 32))),
-            batch_size=int(s.get("batch_size", 2)),
-            spacing=tuple(float(v) for v in s["spacing"]) if "spacing" in s else None,
+    return dataset_ids
+
+
+def small_config(doc: dict, path: Path) -> SmallConfig | None:
+    """``[small]``: the reduced configuration, or None."""
+    if "small" not in doc:
+        return None
+    s = doc["small"]
+    small = SmallConfig(
+        name=s.get("name", "3d_small"),
+        patch_size=tuple(s.get("patch_size", (16, 32, 32))),
+        features=tuple(s.get("features", (8, 16, 32))),
+        batch_size=int(s.get("batch_size", 2)),
+        spacing=tuple(float(v) for v in s["spacing"]) if "spacing" in s else None,
+    )
+    if len(small.patch_size) != 3 or not small.features:
+        raise InputError(f"{path}: [small] patch_size needs 3 numbers and features at least one")
+    if small.spacing is not None and (len(small.spacing) != 3 or min(small.spacing) <= 0):
+        raise InputError(
+            f"{path}: [small] spacing needs 3 positive numbers (mm, z y x), got {s['spacing']!r}"
         )
-        if len(small.patch_size) != 3 or not small.features:
-            raise InputError(
-                f"{path}: [small] patch_size needs 3 numbers and features at least one"
-            )
-        if small.spacing is not None and (len(small.spacing) != 3 or min(small.spacing) <= 0):
-            raise InputError(
-                f"{path}: [small] spacing needs 3 positive numbers (mm, z y x), got {s['spacing']!r}"
-            )
+    return small
+
+
+def train_device(train: dict, path: Path) -> str:
+    """``[train] device``, resolved (``auto``: what this machine has)."""
     device = str(train.get("device", "auto"))
     if device not in ("auto", "cpu", "cuda", "mps"):
         raise InputError(f"{path}: [train] device must be auto, cpu, cuda or mps, got {device!r}")
+    return resolve_device(device)
+
+
+def train_folds(train: dict, path: Path) -> tuple[int, ...]:
+    """``[train] folds``: one fold number or a list."""
     folds = train.get("folds", [0])
     folds = tuple(folds if isinstance(folds, list) else [folds])
     if not all(isinstance(f, int) and f >= 0 for f in folds):
         raise InputError(f"{path}: [train] folds must be a list of fold numbers, got {folds!r}")
-    budget = Budget(
+    return folds
+
+
+def train_budget(train: dict) -> Budget:
+    """``[train]``'s budget keys (absent: nnU-Net's defaults)."""
+    return Budget(
         train.get("epochs"),
         train.get("iterations"),
         train.get("val_iterations"),
         bool(train.get("no_mirroring", False)),
         bool(train.get("skip_validation", False)),
     )
+
+
+def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]]:
+    """Read a pipeline TOML file; returns the config and the nnU-Net folders it sets (``[paths]``).
+    Relative paths are relative to the file's folder."""
+    path = Path(path)
+    doc = read_toml(path)
+    p = path_reader(path)
+    check_config_keys(doc, path)
+    paths, data = doc.get("paths", {}), doc.get("data", {})
+    ids, train = doc.get("datasets", {}), doc.get("train", {})
+    pl, pred = doc.get("pseudo_label", {}), doc.get("predict", {})
+    strong = strong_id(data, path)
+    models = pipeline_models(train, path)
+    trainers = dict(DEFAULT_TRAINERS)
+    trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
     cfg = PipelineConfig(
         work_dir=p(paths.get("work_dir", "nnts_pipeline"), "work_dir"),
         strong=strong,
         weak_dir=p(data["weak"], "weak"),
-        dataset_ids=dataset_ids,
+        dataset_ids=role_dataset_ids(ids, strong, models, path),
         test_images=p(data.get("test_images"), "test_images"),
         test_labels=p(data.get("test_labels"), "test_labels"),
         manifest=p(data.get("manifest"), "manifest"),
         weak_labels=p(data.get("weak_labels"), "weak_labels"),
         configuration=str(train.get("configuration", BASE_CONFIGURATION)),
-        small=small,
-        folds=folds,
-        device=resolve_device(device),
+        small=small_config(doc, path),
+        folds=train_folds(train, path),
+        device=train_device(train, path),
         trainers=trainers,
         train=models,
-        budget=budget,
+        budget=train_budget(train),
         n_folds=int(train.get("n_folds", 5)),
         seed=int(train.get("seed", 0)),
         jitter=int(train.get("jitter", 0)),
