@@ -19,8 +19,7 @@ CPU_SMALL = {
         "batch_size": 2,
     },
 }
-#: the CPU budget per model of the demo and the benchmark: on tiny phantoms 1000 iterations let every model
-#: learn (demo, BENCHMARKS.md); 300 iterations on the default preset did not
+#: the CPU training budget per model of the demo and the benchmark (why these: BENCHMARKS.md, the demo)
 CPU_PRESET, CPU_EPOCHS, CPU_ITERATIONS, CPU_VAL_ITERATIONS = "tiny", 10, 100, 3
 #: display names of every model the demo and the benchmark train (core.models)
 MODEL_NAMES = model_names()

@@ -5,8 +5,8 @@
   DO dataset's regions ``box = (1, 2)``, ``tumor = (2,)`` with sigmoid outputs and nnU-Net's
   BCE + Dice on both.
 - ``_Paper`` variants and ``nnUNetTrainerBaseline_Paper`` (SO paper network on strong data only): the
-  paper's Dice-only loss. Dice alone over-segmented on phantoms where the teacher was good (precision
-  25 % / 16 % against the CE + Dice baseline's 48 %), so the default students keep nnU-Net's loss.
+  paper's Dice-only loss. Dice alone over-segmented on phantoms (BENCHMARKS.md), so the default
+  students keep nnU-Net's loss.
 """
 
 from __future__ import annotations
