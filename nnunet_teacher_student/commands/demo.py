@@ -6,21 +6,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..experiments.demo import DEFAULT_MINUTES, run_demo
+from ..experiments.demo import DEFAULT_MINUTES, DemoRequest, run_demo
 from . import add_phantom_run_arguments
 
 
 def run(args: argparse.Namespace) -> int:
     return run_demo(
-        args.output,
-        quick=args.quick,
-        device=args.device,
-        seed=args.seed,
-        epochs=args.epochs,
-        iterations=args.iterations,
-        budget=args.budget,
-        preset=args.preset,
-        overwrite=args.overwrite,
+        DemoRequest(
+            output=args.output,
+            quick=args.quick,
+            device=args.device,
+            seed=args.seed,
+            epochs=args.epochs,
+            iterations=args.iterations,
+            budget=args.budget,
+            preset=args.preset,
+            overwrite=args.overwrite,
+        )
     )
 
 

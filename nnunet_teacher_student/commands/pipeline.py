@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     timings = run_steps(steps, layout.timings, force=force)
     if not args.no_report:
         from ..reporting.run_report import write_run_report
+        from ..reporting.settings import ReportSettings
 
         print("[report] tables and figures", flush=True)
         intro = (
@@ -85,17 +86,15 @@ def run(args: argparse.Namespace) -> int:
             f"{cfg.device}, configuration `{cfg.train_configuration}`, folds {list(cfg.folds)}, trainers "
             f"{cfg.trainers}."
         )
-        report = write_run_report(
-            cfg,
-            layout,
+        report_settings = ReportSettings(
             title="nnts pipeline report",
             intro=intro,
-            settings={"config": str(Path(args.config).resolve()), "pipeline": cfg.summary()},
-            timings=timings,
-            commands=[s.command for s in steps],
-            continue_lines=exports,
+            run_settings={"config": str(Path(args.config).resolve()), "pipeline": cfg.summary()},
+            commands=tuple(s.command for s in steps),
+            continue_lines=tuple(exports),
             caveat=_caveat(cfg),
         )
+        report = write_run_report(cfg, layout, report_settings, timings)
         print(f"nnts pipeline: report: {report}")
     print(
         f"nnts pipeline: done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {cfg.work_dir} and "

@@ -129,7 +129,7 @@ def aggregate(records: Sequence[Mapping], cases: CaseResults) -> list[dict]:
 
 
 def _pct(stats: Mapping, ci: bool = False) -> str:
-    """ "67.3 [61.0, 73.5]" (case-level mean and bootstrap CI, %), "n/a" without cases."""
+    """``MEAN``, with ``ci`` ``MEAN [LOW, HIGH]`` (case-level mean and bootstrap CI, %); "n/a" without cases."""
     if not stats.get("n"):
         return "n/a"
     cell = f"{100 * stats['mean']:.1f}"

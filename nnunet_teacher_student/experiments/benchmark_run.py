@@ -59,25 +59,9 @@ def write_benchmark_report(
     out: Path, settings, records: list[dict], seconds_now: float, exports: list[str]
 ) -> Path:
     """``OUT/report/``: report.md, results.csv (one row per run and model), summary.json, dsc_vs_strong.png."""
-    from ..experiments.benchmark import STUDENTS, TEACHERS, TEST_MODELS
-    from ..experiments.benchmark import run_config
     from ..experiments.benchmark import load_case_results
-    from .benchmark_report import (
-        aggregate,
-        csv_text,
-        failed_teachers,
-        figure_dsc_vs_strong,
-        goal_check,
-        goal_text,
-        markdown_table,
-        paired_table,
-        per_case_csv,
-        per_run_teacher_table,
-        per_seed_table,
-    )
-    from ..workflow.outputs import model_folder
-    from ..teacher.guard import load_guard
     from ..core.files import write_text_atomic
+    from .benchmark_report import aggregate, figure_dsc_vs_strong, goal_check
 
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)
@@ -89,6 +73,43 @@ def write_benchmark_report(
     ]
     fig = figure_dsc_vs_strong(rows, report / "dsc_vs_strong.png")
     wall = _wall_seconds(out)
+    write_result_files(report, settings, records, cases, rows, goals, wall)
+    lines = [
+        "# nnts benchmark: teacher-student vs plain nnU-Net on "
+        + (f"the pool of `{settings.pool_from}`" if settings.pool_from else "phantoms"),
+        "",
+        benchmark_intro(settings, wall),
+        "",
+        *result_sections(settings, records, cases, rows, goals),
+        *teacher_guard_lines(out, settings, records),
+    ]
+    if fig:
+        lines += [
+            "## DSC against the number of strong cases",
+            "",
+            "![DSC vs strong cases](dsc_vs_strong.png)",
+            "",
+        ]
+    lines += incomplete_lines(settings, records)
+    lines += reading_lines(settings, records, goals)
+    lines += ["## Reproduce", "", "```", _command(out), *exports, "```", ""]
+    write_text_atomic("\n".join(lines), report / "report.md")
+    return report / "report.md"
+
+
+def write_result_files(
+    report: Path,
+    settings,
+    records: list[dict],
+    cases: dict,
+    rows: list[dict],
+    goals: list[dict],
+    wall: float,
+) -> None:
+    """results.csv (one row per run and model), per_case.csv and summary.json."""
+    from ..core.files import write_text_atomic
+    from .benchmark_report import csv_text, per_case_csv
+
     write_text_atomic(csv_text(records), report / "results.csv")
     write_text_atomic(per_case_csv(cases), report / "per_case.csv")
     write_text_atomic(
@@ -105,11 +126,11 @@ def write_benchmark_report(
         ),
         report / "summary.json",
     )
-    s = settings
-    lines = [
-        "# nnts benchmark: teacher-student vs plain nnU-Net on "
-        + (f"the pool of `{s.pool_from}`" if s.pool_from else "phantoms"),
-        "",
+
+
+def benchmark_intro(s, wall: float) -> str:
+    """The paragraph on what ran: scenarios, seeds, test cases, budget, configuration, wall time."""
+    return (
         f"Scenarios (strong cases of a pool of {s.pool}; the rest are weak, boxes: "
         f"{'+/-%d voxel jitter (stress setting)' % s.jitter if s.jitter else 'the default annotator model'}): "
         + ", ".join(f"**{k}** {v} strong / {s.pool - v} weak" for k, v in s.scenarios.items())
@@ -131,8 +152,23 @@ def write_benchmark_report(
             else ""
         )
         + f", fold {s.folds}, device {s.device}, {'no ' if s.no_mirroring else ''}mirroring. "
-        f"Wall time of all steps: {wall / 60:.1f} min.",
-        "",
+        f"Wall time of all steps: {wall / 60:.1f} min."
+    )
+
+
+def result_sections(
+    s, records: list[dict], cases: dict, rows: list[dict], goals: list[dict]
+) -> list[str]:
+    """How to read the cells, the goal, the test-set tables, the paired comparisons, the teachers' table."""
+    from ..experiments.benchmark import TEACHERS, TEST_MODELS
+    from .benchmark_report import (
+        goal_text,
+        markdown_table,
+        paired_table,
+        per_seed_table,
+    )
+
+    return [
         "Cells: case-level means over the **tumour cases** (each case's value averaged over the seeds first; "
         "DSC with the bootstrap 95 % CI over cases; n = cases); the spread of the per-run means across seeds "
         "beside; tumour-free cases apart: the (case, seed) pairs with any false positive and their mean "
@@ -165,41 +201,56 @@ def write_benchmark_report(
         markdown_table(rows, TEACHERS),
         "",
     ]
-    if any(r["model"] in TEACHERS for r in records):
-        guards = {
-            f"{sc}:{sd}": load_guard(model_folder(run_config(settings, out, k, sc, sd), "teacher"))
-            for k, (sc, sd) in enumerate(settings.runs())
-        }
-        lines += [
-            "Per run: pseudo-label DSC and lesion recall on the weak cases; the box teacher's guard (DSC on "
-            "its strong cases with fresh boxes, per training seed; retrained below 80 % or with a box left "
-            "empty over a real cross-section of its lesion).",
-            "",
-            per_run_teacher_table(records, guards),
-            "",
-        ]
-    if fig:
-        lines += [
-            "## DSC against the number of strong cases",
-            "",
-            "![DSC vs strong cases](dsc_vs_strong.png)",
-            "",
-        ]
+
+
+def teacher_guard_lines(out: Path, settings, records: list[dict]) -> list[str]:
+    """Per run: the teachers' pseudo-label DSC and recall, and the box teacher's guard (none without teachers)."""
+    from ..experiments.benchmark import TEACHERS, run_config
+    from ..teacher.guard import load_guard
+    from ..workflow.outputs import model_folder
+    from .benchmark_report import per_run_teacher_table
+
+    if not any(r["model"] in TEACHERS for r in records):
+        return []
+    guards = {
+        f"{sc}:{sd}": load_guard(model_folder(run_config(settings, out, k, sc, sd), "teacher"))
+        for k, (sc, sd) in enumerate(settings.runs())
+    }
+    return [
+        "Per run: pseudo-label DSC and lesion recall on the weak cases; the box teacher's guard (DSC on "
+        "its strong cases with fresh boxes, per training seed; retrained below 80 % or with a box left "
+        "empty over a real cross-section of its lesion).",
+        "",
+        per_run_teacher_table(records, guards),
+        "",
+    ]
+
+
+def incomplete_lines(s, records: list[dict]) -> list[str]:
+    """A warning naming the (run, model) results missing, if any."""
     missing = [
         (r, m)
         for r in s.runs()
         for m in s.models
         if not any(x["scenario"] == r[0] and x["seed"] == r[1] and x["model"] == m for x in records)
     ]
-    if missing:
-        lines += [
-            f"**Incomplete**: {len(missing)} (run, model) result(s) missing, e.g. {missing[:3]}; rerun the "
-            "same command to resume.",
-            "",
-        ]
+    if not missing:
+        return []
+    return [
+        f"**Incomplete**: {len(missing)} (run, model) result(s) missing, e.g. {missing[:3]}; rerun the "
+        "same command to resume.",
+        "",
+    ]
+
+
+def reading_lines(s, records: list[dict], goals: list[dict]) -> list[str]:
+    """How to read the results: failed teachers, the spread, the students compared and the best one."""
+    from ..experiments.benchmark import STUDENTS
+    from .benchmark_report import failed_teachers
+
     best = goals[0].get("best_student") or {}
     failed = failed_teachers(records)
-    lines += ["## Reading it", ""]
+    lines = ["## Reading it", ""]
     if failed:
         lines += [
             f"**The box teacher failed** in run(s) {', '.join(failed)}: it found no lesion on the weak set, "
@@ -207,19 +258,10 @@ def write_benchmark_report(
             "their figures as the cost of a failed teacher. A fresh output folder trains new teachers.",
             "",
         ]
-    lines += [
+    return lines + [
         "Phantom tumours, tiny budgets and few test cases: differences of a few DSC points are within the "
         "seed-to-seed spread shown by the confidence intervals. "
         f"Students compared: {', '.join(m for m in STUDENTS if m in s.models)}"
         + (f"; the best was {best.get('name')}." if best else "."),
         "",
-        "## Reproduce",
-        "",
-        "```",
-        _command(out),
-        *exports,
-        "```",
-        "",
     ]
-    write_text_atomic("\n".join(lines), report / "report.md")
-    return report / "report.md"

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from ..reporting.settings import ReportSettings
 from .presets import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
 
 
 DEFAULT_MINUTES = 20.0  # the default budget the CPU/GPU defaults are sized for
 
 
-OVERHEAD_MINUTES = (
-    4.0  # measured time of everything but the training epochs (planning, inference, ...)
-)
+OVERHEAD_MINUTES = 4.0  # time of everything but the training epochs (planning, inference, ...)
 
 
 DATASET_IDS = {"strong": 900, "teacher": 901, "so": 902, "do": 903, "baseline": 904}
@@ -37,7 +36,22 @@ STRONG_NAME = "PhantomLung"
 SETTINGS_FILE = "nnts_demo.json"
 
 
-@dataclass
+@dataclass(frozen=True)
+class DemoRequest:
+    """What ``nnts demo`` is asked for: the output folder and the overrides of its mode's settings."""
+
+    output: Path = Path("nnts_demo")
+    quick: bool = False  # a smoke run: checks every step, measures nothing
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0  # phantom and split seed
+    epochs: int | None = None  # None: the mode's
+    iterations: int | None = None  # None: the mode's
+    budget: float | None = None  # minutes: scales the mode's epochs
+    preset: str | None = None  # phantom size preset; None: the mode's
+    overwrite: bool = False  # replace an earlier demo run in ``output``
+
+
+@dataclass(frozen=True)
 class DemoSettings:
     """What a demo run does; two runs with equal settings may share (resume) an output folder."""
 
@@ -75,8 +89,8 @@ def demo_settings(
     budget_minutes: float | None = None,
     preset: str | None = None,
 ) -> DemoSettings:
-    """The budgets: ``quick`` a smoke run of about a minute; CPU default about 20 minutes on 2 cores
-    (reduced ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
+    """The budgets: ``quick`` a smoke run; CPU default sized for ``DEFAULT_MINUTES`` on 2 cores (reduced
+    ``3d_small`` configuration); GPU default nnU-Net's ``3d_fullres`` with more epochs."""
     if quick:
         s = DemoSettings(
             "quick",
@@ -93,9 +107,7 @@ def demo_settings(
             val_iterations=1,
             no_mirroring=True,
         )
-    elif (
-        device == "cpu"
-    ):  # tiny phantoms: 1000 iterations per model fit; 300 on the default preset did not learn
+    elif device == "cpu":  # tiny phantoms and the CPU budget of presets.py (why: BENCHMARKS.md)
         s = DemoSettings(
             "default",
             CPU_PRESET,
@@ -128,15 +140,15 @@ def demo_settings(
             no_mirroring=False,
         )
     if preset is not None and not quick:
-        s.preset = preset
-        if s.small is not None:
-            s.small = dict(CPU_SMALL[preset])
+        s = replace(
+            s, preset=preset, small=dict(CPU_SMALL[preset]) if s.small is not None else None
+        )
     if budget_minutes is not None and not quick:
-        s.epochs = budget_epochs(s.epochs, budget_minutes)
+        s = replace(s, epochs=budget_epochs(s.epochs, budget_minutes))
     if epochs is not None:
-        s.epochs = epochs
+        s = replace(s, epochs=epochs)
     if iterations is not None:
-        s.iterations = iterations
+        s = replace(s, iterations=iterations)
     return s
 
 
@@ -194,42 +206,60 @@ def _pipeline_config(settings: DemoSettings, out: Path):
     )
 
 
-def run_demo(
-    output: Path,
-    *,
-    quick: bool,
-    device: str,
-    seed: int,
-    epochs: int | None,
-    iterations: int | None,
-    budget: float | None,
-    preset: str | None,
-    overwrite: bool,
-) -> int:
-    """Run (or resume) the demo into ``output``; returns the exit code."""
+def run_demo(request: DemoRequest) -> int:
+    """Run (or resume) the demo into ``request.output``; returns the exit code."""
     from ..core.devices import resolve_device
-    from ..core.errors import InputError
     from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
     from ..workflow.method import method_steps
-    from ..workflow.outputs import Layout, raw_done
+    from ..workflow.outputs import Layout
     from ..workflow.processes import calm_openmp, stop_children_on_sigterm
-    from ..workflow.steps import Step, nnts_step, run_steps
+    from ..workflow.steps import run_steps
 
-    if epochs is not None and epochs < 1 or iterations is not None and iterations < 1:
-        raise InputError("--epochs and --iterations must be >= 1")
-    if budget is not None and (budget <= 0 or quick or epochs is not None):
-        raise InputError("--budget takes minutes > 0 and goes without --quick and --epochs")
+    check_request(request)
     calm_openmp()
     stop_children_on_sigterm()
-    out = Path(output).resolve()
-    device = resolve_device(device)
-    settings = demo_settings(quick, device, seed, epochs, iterations, budget, preset)
-    prepare_run_folder(out, asdict(settings), SETTINGS_FILE, "nnts demo", overwrite)
+    out = Path(request.output).resolve()
+    settings = demo_settings(
+        request.quick,
+        resolve_device(request.device),
+        request.seed,
+        request.epochs,
+        request.iterations,
+        request.budget,
+        request.preset,
+    )
+    prepare_run_folder(out, asdict(settings), SETTINGS_FILE, "nnts demo", request.overwrite)
     exports = use_own_nnunet_folders(out, "nnts demo")
+    announce(settings, exports)
+    cfg = _pipeline_config(settings, out)
+    layout = Layout(out)
+    steps = [synth_step(settings, out, layout), *method_steps(cfg, layout)]
+    t0 = time.perf_counter()
+    timings = run_steps(steps, layout.timings)
+    report = write_demo_report(cfg, layout, settings, timings, [s.command for s in steps], exports)
+    wall = time.perf_counter() - t0
+    print(f"nnts demo: done in {wall / 60:.1f} min; report: {report}")
+    print(f"nnts demo: open {report} (figures beside it); nnU-Net folders under {out}")
+    return 0
+
+
+def check_request(request: DemoRequest) -> None:
+    """Refuse epochs or iterations below 1, and a budget with ``--quick`` or ``--epochs``."""
+    from ..core.errors import InputError
+
+    epochs, iterations, budget = request.epochs, request.iterations, request.budget
+    if epochs is not None and epochs < 1 or iterations is not None and iterations < 1:
+        raise InputError("--epochs and --iterations must be >= 1")
+    if budget is not None and (budget <= 0 or request.quick or epochs is not None):
+        raise InputError("--budget takes minutes > 0 and goes without --quick and --epochs")
+
+
+def announce(settings: DemoSettings, exports: list[str]) -> None:
+    """Print the run's nnU-Net folders and what it trains, on which data."""
     print("nnts demo: nnU-Net folders of this run (to continue with nnU-Net's commands):")
     print("\n".join(f"  {line}" for line in exports), flush=True)
     print(
-        f"nnts demo: mode {settings.mode}, device {device}, configuration "
+        f"nnts demo: mode {settings.mode}, device {settings.device}, configuration "
         f"{settings.small['name'] if settings.small else settings.configuration}, "
         f"{settings.epochs} epoch(s) x {settings.iterations} iterations per model; "
         f"phantoms: {settings.n_strong} strong, {settings.n_weak} weak, {settings.n_test} test "
@@ -237,11 +267,14 @@ def run_demo(
         flush=True,
     )
 
-    cfg = _pipeline_config(settings, out)
-    layout = Layout(out)
-    ph = out / "phantom"
 
-    synth_step = nnts_step(
+def synth_step(settings: DemoSettings, out: Path, layout):
+    """The first step: the phantoms of the scarce scenario, the strong ones as an nnU-Net raw dataset."""
+    from ..workflow.outputs import raw_done
+    from ..workflow.steps import nnts_step
+
+    ph = out / "phantom"
+    return nnts_step(
         "generate phantoms (scarce scenario)",
         [
             "synth",
@@ -272,39 +305,12 @@ def run_demo(
         lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]),
         layout.logs / "synth.log",
     )
-    steps = [synth_step] + method_steps(cfg, layout)
-    report_dir = out / "report"
-    steps.append(
-        Step(
-            "report (tables, figures, timings)",
-            f"# written by nnts demo: {report_dir / 'report.md'}",
-            lambda: None,
-            lambda: False,
-        )
-    )
-    t0 = time.perf_counter()
-    timings = run_steps(steps[:-1], layout.timings)
-    report = _write_report(
-        out, cfg, layout, settings, timings, [s.command for s in steps[:-1]], exports
-    )
-    wall = time.perf_counter() - t0
-    print(f"nnts demo: done in {wall / 60:.1f} min; report: {report}")
-    print(f"nnts demo: open {report} (figures beside it); nnU-Net folders under {out}")
-    return 0
 
 
-def _write_report(
-    out: Path,
-    cfg,
-    layout,
-    settings: DemoSettings,
-    timings: list[dict],
-    commands: list[str],
-    exports: list[str],
-) -> Path:
-    from ..reporting.run_report import write_run_report
-
-    print("[report] tables and figures", flush=True)
+def demo_report_settings(
+    settings: DemoSettings, cfg, commands: list[str], exports: list[str]
+) -> ReportSettings:
+    """The demo report's title, introduction, settings table and commands."""
     intro = (
         f"`nnts demo{' --quick' if settings.mode == 'quick' else ''}`: the box teacher -> pseudo-label -> "
         f"student method on synthetic lung CT phantoms ({settings.preset} preset, seed {settings.seed}): "
@@ -317,14 +323,28 @@ def _write_report(
         "the control trains the baseline's trainer on the SO student's dataset (same trainer, more data: the "
         "pseudo-labels' effect on its own)."
     )
-    return write_run_report(
-        cfg,
-        layout,
+    return ReportSettings(
         title="nnts demo: teacher-student lung tumour segmentation on phantoms",
         intro=intro,
-        settings={"demo": json.loads(json.dumps(asdict(settings))), "pipeline": cfg.summary()},
-        timings=timings,
-        commands=commands,
-        continue_lines=exports,
+        run_settings={"demo": json.loads(json.dumps(asdict(settings))), "pipeline": cfg.summary()},
+        commands=tuple(commands),
+        continue_lines=tuple(exports),
         quick=settings.mode == "quick",
+    )
+
+
+def write_demo_report(
+    cfg,
+    layout,
+    settings: DemoSettings,
+    timings: list[dict],
+    commands: list[str],
+    exports: list[str],
+) -> Path:
+    """``<out>/report/report.md`` of the demo run, with its figures."""
+    from ..reporting.run_report import write_run_report
+
+    print("[report] tables and figures", flush=True)
+    return write_run_report(
+        cfg, layout, demo_report_settings(settings, cfg, commands, exports), timings
     )

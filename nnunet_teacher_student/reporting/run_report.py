@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -21,6 +22,7 @@ from ..evaluation.statistics import (
 )
 from ..pseudo_labels.folder import EXCLUDED_FILE, QC_FILE
 from ..workflow.outputs import load_results, model_folder
+from .settings import PHANTOM_CAVEAT, ReportSettings
 from .figures import (
     figure_box_consistency,
     figure_disagreement,
@@ -84,13 +86,6 @@ def paired_comparison(student: Mapping, baseline: Mapping) -> dict | None:
     return paired_cases(dsc(student), dsc(baseline))
 
 
-PHANTOM_CAVEAT = (
-    "These are synthetic phantoms with a short training budget and one seed; a real "
-    "comparison needs real data, the full budget and several folds/seeds. The tables report what was "
-    "measured here, nothing more."
-)
-
-
 def honest_summary(
     results: Mapping[str, Mapping],
     baseline: str,
@@ -106,41 +101,10 @@ def honest_summary(
             "**This was a `--quick` smoke run** (tiny phantoms, one or two epochs of a few iterations): "
             "it checks that every step works end to end. Its numbers measure nothing about the method."
         )
-    if teacher_doc:
-        d = teacher_doc["summary"]["overall"]["dsc"]
-        if d.get("n"):
-            lines.append(
-                f"The box teacher's pseudo-labels reach a mean DSC of {100 * d['mean']:.1f} % "
-                f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks of the weak cases "
-                "(known for phantoms and scenarios only; on a real weak set, see the QC table)."
-            )
-    if teacher_doc:
-        d = teacher_doc["summary"]["overall"]["dsc"]
-        if d.get("n") and d["mean"] < 0.05:
-            lines.append(
-                "**The teacher failed**: its pseudo-labels are (nearly) empty, so the students learned "
-                "from empty masks on the weak cases; train longer (`--epochs`) before reading the "
-                "student tables."
-            )
-    empty = sorted(
-        {
-            c["case"]
-            for doc in results.values()
-            if doc is not teacher_doc
-            for c in doc.get("cases", [])
-            if not is_tumour_case(c)
-        }
-    )
-    if empty:
-        fps = "; ".join(
-            f"{name} {tumour_free_text(tumour_free_summary(doc.get('cases', [])))}"
-            for name, doc in results.items()
-            if doc is not teacher_doc
-        )
-        lines.append(
-            f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): they are left out of "
-            f"every mean (an empty prediction scores DSC 100 % there) and counted apart: {fps}."
-        )
+    lines += teacher_sentences(teacher_doc)
+    tumour_free = tumour_free_sentence(results, teacher_doc)
+    if tumour_free:
+        lines.append(tumour_free)
     failed = {
         name: why
         for name in [baseline, *students]
@@ -154,34 +118,88 @@ def honest_summary(
             "longer (`--epochs`) before reading its row."
         )
     if baseline in results and baseline not in failed:
-        for s in students:
-            if s not in results or s in failed:
-                continue
-            cmp_ = paired_comparison(results[s], results[baseline])
-            if not cmp_:
-                continue
-            p = (
-                f"; Wilcoxon signed-rank p = {cmp_['p']:.2g}"
-                if cmp_["p"] is not None
-                else "; too few cases for a test"
-            )
-            verdict = (
-                "a difference this run cannot tell from chance"
-                if cmp_["p"] is None or cmp_["p"] >= 0.05
-                else "a difference unlikely to be chance on these cases"
-            )
-            lines.append(
-                f"{s} vs {baseline}: {100 * cmp_['mean']:+.1f} DSC points on average over "
-                f"{cmp_['n']} tumour test cases (95 % bootstrap CI {100 * cmp_['low']:+.1f} to "
-                f"{100 * cmp_['high']:+.1f}; better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
-                f"{verdict}."
-            )
+        lines += comparison_sentences(results, baseline, [s for s in students if s not in failed])
     lines.append(
         caveat
         if not quick
         else "Run `nnts demo` without `--quick` for a run long enough to show an effect, if there is one."
     )
     return "\n\n".join(lines)
+
+
+def teacher_sentences(teacher_doc: Mapping | None) -> list[str]:
+    """The box teacher's pseudo-label DSC against the weak cases' true masks, and whether it failed."""
+    if not teacher_doc:
+        return []
+    lines = []
+    d = teacher_doc["summary"]["overall"]["dsc"]
+    if d.get("n"):
+        lines.append(
+            f"The box teacher's pseudo-labels reach a mean DSC of {100 * d['mean']:.1f} % "
+            f"(± {100 * d['std']:.1f}, {d['n']} weak cases) against the true masks of the weak cases "
+            "(known for phantoms and scenarios only; on a real weak set, see the QC table)."
+        )
+    if d.get("n") and d["mean"] < 0.05:
+        lines.append(
+            "**The teacher failed**: its pseudo-labels are (nearly) empty, so the students learned "
+            "from empty masks on the weak cases; train longer (`--epochs`) before reading the "
+            "student tables."
+        )
+    return lines
+
+
+def tumour_free_sentence(results: Mapping[str, Mapping], teacher_doc: Mapping | None) -> str | None:
+    """The tumour-free test cases (left out of every mean) and each model's false positives on them."""
+    empty = sorted(
+        {
+            c["case"]
+            for doc in results.values()
+            if doc is not teacher_doc
+            for c in doc.get("cases", [])
+            if not is_tumour_case(c)
+        }
+    )
+    if not empty:
+        return None
+    fps = "; ".join(
+        f"{name} {tumour_free_text(tumour_free_summary(doc.get('cases', [])))}"
+        for name, doc in results.items()
+        if doc is not teacher_doc
+    )
+    return (
+        f"{len(empty)} test case(s) have no tumour ({', '.join(empty[:5])}): they are left out of "
+        f"every mean (an empty prediction scores DSC 100 % there) and counted apart: {fps}."
+    )
+
+
+def comparison_sentences(
+    results: Mapping[str, Mapping], baseline: str, students: Sequence[str]
+) -> list[str]:
+    """Each student against the baseline on the same tumour test cases: mean difference, CI, test."""
+    lines = []
+    for s in students:
+        if s not in results:
+            continue
+        cmp_ = paired_comparison(results[s], results[baseline])
+        if not cmp_:
+            continue
+        p = (
+            f"; Wilcoxon signed-rank p = {cmp_['p']:.2g}"
+            if cmp_["p"] is not None
+            else "; too few cases for a test"
+        )
+        verdict = (
+            "a difference this run cannot tell from chance"
+            if cmp_["p"] is None or cmp_["p"] >= 0.05
+            else "a difference unlikely to be chance on these cases"
+        )
+        lines.append(
+            f"{s} vs {baseline}: {100 * cmp_['mean']:+.1f} DSC points on average over "
+            f"{cmp_['n']} tumour test cases (95 % bootstrap CI {100 * cmp_['low']:+.1f} to "
+            f"{100 * cmp_['high']:+.1f}; better on {cmp_['better']}, worse on {cmp_['worse']}{p}): "
+            f"{verdict}."
+        )
+    return lines
 
 
 def copy_training_curves(fold_dirs: Mapping[str, Path], out_dir: Path) -> dict[str, Path]:
@@ -224,112 +242,135 @@ def timings_table(timings: Sequence[Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(
-    out_dir: Path,
-    *,
-    title: str,
-    intro: str,
-    settings: Mapping,
-    timings: Sequence[Mapping],
-    results: Mapping[str, Mapping],
-    teacher_name: str,
-    baseline_name: str,
-    student_names: Sequence[str],
-    qc: Sequence[Mapping],
-    test_images: Path | None,
-    test_labels: Path | None,
-    prediction_dirs: Mapping[str, Path],
-    weak_dir: Path | None,
-    pseudo_dir: Path | None,
-    weak_labels: Path | None = None,
-    fold_dirs: Mapping[str, Path],
-    commands: Sequence[str],
-    continue_lines: Sequence[str],
-    quick: bool = False,
-    caveat: str = PHANTOM_CAVEAT,
-    guard: Mapping | None = None,
-    extra_sections: Sequence[str] = (),
-) -> Path:
-    """Write figures and ``report.md`` into ``out_dir``; returns the report's path. ``extra_sections``: Markdown
-    sections after the students' table."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figs: dict[str, Path | None] = {}
-    if test_images and test_labels and test_labels.is_dir():
-        figs["test"] = figure_test_cases(
-            test_images, test_labels, prediction_dirs, out_dir / "test_cases.png"
-        )
-    if weak_dir and pseudo_dir and pseudo_dir.is_dir():
-        figs["weak"] = figure_weak_cases(
-            weak_dir, pseudo_dir, out_dir / "weak_cases.png", qc, weak_labels
-        )
-    figs["bars"] = figure_dsc_bars(results, out_dir / "dsc_per_model.png", teacher=teacher_name)
-    figs["fill"] = figure_fill_vs_dsc(qc, out_dir / "pseudo_dsc_vs_box_fill.png")
-    figs["iou"] = figure_box_consistency(qc, out_dir / "pseudo_box_consistency.png")
-    figs["disagreement"] = figure_disagreement(qc, out_dir / "pseudo_ensemble_disagreement.png")
-    curves = copy_training_curves(fold_dirs, out_dir)
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run produced that its report shows: evaluations, QC, the teacher guard and their folders."""
 
-    teacher_doc = results.get(teacher_name)
-    models = {n: results[n] for n in [baseline_name, *student_names] if n in results}
+    results: Mapping[str, Mapping]  # model name -> evaluation summary.json
+    teacher_name: str
+    baseline_name: str
+    student_names: Sequence[str]
+    qc: Sequence[Mapping]  # the pseudo-labels' QC records
+    test_images: Path | None
+    test_labels: Path | None
+    prediction_dirs: Mapping[str, Path]  # model name -> its test-set predictions
+    weak_dir: Path | None
+    pseudo_dir: Path | None
+    fold_dirs: Mapping[str, Path]  # model key -> the fold folder with nnU-Net's progress.png
+    weak_labels: Path | None = None
+    guard: Mapping | None = None  # the teacher guard's nnts_guard.json
+    extra_sections: Sequence[str] = ()  # Markdown sections after the students' table
+
+
+FIGURE_CAPTIONS = {
+    "test": "Test cases: true mask (green) and each model's prediction (red), DSC of the whole case.",
+    "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green, where known).",
+    "bars": "DSC per model: bar = mean, whisker = std, dots = cases.",
+    "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
+    "cannot have.",
+    "iou": "Box consistency of the pseudo-labels (QC `box_iou_mean`, `empty_boxes`): how well each "
+    "pseudo-label's own box matches the box it was given.",
+    "disagreement": "Teacher ensemble: how much its folds disagree per weak case (QC `disagreement`, "
+    "1 − their mean pairwise DSC), and against the pseudo-label's DSC where known.",
+}
+
+
+def write_report(
+    out_dir: Path, report: ReportSettings, timings: Sequence[Mapping], outputs: RunOutputs
+) -> Path:
+    """Write figures and ``report.md`` into ``out_dir``; returns the report's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figs = write_figures(outputs, out_dir)
+    curves = copy_training_curves(outputs.fold_dirs, out_dir)
+    summary = honest_summary(
+        outputs.results,
+        outputs.baseline_name,
+        outputs.student_names,
+        report.quick,
+        outputs.results.get(outputs.teacher_name),
+        report.caveat,
+    )
+    md = [f"# {report.title}", "", report.intro, "", "## What this run shows", "", summary, ""]
+    md += teacher_section(outputs)
+    md += students_section(outputs)
+    for section in outputs.extra_sections:
+        md += [section, ""]
+    md += figures_section(figs, curves)
+    md += closing_sections(report, timings)
+    path = out_dir / "report.md"
+    write_text_atomic("\n".join(md), path)
+    path.chmod(0o644)  # a document to share, not a secret
+    return path
+
+
+def write_figures(outputs: RunOutputs, out_dir: Path) -> dict[str, Path | None]:
+    """The report's figures (keys of :data:`FIGURE_CAPTIONS`); None or absent where there is nothing to show."""
+    o = outputs
+    figs: dict[str, Path | None] = {}
+    if o.test_images and o.test_labels and o.test_labels.is_dir():
+        figs["test"] = figure_test_cases(
+            o.test_images, o.test_labels, o.prediction_dirs, out_dir / "test_cases.png"
+        )
+    if o.weak_dir and o.pseudo_dir and o.pseudo_dir.is_dir():
+        figs["weak"] = figure_weak_cases(
+            o.weak_dir, o.pseudo_dir, out_dir / "weak_cases.png", o.qc, o.weak_labels
+        )
+    figs["bars"] = figure_dsc_bars(o.results, out_dir / "dsc_per_model.png", teacher=o.teacher_name)
+    figs["fill"] = figure_fill_vs_dsc(o.qc, out_dir / "pseudo_dsc_vs_box_fill.png")
+    figs["iou"] = figure_box_consistency(o.qc, out_dir / "pseudo_box_consistency.png")
+    figs["disagreement"] = figure_disagreement(o.qc, out_dir / "pseudo_ensemble_disagreement.png")
+    return figs
+
+
+def teacher_section(outputs: RunOutputs) -> list[str]:
+    """The teacher's pseudo-labels against the weak cases' true masks: guard, table, DSC by box fill."""
     md = [
-        f"# {title}",
-        "",
-        intro,
-        "",
-        "## What this run shows",
-        "",
-        honest_summary(results, baseline_name, student_names, quick, teacher_doc, caveat),
-        "",
-    ]
-    md += [
         "## Teacher: pseudo-labels of the weak set against the true masks (as the paper's Tables 2/4, %)",
         "",
     ]
-    if guard:
-        md += [guard_paragraph(guard), ""]
+    if outputs.guard:
+        md += [guard_paragraph(outputs.guard), ""]
+    teacher_doc = outputs.results.get(outputs.teacher_name)
     if teacher_doc:
-        md += [
+        return md + [
             "Cells are mean ± std over weak cases, per source site and overall.",
             "",
-            markdown_table({teacher_name: teacher_doc}, bold_best=False),
+            markdown_table({outputs.teacher_name: teacher_doc}, bold_best=False),
             "",
             "Pseudo-label DSC by how much of its boxes the pseudo-label fills (QC `box_fill_mean`):",
             "",
-            fill_table(qc),
+            fill_table(outputs.qc),
         ]
-    else:
-        md += [
-            "_Not evaluated: the weak set has no true masks (real data), see the QC table "
-            f"`{pseudo_dir / 'qc.csv' if pseudo_dir else 'qc.csv'}` instead._",
-            "",
-        ]
-    md += [
+    pseudo_dir = outputs.pseudo_dir
+    return md + [
+        "_Not evaluated: the weak set has no true masks (real data), see the QC table "
+        f"`{pseudo_dir / 'qc.csv' if pseudo_dir else 'qc.csv'}` instead._",
+        "",
+    ]
+
+
+def students_section(outputs: RunOutputs) -> list[str]:
+    """The baseline and the students on the held-out test set."""
+    names = [outputs.baseline_name, *outputs.student_names]
+    models = {n: outputs.results[n] for n in names if n in outputs.results}
+    md = [
         "## Students vs the strong-only baseline on the held-out test set (as the paper's Tables 3/5, %)",
         "",
     ]
-    if models:
-        md += [
-            "Cells are mean ± std over test cases; best mean in bold.",
-            "",
-            markdown_table(models),
-            "",
-        ]
-    else:
-        md += ["_No test-set evaluation (no test images or labels given)._", ""]
-    for section in extra_sections:
-        md += [section, ""]
-    md += ["## Figures", ""]
-    captions = {
-        "test": "Test cases: true mask (green) and each model's prediction (red), DSC of the whole case.",
-        "weak": "Weak cases, best to worst pseudo-label: boxes (yellow), pseudo-label (blue), truth (green, where known).",
-        "bars": "DSC per model: bar = mean, whisker = std, dots = cases.",
-        "fill": "Pseudo-label quality against box fill: the QC number a real weak set has, vs the DSC it "
-        "cannot have.",
-        "iou": "Box consistency of the pseudo-labels (QC `box_iou_mean`, `empty_boxes`): how well each "
-        "pseudo-label's own box matches the box it was given.",
-        "disagreement": "Teacher ensemble: how much its folds disagree per weak case (QC `disagreement`, "
-        "1 − their mean pairwise DSC), and against the pseudo-label's DSC where known.",
-    }
-    for key, caption in captions.items():
+    if not models:
+        return md + ["_No test-set evaluation (no test images or labels given)._", ""]
+    return md + [
+        "Cells are mean ± std over test cases; best mean in bold.",
+        "",
+        markdown_table(models),
+        "",
+    ]
+
+
+def figures_section(figs: Mapping[str, Path | None], curves: Mapping[str, Path]) -> list[str]:
+    """The figures written, with their captions, and nnU-Net's training curves."""
+    md = ["## Figures", ""]
+    for key, caption in FIGURE_CAPTIONS.items():
         if figs.get(key):
             md += [f"![{caption}]({figs[key].name})", "", f"_{caption}_", ""]
     for key, path in curves.items():
@@ -339,10 +380,15 @@ def write_report(
             f"_nnU-Net's training curves ({key})._",
             "",
         ]
-    md += [
+    return md
+
+
+def closing_sections(report: ReportSettings, timings: Sequence[Mapping]) -> list[str]:
+    """Settings, timings, and the commands that continue the run or redo its steps by hand."""
+    return [
         "## Settings",
         "",
-        settings_table(settings),
+        settings_table(report.run_settings),
         "",
         "## Timings",
         "",
@@ -353,20 +399,16 @@ def write_report(
         "Every dataset, plan, preprocessed array and model is in nnU-Net's folders:",
         "",
         "```bash",
-        *continue_lines,
+        *report.continue_lines,
         "```",
         "",
         "The steps of this run, as commands you can run by hand:",
         "",
         "```bash",
-        *commands,
+        *report.commands,
         "```",
         "",
     ]
-    path = out_dir / "report.md"
-    write_text_atomic("\n".join(md), path)
-    path.chmod(0o644)  # a document to share, not a secret
-    return path
 
 
 def guard_paragraph(guard: Mapping) -> str:
@@ -425,20 +467,13 @@ def settings_table(settings: Mapping) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_run_report(
-    cfg,
-    layout,
-    *,
-    title: str,
-    intro: str,
-    settings: Mapping,
-    timings: Sequence[Mapping],
-    commands: Sequence[str],
-    continue_lines: Sequence[str],
-    quick: bool = False,
-    caveat: str = PHANTOM_CAVEAT,
-) -> Path:
+def write_run_report(cfg, layout, report: ReportSettings, timings: Sequence[Mapping]) -> Path:
     """The report of a :class:`~..workflow.config.PipelineConfig` run, into ``<work>/report``."""
+    return write_report(layout.work / "report", report, timings, run_outputs(cfg, layout))
+
+
+def run_outputs(cfg, layout) -> RunOutputs:
+    """What a :class:`~..workflow.config.PipelineConfig` run wrote, as its report reads it."""
     from ..teacher.guard import (
         load_guard,
     )  # imports nnU-Net's predictor: only when writing a report
@@ -451,12 +486,7 @@ def write_run_report(
     qc_file = layout.pseudo / QC_FILE
     qc = json.loads(qc_file.read_text()).get("cases", []) if qc_file.is_file() else []
     name = cfg.model_name
-    return write_report(
-        layout.work / "report",
-        title=title,
-        intro=intro,
-        settings=settings,
-        timings=timings,
+    return RunOutputs(
         results=results,
         teacher_name=name("teacher"),
         baseline_name=name("baseline"),
@@ -473,10 +503,6 @@ def write_run_report(
         fold_dirs={
             r: model_folder(cfg, r) / f"fold_{cfg.folds_for(r)[0]}" for r in ("teacher", *roles)
         },
-        commands=commands,
-        continue_lines=continue_lines,
-        quick=quick,
-        caveat=caveat,
         guard=load_guard(model_folder(cfg, "teacher"), cfg.folds_for("teacher")),
         extra_sections=[rounds_section(cfg, layout)] if cfg.rounds > 1 else [],
     )
