@@ -17,20 +17,12 @@ import time
 from pathlib import Path
 
 
-def run(args: argparse.Namespace) -> int:
+def check_inputs(args: argparse.Namespace, cfg) -> None:
+    """nnU-Net's folders set, the weak set a weak set, every path the config names there."""
     from ..core.errors import InputError
-    from ..workflow.config import load_config
-    from ..workflow.method import method_steps
-    from ..workflow.outputs import Layout
-    from ..workflow.processes import calm_openmp, stop_children_on_sigterm
-    from ..workflow.steps import run_steps, step_states
-    from ..nnunet.plans import ensure_ext_trainer_path
-    from ..nnunet.workspace import NNUNET_DIRS, export_lines
     from ..formats.weak_set import is_weak_set
+    from ..nnunet.workspace import NNUNET_DIRS
 
-    calm_openmp()
-    cfg, folders = load_config(args.config)
-    os.environ.update(folders)
     missing = [k for k in NNUNET_DIRS if not os.environ.get(k)]
     if missing:
         raise InputError(
@@ -47,8 +39,61 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"{args.config}: {name} {value} does not exist")
     if cfg.test_labels and not cfg.test_images:
         raise InputError(f"{args.config}: test_labels given without test_images")
-    from ..workflow.preflight import preflight
 
+
+def print_plan(steps, timings_file: Path, exports: list[str], force: set[int]) -> None:
+    """``--dry-run``: the nnU-Net folders and every step with its state and command."""
+    from ..workflow.steps import step_states
+
+    print("\n".join(exports))
+    for k, (step, state) in enumerate(zip(steps, step_states(steps, timings_file)), 1):
+        state = (
+            "to do (forced)"
+            if k - 1 in force
+            else "stale: outputs made from other inputs or settings, to redo"
+            if state == "stale"
+            else state
+        )
+        print(f"[stage {k}/{len(steps)}] {step.name}: {state}")
+        print(f"  $ {step.command}")
+
+
+def write_report(args: argparse.Namespace, cfg, layout, steps, timings, exports) -> Path:
+    """The run's report (tables and figures) from its result files."""
+    from ..reporting.run_report import write_run_report
+    from ..reporting.settings import ReportSettings
+
+    print("[report] tables and figures", flush=True)
+    intro = (
+        f"`nnts pipeline {args.config}`: strong dataset {cfg.strong}, weak set `{cfg.weak_dir}`, device "
+        f"{cfg.device}, configuration `{cfg.train_configuration}`, folds {list(cfg.folds)}, trainers "
+        f"{cfg.trainers}."
+    )
+    report_settings = ReportSettings(
+        title="nnts pipeline report",
+        intro=intro,
+        run_settings={"config": str(Path(args.config).resolve()), "pipeline": cfg.summary()},
+        commands=tuple(s.command for s in steps),
+        continue_lines=tuple(exports),
+        caveat=_caveat(cfg),
+    )
+    return write_run_report(cfg, layout, report_settings, timings)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..workflow.config import load_config
+    from ..workflow.method import method_steps
+    from ..workflow.outputs import Layout
+    from ..workflow.preflight import preflight
+    from ..workflow.processes import calm_openmp, stop_children_on_sigterm
+    from ..workflow.steps import run_steps
+    from ..nnunet.plans import ensure_ext_trainer_path
+    from ..nnunet.workspace import export_lines
+
+    calm_openmp()
+    cfg, folders = load_config(args.config)
+    os.environ.update(folders)
+    check_inputs(args, cfg)
     print(
         f"nnts pipeline: {preflight(cfg)}", flush=True
     )  # before anything trains, also in --dry-run
@@ -58,17 +103,7 @@ def run(args: argparse.Namespace) -> int:
     exports = export_lines()
     force = forced_steps(steps, args.from_step, args.force)
     if args.dry_run:
-        print("\n".join(exports))
-        for k, (step, state) in enumerate(zip(steps, step_states(steps, layout.timings)), 1):
-            state = (
-                "to do (forced)"
-                if k - 1 in force
-                else "stale: outputs made from other inputs or settings, to redo"
-                if state == "stale"
-                else state
-            )
-            print(f"[stage {k}/{len(steps)}] {step.name}: {state}")
-            print(f"  $ {step.command}")
+        print_plan(steps, layout.timings, exports, force)
         return 0
     stop_children_on_sigterm()
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
@@ -77,25 +112,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     timings = run_steps(steps, layout.timings, force=force)
     if not args.no_report:
-        from ..reporting.run_report import write_run_report
-        from ..reporting.settings import ReportSettings
-
-        print("[report] tables and figures", flush=True)
-        intro = (
-            f"`nnts pipeline {args.config}`: strong dataset {cfg.strong}, weak set `{cfg.weak_dir}`, device "
-            f"{cfg.device}, configuration `{cfg.train_configuration}`, folds {list(cfg.folds)}, trainers "
-            f"{cfg.trainers}."
-        )
-        report_settings = ReportSettings(
-            title="nnts pipeline report",
-            intro=intro,
-            run_settings={"config": str(Path(args.config).resolve()), "pipeline": cfg.summary()},
-            commands=tuple(s.command for s in steps),
-            continue_lines=tuple(exports),
-            caveat=_caveat(cfg),
-        )
-        report = write_run_report(cfg, layout, report_settings, timings)
-        print(f"nnts pipeline: report: {report}")
+        print(f"nnts pipeline: report: {write_report(args, cfg, layout, steps, timings, exports)}")
     print(
         f"nnts pipeline: done in {(time.perf_counter() - t0) / 60:.1f} min; outputs in {cfg.work_dir} and "
         "nnU-Net's folders"
