@@ -175,25 +175,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "benchmark",
-        help="the method vs plain nnU-Net on phantoms: scenarios x seeds, with a report",
-        description="On phantom data: for each scenario (a number of strong cases out of a pool; the rest weak) "
-        "and seed, train the box and point teachers (and score the classical rule), the SO/DO students (defaults and _Paper), the "
-        "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
-        "bound; evaluate on one shared test set; report case-level means over the tumour cases (seeds averaged "
-        "per case, bootstrap 95 %% CI over cases, paired Wilcoxon tests over cases), tumour-free cases "
-        "apart (false positives), the goal "
-        "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
-        "a CPU (see BENCHMARKS.md for measured times); --quick is a smoke run.",
-    )
-    p.add_argument(
-        "-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder"
-    )
-    p.add_argument(
-        "--quick", action="store_true", help="smoke run: tiny phantoms, 2 seeds, 1 epoch per model"
-    )
+def _add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    """The scenarios and seeds, the phantom pool and test set, and the weak labels."""
     p.add_argument(
         "--scenarios",
         nargs="+",
@@ -218,6 +201,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="weak labels: lesion (axial 2-D boxes, default) or lesion3d (one 3-D box per lesion, for "
         "the weak cases and the teacher's boxes)",
     )
+
+
+def _add_models_arguments(p: argparse.ArgumentParser) -> None:
+    """The models trained and their epochs and folds."""
     p.add_argument(
         "--models",
         nargs="+",
@@ -235,6 +222,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--folds", nargs="+", help="folds of the test-set models (default: all = every strong case)"
     )
+
+
+def _add_pool_arguments(p: argparse.ArgumentParser) -> None:
+    """The kind of phantoms, or a pool of one's own."""
     p.add_argument(
         "--family",
         choices=("standard", "copd"),
@@ -255,6 +246,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the strong-able cases), DIR/manifest.json (case -> patient), DIR/test/images and "
         "DIR/test/labels; --pool and --test give their sizes",
     )
+
+
+def _add_network_arguments(p: argparse.ArgumentParser) -> None:
+    """nnU-Net's configuration, the training iterations and the reduced CPU network."""
     p.add_argument(
         "--configuration",
         choices=("2d", "3d_fullres", "3d_lowres"),
@@ -281,6 +276,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="features per stage of 3d_small (default: the preset's)",
     )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "benchmark",
+        help="the method vs plain nnU-Net on phantoms: scenarios x seeds, with a report",
+        description="On phantom data: for each scenario (a number of strong cases out of a pool; the rest weak) "
+        "and seed, train the box and point teachers (and score the classical rule), the SO/DO students (defaults and _Paper), the "
+        "strong-only baseline, nnU-Net's ignore-label answer to boxes and the all-true-masks upper "
+        "bound; evaluate on one shared test set; report case-level means over the tumour cases (seeds averaged "
+        "per case, bootstrap 95 %% CI over cases, paired Wilcoxon tests over cases), tumour-free cases "
+        "apart (false positives), the goal "
+        "check and a DSC-vs-strong-cases plot in OUT/report/. Reruns resume. The default is hours on "
+        "a CPU (see BENCHMARKS.md for measured times); --quick is a smoke run.",
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, default=Path("nnts_benchmark"), help="output folder"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny phantoms, 2 seeds, 1 epoch per model"
+    )
+    _add_scenario_arguments(p)
+    _add_models_arguments(p)
+    _add_pool_arguments(p)
+    _add_network_arguments(p)
     p.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the finished runs"
     )

@@ -30,7 +30,12 @@ def _common(p: argparse.ArgumentParser, strong: bool) -> None:
             "-d", "--dataset-id", type=int, required=True, help="nnU-Net dataset id (1-999)"
         )
         p.add_argument(
-            "-o", "--raw", default=None, help="nnU-Net raw folder (default: $nnUNet_raw)"
+            "-o",
+            "--raw",
+            dest="out",
+            metavar="RAW",
+            default=None,
+            help="nnU-Net raw folder (default: $nnUNet_raw)",
         )
     p.add_argument(
         "-np", "--num-processes", type=int, default=1, help="parallel worker processes (default 1)"
@@ -71,32 +76,26 @@ FOLDER_DESC = (
 )
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "convert",
-        help="convert public datasets or folders of CTs",
-        description=DESCRIPTION,
+def _subcommand(sub, name: str, help_: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_,
+        description=_wrap(description),
         epilog=RESUME_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
 
-    def add(name: str, help_: str, description: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help_,
-            description=_wrap(description),
-            epilog=RESUME_HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
 
-    p = add("msd-lung", "MSD Task06_Lung -> raw dataset", MSD_DESC)
+def _add_msd_lung(sub) -> None:
+    p = _subcommand(sub, "msd-lung", "MSD Task06_Lung -> raw dataset", MSD_DESC)
     p.add_argument("src", help="the Task06_Lung folder")
     p.add_argument("--name", default="MSDLung", help="dataset name (default MSDLung)")
     _common(p, strong=True)
     p.set_defaults(func=_msd)
 
-    p = add("nsclc-radiomics", "NSCLC-Radiomics (TCIA) -> raw dataset", NSCLC_DESC)
+
+def _add_nsclc_radiomics(sub) -> None:
+    p = _subcommand(sub, "nsclc-radiomics", "NSCLC-Radiomics (TCIA) -> raw dataset", NSCLC_DESC)
     p.add_argument("src", help="the collection folder holding the LUNG1-xxx patient folders")
     p.add_argument("--name", default="NSCLCRadiomics", help="dataset name (default NSCLCRadiomics)")
     p.add_argument(
@@ -117,7 +116,11 @@ def register(subparsers) -> None:
     _common(p, strong=True)
     p.set_defaults(func=_nsclc)
 
-    p = add("lung-pet-ct-dx", "Lung-PET-CT-Dx (TCIA) + VOC boxes -> weak set", LPCD_DESC)
+
+def _add_lung_pet_ct_dx(sub) -> None:
+    p = _subcommand(
+        sub, "lung-pet-ct-dx", "Lung-PET-CT-Dx (TCIA) + VOC boxes -> weak set", LPCD_DESC
+    )
     p.add_argument("src", help="the collection folder holding the Lung_Dx-XNNNN patient folders")
     p.add_argument("annotations", help="the Annotation folder (one sub-folder per patient)")
     p.add_argument("-o", "--out", required=True, help="weak set folder to write")
@@ -136,8 +139,13 @@ def register(subparsers) -> None:
     _common(p, strong=False)
     p.set_defaults(func=_lung_pet_ct_dx)
 
-    p = add(
-        "folder", "your own CTs with masks (-> raw dataset) or boxes (-> weak set)", FOLDER_DESC
+
+def _add_folder(sub) -> None:
+    p = _subcommand(
+        sub,
+        "folder",
+        "your own CTs with masks (-> raw dataset) or boxes (-> weak set)",
+        FOLDER_DESC,
     )
     p.add_argument("src", help="folder of CTs")
     g = p.add_mutually_exclusive_group(required=True)
@@ -172,6 +180,34 @@ def register(subparsers) -> None:
     p.set_defaults(func=_folder)
 
 
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert public datasets or folders of CTs",
+        description=DESCRIPTION,
+        epilog=RESUME_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    for add in (_add_msd_lung, _add_nsclc_radiomics, _add_lung_pet_ct_dx, _add_folder):
+        add(sub)
+
+
+def _settings(args: argparse.Namespace):
+    """The options every converter shares (lung-pet-ct-dx has no -d and no --name)."""
+    from ..dataset_conversion.settings import ConversionSettings
+
+    return ConversionSettings(
+        out=args.out,
+        dataset_id=getattr(args, "dataset_id", None),
+        name=getattr(args, "name", None),
+        overwrite=args.overwrite,
+        num_processes=args.num_processes,
+        seed=args.seed,
+        test_fraction=args.test_fraction,
+    )
+
+
 def _report(summary) -> int:
     print(summary.text())
     done = summary.cases("converted") + summary.cases("resumed")
@@ -181,16 +217,7 @@ def _report(summary) -> int:
 def _msd(args) -> int:
     from ..dataset_conversion.msd_lung import convert_msd_lung
 
-    summary, _ = convert_msd_lung(
-        args.src,
-        args.dataset_id,
-        args.name,
-        args.raw,
-        args.num_processes,
-        args.overwrite,
-        args.seed,
-        args.test_fraction,
-    )
+    summary, _ = convert_msd_lung(args.src, _settings(args))
     return _report(summary)
 
 
@@ -199,18 +226,7 @@ def _nsclc(args) -> int:
     from ..dataset_conversion.nsclc_radiomics import convert_nsclc_radiomics
 
     pattern = ALL_GTV_PATTERN if args.all_gtv else (args.roi_pattern or DEFAULT_ROI_PATTERN)
-    summary, _ = convert_nsclc_radiomics(
-        args.src,
-        args.dataset_id,
-        args.name,
-        args.raw,
-        args.label_source,
-        pattern,
-        args.num_processes,
-        args.overwrite,
-        args.seed,
-        args.test_fraction,
-    )
+    summary, _ = convert_nsclc_radiomics(args.src, _settings(args), args.label_source, pattern)
     return _report(summary)
 
 
@@ -218,16 +234,7 @@ def _lung_pet_ct_dx(args) -> int:
     from ..dataset_conversion.lung_pet_ct_dx import convert_lung_pet_ct_dx
 
     summary, _ = convert_lung_pet_ct_dx(
-        args.src,
-        args.annotations,
-        args.out,
-        args.min_cm,
-        args.max_cm,
-        args.num_processes,
-        args.overwrite,
-        args.seed,
-        args.test_fraction,
-        args.boxes_3d,
+        args.src, args.annotations, _settings(args), args.min_cm, args.max_cm, args.boxes_3d
     )
     return _report(summary)
 
@@ -237,17 +244,11 @@ def _folder(args) -> int:
 
     summary, _ = convert_folder(
         args.src,
-        args.masks,
-        args.boxes,
-        args.out,
-        args.dataset_id,
-        args.name,
-        args.source_name,
-        args.patient_map,
-        args.any_nonzero,
-        args.num_processes,
-        args.overwrite,
-        args.seed,
-        args.test_fraction,
+        _settings(args),
+        masks=args.masks,
+        boxes=args.boxes,
+        source_name=args.source_name,
+        patient_map=args.patient_map,
+        any_nonzero=args.any_nonzero,
     )
     return _report(summary)

@@ -76,19 +76,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_folders, markdown_table, write_outputs
+    from ..evaluation import EvaluationSettings, evaluate_folders, markdown_table, write_outputs
 
-    result = evaluate_folders(
-        args.pred,
-        args.gt,
-        args.manifest,
+    settings = EvaluationSettings(
         label=args.label,
         gt_label=args.gt_label,
-        allow_missing=args.allow_missing,
         overlap=args.overlap,
         nsd_tolerance_mm=args.nsd_tolerance,
-        progress=not args.quiet,
+        allow_missing=args.allow_missing,
     )
+    result = evaluate_folders(args.pred, args.gt, args.manifest, settings, progress=not args.quiet)
     name = args.name or args.pred.resolve().name
     write_outputs(result, args.output, name)
     print(markdown_table({name: result}, bold_best=False))

@@ -15,6 +15,7 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 from ..core.errors import InputError
@@ -25,6 +26,7 @@ from .dicom_series import read_ct_series, scan_dicom_tree
 from .masks import binary_mask, mask_on_ct
 from .outputs import StrongOutput, WeakOutput, prepare_strong_output, prepare_weak_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
+from .settings import ConversionSettings
 
 
 BOX_SUFFIXES = (".json", ".csv")
@@ -128,52 +130,45 @@ def read_boxes(path: Path, ct: sitk.Image) -> BoxSet:
     return boxset
 
 
-def convert_mask_case(
+def _read_labels(
+    label_file: str, ct: sitk.Image, out: StrongOutput | WeakOutput, any_nonzero: bool
+) -> tuple[np.ndarray | BoxSet, str, dict]:
+    """A case's mask (raw dataset) or boxes (weak set) on ``ct``'s grid, why they are empty ("" when they are
+    not), and what the case's record says of them."""
+    if isinstance(out, StrongOutput):
+        what = f"mask {label_file}"
+        mask = binary_mask(mask_on_ct(read_image(label_file), ct, what), label_file, any_nonzero)
+        info = {"label_file": label_file, "tumour_voxels": int(mask.sum())}
+        return mask, "" if mask.any() else f"{label_file}: empty mask", info
+    boxset = read_boxes(Path(label_file), ct)
+    info = {
+        "box_file": label_file,
+        "n_boxes": len(boxset.boxes),
+        "classes": sorted({b.label for b in boxset.boxes if b.label}),
+    }
+    return boxset, "" if boxset.boxes else f"{label_file}: no boxes", info
+
+
+def convert_folder_case(
     case: str,
     image: str,
-    mask: str,
-    out: StrongOutput,
+    label_file: str,
+    out: StrongOutput | WeakOutput,
     dataset: str,
     patient: str,
     any_nonzero: bool = False,
 ) -> TaskReport:
-    record = out.done(case)
-    if record is not None:
-        return TaskReport([CaseResult(case, "resumed", info=record)])
+    """One CT with its mask (-> raw dataset) or its boxes (-> weak set): resumed, skipped (no tumour, no
+    boxes) or converted."""
+    resumed = out.resumed(case)
+    if resumed is not None:
+        return resumed
     ct = read_ct(Path(image))
-    arr = binary_mask(mask_on_ct(read_image(mask), ct, f"mask {mask}"), str(mask), any_nonzero)
-    if not arr.any():
-        return TaskReport([CaseResult(case, "skipped", f"{mask}: empty mask")])
-    info = {
-        "patient": patient,
-        "dataset": dataset,
-        "source": image,
-        "label_file": mask,
-        "tumour_voxels": int(arr.sum()),
-    }
-    out.write(case, ct, arr, info)
-    return TaskReport([CaseResult(case, "converted", info=info)])
-
-
-def convert_box_case(
-    case: str, image: str, boxes: str, out: WeakOutput, dataset: str, patient: str
-) -> TaskReport:
-    record = out.done(case)
-    if record is not None:
-        return TaskReport([CaseResult(case, "resumed", info=record)])
-    ct = read_ct(Path(image))
-    boxset = read_boxes(Path(boxes), ct)
-    if not boxset.boxes:
-        return TaskReport([CaseResult(case, "skipped", f"{boxes}: no boxes")])
-    info = {
-        "patient": patient,
-        "dataset": dataset,
-        "source": image,
-        "box_file": boxes,
-        "n_boxes": len(boxset.boxes),
-        "classes": sorted({b.label for b in boxset.boxes if b.label}),
-    }
-    out.write(case, ct, boxset, info)
+    labels, empty, label_info = _read_labels(label_file, ct, out, any_nonzero)
+    if empty:
+        return TaskReport([CaseResult(case, "skipped", empty)])
+    info = {"patient": patient, "dataset": dataset, "source": image, **label_info}
+    out.write(case, ct, labels, info)
     return TaskReport([CaseResult(case, "converted", info=info)])
 
 
@@ -191,22 +186,33 @@ def read_patient_map(path: str | os.PathLike | None) -> dict[str, str]:
     return {r["case"].strip(): r["patient"].strip() for r in rows}
 
 
+def _prepare_output(
+    src: Path, settings: ConversionSettings, strong: bool, options: dict
+) -> StrongOutput | WeakOutput:
+    """The raw dataset (masks; its name defaults to SRC's folder name) or the weak set (boxes)."""
+    if strong:
+        if settings.dataset_id is None:
+            raise InputError("--masks needs a dataset id (-d ID)")
+        default = "".join(c if c.isalnum() or c in "-_" else "_" for c in src.resolve().name)
+        return prepare_strong_output(settings, settings.name or default, options)
+    if settings.out is None:
+        raise InputError("--boxes needs an output folder (-o WEAK_DIR)")
+    return prepare_weak_output(settings, options)
+
+
 def convert_folder(
     src: str | Path,
+    settings: ConversionSettings,
+    *,
     masks: str | Path | None = None,
     boxes: str | Path | None = None,
-    out: str | None = None,
-    dataset_id: int | None = None,
-    name: str | None = None,
     source_name: str | None = None,
     patient_map: str | None = None,
     any_nonzero: bool = False,
-    num_processes: int = 1,
-    overwrite: bool = False,
-    seed: int = 0,
-    test_fraction: float = 0.15,
 ) -> tuple[Summary, StrongOutput | WeakOutput]:
-    """Masks -> raw dataset ``dataset_id`` (under ``out`` or $nnUNet_raw); boxes -> weak set ``out``."""
+    """Masks -> raw dataset ``settings.dataset_id`` (under ``settings.out`` or $nnUNet_raw); boxes -> weak set
+    ``settings.out``. ``source_name``: the dataset recorded in the manifest (default ``folder:SRC``);
+    ``patient_map``: a ``case,patient`` CSV; ``any_nonzero``: every non-zero mask voxel is tumour."""
     if (masks is None) == (boxes is None):
         raise InputError("give either --masks (strong output) or --boxes (weak output)")
     src = Path(src)
@@ -215,71 +221,49 @@ def convert_folder(
         raise InputError(
             f"{src}: no CT files ({', '.join(IMAGE_SUFFIXES)}) or DICOM series folders"
         )
-    labels = (
-        _index(Path(masks), IMAGE_SUFFIXES)
-        if masks is not None
-        else _index(Path(boxes), BOX_SUFFIXES + IMAGE_SUFFIXES)
+    given = masks if masks is not None else boxes
+    label_dir = Path(given)
+    labels = _index(
+        label_dir, IMAGE_SUFFIXES if masks is not None else BOX_SUFFIXES + IMAGE_SUFFIXES
     )
     dataset = source_name or f"folder:{src.resolve().name}"
     patients = read_patient_map(patient_map)
-    unknown = sorted(set(patients) - set(images))
     options = {
         "converter": "folder",
         "source": str(src.resolve()),
-        "labels": str(Path(masks or boxes).resolve()),
+        "labels": str(label_dir.resolve()),
         "dataset": dataset,
         "any_nonzero": any_nonzero,
-        "seed": seed,
-        "test_fraction": test_fraction,
     }
-    if masks is not None:
-        if dataset_id is None:
-            raise InputError("--masks needs a dataset id (-d ID)")
-        name = name or "".join(c if c.isalnum() or c in "-_" else "_" for c in src.resolve().name)
-        output: StrongOutput | WeakOutput = prepare_strong_output(
-            out, dataset_id, name, options, overwrite
+    output = _prepare_output(src, settings, masks is not None, options)
+    what = "mask" if masks is not None else "box file"
+    reports = [
+        TaskReport([CaseResult(case, "skipped", f"no {what} named {case}.* in {given}")])
+        for case in sorted(images)
+        if case not in labels
+    ]
+    shared = {"out": output, "dataset": dataset, "any_nonzero": any_nonzero}
+    tasks = [
+        (
+            case,
+            {
+                "case": case,
+                "image": str(image),
+                "label_file": str(labels[case]),
+                "patient": patients.get(case, case),
+                **shared,
+            },
         )
-    else:
-        if out is None:
-            raise InputError("--boxes needs an output folder (-o WEAK_DIR)")
-        output = prepare_weak_output(out, options, overwrite)
-    tasks, reports = [], []
-    for case, image in sorted(images.items()):
-        if case not in labels:
-            reports.append(
-                TaskReport(
-                    [
-                        CaseResult(
-                            case,
-                            "skipped",
-                            f"no {'mask' if masks else 'box file'} "
-                            f"named {case}.* in {masks or boxes}",
-                        )
-                    ]
-                )
-            )
-            continue
-        kwargs = {
-            "case": case,
-            "image": str(image),
-            "out": output,
-            "dataset": dataset,
-            "patient": patients.get(case, case),
-        }
-        if masks is not None:
-            tasks.append((case, {**kwargs, "mask": str(labels[case]), "any_nonzero": any_nonzero}))
-        else:
-            tasks.append((case, {**kwargs, "boxes": str(labels[case])}))
+        for case, image in sorted(images.items())
+        if case in labels
+    ]
+    reports += run_tasks(convert_folder_case, tasks, settings.num_processes, desc="folder")
     orphans = sorted(set(labels) - set(images))
+    unknown = sorted(set(patients) - set(images))
     notes = [f"label file(s) without a CT: {orphans[:20]}"] if orphans else []
     if unknown:
         notes.append(f"patient map names unknown case(s): {unknown[:20]}")
-    worker = convert_mask_case if masks is not None else convert_box_case
-    reports += run_tasks(worker, tasks, num_processes, desc="folder")
     reports.append(TaskReport(notes=notes))
     summary = Summary("folder", str(src), str(output.root), reports)
-    if isinstance(output, StrongOutput):
-        output.finish(summary, name, seed, test_fraction)
-    else:
-        output.finish(summary, seed, test_fraction)
+    output.finish(summary)
     return summary, output

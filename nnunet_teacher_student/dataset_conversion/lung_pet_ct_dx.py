@@ -33,6 +33,7 @@ from .dicom_series import (
 )
 from .outputs import WeakOutput, prepare_weak_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
+from .settings import ConversionSettings
 from .voc_xml import VocError, VocFile, parse_voc
 
 DATASET = "lung-pet-ct-dx"
@@ -143,6 +144,93 @@ def _boxes_for(ct, matched: dict[str, VocFile]) -> tuple[list[Box], list[str]]:
     return boxes, rejected
 
 
+def _annotation_folder(annotations: Path, patient: str, rep: TaskReport) -> Path | None:
+    """``ANNOTATIONS/<short id>`` (or ``ANNOTATIONS/<patient>``); None, with a note, when there is neither."""
+    ann_dir = next(
+        (d for d in (annotations / patient_short_id(patient), annotations / patient) if d.is_dir()),
+        None,
+    )
+    if ann_dir is None:
+        rep.notes.append(
+            f"{patient}: no annotation folder {annotations / patient_short_id(patient)}"
+        )
+    return ann_dir
+
+
+def _select_series(
+    series: dict[str, SeriesFiles], min_cm: float, max_cm: float, counts: Counter
+) -> tuple[list[SeriesFiles], dict[str, str]]:
+    """The series the paper keeps, and for each slice of a dropped series why it was dropped (counted)."""
+    kept, dropped = [], {}
+    for s in sorted(series.values(), key=lambda s: s.uid):
+        why = classify_series(s, min_cm, max_cm)
+        if why is None:
+            kept.append(s)
+        else:
+            counts[f"dropped: {why[0]}"] += 1
+            for uid in s.sop_uids:
+                dropped[uid] = f"series '{s.description}' ({why[0]}: {why[1]})"
+    counts["kept (CT in range)"] = len(kept)
+    return kept, dropped
+
+
+def _convert_series(
+    s: SeriesFiles,
+    case: str,
+    patient: str,
+    matched: dict[str, VocFile],
+    out: WeakOutput,
+    boxes_3d: bool,
+) -> tuple[CaseResult, list[str] | None]:
+    """One kept series with matching annotations -> its weak case (or resumed, or skipped with why), and
+    the rejected boxes (None when the boxes were not read)."""
+    record = out.done(case)
+    if record is not None:
+        return CaseResult(case, "resumed", info=record), None
+    rejected = None
+    try:
+        ct = read_ct_series(s)
+        boxes, rejected = _boxes_for(ct, matched)
+        if not boxes:
+            raise InputError(f"all {len(matched)} matching annotation file(s) were rejected")
+        if boxes_3d:
+            boxes = to_3d_boxes(boxes, Geometry.of(ct.image).array_shape)
+        info = {
+            "patient": patient,
+            "dataset": DATASET,
+            "source": str(s.folder),
+            "series_uid": s.uid,
+            "series_description": s.description,
+            "n_boxes": len(boxes),
+            "classes": sorted({b.label for b in boxes if b.label}),
+            "annotation_files": len(matched),
+            "z_extent_cm": round(z_extent_mm(s) / 10, 2),
+        }
+        out.write(case, ct.image, BoxSet(Geometry.of(ct.image), boxes), info)
+        return CaseResult(case, "converted", info=info), rejected
+    except InputError as e:
+        return CaseResult(case, "skipped", str(e)), rejected
+
+
+def _report_unmatched(
+    patient: str, parsed: dict[str, VocFile], unmatched: list[str], dropped: dict[str, str]
+) -> TaskReport:
+    """A note and the details naming the annotation files that match no slice of a kept series."""
+    rep = TaskReport()
+    if not unmatched:
+        return rep
+    reasons = {u: dropped.get(u, "no slice with this SOPInstanceUID found") for u in unmatched}
+    where = Counter(reasons[u] for u in unmatched)
+    rep.notes.append(
+        f"{patient}: {len(unmatched)} annotation file(s) match no slice of a kept series: "
+        + "; ".join(f"{n} -> {w}" for w, n in where.items())
+    )
+    rep.details["unmatched_annotations"] = {
+        patient: [{"file": str(parsed[u].path), "reason": reasons[u]} for u in unmatched]
+    }
+    return rep
+
+
 def convert_patient(
     patient_dir: str,
     annotations: str,
@@ -157,13 +245,7 @@ def convert_patient(
     rep = TaskReport()
     series, problems = scan_dicom_tree(patient_dir)
     rep.notes.extend(f"{patient}: {p}" for p in problems)
-    ann_root = Path(annotations)
-    ann_dir = next(
-        (d for d in (ann_root / patient_short_id(patient), ann_root / patient) if d.is_dir()), None
-    )
-    if ann_dir is None:
-        rep.notes.append(f"{patient}: no annotation folder {ann_root / patient_short_id(patient)}")
-    parsed, malformed = _read_annotations(ann_dir)
+    parsed, malformed = _read_annotations(_annotation_folder(Path(annotations), patient, rep))
     rep.notes.extend(f"{patient}: malformed annotation skipped: {m}" for m in malformed)
     counts: Counter = Counter(
         {
@@ -172,16 +254,7 @@ def convert_patient(
             "annotation files malformed": len(malformed),
         }
     )
-    kept, dropped = [], {}
-    for s in sorted(series.values(), key=lambda s: s.uid):
-        why = classify_series(s, min_cm, max_cm)
-        if why is None:
-            kept.append(s)
-        else:
-            counts[f"dropped: {why[0]}"] += 1
-            for uid in s.sop_uids:
-                dropped[uid] = f"series '{s.description}' ({why[0]}: {why[1]})"
-    counts["kept (CT in range)"] = len(kept)
+    kept, dropped = _select_series(series, min_cm, max_cm, counts)
     cases = _case_ids(patient, kept)
     matched_uids: set[str] = set()
     for s in kept:
@@ -194,54 +267,17 @@ def convert_patient(
                 CaseResult(case, "skipped", f"no annotation matches a slice of series {s.folder}")
             )
             continue
-        record = out.done(case)
-        if record is not None:
-            rep.results.append(CaseResult(case, "resumed", info=record))
-            continue
-        try:
-            ct = read_ct_series(s)
-            boxes, rejected = _boxes_for(ct, matched)
+        result, rejected = _convert_series(s, case, patient, matched, out, boxes_3d)
+        if rejected is not None:
             rep.notes.extend(f"{case}: box rejected: {r}" for r in rejected)
             counts["boxes rejected"] += len(rejected)
-            if not boxes:
-                raise InputError(f"all {len(matched)} matching annotation file(s) were rejected")
-            if boxes_3d:
-                boxes = to_3d_boxes(boxes, Geometry.of(ct.image).array_shape)
-            info = {
-                "patient": patient,
-                "dataset": DATASET,
-                "source": str(s.folder),
-                "series_uid": s.uid,
-                "series_description": s.description,
-                "n_boxes": len(boxes),
-                "classes": sorted({b.label for b in boxes if b.label}),
-                "annotation_files": len(matched),
-                "z_extent_cm": round(z_extent_mm(s) / 10, 2),
-            }
-            out.write(case, ct.image, BoxSet(Geometry.of(ct.image), boxes), info)
-            rep.results.append(CaseResult(case, "converted", info=info))
-        except InputError as e:
-            rep.results.append(CaseResult(case, "skipped", str(e)))
+        rep.results.append(result)
     unmatched = sorted(set(parsed) - matched_uids)
     counts["annotation files matched"] = len(parsed) - len(unmatched)
     counts["annotation files unmatched"] = len(unmatched)
-    if unmatched:
-        where = Counter(
-            dropped.get(u, "no slice with this SOPInstanceUID found") for u in unmatched
-        )
-        rep.notes.append(
-            f"{patient}: {len(unmatched)} annotation file(s) match no slice of a kept series: "
-            + "; ".join(f"{n} -> {w}" for w, n in where.items())
-        )
-        rep.details["unmatched_annotations"] = {
-            patient: [
-                {
-                    "file": str(parsed[u].path),
-                    "reason": dropped.get(u, "no slice with this SOPInstanceUID found"),
-                }
-                for u in unmatched
-            ]
-        }
+    missed = _report_unmatched(patient, parsed, unmatched, dropped)
+    rep.notes.extend(missed.notes)
+    rep.details.update(missed.details)
     if malformed:
         rep.details["malformed_annotations"] = {patient: malformed}
     rep.counts = dict(counts)
@@ -251,16 +287,12 @@ def convert_patient(
 def convert_lung_pet_ct_dx(
     src: str | Path,
     annotations: str | Path,
-    out_dir: str | Path,
+    settings: ConversionSettings,
     min_cm: float = 16.0,
     max_cm: float = 60.0,
-    num_processes: int = 1,
-    overwrite: bool = False,
-    seed: int = 0,
-    test_fraction: float = 0.15,
     boxes_3d: bool = False,
 ) -> tuple[Summary, WeakOutput]:
-    """Convert every patient of ``src`` into the weak set ``out_dir``; returns the summary and the output."""
+    """Convert every patient of ``src`` into the weak set ``settings.out``; returns the summary and the output."""
     src, annotations = Path(src), Path(annotations)
     if not annotations.is_dir():
         raise InputError(f"{annotations}: no such annotation folder")
@@ -273,11 +305,9 @@ def convert_lung_pet_ct_dx(
         "annotations": str(annotations.resolve()),
         "min_cm": min_cm,
         "max_cm": max_cm,
-        "seed": seed,
-        "test_fraction": test_fraction,
         **({"boxes_3d": True} if boxes_3d else {}),
     }
-    out = prepare_weak_output(out_dir, options, overwrite)
+    out = prepare_weak_output(settings, options)
     tasks = [
         (
             p.name,
@@ -292,7 +322,7 @@ def convert_lung_pet_ct_dx(
         )
         for p in patients
     ]
-    reports = run_tasks(convert_patient, tasks, num_processes, desc=DATASET)
+    reports = run_tasks(convert_patient, tasks, settings.num_processes, desc=DATASET)
     summary = Summary(DATASET, str(src), str(out.root), reports)
     c = summary.counts
     summary.headline.append(
@@ -300,5 +330,5 @@ def convert_lung_pet_ct_dx(
         f"{c.get('kept (CT in range)', 0)} kept (CT, one regular stack, z-extent in "
         f"[{min_cm:g}, {max_cm:g}] cm); the paper kept 665 of 1295"
     )
-    out.finish(summary, seed, test_fraction)
+    out.finish(summary)
     return summary, out

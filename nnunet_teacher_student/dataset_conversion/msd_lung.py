@@ -17,8 +17,10 @@ from ..core.geometry import read_image
 from .masks import binary_mask, mask_on_ct
 from .outputs import StrongOutput, prepare_strong_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
+from .settings import ConversionSettings
 
 DATASET = "msd-lung"
+DEFAULT_NAME = "MSDLung"
 SUFFIX = ".nii.gz"
 
 
@@ -42,9 +44,9 @@ def read_binary_label(path: Path, image: sitk.Image, what: str) -> np.ndarray:
 
 def convert_case(src: str, case: str, out: StrongOutput) -> TaskReport:
     """Convert one MSD case (or report it as already done)."""
-    record = out.done(case)
-    if record is not None:
-        return TaskReport([CaseResult(case, "resumed", info=record)])
+    resumed = out.resumed(case)
+    if resumed is not None:
+        return resumed
     src_path = Path(src)
     image_path, label_path = (
         src_path / "imagesTr" / f"{case}{SUFFIX}",
@@ -66,32 +68,19 @@ def convert_case(src: str, case: str, out: StrongOutput) -> TaskReport:
     return TaskReport([CaseResult(case, "converted", info=info)])
 
 
-def convert_msd_lung(
-    src: str | Path,
-    dataset_id: int,
-    name: str = "MSDLung",
-    raw: str | None = None,
-    num_processes: int = 1,
-    overwrite: bool = False,
-    seed: int = 0,
-    test_fraction: float = 0.15,
-) -> tuple[Summary, StrongOutput]:
-    """Convert Task06_Lung into ``Dataset{dataset_id:03d}_{name}``; returns the summary and the output."""
+def convert_msd_lung(src: str | Path, settings: ConversionSettings) -> tuple[Summary, StrongOutput]:
+    """Convert Task06_Lung into ``Dataset{dataset_id:03d}_{name}`` (name default ``MSDLung``); returns the
+    summary and the output."""
     src = Path(src)
     cases = find_cases(src)
-    options = {
-        "converter": DATASET,
-        "source": str(src.resolve()),
-        "seed": seed,
-        "test_fraction": test_fraction,
-    }
-    out = prepare_strong_output(raw, dataset_id, name, options, overwrite)
+    options = {"converter": DATASET, "source": str(src.resolve())}
+    out = prepare_strong_output(settings, settings.dataset_name(DEFAULT_NAME), options)
     reports = run_tasks(
         convert_case,
         [(c, {"src": str(src), "case": c, "out": out}) for c in cases],
-        num_processes,
+        settings.num_processes,
         desc=DATASET,
     )
     summary = Summary(DATASET, str(src), str(out.root), reports)
-    out.finish(summary, name, seed, test_fraction)
+    out.finish(summary)
     return summary, out

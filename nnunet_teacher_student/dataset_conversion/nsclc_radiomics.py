@@ -25,8 +25,10 @@ from .dicom_labels import (
 from .dicom_series import CTSeries, SeriesFiles, find_patients, read_ct_series, scan_dicom_tree
 from .outputs import StrongOutput, prepare_strong_output
 from .runner import CaseResult, Summary, TaskReport, run_tasks
+from .settings import ConversionSettings
 
 DATASET = "nsclc-radiomics"
+DEFAULT_NAME = "NSCLCRadiomics"
 LabelSource = Literal["auto", "rtstruct", "seg"]
 
 
@@ -53,9 +55,9 @@ def convert_patient(
 ) -> TaskReport:
     """Convert one patient into one case named after its folder."""
     case = Path(patient_dir).name
-    record = out.done(case)
-    if record is not None:
-        return TaskReport([CaseResult(case, "resumed", info=record)])
+    resumed = out.resumed(case)
+    if resumed is not None:
+        return resumed
     series, problems = scan_dicom_tree(patient_dir)
     notes = [f"{case}: {p}" for p in problems]
     cts = {u: s for u, s in series.items() if s.modality == "CT"}
@@ -116,17 +118,12 @@ def convert_patient(
 
 def convert_nsclc_radiomics(
     src: str | Path,
-    dataset_id: int,
-    name: str = "NSCLCRadiomics",
-    raw: str | None = None,
+    settings: ConversionSettings,
     label_source: LabelSource = "auto",
     pattern: str = DEFAULT_ROI_PATTERN,
-    num_processes: int = 1,
-    overwrite: bool = False,
-    seed: int = 0,
-    test_fraction: float = 0.15,
 ) -> tuple[Summary, StrongOutput]:
-    """Convert every patient folder of ``src``; returns the summary and the output."""
+    """Convert every patient folder of ``src`` into a raw dataset (name default ``NSCLCRadiomics``); returns
+    the summary and the output."""
     src = Path(src)
     roi_matcher(pattern)  # fail early on a bad pattern
     patients = find_patients(src, "SRC/LUNG1-xxx/<study>/<series>/*.dcm")
@@ -135,10 +132,8 @@ def convert_nsclc_radiomics(
         "source": str(src.resolve()),
         "label_source": label_source,
         "pattern": pattern,
-        "seed": seed,
-        "test_fraction": test_fraction,
     }
-    out = prepare_strong_output(raw, dataset_id, name, options, overwrite)
+    out = prepare_strong_output(settings, settings.dataset_name(DEFAULT_NAME), options)
     tasks = [
         (
             p.name,
@@ -146,7 +141,7 @@ def convert_nsclc_radiomics(
         )
         for p in patients
     ]
-    reports = run_tasks(convert_patient, tasks, num_processes, desc=DATASET)
+    reports = run_tasks(convert_patient, tasks, settings.num_processes, desc=DATASET)
     summary = Summary(DATASET, str(src), str(out.root), reports)
-    out.finish(summary, name, seed, test_fraction)
+    out.finish(summary)
     return summary, out

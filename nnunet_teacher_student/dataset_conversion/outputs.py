@@ -33,7 +33,8 @@ from ..core.geometry import Geometry, array_to_image, write_image_atomic
 from ..formats.boxes import BoxSet
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
-from .runner import SUMMARY_NAME, Summary
+from .runner import SUMMARY_NAME, CaseResult, Summary, TaskReport
+from .settings import ConversionSettings
 from .splits import build_manifest, check_test_fraction, write_manifest
 
 RECORDS = ".nnts_convert"
@@ -54,6 +55,7 @@ class _Output:
     created: Path | None = (
         None  # the topmost folder this run created (removed again if nothing is converted)
     )
+    settings: ConversionSettings = ConversionSettings()  # the split's seed and test fraction
 
     @property
     def records_dir(self) -> Path:
@@ -74,6 +76,11 @@ class _Output:
             except json.JSONDecodeError:
                 return None
         return None
+
+    def resumed(self, case: str) -> TaskReport | None:
+        """A finished case's report ("resumed", with its record), or None when it is still to convert."""
+        record = self.done(case)
+        return None if record is None else TaskReport([CaseResult(case, "resumed", info=record)])
 
     def _write_record(self, case: str, info: dict[str, Any]) -> None:
         write_text_atomic(json.dumps(info, indent=1, sort_keys=True), self.record_path(case))
@@ -103,10 +110,11 @@ class _Output:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         return True
 
-    def write_manifest_and_summary(self, summary: Summary, seed: int, test_fraction: float) -> dict:
+    def write_manifest_and_summary(self, summary: Summary) -> dict:
         """Patient-stratified split over all finished cases; manifest + summary JSON."""
         recs = self.records()
-        manifest = build_manifest(recs, seed=seed, test_fraction=test_fraction)
+        split = self.settings
+        manifest = build_manifest(recs, seed=split.seed, test_fraction=split.test_fraction)
         write_manifest(manifest, self.root / MANIFEST)
         n_test = sum(1 for c in manifest["cases"].values() if c["split"] == "test")
         summary.extra.update({"cases_in_output": len(recs), "test_cases": n_test})
@@ -114,9 +122,12 @@ class _Output:
         return manifest
 
 
-def _start(root: Path, marker: Path, options: dict, overwrite: bool) -> Path | None:
-    """Apply the resume rule of the module docstring to ``root``; returns the topmost folder it creates."""
-    check_test_fraction(options.get("test_fraction", 0.15))
+def _start(root: Path, marker: Path, options: dict, settings: ConversionSettings) -> Path | None:
+    """Apply the resume rule of the module docstring to ``root`` (``options``: the converter's own, the
+    split's are added); returns the topmost folder it creates."""
+    check_test_fraction(settings.test_fraction)
+    options = {**options, "seed": settings.seed, "test_fraction": settings.test_fraction}
+    overwrite = settings.overwrite
     run_file = root / RECORDS / "run.json"
     ours = run_file.is_file()
     if root.exists() and not root.is_dir():
@@ -190,6 +201,8 @@ def to_hu_int16(image: sitk.Image, what: str) -> sitk.Image:
 class StrongOutput(_Output):
     """nnU-Net raw dataset ``Dataset{ID:03d}_{Name}`` (imagesTr, labelsTr, dataset.json)."""
 
+    name: str = ""  # the dataset's name (dataset.json)
+
     def image_path(self, case: str) -> Path:
         return self.root / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
 
@@ -214,12 +227,12 @@ class StrongOutput(_Output):
         write_image_atomic(image, self.image_path(case))
         self._write_record(case, info)
 
-    def finish(self, summary: Summary, name: str, seed: int, test_fraction: float) -> int:
+    def finish(self, summary: Summary) -> int:
         """Manifest, summary, and ``dataset.json`` last; returns the number of cases in the dataset (none:
         the folder is removed)."""
         if self.discard_if_empty():
             return 0
-        manifest = self.write_manifest_and_summary(summary, seed, test_fraction)
+        manifest = self.write_manifest_and_summary(summary)
         n = len(manifest["cases"])
         if n:
             # hand-written rather than nnunetv2's generate_dataset_json: this file must be written atomically
@@ -228,7 +241,7 @@ class StrongOutput(_Output):
                 "labels": {"background": 0, "tumor": 1},
                 "numTraining": n,
                 "file_ending": IMAGE_SUFFIX,
-                "name": name,
+                "name": self.name,
                 "description": f"converted by 'nnts convert {summary.converter}' from {summary.source}",
             }
             write_text_atomic(json.dumps(dataset, indent=1), self.root / "dataset.json")
@@ -245,15 +258,17 @@ def raw_root(path: str | None) -> Path:
     return Path(root)
 
 
-def prepare_strong_output(
-    raw: str | None, dataset_id: int, name: str, options: dict, overwrite: bool = False
-) -> StrongOutput:
-    """Folder of dataset ``dataset_id`` under the raw root, after applying the resume rule."""
+def prepare_strong_output(settings: ConversionSettings, name: str, options: dict) -> StrongOutput:
+    """Folder of dataset ``settings.dataset_id`` named ``name`` under the raw root ``settings.out``,
+    after applying the resume rule."""
+    dataset_id, overwrite = settings.dataset_id, settings.overwrite
+    if dataset_id is None:
+        raise InputError("a raw dataset needs a dataset id (-d ID)")
     if not 1 <= dataset_id <= 999:
         raise InputError(f"dataset id must be 1..999, got {dataset_id}")
     if not name or not all(c.isalnum() or c in "-_" for c in name):
         raise InputError(f"dataset name {name!r}: use letters, digits, '-' and '_' only")
-    root = raw_root(raw)
+    root = raw_root(settings.out)
     target = root / f"Dataset{dataset_id:03d}_{name}"
     others = [p for p in root.glob(f"Dataset{dataset_id:03d}_*") if p != target and p.is_dir()]
     if others:
@@ -274,7 +289,8 @@ def prepare_strong_output(
             )
         print(f"--overwrite: deleting {target}")
         shutil.rmtree(target)
-    return StrongOutput(target, _start(target, target / "dataset.json", options, overwrite))
+    created = _start(target, target / "dataset.json", options, settings)
+    return StrongOutput(target, created, settings, name)
 
 
 @dataclass(frozen=True)
@@ -297,12 +313,12 @@ class WeakOutput(_Output):
         self.weak.write_case(case, image, boxset)
         self._write_record(case, info)
 
-    def finish(self, summary: Summary, seed: int, test_fraction: float) -> int:
+    def finish(self, summary: Summary) -> int:
         """Manifest, summary, and ``cases.json`` (per-case metadata with its split) last (no case: the folder
         is removed)."""
         if self.discard_if_empty():
             return 0
-        manifest = self.write_manifest_and_summary(summary, seed, test_fraction)
+        manifest = self.write_manifest_and_summary(summary)
         recs = self.records()
         if manifest["cases"]:
             meta = {
@@ -313,8 +329,9 @@ class WeakOutput(_Output):
         return len(manifest["cases"])
 
 
-def prepare_weak_output(
-    out: str | os.PathLike, options: dict, overwrite: bool = False
-) -> WeakOutput:
-    root = Path(out)
-    return WeakOutput(root, _start(root, root / "cases.json", options, overwrite))
+def prepare_weak_output(settings: ConversionSettings, options: dict) -> WeakOutput:
+    """The weak set folder ``settings.out``, after applying the resume rule."""
+    if settings.out is None:
+        raise InputError("a weak set needs an output folder (-o WEAK_DIR)")
+    root = Path(settings.out)
+    return WeakOutput(root, _start(root, root / "cases.json", options, settings), settings)

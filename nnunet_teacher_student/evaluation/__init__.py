@@ -8,6 +8,7 @@ The exact rules (lesion matching at >= 25 % overlap, DSC-TP, empty masks, NaN ha
 from .aggregate import PAPER_METRICS, SUMMARY_METRICS, markdown_table, mean_std, summarize
 from .folders import evaluate_folders, load_manifest, summary_markdown, write_outputs
 from .metrics import RULES, case_metrics, dice, match_lesions, rules, surface_metrics
+from .settings import EvaluationSettings
 
 __all__ = [
     "RULES",
@@ -21,6 +22,7 @@ __all__ = [
     "summarize",
     "mean_std",
     "markdown_table",
+    "EvaluationSettings",
     "evaluate_folders",
     "load_manifest",
     "summary_markdown",

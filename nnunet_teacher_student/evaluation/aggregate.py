@@ -12,25 +12,14 @@ import numpy as np
 
 from .statistics import is_tumour_case, tumour_free_summary
 
-#: Metrics averaged over cases, in table order.
-SUMMARY_METRICS = (
-    "dsc",
-    "dsc_tp",
-    "f1",
-    "recall",
-    "precision",
-    "hd95_mm",
-    "nsd",
-    "gt_volume_ml",
-    "pred_volume_ml",
-    "n_gt_lesions",
-    "n_pred_components",
-    "tp",
-    "fn",
-    "fp",
-)
 #: The paper's Table 3/5 columns.
 PAPER_METRICS = ("dsc", "dsc_tp", "f1", "recall", "precision")
+#: Surface distances, volumes and lesion counts of a case.
+SURFACE_METRICS = ("hd95_mm", "nsd")
+VOLUME_METRICS = ("gt_volume_ml", "pred_volume_ml")
+COUNT_METRICS = ("n_gt_lesions", "n_pred_components", "tp", "fn", "fp")
+#: Metrics averaged over cases, in table order.
+SUMMARY_METRICS = (*PAPER_METRICS, *SURFACE_METRICS, *VOLUME_METRICS, *COUNT_METRICS)
 LABELS = {
     "dsc": "DSC",
     "dsc_tp": "DSC-TP",
@@ -117,7 +106,8 @@ def _summary_of(result: Mapping) -> Mapping:
     return result["summary"] if "summary" in result else result
 
 
-def _rows(summary: Mapping) -> list[tuple[str, Mapping]]:
+def summary_rows(summary: Mapping) -> list[tuple[str, Mapping]]:
+    """(dataset, group) per source dataset, then the overall group (unless it is the only one)."""
     datasets = dict(summary.get("datasets", {}))
     rows = list(datasets.items())
     if list(datasets) != [OVERALL]:  # a single implicit group is the overall row already
@@ -136,7 +126,7 @@ def markdown_table(
     order: list[str] = []
     per_model: dict[str, dict[str, Mapping]] = {}
     for model, result in results_by_model.items():
-        per_model[model] = dict(_rows(_summary_of(result)))
+        per_model[model] = dict(summary_rows(_summary_of(result)))
         order += [d for d in per_model[model] if d not in order]
     if OVERALL in order:  # overall block last
         order.remove(OVERALL)

@@ -9,7 +9,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import SimpleITK as sitk
@@ -18,29 +18,29 @@ from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import read_header, read_image, spacing_zyx
 from ..formats.manifest import manifest_cases, read_manifest
-from .aggregate import OVERALL, PAPER_METRICS, markdown_table, summarize
-from .metrics import NSD_TOLERANCE_MM, OVERLAP_THRESHOLD, case_metrics, rules
+from .aggregate import (
+    COUNT_METRICS,
+    OVERALL,
+    PAPER_METRICS,
+    SURFACE_METRICS,
+    VOLUME_METRICS,
+    markdown_table,
+    summarize,
+    summary_rows,
+)
+from .metrics import case_metrics, rules
+from .settings import EvaluationSettings
 from .statistics import tumour_free_text
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 CASE_COLUMNS = (
     "case",
     "dataset",
-    "dsc",
-    "dsc_tp",
-    "f1",
-    "recall",
-    "precision",
-    "hd95_mm",
-    "nsd",
-    "n_gt_lesions",
-    "n_pred_components",
-    "tp",
-    "fn",
-    "fp",
+    *PAPER_METRICS,
+    *SURFACE_METRICS,
+    *COUNT_METRICS,
     "tp_pred",
-    "gt_volume_ml",
-    "pred_volume_ml",
+    *VOLUME_METRICS,
     "missing_prediction",
     "pred_file",
     "gt_file",
@@ -127,30 +127,10 @@ def _mask_array(path: Path) -> np.ndarray:
     return arr
 
 
-def evaluate_folders(
-    pred_dir: str | os.PathLike,
-    gt_dir: str | os.PathLike,
-    manifest: str | os.PathLike | Mapping | None = None,
-    *,
-    label: int | None = None,
-    gt_label: int | None = None,
-    allow_missing: bool = False,
-    overlap: float = OVERLAP_THRESHOLD,
-    nsd_tolerance_mm: float = NSD_TOLERANCE_MM,
-    progress: bool = True,
-) -> dict:
-    """Score every GT case against its prediction. Returns ``{"settings", "rules", "cases",
-    "summary", "missing_predictions", "unmatched_predictions"}``; ``rules`` states the metric
-    definitions (see :func:`~.metrics.rules`).
-
-    Raises InputError (naming the file) for unreadable files, geometry mismatches, missing
-    predictions (unless ``allow_missing``: then scored as empty) and cases absent from the manifest."""
-    if not 0 < overlap <= 1:
-        raise InputError(f"overlap threshold must be in (0, 1], got {overlap}")
-    if not nsd_tolerance_mm > 0:
-        raise InputError(f"NSD tolerance must be > 0 mm, got {nsd_tolerance_mm}")
-    gt_files = case_files(gt_dir, "ground-truth")
-    pairs, unmatched = pair_cases(case_files(pred_dir, "prediction"), gt_files)
+def _missing_predictions(
+    pairs: Mapping[str, Path | None], pred_dir, allow_missing: bool
+) -> list[str]:
+    """The ground-truth cases without a prediction; InputError naming them unless ``allow_missing``."""
     missing = [c for c, p in pairs.items() if p is None]
     if missing and not allow_missing:
         raise InputError(
@@ -158,64 +138,110 @@ def evaluate_folders(
             f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''} "
             "(use --allow-missing to score them as empty predictions)"
         )
+    return missing
+
+
+def _case_datasets(manifest, cases: Iterable[str]) -> dict[str, str]:
+    """case -> source dataset from the manifest (none: {}); InputError for a case it does not name."""
     groups = load_manifest(manifest)
     if manifest is not None:
-        absent = [c for c in pairs if c not in groups]
+        absent = [c for c in cases if c not in groups]
         if absent:
             raise InputError(
                 f"{manifest if not isinstance(manifest, Mapping) else 'manifest'}: no dataset "
                 f"for case(s) {', '.join(absent[:20])}{' ...' if len(absent) > 20 else ''}"
             )
+    return groups
+
+
+def _geometries(pairs: Mapping[str, Path | None], gt_files: Mapping[str, Path]) -> dict:
+    """Each case's ground-truth geometry, checked against its prediction's (headers only: fail before any
+    long computation)."""
     geometries = {}
-    for case, pred_path in pairs.items():  # headers first: fail before any long computation
+    for case, pred_path in pairs.items():
         geometries[case] = read_header(gt_files[case])
         if pred_path is not None:
             geometries[case].require_match(
                 read_header(pred_path),
                 f"{pred_path} (prediction for ground truth {gt_files[case]})",
             )
+    return geometries
 
+
+def _score_case(
+    gt_file: Path, pred_file: Path | None, geometry, settings: EvaluationSettings
+) -> dict:
+    """One case's metrics (no prediction: an empty one) and the files it compared."""
+    gt = _mask_array(gt_file)
+    pred = _mask_array(pred_file) if pred_file is not None else np.zeros_like(gt)
+    metrics = case_metrics(
+        pred,
+        gt,
+        spacing_zyx(geometry),
+        label=settings.label,
+        gt_label=settings.gt_label,
+        overlap=settings.overlap,
+        nsd_tolerance_mm=settings.nsd_tolerance_mm,
+    )
+    return {
+        **metrics,
+        "missing_prediction": pred_file is None,
+        "pred_file": str(pred_file) if pred_file else "",
+        "gt_file": str(gt_file),
+    }
+
+
+def _settings_record(pred_dir, gt_dir, manifest, settings: EvaluationSettings) -> dict:
+    """The result's ``settings`` block: the folders, the manifest file and the scoring rules' values."""
+    return {
+        "pred_dir": str(pred_dir),
+        "gt_dir": str(gt_dir),
+        "manifest": None if manifest is None or isinstance(manifest, Mapping) else str(manifest),
+        "label": settings.label,
+        "gt_label": settings.gt_label if settings.gt_label is not None else settings.label,
+        "overlap_threshold": settings.overlap,
+        "nsd_tolerance_mm": settings.nsd_tolerance_mm,
+        "hd_percentile": 95,
+        "connectivity": 26,
+        "allow_missing": settings.allow_missing,
+    }
+
+
+def evaluate_folders(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    manifest: str | os.PathLike | Mapping | None = None,
+    settings: EvaluationSettings | None = None,
+    progress: bool = True,
+) -> dict:
+    """Score every GT case against its prediction with ``settings`` (default :class:`EvaluationSettings`).
+    Returns ``{"settings", "rules", "cases", "summary", "missing_predictions", "unmatched_predictions"}``;
+    ``rules`` states the metric definitions (see :func:`~.metrics.rules`).
+
+    Raises InputError (naming the file) for unreadable files, geometry mismatches, missing
+    predictions (unless ``allow_missing``: then scored as empty) and cases absent from the manifest."""
     from tqdm import tqdm
 
-    cases = []
-    for case, pred_path in tqdm(pairs.items(), desc="evaluate", unit="case", disable=not progress):
-        gt = _mask_array(gt_files[case])
-        pred = _mask_array(pred_path) if pred_path is not None else np.zeros_like(gt)
-        metrics = case_metrics(
-            pred,
-            gt,
-            spacing_zyx(geometries[case]),
-            label=label,
-            gt_label=gt_label,
-            overlap=overlap,
-            nsd_tolerance_mm=nsd_tolerance_mm,
+    s = settings if settings is not None else EvaluationSettings()
+    s.check()
+    gt_files = case_files(gt_dir, "ground-truth")
+    pairs, unmatched = pair_cases(case_files(pred_dir, "prediction"), gt_files)
+    missing = _missing_predictions(pairs, pred_dir, s.allow_missing)
+    groups = _case_datasets(manifest, pairs)
+    geometries = _geometries(pairs, gt_files)
+    cases = [
+        {
+            "case": case,
+            "dataset": groups.get(case, OVERALL),
+            **_score_case(gt_files[case], pred_path, geometries[case], s),
+        }
+        for case, pred_path in tqdm(
+            pairs.items(), desc="evaluate", unit="case", disable=not progress
         )
-        cases.append(
-            {
-                "case": case,
-                "dataset": groups.get(case, OVERALL),
-                **metrics,
-                "missing_prediction": pred_path is None,
-                "pred_file": str(pred_path) if pred_path else "",
-                "gt_file": str(gt_files[case]),
-            }
-        )
+    ]
     return {
-        "settings": {
-            "pred_dir": str(pred_dir),
-            "gt_dir": str(gt_dir),
-            "manifest": None
-            if manifest is None or isinstance(manifest, Mapping)
-            else str(manifest),
-            "label": label,
-            "gt_label": gt_label if gt_label is not None else label,
-            "overlap_threshold": overlap,
-            "nsd_tolerance_mm": nsd_tolerance_mm,
-            "hd_percentile": 95,
-            "connectivity": 26,
-            "allow_missing": allow_missing,
-        },
-        "rules": rules(overlap, nsd_tolerance_mm),
+        "settings": _settings_record(pred_dir, gt_dir, manifest, s),
+        "rules": rules(s.overlap, s.nsd_tolerance_mm),
         "cases": cases,
         "summary": summarize(cases),
         "missing_predictions": missing,
@@ -241,6 +267,11 @@ def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _percent(fraction: float | None) -> str:
+    """A pooled fraction in % with two decimals; "n/a" when undefined."""
+    return "n/a" if fraction is None or math.isnan(fraction) else f"{100 * fraction:.2f}"
 
 
 def summary_markdown(result: Mapping, name: str = "prediction") -> str:
@@ -277,29 +308,15 @@ def summary_markdown(result: Mapping, name: str = "prediction") -> str:
         markdown_table({name: result}, PAPER_METRICS, bold_best=False),
         f"## Surface distance (NSD at {s['nsd_tolerance_mm']:g} mm, in %) and volume",
         "",
-        markdown_table(
-            {name: result}, ("hd95_mm", "nsd", "gt_volume_ml", "pred_volume_ml"), bold_best=False
-        ),
+        markdown_table({name: result}, (*SURFACE_METRICS, *VOLUME_METRICS), bold_best=False),
         "## Lesion counts (summed over cases)",
         "",
         "| Dataset | Cases | GT lesions | TP | FN | FP | Pooled recall | Pooled precision |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    groups = list(summary["datasets"].items())
-    if list(summary["datasets"]) != [OVERALL]:
-        groups.append((OVERALL, summary["overall"]))
-    for dataset, g in groups:
+    for dataset, g in summary_rows(summary):
         pooled = g["pooled"]
-        recall = (
-            "n/a"
-            if pooled["recall"] is None or math.isnan(pooled["recall"])
-            else f"{100 * pooled['recall']:.2f}"
-        )
-        prec = (
-            "n/a"
-            if pooled["precision"] is None or math.isnan(pooled["precision"])
-            else f"{100 * pooled['precision']:.2f}"
-        )
+        recall, prec = (_percent(pooled[k]) for k in ("recall", "precision"))
         lines.append(
             f"| {dataset} | {g['n_cases']} | {pooled['tp'] + pooled['fn']} | {pooled['tp']} | "
             f"{pooled['fn']} | {pooled['fp']} | {recall} | {prec} |"

@@ -11,6 +11,7 @@ import SimpleITK as sitk
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.formats.boxes import Box, BoxSet
 from nnunet_teacher_student.dataset_conversion.folder import convert_folder
+from nnunet_teacher_student.dataset_conversion.settings import ConversionSettings
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry
 from nnunet_teacher_student.formats.weak_set import WeakSet
@@ -49,10 +50,8 @@ def test_masks_in_any_orientation_to_raw_dataset(tmp_path, build):
     (tmp_path / "patients.csv").write_text("case,patient\na,p1\nc,p1\nd,p2\n")
     summary, out = convert_folder(
         src,
+        ConversionSettings(out=str(tmp_path / "raw"), dataset_id=9, name="Mine"),
         masks=masks,
-        out=str(tmp_path / "raw"),
-        dataset_id=9,
-        name="Mine",
         patient_map=str(tmp_path / "patients.csv"),
     )
     converted = [r.case for r in summary.cases("converted")]
@@ -117,13 +116,13 @@ def test_a_conversion_that_converted_nothing_does_not_block_a_corrected_rerun(tm
     sitk.WriteImage(_image(mask), str(masks / "a.nii.gz"))
     out = tmp_path / "raw"
     summary, _ = convert_folder(
-        src, masks=wrong, out=str(out), dataset_id=8, name="Mine"
+        src, ConversionSettings(out=str(out), dataset_id=8, name="Mine"), masks=wrong
     )  # no mask found
     assert not summary.cases("converted") and not list(
         out.glob("Dataset008_*")
     )  # nothing left behind
     summary, target = convert_folder(
-        src, masks=masks, out=str(out), dataset_id=8, name="Mine", seed=3
+        src, ConversionSettings(out=str(out), dataset_id=8, name="Mine", seed=3), masks=masks
     )
     assert [r.case for r in summary.cases("converted")] == ["a"] and (
         target.root / "dataset.json"
@@ -176,17 +175,18 @@ def test_nnunet_style_ct_names_match_their_masks_and_boxes(tmp_path, build):
         sitk.WriteImage(_image(mask), str(masks / f"{case}.nii.gz"))
         BoxSet(Geometry.of(_image(ct)), [Box(4, 6, 5, 16, 13)]).save(boxes / f"{case}.json")
     summary, out = convert_folder(
-        src, masks=masks, out=str(tmp_path / "raw"), dataset_id=5, name="Style"
+        src, ConversionSettings(out=str(tmp_path / "raw"), dataset_id=5, name="Style"), masks=masks
     )
     assert [r.case for r in summary.cases("converted")] == ["case_000", "case_001"]
     assert out.image_path("case_000").name == "case_000_0000.nii.gz"
-    summary, weak = convert_folder(src, boxes=boxes, out=str(tmp_path / "weak"))
+    summary, weak = convert_folder(src, ConversionSettings(out=str(tmp_path / "weak")), boxes=boxes)
     assert [r.case for r in summary.cases("converted")] == ["case_000", "case_001"]
     (src / "case_000.nii.gz").symlink_to(
         src / "case_000_0000.nii.gz"
     )  # both names of one case: ambiguous
     with pytest.raises(InputError, match="two inputs for case 'case_000'"):
-        convert_folder(src, masks=masks, out=str(tmp_path / "raw2"), dataset_id=4, name="Twice")
+        raw2 = ConversionSettings(out=str(tmp_path / "raw2"), dataset_id=4, name="Twice")
+        convert_folder(src, raw2, masks=masks)
 
 
 def test_box_mask_images_and_csv_lesion_ids_as_box_input(tmp_path, build):
@@ -208,7 +208,7 @@ def test_box_mask_images_and_csv_lesion_ids_as_box_input(tmp_path, build):
     )
     sitk.WriteImage(_image(ct), str(src / "c.nii.gz"))
     sitk.WriteImage(_image(np.zeros_like(ct, np.uint8)), str(boxes / "c.nii.gz"))  # empty mask
-    summary, out = convert_folder(src, boxes=boxes, out=str(tmp_path / "weak"))
+    summary, out = convert_folder(src, ConversionSettings(out=str(tmp_path / "weak")), boxes=boxes)
     assert [r.case for r in summary.cases("converted")] == ["a", "b"]
     assert "box mask is empty" in summary.to_dict()["skipped"]["c"]
     got = WeakSet(tmp_path / "weak").read_case("a")[1].boxes

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.formats.boxes import BoxSet
 from nnunet_teacher_student.dataset_conversion.lung_pet_ct_dx import convert_lung_pet_ct_dx
+from nnunet_teacher_student.dataset_conversion.settings import ConversionSettings
 from nnunet_teacher_student.dataset_conversion.splits import load_manifest
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.formats.weak_set import WeakSet
@@ -24,9 +25,9 @@ XXE = """<?xml version="1.0"?>
 <!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><annotation><folder>&x;</folder></annotation>"""
 
 
-def test_real_sample_via_cli(sample, tmp_path, capsys):
-    out = tmp_path / "weak"
-    rc = cli.main(
+def convert_sample(sample, out, *extra: str) -> int:
+    """``nnts convert lung-pet-ct-dx`` of the real sample into the weak set ``out``; its exit status."""
+    return cli.main(
         [
             "convert",
             "lung-pet-ct-dx",
@@ -34,8 +35,14 @@ def test_real_sample_via_cli(sample, tmp_path, capsys):
             str(sample / "Annotation"),
             "-o",
             str(out),
+            *extra,
         ]
     )
+
+
+def test_real_sample_via_cli(sample, tmp_path, capsys):
+    out = tmp_path / "weak"
+    rc = convert_sample(sample, out)
     printed = capsys.readouterr().out
     assert rc == 0
     assert "8 annotation file(s) match no slice of a kept series" in printed
@@ -74,20 +81,7 @@ def test_real_sample_as_3d_boxes(sample, tmp_path):
     """--boxes-3d: the real series' ten axial boxes of one lesion become one 3-D box holding every one of them."""
     flat, deep = tmp_path / "weak2d", tmp_path / "weak3d"
     for out, extra in ((flat, []), (deep, ["--boxes-3d"])):
-        assert (
-            cli.main(
-                [
-                    "convert",
-                    "lung-pet-ct-dx",
-                    str(sample / "Lung-PET-CT-Dx"),
-                    str(sample / "Annotation"),
-                    "-o",
-                    str(out),
-                    *extra,
-                ]
-            )
-            == 0
-        )
+        assert convert_sample(sample, out, *extra) == 0
     _, boxes2d = WeakSet(flat).read_case("Lung_Dx-A0002_3")
     _, boxes3d = WeakSet(deep).read_case("Lung_Dx-A0002_3")
     assert sorted(b.slice for b in boxes3d.boxes) == list(range(12, 22))
@@ -156,7 +150,7 @@ def _collection(tmp_path, build):
 
 def test_selection_counts_bad_xml_and_box_placement(tmp_path, build):
     src, ann, flipped, pet = _collection(tmp_path, build)
-    summary, out = convert_lung_pet_ct_dx(src, ann, tmp_path / "weak")
+    summary, out = convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=tmp_path / "weak"))
     counts = summary.counts
     assert counts["series found"] == 6
     assert (counts["dropped: not CT"], counts["dropped: fused PET/CT"]) == (1, 1)
@@ -204,31 +198,33 @@ def test_resume_and_overwrite(tmp_path, build):
         )
         build.write_voc(ann / p / f"{ds[4].SOPInstanceUID}.xml", [(p[0], 3, 4, 10, 12)], 32, 32)
     out = tmp_path / "weak"
-    first, _ = convert_lung_pet_ct_dx(src, ann, out, num_processes=2)
+    first, _ = convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=out, num_processes=2))
     assert len(first.cases("converted")) == 3
     with pytest.raises(InputError, match="finished conversion"):
-        convert_lung_pet_ct_dx(src, ann, out)
+        convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=out))
     # an interrupted run: completion marker absent, one case unfinished
     (out / "cases.json").unlink()
     (out / ".nnts_convert" / "Lung_Dx-E0002_2.json").unlink()
-    second, _ = convert_lung_pet_ct_dx(src, ann, out)
+    second, _ = convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=out))
     assert [r.case for r in second.cases("converted")] == ["Lung_Dx-E0002_2"]
     assert len(second.cases("resumed")) == 2
     meta = json.loads((out / "cases.json").read_text())
     assert sorted(meta) == ["Lung_Dx-A0001_2", "Lung_Dx-E0002_2", "Lung_Dx-G0003_2"]
     assert BoxSet.load(out / "boxes" / "Lung_Dx-E0002_2.json").boxes[0].label == "E"
     with pytest.raises(InputError, match="test fraction"):
-        convert_lung_pet_ct_dx(src, ann, tmp_path / "elsewhere", test_fraction=1.5)
+        convert_lung_pet_ct_dx(
+            src, ann, ConversionSettings(out=tmp_path / "elsewhere", test_fraction=1.5)
+        )
     assert not (tmp_path / "elsewhere").exists()
     with pytest.raises(InputError, match="other options"):
         (out / "cases.json").unlink()
-        convert_lung_pet_ct_dx(src, ann, out, min_cm=10)
-    third, _ = convert_lung_pet_ct_dx(src, ann, out, overwrite=True)
+        convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=out), min_cm=10)
+    third, _ = convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=out, overwrite=True))
     assert len(third.cases("converted")) == 3
     # a folder that is not ours is never used nor deleted
     shutil.rmtree(out)
     out.mkdir()
     (out / "precious.txt").write_text("x")
     with pytest.raises(InputError, match="not written by 'nnts convert'"):
-        convert_lung_pet_ct_dx(src, ann, out, overwrite=True)
+        convert_lung_pet_ct_dx(src, ann, ConversionSettings(out=out, overwrite=True))
     assert (out / "precious.txt").is_file()

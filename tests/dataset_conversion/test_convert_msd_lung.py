@@ -10,6 +10,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.dataset_conversion.msd_lung import convert_msd_lung
+from nnunet_teacher_student.dataset_conversion.settings import ConversionSettings
 from nnunet_teacher_student.core.errors import InputError
 
 PERMUTED = (0.0, 0.0, 1.0, -1.0, 0.0, 0.0, 0.0, -1.0, 0.0)  # flipped and permuted axes
@@ -96,12 +97,18 @@ def test_convert_task06(task06, tmp_path, capsys):
 def test_dataset_id_rules_and_resume(task06, tmp_path):
     src, _, _ = task06
     raw = str(tmp_path / "raw")
-    convert_msd_lung(src, 7, raw=raw)
+    first, lung2 = (
+        ConversionSettings(out=raw, dataset_id=7),
+        ConversionSettings(out=raw, dataset_id=7, name="Lung2"),
+    )
+    convert_msd_lung(src, first)
     with pytest.raises(InputError, match="finished conversion"):
-        convert_msd_lung(src, 7, raw=raw)
+        convert_msd_lung(src, first)
     with pytest.raises(InputError, match="already used by .*Dataset007_MSDLung"):
-        convert_msd_lung(src, 7, name="Lung2", raw=raw)
-    summary, out = convert_msd_lung(src, 7, name="Lung2", raw=raw, overwrite=True)
+        convert_msd_lung(src, lung2)
+    summary, out = convert_msd_lung(
+        src, ConversionSettings(out=raw, dataset_id=7, name="Lung2", overwrite=True)
+    )
     assert (
         not (tmp_path / "raw" / "Dataset007_MSDLung").exists()
         and out.root.name == "Dataset007_Lung2"
@@ -109,9 +116,9 @@ def test_dataset_id_rules_and_resume(task06, tmp_path):
     # interrupted run: no dataset.json yet, lung_002 unfinished
     (out.root / "dataset.json").unlink()
     out.label_path("lung_002").unlink()
-    again, _ = convert_msd_lung(src, 7, name="Lung2", raw=raw)
+    again, _ = convert_msd_lung(src, lung2)
     assert [r.case for r in again.cases("resumed")] == ["lung_001"]
     assert [r.case for r in again.cases("converted")] == ["lung_002"]
     assert json.loads((out.root / "dataset.json").read_text())["numTraining"] == 2
     with pytest.raises(InputError, match="no imagesTr"):
-        convert_msd_lung(tmp_path, 8, raw=raw)
+        convert_msd_lung(tmp_path, ConversionSettings(out=raw, dataset_id=8))

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.dataset_conversion.nsclc_radiomics import convert_nsclc_radiomics
+from nnunet_teacher_student.dataset_conversion.settings import ConversionSettings
 from nnunet_teacher_student.core.errors import InputError
 
 
@@ -95,16 +96,19 @@ def test_convert_collection(collection, tmp_path, monkeypatch, capsys):
 
 def test_patterns_all_gtv_and_label_source(collection, tmp_path):
     src, truth = collection
-    summary, out = convert_nsclc_radiomics(src, 503, raw=str(tmp_path / "raw"), pattern="GTV.*")
+    raw = str(tmp_path / "raw")
+    summary, out = convert_nsclc_radiomics(
+        src, ConversionSettings(out=raw, dataset_id=503), pattern="GTV.*"
+    )
     assert "LUNG1-002" in [r.case for r in summary.cases("converted")]
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(out.label_path("LUNG1-002"))))
     assert dice(lab, truth["gtv"] | truth["other"]) >= 0.95
     seg_only, out2 = convert_nsclc_radiomics(
-        src, 504, raw=str(tmp_path / "raw"), label_source="seg"
+        src, ConversionSettings(out=raw, dataset_id=504), label_source="seg"
     )
     assert [r.case for r in seg_only.cases("converted")] == ["LUNG1-001", "LUNG1-003"]
     assert "no DICOM-SEG" in seg_only.to_dict()["skipped"]["LUNG1-002"]
     with pytest.raises(InputError, match="already used by"):
-        convert_nsclc_radiomics(src, 504, name="Other", raw=str(tmp_path / "raw"))
+        convert_nsclc_radiomics(src, ConversionSettings(out=raw, dataset_id=504, name="Other"))
     with pytest.raises(InputError, match="invalid ROI pattern"):
-        convert_nsclc_radiomics(src, 505, raw=str(tmp_path / "raw"), pattern="GTV-(")
+        convert_nsclc_radiomics(src, ConversionSettings(out=raw, dataset_id=505), pattern="GTV-(")

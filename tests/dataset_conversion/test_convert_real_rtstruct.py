@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 from nnunet_teacher_student.dataset_conversion.nsclc_radiomics import convert_nsclc_radiomics
+from nnunet_teacher_student.dataset_conversion.settings import ConversionSettings
 
 
 def dice(a, b) -> float:
@@ -42,7 +43,9 @@ def flat_patient(sample, dst, keep_series: bool):
 def test_stale_contour_references_are_placed_by_position(sample, tmp_path):
     src = tmp_path / "dcms"
     flat_patient(sample, src / "LUNG1-901_CT", keep_series=True)
-    summary, out = convert_nsclc_radiomics(src, 611, raw=str(tmp_path / "raw"), test_fraction=0)
+    summary, out = convert_nsclc_radiomics(
+        src, ConversionSettings(out=str(tmp_path / "raw"), dataset_id=611, test_fraction=0)
+    )
     assert [r.case for r in summary.cases("converted")] == ["LUNG1-901_CT"]
     ref = sitk.ReadImage(str(sample / "rtstruct-seg-fixtures" / "A0002_B40f_GTV-1_mask.nii.gz"))
     label = sitk.ReadImage(str(out.label_path("LUNG1-901_CT")))
@@ -56,7 +59,9 @@ def test_stale_contour_references_are_placed_by_position(sample, tmp_path):
 def test_an_rtstruct_of_another_series_is_still_refused(sample, tmp_path):
     src = tmp_path / "dcms"
     flat_patient(sample, src / "LUNG1-902_CT", keep_series=False)
-    summary, _ = convert_nsclc_radiomics(src, 612, raw=str(tmp_path / "raw"), test_fraction=0)
+    summary, _ = convert_nsclc_radiomics(
+        src, ConversionSettings(out=str(tmp_path / "raw"), dataset_id=612, test_fraction=0)
+    )
     assert not summary.cases("converted")
     reason = summary.to_dict()["skipped"]["LUNG1-902_CT"]
     assert "0.dcm" in reason and "none of which is a CT series" in reason

@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_teacher_student.cli import main
-from nnunet_teacher_student.evaluation import evaluate_folders, load_manifest
+from nnunet_teacher_student.evaluation import EvaluationSettings, evaluate_folders, load_manifest
 from nnunet_teacher_student.core.errors import InputError
 
 SPACING_XYZ = (0.8, 0.8, 2.0)
@@ -56,25 +56,17 @@ def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
     return pred, gt, manifest
 
 
+def evaluate(pred, gt, out, *extra: str) -> int:
+    """``nnts evaluate --pred PRED --gt GT -o OUT --quiet EXTRA...``; its exit status."""
+    return main(
+        ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--quiet", *extra]
+    )
+
+
 def test_cli_end_to_end(folders, tmp_path, capsys):
     pred, gt, manifest = folders
     out = tmp_path / "out"
-    rc = main(
-        [
-            "evaluate",
-            "--pred",
-            str(pred),
-            "--gt",
-            str(gt),
-            "--manifest",
-            str(manifest),
-            "-o",
-            str(out),
-            "--name",
-            "Student",
-            "--quiet",
-        ]
-    )
+    rc = evaluate(pred, gt, out, "--manifest", str(manifest), "--name", "Student")
     assert rc == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "lesions.csv",
@@ -133,10 +125,14 @@ def test_label_option_selects_tumour_label(folders, tmp_path):
         lesion(2, 6, 2, 6, 3, 7, value=2) + lesion(8, 10, 2, 4, 2, 4, value=1),
     )
     by_any = evaluate_folders(pred, gt, progress=False)
-    by_label = evaluate_folders(pred, gt, label=2, gt_label=1, progress=False)
+    by_label = evaluate_folders(
+        pred, gt, settings=EvaluationSettings(label=2, gt_label=1), progress=False
+    )
     assert by_any["cases"][0]["fp"] == 1 and by_label["cases"][0]["fp"] == 0
     assert list(by_label["summary"]["datasets"]) == ["All"]
-    strict = evaluate_folders(pred, gt, overlap=0.5, nsd_tolerance_mm=1.0, progress=False)
+    strict = evaluate_folders(
+        pred, gt, settings=EvaluationSettings(overlap=0.5, nsd_tolerance_mm=1.0), progress=False
+    )
     assert ">= 50 % of its voxels" in strict["rules"] and "within 1 mm" in strict["rules"]
 
 
@@ -144,7 +140,7 @@ def test_geometry_mismatch_names_the_file(folders, tmp_path, capsys):
     pred, gt, _ = folders
     write_mask(pred / "msd_001.nii.gz", lesion(2, 6, 2, 6, 3, 7), spacing=(1.0, 1.0, 2.0))
     out = tmp_path / "out"
-    rc = main(["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(out), "--quiet"])
+    rc = evaluate(pred, gt, out)
     err = capsys.readouterr().err
     assert rc == 1
     assert (
@@ -158,23 +154,9 @@ def test_geometry_mismatch_names_the_file(folders, tmp_path, capsys):
 def test_missing_prediction_fails_or_scores_empty(folders, tmp_path, capsys):
     pred, gt, _ = folders
     (pred / "msd_001.nii.gz").unlink()
-    rc = main(
-        ["evaluate", "--pred", str(pred), "--gt", str(gt), "-o", str(tmp_path / "o1"), "--quiet"]
-    )
+    rc = evaluate(pred, gt, tmp_path / "o1")
     assert rc == 1 and "msd_001" in capsys.readouterr().err
-    rc = main(
-        [
-            "evaluate",
-            "--pred",
-            str(pred),
-            "--gt",
-            str(gt),
-            "-o",
-            str(tmp_path / "o2"),
-            "--quiet",
-            "--allow-missing",
-        ]
-    )
+    rc = evaluate(pred, gt, tmp_path / "o2", "--allow-missing")
     assert rc == 0
     row = next(
         r
