@@ -28,7 +28,7 @@ import SimpleITK as sitk
 from ..core.env import LUNGMASK_WEIGHTS
 from ..core.errors import InputError
 from ..core.geometry import Geometry, array_to_image, spacing_zyx
-from .classical import (
+from .threshold_mask import (
     LEFT,
     RIGHT,
     body_and_inside_air,

@@ -24,7 +24,7 @@ from ..formats.annotator import Annotator, annotator_from
 from ..core import dataset_keys as keys
 from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
-from .box_channel import BoxPrior, OnlineBoxChannel
+from .box_input import BoxPrior, OnlineBoxChannel
 from .lesion_sampling import lesion_balanced
 from .networks import WrappedNetwork, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
 from .transforms import protect_guidance_channels

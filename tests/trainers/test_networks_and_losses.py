@@ -15,7 +15,7 @@ from nnunet_teacher_student.trainers import (
     nnUNetTrainerSOStudent_Paper,
 )
 from nnunet_teacher_student.trainers.base import IgnoreAwareDiceLoss
-from nnunet_teacher_student.trainers.box_channel import BoxPrior
+from nnunet_teacher_student.trainers.box_input import BoxPrior
 from nnunet_teacher_student.trainers.networks import (
     DualDecoderUNet,
     plain_unet,

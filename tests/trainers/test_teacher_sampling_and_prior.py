@@ -8,7 +8,7 @@ import torch
 
 from nnunet_teacher_student.formats.annotator import Annotator
 from nnunet_teacher_student.core.components import label_components
-from nnunet_teacher_student.trainers.box_channel import BoxPrior, OnlineBoxChannel
+from nnunet_teacher_student.trainers.box_input import BoxPrior, OnlineBoxChannel
 from nnunet_teacher_student.trainers.lesion_sampling import balanced_location, lesion_points
 
 
