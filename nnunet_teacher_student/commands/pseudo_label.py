@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.defaults import BOX_MARGIN_MM
 from . import add_model_arguments
+
+if TYPE_CHECKING:
+    from ..pseudo_labels.settings import PseudoLabelSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", required=True, type=Path, help="output folder of the pseudo masks"
     )
+    add_teacher_arguments(p)
+    add_part_arguments(p)
+    add_box_arguments(p)
+    add_qc_arguments(p)
+    add_output_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_teacher_arguments(p: argparse.ArgumentParser) -> None:
+    """The teacher: ``-m``, ``-f``, ``-chk``, ``-device``, TTA and ``--teacher``."""
     add_model_arguments(
         p,
         "trained teacher model (or a student's, for a noisy-student round)",
@@ -44,6 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="model: the trained teacher of -m (default); classical: no training, inside each box "
         "HU > -400 and the lung region, the components the box frames (a reference floor)",
     )
+
+
+def add_part_arguments(p: argparse.ArgumentParser) -> None:
+    """``--num-parts`` and ``--part-id``: the part of the cases this run does."""
     p.add_argument(
         "--num-parts",
         type=int,
@@ -56,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="which part this run does: 0..num-parts-1 (default: the SLURM array task, else 0)",
     )
+
+
+def add_box_arguments(p: argparse.ArgumentParser) -> None:
+    """How the teacher reads the boxes: ``--box-margin-mm`` and ``--mode`` (box or point)."""
     p.add_argument(
         "--box-margin-mm",
         type=float,
@@ -68,6 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="teacher kind (default: from the trainer name in the model folder)",
     )
+
+
+def add_qc_arguments(p: argparse.ArgumentParser) -> None:
+    """The QC filters (each option named as its filter), ``--previous`` and ``--filter-mode``."""
     p.add_argument(
         "--min-box-fill",
         type=float,
@@ -133,6 +159,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="flag: mark failing cases in the QC table; drop: also list them in excluded.json so "
         "that make-student-dataset leaves them out (default flag)",
     )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The QC's true masks, the probability files, ``--overwrite`` and ``--quiet``."""
     p.add_argument(
         "--labels",
         type=Path,
@@ -152,24 +182,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predict this part's cases again; replaces the outputs of another teacher",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def _fmt(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def run(args: argparse.Namespace) -> int:
+def pseudo_label_settings_from_args(args: argparse.Namespace) -> PseudoLabelSettings:
+    """The :class:`PseudoLabelSettings` of parsed ``nnts pseudo-label`` arguments (checked: an
+    :class:`InputError`)."""
     from ..core.errors import InputError
     from ..pseudo_labels.qc import FILTERS
-    from ..pseudo_labels.run import pseudo_label
-    from ..core.sharding import resolve_shard
+    from ..pseudo_labels.settings import PseudoLabelSettings
 
     if args.box_margin_mm < 0:
         raise InputError(f"--box-margin-mm must be >= 0, got {args.box_margin_mm}")
-    filters = {
-        name: getattr(args, name) for name in FILTERS
-    }  # each QC filter's option has the filter's name
     if args.max_label_change is not None and args.previous is None:
         raise InputError(
             "--max-label-change needs --previous (the previous round's pseudo-label folder)"
@@ -178,30 +205,40 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             "-m/--model is required (the trained teacher's folder), or pass --teacher classical"
         )
+    return PseudoLabelSettings(
+        teacher=args.teacher,
+        model_folder=args.model,
+        folds=tuple(args.folds),
+        checkpoint=args.checkpoint,
+        mode=args.mode,
+        device=args.device,
+        tta=args.tta,
+        box_margin_mm=args.box_margin_mm,
+        **{name: getattr(args, name) for name in FILTERS},  # each filter's option has its name
+        filter_mode=args.filter_mode,
+        labels_dir=args.labels,
+        previous=args.previous,
+        save_probabilities=args.save_probabilities,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.sharding import resolve_shard
+    from ..pseudo_labels.run import pseudo_label
+
+    settings = pseudo_label_settings_from_args(args)
     num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
     if num_parts > 1:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
-    s = pseudo_label(
-        args.model,
-        args.input,
-        args.output,
-        args.folds,
-        args.checkpoint,
-        args.device,
-        args.tta,
-        num_parts,
-        part_id,
-        args.box_margin_mm,
-        args.mode,
-        filters,
-        args.filter_mode,
-        args.overwrite,
-        progress=not args.quiet,
-        teacher=args.teacher,
-        labels_dir=args.labels,
-        save_probabilities=args.save_probabilities,
-        previous=args.previous,
-    )
+    s = pseudo_label(args.input, args.output, settings, num_parts, part_id)
+    _print_summary(s, args)
+    return 0
+
+
+def _print_summary(s: dict, args: argparse.Namespace) -> None:
+    """The run's counts, timings, QC means and filter results."""
     qc = s["qc"]
     print(
         f"part {s['part_id']}/{s['num_parts']}: {s['cases_in_part']} case(s), predicted {s['predicted']}, "
@@ -231,4 +268,3 @@ def run(args: argparse.Namespace) -> int:
             f"{s['failing_any_filter']} case(s) fail some filter; excluded from student datasets: {s['excluded']}"
         )
     print(f"wrote {args.output}/<case>.nii.gz, qc.csv, qc.json, excluded.json, provenance.json")
-    return 0

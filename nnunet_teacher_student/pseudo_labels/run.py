@@ -22,11 +22,11 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from dataclasses import replace
+from typing import Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
-from ..core.defaults import BOX_MARGIN_MM
 from ..core.errors import InputError
 from ..core.files import write_text_atomic, file_sha256
 from ..core.geometry import Geometry, array_to_image, write_image_atomic, read_label
@@ -45,6 +45,7 @@ from .folder import (
     probability_file,
 )
 from .qc import FILTERS, case_qc, failed_filters, write_qc_table
+from .settings import PseudoLabelSettings
 
 # provenance entries that must agree before a run may resume into an existing output folder
 IDENTITY_KEYS = (
@@ -205,147 +206,205 @@ def aggregate_qc(
 
 
 def pseudo_label(
-    model_folder: str | Path | None,
     weak_dir: str | Path,
     out_dir: str | Path,
-    folds: Sequence[int | str] = (0,),
-    checkpoint: str = "checkpoint_final.pth",
-    device: str = "cpu",
-    tta: bool = True,
+    settings: PseudoLabelSettings,
     num_parts: int = 1,
     part_id: int = 0,
-    box_margin_mm: float = BOX_MARGIN_MM,
-    mode: str | None = None,
-    filters: Mapping[str, float | None] | None = None,
-    filter_mode: str = "flag",
-    overwrite: bool = False,
-    progress: bool = True,
-    teacher: str = "model",
-    labels_dir: str | Path | None = None,
-    save_probabilities: bool = False,
-    previous: str | Path | None = None,
 ) -> dict:
-    """Pseudo-label this part's cases of ``weak_dir`` into ``out_dir`` (resumable); returns a summary.
-    ``teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a trained model. ``labels_dir``: the
-    weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak set's ``labels/``).
-    ``save_probabilities``: also write the teacher's tumour probability per case (``OUT/probabilities/``).
-    Several ``folds``: an ensemble (:class:`..teacher.ensemble.TeacherEnsemble`), with the members'
-    disagreement per case in the QC. ``previous``: the pseudo-label folder of the previous noisy-student round;
-    each case's ``label_change`` (1 - DSC against its label there) goes into the QC."""
-    weak = WeakSet(Path(weak_dir), labels_dir)
+    """Pseudo-label part ``part_id`` of ``num_parts`` of the cases of ``weak_dir`` into ``out_dir`` (resumable);
+    returns a summary. ``settings.teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a
+    trained model. ``labels_dir``: the weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak
+    set's ``labels/``). ``save_probabilities``: also write the teacher's tumour probability per case
+    (``OUT/probabilities/``). Several ``folds``: an ensemble (:class:`..teacher.ensemble.TeacherEnsemble`), with
+    the members' disagreement per case in the QC. ``previous``: the pseudo-label folder of the previous
+    noisy-student round; each case's ``label_change`` (1 - DSC against its label there) goes into the QC."""
+    weak = WeakSet(Path(weak_dir), settings.labels_dir)
     out = Path(out_dir)
     all_cases = weak.case_ids()
     mine = part_cases(all_cases, num_parts, part_id)
-    resolved = out.resolve()
-    if resolved in {p.resolve() for p in (weak.images, weak.boxes, weak.boxmasks, weak.labels)}:
-        raise InputError(
-            f"{out}: output folder is a folder of the weak set itself; choose another one"
-        )
-    _check_filters(filters, filter_mode)
-    if teacher == "classical":
-        from ..teacher.classical import ClassicalTeacher
-
-        rule = ClassicalTeacher(box_margin_mm=box_margin_mm)
-        prov = rule.provenance()
-    elif teacher == "model":
-        if model_folder is None:
-            raise InputError(
-                "pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical"
-            )
-        mode = mode or teacher_mode(model_folder)
-        prov = teacher_provenance(model_folder, folds, checkpoint, mode, box_margin_mm, tta)
-        if len(folds) > 1:
-            prov["ensemble"] = ENSEMBLE_RULE
-    else:
-        raise InputError(f"unknown teacher {teacher!r} (model or classical)")
-    prov["weak_dir"] = str(Path(weak_dir).resolve())
-    for case in (
-        mine
-    ):  # headers and box files of every case first: nothing is written for a broken weak set
-        weak.check_case(case)
-    if previous is not None:
-        previous = Path(previous)
-        if previous.resolve() == resolved:
-            raise InputError(
-                f"{previous}: the previous round's pseudo-labels cannot be the output folder"
-            )
-        lacking = [c for c in mine if not (previous / f"{c}{IMAGE_SUFFIX}").is_file()]
-        if lacking:
-            raise InputError(
-                f"{previous}: no pseudo-label of {len(lacking)} case(s) of the weak set, e.g. "
-                f"{previous / (lacking[0] + IMAGE_SUFFIX)} (not the previous round's folder?)"
-            )
-        prov["previous"] = str(previous.resolve())
-    if save_probabilities and teacher == "classical":
-        raise InputError(
-            "--save-probabilities needs a trained teacher: the classical rule has no probabilities"
-        )
-    todo = [c for c in mine if overwrite or not _is_finished(out, c, save_probabilities)]
+    settings, prov = _checked_teacher(weak, out, mine, settings)
+    todo = [
+        c
+        for c in mine
+        if settings.overwrite or not _is_finished(out, c, settings.save_probabilities)
+    ]
     first = (
         weak.read_case(todo[0]) if todo else None
     )  # and the first image in full, before the output exists
     out.mkdir(parents=True, exist_ok=True)
-    _check_provenance(out, prov, all_cases, overwrite)
+    _check_provenance(out, prov, all_cases, settings.overwrite)
     _remove_stale_temps(out, mine)
-    seconds: list[float] = []
     t_start = time.perf_counter()
+    seconds: list[float] = []
     if todo:
-        if teacher == "classical":
-
-            def predict(ct, boxset):
-                return rule.predict(ct, boxset), {}
-        elif len(folds) > 1:
-            from ..teacher.ensemble import TeacherEnsemble
-
-            ensemble = TeacherEnsemble(model_folder, folds, checkpoint, device, tta)
-
-            def predict(ct, boxset):
-                return ensemble.predict(ct, boxset, mode, box_margin_mm)
-        else:
-            from ..prediction.region import RegionPredictor
-
-            predictor = RegionPredictor(model_folder, folds, checkpoint, device, tta)
-
-            def predict(ct, boxset):
-                return teacher_predict_case(predictor, ct, boxset, mode, box_margin_mm), {}
-
+        labeller = _CaseLabeller(weak, out, settings, prov)
         bar = tqdm(
             todo,
             desc=f"nnts pseudo-label (part {part_id}/{num_parts})",
             unit="case",
-            disable=not progress,
+            disable=settings.quiet,
         )
         for case in bar:
-            t0 = time.perf_counter()
-            ct, boxset = first if case == todo[0] else weak.read_case(case)
-            pred, extra = predict(ct, boxset)
-            geometry = Geometry.of(ct)
-            truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
-            record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth), **extra}
-            if previous is not None:
-                before = read_label(previous / f"{case}{IMAGE_SUFFIX}", ct) > 0
-                record["label_change"] = 1.0 - dice(before, pred.mask > 0)
-            if save_probabilities:
-                write_image_atomic(
-                    array_to_image(pred.probability.astype("float32"), geometry),
-                    probability_file(out, case),
-                )
-            write_image_atomic(array_to_image(pred.mask, geometry), out / f"{case}{IMAGE_SUFFIX}")
-            record["seconds"] = time.perf_counter() - t0
-            record["teacher_checkpoint_sha256"] = prov["checkpoint_sha256"]
-            write_text_atomic(json.dumps(record, indent=1), out / QC_DIR / f"{case}.json")
-            seconds.append(record["seconds"])
-            bar.set_postfix_str(f"{case} {record['seconds']:.1f}s")
-    doc = aggregate_qc(out, all_cases, filters, filter_mode)
-    return {
-        "out_dir": str(out),
+            seconds.append(labeller.label(case, first if case == todo[0] else None))
+            bar.set_postfix_str(f"{case} {seconds[-1]:.1f}s")
+    doc = aggregate_qc(out, all_cases, settings.filters, settings.filter_mode)
+    counts = {
         "cases_total": len(all_cases),
         "num_parts": num_parts,
         "part_id": part_id,
         "cases_in_part": len(mine),
         "predicted": len(seconds),
         "skipped": len(mine) - len(todo),
-        "seconds_total": time.perf_counter() - t_start,
+    }
+    return _summary(out, counts, seconds, time.perf_counter() - t_start, doc)
+
+
+def _checked_teacher(
+    weak: WeakSet, out: Path, mine: Sequence[str], settings: PseudoLabelSettings
+) -> tuple[PseudoLabelSettings, dict]:
+    """Check the run before anything is written: the output folder, the filters, the teacher, this part's weak
+    cases and the previous round's folder. Returns the settings with the teacher's mode and the provenance."""
+    if out.resolve() in {
+        p.resolve() for p in (weak.images, weak.boxes, weak.boxmasks, weak.labels)
+    }:
+        raise InputError(
+            f"{out}: output folder is a folder of the weak set itself; choose another one"
+        )
+    _check_filters(settings.filters, settings.filter_mode)
+    settings, prov = _teacher_provenance(settings)
+    prov["weak_dir"] = str(weak.root.resolve())
+    for case in (
+        mine
+    ):  # headers and box files of every case first: nothing is written for a broken weak set
+        weak.check_case(case)
+    if settings.previous is not None:
+        _check_previous(settings.previous, out, mine)
+        prov["previous"] = str(settings.previous.resolve())
+    if settings.save_probabilities and settings.teacher == "classical":
+        raise InputError(
+            "--save-probabilities needs a trained teacher: the classical rule has no probabilities"
+        )
+    return settings, prov
+
+
+def _teacher_provenance(settings: PseudoLabelSettings) -> tuple[PseudoLabelSettings, dict]:
+    """The provenance of the settings' teacher, and the settings with the model's mode resolved."""
+    if settings.teacher == "classical":
+        from ..teacher.classical import ClassicalTeacher
+
+        return settings, ClassicalTeacher(box_margin_mm=settings.box_margin_mm).provenance()
+    if settings.teacher != "model":
+        raise InputError(f"unknown teacher {settings.teacher!r} (model or classical)")
+    if settings.model_folder is None:
+        raise InputError(
+            "pseudo-labelling needs a trained teacher (-m MODEL_FOLDER) or --teacher classical"
+        )
+    settings = replace(settings, mode=settings.mode or teacher_mode(settings.model_folder))
+    prov = teacher_provenance(
+        settings.model_folder,
+        settings.folds,
+        settings.checkpoint,
+        settings.mode,
+        settings.box_margin_mm,
+        settings.tta,
+    )
+    if len(settings.folds) > 1:
+        prov["ensemble"] = ENSEMBLE_RULE
+    return settings, prov
+
+
+def _check_previous(previous: Path, out: Path, mine: Sequence[str]) -> None:
+    """The previous round's folder is not the output folder and holds a pseudo-label of each case."""
+    if previous.resolve() == out.resolve():
+        raise InputError(
+            f"{previous}: the previous round's pseudo-labels cannot be the output folder"
+        )
+    lacking = [c for c in mine if not (previous / f"{c}{IMAGE_SUFFIX}").is_file()]
+    if lacking:
+        raise InputError(
+            f"{previous}: no pseudo-label of {len(lacking)} case(s) of the weak set, e.g. "
+            f"{previous / (lacking[0] + IMAGE_SUFFIX)} (not the previous round's folder?)"
+        )
+
+
+def _case_predictor(settings: PseudoLabelSettings) -> Callable:
+    """``predict(ct, boxset) -> (TeacherPrediction, extra QC entries)`` of the settings' teacher."""
+    if settings.teacher == "classical":
+        from ..teacher.classical import ClassicalTeacher
+
+        rule = ClassicalTeacher(box_margin_mm=settings.box_margin_mm)
+
+        def predict(ct, boxset):
+            return rule.predict(ct, boxset), {}
+    elif len(settings.folds) > 1:
+        from ..teacher.ensemble import TeacherEnsemble
+
+        ensemble = TeacherEnsemble(*_model_args(settings))
+
+        def predict(ct, boxset):
+            return ensemble.predict(ct, boxset, settings.mode, settings.box_margin_mm)
+    else:
+        from ..prediction.region import RegionPredictor
+
+        predictor = RegionPredictor(*_model_args(settings))
+
+        def predict(ct, boxset):
+            return teacher_predict_case(
+                predictor, ct, boxset, settings.mode, settings.box_margin_mm
+            ), {}
+
+    return predict
+
+
+def _model_args(settings: PseudoLabelSettings) -> tuple:
+    """(model folder, folds, checkpoint, device, tta): how the teacher's networks are loaded."""
+    return (
+        settings.model_folder,
+        settings.folds,
+        settings.checkpoint,
+        settings.device,
+        settings.tta,
+    )
+
+
+class _CaseLabeller:
+    """Predicts one weak case with the teacher and writes its mask, probability and QC record."""
+
+    def __init__(self, weak: WeakSet, out: Path, settings: PseudoLabelSettings, prov: dict) -> None:
+        self.weak, self.out, self.settings, self.prov = weak, out, settings, prov
+        self.predict = _case_predictor(settings)
+
+    def label(self, case: str, loaded: tuple | None = None) -> float:
+        """Pseudo-label ``case`` (``loaded``: its CT and boxes, already read); returns the seconds it took."""
+        t0 = time.perf_counter()
+        weak, out, previous = self.weak, self.out, self.settings.previous
+        ct, boxset = loaded if loaded is not None else weak.read_case(case)
+        pred, extra = self.predict(ct, boxset)
+        geometry = Geometry.of(ct)
+        truth = read_label(weak.label_path(case), ct) if weak.has_labels(case) else None
+        record = {"case": case, **case_qc(pred, boxset, geometry.spacing, truth), **extra}
+        if previous is not None:
+            before = read_label(previous / f"{case}{IMAGE_SUFFIX}", ct) > 0
+            record["label_change"] = 1.0 - dice(before, pred.mask > 0)
+        if self.settings.save_probabilities:
+            write_image_atomic(
+                array_to_image(pred.probability.astype("float32"), geometry),
+                probability_file(out, case),
+            )
+        write_image_atomic(array_to_image(pred.mask, geometry), out / f"{case}{IMAGE_SUFFIX}")
+        record["seconds"] = time.perf_counter() - t0
+        record["teacher_checkpoint_sha256"] = self.prov["checkpoint_sha256"]
+        write_text_atomic(json.dumps(record, indent=1), out / QC_DIR / f"{case}.json")
+        return record["seconds"]
+
+
+def _summary(out: Path, counts: dict, seconds: list[float], total: float, doc: dict) -> dict:
+    """The run's summary: the case ``counts``, the timings and the QC document's totals."""
+    return {
+        "out_dir": str(out),
+        **counts,
+        "seconds_total": total,
         "seconds_per_case": sum(seconds) / len(seconds) if seconds else None,
         "complete": doc["complete"],
         "missing": len(doc["missing"]),
@@ -353,5 +412,5 @@ def pseudo_label(
         "removed_by_filter": doc["removed_by_filter"],
         "failing_any_filter": doc["failing_any_filter"],
         "excluded": len(doc["excluded"]),
-        "filter_mode": filter_mode,
+        "filter_mode": doc["filter_mode"],
     }
