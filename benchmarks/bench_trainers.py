@@ -40,9 +40,12 @@ CONFIG = "3d_bench"
 
 def setup(work: Path, args) -> None:
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
+    from nnunet_teacher_student.phantom.settings import PhantomSettings
     from nnunet_teacher_student.nnunet.plans import add_small_configuration, ext_trainer_dir
     from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.settings import StudentDatasetSettings
     from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
+    from nnunet_teacher_student.teacher.settings import TeacherDatasetSettings
 
     for k in ("raw", "preprocessed", "results"):
         (work / k).mkdir(parents=True, exist_ok=True)
@@ -54,19 +57,27 @@ def setup(work: Path, args) -> None:
     )
     if not list((work / "preprocessed").glob(f"Dataset{IDS['do']}_*/nnUNetPlans.json")):
         write_phantom_datasets(
-            work / "phantom",
-            IDS["strong"],
-            n_strong=args.cases,
-            n_weak=0,
-            n_test=0,
-            seed=0,
-            preset=args.preset,
-            raw_dir=work / "raw",
-            overwrite=True,
+            PhantomSettings(
+                work / "phantom",
+                IDS["strong"],
+                n_strong=args.cases,
+                n_weak=0,
+                n_test=0,
+                seed=0,
+                preset=args.preset,
+                raw_dir=work / "raw",
+                overwrite=True,
+            )
         )
-        make_teacher_dataset(IDS["strong"], IDS["teacher"], "BenchTeacher", overwrite=True)
-        make_student_dataset(IDS["strong"], IDS["so"], "BenchSO", "so", overwrite=True)
-        make_student_dataset(IDS["strong"], IDS["do"], "BenchDO", "do", overwrite=True)
+        make_teacher_dataset(
+            TeacherDatasetSettings(IDS["strong"], IDS["teacher"], "BenchTeacher", overwrite=True)
+        )
+        make_student_dataset(
+            StudentDatasetSettings(IDS["strong"], IDS["so"], "BenchSO", "so", overwrite=True)
+        )
+        make_student_dataset(
+            StudentDatasetSettings(IDS["strong"], IDS["do"], "BenchDO", "do", overwrite=True)
+        )
         ids = [str(IDS[k]) for k in ("teacher", "so", "do")]
         subprocess.run(
             [

@@ -46,18 +46,21 @@ def nnunet_env(tmp_path_factory):
 def phantom_study(nnunet_env):
     """Tiny phantom study: strong dataset 501 (6 cases), weak set (4), test set (2), manifest."""
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
+    from nnunet_teacher_student.phantom.settings import PhantomSettings
 
     out = nnunet_env / "phantom"
     write_phantom_datasets(
-        out,
-        STRONG_ID,
-        n_strong=6,
-        n_weak=4,
-        n_test=2,
-        seed=7,
-        preset="tiny",
-        raw_dir=os.environ["nnUNet_raw"],
-        progress=False,
+        PhantomSettings(
+            out,
+            STRONG_ID,
+            n_strong=6,
+            n_weak=4,
+            n_test=2,
+            seed=7,
+            preset="tiny",
+            raw_dir=os.environ["nnUNet_raw"],
+            progress=False,
+        )
     )
     return out
 
@@ -69,19 +72,27 @@ def planned_datasets(phantom_study) -> dict[int, Path]:
     504 DO student datasets from the strong cases' true masks."""
     from nnunet_teacher_student.nnunet.raw_dataset import find_raw_dataset
     from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.settings import StudentDatasetSettings
     from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
+    from nnunet_teacher_student.teacher.settings import TeacherDatasetSettings
 
     make_teacher_dataset(
-        STRONG_ID,
-        TEACHER_ID,
-        "PhantomTeacher",
-        seed=0,
-        weak_dir=phantom_study / "weak",
-        annotator="exact",
+        TeacherDatasetSettings(
+            STRONG_ID,
+            TEACHER_ID,
+            "PhantomTeacher",
+            seed=0,
+            weak_dir=phantom_study / "weak",
+            annotator="exact",
+        )
     )
     manifest = phantom_study / "manifest.json"
-    make_student_dataset(STRONG_ID, SO_ID, "PhantomSO", "so", manifest=manifest, n_folds=3)
-    make_student_dataset(STRONG_ID, DO_ID, "PhantomDO", "do", manifest=manifest, n_folds=3)
+    make_student_dataset(
+        StudentDatasetSettings(STRONG_ID, SO_ID, "PhantomSO", "so", manifest=manifest, n_folds=3)
+    )
+    make_student_dataset(
+        StudentDatasetSettings(STRONG_ID, DO_ID, "PhantomDO", "do", manifest=manifest, n_folds=3)
+    )
     ids = (STRONG_ID, TEACHER_ID, SO_ID, DO_ID)
     plan_and_preprocess(*ids)
     return {i: find_raw_dataset(i) for i in ids}

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..students.settings import ScenarioSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -69,25 +73,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..students.scenario import make_scenario
+def scenario_settings_from_args(args: argparse.Namespace) -> ScenarioSettings:
+    """The scenario settings of an ``nnts make-scenario`` command line."""
+    from ..students.settings import ScenarioSettings
 
-    r = make_scenario(
+    return ScenarioSettings(
         args.strong,
         args.output,
         args.strong_count,
         args.d,
         args.name,
-        args.seed,
-        args.jitter,
-        args.box_mode,
-        args.manifest,
-        args.size_balance,
-        args.overwrite,
+        seed=args.seed,
+        jitter=args.jitter,
+        box_mode=args.box_mode,
+        manifest=args.manifest,
+        size_balance=args.size_balance,
+        overwrite=args.overwrite,
         progress=not args.quiet,
         annotator=args.annotator,
-        strong_sites=args.strong_sites,
+        strong_sites=tuple(args.strong_sites) if args.strong_sites else None,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..students.scenario import make_scenario
+
+    r = make_scenario(scenario_settings_from_args(args))
     short = (
         ""
         if r["strong_count"] == r["strong_count_requested"]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from . import print_next_steps
 
+if TYPE_CHECKING:
+    from ..students.settings import StudentDatasetSettings
 
-def run(args: argparse.Namespace) -> int:
-    from ..students.dataset import make_student_dataset
+
+def student_dataset_settings_from_args(args: argparse.Namespace) -> StudentDatasetSettings:
+    """The student dataset settings of an ``nnts make-student-dataset`` command line (reads --band-from)."""
+    from ..students.settings import StudentDatasetSettings
     from ..teacher.calibration import check_band, read_band
 
     band = (
@@ -18,23 +23,29 @@ def run(args: argparse.Namespace) -> int:
         if args.uncertain_band
         else None
     )
-    out = make_student_dataset(
+    return StudentDatasetSettings(
         args.strong,
         args.d,
         args.name,
-        args.form,
-        args.weak,
-        args.pseudo,
-        args.manifest,
-        args.folds,
-        args.seed,
-        args.size_balance,
-        args.crop,
-        args.lungmask_weights,
-        args.crop_margin_mm,
+        form=args.form,
+        weak_dir=args.weak,
+        pseudo_dir=args.pseudo,
+        manifest=args.manifest,
+        n_folds=args.folds,
+        seed=args.seed,
+        size_balance=args.size_balance,
+        crop=args.crop,
+        lung_weights=args.lungmask_weights,
+        crop_margin_mm=args.crop_margin_mm,
         overwrite=args.overwrite,
         uncertain_band=band,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..students.dataset import make_student_dataset
+
+    out = make_student_dataset(student_dataset_settings_from_args(args))
     trainer = {
         "do": "nnUNetTrainerDOStudent",
         "so": "nnUNetTrainerSOStudent",

@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from . import print_next_steps
 
+if TYPE_CHECKING:
+    from ..teacher.settings import TeacherDatasetSettings
 
-def run(args: argparse.Namespace) -> int:
-    from ..teacher.dataset import make_teacher_dataset
 
-    from ..nnunet.folds import load_manifest_cases
+def teacher_dataset_settings_from_args(args: argparse.Namespace) -> TeacherDatasetSettings:
+    """The teacher dataset settings of an ``nnts make-teacher-dataset`` command line."""
+    from ..teacher.settings import TeacherDatasetSettings
 
-    n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
-    out = make_teacher_dataset(
+    return TeacherDatasetSettings(
         args.strong,
         args.d,
         args.name,
-        args.jitter,
-        args.seed,
-        args.box_mode,
-        args.weak,
+        jitter=args.jitter,
+        seed=args.seed,
+        box_mode=args.box_mode,
+        weak_dir=args.weak,
         overwrite=args.overwrite,
         manifest=args.manifest,
         n_folds=args.folds,
         annotator=args.annotator,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..nnunet.folds import load_manifest_cases
+    from ..teacher.dataset import make_teacher_dataset
+
+    n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
+    out = make_teacher_dataset(teacher_dataset_settings_from_args(args))
     print(f"wrote {out} (test cases excluded: {n_test}; folds: {out / 'splits_final.json'})")
     print_next_steps(args.d, "all", "nnUNetTrainerBoxTeacher")
     return 0

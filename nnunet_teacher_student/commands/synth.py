@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..phantom.settings import PhantomSettings
 
 PRESET_NAMES = (
     "default",
@@ -12,10 +16,11 @@ PRESET_NAMES = (
 FAMILY_NAMES = ("standard", "copd")  # phantom.families.FAMILIES (a test checks they agree)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..phantom.datasets import write_phantom_datasets
+def phantom_settings_from_args(args: argparse.Namespace) -> PhantomSettings:
+    """The phantom settings of an ``nnts synth`` command line."""
+    from ..phantom.settings import PhantomSettings
 
-    summary = write_phantom_datasets(
+    return PhantomSettings(
         args.out_dir,
         args.dataset_id,
         n_strong=args.strong,
@@ -34,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
         tumour_free=args.tumour_free,
         family=args.family,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..phantom.datasets import write_phantom_datasets
+
+    summary = write_phantom_datasets(phantom_settings_from_args(args))
     c, cfg = summary["counts"], summary["config"]
     print(f"strong dataset : {summary['dataset_dir']} ({c['strong']} cases)")
     print(

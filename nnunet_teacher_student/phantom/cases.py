@@ -49,6 +49,7 @@ from .tumours import (
     DIAMETER_RANGE_MM,
     PLACEMENTS,
     PlacedTumour,
+    TumourPlan,
     place_tumours,
     sample_tumour_diameters,
 )
@@ -331,52 +332,14 @@ def generate_case(
     an = sample_anatomy(rng)
     grid, spacing = _sample_grid(rng, an, cfg, prof)
     hu, tissue, lung, vessel, segs = _render_anatomy(an, grid, rng)
-
-    n = int(rng.choice(4, p=prof.n_tumour_probs)) if n_tumours is None else n_tumours
-    n = max(n, min_tumours)
-    fam = get_family(cfg.family)
-    nominal = (
-        mixture_diameters(rng, fam.diameter_mixture, n, DIAMETER_RANGE_MM)
-        if fam.diameter_mixture
-        else sample_tumour_diameters(rng, site, n)
-    )
-    if n > 1:  # the first is the primary; further lesions are smaller
-        nominal[1:] *= rng.uniform(0.45, 0.9, n - 1)
-    part_solid = rng.random(n) < prof.part_solid_prob * np.where(nominal < 45, 1.0, 0.25)
-    placements = [
-        PLACEMENTS[i] for i in rng.choice(3, size=n, p=fam.placement_probs or prof.placement_probs)
-    ]
-    # at least 3 pixels across and one slice thick, so that every tumour is visible
-    min_d = max(3 * spacing[0], spacing[2]) / cfg.scale
-    fit = np.maximum(nominal * cfg.tumour_scale, min_d)
-    placed = place_tumours(
-        rng,
-        grid,
-        lung,
-        segs,
-        fit,
-        nominal,
-        part_solid,
-        placements,
-        prof.solid_hu,
-        fam.wave_amplitude,
-    )
-
+    plan = _plan_tumours(rng, site, n_tumours, min_tumours, cfg, spacing)
+    placed = place_tumours(rng, grid, lung, segs, plan)
     label = np.zeros(grid.shape, np.uint8)
     spacing_zyx = np.array(spacing[::-1])
-    tumours = []
-    for t in placed:
-        sub, tis = hu[t.sl], tissue[t.sl]
-        solid = t.shape.solid_hu
-        sub[t.core] = solid
-        if t.necrotic is not None:
-            sub[t.necrotic] = max(solid - t.shape.necrosis_hu, 0.0)
-        halo = t.mask & ~t.core
-        sub[halo] = np.maximum(sub[halo], t.shape.ggo_hu)
-        tis[t.core], tis[halo] = TUMOUR_SOLID, TUMOUR_GGO
-        label[t.sl][t.mask] = 1
-        tumours.append(_tumour_info(t, grid, lung, vessel, spacing_zyx, cfg))
+    _paint_tumours(placed, hu, tissue, label)
+    tumours = [_tumour_info(t, grid, lung, vessel, spacing_zyx, cfg) for t in placed]
 
+    fam = get_family(cfg.family)
     consolidation = np.zeros(grid.shape, bool)
     if fam.name != "standard":  # its own generator: the standard phantoms' draws stay as they were
         frng = np.random.default_rng([seed, 1])
@@ -385,25 +348,8 @@ def generate_case(
         tissue[consolidation] = SOFT
         add_emphysema(frng, hu, lung, (label > 0) | (vessel > 0.3) | consolidation, fam)
 
-    sig = rng.uniform(*prof.blur_px)
-    hu = ndimage.gaussian_filter(hu, (0.35, sig, sig), mode="nearest")
-    noise_sd = rng.uniform(*prof.noise_hu)
-    noise = ndimage.gaussian_filter(
-        rng.standard_normal(grid.shape, dtype=np.float32), (0, 0.6, 0.6)
-    )
-    hu += noise * np.float32(noise_sd / max(float(noise.std()), 1e-6))
-    ct = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
-
-    geometry = Geometry(
-        size=(grid.shape[2], grid.shape[1], grid.shape[0]),
-        spacing=tuple(float(v) for v in spacing),
-        origin=(
-            float(grid.x[0] * cfg.scale),
-            float(grid.y[0] * cfg.scale),
-            float(grid.z[0] * cfg.scale),
-        ),
-        direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
-    )
+    ct, sig, noise_sd = _acquire(rng, hu, prof)
+    geometry = _case_geometry(grid, spacing, cfg.scale)
     info = {
         "seed": int(seed),
         "site": site,
@@ -424,6 +370,76 @@ def generate_case(
         array_to_image(lung.astype(np.uint8), geometry),
         info,
         tissue,
+    )
+
+
+def _plan_tumours(
+    rng: np.random.Generator,
+    site: str,
+    n_tumours: int | None,
+    min_tumours: int,
+    cfg: PhantomConfig,
+    spacing: tuple[float, float, float],
+) -> TumourPlan:
+    """Draw the tumours of a case: count, sizes (the first is the primary), part-solid flags, placements."""
+    prof, fam = SITES[site], get_family(cfg.family)
+    n = int(rng.choice(4, p=prof.n_tumour_probs)) if n_tumours is None else n_tumours
+    n = max(n, min_tumours)
+    nominal = (
+        mixture_diameters(rng, fam.diameter_mixture, n, DIAMETER_RANGE_MM)
+        if fam.diameter_mixture
+        else sample_tumour_diameters(rng, site, n)
+    )
+    if n > 1:  # the first is the primary; further lesions are smaller
+        nominal[1:] *= rng.uniform(0.45, 0.9, n - 1)
+    part_solid = rng.random(n) < prof.part_solid_prob * np.where(nominal < 45, 1.0, 0.25)
+    placements = [
+        PLACEMENTS[i] for i in rng.choice(3, size=n, p=fam.placement_probs or prof.placement_probs)
+    ]
+    # at least 3 pixels across and one slice thick, so that every tumour is visible
+    min_d = max(3 * spacing[0], spacing[2]) / cfg.scale
+    fit = np.maximum(nominal * cfg.tumour_scale, min_d)
+    return TumourPlan(fit, nominal, part_solid, placements, prof.solid_hu, fam.wave_amplitude)
+
+
+def _paint_tumours(
+    placed: list[PlacedTumour], hu: np.ndarray, tissue: np.ndarray, label: np.ndarray
+) -> None:
+    """Write the tumours into the HU volume (solid core, necrosis, ground-glass halo), tissues and label."""
+    for t in placed:
+        sub, tis = hu[t.sl], tissue[t.sl]
+        solid = t.shape.solid_hu
+        sub[t.core] = solid
+        if t.necrotic is not None:
+            sub[t.necrotic] = max(solid - t.shape.necrosis_hu, 0.0)
+        halo = t.mask & ~t.core
+        sub[halo] = np.maximum(sub[halo], t.shape.ggo_hu)
+        tis[t.core], tis[halo] = TUMOUR_SOLID, TUMOUR_GGO
+        label[t.sl][t.mask] = 1
+
+
+def _acquire(
+    rng: np.random.Generator, hu: np.ndarray, prof: SiteProfile
+) -> tuple[np.ndarray, float, float]:
+    """The scanner: the site's blur and correlated noise; the CT (int16 HU), blur sigma and noise SD."""
+    sig = rng.uniform(*prof.blur_px)
+    hu = ndimage.gaussian_filter(hu, (0.35, sig, sig), mode="nearest")
+    noise_sd = rng.uniform(*prof.noise_hu)
+    noise = ndimage.gaussian_filter(rng.standard_normal(hu.shape, dtype=np.float32), (0, 0.6, 0.6))
+    hu += noise * np.float32(noise_sd / max(float(noise.std()), 1e-6))
+    return np.clip(np.rint(hu), -1024, 3071).astype(np.int16), sig, noise_sd
+
+
+def _case_geometry(grid: Grid, spacing: tuple[float, float, float], scale: float) -> Geometry:
+    return Geometry(
+        size=(grid.shape[2], grid.shape[1], grid.shape[0]),
+        spacing=tuple(float(v) for v in spacing),
+        origin=(
+            float(grid.x[0] * scale),
+            float(grid.y[0] * scale),
+            float(grid.z[0] * scale),
+        ),
+        direction=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),
     )
 
 

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -23,6 +23,7 @@ from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, write_image_atomic, spacing_zyx
 from ..formats.annotator import Annotator, annotator_from
 from .cases import SITE_NAMES, SITES, PhantomConfig, generate_case, make_config
+from .settings import PhantomSettings
 
 
 OUT_ITEMS = ("weak", "test", "lungs", "manifest.json", "synth_settings.json")
@@ -137,26 +138,7 @@ def _resolve_raw(raw_dir: str | os.PathLike | None) -> Path:
     return Path(raw)
 
 
-def write_phantom_datasets(
-    out_dir: str | os.PathLike,
-    dataset_id: int,
-    n_strong: int = 8,
-    n_weak: int = 24,
-    n_test: int = 8,
-    seed: int = 0,
-    preset: str = "default",
-    scale: float | None = None,
-    raw_dir: str | os.PathLike | None = None,
-    dataset_name: str = "PhantomLung",
-    jitter: int = 0,
-    num_processes: int = 1,
-    overwrite: bool = False,
-    sites: str | Sequence[str] = "mixed",
-    progress: bool = True,
-    annotator: Annotator | str | dict | None = None,
-    tumour_free: float | None = None,
-    **config_overrides: Any,
-) -> dict:
+def write_phantom_datasets(settings: PhantomSettings) -> dict:
     """Write the strong nnU-Net raw dataset, ``out_dir/weak`` (boxes, true labels kept in ``labels/``),
     ``out_dir/test`` (images + labels), ``out_dir/lungs`` (true lung masks of every case) and
     ``out_dir/manifest.json``; everything is staged in temporary folders and moved in place at the end.
@@ -171,125 +153,43 @@ def write_phantom_datasets(
     """
     from tqdm import tqdm
 
-    annotator = annotator_from(jitter, annotator)
-
-    cfg = make_config(preset, scale, **config_overrides)
-    if not (isinstance(dataset_id, int) and 1 <= dataset_id <= 999):
-        raise InputError(f"dataset id must be an integer in 1..999, got {dataset_id!r}")
-    if not dataset_name or not all(c.isalnum() or c in "_-" for c in dataset_name):
-        raise InputError(f"dataset name {dataset_name!r}: use letters, digits, '_' or '-'")
-    if n_strong < 1 or n_weak < 0 or n_test < 0:
-        raise InputError(
-            f"need >= 1 strong and >= 0 weak/test cases, got {n_strong}/{n_weak}/{n_test}"
-        )
-    if tumour_free is not None and not 0 <= tumour_free < 1:
-        raise InputError(f"the tumour-free fraction must be in [0, 1), got {tumour_free}")
-    if jitter < 0 or num_processes < 1:
-        raise InputError(
-            f"jitter must be >= 0 and num_processes >= 1, got {jitter}, {num_processes}"
-        )
-    raw = _resolve_raw(raw_dir)
-    out = Path(out_dir)
-    target = raw / f"Dataset{dataset_id:03d}_{dataset_name}"
-    clash = (
-        [p for p in raw.glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p != target]
-        if raw.is_dir()
-        else []
-    )
-    if clash:
-        raise InputError(
-            f"{clash[0]}: another dataset already uses id {dataset_id}; remove it or choose another id"
-        )
-    existing = ([target] if target.exists() else []) + [
-        out / n for n in OUT_ITEMS if (out / n).exists()
-    ]
-    if existing and not overwrite:
-        raise InputError(
-            f"{existing[0]}: already exists (pass overwrite=True / --overwrite to replace "
-            f"{', '.join(str(p) for p in existing)})"
-        )
-
-    counts = {"strong": n_strong, "weak": n_weak, "test": n_test}
-    site_of = _assign_sites(sites, counts)
+    s = settings
+    annotator = annotator_from(s.jitter, s.annotator)
+    cfg = make_config(s.preset, s.scale, **{"family": s.family, **s.config_overrides})
+    _check_settings(s)
+    raw, out = _resolve_raw(s.raw_dir), Path(s.out_dir)
+    target = raw / f"Dataset{s.dataset_id:03d}_{s.dataset_name}"
+    existing = _existing_outputs(s, raw, out, target)
+    counts = {"strong": s.n_strong, "weak": s.n_weak, "test": s.n_test}
+    site_of = _assign_sites(s.sites, counts)
     raw.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     stage_raw = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=raw))
     stage_out = Path(tempfile.mkdtemp(prefix=".synth.", dir=out))
-    jobs, index = [], 0
-    for split, n in counts.items():
-        free = tumour_free_indices(n, tumour_free) if tumour_free is not None else set()
-        for k in range(n):
-            index += 1
-            count = (
-                {"min_tumours": 0, "n_tumours": 0}
-                if k in free
-                else {"min_tumours": 0 if split == "test" and tumour_free is None else 1}
-            )
-            jobs.append(
-                {
-                    "case": f"phantom_{index:04d}",
-                    "patient": f"patient_{index:04d}",
-                    "split": split,
-                    "site": site_of[split][k],
-                    "seed": _case_seed(seed, index),
-                    "config": asdict(cfg),
-                    **count,
-                    "annotator": annotator.to_dict(),
-                    "stage_raw": str(stage_raw),
-                    "stage_out": str(stage_out),
-                }
-            )
+    shared = {
+        "config": asdict(cfg),
+        "annotator": annotator.to_dict(),
+        "stage_raw": str(stage_raw),
+        "stage_out": str(stage_out),
+    }
+    jobs = _case_jobs(s, counts, site_of, shared)
     t0 = time.perf_counter()
     try:
         records = _run_jobs(
             jobs,
-            num_processes,
-            tqdm(total=len(jobs), desc="nnts synth", unit="case", disable=not progress),
+            s.num_processes,
+            tqdm(total=len(jobs), desc="nnts synth", unit="case", disable=not s.progress),
         )
-        _write_dataset_json(stage_raw, dataset_name, n_strong, seed, preset, cfg)
-        from ..formats.weak_set import WeakSet
-
-        weak = WeakSet(stage_out / "weak")
-        for folder in (
-            weak.images,
-            weak.boxes,
-            weak.boxmasks,
-            weak.labels,
-            stage_out / "test" / "images",
-            stage_out / "test" / "labels",
-        ):  # present even when a split is empty
-            folder.mkdir(parents=True, exist_ok=True)
-        weak.write_metadata(
-            {
-                r["case"]: {"site": r["site"], "patient": r["patient"], "n_tumours": r["n_tumours"]}
-                for r in records.values()
-                if r["split"] == "weak"
-            }
-        )
+        _write_dataset_json(stage_raw, s.dataset_name, s.n_strong, s.seed, s.preset, cfg)
+        _write_weak_metadata(stage_out, records)
         # commit: replace old outputs, move staged folders in place, manifest last
         for p in existing:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         os.replace(stage_raw, target)
         for name in ("weak", "test", "lungs"):
             os.replace(stage_out / name, out / name)
-        settings = {
-            "dataset_id": dataset_id,
-            "dataset_name": dataset_name,
-            "dataset_dir": str(target.resolve()),
-            "seed": seed,
-            "preset": preset,
-            "config": asdict(cfg),
-            "annotator": annotator.to_dict(),
-            "sites": sites if isinstance(sites, str) else list(sites),
-            "counts": counts,
-            "tumour_free": tumour_free,
-        }
-        write_text_atomic(json.dumps(settings, indent=1), out / "synth_settings.json")
-        manifest = {
-            cid: {k: v for k, v in r.items() if k != "case" and not k.startswith("_")}
-            for cid, r in sorted(records.items())
-        }
-        write_text_atomic(json.dumps(manifest, indent=1), out / "manifest.json")
+        _write_synth_settings(s, target, shared, counts)
+        _write_manifest(out, records)
     finally:
         for stage in (stage_raw, stage_out):
             if stage.exists():
@@ -311,6 +211,126 @@ def write_phantom_datasets(
         "config": asdict(cfg),
         "annotator": annotator.describe(),
     }
+
+
+def _check_settings(s: PhantomSettings) -> None:
+    """Refuse a bad dataset id or name, case counts, tumour-free share, jitter or process count."""
+    if not (isinstance(s.dataset_id, int) and 1 <= s.dataset_id <= 999):
+        raise InputError(f"dataset id must be an integer in 1..999, got {s.dataset_id!r}")
+    if not s.dataset_name or not all(c.isalnum() or c in "_-" for c in s.dataset_name):
+        raise InputError(f"dataset name {s.dataset_name!r}: use letters, digits, '_' or '-'")
+    if s.n_strong < 1 or s.n_weak < 0 or s.n_test < 0:
+        raise InputError(
+            f"need >= 1 strong and >= 0 weak/test cases, got {s.n_strong}/{s.n_weak}/{s.n_test}"
+        )
+    if s.tumour_free is not None and not 0 <= s.tumour_free < 1:
+        raise InputError(f"the tumour-free fraction must be in [0, 1), got {s.tumour_free}")
+    if s.jitter < 0 or s.num_processes < 1:
+        raise InputError(
+            f"jitter must be >= 0 and num_processes >= 1, got {s.jitter}, {s.num_processes}"
+        )
+
+
+def _existing_outputs(s: PhantomSettings, raw: Path, out: Path, target: Path) -> list[Path]:
+    """The outputs already there (refused unless ``overwrite``); refuses another dataset with the same id."""
+    clash = (
+        [p for p in raw.glob(f"Dataset{s.dataset_id:03d}_*") if p.is_dir() and p != target]
+        if raw.is_dir()
+        else []
+    )
+    if clash:
+        raise InputError(
+            f"{clash[0]}: another dataset already uses id {s.dataset_id}; remove it or choose another id"
+        )
+    existing = ([target] if target.exists() else []) + [
+        out / n for n in OUT_ITEMS if (out / n).exists()
+    ]
+    if existing and not s.overwrite:
+        raise InputError(
+            f"{existing[0]}: already exists (pass overwrite=True / --overwrite to replace "
+            f"{', '.join(str(p) for p in existing)})"
+        )
+    return existing
+
+
+def _case_jobs(
+    s: PhantomSettings,
+    counts: dict[str, int],
+    site_of: dict[str, list[str]],
+    shared: dict,
+) -> list[dict]:
+    """One job per case, numbered across the splits (strong, weak, test), each with its own seed."""
+    jobs, index = [], 0
+    for split, n in counts.items():
+        free = tumour_free_indices(n, s.tumour_free) if s.tumour_free is not None else set()
+        for k in range(n):
+            index += 1
+            count = (
+                {"min_tumours": 0, "n_tumours": 0}
+                if k in free
+                else {"min_tumours": 0 if split == "test" and s.tumour_free is None else 1}
+            )
+            jobs.append(
+                {
+                    "case": f"phantom_{index:04d}",
+                    "patient": f"patient_{index:04d}",
+                    "split": split,
+                    "site": site_of[split][k],
+                    "seed": _case_seed(s.seed, index),
+                    **count,
+                    **shared,
+                }
+            )
+    return jobs
+
+
+def _write_weak_metadata(stage_out: Path, records: dict[str, dict]) -> None:
+    """Create every output folder (present even when a split is empty) and the weak set's metadata."""
+    from ..formats.weak_set import WeakSet
+
+    weak = WeakSet(stage_out / "weak")
+    for folder in (
+        weak.images,
+        weak.boxes,
+        weak.boxmasks,
+        weak.labels,
+        stage_out / "test" / "images",
+        stage_out / "test" / "labels",
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+    weak.write_metadata(
+        {
+            r["case"]: {"site": r["site"], "patient": r["patient"], "n_tumours": r["n_tumours"]}
+            for r in records.values()
+            if r["split"] == "weak"
+        }
+    )
+
+
+def _write_synth_settings(
+    s: PhantomSettings, target: Path, shared: dict, counts: dict[str, int]
+) -> None:
+    settings = {
+        "dataset_id": s.dataset_id,
+        "dataset_name": s.dataset_name,
+        "dataset_dir": str(target.resolve()),
+        "seed": s.seed,
+        "preset": s.preset,
+        "config": shared["config"],
+        "annotator": shared["annotator"],
+        "sites": s.sites if isinstance(s.sites, str) else list(s.sites),
+        "counts": counts,
+        "tumour_free": s.tumour_free,
+    }
+    write_text_atomic(json.dumps(settings, indent=1), Path(s.out_dir) / "synth_settings.json")
+
+
+def _write_manifest(out: Path, records: dict[str, dict]) -> None:
+    manifest = {
+        cid: {k: v for k, v in r.items() if k != "case" and not k.startswith("_")}
+        for cid, r in sorted(records.items())
+    }
+    write_text_atomic(json.dumps(manifest, indent=1), out / "manifest.json")
 
 
 def _run_jobs(jobs: list[dict], num_processes: int, bar) -> dict[str, dict]:

@@ -167,21 +167,28 @@ def _candidates(
     return idx[ok]
 
 
+@dataclass
+class TumourPlan:
+    """The tumours to place, one entry each: fitted diameter (real mm, what is placed), nominal diameter
+    (the site's draw, for the record), part-solid or not, placement; and the shape ranges of the case."""
+
+    diameters: np.ndarray
+    nominal: np.ndarray
+    part_solid: np.ndarray
+    placements: list[str]
+    solid_hu: tuple[float, float] = (10.0, 50.0)  # the site's range of solid tumour density
+    wave_amplitude: tuple[float, float] = (0.02, 0.05)  # surface roughness (the family's)
+
+
 def place_tumours(
     rng: np.random.Generator,
     grid: Grid,
     lung: np.ndarray,
     vessels: list[Segment],
-    diameters: np.ndarray,
-    nominal: np.ndarray,
-    part_solid: np.ndarray,
-    placements: list[str],
-    solid_hu: tuple[float, float] = (10.0, 50.0),
-    wave_amplitude: tuple[float, float] = (0.02, 0.05),
+    plan: TumourPlan,
 ) -> list[PlacedTumour]:
-    """Find a centre for each tumour of ``diameters`` (real mm) and rasterise it; shrink it when
-    nothing fits. ``nominal`` are the site draws, kept for the record; ``solid_hu`` the site's range of
-    solid tumour density.
+    """Find a centre for each tumour of ``plan`` (its ``diameters``, real mm) and rasterise it; shrink it
+    when nothing fits.
 
     central: a voxel of lung left around it if possible, else pleural distance >= 1.25 (0.9) radius;
     juxtapleural: pleural distance 0.35-0.75 radius, so the lung clips it; vessel: centre about one
@@ -190,7 +197,7 @@ def place_tumours(
     taken = np.zeros(grid.shape, bool)
     placed: list[PlacedTumour] = []
     step = grid.step
-    for d, nom, ps, where in zip(diameters, nominal, part_solid, placements):
+    for d, nom, ps, where in zip(plan.diameters, plan.nominal, plan.part_solid, plan.placements):
         r = d / 2
         centre = None
         for _ in range(16):
@@ -224,7 +231,10 @@ def place_tumours(
         if centre is None:
             continue
         t = PlacedTumour(
-            centre, sample_shape(rng, r, bool(ps), solid_hu, wave_amplitude), actual, float(nom)
+            centre,
+            sample_shape(rng, r, bool(ps), plan.solid_hu, plan.wave_amplitude),
+            actual,
+            float(nom),
         )
         rasterise(t, grid, lung, taken)
         if t.mask is not None and int(t.mask.sum()) >= MIN_TUMOUR_VOXELS:

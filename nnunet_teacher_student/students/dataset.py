@@ -26,8 +26,8 @@ every training fold; test cases are never in the dataset. ``dataset.json`` carri
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import SimpleITK as sitk
@@ -51,8 +51,8 @@ from ..nnunet.raw_dataset import (
     write_dataset_json,
 )
 from ..pseudo_labels.folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, probability_file
+from .settings import Form, StudentDatasetSettings
 
-Form = Literal["so", "do", "ignore"]
 LABELS = {
     "so": {"background": 0, "tumor": 1},
     "do": {"background": 0, "box": [1, 2], "tumor": 2},
@@ -145,48 +145,92 @@ class _CaseWriter:
             sitk.WriteImage(label_img, str(lab_dst), useCompression=True)
 
 
-def make_student_dataset(
-    strong: int | str,
-    dataset_id: int,
-    name: str,
-    form: Form = "so",
-    weak_dir: str | Path | None = None,
-    pseudo_dir: str | Path | None = None,
-    manifest: str | Path | None = None,
-    n_folds: int = 5,
-    seed: int = 0,
-    size_balance: bool = False,
-    crop: str | None = None,
-    lung_weights: str | None = None,
-    crop_margin_mm: float = 10.0,
-    exclude: set[str] | frozenset[str] = frozenset(),
-    overwrite: bool = False,
-    uncertain_band: tuple[float, float] | None = None,
-) -> Path:
+def make_student_dataset(settings: StudentDatasetSettings) -> Path:
     """Write the student dataset; without ``pseudo_dir`` it holds strong cases only (the baseline), except
     for the ``ignore`` form, which takes the weak set's boxes and no pseudo masks. ``uncertain_band``: the
     uncertainty-aware form (see the module text)."""
-    if form not in LABELS:
-        raise InputError(f"unknown student dataset form {form!r} (so, do or ignore)")
-    if uncertain_band is not None and (form == "ignore" or pseudo_dir is None):
+    s = settings
+    _check_form(s)
+    found = _find_cases(s)
+    ignored = 0
+    provenance: dict[str, dict] = {}
+    volumes: dict[str, float] = {}
+    with staged_dataset(s.dataset_id, s.name, s.overwrite) as out:
+        writer = _CaseWriter(out, s.form, s.crop, s.lung_weights, s.crop_margin_mm)
+        for case in tqdm(
+            found.strong_cases, desc=f"student dataset ({s.form}, strong)", unit="case"
+        ):
+            ct_path = found.src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
+            ct = read_image(ct_path)
+            tumour = read_label(found.src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
+            boxes = box_mask(boxes_from_mask(tumour), tumour.shape) if s.form == "do" else None
+            writer.write(case, ct_path, ct, tumour, boxes)
+            provenance[case] = {
+                "kind": "strong",
+                "source": found.meta.get(case, {}).get("site", found.src.name),
+            }
+            volumes[case] = _volume_ml(tumour, ct)
+        for case in tqdm(found.weak_cases, desc=f"student dataset ({s.form}, weak)", unit="case"):
+            provenance[case], volumes[case], n = _write_weak_case(s, found, writer, case)
+            ignored += n
+        extra = _dataset_extra(s, provenance, found.teacher, found.margin_mm, ignored)
+        if writer.crops:
+            extra[keys.CROPS] = writer.crops
+        if s.size_balance:
+            extra[SAMPLING_WEIGHTS_KEY] = size_balance_weights(volumes)
+        patients = {c: str(v.get("patient", c)) for c, v in found.meta.items()}
+        write_splits(
+            out, make_splits(found.strong_cases, found.weak_cases, patients, s.n_folds, s.seed)
+        )
+        labels = UNCERTAIN_LABELS[s.form] if s.uncertain_band is not None else LABELS[s.form]
+        n_cases = len(found.strong_cases) + len(found.weak_cases)
+        write_dataset_json(out, {"0": "CT"}, labels, n_cases, **extra)
+    return install_splits(s.dataset_id)
+
+
+def _check_form(s: StudentDatasetSettings) -> None:
+    """Refuse an unknown form and weak/pseudo/band inputs that do not go with it."""
+    if s.form not in LABELS:
+        raise InputError(f"unknown student dataset form {s.form!r} (so, do or ignore)")
+    if s.uncertain_band is not None and (s.form == "ignore" or s.pseudo_dir is None):
         raise InputError(
             "--uncertain-band needs --form so or do with --pseudo (a teacher's pseudo masks)"
         )
-    if form == "ignore":
-        if weak_dir is None or pseudo_dir is not None:
+    if s.form == "ignore":
+        if s.weak_dir is None or s.pseudo_dir is not None:
             raise InputError(
                 "the ignore form needs --weak (its boxes become the ignore label) and no --pseudo"
             )
-    elif (weak_dir is None) != (pseudo_dir is None):
+    elif (s.weak_dir is None) != (s.pseudo_dir is None):
         raise InputError(
             "give both --weak and --pseudo (pseudo masks of that weak set), or neither"
         )
-    src = find_raw_dataset(strong)
-    meta = load_manifest_cases(manifest)
-    exclude = set(exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
+
+
+@dataclass
+class _Cases:
+    """The inputs of a student dataset: the strong dataset's cases, the weak set's and their pseudo masks."""
+
+    src: Path
+    meta: dict[str, dict]
+    strong_cases: list[str]
+    weak: WeakSet | None
+    weak_cases: list[str]
+    pseudo_root: Path | None
+    teacher: dict  # the pseudo-labels' provenance (the teacher's checkpoint, box margin)
+    true_labels: bool  # the pseudo masks are the weak set's true labels (the upper bound)
+    margin_mm: float
+
+
+def _find_cases(s: StudentDatasetSettings) -> _Cases:
+    """The cases to write (test cases and those the pseudo-label QC excluded left out), checked for their
+    pseudo masks and teacher probabilities."""
+    src = find_raw_dataset(s.strong)
+    meta = load_manifest_cases(s.manifest)
+    exclude = set(s.exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
     strong_cases = [c for c in training_cases(src) if c not in exclude]
-    weak = WeakSet(Path(weak_dir)) if weak_dir else None
-    pseudo_root = Path(pseudo_dir) if pseudo_dir else None
+    weak = WeakSet(Path(s.weak_dir)) if s.weak_dir else None
+    pseudo_root = Path(s.pseudo_dir) if s.pseudo_dir else None
     teacher = {}
     if pseudo_root is not None:
         prov = pseudo_root / PROVENANCE_FILE
@@ -211,7 +255,7 @@ def make_student_dataset(
         raise InputError(
             f"{pseudo_root}: no pseudo mask for weak case(s) {missing[:5]} (run nnts pseudo-label)"
         )
-    if uncertain_band is not None:
+    if s.uncertain_band is not None:
         no_prob = [c for c in weak_cases if not probability_file(pseudo_root, c).is_file()]
         if no_prob:
             raise InputError(
@@ -219,84 +263,75 @@ def make_student_dataset(
                 f"{no_prob[:5]} (run nnts pseudo-label --save-probabilities)"
             )
     margin_mm = float(teacher.get("box_margin_mm", BOX_MARGIN_MM))
-    ignored = 0
     clash = sorted(set(strong_cases) & set(weak_cases))
     if clash:
         raise InputError(f"case ids in both the strong dataset and the weak set: {clash[:5]}")
-    provenance: dict[str, dict] = {}
-    volumes: dict[str, float] = {}
-    with staged_dataset(dataset_id, name, overwrite) as out:
-        writer = _CaseWriter(out, form, crop, lung_weights, crop_margin_mm)
-        for case in tqdm(strong_cases, desc=f"student dataset ({form}, strong)", unit="case"):
-            ct_path = src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
-            ct = read_image(ct_path)
-            tumour = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
-            boxes = box_mask(boxes_from_mask(tumour), tumour.shape) if form == "do" else None
-            writer.write(case, ct_path, ct, tumour, boxes)
-            provenance[case] = {
-                "kind": "strong",
-                "source": meta.get(case, {}).get("site", src.name),
-            }
-            volumes[case] = _volume_ml(tumour, ct)
-        for case in tqdm(weak_cases, desc=f"student dataset ({form}, weak)", unit="case"):
-            ct, boxset = weak.read_case(case)
-            tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
-            unsure = (
-                _unsure(
-                    probability_file(pseudo_root, case),
-                    ct,
-                    boxset.mask(),
-                    uncertain_band,
-                    margin_mm,
-                )
-                if uncertain_band is not None
-                else None
-            )
-            ignored += int(unsure.sum()) if unsure is not None else 0
-            writer.write(
-                case,
-                weak.image_path(case),
-                ct,
-                tumour,
-                boxset.mask() if form != "so" else None,
-                unsure,
-            )
-            kind = (
-                "weak-true"
-                if true_labels
-                else "weak-boxes-ignored"
-                if form == "ignore"
-                else "pseudo"
-            )
-            provenance[case] = {
-                "kind": kind,
-                "source": meta.get(case, {}).get("site", weak.root.name),
-                "teacher": teacher.get("checkpoint_sha256"),
-            }
-            volumes[case] = _volume_ml(tumour if tumour is not None else boxset.mask(), ct)
-        extra = {
-            "name": name,
-            keys.FORM: form,
-            keys.PROVENANCE: provenance,
-            keys.TEACHER: teacher or None,
+    return _Cases(
+        src, meta, strong_cases, weak, weak_cases, pseudo_root, teacher, true_labels, margin_mm
+    )
+
+
+def _write_weak_case(
+    s: StudentDatasetSettings, found: _Cases, writer: _CaseWriter, case: str
+) -> tuple[dict, float, int]:
+    """Write one weak case; its provenance, tumour (or box) volume and voxels given the ignore label."""
+    weak, pseudo_root = found.weak, found.pseudo_root
+    ct, boxset = weak.read_case(case)
+    tumour = read_label(pseudo_root / f"{case}{IMAGE_SUFFIX}", ct) if pseudo_root else None
+    unsure = (
+        _unsure(
+            probability_file(pseudo_root, case),
+            ct,
+            boxset.mask(),
+            s.uncertain_band,
+            found.margin_mm,
+        )
+        if s.uncertain_band is not None
+        else None
+    )
+    writer.write(
+        case,
+        weak.image_path(case),
+        ct,
+        tumour,
+        boxset.mask() if s.form != "so" else None,
+        unsure,
+    )
+    kind = (
+        "weak-true"
+        if found.true_labels
+        else "weak-boxes-ignored"
+        if s.form == "ignore"
+        else "pseudo"
+    )
+    provenance = {
+        "kind": kind,
+        "source": found.meta.get(case, {}).get("site", weak.root.name),
+        "teacher": found.teacher.get("checkpoint_sha256"),
+    }
+    volume = _volume_ml(tumour if tumour is not None else boxset.mask(), ct)
+    return provenance, volume, int(unsure.sum()) if unsure is not None else 0
+
+
+def _dataset_extra(
+    s: StudentDatasetSettings, provenance: dict, teacher: dict, margin_mm: float, ignored: int
+) -> dict:
+    """Our keys of the dataset's ``dataset.json``: form, provenance, teacher, band, region order."""
+    extra = {
+        "name": s.name,
+        keys.FORM: s.form,
+        keys.PROVENANCE: provenance,
+        keys.TEACHER: teacher or None,
+    }
+    if s.form == "do":
+        extra["regions_class_order"] = [1, 2]
+    if s.uncertain_band is not None:
+        extra[keys.UNCERTAIN_BAND] = {
+            "band": list(s.uncertain_band),
+            "ignored_voxels": ignored,
+            "box_margin_mm": margin_mm,
         }
-        if form == "do":
-            extra["regions_class_order"] = [1, 2]
-        if uncertain_band is not None:
-            extra[keys.UNCERTAIN_BAND] = {
-                "band": list(uncertain_band),
-                "ignored_voxels": ignored,
-                "box_margin_mm": margin_mm,
-            }
-        if writer.crops:
-            extra[keys.CROPS] = writer.crops
-        if size_balance:
-            extra[SAMPLING_WEIGHTS_KEY] = size_balance_weights(volumes)
-        patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
-        write_splits(out, make_splits(strong_cases, weak_cases, patients, n_folds, seed))
-        labels = UNCERTAIN_LABELS[form] if uncertain_band is not None else LABELS[form]
-        write_dataset_json(out, {"0": "CT"}, labels, len(strong_cases) + len(weak_cases), **extra)
-    return install_splits(dataset_id)
+    return extra
 
 
 def _unsure(

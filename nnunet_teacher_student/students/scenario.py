@@ -26,10 +26,11 @@ from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import Geometry, read_image, write_image_atomic, read_label, spacing_zyx
 from ..formats.annotator import Annotator, annotator_from
-from ..formats.boxes import BoxMode, BoxSet, boxes_from_mask
+from ..formats.boxes import BoxSet, boxes_from_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..nnunet.raw_dataset import find_raw_dataset, link_or_copy, staged_dataset, training_cases
+from .settings import ScenarioSettings
 
 SCENARIO_FILE = "scenario.json"
 
@@ -64,22 +65,7 @@ def _volume_ml(mask: np.ndarray, geometry: Geometry) -> float:
     return float(mask.sum() * np.prod(geometry.spacing) / 1000.0)
 
 
-def make_scenario(
-    strong: int | str,
-    out_dir: str | Path,
-    strong_count: int,
-    new_strong_id: int,
-    name: str,
-    seed: int = 0,
-    jitter: int = 0,
-    box_mode: BoxMode = "lesion",
-    manifest: str | Path | None = None,
-    size_balance: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    annotator: Annotator | str | dict | None = None,
-    strong_sites: list[str] | None = None,
-) -> dict:
+def make_scenario(settings: ScenarioSettings) -> dict:
     """Write the new strong dataset ``Dataset{new_strong_id}_{name}`` and the weak set ``out_dir``;
     returns the scenario record (also written to ``out_dir/scenario.json``). The weak boxes are drawn by
     ``annotator`` (default model; ``jitter > 0`` without one: the absolute stress setting). ``strong_sites``
@@ -87,71 +73,33 @@ def make_scenario(
     where the few strong cases came from fewer sites than the weak ones."""
     from ..nnunet.folds import load_manifest_cases
 
-    src = find_raw_dataset(strong)
-    meta = load_manifest_cases(manifest)
+    s = settings
+    src = find_raw_dataset(s.strong)
+    meta = load_manifest_cases(s.manifest)
     test_cases = sorted(c for c, v in meta.items() if v.get("split") == "test")
     pool = [c for c in training_cases(src) if c not in set(test_cases)]
-    if not 1 <= strong_count < len(pool):
+    if not 1 <= s.strong_count < len(pool):
         raise InputError(
             f"--strong-count must be in 1..{len(pool) - 1} ({src.name} has {len(pool)} training "
-            f"case(s) outside the test set), got {strong_count}"
+            f"case(s) outside the test set), got {s.strong_count}"
         )
-    if jitter < 0:
-        raise InputError(f"--jitter must be >= 0, got {jitter}")
-    annotator = annotator_from(jitter, annotator)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if s.jitter < 0:
+        raise InputError(f"--jitter must be >= 0, got {s.jitter}")
+    annotator = annotator_from(s.jitter, s.annotator)
+    out = Path(s.out_dir)
+    if out.exists() and any(out.iterdir()) and not s.overwrite:
         raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
     patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
-    candidates = pool
-    if strong_sites:
-        candidates = [c for c in pool if meta.get(c, {}).get("site") in set(strong_sites)]
-        if len(candidates) < strong_count:
-            raise InputError(
-                f"{manifest or 'no manifest'}: {len(candidates)} pool case(s) from site(s) "
-                f"{sorted(strong_sites)}, fewer than the {strong_count} strong cases asked"
-            )
-    chosen = choose_strong(candidates, strong_count, patients, seed)
+    chosen = _choose_strong_cases(s, pool, meta, patients)
     weak_cases = [c for c in pool if c not in set(chosen)]
-    volumes: dict[str, float] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging.", dir=out.parent))
     try:
         with staged_dataset(
-            new_strong_id, name, overwrite
+            s.new_strong_id, s.name, s.overwrite
         ) as ds:  # refuses an existing dataset first
             weak = WeakSet(stage)
-            n_boxes = {}
-            for i, case in enumerate(
-                tqdm(weak_cases, desc="scenario (weak cases)", unit="case", disable=not progress)
-            ):
-                files = _image_files(src, case)
-                if len(files) != 1:
-                    raise InputError(
-                        f"{src / 'imagesTr'}: case {case} needs exactly one CT channel, "
-                        f"found {len(files)}"
-                    )
-                ct = read_image(files[0])
-                label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
-                label = read_label(label_path, ct)
-                boxset = BoxSet(
-                    Geometry.of(ct),
-                    boxes_from_mask(
-                        label,
-                        box_mode,
-                        seed=case_seed(seed, i),
-                        annotator=annotator,
-                        spacing_zyx=spacing_zyx(ct),
-                    ),
-                )
-                link_or_copy(label_path, weak.label_path(case))
-                boxset.save(weak.boxes_path(case))
-                write_image_atomic(boxset.mask_image(), weak.boxmask_path(case))
-                link_or_copy(
-                    files[0], weak.image_path(case)
-                )  # last: the case exists once its image does
-                n_boxes[case] = len(boxset.boxes)
-                volumes[case] = _volume_ml(label, Geometry.of(ct))
+            n_boxes, volumes = _write_weak_cases(s, src, weak, weak_cases, annotator)
             weak.write_metadata(
                 {
                     c: {
@@ -163,43 +111,28 @@ def make_scenario(
                     for c in weak_cases
                 }
             )
-            for case in chosen:
-                label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
-                label = read_image(label_path)
-                volumes[case] = _volume_ml(sitk.GetArrayFromImage(label) > 0, Geometry.of(label))
-                for f in _image_files(src, case):
-                    link_or_copy(f, ds / "imagesTr" / f.name)
-                link_or_copy(label_path, ds / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
+            volumes.update(_link_strong_cases(src, ds, chosen))
             record = {
                 "source_dataset": src.name,
-                "strong_dataset": f"Dataset{new_strong_id:03d}_{name}",
+                "strong_dataset": f"Dataset{s.new_strong_id:03d}_{s.name}",
                 "weak_dir": str(out.resolve()),
-                "strong_count_requested": strong_count,
+                "strong_count_requested": s.strong_count,
                 "strong_count": len(chosen),
                 "strong_cases": chosen,
                 "weak_cases": weak_cases,
                 "test_cases_excluded": test_cases,
                 "patients_grouped": bool(meta),
-                "seed": seed,
-                "jitter": jitter,
+                "seed": s.seed,
+                "jitter": s.jitter,
                 "annotator": annotator.to_dict(),
-                "box_mode": box_mode,
-                "manifest": str(Path(manifest).resolve()) if manifest else None,
-                "size_balance": size_balance,
-                "strong_sites": sorted(strong_sites) if strong_sites else None,
+                "box_mode": s.box_mode,
+                "manifest": str(Path(s.manifest).resolve()) if s.manifest else None,
+                "size_balance": s.size_balance,
+                "strong_sites": sorted(s.strong_sites) if s.strong_sites else None,
                 "tumour_volume_ml": {c: round(v, 4) for c, v in sorted(volumes.items())},
             }
             write_text_atomic(json.dumps(record, indent=1), stage / SCENARIO_FILE)
-            src_json = json.loads((src / "dataset.json").read_text())
-            dataset_json = {
-                **src_json,
-                "name": name,
-                "numTraining": len(chosen),
-                keys.SCENARIO: record,
-                "description": f"scenario from {src.name}: {len(chosen)} strong cases "
-                f"(seed {seed}); the other {len(weak_cases)} are weak in {out}",
-            }
-            (ds / "dataset.json").write_text(json.dumps(dataset_json, indent=1))
+            _write_dataset_json(s, ds, src, record)
         if out.exists():
             shutil.rmtree(out)
         os.replace(stage, out)
@@ -207,3 +140,82 @@ def make_scenario(
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
     return record
+
+
+def _choose_strong_cases(
+    s: ScenarioSettings, pool: list[str], meta: dict[str, dict], patients: dict[str, str]
+) -> list[str]:
+    """:func:`choose_strong` over the pool, or over its cases of ``strong_sites``."""
+    candidates = pool
+    if s.strong_sites:
+        candidates = [c for c in pool if meta.get(c, {}).get("site") in set(s.strong_sites)]
+        if len(candidates) < s.strong_count:
+            raise InputError(
+                f"{s.manifest or 'no manifest'}: {len(candidates)} pool case(s) from site(s) "
+                f"{sorted(s.strong_sites)}, fewer than the {s.strong_count} strong cases asked"
+            )
+    return choose_strong(candidates, s.strong_count, patients, s.seed)
+
+
+def _write_weak_cases(
+    s: ScenarioSettings, src: Path, weak: WeakSet, cases: list[str], annotator: Annotator
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Write each case as a weak case (CT, true label, boxes drawn from its mask, box mask); returns the
+    boxes and the tumour volume (ml) of each."""
+    n_boxes, volumes = {}, {}
+    for i, case in enumerate(
+        tqdm(cases, desc="scenario (weak cases)", unit="case", disable=not s.progress)
+    ):
+        files = _image_files(src, case)
+        if len(files) != 1:
+            raise InputError(
+                f"{src / 'imagesTr'}: case {case} needs exactly one CT channel, found {len(files)}"
+            )
+        ct = read_image(files[0])
+        label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
+        label = read_label(label_path, ct)
+        boxset = BoxSet(
+            Geometry.of(ct),
+            boxes_from_mask(
+                label,
+                s.box_mode,
+                seed=case_seed(s.seed, i),
+                annotator=annotator,
+                spacing_zyx=spacing_zyx(ct),
+            ),
+        )
+        link_or_copy(label_path, weak.label_path(case))
+        boxset.save(weak.boxes_path(case))
+        write_image_atomic(boxset.mask_image(), weak.boxmask_path(case))
+        link_or_copy(files[0], weak.image_path(case))  # last: the case exists once its image does
+        n_boxes[case] = len(boxset.boxes)
+        volumes[case] = _volume_ml(label, Geometry.of(ct))
+    return n_boxes, volumes
+
+
+def _link_strong_cases(src: Path, ds: Path, cases: list[str]) -> dict[str, float]:
+    """Link (or copy) the strong cases into the new dataset; returns their tumour volumes (ml)."""
+    volumes = {}
+    for case in cases:
+        label_path = src / "labelsTr" / f"{case}{IMAGE_SUFFIX}"
+        label = read_image(label_path)
+        volumes[case] = _volume_ml(sitk.GetArrayFromImage(label) > 0, Geometry.of(label))
+        for f in _image_files(src, case):
+            link_or_copy(f, ds / "imagesTr" / f.name)
+        link_or_copy(label_path, ds / "labelsTr" / f"{case}{IMAGE_SUFFIX}")
+    return volumes
+
+
+def _write_dataset_json(s: ScenarioSettings, ds: Path, src: Path, record: dict) -> None:
+    """The source's ``dataset.json`` with the new name, its strong cases and the scenario record."""
+    src_json = json.loads((src / "dataset.json").read_text())
+    n_strong, n_weak = record["strong_count"], len(record["weak_cases"])
+    dataset_json = {
+        **src_json,
+        "name": s.name,
+        "numTraining": n_strong,
+        keys.SCENARIO: record,
+        "description": f"scenario from {src.name}: {n_strong} strong cases "
+        f"(seed {s.seed}); the other {n_weak} are weak in {Path(s.out_dir)}",
+    }
+    (ds / "dataset.json").write_text(json.dumps(dataset_json, indent=1))

@@ -24,7 +24,7 @@ from ..formats.box_channel import (
     channel_file,
     channel_suffix,
 )
-from ..formats.boxes import BoxMode, boxes_from_mask, box_mask
+from ..formats.boxes import boxes_from_mask, box_mask
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..nnunet.raw_dataset import (
@@ -35,25 +35,13 @@ from ..nnunet.raw_dataset import (
     write_dataset_json,
     write_mask,
 )
+from .settings import TeacherDatasetSettings
 
 TEACHER_CHANNELS = {"0": "CT", "1": "noNorm"}
 WEAK_FOLDER = "imagesWeak"
 
 
-def make_teacher_dataset(
-    strong: int | str,
-    dataset_id: int,
-    name: str,
-    jitter: int = 0,
-    seed: int = 0,
-    mode: BoxMode = "lesion",
-    weak_dir: str | Path | None = None,
-    exclude: set[str] | frozenset[str] = frozenset(),
-    overwrite: bool = False,
-    manifest: str | Path | None = None,
-    n_folds: int = 5,
-    annotator: Annotator | str | dict | None = None,
-) -> Path:
+def make_teacher_dataset(settings: TeacherDatasetSettings) -> Path:
     """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder.
 
     Each strong case's ``_0001`` boxes are drawn from its mask by ``annotator`` (default: the default
@@ -63,38 +51,16 @@ def make_teacher_dataset(
     left out and its patients keep the folds (``splits_final.json``)."""
     from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
 
-    annotator = annotator_from(jitter, annotator)
-    src = find_raw_dataset(strong)
-    meta = load_manifest_cases(manifest)
-    exclude = set(exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
+    s = settings
+    annotator = annotator_from(s.jitter, s.annotator)
+    src = find_raw_dataset(s.strong)
+    meta = load_manifest_cases(s.manifest)
+    exclude = set(s.exclude) | {c for c, v in meta.items() if v.get("split") == "test"}
     cases = [c for c in training_cases(src) if c not in exclude]
-    weak = WeakSet(Path(weak_dir)) if weak_dir else None
+    weak = WeakSet(Path(s.weak_dir)) if s.weak_dir else None
     weak_cases = weak.case_ids() if weak else []
-    with staged_dataset(dataset_id, name, overwrite) as out:
-        kept, without_tumour = [], []
-        for i, case in enumerate(tqdm(cases, desc="teacher dataset (strong)", unit="case")):
-            ct_path = src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
-            ct = read_image(ct_path)
-            label = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
-            if not label.any():
-                without_tumour.append(case)
-                continue
-            kept.append(case)
-            boxes = boxes_from_mask(
-                label,
-                mode=mode,
-                seed=case_seed(seed, i),
-                annotator=annotator,
-                spacing_zyx=spacing_zyx(ct),
-            )
-            link_or_copy(ct_path, out / "imagesTr" / channel_file(case, CT_CHANNEL))
-            write_mask(
-                box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL)
-            )
-            link_or_copy(
-                src / "labelsTr" / f"{case}{IMAGE_SUFFIX}",
-                out / "labelsTr" / f"{case}{IMAGE_SUFFIX}",
-            )
+    with staged_dataset(s.dataset_id, s.name, s.overwrite) as out:
+        kept, without_tumour = _write_strong_cases(s, src, out, cases, annotator)
         for case in tqdm(weak_cases, desc="teacher dataset (weak)", unit="case"):
             if case in exclude:
                 continue
@@ -104,23 +70,55 @@ def make_teacher_dataset(
         if not kept:
             raise InputError(f"{src}: no training case with tumour left to build a teacher dataset")
         patients = {c: str(v.get("patient", c)) for c, v in meta.items()}
-        write_splits(out, make_splits(kept, [], patients, n_folds, seed))
+        write_splits(out, make_splits(kept, [], patients, s.n_folds, s.seed))
         write_dataset_json(
             out,
             TEACHER_CHANNELS,
             {"background": 0, "tumor": 1},
             len(kept),
-            name=name,
+            name=s.name,
             description=f"teacher dataset from {src.name}: CT + box mask "
-            f"(mode {mode}, {annotator.describe()}, seed {seed})",
+            f"(mode {s.box_mode}, {annotator.describe()}, seed {s.seed})",
             **{
                 keys.SOURCE: src.name,
                 keys.ANNOTATOR: annotator.to_dict(),
-                BOX_MODE_KEY: mode,
+                BOX_MODE_KEY: s.box_mode,
                 keys.WITHOUT_TUMOUR: without_tumour,
             },
         )
-    return install_splits(dataset_id)
+    return install_splits(s.dataset_id)
+
+
+def _write_strong_cases(
+    s: TeacherDatasetSettings, src: Path, out: Path, cases: list[str], annotator: Annotator
+) -> tuple[list[str], list[str]]:
+    """Write each strong case with tumour (CT, boxes drawn from its mask as ``_0001``, label); returns the
+    cases kept and those left out without tumour."""
+    kept, without_tumour = [], []
+    for i, case in enumerate(tqdm(cases, desc="teacher dataset (strong)", unit="case")):
+        ct_path = src / "imagesTr" / f"{case}_0000{IMAGE_SUFFIX}"
+        ct = read_image(ct_path)
+        label = read_label(src / "labelsTr" / f"{case}{IMAGE_SUFFIX}", ct)
+        if not label.any():
+            without_tumour.append(case)
+            continue
+        kept.append(case)
+        boxes = boxes_from_mask(
+            label,
+            mode=s.box_mode,
+            seed=case_seed(s.seed, i),
+            annotator=annotator,
+            spacing_zyx=spacing_zyx(ct),
+        )
+        link_or_copy(ct_path, out / "imagesTr" / channel_file(case, CT_CHANNEL))
+        write_mask(
+            box_mask(boxes, label.shape), ct, out / "imagesTr" / channel_file(case, BOX_CHANNEL)
+        )
+        link_or_copy(
+            src / "labelsTr" / f"{case}{IMAGE_SUFFIX}",
+            out / "labelsTr" / f"{case}{IMAGE_SUFFIX}",
+        )
+    return kept, without_tumour
 
 
 #: voxels sampled per case for the box window, with nnU-Net's fingerprint seed (as its foreground sampling)

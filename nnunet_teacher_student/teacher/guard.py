@@ -173,10 +173,10 @@ def guarded_training(
     score: Callable[[int], dict],
     min_dsc: float = MIN_DSC,
     max_attempts: int = MAX_ATTEMPTS,
-    log: Callable[[str], None] = print,
 ) -> dict:
     """Train (``train(seed)``), score (``score(seed)``), retrain with seed+1, ... until the guard passes or
-    ``max_attempts`` are spent; keeps the best attempt in ``fold_X``. Resumes from ``nnts_guard.json``."""
+    ``max_attempts`` are spent; keeps the best attempt in ``fold_X``. Resumes from ``nnts_guard.json``.
+    Prints a line per attempt. ``teacher_dataset`` is not read (the caller's ``score`` reads it)."""
     record = load_guard(model_folder, folds)
     if record.get("final"):
         return record
@@ -191,7 +191,7 @@ def guarded_training(
         result = {"seed": s, **score(s)}
         result["passed"] = passes(result, min_dsc)
         record["attempts"].append(result)
-        log(
+        print(
             f"  teacher guard, attempt {k + 1}/{max_attempts} (seed {s}): DSC {result['dsc_mean']} on "
             f"{len(result['dsc_per_case'])} strong case(s) with fresh boxes, {result['empty_boxes']}/"
             f"{result['boxes']} box(es) empty ({result.get('empty_substantial_boxes', result['empty_boxes'])} over a real cross-section) -> "
@@ -216,7 +216,7 @@ def guarded_training(
         retrained=len(record["attempts"]) - 1,
     )
     if not best["passed"]:
-        log(
+        print(
             f"  teacher guard: no attempt passed; keeping the best (seed {best['seed']}, DSC {best['dsc_mean']})"
         )
     write_text_atomic(json.dumps(record, indent=1), guard_file(model_folder, folds))

@@ -342,18 +342,21 @@ def test_bad_round_settings_are_refused(tmp_path, change, message):
 
 def test_pipeline_dry_run_lists_the_steps_with_their_commands(tmp_path):
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
+    from nnunet_teacher_student.phantom.settings import PhantomSettings
 
     raw = tmp_path / "raw"
     write_phantom_datasets(
-        tmp_path / "ph",
-        501,
-        n_strong=2,
-        n_weak=1,
-        n_test=1,
-        seed=1,
-        preset="tiny",
-        raw_dir=raw,
-        progress=False,
+        PhantomSettings(
+            tmp_path / "ph",
+            501,
+            n_strong=2,
+            n_weak=1,
+            n_test=1,
+            seed=1,
+            preset="tiny",
+            raw_dir=raw,
+            progress=False,
+        )
     )
     config = tmp_path / "p.toml"
     config.write_text(
@@ -752,18 +755,21 @@ def test_own_data_path_of_the_readme_up_to_the_dry_run(tmp_path):
     import shutil
 
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
+    from nnunet_teacher_student.phantom.settings import PhantomSettings
 
     ph = tmp_path / "ph"
     write_phantom_datasets(
-        ph,
-        590,
-        n_strong=2,
-        n_weak=2,
-        n_test=1,
-        seed=3,
-        preset="tiny",
-        raw_dir=tmp_path / "r0",
-        progress=False,
+        PhantomSettings(
+            ph,
+            590,
+            n_strong=2,
+            n_weak=2,
+            n_test=1,
+            seed=3,
+            preset="tiny",
+            raw_dir=tmp_path / "r0",
+            progress=False,
+        )
     )
     data = tmp_path / "data"
     src = next((tmp_path / "r0").glob("Dataset590_*"))

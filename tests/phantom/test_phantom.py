@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cc3d
 import numpy as np
@@ -16,6 +17,7 @@ from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import read_image
 from nnunet_teacher_student.phantom.cases import PRESETS, generate_case
 from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
+from nnunet_teacher_student.phantom.settings import PhantomSettings
 from nnunet_teacher_student.phantom.anatomy import AIR, BONE, LUNG, TUMOUR_GGO, TUMOUR_SOLID
 from nnunet_teacher_student.phantom.tumours import SITE_DIAMETER_MM, sample_tumour_diameters
 from nnunet_teacher_student.formats.weak_set import WeakSet
@@ -168,16 +170,18 @@ def test_bad_arguments_are_input_errors():
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     summary = write_phantom_datasets(
-        out / "work",
-        7,
-        n_strong=3,
-        n_weak=3,
-        n_test=2,
-        seed=1,
-        preset="tiny",
-        raw_dir=out / "raw",
-        annotator="exact",
-        progress=False,
+        PhantomSettings(
+            out / "work",
+            7,
+            n_strong=3,
+            n_weak=3,
+            n_test=2,
+            seed=1,
+            preset="tiny",
+            raw_dir=out / "raw",
+            annotator="exact",
+            progress=False,
+        )
     )
     return out, summary
 
@@ -239,14 +243,16 @@ def test_same_seed_writes_same_data_and_existing_output_is_refused(written, tmp_
         n_strong=3, n_weak=3, n_test=2, seed=1, preset="tiny", annotator="exact", progress=False
     )
     with pytest.raises(InputError, match="already exists"):
-        write_phantom_datasets(out / "work", 7, raw_dir=out / "raw", **args)
+        write_phantom_datasets(PhantomSettings(out / "work", 7, raw_dir=out / "raw", **args))
     with pytest.raises(
         InputError, match="already exists"
     ):  # outputs exist even with a fresh raw folder
-        write_phantom_datasets(out / "work", 7, raw_dir=tmp_path / "raw", **args)
+        write_phantom_datasets(PhantomSettings(out / "work", 7, raw_dir=tmp_path / "raw", **args))
     with pytest.raises(InputError, match="another dataset already uses id 7"):
-        write_phantom_datasets(tmp_path / "w", 7, raw_dir=out / "raw", dataset_name="Other", **args)
-    write_phantom_datasets(tmp_path / "w", 9, raw_dir=tmp_path / "raw", **args)
+        write_phantom_datasets(
+            PhantomSettings(tmp_path / "w", 7, raw_dir=out / "raw", dataset_name="Other", **args)
+        )
+    write_phantom_datasets(PhantomSettings(tmp_path / "w", 9, raw_dir=tmp_path / "raw", **args))
     a = arr(
         read_image(out / "raw" / "Dataset007_PhantomLung" / "imagesTr" / "phantom_0002_0000.nii.gz")
     )
@@ -260,11 +266,13 @@ def test_same_seed_writes_same_data_and_existing_output_is_refused(written, tmp_
         (tmp_path / "w" / "manifest.json").read_text()
     )
     s = write_phantom_datasets(
-        tmp_path / "w",
-        9,
-        raw_dir=tmp_path / "raw",
-        overwrite=True,
-        **{**args, "n_strong": 2, "n_weak": 0, "n_test": 0},
+        PhantomSettings(
+            tmp_path / "w",
+            9,
+            raw_dir=tmp_path / "raw",
+            overwrite=True,
+            **{**args, "n_strong": 2, "n_weak": 0, "n_test": 0},
+        )
     )
     ds = json.loads((tmp_path / "raw" / "Dataset009_PhantomLung" / "dataset.json").read_text())
     assert ds["numTraining"] == 2 and s["n_cases"] == 2
@@ -360,16 +368,18 @@ def test_tumour_free_fraction_puts_tumour_free_cases_in_every_split(tmp_path):
     assert tumour_free_indices(10, 0.1) == {0} and tumour_free_indices(24, 0.1) == {0, 13}
     assert tumour_free_indices(5, 0.0) == set()
     write_phantom_datasets(
-        tmp_path / "w",
-        12,
-        n_strong=4,
-        n_weak=4,
-        n_test=4,
-        seed=2,
-        preset="tiny",
-        raw_dir=tmp_path / "raw",
-        tumour_free=0.25,
-        progress=False,
+        PhantomSettings(
+            tmp_path / "w",
+            12,
+            n_strong=4,
+            n_weak=4,
+            n_test=4,
+            seed=2,
+            preset="tiny",
+            raw_dir=tmp_path / "raw",
+            tumour_free=0.25,
+            progress=False,
+        )
     )
     manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
     for split in ("strong", "weak", "test"):
@@ -380,10 +390,26 @@ def test_tumour_free_fraction_puts_tumour_free_cases_in_every_split(tmp_path):
     assert boxes.boxes == []
     with pytest.raises(InputError, match="tumour-free fraction"):
         write_phantom_datasets(
-            tmp_path / "x",
-            13,
-            n_strong=2,
-            raw_dir=tmp_path / "raw",
-            tumour_free=1.0,
-            progress=False,
+            PhantomSettings(
+                tmp_path / "x",
+                13,
+                n_strong=2,
+                raw_dir=tmp_path / "raw",
+                tumour_free=1.0,
+                progress=False,
+            )
         )
+
+
+def test_synth_command_line_gives_the_phantom_settings():
+    from nnunet_teacher_student.cli import build_parser
+    from nnunet_teacher_student.commands.synth import phantom_settings_from_args
+
+    args = build_parser().parse_args(
+        ["synth", "-o", "w", "-d", "12", "--preset", "tiny", "--family", "copd", "--weak", "3"]
+    )
+    assert phantom_settings_from_args(args) == PhantomSettings(
+        Path("w"), 12, n_weak=3, preset="tiny", family="copd"
+    )
+    args = build_parser().parse_args(["synth", "-o", "w", "-d", "12"])
+    assert phantom_settings_from_args(args) == PhantomSettings(Path("w"), 12)

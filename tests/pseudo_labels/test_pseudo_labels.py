@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +24,15 @@ from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry
 from nnunet_teacher_student.pseudo_labels.qc import apply_filters, binary_entropy_bits, case_qc
 from nnunet_teacher_student.pseudo_labels.run import aggregate_qc, part_cases, pseudo_label
+from nnunet_teacher_student.pseudo_labels.settings import PseudoLabelSettings
 from nnunet_teacher_student.teacher.inference import TeacherPrediction
 
 PSEUDO_STUDENT_ID = 549
+
+
+def _quiet(**settings) -> PseudoLabelSettings:
+    """Pseudo-labelling settings without the progress bar."""
+    return PseudoLabelSettings(quiet=True, **settings)
 
 
 # ---------------------------------------------------------------------------------------------- QC
@@ -190,7 +197,7 @@ def weak_dir(phantom_study) -> Path:
 def reference(box_teacher_model, weak_dir, tmp_path_factory):
     """One uninterrupted, unsharded pseudo-labelling run."""
     out = tmp_path_factory.mktemp("pseudo") / "reference"
-    summary = pseudo_label(box_teacher_model, weak_dir, out, tta=False, progress=False)
+    summary = pseudo_label(weak_dir, out, _quiet(model_folder=box_teacher_model, tta=False))
     print(
         f"\npseudo-label reference run: {summary['seconds_per_case']:.2f} s/case, "
         f"mean DSC vs truth {summary['qc']['mean_dice_vs_truth']:.3f}, "
@@ -286,13 +293,10 @@ def test_kill_and_resume_equals_uninterrupted(reference, weak_dir, box_teacher_m
 def test_two_shards_equal_one_run(reference, weak_dir, box_teacher_model, tmp_path):
     ref, _ = reference
     out = tmp_path / "sharded"
-    s1 = pseudo_label(
-        box_teacher_model, weak_dir, out, tta=False, num_parts=2, part_id=1, progress=False
-    )
+    settings = _quiet(model_folder=box_teacher_model, tta=False)
+    s1 = pseudo_label(weak_dir, out, settings, num_parts=2, part_id=1)
     assert s1["predicted"] == s1["cases_in_part"] == 2 and not s1["complete"] and s1["missing"] == 2
-    s0 = pseudo_label(
-        box_teacher_model, weak_dir, out, tta=False, num_parts=2, part_id=0, progress=False
-    )
+    s0 = pseudo_label(weak_dir, out, settings, num_parts=2, part_id=0)
     assert s0["predicted"] == 2 and s0["complete"]
     assert _visible_files(out) == _visible_files(ref)
     _assert_same_masks(ref, out)
@@ -309,20 +313,23 @@ def test_provenance_guard_filters_and_overwrite(reference, weak_dir, box_teacher
     out = tmp_path / "copy"
     shutil.copytree(ref, out)
     with pytest.raises(InputError, match="box_margin_mm"):
-        pseudo_label(box_teacher_model, weak_dir, out, tta=False, box_margin_mm=4.0, progress=False)
+        pseudo_label(
+            weak_dir, out, _quiet(model_folder=box_teacher_model, tta=False, box_margin_mm=4.0)
+        )
     # a rerun with everything finished predicts nothing and re-applies the filters
     fills = {
         r["case"]: r["box_fill_mean"] for r in json.loads((ref / "qc.json").read_text())["cases"]
     }
     threshold = float(np.median(list(fills.values())))
     s = pseudo_label(
-        box_teacher_model,
         weak_dir,
         out,
-        tta=False,
-        filters={"min_box_fill": threshold},
-        filter_mode="drop",
-        progress=False,
+        _quiet(
+            model_folder=box_teacher_model,
+            tta=False,
+            min_box_fill=threshold,
+            filter_mode="drop",
+        ),
     )
     expected = sorted(c for c, f in fills.items() if f < threshold)
     assert s["predicted"] == 0 and s["skipped"] == len(fills)
@@ -332,13 +339,9 @@ def test_provenance_guard_filters_and_overwrite(reference, weak_dir, box_teacher
     assert sorted(json.loads((out / "excluded.json").read_text())["excluded"]) == expected
     # --overwrite with another setting replaces the old teacher's outputs
     s = pseudo_label(
-        box_teacher_model,
         weak_dir,
         out,
-        tta=False,
-        box_margin_mm=0.0,
-        overwrite=True,
-        progress=False,
+        _quiet(model_folder=box_teacher_model, tta=False, box_margin_mm=0.0, overwrite=True),
     )
     assert s["predicted"] == len(fills) and s["complete"]
     assert json.loads((out / "provenance.json").read_text())["box_margin_mm"] == 0.0
@@ -359,17 +362,20 @@ def test_do_student_dataset_from_pseudo_labels(
 
     from nnunet_teacher_student.core.files import file_sha256
     from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.settings import StudentDatasetSettings
 
     ref, _ = reference
     folder = make_student_dataset(
-        STRONG_ID,
-        PSEUDO_STUDENT_ID,
-        "PseudoDO",
-        "do",
-        weak_dir,
-        ref,
-        phantom_study / "manifest.json",
-        n_folds=3,
+        StudentDatasetSettings(
+            STRONG_ID,
+            PSEUDO_STUDENT_ID,
+            "PseudoDO",
+            "do",
+            weak_dir,
+            ref,
+            phantom_study / "manifest.json",
+            n_folds=3,
+        )
     )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
@@ -394,15 +400,12 @@ def test_true_masks_from_another_folder_feed_the_qc(tmp_path):
     truth.CopyInformation(ct)
     (tmp_path / "truth").mkdir()
     sitk.WriteImage(truth, str(tmp_path / "truth" / "w.nii.gz"))
-    pseudo_label(None, tmp_path / "weak", tmp_path / "p0", teacher="classical", progress=False)
+    pseudo_label(tmp_path / "weak", tmp_path / "p0", _quiet(teacher="classical"))
     assert json.loads((tmp_path / "p0" / "qc" / "w.json").read_text())["dice_vs_truth"] is None
     pseudo_label(
-        None,
         tmp_path / "weak",
         tmp_path / "p1",
-        teacher="classical",
-        progress=False,
-        labels_dir=tmp_path / "truth",
+        _quiet(teacher="classical", labels_dir=tmp_path / "truth"),
     )
     assert json.loads((tmp_path / "p1" / "qc" / "w.json").read_text())["dice_vs_truth"] > 0.5
 
@@ -421,25 +424,28 @@ def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(
     from nnts_testlib import plan_and_preprocess, train
     from nnunet_teacher_student.formats.weak_set import WeakSet
     from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.settings import StudentDatasetSettings
     from nnunet_teacher_student.teacher.inference import dilate_in_plane
 
     out = tmp_path / "pseudo"
     pseudo_label(
-        box_teacher_model, weak_dir, out, tta=False, progress=False, save_probabilities=True
+        weak_dir, out, _quiet(model_folder=box_teacher_model, tta=False, save_probabilities=True)
     )
     weak = WeakSet(weak_dir)
     band = (0.2, 0.8)
     folder = make_student_dataset(
-        STRONG_ID,
-        UNCERTAIN_DO_ID,
-        "UncertainDO",
-        "do",
-        weak_dir,
-        out,
-        phantom_study / "manifest.json",
-        n_folds=3,
-        uncertain_band=band,
-        overwrite=True,
+        StudentDatasetSettings(
+            STRONG_ID,
+            UNCERTAIN_DO_ID,
+            "UncertainDO",
+            "do",
+            weak_dir,
+            out,
+            phantom_study / "manifest.json",
+            n_folds=3,
+            uncertain_band=band,
+            overwrite=True,
+        )
     )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
@@ -471,33 +477,33 @@ def test_uncertain_band_needs_probabilities(phantom_study, tmp_path):
     """A pseudo-label folder without probabilities is refused by name, before anything is written."""
     from nnunet_teacher_student.formats.weak_set import WeakSet
     from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.settings import StudentDatasetSettings
 
     arr = np.full((6, 24, 24), -850, np.int16)
     arr[2:4, 8:14, 8:14] = 40
     ct = sitk.GetImageFromArray(arr)
     WeakSet(tmp_path / "weak").write_case("w", ct, BoxSet(Geometry.of(ct), [Box(2, 7, 7, 14, 14)]))
-    pseudo_label(None, tmp_path / "weak", tmp_path / "p", teacher="classical", progress=False)
+    pseudo_label(tmp_path / "weak", tmp_path / "p", _quiet(teacher="classical"))
     with pytest.raises(InputError, match="save-probabilities"):
         pseudo_label(
-            None,
             tmp_path / "weak",
             tmp_path / "p2",
-            teacher="classical",
-            progress=False,
-            save_probabilities=True,
+            _quiet(teacher="classical", save_probabilities=True),
         )
     assert not (tmp_path / "p2").exists()
     with pytest.raises(
         InputError, match=r"probabilities: no teacher probability for weak case\(s\) \['w'\]"
     ):
         make_student_dataset(
-            STRONG_ID,
-            572,
-            "NoProb",
-            "so",
-            tmp_path / "weak",
-            tmp_path / "p",
-            uncertain_band=(0.3, 0.7),
+            StudentDatasetSettings(
+                STRONG_ID,
+                572,
+                "NoProb",
+                "so",
+                tmp_path / "weak",
+                tmp_path / "p",
+                uncertain_band=(0.3, 0.7),
+            )
         )
 
 
@@ -565,7 +571,7 @@ def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(
     assert qc["disagreement"] == pytest.approx(1 - dice(members[0].mask > 0, members[1].mask > 0))
 
     out = tmp_path / "ensemble"
-    s = pseudo_label(model, weak_dir, out, folds=(0, 1), tta=False, progress=False)
+    s = pseudo_label(weak_dir, out, _quiet(model_folder=model, folds=(0, 1), tta=False))
     assert s["complete"] and json.loads((out / "provenance.json").read_text())["ensemble"]
     records = json.loads((out / "qc.json").read_text())["cases"]
     values = [r["disagreement"] for r in records]
@@ -573,14 +579,15 @@ def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(
     assert "disagreement" in (out / "qc.csv").read_text().splitlines()[0]
     threshold = float(np.median(values))
     s = pseudo_label(
-        model,
         weak_dir,
         out,
-        folds=(0, 1),
-        tta=False,
-        progress=False,
-        filter_mode="drop",
-        filters={"max_disagreement": threshold},
+        _quiet(
+            model_folder=model,
+            folds=(0, 1),
+            tta=False,
+            filter_mode="drop",
+            max_disagreement=threshold,
+        ),
     )
     assert s["predicted"] == 0
     assert sorted(json.loads((out / "excluded.json").read_text())["excluded"]) == sorted(
@@ -588,7 +595,7 @@ def test_teacher_ensemble_averages_fold_probabilities_and_reports_disagreement(
     )
     # one fold of the copy is the reference teacher itself
     single = pseudo_label(
-        model, weak_dir, tmp_path / "fold0", folds=(0,), tta=False, progress=False
+        weak_dir, tmp_path / "fold0", _quiet(model_folder=model, folds=(0,), tta=False)
     )
     assert single["complete"]
     _assert_same_masks(reference[0], tmp_path / "fold0")
@@ -605,7 +612,8 @@ def test_previous_round_gives_each_case_its_label_change(
     ref, _ = reference
     model = _second_fold(box_teacher_model, tmp_path / "models", noise=0.3)
     out = tmp_path / "round2"
-    pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=ref)
+    round2 = _quiet(model_folder=model, folds=(1,), tta=False, previous=ref)
+    pseudo_label(weak_dir, out, round2)
     records = json.loads((out / "qc.json").read_text())["cases"]
     for r in records:
         before, after = (
@@ -619,18 +627,10 @@ def test_previous_round_gives_each_case_its_label_change(
     gone = sorted(partial.glob("*.nii.gz"))[0]
     gone.unlink()
     with pytest.raises(InputError, match=gone.name):
-        pseudo_label(
-            model,
-            weak_dir,
-            tmp_path / "never",
-            folds=(1,),
-            tta=False,
-            progress=False,
-            previous=partial,
-        )
+        pseudo_label(weak_dir, tmp_path / "never", replace(round2, previous=partial))
     assert not (tmp_path / "never").exists()
     with pytest.raises(InputError, match="cannot be the output folder"):
-        pseudo_label(model, weak_dir, out, folds=(1,), tta=False, progress=False, previous=out)
+        pseudo_label(weak_dir, out, replace(round2, previous=out))
 
 
 def test_pipeline_config_knows_every_qc_filter():

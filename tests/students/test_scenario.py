@@ -17,6 +17,8 @@ from nnunet_teacher_student.formats.boxes import BoxSet
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.nnunet.raw_dataset import find_raw_dataset, training_cases
 from nnunet_teacher_student.students.scenario import choose_strong, make_scenario
+from nnunet_teacher_student.students.settings import ScenarioSettings, StudentDatasetSettings
+from nnunet_teacher_student.teacher.settings import TeacherDatasetSettings
 from nnunet_teacher_student.formats.weak_set import WeakSet
 
 SCENARIO_ID, STUDENT_ID = 541, 542  # ids of this file in the session's nnUNet_raw
@@ -37,16 +39,18 @@ def grouped_manifest(phantom_study, tmp_path_factory):
 def scenario(phantom_study, grouped_manifest, tmp_path_factory):
     weak = tmp_path_factory.mktemp("scenario") / "weak"
     record = make_scenario(
-        STRONG_ID,
-        weak,
-        3,
-        SCENARIO_ID,
-        "Scenario",
-        seed=1,
-        annotator="exact",
-        manifest=grouped_manifest,
-        size_balance=True,
-        progress=False,
+        ScenarioSettings(
+            STRONG_ID,
+            weak,
+            3,
+            SCENARIO_ID,
+            "Scenario",
+            seed=1,
+            annotator="exact",
+            manifest=grouped_manifest,
+            size_balance=True,
+            progress=False,
+        )
     )
     return record, weak
 
@@ -95,7 +99,9 @@ def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path
         out = tmp_path / f"w{i}"
         records.append(
             make_scenario(
-                STRONG_ID, out, 2, 543 + i, f"Jitter{i}", seed=seed, jitter=2, progress=False
+                ScenarioSettings(
+                    STRONG_ID, out, 2, 543 + i, f"Jitter{i}", seed=seed, jitter=2, progress=False
+                )
             )
         )
     boxes = [
@@ -105,15 +111,21 @@ def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path
     assert records[0]["strong_cases"] == records[1]["strong_cases"] and boxes[0] == boxes[1]
     assert records[0]["strong_cases"] != records[2]["strong_cases"] or boxes[0] != boxes[2]
     with pytest.raises(InputError, match="exists"):  # the weak set folder
-        make_scenario(STRONG_ID, tmp_path / "w0", 2, 546, "Jitter9", progress=False)
+        make_scenario(
+            ScenarioSettings(STRONG_ID, tmp_path / "w0", 2, 546, "Jitter9", progress=False)
+        )
     with pytest.raises(InputError, match="exists"):  # the dataset id
-        make_scenario(STRONG_ID, tmp_path / "w9", 2, 543, "Other", progress=False)
+        make_scenario(ScenarioSettings(STRONG_ID, tmp_path / "w9", 2, 543, "Other", progress=False))
     assert not (tmp_path / "w9").exists() and not list(tmp_path.glob(".*staging*"))
     with pytest.raises(InputError, match="strong-count"):
-        make_scenario(STRONG_ID, tmp_path / "w8", 6, 547, "TooMany", progress=False)
+        make_scenario(
+            ScenarioSettings(STRONG_ID, tmp_path / "w8", 6, 547, "TooMany", progress=False)
+        )
     # --overwrite replaces both
     make_scenario(
-        STRONG_ID, tmp_path / "w0", 3, 543, "Jitter0", seed=5, overwrite=True, progress=False
+        ScenarioSettings(
+            STRONG_ID, tmp_path / "w0", 3, 543, "Jitter0", seed=5, overwrite=True, progress=False
+        )
     )
     assert (
         len(training_cases(find_raw_dataset(543))) == 3
@@ -125,15 +137,17 @@ def test_scenario_draws_strong_cases_from_the_chosen_sites_only(phantom_study, t
     manifest = phantom_study / "manifest.json"
     sites = {c: v["site"] for c, v in json.loads(manifest.read_text()).items()}
     record = make_scenario(
-        STRONG_ID,
-        tmp_path / "w",
-        2,
-        561,
-        "FromMsd",
-        seed=3,
-        manifest=manifest,
-        strong_sites=["msd"],
-        progress=False,
+        ScenarioSettings(
+            STRONG_ID,
+            tmp_path / "w",
+            2,
+            561,
+            "FromMsd",
+            seed=3,
+            manifest=manifest,
+            strong_sites=("msd",),
+            progress=False,
+        )
     )
     assert {sites[c] for c in record["strong_cases"]} == {"msd"} and record["strong_sites"] == [
         "msd"
@@ -146,14 +160,16 @@ def test_scenario_draws_strong_cases_from_the_chosen_sites_only(phantom_study, t
         InputError, match=r"fewer than the 3 strong cases"
     ):  # the pool has 2 msd cases
         make_scenario(
-            STRONG_ID,
-            tmp_path / "w2",
-            3,
-            562,
-            "TooFew",
-            manifest=manifest,
-            strong_sites=["msd"],
-            progress=False,
+            ScenarioSettings(
+                STRONG_ID,
+                tmp_path / "w2",
+                3,
+                562,
+                "TooFew",
+                manifest=manifest,
+                strong_sites=("msd",),
+                progress=False,
+            )
         )
     assert not (tmp_path / "w2").exists() and not list(
         Path(os.environ["nnUNet_raw"]).glob("Dataset562_*")
@@ -216,15 +232,17 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
 
     record, weak_dir = scenario
     folder = make_student_dataset(
-        SCENARIO_ID,
-        STUDENT_ID,
-        "ScenarioDO",
-        "do",
-        weak_dir,
-        weak_dir / "labels",
-        grouped_manifest,
-        n_folds=2,
-        size_balance=True,
+        StudentDatasetSettings(
+            SCENARIO_ID,
+            STUDENT_ID,
+            "ScenarioDO",
+            "do",
+            weak_dir,
+            weak_dir / "labels",
+            grouped_manifest,
+            n_folds=2,
+            size_balance=True,
+        )
     )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
@@ -245,14 +263,16 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
     assert sorted(c for s in splits for c in s["val"]) == sorted(strong_cases)
     with pytest.raises(InputError, match="--overwrite"):
         make_student_dataset(
-            SCENARIO_ID,
-            STUDENT_ID,
-            "ScenarioDO",
-            "do",
-            weak_dir,
-            weak_dir / "labels",
-            grouped_manifest,
-            n_folds=2,
+            StudentDatasetSettings(
+                SCENARIO_ID,
+                STUDENT_ID,
+                "ScenarioDO",
+                "do",
+                weak_dir,
+                weak_dir / "labels",
+                grouped_manifest,
+                n_folds=2,
+            )
         )
 
 
@@ -266,7 +286,16 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
 
     record, weak_dir = scenario
     folder = make_student_dataset(
-        SCENARIO_ID, 551, "ScenarioIgnore", "ignore", weak_dir, None, grouped_manifest, n_folds=2
+        StudentDatasetSettings(
+            SCENARIO_ID,
+            551,
+            "ScenarioIgnore",
+            "ignore",
+            weak_dir,
+            None,
+            grouped_manifest,
+            n_folds=2,
+        )
     )
     verify_dataset_integrity(str(folder), num_processes=1)
     ds = json.loads((folder / "dataset.json").read_text())
@@ -286,7 +315,9 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
         assert np.array_equal(label, truth)
     with pytest.raises(InputError, match="ignore form needs --weak"):
         make_student_dataset(
-            SCENARIO_ID, 552, "ScenarioIgnore2", "ignore", weak_dir, weak_dir / "labels"
+            StudentDatasetSettings(
+                SCENARIO_ID, 552, "ScenarioIgnore2", "ignore", weak_dir, weak_dir / "labels"
+            )
         )
 
 
@@ -299,7 +330,9 @@ def test_teacher_dataset_brings_patient_grouped_folds(scenario, grouped_manifest
 
     record, weak_dir = scenario
     folder = make_teacher_dataset(
-        SCENARIO_ID, 553, "ScenarioTeacher", weak_dir=weak_dir, manifest=grouped_manifest
+        TeacherDatasetSettings(
+            SCENARIO_ID, 553, "ScenarioTeacher", weak_dir=weak_dir, manifest=grouped_manifest
+        )
     )
     splits = json.loads((folder / "splits_final.json").read_text())
     assert (

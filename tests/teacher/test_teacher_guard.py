@@ -113,7 +113,6 @@ def test_guard_keeps_the_best_attempt_when_none_passes(tmp_path):
         _fake_training(tmp_path, trained),
         lambda s: {"dsc_mean": dsc[s], "dsc_per_case": {}, "boxes": 3, "empty_boxes": empty[s]},
         max_attempts=3,
-        log=lambda m: None,
     )
     assert trained == [5, 6, 7] and not record["passed"]
     assert (

@@ -1,0 +1,58 @@
+"""The settings of ``nnts make-teacher-dataset`` (:func:`~.dataset.make_teacher_dataset`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..formats.annotator import Annotator
+from ..formats.boxes import BoxMode
+
+
+def annotator_arg(annotator: Annotator | str | dict) -> str:
+    """The ``--annotator`` value of an annotator given as a spec, a settings dict or an :class:`Annotator`."""
+    if isinstance(annotator, str):
+        return annotator
+    items = annotator.to_dict() if isinstance(annotator, Annotator) else annotator
+    return ",".join(f"{k}={v}" for k, v in items.items())
+
+
+@dataclass(frozen=True)
+class TeacherDatasetSettings:
+    """A teacher dataset (CT + box channel) from a strong raw dataset and optionally a weak set."""
+
+    strong: int | str  # strong raw dataset id or folder name
+    dataset_id: int
+    name: str = "Teacher"
+    jitter: int = 0  # legacy stress setting: absolute box edge jitter in voxels
+    seed: int = 0
+    box_mode: BoxMode = "lesion"
+    weak_dir: str | Path | None = None
+    exclude: frozenset[str] = frozenset()  # cases left out (no command-line flag)
+    overwrite: bool = False
+    manifest: str | Path | None = None
+    n_folds: int = 5
+    annotator: Annotator | str | dict | None = None
+
+    def cli_args(self) -> list[str]:
+        """The ``nnts make-teacher-dataset`` flags that give these settings (defaults left out)."""
+        if self.exclude:
+            raise ValueError("make-teacher-dataset has no flag for excluded cases")
+        args = ["--strong", str(self.strong), "-d", str(self.dataset_id)]
+        if self.name != "Teacher":
+            args += ["--name", self.name]
+        if self.weak_dir is not None:
+            args += ["--weak", str(self.weak_dir)]
+        if self.jitter:
+            args += ["--jitter", str(self.jitter)]
+        if self.annotator is not None:
+            args += ["--annotator", annotator_arg(self.annotator)]
+        if self.seed:
+            args += ["--seed", str(self.seed)]
+        if self.box_mode != "lesion":
+            args += ["--box-mode", self.box_mode]
+        if self.manifest is not None:
+            args += ["--manifest", str(self.manifest)]
+        if self.n_folds != 5:
+            args += ["--folds", str(self.n_folds)]
+        return args + (["--overwrite"] if self.overwrite else [])
