@@ -64,8 +64,9 @@ from nnunet_teacher_student.core.geometry import Geometry, read_image  # noqa: E
 from nnunet_teacher_student.prediction.lesions import near_mask  # noqa: E402
 from nnunet_teacher_student.prediction.case import predict_case  # noqa: E402
 from nnunet_teacher_student.prediction.region import tumour_label  # noqa: E402
+from nnunet_teacher_student.prediction.settings import PredictSettings  # noqa: E402
 
-#: mode -> predict_case arguments (``full`` is nnU-Net's own prediction of the whole CT)
+#: mode -> predict_case settings (``full`` is nnU-Net's own prediction of the whole CT)
 MODES = {
     "full": None,
     "full-shifted": None,
@@ -216,7 +217,7 @@ def run_mode(predictor, ct: sitk.Image, mode: str, value: int) -> tuple[np.ndarr
         seg, _, _ = predictor.predict_array(arr, spacing)
         mask, report = seg[shift[1] :, shift[2] :, shift[3] :] == value, None
     else:
-        result = predict_case(predictor, ct, lung_dilation_mm=None, **MODES[mode])
+        result = predict_case(predictor, ct, PredictSettings(lung_dilation_mm=None, **MODES[mode]))
         mask, report = result.mask > 0, result.report
     row = {
         "wall_s": round(time.perf_counter() - t0, 2),
@@ -382,8 +383,10 @@ def memory_child(args) -> dict:
     result = predict_case(
         predictor,
         ct,
-        per_lung=True if args.per_lung else None,
-        crop_after_resampling=args.crop_after_resampling,
+        PredictSettings(
+            per_lung=True if args.per_lung else None,
+            crop_after_resampling=args.crop_after_resampling,
+        ),
     )
     wall = time.perf_counter() - t0
     stop.set()

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import add_model_arguments
+
+if TYPE_CHECKING:
+    from ..prediction.settings import PredictSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +22,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "centroid, lung-mask method, timings). Works with every nnts trainer and plain nnU-Net models. "
         "A folder input is a batch: cases whose outputs exist are skipped (resumable).",
     )
+    add_io_arguments(p)
+    add_model_arguments(
+        p, "trained model", None, "folds to ensemble (default: every fold_X with the checkpoint)"
+    )
+    add_region_arguments(p)
+    add_mask_arguments(p)
+    add_run_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_io_arguments(p: argparse.ArgumentParser) -> None:
+    """``-i`` and ``-o``: the CTs and where their masks go."""
     p.add_argument(
         "-i",
         "--input",
@@ -33,9 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a mask file name (.nii.gz, .nrrd, ...; one case) or a folder receiving <case>.nii.gz "
         "and <case>.json",
     )
-    add_model_arguments(
-        p, "trained model", None, "folds to ensemble (default: every fold_X with the checkpoint)"
-    )
+
+
+def add_region_arguments(p: argparse.ArgumentParser) -> None:
+    """The regions predicted: the lung crop, its boxes, where they are cut, the tiles run."""
     p.add_argument(
         "--no-lung-crop",
         action="store_true",
@@ -73,6 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="predict every sliding-window tile of a crop (default: skip the tiles farther than "
         "--margin-mm from the lungs; the result inside that margin is the same)",
     )
+
+
+def add_mask_arguments(p: argparse.ArgumentParser) -> None:
+    """The probability file, the lung mask, the crop margin, the lesions kept and the tumour label."""
     p.add_argument(
         "--save-probabilities",
         action="store_true",
@@ -106,6 +127,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="tumour label of a label model (default: the label named tumour, else the highest)",
     )
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The sliding window's step, overwriting, and the part of a folder's cases this run predicts."""
     p.add_argument(
         "--step-size",
         type=float,
@@ -127,43 +152,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="which part this run predicts: 0..num-parts-1 (default: the SLURM array task, else 0)",
     )
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def predict_settings_from_args(args: argparse.Namespace) -> PredictSettings:
+    """The :class:`PredictSettings` of parsed ``nnts predict`` arguments (checked: an :class:`InputError`)."""
     from ..core.errors import InputError
-    from ..prediction.batch import predict_path
-    from ..core.sharding import resolve_shard
+    from ..prediction.settings import CROP_AFTER_RESAMPLING, PredictSettings
 
     if args.margin_mm < 0 or args.lung_dilation_mm < 0:
         raise InputError("--margin-mm and --lung-dilation-mm must be >= 0")
     if not 0 < args.step_size <= 1:
         raise InputError(f"--step-size must be in (0, 1], got {args.step_size}")
+    return PredictSettings(
+        folds=None if args.folds is None else tuple(args.folds),
+        checkpoint=args.checkpoint,
+        device=args.device,
+        tta=args.tta,
+        step_size=args.step_size,
+        lung_crop=not args.no_lung_crop,
+        per_lung=True if args.per_lung else False if args.one_box else None,
+        crop_after_resampling=CROP_AFTER_RESAMPLING
+        if args.crop_after_resampling is None
+        else args.crop_after_resampling,
+        skip_tiles=not args.all_tiles,
+        margin_mm=args.margin_mm,
+        lung_weights=args.lungmask_weights,
+        lung_method=args.lung_method,
+        lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
+        label=args.label,
+        save_probabilities=args.save_probabilities,
+        overwrite=args.overwrite,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.sharding import resolve_shard
+    from ..prediction.batch import predict_path
+
+    settings = predict_settings_from_args(args)
     num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
     if num_parts > 1:
         print(f"part {part_id} of {num_parts} ({where})", flush=True)
     summary = predict_path(
-        args.input,
-        args.output,
-        args.model,
-        folds=args.folds,
-        device=args.device,
-        lung_crop=not args.no_lung_crop,
-        tta=args.tta,
-        checkpoint=args.checkpoint,
-        per_lung=True if args.per_lung else False if args.one_box else None,
-        skip_tiles=not args.all_tiles,
-        margin_mm=args.margin_mm,
-        lung_dilation_mm=None if args.keep_outside_lungs else args.lung_dilation_mm,
-        lung_weights=args.lungmask_weights,
-        lung_method=args.lung_method,
-        save_probabilities=args.save_probabilities,
-        label=args.label,
-        step_size=args.step_size,
-        overwrite=args.overwrite,
-        num_parts=num_parts,
-        part_id=part_id,
-        crop_after_resampling=args.crop_after_resampling,
+        args.input, args.output, args.model, settings, num_parts=num_parts, part_id=part_id
     )
     skipped = f", skipped {len(summary.skipped)} already done" if summary.skipped else ""
     print(f"predicted {len(summary.predicted)} case(s){skipped}; output: {args.output}")

@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import SimpleITK as sitk
 
@@ -16,8 +16,9 @@ from ..core.errors import InputError
 from ..core.files import write_text_atomic
 from ..core.geometry import read_image, write_image_atomic
 from ..formats.images import IMAGE_SUFFIXES, case_name, image_suffix
-from .case import predict_case
+from .case import CasePrediction, predict_case
 from .region import RegionPredictor
+from .settings import PredictSettings
 
 
 # --------------------------------------------------------------------------- inputs
@@ -131,61 +132,34 @@ def predict_path(
     input: str | os.PathLike,
     output: str | os.PathLike,
     model_folder: str | os.PathLike,
-    folds: Sequence[int | str] | None = None,
-    device: str = "cpu",
-    lung_crop: bool = True,
-    tta: bool = True,
-    checkpoint: str = "checkpoint_final.pth",
-    per_lung: bool | None = None,
-    skip_tiles: bool = True,
-    margin_mm: float = 10.0,
-    lung_dilation_mm: float | None = 5.0,
-    lung_weights: str | os.PathLike | None = None,
-    lung_method: str = "auto",
-    save_probabilities: bool = False,
-    label: int | None = None,
-    step_size: float = 0.5,
-    overwrite: bool = False,
+    settings: PredictSettings | None = None,
     progress: bool = True,
     num_parts: int = 1,
     part_id: int = 0,
-    crop_after_resampling: bool | None = None,
 ) -> PredictSummary:
-    """Predict a CT file, a DICOM series folder, or a folder of either.
+    """Predict a CT file, a DICOM series folder, or a folder of either, with ``settings`` (default
+    :class:`PredictSettings`).
 
     ``output``: a file name with an image suffix (one case), or a folder receiving ``<case>.nii.gz`` and
     ``<case>.json`` (and ``<case>_probability.nii.gz``). ``num_parts``/``part_id``: only this part of a folder's
     cases (see :mod:`.sharding`). Cases whose outputs exist are skipped unless
     ``overwrite``; files are written atomically, the report last. A case that fails with bad input is
     reported and the others go on; :class:`InputError` at the end names the failures.
-    ``crop_after_resampling`` None: :func:`predict_case`'s default.
     """
     from tqdm import tqdm
 
-    from ..core.sharding import part_cases
-
+    s = settings if settings is not None else PredictSettings()
     output = Path(output)
-    cases = find_cases(input)
-    if (
-        num_parts > 1
-    ):  # every num_parts-th case by name, as nnts pseudo-label and nnUNetv2_predict share
-        mine = set(part_cases([c.name for c in cases], num_parts, part_id))
-        cases = [c for c in cases if c.name in mine]
+    cases = select_cases(input, num_parts, part_id)
     single_file = image_suffix(output) is not None
     if single_file and len(cases) > 1:
         raise InputError(f"{input}: holds {len(cases)} CTs; give a folder as output, not {output}")
     summary = PredictSummary()
-    folder, ours = (
-        (output.parent, f".{output.name.split('.')[0]}.*.tmp*")
-        if single_file
-        else (output, ".*.tmp*")
-    )
-    for stale in folder.glob(ours) if folder.is_dir() else []:  # atomic writes cut off by a kill
-        stale.unlink()
+    remove_stale_temp_files(output, single_file)
     todo = []
     for case in cases:
         out = case_output(output, case.name, single_file)
-        if not overwrite and out.done(save_probabilities):
+        if not s.overwrite and out.done(s.save_probabilities):
             summary.skipped.append(case.name)
         else:
             todo.append((case, out))
@@ -198,55 +172,15 @@ def predict_path(
             ct = case.read()
             t_read = time.perf_counter() - t0
             if predictor is None:  # only load the model when there is work
-                predictor = RegionPredictor(
-                    model_folder, folds, checkpoint, device, tta, step_size, progress=progress
-                )  # nnU-Net's bar over the sliding window's tiles
-            result = predict_case(
-                predictor,
-                ct,
-                lung_crop=lung_crop,
-                lung_weights=lung_weights,
-                per_lung=per_lung,
-                margin_mm=margin_mm,
-                lung_dilation_mm=lung_dilation_mm,
-                save_probabilities=save_probabilities,
-                lung_method=lung_method,
-                label=label,
-                what=str(case.path),
-                announce=progress,
-                skip_tiles=skip_tiles,
-                **(
-                    {}
-                    if crop_after_resampling is None
-                    else {"crop_after_resampling": crop_after_resampling}
-                ),
-            )
+                predictor = load_predictor(model_folder, s, progress)
+            result = predict_case(predictor, ct, s, what=str(case.path), announce=progress)
         except InputError as e:
             if len(cases) == 1:
                 raise
             summary.failed[case.name] = str(e)
             bar.write(f"nnts predict: {case.name}: {e}")
             continue
-        t1 = time.perf_counter()
-        out.report.unlink(
-            missing_ok=True
-        )  # a report marks a finished case: remove a stale one first
-        write_image_atomic(result.mask_image(ct), out.mask)
-        if save_probabilities:
-            write_image_atomic(result.probability_image(ct), out.probability)
-        report = {
-            "case": case.name,
-            "input": str(case.path),
-            "output": str(out.mask),
-            "probability": str(out.probability) if save_probabilities else None,
-            **result.report,
-        }
-        report["timings_s"] = {
-            "read": round(t_read, 3),
-            **report["timings_s"],
-            "write": round(time.perf_counter() - t1, 3),
-        }
-        write_text_atomic(json.dumps(report, indent=1) + "\n", out.report)
+        report = write_case(case, out, ct, result, t_read, s.save_probabilities)
         for w in report["warnings"]:
             bar.write(f"nnts predict: {case.name}: warning: {w}")
         summary.predicted.append(case.name)
@@ -257,3 +191,67 @@ def predict_path(
             f"{output} (rerun to retry only the failed ones)"
         )
     return summary
+
+
+def select_cases(input: str | os.PathLike, num_parts: int, part_id: int) -> list[CaseInput]:
+    """The CTs of ``input`` (:func:`find_cases`), only part ``part_id`` of ``num_parts``: every
+    ``num_parts``-th case by name, as nnts pseudo-label and nnUNetv2_predict share."""
+    from ..core.sharding import part_cases
+
+    cases = find_cases(input)
+    if num_parts > 1:
+        mine = set(part_cases([c.name for c in cases], num_parts, part_id))
+        cases = [c for c in cases if c.name in mine]
+    return cases
+
+
+def remove_stale_temp_files(output: Path, single_file: bool) -> None:
+    """Delete our temporary files in the output folder: atomic writes cut off by a kill."""
+    folder, ours = (
+        (output.parent, f".{output.name.split('.')[0]}.*.tmp*")
+        if single_file
+        else (output, ".*.tmp*")
+    )
+    for stale in folder.glob(ours) if folder.is_dir() else []:
+        stale.unlink()
+
+
+def load_predictor(
+    model_folder: str | os.PathLike, settings: PredictSettings, progress: bool
+) -> RegionPredictor:
+    """The model with ``settings``' folds, checkpoint, device, mirroring and step size (``progress``: nnU-Net's
+    bar over the sliding window's tiles)."""
+    s = settings
+    return RegionPredictor(
+        model_folder, s.folds, s.checkpoint, s.device, s.tta, s.step_size, progress=progress
+    )
+
+
+def write_case(
+    case: CaseInput,
+    out: CaseOutput,
+    ct: sitk.Image,
+    result: CasePrediction,
+    t_read: float,
+    save_probabilities: bool,
+) -> dict[str, Any]:
+    """Write a predicted case's mask (and probability), then its report last; returns the report."""
+    t1 = time.perf_counter()
+    out.report.unlink(missing_ok=True)  # a report marks a finished case: remove a stale one first
+    write_image_atomic(result.mask_image(ct), out.mask)
+    if save_probabilities:
+        write_image_atomic(result.probability_image(ct), out.probability)
+    report = {
+        "case": case.name,
+        "input": str(case.path),
+        "output": str(out.mask),
+        "probability": str(out.probability) if save_probabilities else None,
+        **result.report,
+    }
+    report["timings_s"] = {
+        "read": round(t_read, 3),
+        **report["timings_s"],
+        "write": round(time.perf_counter() - t1, 3),
+    }
+    write_text_atomic(json.dumps(report, indent=1) + "\n", out.report)
+    return report

@@ -14,10 +14,9 @@ merged by maximum probability and union of the tumour masks.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -28,14 +27,12 @@ from ..core.geometry import Geometry, array_to_image, spacing_zyx
 from ..lungs.cropping import CropBox, crop_image, lung_crop_boxes
 from .lesions import describe_lesions, drop_outside_lungs
 from .region import RegionPredictor
+from .settings import PredictSettings
+
+if TYPE_CHECKING:
+    from ..lungs.mask import LungMaskResult
 
 MERGE_RULE = "overlapping crops: probability = maximum, tumour mask = union"
-#: the default of where the lung box is cut: from nnU-Net's resampled CT (True: its own voxel grid, closer to
-#: full-volume prediction, but the whole CT is resampled) or from the CT before it (False: faster; BENCHMARKS.md)
-CROP_AFTER_RESAMPLING = False
-#: the default of growing each box onto nnU-Net's whole-CT sample positions (:mod:`.grid`; never adds a tile): with
-#: models that work on the CT's field of view it agreed as well or better with full-volume prediction (BENCHMARKS.md)
-ALIGN_GRID = True
 
 
 @dataclass
@@ -56,7 +53,59 @@ class CasePrediction:
         return array_to_image(self.probability, ct if isinstance(ct, Geometry) else Geometry.of(ct))
 
 
-# --------------------------------------------------------------------------- labels
+@dataclass
+class RegionPlan:
+    """The regions of one CT that go through the network, their work estimates and how they were chosen."""
+
+    boxes: list[CropBox]  # what is cut from the CT (the whole CT when ``regrid``)
+    estimates: list[dict]  # the sliding window's work per box
+    layout: str
+    shown: list[CropBox]  # the boxes on the CT's grid (the report's crops)
+    regrid: bool  # cut from nnU-Net's resampled CT
+    skip_tiles: bool  # tiles far from the lungs not predicted
+    aligned: bool  # boxes grown onto nnU-Net's whole-CT sample positions
+    lung_crop: bool  # cropped to the lungs (asked for, and lungs found)
+
+    def report(self, settings: PredictSettings, shape: Sequence[int]) -> dict:
+        """The report's part on the regions."""
+        return {
+            "lung_crop": self.lung_crop,
+            "per_lung": len(self.boxes) > 1,
+            "layout": self.layout,
+            "skip_tiles": self.skip_tiles,
+            "crop_margin_mm": settings.margin_mm,
+            "lung_dilation_mm": settings.lung_dilation_mm,
+            "crop_after_resampling": self.regrid,
+            "align_grid": self.aligned,
+            "crops": [b.to_dict() for b in self.shown],
+            "sliding_window": self.estimates,
+            "predicted_fraction": round(
+                float(sum(np.prod(b.size) for b in self.shown)) / float(np.prod(shape)), 4
+            ),
+            "merge": MERGE_RULE if len(self.boxes) > 1 else None,
+        }
+
+    def announce(self, what: str) -> None:
+        """Print each region's size and work, before it starts."""
+        for k, (b, e) in enumerate(zip(self.shown, self.estimates), 1):
+            grow = (
+                f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
+                if e["voxel_factor"] >= 2
+                else ""
+            )
+            kept = (
+                f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)"
+                if e["tiles_run"] < e["tiles"]
+                else f"{e['tiles']} tile(s)"
+            )
+            print(
+                f"  {what}: region {k}/{len(self.boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
+                f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {kept}, "
+                f"{e['network_passes']} network pass(es)",
+                flush=True,
+            )
+
+
 # --------------------------------------------------------------------------- one case
 def model_info(predictor: RegionPredictor) -> dict[str, Any]:
     """What the report says about the model."""
@@ -72,24 +121,38 @@ def model_info(predictor: RegionPredictor) -> dict[str, Any]:
     }
 
 
+def check_ct_model(predictor: RegionPredictor) -> None:
+    """An :class:`InputError` unless the model takes the CT alone."""
+    if predictor.num_input_channels != 1:
+        raise InputError(
+            f"model {predictor.folder} expects {predictor.num_input_channels} input channels; "
+            "nnts predict needs a CT-only model (box teachers: use nnts teacher-predict)"
+        )
+
+
+def case_lungs(ct: sitk.Image, settings: PredictSettings, what: str) -> LungMaskResult:
+    """The CT's lung mask, or an empty one with method ``none`` when neither the crop, the lesion filter nor tile
+    skipping needs it (nor HU)."""
+    from ..lungs.mask import LungMaskResult, lung_mask
+
+    s = settings
+    if s.lung_crop or s.lung_dilation_mm is not None or s.skip_tiles:
+        return lung_mask(ct, weights=s.lung_weights, method=s.lung_method, what=what)
+    empty = np.zeros(Geometry.of(ct).array_shape, np.uint8)
+    return LungMaskResult(
+        empty, empty, empty, "none", "not computed: no crop, no tile skipping, all lesions kept"
+    )
+
+
 def predict_case(
     predictor: RegionPredictor,
     ct: sitk.Image,
-    lung_crop: bool = True,
-    lung_weights: str | os.PathLike | None = None,
-    per_lung: bool | None = None,
-    margin_mm: float = 10.0,
-    lung_dilation_mm: float | None = 5.0,
-    save_probabilities: bool = False,
-    lung_method: str = "auto",
-    label: int | None = None,
+    settings: PredictSettings | None = None,
     what: str = "CT",
     announce: bool = False,
-    skip_tiles: bool = True,
-    crop_after_resampling: bool = CROP_AFTER_RESAMPLING,
-    align_grid: bool = ALIGN_GRID,
 ) -> CasePrediction:
-    """Tumour mask of one CT (in HU) on its own grid.
+    """Tumour mask of one CT (in HU) on its own grid, with ``settings`` (default :class:`PredictSettings`; its
+    model fields are the ``predictor``'s business, not used here).
 
     ``lung_crop``: predict only the lung box(es) grown by ``margin_mm``; ``per_lung``: one box per lung (True),
     one around both (False), or whichever needs fewer network passes (None). ``crop_after_resampling``: the
@@ -97,132 +160,43 @@ def predict_case(
     (nnU-Net's own voxel grid, as full-volume prediction has; ``per_lung`` True still crops the CT first).
     ``skip_tiles``: inside each box, the sliding-window tiles farther than ``margin_mm`` from the lungs are not
     predicted (background). ``align_grid``: each box grown by a few voxels so that nnU-Net's resampling of it samples
-    where its resampling of the whole CT does (:mod:`.grid`; :data:`ALIGN_GRID`).
+    where its resampling of the whole CT does (:mod:`.grid`; :data:`.settings.ALIGN_GRID`).
     ``lung_dilation_mm``: drop lesions with no voxel within this distance of the lung region (None: keep
     all). An empty lung mask falls back to the whole volume and keeps all lesions (a warning says so).
+    ``what`` names the CT in messages; ``announce``: print each region's work before it starts.
     """
-    if predictor.num_input_channels != 1:
-        raise InputError(
-            f"model {predictor.folder} expects {predictor.num_input_channels} input channels; "
-            "nnts predict needs a CT-only model (box teachers: use nnts teacher-predict)"
-        )
-    from ..lungs.mask import LungMaskResult, lung_mask
-
+    s = settings if settings is not None else PredictSettings()
+    check_ct_model(predictor)
     t0 = time.perf_counter()
     geometry = Geometry.of(ct)
     spacing = spacing_zyx(geometry)
-    shape = geometry.array_shape
     warnings: list[str] = []
     info = model_info(predictor)
-    if lung_crop or lung_dilation_mm is not None or skip_tiles:
-        lungs = lung_mask(ct, weights=lung_weights, method=lung_method, what=what)
-    else:  # neither the crop, the lesion filter nor tile skipping needs the lungs (nor HU)
-        empty = np.zeros(geometry.array_shape, np.uint8)
-        lungs = LungMaskResult(
-            empty, empty, empty, "none", "not computed: no crop, no tile skipping, all lesions kept"
-        )
+    lungs = case_lungs(ct, s, what)
     t_lungs = time.perf_counter()
     if not lungs.found and lungs.method != "none":
         warnings.append(
             f"no lung found ({lungs.message}): predicted the whole volume and kept all lesions"
         )
-    skip = skip_tiles and lungs.found
     in_lungs = lungs.mask > 0  # once: the tile masks of every box are views of it
-    regrid = bool(crop_after_resampling and lung_crop and lungs.found and per_lung is not True)
-    if regrid:
-        boxes = [CropBox((0, 0, 0), shape, shape, "full")]
-        estimates = [
-            region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip, crop=True)
-        ]
-        layout = "one box around the lungs, cut from nnU-Net's resampled CT"
-        shown = lung_crop_boxes(
-            lungs.labels, spacing, margin_mm, per_lung=False
-        )  # the same box on the CT's grid
-    elif lung_crop and lungs.found:
-        boxes, estimates, layout = choose_regions(
-            predictor, in_lungs, lungs.labels, spacing, margin_mm, per_lung, skip, align_grid
-        )
-    else:
-        boxes = [CropBox((0, 0, 0), shape, shape, "full")]
-        estimates = [region_estimate(predictor, boxes[0], in_lungs, spacing, margin_mm, skip)]
-        layout = "full volume"
-    if info["trained_on_lung_crops"] and boxes[0].name == "full" and not regrid:
+    plan = plan_regions(predictor, lungs, in_lungs, spacing, s)
+    if info["trained_on_lung_crops"] and plan.boxes[0].name == "full" and not plan.regrid:
         warnings.append("the model was trained on lung crops but predicted the whole volume")
-
-    value, channel = predictor.tumour(label)
-    mask = np.zeros(shape, bool)
-    probability = np.zeros(shape, np.float32)
-    if not regrid:
-        shown = boxes
+    value, channel = predictor.tumour(s.label)
     if announce:
-        for k, (b, e) in enumerate(zip(shown, estimates), 1):
-            grow = (
-                f"; the model's spacing makes it {e['voxel_factor']:.1f}x larger"
-                if e["voxel_factor"] >= 2
-                else ""
-            )
-            kept = (
-                f"{e['tiles_run']} of {e['tiles']} tiles (the rest are far from the lungs)"
-                if e["tiles_run"] < e["tiles"]
-                else f"{e['tiles']} tile(s)"
-            )
-            print(
-                f"  {what}: region {k}/{len(boxes)} ({b.name}) {'x'.join(map(str, b.size))} voxels -> "
-                f"{'x'.join(map(str, e['resampled_shape']))} at the model's spacing{grow}; {kept}, "
-                f"{e['network_passes']} network pass(es)",
-                flush=True,
-            )
-    for box in boxes:  # crop the image, not a full-size array copy of it
-        channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
-        tiles = (
-            predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm, skip)
-            if skip or regrid
-            else None
-        )
-        seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles, crop=regrid)
-        mask[box.slices] |= seg == value
-        np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
-        del channels, seg, probs
+        plan.announce(what)
+    mask, probability = predict_regions(
+        predictor, ct, plan, in_lungs, spacing, s.margin_mm, value, channel
+    )
     t_pred = time.perf_counter()
-
-    dropped: list[dict] = []
-    if lung_dilation_mm is not None and lungs.found:
-        kept, comps, dropped_ids = drop_outside_lungs(mask, lungs.mask, spacing, lung_dilation_mm)
-        if dropped_ids.size:
-            dropped = describe_lesions(mask & ~kept.astype(bool), ct, probability)
-        del comps
-        mask = kept
-    mask = mask.astype(np.uint8)
+    mask, dropped = keep_near_lungs(mask, lungs, ct, probability, spacing, s.lung_dilation_mm)
     t_drop = time.perf_counter()
     lesions = describe_lesions(mask, ct, probability, lungs.labels)
     t_post = time.perf_counter()
 
-    voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
     report: dict[str, Any] = {
-        "n_lesions": len(lesions),
-        "total_volume_ml": round(sum(x["volume_ml"] for x in lesions), 4),
-        "lesions": lesions,
-        "dropped_outside_lungs": dropped,
-        "lung_mask": {
-            "method": lungs.method,
-            "message": lungs.message,
-            "found": lungs.found,
-            "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2),
-        },
-        "lung_crop": bool(lung_crop and lungs.found),
-        "per_lung": len(boxes) > 1,
-        "layout": layout,
-        "skip_tiles": skip,
-        "crop_margin_mm": margin_mm,
-        "lung_dilation_mm": lung_dilation_mm,
-        "crop_after_resampling": regrid,
-        "align_grid": bool(align_grid and lung_crop and lungs.found and not regrid),
-        "crops": [b.to_dict() for b in shown],
-        "sliding_window": estimates,
-        "predicted_fraction": round(
-            float(sum(np.prod(b.size) for b in shown)) / float(np.prod(shape)), 4
-        ),
-        "merge": MERGE_RULE if len(boxes) > 1 else None,
+        **lesion_report(lesions, dropped, lungs, geometry),
+        **plan.report(s, mask.shape),
         "tumour_label": value,
         "model": info,
         "geometry": geometry.to_dict(),
@@ -235,10 +209,139 @@ def predict_case(
         },
         "warnings": warnings,
     }
-    return CasePrediction(mask, probability if save_probabilities else None, report)
+    return CasePrediction(mask, probability if s.save_probabilities else None, report)
+
+
+def predict_regions(
+    predictor: RegionPredictor,
+    ct: sitk.Image,
+    plan: RegionPlan,
+    in_lungs: np.ndarray,
+    spacing: Sequence[float],
+    margin_mm: float,
+    value: int,
+    channel: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(tumour mask, tumour probability) on the CT's grid: each of ``plan``'s boxes predicted on its own (label
+    ``value``, probability ``channel``), merged by union and maximum; 0 outside the boxes."""
+    shape = in_lungs.shape
+    mask = np.zeros(shape, bool)
+    probability = np.zeros(shape, np.float32)
+    skip, regrid = plan.skip_tiles, plan.regrid
+    for box in plan.boxes:  # crop the image, not a full-size array copy of it
+        channels = sitk.GetArrayFromImage(crop_image(ct, box)).astype(np.float32)[None]
+        tiles = (
+            predictor.tile_mask(in_lungs[box.slices], spacing, margin_mm, skip)
+            if skip or regrid
+            else None
+        )
+        seg, _, probs = predictor.predict_array(channels, spacing, tile_mask=tiles, crop=regrid)
+        mask[box.slices] |= seg == value
+        np.maximum(probability[box.slices], probs[channel], out=probability[box.slices])
+        del channels, seg, probs
+    return mask, probability
+
+
+def keep_near_lungs(
+    mask: np.ndarray,
+    lungs: LungMaskResult,
+    ct: sitk.Image,
+    probability: np.ndarray,
+    spacing: Sequence[float],
+    dilation_mm: float | None,
+) -> tuple[np.ndarray, list[dict]]:
+    """(uint8 mask of the lesions with a voxel within ``dilation_mm`` of the ``lungs``, the dropped lesions
+    described); all kept when ``dilation_mm`` is None or the lung mask is empty."""
+    dropped: list[dict] = []
+    if dilation_mm is not None and lungs.found:
+        kept, comps, dropped_ids = drop_outside_lungs(mask, lungs.mask, spacing, dilation_mm)
+        if dropped_ids.size:
+            dropped = describe_lesions(mask & ~kept.astype(bool), ct, probability)
+        del comps
+        mask = kept
+    return mask.astype(np.uint8), dropped
+
+
+def lesion_report(
+    lesions: list[dict], dropped: list[dict], lungs: LungMaskResult, geometry: Geometry
+) -> dict[str, Any]:
+    """The report's part on the lesions kept, those dropped and the lung mask."""
+    voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
+    return {
+        "n_lesions": len(lesions),
+        "total_volume_ml": round(sum(x["volume_ml"] for x in lesions), 4),
+        "lesions": lesions,
+        "dropped_outside_lungs": dropped,
+        "lung_mask": {
+            "method": lungs.method,
+            "message": lungs.message,
+            "found": lungs.found,
+            "volume_ml": round(int(lungs.mask.sum()) * voxel_ml, 2),
+        },
+    }
 
 
 # --------------------------------------------------------------------------- regions
+def plan_regions(
+    predictor: RegionPredictor,
+    lungs: LungMaskResult,
+    in_lungs: np.ndarray,
+    spacing: Sequence[float],
+    settings: PredictSettings,
+) -> RegionPlan:
+    """The regions to predict: the lung box(es) (cut from the CT, or from nnU-Net's resampled CT with
+    ``crop_after_resampling``), or the whole CT (no crop asked for, or no lungs found)."""
+    s = settings
+    shape = in_lungs.shape
+    skip = s.skip_tiles and lungs.found
+    cropped = bool(s.lung_crop and lungs.found)
+    regrid = bool(s.crop_after_resampling and cropped and s.per_lung is not True)
+    full = [CropBox((0, 0, 0), shape, shape, "full")]
+    if regrid:
+        estimate = region_estimate(
+            predictor, full[0], in_lungs, spacing, s.margin_mm, skip, crop=True
+        )
+        # the same box on the CT's grid
+        shown = lung_crop_boxes(lungs.labels, spacing, s.margin_mm, per_lung=False)
+        layout = "one box around the lungs, cut from nnU-Net's resampled CT"
+        return RegionPlan(
+            full,
+            [estimate],
+            layout,
+            shown,
+            regrid=True,
+            skip_tiles=skip,
+            aligned=False,
+            lung_crop=True,
+        )
+    if cropped:
+        boxes, estimates, layout = choose_regions(
+            predictor, in_lungs, lungs.labels, spacing, s.margin_mm, s.per_lung, skip, s.align_grid
+        )
+        aligned = bool(s.align_grid)
+        return RegionPlan(
+            boxes,
+            estimates,
+            layout,
+            boxes,
+            regrid=False,
+            skip_tiles=skip,
+            aligned=aligned,
+            lung_crop=True,
+        )
+    estimates = [region_estimate(predictor, full[0], in_lungs, spacing, s.margin_mm, skip)]
+    return RegionPlan(
+        full,
+        estimates,
+        "full volume",
+        full,
+        regrid=False,
+        skip_tiles=skip,
+        aligned=False,
+        lung_crop=False,
+    )
+
+
 def region_estimate(
     predictor: RegionPredictor,
     box: CropBox,

@@ -7,7 +7,7 @@ the whole CT's output voxel borders k x N / M. :func:`align_box` grows a box by 
 that come closest (written here: nnU-Net has no option for it). Measured (BENCHMARKS.md, prediction speed runs 3-5):
 most of the difference from the full-volume mask comes from where the sliding window's tiles lie; with models that
 work on the CT's field of view the aligned box agreed as well or better at the same tile count, so ``nnts predict``
-aligns by default (``predict_case(align_grid=False)`` turns it off).
+aligns by default (``PredictSettings(align_grid=False)`` turns it off).
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from nnunet_teacher_student.prediction.lesions import describe_lesions, drop_out
 from nnunet_teacher_student.prediction.batch import find_cases, predict_path
 from nnunet_teacher_student.prediction.case import predict_case
 from nnunet_teacher_student.prediction.region import tumour_label
+from nnunet_teacher_student.prediction.settings import PredictSettings
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -156,10 +157,9 @@ def test_crop_and_paste_round_trip_is_exact(predictor, test_ct):
     result = predict_case(
         predictor,
         ct,
-        per_lung=True,
-        lung_dilation_mm=None,
-        save_probabilities=True,
-        skip_tiles=False,
+        PredictSettings(
+            per_lung=True, lung_dilation_mm=None, save_probabilities=True, skip_tiles=False
+        ),
     )
     rep = result.report
     assert rep["per_lung"] and len(rep["crops"]) == 2 and rep["merge"]
@@ -195,8 +195,8 @@ def test_pipeline_drops_exactly_the_lesions_away_from_the_lungs(predictor, test_
     from nnunet_teacher_student.prediction.lesions import near_mask
 
     ct = read_image(test_ct)
-    raw = predict_case(predictor, ct, lung_crop=False, lung_dilation_mm=None)
-    kept = predict_case(predictor, ct, lung_crop=False, lung_dilation_mm=5.0)
+    raw = predict_case(predictor, ct, PredictSettings(lung_crop=False, lung_dilation_mm=None))
+    kept = predict_case(predictor, ct, PredictSettings(lung_crop=False, lung_dilation_mm=5.0))
     assert raw.report["crops"][0]["name"] == "full" and not raw.report["dropped_outside_lungs"]
     near = near_mask(lung_mask(ct).mask > 0, Geometry.of(ct).spacing[::-1], 5.0)
     import cc3d
@@ -282,8 +282,7 @@ def test_dicom_series_keeps_its_geometry(strong_model, test_ct, tmp_path):
         tmp_path / "series",
         tmp_path / "out.nii.gz",
         strong_model,
-        folds=(0,),
-        tta=False,
+        PredictSettings(folds=(0,), tta=False),
         progress=False,
     )
     assert summary.predicted == ["series"]
@@ -301,12 +300,16 @@ def test_batch_mode_resumes(strong_model, test_ct, tmp_path):
     (batch / "notes.txt").write_text("ignored")
     assert [c.name for c in find_cases(batch)] == ["a", "patient__ct"]
     out = tmp_path / "out"
-    first = predict_path(batch, out, strong_model, folds=(0,), tta=False, progress=False)
+    first = predict_path(
+        batch, out, strong_model, PredictSettings(folds=(0,), tta=False), progress=False
+    )
     assert first.predicted == ["a", "patient__ct"]
     done = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert set(done) == {"a.nii.gz", "a.json", "patient__ct.nii.gz", "patient__ct.json"}
     (out / "patient__ct.json").unlink()  # interrupted after the mask: the case counts as not done
-    second = predict_path(batch, out, strong_model, folds=(0,), tta=False, progress=False)
+    second = predict_path(
+        batch, out, strong_model, PredictSettings(folds=(0,), tta=False), progress=False
+    )
     assert second.predicted == ["patient__ct"] and second.skipped == ["a"]
     assert (out / "a.nii.gz").stat().st_mtime_ns == done["a.nii.gz"]
     assert (out / "a.json").stat().st_mtime_ns == done["a.json"]
@@ -472,7 +475,9 @@ def test_no_crop_and_no_lesion_filter_need_no_lungs_nor_hounsfield_units(predict
     ct = sitk.GetImageFromArray(rng.uniform(0, 1, (6, 32, 32)).astype(np.float32))
     with pytest.raises(InputError, match="Hounsfield"):
         predict_case(predictor, ct)  # the default crops to the lungs: a clear error
-    result = predict_case(predictor, ct, lung_crop=False, lung_dilation_mm=None, skip_tiles=False)
+    result = predict_case(
+        predictor, ct, PredictSettings(lung_crop=False, lung_dilation_mm=None, skip_tiles=False)
+    )
     rep = result.report
     assert rep["lung_mask"]["method"] == "none" and not rep["lung_crop"]
     assert rep["crops"] == [

@@ -11,6 +11,7 @@ import torch
 from nnunet_teacher_student.core.geometry import Geometry, read_image
 from nnunet_teacher_student.prediction.lesions import near_mask
 from nnunet_teacher_student.prediction.case import predict_case
+from nnunet_teacher_student.prediction.settings import PredictSettings
 from nnunet_teacher_student.prediction.tiles import (
     UNPREDICTED_LOGIT,
     TileMask,
@@ -69,9 +70,9 @@ def test_skipping_tiles_changes_nothing_near_the_lungs(predictor, padded_ct):
 
     margin = 3.0
     kw = dict(lung_crop=False, lung_dilation_mm=None, save_probabilities=True, margin_mm=margin)
-    full = predict_case(predictor, padded_ct, skip_tiles=False, **kw)
+    full = predict_case(predictor, padded_ct, PredictSettings(skip_tiles=False, **kw))
     before = predictor.predictor.tiles_run, predictor.predictor.tiles_total
-    skipped = predict_case(predictor, padded_ct, skip_tiles=True, **kw)
+    skipped = predict_case(predictor, padded_ct, PredictSettings(skip_tiles=True, **kw))
     run = predictor.predictor.tiles_run - before[0]
     total = predictor.predictor.tiles_total - before[1]
     est = skipped.report["sliding_window"][0]
@@ -95,10 +96,12 @@ def test_skipping_tiles_changes_nothing_near_the_lungs(predictor, padded_ct):
 
 
 def test_auto_layout_picks_the_cheaper_one(predictor, padded_ct):
-    auto = predict_case(predictor, padded_ct, lung_dilation_mm=None).report
+    auto = predict_case(predictor, padded_ct, PredictSettings(lung_dilation_mm=None)).report
     cost = {}
     for split in (False, True):
-        rep = predict_case(predictor, padded_ct, per_lung=split, lung_dilation_mm=None).report
+        rep = predict_case(
+            predictor, padded_ct, PredictSettings(per_lung=split, lung_dilation_mm=None)
+        ).report
         cost[split] = sum(e["network_passes"] for e in rep["sliding_window"])
     best = min(cost, key=lambda k: (cost[k], k))
     assert auto["per_lung"] == (best and len(auto["crops"]) > 1)
@@ -142,7 +145,9 @@ def test_cropping_after_resampling_keeps_nnunets_grid(pointwise, padded_ct):
 
     margin = 3.0
     kw = dict(lung_dilation_mm=None, save_probabilities=True, margin_mm=margin)
-    full = predict_case(pointwise, padded_ct, lung_crop=False, skip_tiles=False, **kw)
+    full = predict_case(
+        pointwise, padded_ct, PredictSettings(lung_crop=False, skip_tiles=False, **kw)
+    )
     spacing = Geometry.of(padded_ct).spacing[::-1]
     lungs = lung_mask(padded_ct).mask > 0
     near = near_mask(lungs, spacing, margin / 2)
@@ -151,7 +156,11 @@ def test_cropping_after_resampling_keeps_nnunets_grid(pointwise, padded_ct):
     )  # the CT shapes the mask near the lungs
     for skip in (False, True):
         before = pointwise.predictor.tiles_run
-        grid = predict_case(pointwise, padded_ct, crop_after_resampling=True, skip_tiles=skip, **kw)
+        grid = predict_case(
+            pointwise,
+            padded_ct,
+            PredictSettings(crop_after_resampling=True, skip_tiles=skip, **kw),
+        )
         rep = grid.report
         assert (
             rep["crop_after_resampling"]
@@ -165,15 +174,15 @@ def test_cropping_after_resampling_keeps_nnunets_grid(pointwise, padded_ct):
     box = predict_case(
         pointwise,
         padded_ct,
-        crop_after_resampling=False,
-        per_lung=False,
-        skip_tiles=False,
-        align_grid=False,
-        **kw,
+        PredictSettings(
+            crop_after_resampling=False, per_lung=False, skip_tiles=False, align_grid=False, **kw
+        ),
     )
     shifted = np.abs(box.probability[near] - full.probability[near]).max()
     assert shifted > 1e-2
     # the default grows the box onto the whole CT's sample positions: nearer nnU-Net's grid
-    aligned = predict_case(pointwise, padded_ct, per_lung=False, skip_tiles=False, **kw)
+    aligned = predict_case(
+        pointwise, padded_ct, PredictSettings(per_lung=False, skip_tiles=False, **kw)
+    )
     assert aligned.report["align_grid"]
     assert np.abs(aligned.probability[near] - full.probability[near]).max() < 0.75 * shifted
