@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,10 @@ NAME = PACKAGE.name
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+#: a function named as ``"stage.module:function"`` (workflow.steps.ApiCall), an import made when it runs
+LAZY_CALL = re.compile(r"[a-z_]+(\.[a-z_]+)+:[A-Za-z_]+")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -33,6 +38,11 @@ def imports_of(path: Path) -> set[str]:
             found.update(
                 f"{base}.{alias.name}" for alias in node.names
             )  # `from . import x`: x may be a module
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if LAZY_CALL.fullmatch(
+                node.value
+            ):  # a step's ApiCall("module:function"), imported when run
+                found.add(f"{NAME}.{node.value.split(':')[0]}")
     return found
 
 
@@ -114,8 +124,6 @@ RANKS = {
     "cli": 11,
     "nnunet_ext": 11,
 }
-#: back arrows not yet removed (issue 33: workflow steps still run nnts command lines through the CLI's parser)
-KNOWN_BACK_ARROWS = {("workflow.steps", "cli")}
 
 
 def stage_of(module: str) -> str | None:
@@ -131,8 +139,6 @@ def back_arrows(modules: dict[str, set[str]]) -> list[str]:
         for target in imports:
             b = stage_of(target)
             if a is None or b is None or a == b:
-                continue
-            if (module.removeprefix(NAME + "."), b) in KNOWN_BACK_ARROWS:
                 continue
             if RANKS[b] >= RANKS[a]:
                 out.append(
@@ -150,6 +156,14 @@ def test_no_stage_imports_upward_or_sideways():
     assert back_arrows(MODULES) == []
 
 
+def test_a_step_call_by_name_counts_as_an_import():
+    method = MODULES[f"{NAME}.workflow.method"]
+    assert (
+        f"{NAME}.pseudo_labels.run" in method
+    )  # only named: ApiCall("pseudo_labels.run:pseudo_label")
+    assert not [m for m in method if m.startswith(f"{NAME}.see")]
+
+
 def test_a_planted_back_arrow_is_caught():
     planted = dict(MODULES)
     planted[f"{NAME}.core.planted"] = {f"{NAME}.experiments.benchmark"}
@@ -160,10 +174,14 @@ def test_a_planted_back_arrow_is_caught():
     ]
 
 
-def test_only_the_step_runner_calls_the_cli():
-    """The workflow runs ``nnts`` command lines through the CLI's parser in one place, and imports no command."""
-    users = sorted(m for m in in_stage("workflow") if any(i == f"{NAME}.cli" for i in MODULES[m]))
-    assert users == [f"{NAME}.workflow.steps"]
+def test_no_stage_below_the_commands_parses_command_lines():
+    """Steps call the Python API; only ``commands`` and ``cli`` know the command line."""
+    users = sorted(
+        m
+        for m, imports in MODULES.items()
+        if RANKS.get(stage_of(m), 99) < RANKS["commands"] and f"{NAME}.cli" in imports
+    )
+    assert users == []
 
 
 def test_the_rules_see_imports():

@@ -50,7 +50,9 @@ from ..workflow.method import (
     train_step_name,
 )
 from ..workflow.outputs import Layout, raw_done
-from ..workflow.steps import Step, nnts_step
+from ..phantom.settings import PhantomSettings
+from ..students.settings import ScenarioSettings
+from ..workflow.steps import ApiCall, Step, api_step
 
 POOL_ID = 100
 FIRST_RUN_ID = 110  # run k uses dataset ids FIRST_RUN_ID + 10 k + offset
@@ -331,9 +333,23 @@ def pool_step(settings: BenchmarkSettings, out: Path) -> Step:
         *(["--tumour-free", settings.tumour_free] if settings.tumour_free is not None else []),
         "--overwrite",
     ]
-    return nnts_step(
+    phantoms = PhantomSettings(
+        pool["root"],
+        POOL_ID,
+        n_strong=settings.pool,
+        n_weak=0,
+        n_test=settings.n_test,
+        seed=settings.data_seed,
+        preset=settings.preset,
+        dataset_name="BenchPool",
+        overwrite=True,
+        family=settings.family,
+        tumour_free=settings.tumour_free,
+    )
+    return api_step(
         "phantom pool and test set",
         argv,
+        lambda: ApiCall("phantom.datasets:write_phantom_datasets", (phantoms,), phantoms),
         lambda: raw_done(POOL_ID) and pool["manifest"].is_file(),
         Layout(out).logs / "pool.log",
     )
@@ -397,10 +413,25 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
         "--overwrite",
         "--quiet",
     ]
+    split = ScenarioSettings(
+        POOL_ID,
+        weak,
+        n_strong,
+        cfg.strong,
+        run_tag(scenario, cfg.seed) + "Strong",
+        seed=cfg.seed,
+        jitter=cfg.jitter,
+        box_mode=cfg.box_mode,
+        manifest=cfg.manifest,
+        overwrite=True,
+        progress=False,
+        strong_sites=tuple(strong_sites) if strong_sites else None,
+    )
     steps = [
-        nnts_step(
+        api_step(
             f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
             argv,
+            lambda: ApiCall("students.scenario:make_scenario", (split,), split),
             lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
             layout.logs / "scenario.log",
         )

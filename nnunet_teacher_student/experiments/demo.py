@@ -270,11 +270,27 @@ def announce(settings: DemoSettings, exports: list[str]) -> None:
 
 def synth_step(settings: DemoSettings, out: Path, layout):
     """The first step: the phantoms of the scarce scenario, the strong ones as an nnU-Net raw dataset."""
+    from ..phantom.settings import PhantomSettings
     from ..workflow.outputs import raw_done
-    from ..workflow.steps import nnts_step
+    from ..workflow.steps import ApiCall, api_step
 
     ph = out / "phantom"
-    return nnts_step(
+    phantoms = PhantomSettings(
+        ph,
+        DATASET_IDS["strong"],
+        n_strong=settings.n_strong,
+        n_weak=settings.n_weak,
+        n_test=settings.n_test,
+        seed=settings.seed,
+        preset=settings.preset,
+        raw_dir=out / "nnUNet_raw",
+        dataset_name=STRONG_NAME,
+        jitter=settings.jitter,
+        overwrite=True,
+        sites=settings.sites,
+    )
+
+    return api_step(
         "generate phantoms (scarce scenario)",
         [
             "synth",
@@ -302,6 +318,7 @@ def synth_step(settings: DemoSettings, out: Path, layout):
             out / "nnUNet_raw",
             "--overwrite",
         ],
+        lambda: ApiCall("phantom.datasets:write_phantom_datasets", (phantoms,), phantoms),
         lambda: (ph / "manifest.json").is_file() and raw_done(DATASET_IDS["strong"]),
         layout.logs / "synth.log",
     )

@@ -6,6 +6,7 @@ run as subprocesses whose progress lines are streamed; their full output goes to
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +30,7 @@ from .outputs import (
     trained,
 )
 from .processes import PythonCall, nnunet_command, run_command, shown
-from .steps import Step, nnts_step, remove_paths
+from .steps import ApiCall, Step, api_step, remove_paths
 
 PACKAGE = __package__.rsplit(".", 1)[0]
 #: the variables of nnU-Net's environment that a printed training command sets (the rest is the user's shell)
@@ -273,6 +274,8 @@ def pseudo_step(
     the trainer decides box or point mode. Pseudo-labels of a retrained model are replaced.
     ``probabilities``: the teacher's probabilities too (``--save-probabilities``). ``previous``: the previous
     round's pseudo-labels (``--previous``: each case's label change in the QC, and the ``max_label_change`` filter)."""
+    from ..pseudo_labels.settings import PseudoLabelSettings
+
     out = out or layout.pseudo
     filters = {
         k: v for k, v in cfg.filters.items() if previous is not None or k != "max_label_change"
@@ -302,11 +305,24 @@ def pseudo_step(
         *(["--previous", previous] if previous else []),
     ]
 
-    def replace_stale() -> list[str]:
-        if pseudo_stale(out, checkpoints(cfg, role)):
+    settings = PseudoLabelSettings(
+        model_folder=model_folder(cfg, role),
+        folds=tuple(cfg.folds_for(role)),
+        device=cfg.device,
+        tta=cfg.tta,
+        box_margin_mm=cfg.box_margin_mm,
+        **filters,
+        filter_mode=cfg.filter_mode,
+        labels_dir=cfg.weak_labels,
+        previous=previous,
+        save_probabilities=probabilities,
+    )
+
+    def call() -> ApiCall:
+        stale = pseudo_stale(out, checkpoints(cfg, role))
+        if stale:
             print(f"  the model was retrained: replacing the pseudo-labels in {out}", flush=True)
-            return ["--overwrite"]
-        return []
+        return pseudo_label_call(cfg.weak_dir, out, replace(settings, overwrite=stale))
 
     if name is None:
         name = (
@@ -316,14 +332,19 @@ def pseudo_step(
         )
     if probabilities:
         name = name.replace("(with QC)", "(with QC and the teacher's probabilities)")
-    return nnts_step(
+    return api_step(
         name,
         argv,
+        call,
         lambda: pseudo_done(out, checkpoints(cfg, role)),
         layout.logs / f"pseudo_{role}.log",
         clear=lambda: remove_paths(out),
-        when_run=replace_stale,
     )
+
+
+def pseudo_label_call(weak_dir: Path, out: Path, settings) -> ApiCall:
+    """``pseudo_label(weak_dir, out, settings)``."""
+    return ApiCall("pseudo_labels.run:pseudo_label", (weak_dir, out, settings), settings)
 
 
 def relabel_step(
@@ -365,9 +386,24 @@ def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -
         ckpts = checkpoints(cfg, role)
         return all(c.is_file() for c in ckpts) and newer(layout.band, *ckpts)
 
-    return nnts_step(
+    def calibrate() -> None:
+        from ..nnunet.raw_dataset import find_raw_dataset
+        from ..teacher.calibration import calibrate_band, write_band
+
+        doc = calibrate_band(
+            model_folder(cfg, role),
+            list(cfg.folds_for(role)),
+            find_raw_dataset(cfg.dataset_ids[role]),
+            cfg.seed,
+            cfg.device,
+            cfg.box_margin_mm,
+        )
+        write_band(doc, layout.band)
+
+    return api_step(
         "calibrate the teacher's unsure band on the strong cases",
         argv,
+        lambda: ApiCall(calibrate),
         done,
         layout.logs / "calibrate_band.log",
         clear=lambda: remove_paths(layout.band),
@@ -376,6 +412,8 @@ def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -
 
 def classical_pseudo_step(cfg: PipelineConfig, layout: Layout, out: Path) -> Step:
     """Pseudo-label the weak set with the classical rule (no training): the reference floor."""
+    from ..pseudo_labels.settings import PseudoLabelSettings
+
     argv = [
         "pseudo-label",
         "--teacher",
@@ -392,9 +430,18 @@ def classical_pseudo_step(cfg: PipelineConfig, layout: Layout, out: Path) -> Ste
         "--overwrite",
         "--quiet",
     ]
-    return nnts_step(
+    settings = PseudoLabelSettings(
+        teacher="classical",
+        box_margin_mm=cfg.box_margin_mm,
+        labels_dir=cfg.weak_labels,
+        overwrite=True,
+        quiet=True,
+        device="auto",
+    )
+    return api_step(
         "pseudo-label the weak set (classical rule: box ∧ HU > -400 ∧ lung)",
         argv,
+        lambda: pseudo_label_call(cfg.weak_dir, out, settings),
         lambda: pseudo_done(out),
         layout.logs / "pseudo_classical.log",
         inputs=lambda: [cfg.weak_dir],
@@ -455,9 +502,31 @@ def student_dataset_step(
         if weak_labels in ("pseudo", "uncertain")
         else (lambda: raw_done(ids[role]))
     )
-    return nnts_step(
+
+    def call() -> ApiCall:
+        from ..students.settings import StudentDatasetSettings
+        from ..teacher.calibration import read_band
+
+        settings = StudentDatasetSettings(
+            cfg.strong,
+            ids[role],
+            cfg.dataset_names[role],
+            form=form,
+            weak_dir=cfg.weak_dir if weak_labels else None,
+            pseudo_dir=pseudo,
+            manifest=cfg.manifest,
+            n_folds=cfg.n_folds,
+            seed=cfg.seed,
+            crop=cfg.student_crop,
+            overwrite=True,
+            uncertain_band=read_band(layout.band) if weak_labels == "uncertain" else None,
+        )
+        return ApiCall("students.dataset:make_student_dataset", (settings,), settings)
+
+    return api_step(
         what,
         argv,
+        call,
         done,
         layout.logs / f"dataset_{role}.log",
         inputs=lambda: [
@@ -495,9 +564,29 @@ def teacher_dataset_step(cfg: PipelineConfig, layout: Layout) -> Step:
         cfg.n_folds,
         "--overwrite",
     ]
-    return nnts_step(
+
+    def call() -> ApiCall:
+        from ..teacher.settings import TeacherDatasetSettings
+
+        settings = TeacherDatasetSettings(
+            cfg.strong,
+            cfg.dataset_ids["teacher"],
+            cfg.dataset_names["teacher"],
+            jitter=cfg.jitter,
+            seed=cfg.seed,
+            box_mode=cfg.box_mode,
+            weak_dir=cfg.weak_dir,
+            overwrite=True,
+            manifest=cfg.manifest,
+            n_folds=cfg.n_folds,
+            annotator=cfg.annotator,
+        )
+        return ApiCall("teacher.dataset:make_teacher_dataset", (settings,), settings)
+
+    return api_step(
         "teacher dataset (CT + box channel)",
         argv,
+        call,
         lambda: raw_done(cfg.dataset_ids["teacher"]),
         layout.logs / "dataset_teacher.log",
         inputs=lambda: [dataset_dir("raw", cfg.strong), cfg.weak_dir, cfg.manifest],
@@ -589,14 +678,30 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         "--num-parts",
         1,
     ]
-    return nnts_step(
+
+    def call() -> ApiCall:
+        from ..prediction.settings import PredictSettings
+
+        settings = PredictSettings(
+            folds=tuple(cfg.folds),
+            device=cfg.device,
+            tta=cfg.test_tta,
+            lung_crop=cfg.lung_crop,
+            skip_tiles=cfg.lung_crop,
+            lung_dilation_mm=PredictSettings.lung_dilation_mm if cfg.lung_crop else None,
+            overwrite=stale_outputs(out, checkpoints(cfg, role)),
+        )
+        args = (cfg.test_images, out, model_folder(cfg, role), settings)
+        return ApiCall("prediction.batch:predict_path", args, settings)
+
+    return api_step(
         f"predict the test set ({cfg.model_name(role)})",
         argv,
+        call,
         lambda: predictions_done(cfg.test_images, out, checkpoints(cfg, role)),
         layout.logs / f"predict_{role}.log",
         inputs=lambda: [cfg.test_images],
         clear=lambda: remove_paths(out),
-        when_run=lambda: ["--overwrite"] if stale_outputs(out, checkpoints(cfg, role)) else [],
     )
 
 
@@ -624,9 +729,17 @@ def evaluate_step(cfg: PipelineConfig, layout: Layout, role: str, pred: Path, gt
         "--quiet",
     ]
     what = "pseudo-labels vs true weak masks" if gt == cfg.weak_labels else "test set"
-    return nnts_step(
+
+    def evaluate() -> None:
+        from ..evaluation import EvaluationSettings, evaluate_folders, write_outputs
+
+        result = evaluate_folders(pred, gt, cfg.manifest, EvaluationSettings(), progress=False)
+        write_outputs(result, out, name)
+
+    return api_step(
         f"evaluate {name} ({what})",
         argv,
+        lambda: ApiCall(evaluate),
         done,
         layout.logs / f"evaluate_{role}.log",
         inputs=lambda: [gt, cfg.manifest],

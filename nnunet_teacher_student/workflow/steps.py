@@ -1,13 +1,14 @@
 """Resumable steps: a :class:`Step` has a name, the equivalent shell command (printed, so users can run it
 by hand), a ``done()`` check on its outputs and a ``run()``. A step that is one ``nnts`` command
-(:func:`nnts_step`) is its command line: printed as it is and run in this process by the CLI's own parser, so
-what is shown and what runs are the same data. :func:`run_steps` prints ``[stage k/n] name`` and
+(:func:`api_step`) calls that command's Python API in this process and shows its command line (a test parses
+each shown command with the CLI and checks it gives the settings the step calls with). :func:`run_steps` prints ``[stage k/n] name`` and
 the command, skips finished steps (so an interrupted run resumes), times the others and keeps the timings in
 ``timings.json``; a step whose inputs or settings changed since its outputs were made is redone."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import shlex
 import shutil
@@ -21,12 +22,31 @@ from ..core.errors import InputError
 from ..core.files import load_json, write_text_atomic
 from .processes import cpu_seconds
 
+PACKAGE = __package__.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """What a step runs in this process: ``function(*args)``; a function named ``"module:name"`` (a module of
+    this package) is imported when it runs, so listing steps stays fast. ``settings`` is the settings object
+    among ``args`` (what the shown command line must give back: ``tests/experiments/test_steps_api.py``)."""
+
+    function: Callable[..., Any] | str
+    args: tuple = ()
+    settings: Any = None
+
+    def resolve(self) -> Callable[..., Any]:
+        if callable(self.function):
+            return self.function
+        module, name = self.function.split(":")
+        return getattr(importlib.import_module(f"{PACKAGE}.{module}"), name)
+
 
 @dataclass
 class Step:
     """One stage: ``command`` is the equivalent shell command shown to the user. ``inputs`` are the files and
     folders it reads from outside the pipeline (the user's data); ``clear`` removes its outputs so that a
-    stale or forced step is made anew."""
+    stale or forced step is made anew; ``call`` (steps of :func:`api_step`) the Python call it runs."""
 
     name: str
     command: str
@@ -34,44 +54,31 @@ class Step:
     done: Callable[[], bool] = lambda: False
     inputs: Callable[[], Sequence[Path]] = lambda: ()
     clear: Callable[[], None] = lambda: None
+    call: Callable[[], ApiCall] | None = None
 
 
-def nnts_step(
+def api_step(
     name: str,
     argv: Sequence[object],
+    call: Callable[[], ApiCall],
     done: Callable[[], bool],
     log: Path,
     inputs: Callable[[], Sequence[Path]] = lambda: (),
     clear: Callable[[], None] = lambda: None,
-    when_run: Callable[[], Sequence[str]] = lambda: (),
 ) -> Step:
-    """The step ``nnts ARGV``; ``when_run`` adds flags decided when it runs (``--overwrite`` of stale outputs)."""
-    argv = [str(a) for a in argv]
-    return Step(
-        name,
-        shlex.join(["nnts", *argv]),
-        lambda: run_nnts([*argv, *when_run()], log),
-        done,
-        inputs,
-        clear,
-    )
+    """The step that runs ``call()`` (the Python API of ``nnts ARGV``, decided when it runs: ``--overwrite``
+    of stale outputs) in this process, what it prints going to ``log`` (progress bars stay on the screen);
+    ``nnts ARGV`` is the command shown, and the step's settings in its fingerprint."""
+    command = shlex.join(["nnts", *(str(a) for a in argv)])
 
+    def run() -> None:
+        api = call()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", buffering=1) as f, contextlib.redirect_stdout(f):
+            print(f"\n$ {command}")
+            api.resolve()(*api.args)
 
-def run_nnts(argv: Sequence[str], log: Path) -> None:
-    """Run ``nnts ARGV`` in this process (its parser, its code); what it prints goes to ``log`` (progress bars stay
-    on the screen); bad input raises :class:`InputError`, as the command would say it."""
-    from ..cli import build_parser
-
-    try:
-        args = build_parser().parse_args(list(argv))
-    except SystemExit:
-        raise RuntimeError(f"not a valid nnts command line: {shlex.join(argv)}") from None
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", buffering=1) as f, contextlib.redirect_stdout(f):
-        print(f"\n$ {shlex.join(['nnts', *argv])}")
-        code = args.func(args)
-    if code:
-        raise InputError(f"nnts {shlex.join(argv)} exited with {code}; its output: {log}")
+    return Step(name, command, run, done, inputs, clear, call)
 
 
 def files_stamp(paths: Sequence[Path | None]) -> list:
