@@ -375,21 +375,26 @@ def link_pool(src: Path, root: Path, n_pool: int) -> None:
             link.symlink_to(target, target_is_directory=True)
 
 
-def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: str) -> list[Step]:
-    """The steps of one run: scenario split, teachers, pseudo-labels, datasets, trainings, test predictions
-    and evaluations of the chosen models (the box teacher is always trained: the students need it)."""
-    layout = Layout(cfg.work_dir)
-    n_strong = settings.scenarios[scenario]
+def run_models(settings: BenchmarkSettings) -> set[str]:
+    """The models a run trains: the chosen ones, the box teacher when a student needs it, and each model's
+    prerequisites."""
     models = set(settings.models) | (
         {"teacher"} if set(settings.models) & {*STUDENTS, "so_nnunet"} else set()
     )
     for m in ("do_r2", "do_relabel", "do_ens"):  # a model's prerequisites, in dependency order
         if m in models:
             models.add(NEEDS[m])
-    weak = cfg.weak_dir
+    return models
 
+
+def scenario_step(
+    settings: BenchmarkSettings, cfg: PipelineConfig, layout: Layout, scenario: str
+) -> Step:
+    """Split the pool: the scenario's strong cases as the run's strong dataset, the rest as its weak set."""
+    n_strong, weak = settings.scenarios[scenario], cfg.weak_dir
     strong_sites = settings.strong_sites.get(scenario)
     where = f" from {'/'.join(strong_sites)}" if strong_sites else ""
+    name = run_tag(scenario, cfg.seed) + "Strong"
     argv = [
         "make-scenario",
         "--strong",
@@ -397,7 +402,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
         "-d",
         cfg.strong,
         "--name",
-        run_tag(scenario, cfg.seed) + "Strong",
+        name,
         "--strong-count",
         n_strong,
         "-o",
@@ -418,7 +423,7 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
         weak,
         n_strong,
         cfg.strong,
-        run_tag(scenario, cfg.seed) + "Strong",
+        name,
         seed=cfg.seed,
         jitter=cfg.jitter,
         box_mode=cfg.box_mode,
@@ -427,44 +432,43 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
         progress=False,
         strong_sites=tuple(strong_sites) if strong_sites else None,
     )
-    steps = [
-        api_step(
-            f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
-            argv,
-            lambda: ApiCall("students.scenario:make_scenario", (split,), split),
-            lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
-            layout.logs / "scenario.log",
-        )
-    ]
-    teachers = [m for m in ("teacher", "point_teacher", "classical") if m in models]
-    if set(teachers) - {"classical"}:
-        steps.append(teacher_dataset_step(cfg, layout))
-        steps.append(plan_step(cfg, layout, ["teacher"], "teacher"))
-        for m in teachers:
-            if m == "classical":
-                steps.append(classical_pseudo_step(cfg, layout, teacher_pseudo_dir(layout, m)))
-            else:
-                steps.append(train_step(cfg, layout, m))
-                steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
-            steps.append(
-                evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels)
-            )
-    steps += student_steps(
-        cfg,
-        layout,
-        [m for m in TEST_MODELS if m in models and m not in LATER],
-        "students, baseline, ignore label, upper bound",
+    return api_step(
+        f"scenario {scenario}: {n_strong} strong{where}, the rest weak (seed {cfg.seed})",
+        argv,
+        lambda: ApiCall("students.scenario:make_scenario", (split,), split),
+        lambda: raw_done(cfg.strong) and (weak / "scenario.json").is_file(),
+        layout.logs / "scenario.log",
     )
+
+
+def teacher_steps(cfg: PipelineConfig, layout: Layout, models: set[str]) -> list[Step]:
+    """The teachers of the run (box, point, classical rule): dataset, training, pseudo-labels, their scores."""
+    teachers = [m for m in ("teacher", "point_teacher", "classical") if m in models]
+    if not set(teachers) - {"classical"}:
+        return []
+    steps = [teacher_dataset_step(cfg, layout), plan_step(cfg, layout, ["teacher"], "teacher")]
+    for m in teachers:
+        if m == "classical":
+            steps.append(classical_pseudo_step(cfg, layout, teacher_pseudo_dir(layout, m)))
+        else:
+            steps.append(train_step(cfg, layout, m))
+            steps.append(pseudo_step(cfg, layout, m, teacher_pseudo_dir(layout, m)))
+        steps.append(evaluate_step(cfg, layout, m, teacher_pseudo_dir(layout, m), cfg.weak_labels))
+    return steps
+
+
+def later_steps(cfg: PipelineConfig, layout: Layout, models: set[str]) -> list[Step]:
+    """The options beyond the paper, each after the ones before it: adding an option to a finished run
+    leaves its steps' fingerprints alone."""
+    steps: list[Step] = []
     uncertain = [m for m in UNCERTAIN if m in models]
-    if (
-        uncertain
-    ):  # after the rest: adding the option to a finished run leaves its steps' fingerprints alone
+    if uncertain:
         steps.append(
             pseudo_step(cfg, layout, "teacher", layout.pseudo_probabilities, probabilities=True)
         )
         steps.append(calibrate_step(cfg, layout))
         steps += student_steps(cfg, layout, uncertain, "uncertainty-aware students")
-    if "do_relabel" in models:  # each option after the ones before it, for the same reason
+    if "do_relabel" in models:
         out = teacher_pseudo_dir(layout, "do_relabel")
         steps += [
             relabel_step(cfg, layout, "do", 2, out, layout.pseudo),
@@ -484,6 +488,24 @@ def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: st
                 cfg, layout, ["do_ens"], "DO student on the teacher ensemble", out
             )
     return steps
+
+
+def run_steps_for(settings: BenchmarkSettings, cfg: PipelineConfig, scenario: str) -> list[Step]:
+    """The steps of one run: scenario split, teachers, pseudo-labels, datasets, trainings, test predictions
+    and evaluations of the chosen models (the box teacher is always trained: the students need it)."""
+    layout = Layout(cfg.work_dir)
+    models = run_models(settings)
+    return [
+        scenario_step(settings, cfg, layout, scenario),
+        *teacher_steps(cfg, layout, models),
+        *student_steps(
+            cfg,
+            layout,
+            [m for m in TEST_MODELS if m in models and m not in LATER],
+            "students, baseline, ignore label, upper bound",
+        ),
+        *later_steps(cfg, layout, models),
+    ]
 
 
 def student_steps(

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +28,14 @@ from ..formats.box_channel import BOX_THRESHOLD
 from ..formats.boxes import BoxMode, box_mask, boxes_from_mask
 from .networks import WrappedNetwork
 
-PRIOR_INSIDE, PRIOR_RING, PRIOR_OUTSIDE = 2.0, -1.0, -8.0
+
+@dataclass(frozen=True)
+class PriorLogits:
+    """The box prior's tumour logits: in the box, in the ring of the box zone around it, beyond."""
+
+    inside: float = 2.0
+    ring: float = -1.0
+    outside: float = -8.0
 
 
 def sample_box_channel(
@@ -101,9 +110,7 @@ class BoxPrior(WrappedNetwork):
         box_channel: int,
         margin_vox: Sequence[int],
         tumour_channel: int = 1,
-        inside: float = PRIOR_INSIDE,
-        ring: float = PRIOR_RING,
-        outside: float = PRIOR_OUTSIDE,
+        logits: PriorLogits = PriorLogits(),
         bright_threshold: float | None = None,
         ct_channel: int = 0,
     ):
@@ -115,7 +122,7 @@ class BoxPrior(WrappedNetwork):
         self.box_channel = box_channel
         self.margin_vox = tuple(int(m) for m in margin_vox)
         self.tumour_channel = tumour_channel
-        self.inside, self.ring, self.outside = inside, ring, outside
+        self.inside, self.ring, self.outside = logits.inside, logits.ring, logits.outside
 
     def prior(self, box: torch.Tensor, ct: torch.Tensor | None = None) -> torch.Tensor:
         """Prior logit ``(b, 1, *spatial)`` of a binary box mask ``(b, 1, *spatial)`` (and the CT channel)."""
