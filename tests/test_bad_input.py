@@ -407,6 +407,15 @@ def config_unknown_key(t: Path):
     return ["pipeline", str(t / "p.toml"), "--dry-run"], "p.toml"
 
 
+def config_removed_jitter(t: Path):
+    (t / "p.toml").write_text("[data]\nstrong = 1\nweak = 'w'\n[train]\njitter = 2\n")
+    return ["pipeline", str(t / "p.toml"), "--dry-run"], 'annotator = "voxels=2"'
+
+
+def synth_removed_jitter(t: Path):
+    return ["synth", "-o", str(t / "ph"), "-d", "1", "--jitter", "2"], "--annotator voxels=2"
+
+
 def config_unknown_section(t: Path):
     (t / "p.toml").write_text("[dataz]\n")
     return ["pipeline", str(t / "p.toml"), "--dry-run"], "p.toml"
@@ -483,6 +492,8 @@ BATTERY: list[Callable[[Path], tuple[list[str], str]]] = [
     config_not_toml,
     config_unknown_key,
     config_unknown_section,
+    config_removed_jitter,
+    synth_removed_jitter,
     teacher_dataset_unknown_strong,
     synth_existing_output,
 ]

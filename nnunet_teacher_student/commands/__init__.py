@@ -83,3 +83,15 @@ def print_next_steps(dataset_id: int, fold: str, trainer: str) -> None:
         f"next: nnUNetv2_plan_and_preprocess -d {dataset_id} -c 3d_fullres && "
         f"nnUNetv2_train {dataset_id} 3d_fullres {fold} -tr {trainer}"
     )
+
+
+def add_removed_jitter(p: argparse.ArgumentParser) -> None:
+    """``--jitter``, removed: hidden, kept only to say what replaces it (:func:`check_removed`)."""
+    p.add_argument("--jitter", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def check_removed(args: argparse.Namespace) -> None:
+    """An :class:`InputError` for a removed flag that was given with a value that changes results."""
+    from ..formats.annotator import refuse_jitter
+
+    refuse_jitter(getattr(args, "jitter", None), "--jitter")

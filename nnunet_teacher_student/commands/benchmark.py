@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import add_phantom_run_arguments
+from . import add_phantom_run_arguments, add_removed_jitter, check_removed
 from ..experiments.benchmark_run import (
     SETTINGS_FILE,
     only_runs,
@@ -53,6 +53,7 @@ def _epochs_for(items: list[str]) -> dict[str, int]:
 
 def settings_from_args(args: argparse.Namespace, device: str):
     """The benchmark's settings: a preset (quick, or the default CPU/GPU budget) with the user's overrides."""
+    check_removed(args)
     from ..experiments.benchmark import cpu_small, default_settings, quick_settings
     from ..core.errors import InputError
 
@@ -71,7 +72,7 @@ def settings_from_args(args: argparse.Namespace, device: str):
         ("n_test", args.test),
         ("preset", args.preset),
         ("data_seed", args.data_seed),
-        ("jitter", args.jitter),
+        ("annotator", args.annotator),
         ("box_mode", args.box_mode),
         ("models", args.models),
         ("epochs", args.epochs),
@@ -131,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     stop_children_on_sigterm()
     out = Path(args.output).resolve()
     settings = settings_from_args(args, resolve_device(args.device))
+    if (out / SETTINGS_FILE).is_file() and not args.overwrite:
+        stored_settings(out)  # refuses a folder made with a removed setting (jitter)
     if not args.report_only:
         prepare_run_folder(
             out,
@@ -189,10 +192,12 @@ def _add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=int, help="held-out test cases (default 10)")
     add_phantom_run_arguments(p)
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
+    add_removed_jitter(p)
     p.add_argument(
-        "--jitter",
-        type=int,
-        help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)",
+        "--annotator",
+        default=None,
+        help="the weak and teacher boxes' noise model (default: the annotator model; 'exact'; "
+        "'voxels=N': the absolute +/-N-voxel stress setting)",
     )
     p.add_argument(
         "--box-mode",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from . import add_removed_jitter, check_removed
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,12 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="WEAK_DIR",
         help="weak set folder to write",
     )
-    p.add_argument(
-        "--jitter",
-        type=int,
-        default=0,
-        help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)",
-    )
+    add_removed_jitter(p)
     p.add_argument(
         "--annotator",
         default=None,
@@ -53,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SITE",
         help="draw the strong cases from these sites only (the manifest's 'site'); the weak set keeps all",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the strong choice and the jitter")
+    p.add_argument("--seed", type=int, default=0, help="seed of the strong choice and the boxes")
     p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
     p.add_argument(
         "--manifest",
@@ -77,6 +74,7 @@ def scenario_settings_from_args(args: argparse.Namespace) -> ScenarioSettings:
     """The scenario settings of an ``nnts make-scenario`` command line."""
     from ..students.settings import ScenarioSettings
 
+    check_removed(args)
     return ScenarioSettings(
         args.strong,
         args.output,
@@ -84,7 +82,6 @@ def scenario_settings_from_args(args: argparse.Namespace) -> ScenarioSettings:
         args.d,
         args.name,
         seed=args.seed,
-        jitter=args.jitter,
         box_mode=args.box_mode,
         manifest=args.manifest,
         size_balance=args.size_balance,

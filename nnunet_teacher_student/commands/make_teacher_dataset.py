@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from . import print_next_steps
+from . import add_removed_jitter, check_removed, print_next_steps
 
 if TYPE_CHECKING:
     from ..teacher.settings import TeacherDatasetSettings
@@ -15,11 +15,11 @@ def teacher_dataset_settings_from_args(args: argparse.Namespace) -> TeacherDatas
     """The teacher dataset settings of an ``nnts make-teacher-dataset`` command line."""
     from ..teacher.settings import TeacherDatasetSettings
 
+    check_removed(args)
     return TeacherDatasetSettings(
         args.strong,
         args.d,
         args.name,
-        jitter=args.jitter,
         seed=args.seed,
         box_mode=args.box_mode,
         weak_dir=args.weak,
@@ -52,12 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-d", type=int, required=True, help="id of the new teacher dataset")
     p.add_argument("--name", default="Teacher", help="name of the new dataset (default: Teacher)")
     p.add_argument("--weak", help="weak set folder (images/, boxes/) to add as imagesWeak/")
-    p.add_argument(
-        "--jitter",
-        type=int,
-        default=0,
-        help="stress setting: absolute box edge jitter in voxels (seeded; default 0: the annotator model)",
-    )
+    add_removed_jitter(p)
     p.add_argument(
         "--annotator",
         default=None,

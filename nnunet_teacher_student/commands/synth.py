@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from . import add_removed_jitter, check_removed
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +22,7 @@ def phantom_settings_from_args(args: argparse.Namespace) -> PhantomSettings:
     """The phantom settings of an ``nnts synth`` command line."""
     from ..phantom.settings import PhantomSettings
 
+    check_removed(args)
     return PhantomSettings(
         args.out_dir,
         args.dataset_id,
@@ -31,7 +34,6 @@ def phantom_settings_from_args(args: argparse.Namespace) -> PhantomSettings:
         scale=args.scale,
         raw_dir=args.raw,
         dataset_name=args.name,
-        jitter=args.jitter,
         annotator=args.annotator,
         num_processes=args.num_processes,
         overwrite=args.overwrite,
@@ -115,12 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="exactly this share of every split is tumour-free and the rest has >= 1 tumour each "
         "(default: strong and weak cases all with tumour, test cases drawn per site)",
     )
-    p.add_argument(
-        "--jitter",
-        type=int,
-        default=0,
-        help="stress setting: absolute box edge jitter in voxels (default 0: the annotator model)",
-    )
+    add_removed_jitter(p)
     p.add_argument(
         "--annotator",
         default=None,

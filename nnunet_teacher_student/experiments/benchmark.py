@@ -2,7 +2,7 @@
 
 One phantom pool (strong-able cases plus a held-out test set shared by every model) is written
 once. Each *run* is a scenario (how many pool cases keep their masks; the others become weak cases
-with jittered boxes) and a seed (which cases, which jitter). A run trains, on its own nnU-Net
+with annotator-model boxes) and a seed (which cases, which box noise). A run trains, on its own nnU-Net
 datasets, the models of :data:`MODELS`:
 
 - the box teacher and the point teacher, scored on the weak cases against their true masks;
@@ -81,7 +81,6 @@ class BenchmarkSettings:
     n_test: int
     preset: str
     data_seed: int
-    jitter: int  # stress setting (voxels); 0: the annotator model
     models: list[str]
     device: str
     epochs: int
@@ -98,6 +97,9 @@ class BenchmarkSettings:
         "lesion"  # weak and teacher boxes: axial per lesion, or lesion3d (one 3-D box each)
     )
     family: str = "standard"  # the phantom population (phantom.families)
+    annotator: str | None = (
+        None  # the weak and teacher boxes' noise model (None: the default model)
+    )
     tumour_free: float | None = (
         None  # share of tumour-free cases in the pool and the test set (None: drawn)
     )
@@ -187,7 +189,6 @@ def quick_settings(device: str) -> BenchmarkSettings:
         2,
         "tiny",
         0,
-        0,
         list(DEFAULT_MODELS),
         device,
         1,
@@ -213,7 +214,6 @@ def default_settings(device: str) -> BenchmarkSettings:
         24,
         10,
         CPU_PRESET,
-        0,
         0,
         list(DEFAULT_MODELS),
         device,
@@ -285,7 +285,7 @@ def run_config(
         train=tuple(m for m in settings.models if m in TEST_MODELS),
         budget=settings.budget(),
         seed=seed,
-        jitter=settings.jitter,
+        annotator=settings.annotator,
         box_mode=settings.box_mode,
         tta=not settings.no_mirroring,
         lung_crop=settings.lung_crop,
@@ -409,8 +409,7 @@ def scenario_step(
         weak,
         "--seed",
         cfg.seed,
-        "--jitter",
-        cfg.jitter,
+        *(["--annotator", cfg.annotator] if cfg.annotator else []),
         "--manifest",
         cfg.manifest,
         *(["--strong-sites", *strong_sites] if strong_sites else []),
@@ -425,7 +424,7 @@ def scenario_step(
         cfg.strong,
         name,
         seed=cfg.seed,
-        jitter=cfg.jitter,
+        annotator=cfg.annotator,
         box_mode=cfg.box_mode,
         manifest=cfg.manifest,
         overwrite=True,

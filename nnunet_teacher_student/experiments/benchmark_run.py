@@ -31,9 +31,14 @@ def only_runs(items: list[str] | None, runs: list[tuple[str, int]]) -> set[tuple
 
 
 def stored_settings(out: Path):
-    from ..experiments.benchmark import BenchmarkSettings
+    """The settings in a benchmark folder's marker (a setting it lacks: its default; the removed ``jitter``:
+    refused unless 0)."""
+    from ..experiments.benchmark import BenchmarkSettings, settings_defaults
+    from ..formats.annotator import refuse_jitter
 
-    return BenchmarkSettings(**json.loads((out / SETTINGS_FILE).read_text())["settings"])
+    stored = dict(json.loads((out / SETTINGS_FILE).read_text())["settings"])
+    refuse_jitter(stored.pop("jitter", None), str(out / SETTINGS_FILE))
+    return BenchmarkSettings(**{**settings_defaults(), **stored})
 
 
 def _command(out: Path) -> str:
@@ -132,7 +137,7 @@ def benchmark_intro(s, wall: float) -> str:
     """The paragraph on what ran: scenarios, seeds, test cases, budget, configuration, wall time."""
     return (
         f"Scenarios (strong cases of a pool of {s.pool}; the rest are weak, boxes: "
-        f"{'+/-%d voxel jitter (stress setting)' % s.jitter if s.jitter else 'the default annotator model'}): "
+        f"{'annotator ' + repr(s.annotator) if s.annotator else 'the default annotator model'}): "
         + ", ".join(f"**{k}** {v} strong / {s.pool - v} weak" for k, v in s.scenarios.items())
         + f". Seeds {s.seeds} (which pool cases are strong, the box noise, and training: `NNTS_SEED`). "
         "Box teachers train on fold `all` and pass the teacher guard (retrained with the next seed if not; "

@@ -71,7 +71,6 @@ class DemoSettings:
     sites: str = (
         "scarce"  # strong cases from one site (MSD-like), weak and test cases from all three
     )
-    jitter: int = 0  # stress setting: absolute box jitter (voxels); 0: the default annotator model
 
 
 def budget_epochs(default_epochs: int, minutes: float) -> int:
@@ -199,7 +198,6 @@ def _pipeline_config(settings: DemoSettings, out: Path):
             skip_validation=True,
         ),
         seed=settings.seed,
-        jitter=settings.jitter,
         tta=not settings.no_mirroring,
         lung_crop=True,
         guard_attempts=2 if settings.mode == "quick" else 3,
@@ -285,7 +283,6 @@ def synth_step(settings: DemoSettings, out: Path, layout):
         preset=settings.preset,
         raw_dir=out / "nnUNet_raw",
         dataset_name=STRONG_NAME,
-        jitter=settings.jitter,
         overwrite=True,
         sites=settings.sites,
     )
@@ -312,8 +309,6 @@ def synth_step(settings: DemoSettings, out: Path, layout):
             settings.preset,
             "--sites",
             settings.sites,
-            "--jitter",
-            settings.jitter,
             "--raw",
             out / "nnUNet_raw",
             "--overwrite",

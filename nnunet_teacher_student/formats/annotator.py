@@ -154,17 +154,24 @@ class Annotator:
 DEFAULT_ANNOTATOR = Annotator()
 
 
-def annotator_from(
-    jitter: int | None = None, annotator: Annotator | str | dict | None = None
-) -> Annotator:
-    """The annotator of a call that takes the legacy ``jitter`` (voxels, stress) and/or an annotator:
-    an explicit annotator wins; else ``jitter > 0`` is the stress setting; else the default model."""
+def annotator_from(annotator: Annotator | str | dict | None = None) -> Annotator:
+    """The annotator of a setting: an :class:`Annotator`, its spec (``Annotator.parse``), its dict, or
+    None (the default model)."""
     if isinstance(annotator, Annotator):
         return annotator.validate()
     if isinstance(annotator, str):
         return Annotator.parse(annotator)
     if isinstance(annotator, dict):
         return Annotator.from_dict(annotator)
-    if jitter:
-        return Annotator.stress(int(jitter))
     return DEFAULT_ANNOTATOR
+
+
+def refuse_jitter(jitter: object, where: str) -> None:
+    """The removed ``jitter`` setting: 0 (or absent) meant the annotator model, as now; any other value is
+    an :class:`InputError` saying what replaces it (``where``: the file or flag that set it)."""
+    if jitter in (None, 0):
+        return
+    raise InputError(
+        f"{where}: jitter = {jitter!r} was removed; the same absolute +/-N-voxel stress boxes are the "
+        f"annotator 'voxels={jitter}' (--annotator voxels={jitter}, or annotator = \"voxels={jitter}\")"
+    )

@@ -231,7 +231,6 @@ BoxMode = Literal["lesion", "component2d", "lesion3d"]
 def boxes_from_mask(
     mask: np.ndarray,
     mode: BoxMode = "lesion",
-    jitter: int = 0,
     seed: int | np.random.Generator | None = None,
     label: str | None = None,
     annotator: Annotator | None = None,
@@ -242,9 +241,8 @@ def boxes_from_mask(
     mode ``lesion``: one box per 3-D lesion (26-connected component) per axial slice;
     ``component2d``: one box per 2-D (8-connected) component per slice;
     ``lesion3d``: one 3-D box per lesion, i.e. its full in-plane extent on every slice it spans.
-    ``annotator`` draws the annotators' noise (see :mod:`.annotator`; ``spacing_zyx`` in mm sizes it);
-    ``jitter`` without an annotator is the absolute stress setting (edges move by a seeded integer in
-    ``[-jitter, jitter]`` voxels). Boxes never invert or leave the image.
+    ``annotator`` draws the annotators' noise (see :mod:`.annotator`; ``spacing_zyx`` in mm sizes it;
+    None: exact boxes). Boxes never invert or leave the image.
     """
     mask = np.asarray(mask) > 0
     if mask.ndim != 3:
@@ -258,8 +256,6 @@ def boxes_from_mask(
         )
     if label is not None:
         boxes = [replace(b, label=label) for b in boxes]
-    if annotator is None and jitter:
-        annotator = Annotator.stress(jitter)
     if annotator is not None and not annotator.is_exact:
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         if mode == "lesion3d":

@@ -146,15 +146,15 @@ def write_phantom_datasets(settings: PhantomSettings) -> dict:
     Every strong and weak case has at least one tumour, test cases 0-3 drawn per site; with ``tumour_free``
     (a fraction) every split instead has exactly ``round(tumour_free * n)`` tumour-free cases and the rest at
     least one tumour each, so that training sets hold tumour-free CTs in the test set's proportion. The weak
-    boxes are drawn by ``annotator`` (default: the default annotator model; ``jitter > 0`` without one: the
-    absolute stress setting), recorded in ``synth_settings.json``.
+    boxes are drawn by ``annotator`` (default: the default annotator model), recorded in
+    ``synth_settings.json``.
 
     Returns a summary (paths, counts, seconds per case). Refuses existing outputs unless ``overwrite``.
     """
     from tqdm import tqdm
 
     s = settings
-    annotator = annotator_from(s.jitter, s.annotator)
+    annotator = annotator_from(s.annotator)
     cfg = make_config(s.preset, s.scale, **{"family": s.family, **s.config_overrides})
     _check_settings(s)
     raw, out = _resolve_raw(s.raw_dir), Path(s.out_dir)
@@ -214,7 +214,7 @@ def write_phantom_datasets(settings: PhantomSettings) -> dict:
 
 
 def _check_settings(s: PhantomSettings) -> None:
-    """Refuse a bad dataset id or name, case counts, tumour-free share, jitter or process count."""
+    """Refuse a bad dataset id or name, case counts, tumour-free share or process count."""
     if not (isinstance(s.dataset_id, int) and 1 <= s.dataset_id <= 999):
         raise InputError(f"dataset id must be an integer in 1..999, got {s.dataset_id!r}")
     if not s.dataset_name or not all(c.isalnum() or c in "_-" for c in s.dataset_name):
@@ -225,10 +225,8 @@ def _check_settings(s: PhantomSettings) -> None:
         )
     if s.tumour_free is not None and not 0 <= s.tumour_free < 1:
         raise InputError(f"the tumour-free fraction must be in [0, 1), got {s.tumour_free}")
-    if s.jitter < 0 or s.num_processes < 1:
-        raise InputError(
-            f"jitter must be >= 0 and num_processes >= 1, got {s.jitter}, {s.num_processes}"
-        )
+    if s.num_processes < 1:
+        raise InputError(f"num_processes must be >= 1, got {s.num_processes}")
 
 
 def _existing_outputs(s: PhantomSettings, raw: Path, out: Path, target: Path) -> list[Path]:

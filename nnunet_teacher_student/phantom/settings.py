@@ -23,7 +23,6 @@ class PhantomSettings:
     scale: float | None = None  # anatomy scale (default: the preset's)
     raw_dir: str | os.PathLike | None = None  # default: $nnUNet_raw
     dataset_name: str = "PhantomLung"
-    jitter: int = 0  # legacy stress setting: absolute box edge jitter in voxels
     num_processes: int = 1
     overwrite: bool = False
     sites: str | Sequence[str] = "mixed"

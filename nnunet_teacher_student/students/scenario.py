@@ -2,7 +2,7 @@
 
 From the training cases of a strong raw dataset, ``strong_count`` are kept as a new strong dataset
 (seeded choice of whole patients; test cases of the manifest never enter) and the others become a
-weak set whose boxes are derived from their masks with seeded jitter; their true masks are kept in
+weak set whose boxes are derived from their masks by the seeded annotator model; their true masks are kept in
 ``labels/`` so that pseudo-label quality can be measured. ``scenario.json`` (in the weak set and in
 the new dataset's ``dataset.json`` as ``nnts_scenario``) records every choice. Size balancing is not
 applied here: it is recorded and passed on to ``make-student-dataset --size-balance``.
@@ -68,7 +68,7 @@ def _volume_ml(mask: np.ndarray, geometry: Geometry) -> float:
 def make_scenario(settings: ScenarioSettings) -> dict:
     """Write the new strong dataset ``Dataset{new_strong_id}_{name}`` and the weak set ``out_dir``;
     returns the scenario record (also written to ``out_dir/scenario.json``). The weak boxes are drawn by
-    ``annotator`` (default model; ``jitter > 0`` without one: the absolute stress setting). ``strong_sites``
+    ``annotator`` (default: the default annotator model). ``strong_sites``
     (the manifest's ``site`` of each case): the strong cases come from these sites only, as in the paper,
     where the few strong cases came from fewer sites than the weak ones."""
     from ..nnunet.folds import load_manifest_cases
@@ -83,9 +83,7 @@ def make_scenario(settings: ScenarioSettings) -> dict:
             f"--strong-count must be in 1..{len(pool) - 1} ({src.name} has {len(pool)} training "
             f"case(s) outside the test set), got {s.strong_count}"
         )
-    if s.jitter < 0:
-        raise InputError(f"--jitter must be >= 0, got {s.jitter}")
-    annotator = annotator_from(s.jitter, s.annotator)
+    annotator = annotator_from(s.annotator)
     out = Path(s.out_dir)
     if out.exists() and any(out.iterdir()) and not s.overwrite:
         raise InputError(f"{out}: exists and is not empty; pass --overwrite to replace it")
@@ -123,7 +121,6 @@ def make_scenario(settings: ScenarioSettings) -> dict:
                 "test_cases_excluded": test_cases,
                 "patients_grouped": bool(meta),
                 "seed": s.seed,
-                "jitter": s.jitter,
                 "annotator": annotator.to_dict(),
                 "box_mode": s.box_mode,
                 "manifest": str(Path(s.manifest).resolve()) if s.manifest else None,

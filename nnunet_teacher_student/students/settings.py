@@ -24,7 +24,6 @@ class ScenarioSettings:
     new_strong_id: int
     name: str  # of the new strong dataset
     seed: int = 0
-    jitter: int = 0  # legacy stress setting: absolute box edge jitter in voxels
     box_mode: BoxMode = "lesion"
     manifest: str | Path | None = None
     size_balance: bool = False
@@ -37,8 +36,6 @@ class ScenarioSettings:
         """The ``nnts make-scenario`` flags that give these settings (defaults left out)."""
         args = ["--strong", str(self.strong), "-d", str(self.new_strong_id), "--name", self.name]
         args += ["--strong-count", str(self.strong_count), "-o", str(self.out_dir)]
-        if self.jitter:
-            args += ["--jitter", str(self.jitter)]
         if self.annotator is not None:
             args += ["--annotator", annotator_arg(self.annotator)]
         if self.strong_sites:

@@ -45,14 +45,14 @@ def make_teacher_dataset(settings: TeacherDatasetSettings) -> Path:
     """Write ``Dataset{dataset_id}_{name}`` from the strong raw dataset ``strong``; returns its folder.
 
     Each strong case's ``_0001`` boxes are drawn from its mask by ``annotator`` (default: the default
-    annotator model; ``jitter > 0`` without one: the absolute stress setting), which is recorded in
+    annotator model), which is recorded in
     ``dataset.json`` so the box teacher draws its online boxes the same way. Strong cases without
     tumour are left out (a box teacher has nothing to learn from them). The manifest's test cases are
     left out and its patients keep the folds (``splits_final.json``)."""
     from ..nnunet.folds import install_splits, load_manifest_cases, make_splits, write_splits
 
     s = settings
-    annotator = annotator_from(s.jitter, s.annotator)
+    annotator = annotator_from(s.annotator)
     src = find_raw_dataset(s.strong)
     meta = load_manifest_cases(s.manifest)
     exclude = set(s.exclude) | {c for c, v in meta.items() if v.get("split") == "test"}

@@ -24,7 +24,6 @@ class TeacherDatasetSettings:
     strong: int | str  # strong raw dataset id or folder name
     dataset_id: int
     name: str = "Teacher"
-    jitter: int = 0  # legacy stress setting: absolute box edge jitter in voxels
     seed: int = 0
     box_mode: BoxMode = "lesion"
     weak_dir: str | Path | None = None
@@ -43,8 +42,6 @@ class TeacherDatasetSettings:
             args += ["--name", self.name]
         if self.weak_dir is not None:
             args += ["--weak", str(self.weak_dir)]
-        if self.jitter:
-            args += ["--jitter", str(self.jitter)]
         if self.annotator is not None:
             args += ["--annotator", annotator_arg(self.annotator)]
         if self.seed:

@@ -14,6 +14,7 @@ from ..core.devices import resolve_device
 from ..core.env import EPOCHS, ITERATIONS, NO_MIRRORING, SEED, SKIP_VALIDATION, VAL_ITERATIONS
 from ..core.errors import InputError
 from ..core.models import MODELS, PIPELINE_MODELS, model_names
+from ..formats.annotator import refuse_jitter
 from ..nnunet.plans import with_ext_trainer
 
 
@@ -102,8 +103,7 @@ class PipelineConfig:
     budget: Budget = field(default_factory=Budget)
     n_folds: int = 5
     seed: int = 0
-    jitter: int = 0  # stress setting: absolute box jitter (voxels) of the teacher's boxes
-    annotator: str | None = None  # the teacher's box noise model (None: default, or jitter)
+    annotator: str | None = None  # the teacher's box noise model (None: the default model)
     box_mode: str = "lesion"  # the teacher's boxes: axial per lesion, or lesion3d (one 3-D box)
     teacher_folds: tuple = ("all",)  # the teacher trains on every strong case (nnU-Net's fold all)
     guard: bool = True  # retrain a box teacher that fails on its own strong cases
@@ -337,6 +337,7 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
     ids, train = doc.get("datasets", {}), doc.get("train", {})
     pl, pred = doc.get("pseudo_label", {}), doc.get("predict", {})
     strong = strong_id(data, path)
+    refuse_jitter(train.get("jitter"), f"{path}: [train] jitter")
     models = pipeline_models(train, path)
     trainers = dict(DEFAULT_TRAINERS)
     trainers.update({r: train[f"{r}_trainer"] for r in ROLES if f"{r}_trainer" in train})
@@ -358,7 +359,6 @@ def load_config(path: str | os.PathLike) -> tuple[PipelineConfig, dict[str, str]
         budget=train_budget(train),
         n_folds=int(train.get("n_folds", 5)),
         seed=int(train.get("seed", 0)),
-        jitter=int(train.get("jitter", 0)),
         annotator=train.get("annotator"),
         box_mode=_box_mode(train.get("box_mode", "lesion"), path),
         teacher_folds=_teacher_folds(train.get("teacher_folds", "all"), path),
@@ -483,7 +483,7 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
         "skip_validation",
         "n_folds",
         "seed",
-        "jitter",
+        "jitter",  # removed: refused unless 0 (formats.annotator.refuse_jitter)
         "annotator",
         "box_mode",
         "teacher_folds",

@@ -389,7 +389,6 @@ def test_report_only_writes_tables_plot_and_csv(tmp_path):
         2,
         "tiny",
         0,
-        1,
         ["teacher", "baseline", "so", "upper"],
         "cpu",
         1,

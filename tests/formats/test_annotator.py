@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 from hypothesis import given, settings, strategies as st
 
-from nnunet_teacher_student.formats.annotator import Annotator, annotator_from
+from nnunet_teacher_student.formats.annotator import Annotator, annotator_from, refuse_jitter
 from nnunet_teacher_student.formats.boxes import box_mask, boxes_from_mask
 from nnunet_teacher_student.core.components import label_components
 from nnunet_teacher_student.core.errors import InputError
@@ -94,9 +94,12 @@ def test_annotator_specs_and_errors():
     a = Annotator.parse("edge_fraction=0.2,exact_share=0.5")
     assert a.edge_fraction == 0.2 and a.exact_share == 0.5
     assert Annotator.from_dict(a.to_dict()) == a
-    assert annotator_from(2, None) == Annotator.stress(2)
-    assert annotator_from(0, None) == Annotator()
-    assert annotator_from(2, "exact").is_exact
+    assert annotator_from(None) == Annotator()
+    assert annotator_from("voxels=2") == Annotator.stress(2)
+    assert annotator_from("exact").is_exact
+    refuse_jitter(0, "old.toml")  # the removed jitter: 0 meant the annotator model, as now
+    with pytest.raises(InputError, match=r"old\.toml: jitter = 2 was removed.*voxels=2"):
+        refuse_jitter(2, "old.toml")
     with pytest.raises(InputError, match="unknown annotator setting"):
         Annotator.parse("edge=0.1")
     with pytest.raises(InputError, match="edge_fraction"):

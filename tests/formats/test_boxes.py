@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
+from nnunet_teacher_student.formats.annotator import Annotator
 from nnunet_teacher_student.formats.boxes import (
     Box,
     BoxError,
@@ -56,8 +57,8 @@ def test_boxes_are_tight_without_jitter(mask, mode):
 
 
 @given(masks, st.integers(0, 3), st.integers(0, 2**31 - 1))
-def test_mask_to_boxes_to_json_to_boxes_is_identity(tmp_path_factory, mask, jitter, seed):
-    boxes = boxes_from_mask(mask, jitter=jitter, seed=seed, label="A")
+def test_mask_to_boxes_to_json_to_boxes_is_identity(tmp_path_factory, mask, voxels, seed):
+    boxes = boxes_from_mask(mask, seed=seed, label="A", annotator=Annotator.stress(voxels))
     path = tmp_path_factory.mktemp("b") / "case.json"
     BoxSet(geometry_for(mask.shape), boxes).save(path)
     loaded = BoxSet.load(path)
@@ -78,12 +79,12 @@ def test_disjoint_boxes_survive_mask_round_trip():
     assert boxes_from_box_mask(box_mask(boxes, (3, 10, 10))) == sorted(boxes)
 
 
-def test_jitter_is_seeded_and_bounded():
+def test_stress_boxes_are_seeded_and_bounded():
     mask = np.zeros((4, 30, 30), np.uint8)
     mask[1:3, 10:20, 8:15] = 1
-    a = boxes_from_mask(mask, jitter=2, seed=5)
-    assert a == boxes_from_mask(mask, jitter=2, seed=5)
-    assert a != boxes_from_mask(mask, jitter=2, seed=6)
+    a = boxes_from_mask(mask, seed=5, annotator=Annotator.stress(2))
+    assert a == boxes_from_mask(mask, seed=5, annotator=Annotator.stress(2))
+    assert a != boxes_from_mask(mask, seed=6, annotator=Annotator.stress(2))
     tight = boxes_from_mask(mask)
     for j, t in zip(a, tight):
         assert (

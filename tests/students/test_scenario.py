@@ -93,14 +93,21 @@ def test_scenario_splits_pool_and_keeps_truth(scenario, phantom_study):
         assert np.array_equal(weak.read_boxmask(case)[0], bmask)
 
 
-def test_scenario_jitter_is_seeded_and_refuses_overwrite(phantom_study, tmp_path):
+def test_scenario_box_noise_is_seeded_and_refuses_overwrite(phantom_study, tmp_path):
     records = []
     for i, seed in enumerate((5, 5, 6)):
         out = tmp_path / f"w{i}"
         records.append(
             make_scenario(
                 ScenarioSettings(
-                    STRONG_ID, out, 2, 543 + i, f"Jitter{i}", seed=seed, jitter=2, progress=False
+                    STRONG_ID,
+                    out,
+                    2,
+                    543 + i,
+                    f"Jitter{i}",
+                    seed=seed,
+                    annotator="voxels=2",
+                    progress=False,
                 )
             )
         )
