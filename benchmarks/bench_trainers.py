@@ -42,9 +42,9 @@ def setup(work: Path, args) -> None:
     from nnunet_teacher_student.phantom.datasets import write_phantom_datasets
     from nnunet_teacher_student.phantom.settings import PhantomSettings
     from nnunet_teacher_student.nnunet.plans import add_small_configuration, ext_trainer_dir
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
     from nnunet_teacher_student.students.settings import StudentDatasetSettings
-    from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
+    from nnunet_teacher_student.teacher.teacher_dataset import make_teacher_dataset
     from nnunet_teacher_student.teacher.settings import TeacherDatasetSettings
 
     for k in ("raw", "preprocessed", "results"):

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     from nnunet_teacher_student.experiments.benchmark_run import stored_settings
     from nnunet_teacher_student.experiments.presets import MODEL_NAMES
     from nnunet_teacher_student.reporting.figures import figure_test_cases, figure_weak_cases
-    from nnunet_teacher_student.workflow.outputs import Layout
+    from nnunet_teacher_student.workflow.layout import Layout
 
     out, scenario, seed, target = Path(argv[0]), argv[1], int(argv[2]), Path(argv[3])
     n = int(argv[argv.index("--cases") + 1]) if "--cases" in argv else 4

@@ -71,9 +71,9 @@ def planned_datasets(phantom_study) -> dict[int, Path]:
     costs seconds): 501 strong, 502 teacher (CT + box channel, weak cases in imagesWeak/), 503 SO and
     504 DO student datasets from the strong cases' true masks."""
     from nnunet_teacher_student.nnunet.raw_dataset import find_raw_dataset
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
     from nnunet_teacher_student.students.settings import StudentDatasetSettings
-    from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
+    from nnunet_teacher_student.teacher.teacher_dataset import make_teacher_dataset
     from nnunet_teacher_student.teacher.settings import TeacherDatasetSettings
 
     make_teacher_dataset(

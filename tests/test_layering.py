@@ -186,7 +186,7 @@ def test_no_stage_below_the_commands_parses_command_lines():
 
 def test_the_rules_see_imports():
     """The parser finds the imports it checks (else every rule above would pass on nothing)."""
-    assert f"{NAME}.formats.boxes" in MODULES[f"{NAME}.teacher.dataset"]
+    assert f"{NAME}.formats.boxes" in MODULES[f"{NAME}.teacher.teacher_dataset"]
     assert "torch" in MODULES[f"{NAME}.trainers.transforms"]
     assert offenders("trainers", ("torch",))
 

@@ -100,7 +100,7 @@ def write_weak_set(a) -> Path:
 def plan(a, env: dict) -> None:
     """The teacher dataset (LOO folds), its box-fitted CT window, the real-CT configuration, preprocessing."""
     from nnunet_teacher_student.nnunet.plans import add_small_configuration, plans_path
-    from nnunet_teacher_student.teacher.dataset import use_box_window
+    from nnunet_teacher_student.teacher.teacher_dataset import use_box_window
 
     d, log = a.teacher_id, a.work / "logs" / "plan.log"
     pre = a.work / "nnUNet_preprocessed"

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         settings_defaults,
     )
     from ..core.errors import InputError
-    from ..workflow.outputs import Layout
+    from ..workflow.layout import Layout
     from ..core.devices import resolve_device
     from ..workflow.processes import calm_openmp, stop_children_on_sigterm
     from ..workflow.steps import run_steps

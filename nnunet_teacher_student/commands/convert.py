@@ -240,7 +240,7 @@ def _lung_pet_ct_dx(args) -> int:
 
 
 def _folder(args) -> int:
-    from ..dataset_conversion.folder import convert_folder
+    from ..dataset_conversion.own_folder import convert_folder
 
     summary, _ = convert_folder(
         args.src,

@@ -43,7 +43,7 @@ def student_dataset_settings_from_args(args: argparse.Namespace) -> StudentDatas
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..students.dataset import make_student_dataset
+    from ..students.student_dataset import make_student_dataset
 
     out = make_student_dataset(student_dataset_settings_from_args(args))
     trainer = {

@@ -32,7 +32,7 @@ def teacher_dataset_settings_from_args(args: argparse.Namespace) -> TeacherDatas
 
 def run(args: argparse.Namespace) -> int:
     from ..nnunet.folds import load_manifest_cases
-    from ..teacher.dataset import make_teacher_dataset
+    from ..teacher.teacher_dataset import make_teacher_dataset
 
     n_test = sum(v.get("split") == "test" for v in load_manifest_cases(args.manifest).values())
     out = make_teacher_dataset(teacher_dataset_settings_from_args(args))

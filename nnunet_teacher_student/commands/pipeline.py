@@ -83,7 +83,7 @@ def write_report(args: argparse.Namespace, cfg, layout, steps, timings, exports)
 def run(args: argparse.Namespace) -> int:
     from ..workflow.config import load_config
     from ..workflow.method import method_steps
-    from ..workflow.outputs import Layout
+    from ..workflow.layout import Layout
     from ..workflow.preflight import preflight
     from ..workflow.processes import calm_openmp, stop_children_on_sigterm
     from ..workflow.steps import run_steps

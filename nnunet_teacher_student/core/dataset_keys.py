@@ -10,7 +10,7 @@ ANNOTATOR = "nnts_annotator"
 BOX_MODE = "nnts_box_mode"
 SOURCE = "nnts_source"
 WITHOUT_TUMOUR = "nnts_without_tumour"
-#: in a teacher's fingerprint: its CT properties are the box window (``teacher.dataset.use_box_window``)
+#: in a teacher's fingerprint: its CT properties are the box window (``teacher.teacher_dataset.use_box_window``)
 BOX_WINDOW = "nnts_box_window"
 #: student datasets: the form (so/do/ignore), each case's provenance, the teacher that made the pseudo-labels,
 #: the uncertain band's record, the lung-crop boxes, the size-balancing sampling weights

@@ -49,7 +49,7 @@ from ..workflow.method import (
     train_step,
     train_step_name,
 )
-from ..workflow.outputs import Layout, raw_done
+from ..workflow.layout import Layout, raw_done
 from ..phantom.settings import PhantomSettings
 from ..students.settings import ScenarioSettings
 from ..workflow.steps import ApiCall, Step, api_step

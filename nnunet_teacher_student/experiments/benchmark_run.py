@@ -212,7 +212,7 @@ def teacher_guard_lines(out: Path, settings, records: list[dict]) -> list[str]:
     """Per run: the teachers' pseudo-label DSC and recall, and the box teacher's guard (none without teachers)."""
     from ..experiments.benchmark import TEACHERS, run_config
     from ..teacher.guard import load_guard
-    from ..workflow.outputs import model_folder
+    from ..workflow.layout import model_folder
     from .benchmark_report import per_run_teacher_table
 
     if not any(r["model"] in TEACHERS for r in records):

@@ -209,7 +209,7 @@ def run_demo(request: DemoRequest) -> int:
     from ..core.devices import resolve_device
     from ..nnunet.workspace import prepare_run_folder, use_own_nnunet_folders
     from ..workflow.method import method_steps
-    from ..workflow.outputs import Layout
+    from ..workflow.layout import Layout
     from ..workflow.processes import calm_openmp, stop_children_on_sigterm
     from ..workflow.steps import run_steps
 
@@ -269,7 +269,7 @@ def announce(settings: DemoSettings, exports: list[str]) -> None:
 def synth_step(settings: DemoSettings, out: Path, layout):
     """The first step: the phantoms of the scarce scenario, the strong ones as an nnU-Net raw dataset."""
     from ..phantom.settings import PhantomSettings
-    from ..workflow.outputs import raw_done
+    from ..workflow.layout import raw_done
     from ..workflow.steps import ApiCall, api_step
 
     ph = out / "phantom"

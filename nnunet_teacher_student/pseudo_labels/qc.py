@@ -28,7 +28,7 @@ from ..core.files import write_text_atomic
 from ..evaluation.metrics import dice
 from ..formats.boxes import BoxSet
 from ..teacher.inference import TeacherPrediction
-from .folder import QC_FILE, QC_TABLE
+from .folder_format import QC_FILE, QC_TABLE
 
 # filter name -> (record key, "min" keeps values >= threshold / "max" keeps values <= threshold)
 FILTERS: dict[str, tuple[str, str]] = {

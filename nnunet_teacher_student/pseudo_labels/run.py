@@ -35,7 +35,7 @@ from ..evaluation.metrics import dice
 from ..formats.images import IMAGE_SUFFIX
 from ..formats.weak_set import WeakSet
 from ..teacher.inference import teacher_predict_case, teacher_mode
-from .folder import (
+from .folder_format import (
     EXCLUDED_FILE,
     PROBABILITY_DIR,
     PROVENANCE_FILE,
@@ -213,7 +213,7 @@ def pseudo_label(
     part_id: int = 0,
 ) -> dict:
     """Pseudo-label part ``part_id`` of ``num_parts`` of the cases of ``weak_dir`` into ``out_dir`` (resumable);
-    returns a summary. ``settings.teacher="classical"``: the rule of :mod:`..teacher.classical` instead of a
+    returns a summary. ``settings.teacher="classical"``: the rule of :mod:`..teacher.box_rule` instead of a
     trained model. ``labels_dir``: the weak cases' true masks for the QC's ``dice_vs_truth`` (default: the weak
     set's ``labels/``). ``save_probabilities``: also write the teacher's tumour probability per case
     (``OUT/probabilities/``). Several ``folds``: an ensemble (:class:`..teacher.ensemble.TeacherEnsemble`), with
@@ -291,7 +291,7 @@ def _checked_teacher(
 def _teacher_provenance(settings: PseudoLabelSettings) -> tuple[PseudoLabelSettings, dict]:
     """The provenance of the settings' teacher, and the settings with the model's mode resolved."""
     if settings.teacher == "classical":
-        from ..teacher.classical import ClassicalTeacher
+        from ..teacher.box_rule import ClassicalTeacher
 
         return settings, ClassicalTeacher(box_margin_mm=settings.box_margin_mm).provenance()
     if settings.teacher != "model":
@@ -331,7 +331,7 @@ def _check_previous(previous: Path, out: Path, mine: Sequence[str]) -> None:
 def _case_predictor(settings: PseudoLabelSettings) -> Callable:
     """``predict(ct, boxset) -> (TeacherPrediction, extra QC entries)`` of the settings' teacher."""
     if settings.teacher == "classical":
-        from ..teacher.classical import ClassicalTeacher
+        from ..teacher.box_rule import ClassicalTeacher
 
         rule = ClassicalTeacher(box_margin_mm=settings.box_margin_mm)
 

@@ -20,8 +20,8 @@ from ..evaluation.statistics import (
     tumour_free_summary,
     tumour_free_text,
 )
-from ..pseudo_labels.folder import EXCLUDED_FILE, QC_FILE
-from ..workflow.outputs import load_results, model_folder
+from ..pseudo_labels.folder_format import EXCLUDED_FILE, QC_FILE
+from ..workflow.layout import load_results, model_folder
 from .settings import PHANTOM_CAVEAT, ReportSettings
 from .figures import (
     figure_box_consistency,

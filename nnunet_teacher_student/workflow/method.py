@@ -13,7 +13,7 @@ from typing import Sequence
 from ..core.env import BUDGET, SEED
 from ..core.models import DATASETS
 from .config import DATASET_OF, PipelineConfig, nnunet_env
-from .outputs import (
+from .layout import (
     Layout,
     checkpoints,
     dataset_dir,
@@ -75,7 +75,7 @@ def plan_commands(
                 "--verify_dataset_integrity",
                 "--clean",
             ],
-            PythonCall(f"{PACKAGE}.teacher.dataset:use_box_window", i),
+            PythonCall(f"{PACKAGE}.teacher.teacher_dataset:use_box_window", i),
             ["nnUNetv2_plan_experiment", "-d", i],
             *([] if own else [["nnUNetv2_preprocess", "-d", i, "-c", conf, "-np", n]]),
         ]
@@ -123,7 +123,7 @@ def small_config_calls(cfg: PipelineConfig, ids: Sequence[int]) -> list[PythonCa
 
 def plan_step(cfg: PipelineConfig, layout: Layout, roles: Sequence[str], what: str) -> Step:
     """nnU-Net's planning and preprocessing of the roles' datasets (and our small configuration). The teacher's
-    CT window is fitted to its box voxels (:func:`~..teacher.dataset.use_box_window`) between nnU-Net's
+    CT window is fitted to its box voxels (:func:`~..teacher.teacher_dataset.use_box_window`) between nnU-Net's
     fingerprint and its planning. Only the datasets not yet preprocessed are done."""
     ids = [cfg.dataset_ids[r] for r in roles]
     window = [cfg.dataset_ids[r] for r in roles if r == "teacher"]
@@ -521,7 +521,7 @@ def student_dataset_step(
             overwrite=True,
             uncertain_band=read_band(layout.band) if weak_labels == "uncertain" else None,
         )
-        return ApiCall("students.dataset:make_student_dataset", (settings,), settings)
+        return ApiCall("students.student_dataset:make_student_dataset", (settings,), settings)
 
     return api_step(
         what,
@@ -578,7 +578,7 @@ def teacher_dataset_step(cfg: PipelineConfig, layout: Layout) -> Step:
             n_folds=cfg.n_folds,
             annotator=cfg.annotator,
         )
-        return ApiCall("teacher.dataset:make_teacher_dataset", (settings,), settings)
+        return ApiCall("teacher.teacher_dataset:make_teacher_dataset", (settings,), settings)
 
     return api_step(
         "teacher dataset (CT + box channel)",

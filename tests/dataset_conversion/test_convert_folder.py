@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from nnunet_teacher_student import cli
 from nnunet_teacher_student.formats.boxes import Box, BoxSet
-from nnunet_teacher_student.dataset_conversion.folder import convert_folder
+from nnunet_teacher_student.dataset_conversion.own_folder import convert_folder
 from nnunet_teacher_student.dataset_conversion.settings import ConversionSettings
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.core.geometry import Geometry

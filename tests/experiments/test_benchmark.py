@@ -40,7 +40,7 @@ from nnunet_teacher_student.experiments.benchmark_report import (
 )
 from nnunet_teacher_student.core.errors import InputError
 from nnunet_teacher_student.experiments.presets import MODEL_NAMES
-from nnunet_teacher_student.workflow.outputs import Layout
+from nnunet_teacher_student.workflow.layout import Layout
 
 
 def test_seed_stats_match_the_t_interval_by_hand():

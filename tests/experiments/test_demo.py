@@ -252,7 +252,7 @@ def test_noisy_student_rounds_become_steps(tmp_path, monkeypatch):
     """``rounds = 3``: rounds 2 and 3 re-label the weak set with the previous round's DO student (against the
     previous round's labels, the label-change filter only there), then train their students on their own ids."""
     from nnunet_teacher_student.workflow.method import method_steps
-    from nnunet_teacher_student.workflow.outputs import Layout
+    from nnunet_teacher_student.workflow.layout import Layout
 
     for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(k, str(tmp_path / k))
@@ -845,7 +845,7 @@ def test_own_data_path_of_the_readme_up_to_the_dry_run(tmp_path):
 
 def test_run_report_has_a_row_per_round(tmp_path, monkeypatch):
     from nnunet_teacher_student.reporting.run_report import rounds_section
-    from nnunet_teacher_student.workflow.outputs import Layout
+    from nnunet_teacher_student.workflow.layout import Layout
 
     path = tmp_path / "p.toml"
     path.write_text(ROUNDS_CONFIG.replace("rounds = 3", "rounds = 2"))

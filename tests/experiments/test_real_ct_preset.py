@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from nnunet_teacher_student.workflow.config import load_config
-from nnunet_teacher_student.workflow.outputs import Layout
+from nnunet_teacher_student.workflow.layout import Layout
 from nnunet_teacher_student.workflow.method import method_steps
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,7 @@ from nnunet_teacher_student.experiments.benchmark import (
     run_steps_for,
 )
 from nnunet_teacher_student.experiments.demo import demo_settings, synth_step
-from nnunet_teacher_student.workflow.outputs import Layout
+from nnunet_teacher_student.workflow.layout import Layout
 from nnunet_teacher_student.workflow.steps import ApiCall
 
 FROM_ARGS = {

@@ -361,7 +361,7 @@ def test_do_student_dataset_from_pseudo_labels(
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
     from nnunet_teacher_student.core.files import file_sha256
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
     from nnunet_teacher_student.students.settings import StudentDatasetSettings
 
     ref, _ = reference
@@ -423,7 +423,7 @@ def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(
 
     from nnts_testlib import plan_and_preprocess, train
     from nnunet_teacher_student.formats.weak_set import WeakSet
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
     from nnunet_teacher_student.students.settings import StudentDatasetSettings
     from nnunet_teacher_student.teacher.inference import dilate_in_plane
 
@@ -476,7 +476,7 @@ def test_uncertainty_aware_do_dataset_trains_with_nnunets_ignore_label(
 def test_uncertain_band_needs_probabilities(phantom_study, tmp_path):
     """A pseudo-label folder without probabilities is refused by name, before anything is written."""
     from nnunet_teacher_student.formats.weak_set import WeakSet
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
     from nnunet_teacher_student.students.settings import StudentDatasetSettings
 
     arr = np.full((6, 24, 24), -850, np.int16)

@@ -235,7 +235,7 @@ def test_do_student_dataset_from_scenario(scenario, grouped_manifest):
     validation folds hold strong cases only, patients never straddle folds, overwrite is refused."""
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
 
     record, weak_dir = scenario
     folder = make_student_dataset(
@@ -289,7 +289,7 @@ def test_ignore_label_dataset_from_scenario(scenario, grouped_manifest):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-    from nnunet_teacher_student.students.dataset import make_student_dataset
+    from nnunet_teacher_student.students.student_dataset import make_student_dataset
 
     record, weak_dir = scenario
     folder = make_student_dataset(
@@ -333,7 +333,7 @@ def test_teacher_dataset_brings_patient_grouped_folds(scenario, grouped_manifest
     its own ``splits_final.json`` (raw and preprocessed folders), test cases left out."""
     from nnunet_teacher_student.nnunet.folds import make_splits
     from nnunet_teacher_student.nnunet.plans import nnunet_dir
-    from nnunet_teacher_student.teacher.dataset import make_teacher_dataset
+    from nnunet_teacher_student.teacher.teacher_dataset import make_teacher_dataset
 
     record, weak_dir = scenario
     folder = make_teacher_dataset(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_teacher_student.teacher.classical import ClassicalTeacher
+from nnunet_teacher_student.teacher.box_rule import ClassicalTeacher
 from nnunet_teacher_student.teacher.inference import dilate_in_plane
 from nnunet_teacher_student.teacher.guard import (
     GUARD_FILE,

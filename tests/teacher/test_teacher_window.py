@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_teacher_student.core.errors import InputError
-from nnunet_teacher_student.teacher.dataset import (
+from nnunet_teacher_student.teacher.teacher_dataset import (
     WEAK_FOLDER,
     box_intensity_properties,
     use_box_window,

@@ -50,7 +50,12 @@ from ..nnunet.raw_dataset import (
     training_cases,
     write_dataset_json,
 )
-from ..pseudo_labels.folder import EXCLUDED_FILE, PROBABILITY_DIR, PROVENANCE_FILE, probability_file
+from ..pseudo_labels.folder_format import (
+    EXCLUDED_FILE,
+    PROBABILITY_DIR,
+    PROVENANCE_FILE,
+    probability_file,
+)
 from .settings import Form, StudentDatasetSettings
 
 LABELS = {

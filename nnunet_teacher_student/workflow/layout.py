@@ -11,7 +11,7 @@ from ..core import dataset_keys as keys
 from ..core.files import file_sha256, load_json
 from ..formats.images import image_cases
 from ..nnunet.plans import dataset_folder_name, nnunet_dir
-from ..pseudo_labels.folder import PROVENANCE_FILE, QC_FILE
+from ..pseudo_labels.folder_format import PROVENANCE_FILE, QC_FILE
 from .config import MODEL_NAMES, PLANS, PipelineConfig
 
 
