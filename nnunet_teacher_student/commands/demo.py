@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             epochs=args.epochs,
             iterations=args.iterations,
-            budget=args.budget,
+            minutes=args.minutes,
             preset=args.preset,
             overwrite=args.overwrite,
         )
@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="epochs per model (default: 10 on a CPU, 50 on a GPU)",
     )
     p.add_argument(
-        "--budget",
+        "--minutes",
+        "--budget",  # its earlier name
         type=float,
         default=None,
         metavar="MINUTES",

@@ -16,7 +16,7 @@ from ..reporting.settings import ReportSettings
 from .presets import CPU_EPOCHS, CPU_ITERATIONS, CPU_PRESET, CPU_SMALL, CPU_VAL_ITERATIONS
 
 
-DEFAULT_MINUTES = 20.0  # the default budget the CPU/GPU defaults are sized for
+DEFAULT_MINUTES = 20.0  # the wall time the CPU/GPU defaults are sized for
 
 
 OVERHEAD_MINUTES = 4.0  # time of everything but the training epochs (planning, inference, ...)
@@ -46,7 +46,7 @@ class DemoRequest:
     seed: int = 0  # phantom and split seed
     epochs: int | None = None  # None: the mode's
     iterations: int | None = None  # None: the mode's
-    budget: float | None = None  # minutes: scales the mode's epochs
+    minutes: float | None = None  # the wall time to size the epochs for
     preset: str | None = None  # phantom size preset; None: the mode's
     overwrite: bool = False  # replace an earlier demo run in ``output``
 
@@ -73,8 +73,8 @@ class DemoSettings:
     )
 
 
-def budget_epochs(default_epochs: int, minutes: float) -> int:
-    """Epochs for a time budget: the training share of the default run scaled to ``minutes`` (an estimate)."""
+def epochs_for_minutes(default_epochs: int, minutes: float) -> int:
+    """Epochs for a wall time: the training share of the default run scaled to ``minutes`` (an estimate)."""
     share = (minutes - OVERHEAD_MINUTES) / (DEFAULT_MINUTES - OVERHEAD_MINUTES)
     return max(1, int(default_epochs * share))
 
@@ -85,7 +85,7 @@ def demo_settings(
     seed: int,
     epochs: int | None,
     iterations: int | None,
-    budget_minutes: float | None = None,
+    minutes: float | None = None,
     preset: str | None = None,
 ) -> DemoSettings:
     """The budgets: ``quick`` a smoke run; CPU default sized for ``DEFAULT_MINUTES`` on 2 cores (reduced
@@ -142,8 +142,8 @@ def demo_settings(
         s = replace(
             s, preset=preset, small=dict(CPU_SMALL[preset]) if s.small is not None else None
         )
-    if budget_minutes is not None and not quick:
-        s = replace(s, epochs=budget_epochs(s.epochs, budget_minutes))
+    if minutes is not None and not quick:
+        s = replace(s, epochs=epochs_for_minutes(s.epochs, minutes))
     if epochs is not None:
         s = replace(s, epochs=epochs)
     if iterations is not None:
@@ -223,7 +223,7 @@ def run_demo(request: DemoRequest) -> int:
         request.seed,
         request.epochs,
         request.iterations,
-        request.budget,
+        request.minutes,
         request.preset,
     )
     prepare_run_folder(out, asdict(settings), SETTINGS_FILE, "nnts demo", request.overwrite)
@@ -242,14 +242,14 @@ def run_demo(request: DemoRequest) -> int:
 
 
 def check_request(request: DemoRequest) -> None:
-    """Refuse epochs or iterations below 1, and a budget with ``--quick`` or ``--epochs``."""
+    """Refuse epochs or iterations below 1, and ``--minutes`` with ``--quick`` or ``--epochs``."""
     from ..core.errors import InputError
 
-    epochs, iterations, budget = request.epochs, request.iterations, request.budget
+    epochs, iterations, minutes = request.epochs, request.iterations, request.minutes
     if epochs is not None and epochs < 1 or iterations is not None and iterations < 1:
         raise InputError("--epochs and --iterations must be >= 1")
-    if budget is not None and (budget <= 0 or request.quick or epochs is not None):
-        raise InputError("--budget takes minutes > 0 and goes without --quick and --epochs")
+    if minutes is not None and (minutes <= 0 or request.quick or epochs is not None):
+        raise InputError("--minutes takes minutes > 0 and goes without --quick and --epochs")
 
 
 def announce(settings: DemoSettings, exports: list[str]) -> None:

@@ -681,17 +681,17 @@ def test_demo_quick_runs_the_whole_method_end_to_end(tmp_path):
 def test_budget_scales_only_the_training_epochs():
     from nnunet_teacher_student.experiments.demo import (
         DEFAULT_MINUTES,
-        budget_epochs,
+        epochs_for_minutes,
         demo_settings,
     )
 
     default = demo_settings(False, "cpu", 0, None, None).epochs
-    assert budget_epochs(default, DEFAULT_MINUTES) == default
+    assert epochs_for_minutes(default, DEFAULT_MINUTES) == default
     assert (
-        budget_epochs(default, 2 * DEFAULT_MINUTES) > 2 * default
+        epochs_for_minutes(default, 2 * DEFAULT_MINUTES) > 2 * default
     )  # the fixed overhead is not doubled
-    assert budget_epochs(default, 1) == 1
-    assert demo_settings(False, "cpu", 0, None, None, budget_minutes=60).epochs == budget_epochs(
+    assert epochs_for_minutes(default, 1) == 1
+    assert demo_settings(False, "cpu", 0, None, None, minutes=60).epochs == epochs_for_minutes(
         default, 60
     )
     assert demo_settings(False, "cpu", 0, epochs=3, iterations=None).epochs == 3
