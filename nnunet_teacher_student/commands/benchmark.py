@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import add_phantom_run_arguments, add_removed_jitter, check_removed
+from . import add_annotator_arguments, add_phantom_run_arguments, check_removed
 from ..experiments.benchmark_run import (
     SETTINGS_FILE,
     only_runs,
@@ -192,12 +192,11 @@ def _add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test", type=int, help="held-out test cases (default 10)")
     add_phantom_run_arguments(p)
     p.add_argument("--data-seed", type=int, help="seed of the phantom pool (default 0)")
-    add_removed_jitter(p)
-    p.add_argument(
-        "--annotator",
-        default=None,
-        help="the weak and teacher boxes' noise model (default: the annotator model; 'exact'; "
+    add_annotator_arguments(
+        p,
+        "the weak and teacher boxes' noise model (default: the annotator model; 'exact'; "
         "'voxels=N': the absolute +/-N-voxel stress setting)",
+        metavar=None,
     )
     p.add_argument(
         "--box-mode",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.defaults import BOX_MARGIN_MM
-from . import add_model_arguments
+from . import add_box_margin_argument, add_model_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,12 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a probability bin is unsure when the 0.5 threshold is wrong for more than this share of "
         "its voxels (default 0.2)",
     )
-    p.add_argument(
-        "--box-margin-mm",
-        type=float,
-        default=BOX_MARGIN_MM,
-        help="in-plane box dilation (default 2 mm)",
-    )
+    add_box_margin_argument(p, "in-plane box dilation (default 2 mm)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fresh boxes (default 0)")
     p.set_defaults(func=run)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_removed_jitter, check_removed
 from typing import TYPE_CHECKING
+
+from . import add_annotator_arguments, add_box_drawing_arguments, box_drawing_settings
 
 if TYPE_CHECKING:
     from ..students.settings import ScenarioSettings
@@ -36,26 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="WEAK_DIR",
         help="weak set folder to write",
     )
-    add_removed_jitter(p)
-    p.add_argument(
-        "--annotator",
-        default=None,
-        metavar="SPEC",
-        help="box noise model: default (edges +/-10 %% of the box extent, 0.5-5 mm, 25 %% exact), exact, "
-        "or key=value pairs (edge_fraction, floor_mm, cap_mm, exact_share, skip_ends, voxels)",
-    )
+    add_annotator_arguments(p)
     p.add_argument(
         "--strong-sites",
         nargs="+",
         metavar="SITE",
         help="draw the strong cases from these sites only (the manifest's 'site'); the weak set keeps all",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the strong choice and the boxes")
-    p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
-    p.add_argument(
-        "--manifest",
-        type=Path,
-        help="manifest: patients (kept together), split=test cases left out",
+    add_box_drawing_arguments(
+        p,
+        "seed of the strong choice and the boxes",
+        "manifest: patients (kept together), split=test cases left out",
+        Path,
     )
     p.add_argument(
         "--size-balance",
@@ -74,20 +67,16 @@ def scenario_settings_from_args(args: argparse.Namespace) -> ScenarioSettings:
     """The scenario settings of an ``nnts make-scenario`` command line."""
     from ..students.settings import ScenarioSettings
 
-    check_removed(args)
     return ScenarioSettings(
         args.strong,
         args.output,
         args.strong_count,
         args.d,
         args.name,
-        seed=args.seed,
-        box_mode=args.box_mode,
-        manifest=args.manifest,
+        **box_drawing_settings(args),
         size_balance=args.size_balance,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        annotator=args.annotator,
         strong_sites=tuple(args.strong_sites) if args.strong_sites else None,
     )
 

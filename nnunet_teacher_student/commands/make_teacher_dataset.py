@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from . import add_removed_jitter, check_removed, print_next_steps
+from . import (
+    add_annotator_arguments,
+    add_box_drawing_arguments,
+    box_drawing_settings,
+    print_next_steps,
+)
 
 if TYPE_CHECKING:
     from ..teacher.settings import TeacherDatasetSettings
@@ -15,18 +20,14 @@ def teacher_dataset_settings_from_args(args: argparse.Namespace) -> TeacherDatas
     """The teacher dataset settings of an ``nnts make-teacher-dataset`` command line."""
     from ..teacher.settings import TeacherDatasetSettings
 
-    check_removed(args)
     return TeacherDatasetSettings(
         args.strong,
         args.d,
         args.name,
-        seed=args.seed,
-        box_mode=args.box_mode,
+        **box_drawing_settings(args),
         weak_dir=args.weak,
         overwrite=args.overwrite,
-        manifest=args.manifest,
         n_folds=args.folds,
-        annotator=args.annotator,
     )
 
 
@@ -52,18 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-d", type=int, required=True, help="id of the new teacher dataset")
     p.add_argument("--name", default="Teacher", help="name of the new dataset (default: Teacher)")
     p.add_argument("--weak", help="weak set folder (images/, boxes/) to add as imagesWeak/")
-    add_removed_jitter(p)
-    p.add_argument(
-        "--annotator",
-        default=None,
-        metavar="SPEC",
-        help="box noise model: default (edges +/-10 %% of the box extent, 0.5-5 mm, 25 %% exact), exact, "
-        "or key=value pairs (edge_fraction, floor_mm, cap_mm, exact_share, skip_ends, voxels)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--box-mode", choices=("lesion", "component2d", "lesion3d"), default="lesion")
-    p.add_argument(
-        "--manifest", help="manifest: split=test cases are excluded, patients keep folds together"
+    add_annotator_arguments(p)
+    add_box_drawing_arguments(
+        p, None, "manifest: split=test cases are excluded, patients keep folds together"
     )
     p.add_argument(
         "--folds", type=int, default=5, help="cross-validation folds (fewer when fewer patients)"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import add_model_arguments
+from . import add_model_arguments, add_part_arguments, shard_from_args
 
 if TYPE_CHECKING:
     from ..prediction.settings import PredictSettings
@@ -140,18 +140,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="predict cases whose outputs exist again"
     )
-    p.add_argument(
-        "--num-parts",
-        type=int,
-        default=None,
-        help="split a folder's cases into this many parts (default: the SLURM array's task count, else 1)",
-    )
-    p.add_argument(
-        "--part-id",
-        type=int,
-        default=None,
-        help="which part this run predicts: 0..num-parts-1 (default: the SLURM array task, else 0)",
-    )
+    add_part_arguments(p, "a folder's cases", "predicts")
 
 
 def predict_settings_from_args(args: argparse.Namespace) -> PredictSettings:
@@ -186,13 +175,10 @@ def predict_settings_from_args(args: argparse.Namespace) -> PredictSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.sharding import resolve_shard
     from ..prediction.batch import predict_path
 
     settings = predict_settings_from_args(args)
-    num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
-    if num_parts > 1:
-        print(f"part {part_id} of {num_parts} ({where})", flush=True)
+    num_parts, part_id = shard_from_args(args)
     summary = predict_path(
         args.input, args.output, args.model, settings, num_parts=num_parts, part_id=part_id
     )

@@ -6,8 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..core.defaults import BOX_MARGIN_MM
-from . import add_model_arguments
+from . import (
+    add_box_margin_argument,
+    add_model_arguments,
+    add_part_arguments,
+    add_teacher_mode_argument,
+    shard_from_args,
+)
 
 if TYPE_CHECKING:
     from ..pseudo_labels.settings import PseudoLabelSettings
@@ -60,36 +65,10 @@ def add_teacher_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_part_arguments(p: argparse.ArgumentParser) -> None:
-    """``--num-parts`` and ``--part-id``: the part of the cases this run does."""
-    p.add_argument(
-        "--num-parts",
-        type=int,
-        default=None,
-        help="split the cases into this many parts (default: the SLURM array's task count, else 1)",
-    )
-    p.add_argument(
-        "--part-id",
-        type=int,
-        default=None,
-        help="which part this run does: 0..num-parts-1 (default: the SLURM array task, else 0)",
-    )
-
-
 def add_box_arguments(p: argparse.ArgumentParser) -> None:
     """How the teacher reads the boxes: ``--box-margin-mm`` and ``--mode`` (box or point)."""
-    p.add_argument(
-        "--box-margin-mm",
-        type=float,
-        default=BOX_MARGIN_MM,
-        help="in-plane dilation of the boxes that bounds the mask (default 2 mm)",
-    )
-    p.add_argument(
-        "--mode",
-        choices=("box", "point"),
-        default=None,
-        help="teacher kind (default: from the trainer name in the model folder)",
-    )
+    add_box_margin_argument(p)
+    add_teacher_mode_argument(p)
 
 
 def add_qc_arguments(p: argparse.ArgumentParser) -> None:
@@ -225,13 +204,10 @@ def pseudo_label_settings_from_args(args: argparse.Namespace) -> PseudoLabelSett
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.sharding import resolve_shard
     from ..pseudo_labels.run import pseudo_label
 
     settings = pseudo_label_settings_from_args(args)
-    num_parts, part_id, where = resolve_shard(args.num_parts, args.part_id)
-    if num_parts > 1:
-        print(f"part {part_id} of {num_parts} ({where})", flush=True)
+    num_parts, part_id = shard_from_args(args)
     s = pseudo_label(args.input, args.output, settings, num_parts, part_id)
     _print_summary(s, args)
     return 0

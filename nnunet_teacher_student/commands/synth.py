@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import add_removed_jitter, check_removed
 from typing import TYPE_CHECKING
+
+from . import add_annotator_arguments, annotator_from_args
 
 if TYPE_CHECKING:
     from ..phantom.settings import PhantomSettings
@@ -22,7 +23,6 @@ def phantom_settings_from_args(args: argparse.Namespace) -> PhantomSettings:
     """The phantom settings of an ``nnts synth`` command line."""
     from ..phantom.settings import PhantomSettings
 
-    check_removed(args)
     return PhantomSettings(
         args.out_dir,
         args.dataset_id,
@@ -34,7 +34,7 @@ def phantom_settings_from_args(args: argparse.Namespace) -> PhantomSettings:
         scale=args.scale,
         raw_dir=args.raw,
         dataset_name=args.name,
-        annotator=args.annotator,
+        annotator=annotator_from_args(args),
         num_processes=args.num_processes,
         overwrite=args.overwrite,
         sites=args.sites,
@@ -117,14 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="exactly this share of every split is tumour-free and the rest has >= 1 tumour each "
         "(default: strong and weak cases all with tumour, test cases drawn per site)",
     )
-    add_removed_jitter(p)
-    p.add_argument(
-        "--annotator",
-        default=None,
-        metavar="SPEC",
-        help="box noise model: default (edges +/-10 %% of the box extent, 0.5-5 mm, 25 %% exact), exact, "
-        "or key=value pairs (edge_fraction, floor_mm, cap_mm, exact_share, skip_ends, voxels)",
-    )
+    add_annotator_arguments(p)
     p.add_argument(
         "-np", "--num-processes", type=int, default=1, help="worker processes (default: 1)"
     )

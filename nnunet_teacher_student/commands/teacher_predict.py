@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from ..core.defaults import BOX_MARGIN_MM
 import json
 import time
 from pathlib import Path
 
-from . import add_model_arguments
+from . import add_box_margin_argument, add_model_arguments, add_teacher_mode_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,12 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o", "--output", required=True, type=Path, help="output mask file (.nii.gz, ...)"
     )
     add_model_arguments(p, "trained teacher model", [0])
-    p.add_argument(
-        "--box-margin-mm",
-        type=float,
-        default=BOX_MARGIN_MM,
-        help="in-plane dilation of the boxes that bounds the mask (default 2 mm)",
-    )
+    add_box_margin_argument(p)
     p.add_argument(
         "--full-volume",
         action="store_true",
@@ -49,12 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also write the tumour probability (float32, 0 outside the predicted regions)",
     )
-    p.add_argument(
-        "--mode",
-        choices=("box", "point"),
-        default=None,
-        help="teacher kind (default: from the trainer name in the model folder)",
-    )
+    add_teacher_mode_argument(p)
     p.set_defaults(func=run)
 
 

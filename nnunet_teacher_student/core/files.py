@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 from .errors import InputError
 
@@ -38,16 +39,35 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> None:
             tmp.unlink()
 
 
+def read_parsed_file(
+    path: Path,
+    parse: Callable[[str], Any],
+    parse_errors: tuple[type[Exception], ...],
+    missing: str,
+    invalid: str,
+    error: type[InputError] = InputError,
+) -> Any:
+    """``parse`` of the text of ``path``; ``error`` ``"{path}: {missing}"`` when there is no such file, and
+    ``"{path}: {invalid} ({reason})"`` when it is not text or does not parse."""
+    if not path.is_file():
+        raise error(f"{path}: {missing}")
+    try:
+        return parse(path.read_text())
+    except (*parse_errors, UnicodeDecodeError) as e:
+        raise error(f"{path}: {invalid} ({e})") from e
+
+
 def read_json_file(path: str | os.PathLike, what: str, error: type[InputError] = InputError):
     """The parsed JSON of ``path``; ``error`` naming the file and ``what`` it should be when it is missing
     or not JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"{path}: {what} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: {what} is not valid JSON ({e})") from e
+    return read_parsed_file(
+        Path(path),
+        json.loads,
+        (json.JSONDecodeError,),
+        f"{what} does not exist",
+        f"{what} is not valid JSON",
+        error,
+    )
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..formats.annotator import Annotator
 from ..formats.boxes import BoxMode
-from ..teacher.settings import annotator_arg
+from ..teacher.settings import annotator_arg, box_drawing_args
 
 Form = Literal["so", "do", "ignore"]
 
@@ -40,12 +40,7 @@ class ScenarioSettings:
             args += ["--annotator", annotator_arg(self.annotator)]
         if self.strong_sites:
             args += ["--strong-sites", *self.strong_sites]
-        if self.seed:
-            args += ["--seed", str(self.seed)]
-        if self.box_mode != "lesion":
-            args += ["--box-mode", self.box_mode]
-        if self.manifest is not None:
-            args += ["--manifest", str(self.manifest)]
+        args += box_drawing_args(self.seed, self.box_mode, self.manifest)
         flags = {"--size-balance": self.size_balance, "--overwrite": self.overwrite}
         return args + [f for f, on in {**flags, "--quiet": not self.progress}.items() if on]
 

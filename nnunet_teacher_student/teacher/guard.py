@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -82,20 +82,11 @@ def strong_case_predictions(
             yield case, ct, label, boxes, pred
 
 
-def score_teacher(
-    model_folder: Path,
-    folds: Sequence[int | str],
-    teacher_dataset: Path,
-    seed: int,
-    device: str = "cpu",
-    tta: bool = False,
-    box_margin_mm: float = BOX_MARGIN_MM,
-) -> dict:
-    """DSC per strong case of the teacher dataset and the boxes left empty, with fresh annotator boxes."""
+def score_teacher(predictions: Iterable[tuple]) -> dict:
+    """DSC per strong case of the teacher dataset and the boxes left empty, from the teacher's predictions with
+    fresh annotator boxes (:func:`strong_case_predictions`)."""
     cases, empty, substantial, n_boxes = {}, [], [], 0
-    for case, ct, label, boxes, pred in strong_case_predictions(
-        model_folder, folds, teacher_dataset, seed, device, tta, box_margin_mm
-    ):
+    for case, ct, label, boxes, pred in predictions:
         mask = pred.mask > 0
         cases[case] = round(dice(mask, label > 0), 4)
         n_boxes += len(boxes)

@@ -17,6 +17,17 @@ def annotator_arg(annotator: Annotator | str | dict) -> str:
     return ",".join(f"{k}={v}" for k, v in items.items())
 
 
+def box_drawing_args(seed: int, box_mode: BoxMode, manifest: str | Path | None) -> list[str]:
+    """``--seed``, ``--box-mode`` and ``--manifest`` of the commands that draw boxes from masks (defaults left
+    out)."""
+    args = ["--seed", str(seed)] if seed else []
+    if box_mode != "lesion":
+        args += ["--box-mode", box_mode]
+    if manifest is not None:
+        args += ["--manifest", str(manifest)]
+    return args
+
+
 @dataclass(frozen=True)
 class TeacherDatasetSettings:
     """A teacher dataset (CT + box channel) from a strong raw dataset and optionally a weak set."""
@@ -44,12 +55,7 @@ class TeacherDatasetSettings:
             args += ["--weak", str(self.weak_dir)]
         if self.annotator is not None:
             args += ["--annotator", annotator_arg(self.annotator)]
-        if self.seed:
-            args += ["--seed", str(self.seed)]
-        if self.box_mode != "lesion":
-            args += ["--box-mode", self.box_mode]
-        if self.manifest is not None:
-            args += ["--manifest", str(self.manifest)]
+        args += box_drawing_args(self.seed, self.box_mode, self.manifest)
         if self.n_folds != 5:
             args += ["--folds", str(self.n_folds)]
         return args + (["--overwrite"] if self.overwrite else [])

@@ -60,6 +60,11 @@ class nnUNetTrainerNNTS(nnUNetTrainer):
         self.nnts_seed = env_int(SEED_ENV)
         if self.nnts_seed is not None:
             seed_everything(self.nnts_seed)
+        self._nnts_setup()
+
+    def _nnts_setup(self) -> None:
+        """The end of ``__init__``: a subclass sets its options here (``super()._nnts_setup()`` first), so that
+        nnU-Net's ``__init__`` signature is written once."""
 
     def save_checkpoint(self, filename: str) -> None:
         """nnU-Net's checkpoint, written to a temporary file and renamed: a run killed while saving keeps the
@@ -166,7 +171,8 @@ class PaperSetupMixin:
     paper_patience = 50
     paper_patch_edge = 128
 
-    def _paper_init(self) -> None:
+    def _nnts_setup(self) -> None:
+        super()._nnts_setup()
         self.initial_lr = 1e-4
         self.enable_deep_supervision = False
         self.patience = env_int(env.PATIENCE) or self.paper_patience

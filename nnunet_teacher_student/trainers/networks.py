@@ -6,12 +6,15 @@
   outputs are concatenated as ``[box, tumour]`` at every deep-supervision scale (the channel
   order of nnU-Net's regions ``[(1, 2), (2,)]``).
 - The box teacher's input thresholding and box prior: :class:`~.box_channel.BoxPrior`.
+- :class:`PlannedNetworkMixin`: our trainers' one ``build_network_architecture`` (each trainer builds its
+  network from a :class:`NetworkRequest`).
 """
 
 from __future__ import annotations
 
 import pydoc
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
@@ -67,6 +70,68 @@ def plain_unet(
     )
     net.apply(InitWeights_He(1e-2))
     return net
+
+
+@dataclass(frozen=True)
+class NetworkRequest:
+    """What nnU-Net's ``build_network_architecture`` is given, with the planned U-Net's kwargs resolved."""
+
+    plans_manager: Any
+    configuration_manager: Any
+    num_input_channels: int
+    num_output_channels: int
+    enable_deep_supervision: bool
+    arch_kwargs: dict
+
+    def plain_unet(self, input_channels: int | None = None) -> PlainConvUNet:
+        """The planned U-Net on ``input_channels`` input channels (default: all of them)."""
+        return plain_unet(
+            self.arch_kwargs,
+            self.num_input_channels if input_channels is None else input_channels,
+            self.num_output_channels,
+            self.enable_deep_supervision,
+        )
+
+
+class PlannedNetworkMixin:
+    """nnU-Net's ``build_network_architecture``, once for our trainers: the planned U-Net's kwargs (only the
+    first ``max_stages`` stages; PReLU when ``prelu_network``) go to the trainer's :meth:`_build_network`."""
+
+    prelu_network = False
+    max_stages: int | None = None  # None: the planned topology
+
+    @classmethod
+    def build_network_architecture(
+        cls,
+        plans_manager,
+        configuration_manager,
+        num_input_channels: int,
+        num_output_channels: int,
+        enable_deep_supervision: bool = True,
+    ) -> nn.Module:
+        kwargs = truncate_stages(
+            resolve_arch_kwargs(
+                configuration_manager.network_arch_init_kwargs,
+                configuration_manager.network_arch_init_kwargs_req_import,
+            ),
+            cls.max_stages,
+        )
+        if cls.prelu_network:
+            kwargs = with_prelu(kwargs)
+        return cls._build_network(
+            NetworkRequest(
+                plans_manager,
+                configuration_manager,
+                num_input_channels,
+                num_output_channels,
+                enable_deep_supervision,
+                kwargs,
+            )
+        )
+
+    @classmethod
+    def _build_network(cls, request: NetworkRequest) -> nn.Module:
+        raise NotImplementedError(f"{cls.__name__} builds no network")
 
 
 class WrappedNetwork(nn.Module):

@@ -11,44 +11,23 @@
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
-from .networks import DualDecoderUNet, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
+from .networks import DualDecoderUNet, NetworkRequest, PlannedNetworkMixin
 from .sampling import SizeBalancedSamplingMixin
 
 
-class _StudentBase(SizeBalancedSamplingMixin, nnUNetTrainerNNTS):
-    max_stages: int | None = None  # None: the planned topology
-
-    @classmethod
-    def _student_kwargs(cls, configuration_manager) -> dict:
-        kwargs = resolve_arch_kwargs(
-            configuration_manager.network_arch_init_kwargs,
-            configuration_manager.network_arch_init_kwargs_req_import,
-        )
-        return with_prelu(truncate_stages(kwargs, cls.max_stages))
+class _StudentBase(SizeBalancedSamplingMixin, PlannedNetworkMixin, nnUNetTrainerNNTS):
+    prelu_network = True
 
 
 class nnUNetTrainerSOStudent(_StudentBase):
     """Single-output student on the SO dataset (labels background/tumor)."""
 
     @classmethod
-    def build_network_architecture(
-        cls,
-        plans_manager,
-        configuration_manager,
-        num_input_channels: int,
-        num_output_channels: int,
-        enable_deep_supervision: bool = True,
-    ) -> nn.Module:
-        return plain_unet(
-            cls._student_kwargs(configuration_manager),
-            num_input_channels,
-            num_output_channels,
-            enable_deep_supervision,
-        )
+    def _build_network(cls, request: NetworkRequest) -> nn.Module:
+        return request.plain_unet()
 
 
 class nnUNetTrainerDOStudent(_StudentBase):
@@ -64,38 +43,19 @@ class nnUNetTrainerDOStudent(_StudentBase):
         super().initialize()
 
     @classmethod
-    def build_network_architecture(
-        cls,
-        plans_manager,
-        configuration_manager,
-        num_input_channels: int,
-        num_output_channels: int,
-        enable_deep_supervision: bool = True,
-    ) -> nn.Module:
-        if num_output_channels != 2:
+    def _build_network(cls, request: NetworkRequest) -> nn.Module:
+        if request.num_output_channels != 2:
             raise RuntimeError(
-                f"the DO network has 2 outputs (box, tumour regions), asked for {num_output_channels}"
+                "the DO network has 2 outputs (box, tumour regions), asked for "
+                f"{request.num_output_channels}"
             )
         return DualDecoderUNet(
-            num_input_channels,
-            enable_deep_supervision,
-            **cls._student_kwargs(configuration_manager),
+            request.num_input_channels, request.enable_deep_supervision, **request.arch_kwargs
         )
 
 
 class _PaperStudent(PaperSetupMixin, DiceLossMixin):
     max_stages = 5  # 4 down-samplings
-
-    def __init__(
-        self,
-        plans: dict,
-        configuration: str,
-        fold: int,
-        dataset_json: dict,
-        device: torch.device = torch.device("cuda"),
-    ):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self._paper_init()
 
 
 class nnUNetTrainerSOStudent_Paper(_PaperStudent, nnUNetTrainerSOStudent):

@@ -26,7 +26,7 @@ from ..formats.box_channel import BOX_CHANNEL, BOX_MODE_KEY
 from .base import DiceLossMixin, PaperSetupMixin, nnUNetTrainerNNTS
 from .box_input import BoxPrior, OnlineBoxChannel
 from .lesion_sampling import lesion_balanced
-from .networks import WrappedNetwork, plain_unet, resolve_arch_kwargs, truncate_stages, with_prelu
+from .networks import NetworkRequest, PlannedNetworkMixin, WrappedNetwork
 from .transforms import protect_guidance_channels
 
 ANNOTATOR_KEY = keys.ANNOTATOR
@@ -67,38 +67,12 @@ class SelectChannels(WrappedNetwork):
         return self.net(x[:, self.channels])
 
 
-class _TeacherBase(nnUNetTrainerNNTS):
-    """Patches always hold tumour; the network may be swapped by :attr:`paper_network`."""
+class _TeacherBase(PlannedNetworkMixin, nnUNetTrainerNNTS):
+    """Patches always hold tumour; the paper's variants use the PReLU network with truncated stages."""
 
-    paper_network = False  # PReLU + truncated stages
-    max_stages: int | None = None
-
-    def __init__(
-        self,
-        plans: dict,
-        configuration: str,
-        fold: int,
-        dataset_json: dict,
-        device: torch.device = torch.device("cuda"),
-    ):
-        super().__init__(plans, configuration, fold, dataset_json, device)
+    def _nnts_setup(self) -> None:
+        super()._nnts_setup()
         self.oversample_foreground_percent = 1.0
-
-    @classmethod
-    def _core_network(
-        cls,
-        configuration_manager,
-        num_input_channels: int,
-        num_output_channels: int,
-        enable_deep_supervision: bool,
-    ) -> nn.Module:
-        kwargs = resolve_arch_kwargs(
-            configuration_manager.network_arch_init_kwargs,
-            configuration_manager.network_arch_init_kwargs_req_import,
-        )
-        if cls.paper_network:
-            kwargs = with_prelu(truncate_stages(kwargs, cls.max_stages))
-        return plain_unet(kwargs, num_input_channels, num_output_channels, enable_deep_supervision)
 
 
 class nnUNetTrainerBoxTeacher(_TeacherBase):
@@ -107,23 +81,14 @@ class nnUNetTrainerBoxTeacher(_TeacherBase):
     balanced off-centre patches. Network: box prior + learned residual (binary box input)."""
 
     @classmethod
-    def build_network_architecture(
-        cls,
-        plans_manager,
-        configuration_manager,
-        num_input_channels: int,
-        num_output_channels: int,
-        enable_deep_supervision: bool = True,
-    ) -> nn.Module:
-        net = cls._core_network(
-            configuration_manager, num_input_channels, num_output_channels, enable_deep_supervision
-        )
-        margin = box_zone_margin(configuration_manager.spacing, axial_axis(plans_manager))
+    def _build_network(cls, request: NetworkRequest) -> nn.Module:
+        plans_manager = request.plans_manager
+        margin = box_zone_margin(request.configuration_manager.spacing, axial_axis(plans_manager))
         return BoxPrior(
-            net,
+            request.plain_unet(),
             BOX_CHANNEL,
             margin,
-            tumour_channel=num_output_channels - 1,
+            tumour_channel=request.num_output_channels - 1,
             bright_threshold=normalised_hu(plans_manager, PRIOR_HU),
         )
 
@@ -200,36 +165,16 @@ class nnUNetTrainerPointTeacher(_TeacherBase):
     at inference its region is centred on the box centre, without the box extent."""
 
     @classmethod
-    def build_network_architecture(
-        cls,
-        plans_manager,
-        configuration_manager,
-        num_input_channels: int,
-        num_output_channels: int,
-        enable_deep_supervision: bool = True,
-    ) -> nn.Module:
-        return SelectChannels(
-            cls._core_network(
-                configuration_manager, 1, num_output_channels, enable_deep_supervision
-            ),
-            (0,),
-        )
+    def _build_network(cls, request: NetworkRequest) -> nn.Module:
+        return SelectChannels(request.plain_unet(1), (0,))
 
 
 class _PaperTeacher(PaperSetupMixin, DiceLossMixin):
-    paper_network = True
+    prelu_network = True
     max_stages = 4  # 3 down-samplings
 
-    def __init__(
-        self,
-        plans: dict,
-        configuration: str,
-        fold: int,
-        dataset_json: dict,
-        device: torch.device = torch.device("cuda"),
-    ):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self._paper_init()
+    def _nnts_setup(self) -> None:
+        super()._nnts_setup()
         self._paper_patch_size(self.max_stages)
 
 

@@ -13,6 +13,7 @@ from ..core.defaults import BOX_MARGIN_MM
 from ..core.devices import resolve_device
 from ..core.env import EPOCHS, ITERATIONS, NO_MIRRORING, SEED, SKIP_VALIDATION, VAL_ITERATIONS
 from ..core.errors import InputError
+from ..core.files import read_parsed_file
 from ..core.models import MODELS, PIPELINE_MODELS, model_names
 from ..formats.annotator import refuse_jitter
 from ..nnunet.plans import with_ext_trainer
@@ -208,12 +209,9 @@ def read_toml(path: Path) -> dict:
     except ImportError:  # Python 3.10: the same parser as a package
         import tomli as tomllib
 
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found")
-    try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid TOML ({e})") from e
+    return read_parsed_file(
+        path, tomllib.loads, (tomllib.TOMLDecodeError,), "config file not found", "not valid TOML"
+    )
 
 
 def path_reader(path: Path):

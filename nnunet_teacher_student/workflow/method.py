@@ -215,7 +215,7 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         if not guarded(cfg, role):
             train(cfg.seed)
             return
-        from ..teacher.guard import guarded_training, score_teacher
+        from ..teacher.guard import guarded_training, score_teacher, strong_case_predictions
 
         folder, data = model_folder(cfg, role), dataset_dir("raw", did)
         guarded_training(
@@ -225,7 +225,9 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
             cfg.seed,
             train,
             lambda seed: score_teacher(
-                folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm
+                strong_case_predictions(
+                    folder, folds, data, seed, cfg.device, False, cfg.box_margin_mm
+                )
             ),
             max_attempts=cfg.guard_attempts,
         )
@@ -260,6 +262,12 @@ def train_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
     )
 
 
+def model_args(cfg: PipelineConfig, role: str, folds: Sequence) -> list:
+    """``-m``, ``-f`` and ``-device``: the trained model of ``role`` with ``folds``, as the ``nnts`` commands
+    that run a model spell them."""
+    return ["-m", model_folder(cfg, role), "-f", *folds, "-device", cfg.device]
+
+
 def pseudo_step(
     cfg: PipelineConfig,
     layout: Layout,
@@ -286,12 +294,7 @@ def pseudo_step(
         cfg.weak_dir,
         "-o",
         out,
-        "-m",
-        model_folder(cfg, role),
-        "-f",
-        *cfg.folds_for(role),
-        "-device",
-        cfg.device,
+        *model_args(cfg, role, cfg.folds_for(role)),
         "--box-margin-mm",
         cfg.box_margin_mm,
         *([] if cfg.tta else ["--disable-tta"]),
@@ -370,12 +373,7 @@ def calibrate_step(cfg: PipelineConfig, layout: Layout, role: str = "teacher") -
         cfg.dataset_ids[role],
         "-o",
         layout.band,
-        "-m",
-        model_folder(cfg, role),
-        "-f",
-        *cfg.folds_for(role),
-        "-device",
-        cfg.device,
+        *model_args(cfg, role, cfg.folds_for(role)),
         "--box-margin-mm",
         cfg.box_margin_mm,
         "--seed",
@@ -664,12 +662,7 @@ def predict_step(cfg: PipelineConfig, layout: Layout, role: str) -> Step:
         cfg.test_images,
         "-o",
         out,
-        "-m",
-        model_folder(cfg, role),
-        "-f",
-        *cfg.folds,
-        "-device",
-        cfg.device,
+        *model_args(cfg, role, cfg.folds),
         *([] if cfg.test_tta else ["--disable-tta"]),
         *([] if cfg.lung_crop else ["--no-lung-crop", "--keep-outside-lungs", "--all-tiles"]),
         "--num-parts",
